@@ -1,0 +1,163 @@
+//! FHIRPath behind our own interface, so the engine can be swapped without touching callers.
+//! Today the engine is `rh-fhirpath` (see STACK.md §3).
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("FHIRPath: {0}")]
+pub struct PathError(pub String);
+
+/// A parsed FHIRPath expression, ready to evaluate many times.
+#[derive(Debug, Clone)]
+pub struct CompiledPath {
+    source: String,
+    expr: rh_fhirpath::FhirPathExpression,
+}
+
+thread_local! {
+    // The evaluator holds only its function table; one per thread avoids locking.
+    static EVALUATOR: rh_fhirpath::FhirPathEvaluator = rh_fhirpath::FhirPathEvaluator::new();
+}
+
+impl CompiledPath {
+    pub fn compile(source: &str) -> Result<Self, PathError> {
+        let expr = rh_fhirpath::FhirPathParser::new()
+            .parse(source)
+            .map_err(|e| PathError(format!("cannot parse `{source}`: {e}")))?;
+        Ok(CompiledPath {
+            source: source.to_string(),
+            expr,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates against `resource` (also `%resource` and `%context`) and returns the output
+    /// collection as JSON values.
+    pub fn evaluate(&self, resource: &Value) -> Result<Vec<Value>, PathError> {
+        let context = rh_fhirpath::EvaluationContext::new(resource.clone());
+        let out = EVALUATOR
+            .with(|ev| ev.evaluate(&self.expr, &context))
+            .map_err(|e| PathError(format!("cannot evaluate `{}`: {e}", self.source)))?;
+        Ok(flatten(out))
+    }
+
+    /// Evaluates a boolean expression such as an invariant: `None` when the result is empty.
+    pub fn evaluate_bool(&self, resource: &Value) -> Result<Option<bool>, PathError> {
+        single_bool(&self.source, self.evaluate(resource)?)
+    }
+
+    /// Evaluates against a prepared input (see `PathInput`): the way to evaluate many
+    /// expressions at one node without copying the JSON for each.
+    pub fn evaluate_input(&self, input: &PathInput) -> Result<Vec<Value>, PathError> {
+        let out = EVALUATOR
+            .with(|ev| ev.evaluate(&self.expr, &input.context))
+            .map_err(|e| PathError(format!("cannot evaluate `{}`: {e}", self.source)))?;
+        Ok(flatten(out))
+    }
+
+    /// `evaluate_bool` on a prepared input.
+    pub fn evaluate_bool_input(&self, input: &PathInput) -> Result<Option<bool>, PathError> {
+        single_bool(&self.source, self.evaluate_input(input)?)
+    }
+
+    /// True when the expression refers to the resource around its context (`%resource`,
+    /// `%rootResource`); others can be evaluated with only the context node as input.
+    pub fn uses_resource(&self) -> bool {
+        self.source.contains("%resource") || self.source.contains("%rootResource")
+    }
+}
+
+/// The input of an evaluation: the context node (`$this`, `%context`), the resource
+/// (`%resource`) and the root resource (`%rootResource`, the container of a contained
+/// resource). Building one copies the JSON once; evaluate many expressions against it.
+pub struct PathInput {
+    context: rh_fhirpath::EvaluationContext,
+}
+
+impl PathInput {
+    /// Input for expressions on the resource itself.
+    pub fn resource(resource: &Value) -> Self {
+        Self::at(resource, resource, resource)
+    }
+
+    /// Input for expressions on `node` inside `resource` (within `root_resource`).
+    pub fn at(node: &Value, resource: &Value, root_resource: &Value) -> Self {
+        let mut context = rh_fhirpath::EvaluationContext::new(resource.clone());
+        context.current = node.clone();
+        context.add_constant(
+            "rootResource".to_string(),
+            rh_fhirpath::FhirPathValue::from_json(root_resource),
+        );
+        PathInput { context }
+    }
+
+    /// Input for expressions on `node` that do not refer to a resource: only `node` is copied.
+    pub fn node(node: &Value) -> Self {
+        PathInput {
+            context: rh_fhirpath::EvaluationContext::new(node.clone()),
+        }
+    }
+}
+
+fn single_bool(source: &str, out: Vec<Value>) -> Result<Option<bool>, PathError> {
+    match out.as_slice() {
+        [] => Ok(None),
+        [Value::Bool(b)] => Ok(Some(*b)),
+        _ => Err(PathError(format!(
+            "`{source}` did not give a single boolean"
+        ))),
+    }
+}
+
+fn flatten(value: rh_fhirpath::FhirPathValue) -> Vec<Value> {
+    use rh_fhirpath::FhirPathValue as V;
+    match value {
+        V::Empty => Vec::new(),
+        V::Collection(items) | V::UnorderedCollection(items) => {
+            items.into_iter().flat_map(flatten).collect()
+        }
+        other => vec![other.to_json()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evaluates_paths_and_invariants() {
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}});
+        let codes = CompiledPath::compile("Observation.code.coding.code").unwrap();
+        assert_eq!(codes.evaluate(&obs).unwrap(), vec![json!("29463-7")]);
+        let inv = CompiledPath::compile("status = 'final'").unwrap();
+        assert_eq!(inv.evaluate_bool(&obs).unwrap(), Some(true));
+    }
+
+    #[test]
+    fn evaluates_at_a_node_with_the_resource_around_it() {
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}}]});
+        let component = &obs["component"][0];
+        let input = PathInput::at(component, &obs, &obs);
+        let same =
+            CompiledPath::compile("code.coding.intersect(%resource.code.coding).exists()").unwrap();
+        assert!(same.uses_resource());
+        assert_eq!(same.evaluate_bool_input(&input).unwrap(), Some(true));
+        let local = CompiledPath::compile("code.coding.exists()").unwrap();
+        assert!(!local.uses_resource());
+        assert_eq!(
+            local
+                .evaluate_bool_input(&PathInput::node(component))
+                .unwrap(),
+            Some(true)
+        );
+        let root = CompiledPath::compile("%rootResource.status = 'final'").unwrap();
+        assert_eq!(root.evaluate_bool_input(&input).unwrap(), Some(true));
+    }
+}

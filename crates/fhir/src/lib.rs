@@ -1,0 +1,21 @@
+//! FHIR R4 core: resources as order-preserving JSON, the official R4 definitions, the
+//! OperationOutcome vocabulary, FHIRPath and validation.
+//!
+//! This crate knows no HTTP and no database. Everything above it speaks in its `Issue`s.
+//! Start with [`Definitions`] (the registry) and [`Validator`]; see README.md.
+
+pub mod datetime;
+pub mod defs;
+pub mod fhirpath;
+mod invariant;
+pub mod outcome;
+pub mod primitives;
+pub mod registry;
+pub mod sd;
+pub mod terminology;
+pub mod validator;
+
+pub use outcome::{Issue, IssueType, Severity};
+pub use registry::{Definitions, DefinitionsError, ElementRef, LoadReport};
+pub use terminology::Membership;
+pub use validator::{Validator, declared_profiles, validate};
