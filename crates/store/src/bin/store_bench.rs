@@ -1,0 +1,611 @@
+//! Storage benchmark (fixed seed): ingest rate of prepared 300-Observation batches from 1, 4
+//! and 16 threads, then the portal timeline query and its `_summary=count` at N stored
+//! Observations for many citizens (CGM glucose every 5 minutes for some, daily steps,
+//! weekly weight, blood pressure twice a day). Prints p50/p99 and one JSON summary line.
+//!
+//! `store-bench --observations 1000000 [--dir /tmp/phr-store-bench] [--queries 2000]
+//!  [--ingest-observations 120000] [--skip-ingest] [--reuse] [--cache-mib 256]`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use phr_search::{
+    Clause, IndexEntry, IndexValue, Prefix, QueryValue, SortKey, Summary, TokenSystem,
+};
+use phr_store::sqlite::{SqliteStore, StoreConfig};
+use phr_store::{Atomicity, NewVersion, SearchQuery, Storage, WriteOp};
+
+const SEED: u64 = 0x5eed_0f9e_4a11;
+const DAYS: i64 = 90;
+const BATCH: usize = 300;
+const MINUTE: i64 = 60_000_000;
+const DAY: i64 = 1440 * MINUTE;
+/// 2024-01-01T00:00:00Z
+const START: i64 = 1_704_067_200_000_000;
+const LOINC: &str = "http://loinc.org";
+const UCUM: &str = "http://unitsofmeasure.org";
+
+/// splitmix64: small, fast and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Glucose,
+    Steps,
+    Weight,
+    BloodPressure,
+}
+
+impl Kind {
+    fn code(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Glucose => ("15074-8", "Glucose"),
+            Kind::Steps => ("55423-8", "Number of steps"),
+            Kind::Weight => ("29463-7", "Body weight"),
+            Kind::BloodPressure => ("85354-9", "Blood pressure panel"),
+        }
+    }
+}
+
+/// What one citizen measures: decided by the seed.
+struct Citizen {
+    id: String,
+    kinds: Vec<Kind>,
+}
+
+fn citizen(n: usize) -> Citizen {
+    let mut rng = Rng(SEED ^ (n as u64).wrapping_mul(0x1000_0001));
+    let mut kinds = vec![Kind::Steps];
+    if rng.below(10) == 0 {
+        kinds.push(Kind::Glucose);
+    }
+    if rng.below(2) == 0 {
+        kinds.push(Kind::Weight);
+    }
+    if rng.below(10) < 3 {
+        kinds.push(Kind::BloodPressure);
+    }
+    Citizen {
+        id: format!("{:08x}-0000-4000-8000-{:012x}", n, n as u64 * 7919),
+        kinds,
+    }
+}
+
+/// Instants of one kind of measurement for a citizen over the period.
+fn times(kind: Kind) -> Vec<i64> {
+    let step = match kind {
+        Kind::Glucose => 5 * MINUTE,
+        Kind::Steps => DAY,
+        Kind::Weight => 7 * DAY,
+        Kind::BloodPressure => DAY / 2,
+    };
+    (0..DAYS * DAY / step)
+        .map(|i| START + i * step + 7 * MINUTE)
+        .collect()
+}
+
+fn per_citizen() -> f64 {
+    // Expected observations per citizen with the probabilities in `citizen`.
+    let n = |k| times(k).len() as f64;
+    n(Kind::Steps) + 0.1 * n(Kind::Glucose) + 0.5 * n(Kind::Weight) + 0.3 * n(Kind::BloodPressure)
+}
+
+fn token(param: &str, system: &str, code: &str, text: Option<&str>) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Token {
+            system: Some(system.into()),
+            code: Some(code.into()),
+            text: text.map(Into::into),
+        },
+    }
+}
+
+fn quantity(value: f64, unit: &str) -> IndexValue {
+    IndexValue::Quantity {
+        value,
+        low: value - 0.05,
+        high: value + 0.05,
+        system: Some(UCUM.into()),
+        code: Some(unit.into()),
+        unit: Some(unit.into()),
+    }
+}
+
+/// A Kanta-like Observation with its ~15 index entries.
+fn observation(citizen: &Citizen, kind: Kind, at: i64, serial: u64, rng: &mut Rng) -> NewVersion {
+    let (code, display) = kind.code();
+    let id = format!("{:016x}{:016x}", serial, rng.next());
+    let patient = &citizen.id;
+    let reference = |param: &str| IndexEntry {
+        param: param.into(),
+        value: IndexValue::Reference {
+            target_type: Some("Patient".into()),
+            id: patient.clone(),
+            version: None,
+            url: None,
+        },
+    };
+    let mut index = vec![
+        token("code", LOINC, code, Some(display)),
+        token("combo-code", LOINC, code, Some(display)),
+        token(
+            "category",
+            "http://terminology.hl7.org/CodeSystem/observation-category",
+            "vital-signs",
+            Some("Vital Signs"),
+        ),
+        token(
+            "status",
+            "http://hl7.org/fhir/observation-status",
+            "final",
+            None,
+        ),
+        token(
+            "identifier",
+            "urn:ietf:rfc:3986",
+            &format!("urn:uuid:{id}"),
+            None,
+        ),
+        reference("subject"),
+        reference("patient"),
+        reference("performer"),
+        IndexEntry {
+            param: "date".into(),
+            value: IndexValue::Date {
+                low: at,
+                high: at + 999_999,
+            },
+        },
+        IndexEntry {
+            param: "_profile".into(),
+            value: IndexValue::Uri(
+                "http://phr.kanta.fi/StructureDefinition/fiphr-sd-vitalsigns".into(),
+            ),
+        },
+    ];
+    let (value, unit, value_json) = match kind {
+        Kind::Glucose => {
+            let v = ((4.0 + rng.unit() * 6.0) * 10.0).round() / 10.0;
+            (
+                Some(v),
+                "mmol/L",
+                format!(
+                    r#""valueQuantity":{{"value":{v},"unit":"mmol/l","system":"{UCUM}","code":"mmol/L"}}"#
+                ),
+            )
+        }
+        Kind::Steps => {
+            let v = (2000.0 + rng.unit() * 12000.0).round();
+            (
+                Some(v),
+                "/d",
+                format!(
+                    r#""valueQuantity":{{"value":{v},"unit":"steps/day","system":"{UCUM}","code":"/d"}}"#
+                ),
+            )
+        }
+        Kind::Weight => {
+            let v = ((60.0 + rng.unit() * 40.0) * 10.0).round() / 10.0;
+            (
+                Some(v),
+                "kg",
+                format!(
+                    r#""valueQuantity":{{"value":{v},"unit":"kg","system":"{UCUM}","code":"kg"}}"#
+                ),
+            )
+        }
+        Kind::BloodPressure => (None, "mm[Hg]", String::new()),
+    };
+    match value {
+        Some(v) => {
+            index.push(IndexEntry {
+                param: "value-quantity".into(),
+                value: quantity(v, unit),
+            });
+            index.push(IndexEntry {
+                param: "combo-value-quantity".into(),
+                value: quantity(v, unit),
+            });
+            for param in ["code-value-quantity", "combo-code-value-quantity"] {
+                index.push(IndexEntry {
+                    param: param.into(),
+                    value: IndexValue::Composite(vec![
+                        IndexValue::Token {
+                            system: Some(LOINC.into()),
+                            code: Some(code.into()),
+                            text: None,
+                        },
+                        quantity(v, unit),
+                    ]),
+                });
+            }
+        }
+        None => {
+            let systolic = (110.0 + rng.unit() * 40.0).round();
+            let diastolic = (70.0 + rng.unit() * 25.0).round();
+            for (c, v) in [("8480-6", systolic), ("8462-4", diastolic)] {
+                index.push(token("component-code", LOINC, c, None));
+                index.push(IndexEntry {
+                    param: "component-value-quantity".into(),
+                    value: quantity(v, unit),
+                });
+                index.push(IndexEntry {
+                    param: "component-code-value-quantity".into(),
+                    value: IndexValue::Composite(vec![
+                        IndexValue::Token {
+                            system: Some(LOINC.into()),
+                            code: Some(c.into()),
+                            text: None,
+                        },
+                        quantity(v, unit),
+                    ]),
+                });
+            }
+        }
+    }
+    let body = format!(
+        r#"{{"resourceType":"Observation","id":"{id}","meta":{{"versionId":"1","lastUpdated":"2024-01-01T00:00:00Z","profile":["http://phr.kanta.fi/StructureDefinition/fiphr-sd-vitalsigns"]}},"extension":[{{"url":"http://phr.kanta.fi/StructureDefinition/fiphr-ext-creatingapplication","extension":[{{"url":"name","valueString":"Bench App"}},{{"url":"version","valueString":"1.0"}}]}}],"identifier":[{{"system":"urn:ietf:rfc:3986","value":"urn:uuid:{id}"}}],"status":"final","category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs","display":"Vital Signs"}}]}}],"code":{{"coding":[{{"system":"{LOINC}","code":"{code}","display":"{display}"}}]}},"subject":{{"reference":"Patient/{patient}"}},"effectiveDateTime":"{at}","performer":[{{"reference":"Patient/{patient}"}}],{value_json}}}"#
+    );
+    NewVersion {
+        resource_type: "Observation".into(),
+        id,
+        version: 1,
+        last_updated: at + 60_000_000,
+        body: body.into_bytes(),
+        patient: Some(patient.clone()),
+        app: Some("bench-app".into()),
+        index,
+    }
+}
+
+/// One citizen's observations in time order, in batches of 300.
+fn citizen_batches(n: usize) -> Vec<Vec<NewVersion>> {
+    let c = citizen(n);
+    let mut rng = Rng(SEED.wrapping_add(n as u64));
+    let mut all: Vec<(i64, Kind)> = c
+        .kinds
+        .iter()
+        .flat_map(|&k| times(k).into_iter().map(move |t| (t, k)))
+        .collect();
+    all.sort_by_key(|(t, _)| *t);
+    let mut serial = (n as u64) << 32;
+    let versions: Vec<NewVersion> = all
+        .into_iter()
+        .map(|(t, k)| {
+            serial += 1;
+            observation(&c, k, t, serial, &mut rng)
+        })
+        .collect();
+    versions.chunks(BATCH).map(|c| c.to_vec()).collect()
+}
+
+fn write_batches(store: &SqliteStore, batches: &[Vec<NewVersion>], threads: usize) -> f64 {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(batch) = batches.get(i) else { break };
+                    let ops = batch
+                        .iter()
+                        .map(|v| WriteOp::Create {
+                            new: v.clone(),
+                            if_none_exist: None,
+                        })
+                        .collect();
+                    let results = store.write(ops, Atomicity::AllOrNothing).expect("writes");
+                    assert!(
+                        results.iter().all(|r| r.is_ok()),
+                        "rejected: {:?}",
+                        results.iter().find(|r| r.is_err())
+                    );
+                }
+            });
+        }
+    });
+    started.elapsed().as_secs_f64()
+}
+
+struct Args {
+    observations: usize,
+    dir: PathBuf,
+    queries: usize,
+    ingest: usize,
+    skip_ingest: bool,
+    reuse: bool,
+    cache_mib: i64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        observations: 1_000_000,
+        dir: std::env::temp_dir().join("phr-store-bench"),
+        queries: 2000,
+        ingest: 120_000,
+        skip_ingest: false,
+        reuse: false,
+        cache_mib: 256,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--observations" => a.observations = value().parse().expect("a number"),
+            "--dir" => a.dir = PathBuf::from(value()),
+            "--queries" => a.queries = value().parse().expect("a number"),
+            "--ingest-observations" => a.ingest = value().parse().expect("a number"),
+            "--cache-mib" => a.cache_mib = value().parse().expect("a number"),
+            "--skip-ingest" => a.skip_ingest = true,
+            "--reuse" => a.reuse = true,
+            other => panic!("unknown option {other}"),
+        }
+    }
+    a
+}
+
+/// This thread's time on a CPU and waiting in the run queue, in ms (Linux schedstat), so
+/// query cost can be told apart from waiting for a core on a busy machine.
+fn thread_times() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0) / 1e6);
+    (it.next().unwrap_or(0.0), it.next().unwrap_or(0.0))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn fresh_store(dir: &std::path::Path, cache_mib: i64) -> SqliteStore {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("bench dir");
+    SqliteStore::open_with(
+        &dir.join("phr.db"),
+        StoreConfig {
+            writer_cache_mib: cache_mib,
+            ..StoreConfig::default()
+        },
+    )
+    .expect("opens")
+}
+
+fn main() {
+    let args = args();
+    let mut summary = vec![format!("\"observations\":{}", args.observations)];
+
+    // (a) ingest of prepared batches.
+    if !args.skip_ingest {
+        let batches: Vec<Vec<NewVersion>> = {
+            let mut out = Vec::new();
+            let mut n = 1_000_000;
+            while out.iter().map(Vec::len).sum::<usize>() < args.ingest {
+                out.extend(citizen_batches(n));
+                n += 1;
+            }
+            out
+        };
+        let total: usize = batches.iter().map(Vec::len).sum();
+        let entries: usize = batches.iter().flatten().map(|v| v.index.len()).sum();
+        println!(
+            "ingest: {total} prepared Observations, {:.1} index entries each",
+            entries as f64 / total as f64
+        );
+        for threads in [1, 4, 16] {
+            let dir = args.dir.join(format!("ingest-{threads}"));
+            let store = fresh_store(&dir, args.cache_mib);
+            let secs = write_batches(&store, &batches, threads);
+            let stats = store.stats();
+            let rate = total as f64 / secs;
+            println!(
+                "ingest threads={threads:>2}: {rate:>8.0} Observations/s ({secs:.2} s, {} commits, {:.1} requests/commit, {:.1} ms fsync/commit)",
+                stats.commits,
+                stats.requests as f64 / stats.commits.max(1) as f64,
+                stats.commit_micros as f64 / stats.commits.max(1) as f64 / 1000.0
+            );
+            summary.push(format!("\"ingest_{threads}_threads_per_s\":{rate:.0}"));
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    // (b) load N observations for many citizens, then query.
+    let dir = args.dir.join(format!("query-{}", args.observations));
+    let reuse = args.reuse && dir.join("phr.db").exists();
+    let mut citizens = ((args.observations as f64 / per_citizen()).ceil() as usize).max(1);
+    let store = if reuse {
+        SqliteStore::open(&dir.join("phr.db")).expect("opens")
+    } else {
+        let store = fresh_store(&dir, args.cache_mib);
+        let started = Instant::now();
+        let mut loaded = 0usize;
+        // Citizens in rounds of 64 so the load interleaves them like concurrent apps do,
+        // until N observations are stored.
+        let mut c = 0;
+        while loaded < args.observations {
+            let end = c + 64;
+            let mut round: Vec<Vec<Vec<NewVersion>>> = (c..end).map(citizen_batches).collect();
+            let mut interleaved = Vec::new();
+            while round.iter().any(|b| !b.is_empty()) {
+                for b in round.iter_mut() {
+                    if !b.is_empty() && loaded < args.observations {
+                        let batch = b.remove(0);
+                        loaded += batch.len();
+                        interleaved.push(batch);
+                    } else {
+                        b.clear();
+                    }
+                }
+            }
+            write_batches(&store, &interleaved, 4);
+            c = end;
+            eprint!(
+                "\rloaded {loaded} Observations ({:.0}/s)   ",
+                loaded as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+        eprintln!();
+        citizens = c;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "load: {loaded} Observations for {citizens} citizens in {secs:.1} s = {:.0}/s, database {:.2} GiB",
+            loaded as f64 / secs,
+            dir_size(&dir) as f64 / (1u64 << 30) as f64
+        );
+        summary.push(format!(
+            "\"loaded\":{loaded},\"citizens\":{citizens},\"load_per_s\":{:.0}",
+            loaded as f64 / secs
+        ));
+        std::fs::write(dir.join("citizens"), citizens.to_string()).expect("writes");
+        store
+    };
+    if reuse {
+        // A load that was stopped early has no `citizens` file: count the compartments.
+        citizens = std::fs::read_to_string(dir.join("citizens"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .or_else(|| {
+                let conn = rusqlite::Connection::open(dir.join("phr.db")).ok()?;
+                let n: i64 = conn
+                    .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
+                    .ok()?;
+                usize::try_from(n).ok()
+            })
+            .unwrap_or(citizens);
+        let conn = rusqlite::Connection::open(dir.join("phr.db")).expect("opens");
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
+            .expect("counts");
+        println!(
+            "reused: {stored} Observations for {citizens} citizens, database {:.2} GiB",
+            dir_size(&dir) as f64 / (1u64 << 30) as f64
+        );
+        summary.push(format!("\"stored\":{stored},\"citizens\":{citizens}"));
+    }
+    summary.push(format!("\"db_bytes\":{}", dir_size(&dir)));
+
+    let store = Arc::new(store);
+    // The same queries run twice: the first pass warms the page cache (the load or other
+    // processes may have evicted it), the second is timed.
+    let mut timeline = Vec::new();
+    let mut counts = Vec::new();
+    for _pass in 0..2 {
+        timeline.clear();
+        counts.clear();
+        let mut rng = Rng(SEED ^ 0xabcdef);
+        for _ in 0..args.queries {
+            let c = citizen(rng.below(citizens as u64) as usize);
+            let kind = c.kinds[rng.below(c.kinds.len() as u64) as usize];
+            let from = START + rng.below(60) as i64 * DAY;
+            let to = from + 30 * DAY;
+            let date = |prefix, at: i64| QueryValue::Date {
+                prefix,
+                low: at,
+                high: at + DAY - 1,
+            };
+            let clause = |param: &str, value| Clause {
+                param: param.into(),
+                modifier: None,
+                chain: None,
+                values: vec![value],
+            };
+            let mut q = SearchQuery {
+                resource_type: "Observation".into(),
+                compartment: Some(c.id.clone()),
+                clauses: vec![
+                    clause(
+                        "code",
+                        QueryValue::Token {
+                            system: Some(TokenSystem::Is(LOINC.into())),
+                            code: Some(kind.code().0.into()),
+                        },
+                    ),
+                    clause("date", date(Prefix::Ge, from)),
+                    clause("date", date(Prefix::Lt, to)),
+                ],
+                sort: vec![SortKey {
+                    param: "date".into(),
+                    descending: false,
+                }],
+                count: 100,
+                ..SearchQuery::default()
+            };
+            let (cpu0, _) = thread_times();
+            let started = Instant::now();
+            let page = store.search(&q, None).expect("searches");
+            let wall = started.elapsed().as_secs_f64() * 1000.0;
+            timeline.push((wall, page.matches.len() as u64, thread_times().0 - cpu0));
+            q.summary = Summary::Count;
+            let (cpu0, _) = thread_times();
+            let started = Instant::now();
+            let page = store.search(&q, None).expect("counts");
+            let wall = started.elapsed().as_secs_f64() * 1000.0;
+            counts.push((wall, page.total.unwrap_or(0), thread_times().0 - cpu0));
+        }
+    }
+    for (name, times) in [("timeline", &mut timeline), ("count", &mut counts)] {
+        times.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ms: Vec<f64> = times.iter().map(|t| t.0).collect();
+        let (p50, p95, p99, max) = (
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.95),
+            percentile(&ms, 0.99),
+            percentile(&ms, 1.0),
+        );
+        let average = times.iter().map(|t| t.1).sum::<u64>() as f64 / times.len().max(1) as f64;
+        println!(
+            "{name:>8} query: p50 {p50:.3} ms, p95 {p95:.3} ms, p99 {p99:.3} ms, max {max:.3} ms ({} queries, {average:.0} results on average)",
+            times.len()
+        );
+        let slowest: Vec<String> = times
+            .iter()
+            .rev()
+            .take(5)
+            .map(|t| {
+                format!(
+                    "{:.1} ms ({:.0} ms on CPU, tick-rounded) {} results",
+                    t.0, t.2, t.1
+                )
+            })
+            .collect();
+        println!("{name:>8} slowest: {}", slowest.join(", "));
+        summary.push(format!(
+            "\"{name}_p50_ms\":{p50:.3},\"{name}_p95_ms\":{p95:.3},\"{name}_p99_ms\":{p99:.3}"
+        ));
+    }
+}

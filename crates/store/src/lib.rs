@@ -1,0 +1,230 @@
+//! Versioned FHIR resource storage: the [`Storage`] trait the server talks to, and its
+//! engines (SQLite, embedded default).
+//!
+//! Every version of every resource is kept until erased. Keys start with the patient
+//! compartment, so a citizen's reads never touch another citizen's rows and their cost depends
+//! on that citizen's data only. This crate knows no HTTP; it never parses FHIR search URLs
+//! (it executes a parsed [`phr_search::SearchQuery`]) and never validates resources (callers
+//! hand it prepared, validated versions with their index entries).
+//!
+//! All methods block; async callers use `spawn_blocking`. Writes from many threads are
+//! gathered by one writer thread and committed together (group commit: one fsync for many
+//! requests); a write returns only after its data is durable.
+
+pub use phr_search::{IndexEntry, Micros, SearchQuery};
+
+pub mod sqlite;
+
+/// One stored version of a resource, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub resource_type: String,
+    pub id: String,
+    pub version: u64,
+    pub last_updated: Micros,
+    /// True for the tombstone version a delete writes; `body` is then empty.
+    pub deleted: bool,
+    /// The resource JSON exactly as written (with `meta.versionId` and `meta.lastUpdated`).
+    pub body: Vec<u8>,
+    /// The Patient id whose compartment holds this resource (the Patient's own id for a
+    /// Patient), if any.
+    pub patient: Option<String>,
+    /// The application that wrote this version (`creatingApplication` application id).
+    pub app: Option<String>,
+    /// The application that wrote version 1: only it (or the citizen) may delete.
+    pub created_by: Option<String>,
+}
+
+/// A new version, fully prepared by the caller: id, version number, timestamp and the final
+/// JSON body are decided before the write is queued; the writer only checks preconditions
+/// and stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    pub resource_type: String,
+    pub id: String,
+    /// 1 for a create; current version + 1 for an update.
+    pub version: u64,
+    pub last_updated: Micros,
+    pub body: Vec<u8>,
+    pub patient: Option<String>,
+    pub app: Option<String>,
+    pub index: Vec<IndexEntry>,
+}
+
+/// `If-None-Exist: identifier=[system|]value`, matched within the resource type and the new
+/// version's patient compartment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentifierCondition {
+    pub system: Option<String>,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Stores version 1 of a new resource, unless `if_none_exist` matches existing ones.
+    Create {
+        new: NewVersion,
+        if_none_exist: Option<IdentifierCondition>,
+    },
+    /// Stores `new.version`, which must be exactly one more than the current version (or 1
+    /// when the resource does not exist and `create_if_missing` is set).
+    Update {
+        new: NewVersion,
+        create_if_missing: bool,
+    },
+    /// Writes a tombstone as `version` (current + 1).
+    Delete {
+        resource_type: String,
+        id: String,
+        version: u64,
+        last_updated: Micros,
+        app: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created {
+        version: u64,
+    },
+    /// The conditional create matched these existing resource ids; nothing was written.
+    Existing {
+        ids: Vec<String>,
+    },
+    Updated {
+        version: u64,
+    },
+    Deleted {
+        version: u64,
+    },
+}
+
+/// Why one operation was not applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("version conflict: expected to replace version {expected:?}, current is {current:?}")]
+    VersionConflict {
+        expected: Option<u64>,
+        current: Option<u64>,
+    },
+    #[error("{resource_type}/{id} already exists")]
+    AlreadyExists { resource_type: String, id: String },
+    #[error("{resource_type}/{id} not found")]
+    NotFound { resource_type: String, id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomicity {
+    /// A transaction: if any operation is rejected, none is applied.
+    AllOrNothing,
+    /// A batch: each operation stands alone.
+    Independent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Engine(String),
+    #[error("the page cursor is invalid or was tampered with")]
+    BadCursor,
+    #[error("storage is shutting down")]
+    Closed,
+    /// The query asks for something this engine cannot evaluate (e.g. `:in` without a
+    /// terminology service); FHIR says to reject such searches (400), never to ignore them.
+    #[error("unsupported search: {0}")]
+    Unsupported(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What `history` lists: one instance, one type, or (with `type` None) everything in a
+/// compartment or the whole system. Newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryQuery {
+    pub resource_type: Option<String>,
+    pub id: Option<String>,
+    pub compartment: Option<String>,
+    pub since: Option<Micros>,
+    pub count: usize,
+    /// An opaque cursor from a previous page.
+    pub page: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryPage {
+    pub versions: Vec<StoredResource>,
+    pub next: Option<String>,
+}
+
+/// A page of search results. Cursors are opaque, tamper-proof strings pinned to the
+/// snapshot of the first page.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchPage {
+    pub matches: Vec<StoredResource>,
+    /// Resources added by `_include` / `_revinclude`.
+    pub included: Vec<StoredResource>,
+    pub total: Option<u64>,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    /// The cursor of this very page, for the `self` link.
+    pub this: Option<String>,
+}
+
+/// What an erasure removes, always within one patient's compartment: every version and every
+/// index row of the matched resources is physically deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Erasure {
+    One { resource_type: String, id: String },
+    FromApp { app: String },
+    Everything,
+}
+
+pub trait Storage: Send + Sync {
+    /// The current version, including a delete tombstone.
+    fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>>;
+    fn vread(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<StoredResource>>;
+    /// Ids of live resources of `resource_type` in `compartment` with this identifier.
+    fn find_by_identifier(
+        &self,
+        resource_type: &str,
+        compartment: Option<&str>,
+        condition: &IdentifierCondition,
+    ) -> Result<Vec<String>>;
+    /// Applies `ops` in order; one result per op. With `AllOrNothing`, either every result is
+    /// `Ok` and all is stored, or nothing is stored.
+    fn write(
+        &self,
+        ops: Vec<WriteOp>,
+        atomicity: Atomicity,
+    ) -> Result<Vec<Result<WriteOutcome, Rejection>>>;
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage>;
+    /// The first page of `query`, or the page `page` (a cursor from an earlier page of the
+    /// same query) points at.
+    fn search(&self, query: &SearchQuery, page: Option<&str>) -> Result<SearchPage>;
+    /// Physically removes data from `patient`'s compartment; returns how many resources.
+    fn erase(&self, patient: &str, what: &Erasure) -> Result<u64>;
+    /// Counters for `/metrics` (group commit: commits, fsyncs, batch sizes).
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// Writer counters since the store was opened. `commits` equals the number of WAL fsyncs
+/// made for writes (each commit is one fsync with `synchronous=FULL`); requests / commits is
+/// the average group-commit batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Write transactions committed (one fsync each).
+    pub commits: u64,
+    /// `write()` calls answered.
+    pub requests: u64,
+    /// Operations applied or rejected.
+    pub ops: u64,
+    /// Requests per commit: `batch_histogram[i]` counts commits holding
+    /// `2^i ..= 2^(i+1)-1` requests (last bucket: 128 and more).
+    pub batch_histogram: [u64; 8],
+    /// The largest number of requests committed together.
+    pub max_batch: u64,
+    /// Microseconds spent inside COMMIT (the fsync), summed.
+    pub commit_micros: u64,
+}

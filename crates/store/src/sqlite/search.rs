@@ -1,0 +1,1552 @@
+//! Executes a parsed [`SearchQuery`] as SQL over the index tables.
+//!
+//! Plan: one *driver* range scan yields candidate versions (`c.seq`) of the searched type in
+//! the compartment, visible at the snapshot, in sort order when it can; every other clause
+//! becomes `c.seq [NOT] IN (subquery over one index table)`, each subquery confined to the
+//! same compartment by its key prefix. The driver is, in order of preference: the code x
+//! date pair table (portal timelines), a single-valued date parameter (date sorts), an
+//! equality on a token or reference, or every `_id` row of the type in the compartment.
+//! Paging is keyset paging on the sort keys plus `seq`, pinned to a snapshot sequence
+//! number carried in a signed cursor; nothing is cached on the server.
+
+use std::collections::HashSet;
+
+use phr_search::{
+    Chain, Clause, Include, Modifier, Prefix, QueryValue, SortKey, Summary, TokenSystem, TotalMode,
+};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use super::cursor::{self, Cursor, Direction};
+use super::rows::{self, Kind, Row};
+use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
+use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
+
+const NEVER: &str = "0";
+const ALWAYS: &str = "1";
+
+/// Bound values and the SQL text referring to them as `?N`.
+struct Sql {
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn bind(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        format!("?{}", self.values.len())
+    }
+}
+
+/// A sort key as SQL: the expression, its direction, and whether it comes from the driver.
+#[derive(Clone)]
+struct Key {
+    expr: String,
+    descending: bool,
+}
+
+struct Plan {
+    /// `FROM ... c [LEFT JOIN ...]`
+    from: String,
+    joins: Vec<String>,
+    /// Conditions on the driver and the clauses (no keyset).
+    conds: Vec<String>,
+    keys: Vec<Key>,
+}
+
+struct Ctx<'a> {
+    store: &'a SqliteStore,
+    conn: &'a Connection,
+    sql: Sql,
+    pid: i64,
+    tid: i64,
+    snapshot: i64,
+}
+
+pub fn run(
+    store: &SqliteStore,
+    query: &SearchQuery,
+    page: Option<&str>,
+) -> Result<SearchPage, StoreError> {
+    let fingerprint = cursor::fingerprint(&format!("search|{query:?}"));
+    let cursor = match page {
+        None => None,
+        Some(text) => {
+            let c = cursor::decode(text, &store.cursor_key).ok_or(StoreError::BadCursor)?;
+            let ttl = store.config.cursor_ttl.as_micros() as i64;
+            if c.fingerprint != fingerprint || c.issued.saturating_add(ttl) < now_micros() {
+                return Err(StoreError::BadCursor);
+            }
+            Some(c)
+        }
+    };
+    store.with_reader(|conn| {
+        let pruned: i64 = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'pruned_through'",
+            [],
+            |r| r.get(0),
+        )?;
+        let snapshot = match &cursor {
+            Some(c) if c.snapshot < pruned => return Err(StoreError::BadCursor),
+            Some(c) => c.snapshot,
+            None => conn.query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                r.get(0)
+            })?,
+        };
+        let start = Cursor {
+            fingerprint,
+            snapshot,
+            issued: now_micros(),
+            direction: Direction::Start,
+            keys: vec![],
+            total: None,
+        };
+        let cursor = cursor.unwrap_or(start);
+        let tid = store.type_id(conn, &query.resource_type)?;
+        let pid = match &query.compartment {
+            None => Some(0),
+            Some(p) => store.patient_pid(conn, p)?,
+        };
+        let (Some(tid), Some(pid)) = (tid, pid) else {
+            return Ok(empty_page(query, &cursor, store));
+        };
+        let mut ctx = Ctx {
+            store,
+            conn,
+            sql: Sql { values: vec![] },
+            pid,
+            tid,
+            snapshot,
+        };
+        let plan = ctx.plan(query)?;
+        execute(&mut ctx, query, plan, cursor)
+    })
+}
+
+fn empty_page(query: &SearchQuery, cursor: &Cursor, store: &SqliteStore) -> SearchPage {
+    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
+    SearchPage {
+        total: wants_total.then_some(0),
+        this: Some(cursor::encode(cursor, &store.cursor_key)),
+        ..SearchPage::default()
+    }
+}
+
+fn execute(
+    ctx: &mut Ctx<'_>,
+    query: &SearchQuery,
+    plan: Plan,
+    cursor: Cursor,
+) -> Result<SearchPage, StoreError> {
+    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
+    let base_values = ctx.sql.values.clone();
+    let where_sql = if plan.conds.is_empty() {
+        ALWAYS.to_owned()
+    } else {
+        plan.conds.join(" AND ")
+    };
+    let mut total = cursor.total;
+    if wants_total
+        && total.is_none()
+        && (query.summary == Summary::Count || query.total == TotalMode::Accurate)
+    {
+        total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
+    }
+    let mut page = SearchPage::default();
+    if query.summary == Summary::Count || query.count == 0 {
+        let mut this = cursor.clone();
+        this.total = total;
+        page.total = total;
+        page.this = Some(cursor::encode(&this, &ctx.store.cursor_key));
+        return Ok(page);
+    }
+    let backward = cursor.direction == Direction::Before;
+    let mut keys = plan.keys.clone();
+    let seq_desc = keys.last().is_some_and(|k| k.descending);
+    keys.push(Key {
+        expr: "c.seq".into(),
+        descending: seq_desc,
+    });
+    let mut sql = Sql {
+        values: base_values,
+    };
+    let mut conds = vec![where_sql];
+    if cursor.direction != Direction::Start {
+        if cursor.keys.len() != keys.len() {
+            return Err(StoreError::BadCursor);
+        }
+        conds.push(keyset(&mut sql, &keys, &cursor.keys, backward));
+    }
+    let order: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{} {}",
+                k.expr,
+                if k.descending != backward {
+                    "DESC"
+                } else {
+                    "ASC"
+                }
+            )
+        })
+        .collect();
+    let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
+    let limit = sql.bind(query.count as i64 + 1);
+    let text = format!(
+        "SELECT {} FROM {} {} WHERE {} ORDER BY {} LIMIT {limit}",
+        select.join(", "),
+        plan.from,
+        plan.joins.join(" "),
+        conds.join(" AND "),
+        order.join(", ")
+    );
+    #[cfg(test)]
+    plans::record(ctx.conn, &text, &sql.values);
+    let mut stmt = ctx.conn.prepare_cached(&text)?;
+    let width = keys.len();
+    let mut rows: Vec<Vec<Value>> = stmt
+        .query_map(rusqlite::params_from_iter(sql.values.iter()), |r| {
+            (0..width).map(|i| r.get::<_, Value>(i)).collect()
+        })?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > query.count;
+    rows.truncate(query.count);
+    if backward {
+        rows.reverse();
+    }
+    let seq_of = |row: &Vec<Value>| match row.last() {
+        Some(Value::Integer(s)) => Ok(*s),
+        _ => Err(StoreError::Engine(
+            "search row without a sequence number".into(),
+        )),
+    };
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(v) = ctx.store.fetch_version(ctx.conn, seq_of(row)?)? {
+            versions.push(v);
+        }
+    }
+    if wants_total && total.is_none() {
+        // `estimate`: free when everything fits on the first page, else counted.
+        total = if cursor.direction == Direction::Start && !more {
+            Some(rows.len() as u64)
+        } else {
+            Some(count(
+                ctx.conn,
+                &plan.from,
+                &conds_without_keyset(&plan),
+                &ctx.sql.values,
+            )?)
+        };
+    }
+    let make = |direction: Direction, keys: Vec<Value>| {
+        cursor::encode(
+            &Cursor {
+                fingerprint: cursor.fingerprint,
+                snapshot: cursor.snapshot,
+                issued: now_micros(),
+                direction,
+                keys,
+                total,
+            },
+            &ctx.store.cursor_key,
+        )
+    };
+    let (first, last) = (rows.first().cloned(), rows.last().cloned());
+    match cursor.direction {
+        Direction::Start | Direction::After => {
+            if more && let Some(last) = &last {
+                page.next = Some(make(Direction::After, last.clone()));
+            }
+            if cursor.direction == Direction::After {
+                page.previous = Some(make(
+                    Direction::Before,
+                    first.clone().unwrap_or_else(|| cursor.keys.clone()),
+                ));
+            }
+        }
+        Direction::Before => {
+            if more && let Some(first) = &first {
+                page.previous = Some(make(Direction::Before, first.clone()));
+            }
+            page.next = Some(make(
+                Direction::After,
+                last.clone().unwrap_or_else(|| cursor.keys.clone()),
+            ));
+        }
+    }
+    let mut this = cursor.clone();
+    this.total = total;
+    page.this = Some(cursor::encode(&this, &ctx.store.cursor_key));
+    page.total = total;
+    let included = includes(ctx, query, &versions)?;
+    for v in &versions {
+        page.matches.push(ctx.store.stored(ctx.conn, v)?);
+    }
+    page.included = included;
+    Ok(page)
+}
+
+fn conds_without_keyset(plan: &Plan) -> String {
+    if plan.conds.is_empty() {
+        ALWAYS.to_owned()
+    } else {
+        plan.conds.join(" AND ")
+    }
+}
+
+fn count(
+    conn: &Connection,
+    from: &str,
+    where_sql: &str,
+    values: &[Value],
+) -> Result<u64, StoreError> {
+    let text = format!("SELECT count(*) FROM {from} WHERE {where_sql}");
+    #[cfg(test)]
+    plans::record(conn, &text, values);
+    let n: i64 = conn
+        .prepare_cached(&text)?
+        .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// `(k1, k2, ..., seq)` strictly after (or before) `values` in the keys' own directions.
+fn keyset(sql: &mut Sql, keys: &[Key], values: &[Value], backward: bool) -> String {
+    let mut alternatives = Vec::new();
+    let mut bound: Vec<String> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let ascending = key.descending == backward;
+        let p = sql.bind(values[i].clone());
+        let op = if ascending { ">" } else { "<" };
+        let mut parts = bound.clone();
+        parts.push(format!("{} {op} {p}", key.expr));
+        alternatives.push(format!("({})", parts.join(" AND ")));
+        bound.push(format!("{} = {p}", key.expr));
+    }
+    let mut text = format!("({})", alternatives.join(" OR "));
+    if let (Some(first), Some(v)) = (keys.first(), values.first()) {
+        // Redundant, but lets the index range start at the cursor.
+        let ascending = first.descending == backward;
+        let p = sql.bind(v.clone());
+        text = format!(
+            "{} {} {p} AND {text}",
+            first.expr,
+            if ascending { ">=" } else { "<=" }
+        );
+    }
+    text
+}
+
+impl Ctx<'_> {
+    fn param(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.store.param_id(self.conn, name)
+    }
+
+    fn plan(&mut self, query: &SearchQuery) -> Result<Plan, StoreError> {
+        let pid_sql = self.sql.bind(self.pid);
+        let tid_sql = self.sql.bind(self.tid);
+        let snap = self.sql.bind(self.snapshot);
+        let mut used = vec![false; query.clauses.len()];
+        let mut conds = Vec::new();
+        let mut natural: Vec<Key> = Vec::new();
+        let mut driver_date_param: Option<String> = None;
+        let first_sort = query.sort.first();
+        let single_valued_dates = self.single_valued_dates(&query.resource_type);
+
+        // 1. code x date pairs.
+        let mut from = None;
+        for (tparam_name, dparam_name) in self
+            .store
+            .config
+            .code_date_pairs
+            .iter()
+            .filter(|p| p.resource_type == query.resource_type)
+            .map(|p| (p.token_param.clone(), p.date_param.clone()))
+        {
+            let Some(ci) = query
+                .clauses
+                .iter()
+                .position(|c| c.param == tparam_name && is_single_system_code(c))
+            else {
+                continue;
+            };
+            let date_clauses: Vec<usize> = (0..query.clauses.len())
+                .filter(|&i| is_plain_date(&query.clauses[i], &dparam_name))
+                .collect();
+            let sorted_by_it = first_sort.is_some_and(|s| s.param == dparam_name);
+            if date_clauses.is_empty() && !sorted_by_it && first_sort.is_some() {
+                // Sorted by something else: the pair gives no useful order.
+                continue;
+            }
+            let (Some(tparam), Some(dparam)) =
+                (self.param(&tparam_name)?, self.param(&dparam_name)?)
+            else {
+                return Ok(self.nothing(&pid_sql));
+            };
+            let Some(QueryValue::Token {
+                system: Some(TokenSystem::Is(system)),
+                code: Some(code),
+            }) = query.clauses[ci].values.first()
+            else {
+                continue;
+            };
+            let Some(sys) = self.store.system_id(self.conn, system)? else {
+                return Ok(self.nothing(&pid_sql));
+            };
+            used[ci] = true;
+            let (tp, dp, code_p, sys_p) = (
+                self.sql.bind(tparam),
+                self.sql.bind(dparam),
+                self.sql.bind(code.clone()),
+                self.sql.bind(sys),
+            );
+            conds.push(format!(
+                "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp} AND c.code = {code_p} AND c.sys = {sys_p}"
+            ));
+            let span = self.span(dparam)?;
+            let descending = sorted_by_it && first_sort.is_some_and(|k| k.descending);
+            for &i in &date_clauses {
+                used[i] = true;
+                conds.push(self.date_driver_cond(&query.clauses[i], span, descending));
+            }
+            // SQLite would rather sort than walk the high index backwards; name it.
+            from = Some(if descending {
+                "idx_code_date c INDEXED BY idx_code_date_high".to_owned()
+            } else {
+                "idx_code_date c".to_owned()
+            });
+            driver_date_param = Some(dparam_name.clone());
+            natural.push(Key {
+                expr: "c.low".into(),
+                descending: false,
+            });
+            break;
+        }
+        // 2. a single-valued date parameter that the search sorts or filters by.
+        if from.is_none() {
+            let date_param = match first_sort {
+                Some(s) if single_valued_dates.contains(&s.param) => Some(s.param.clone()),
+                Some(_) => None,
+                None => query
+                    .clauses
+                    .iter()
+                    .find(|c| single_valued_dates.iter().any(|d| is_plain_date(c, d)))
+                    .map(|c| c.param.clone()),
+            };
+            if let Some(name) = date_param {
+                let Some(param) = self.param(&name)? else {
+                    return Ok(self.nothing(&pid_sql));
+                };
+                let p = self.sql.bind(param);
+                conds.push(format!(
+                    "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
+                ));
+                let span = self.span(param)?;
+                let descending = first_sort.is_some_and(|k| k.param == name && k.descending);
+                for (i, clause) in query.clauses.iter().enumerate() {
+                    if !used[i] && is_plain_date(clause, &name) {
+                        used[i] = true;
+                        conds.push(self.date_driver_cond(clause, span, descending));
+                    }
+                }
+                from = Some(if descending {
+                    "idx_date c INDEXED BY idx_date_high".to_owned()
+                } else {
+                    "idx_date c".to_owned()
+                });
+                driver_date_param = Some(name);
+                natural.push(Key {
+                    expr: "c.low".into(),
+                    descending: false,
+                });
+            }
+        }
+        // 3. an equality on a token or a reference.
+        if from.is_none() {
+            for (i, clause) in query.clauses.iter().enumerate() {
+                if clause.modifier.is_some() || clause.chain.is_some() || clause.values.len() != 1 {
+                    continue;
+                }
+                match &clause.values[0] {
+                    QueryValue::Token {
+                        system: Some(TokenSystem::Is(system)),
+                        code: Some(code),
+                    } => {
+                        let Some(param) = self.param(&clause.param)? else {
+                            return Ok(self.nothing(&pid_sql));
+                        };
+                        let Some(sys) = self.store.system_id(self.conn, system)? else {
+                            return Ok(self.nothing(&pid_sql));
+                        };
+                        let (p, code_p, sys_p) = (
+                            self.sql.bind(param),
+                            self.sql.bind(code.clone()),
+                            self.sql.bind(sys),
+                        );
+                        conds.push(format!(
+                            "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.code = {code_p} AND c.sys = {sys_p}"
+                        ));
+                        from = Some("idx_token c".to_owned());
+                    }
+                    QueryValue::Reference {
+                        target_type: Some(t),
+                        id,
+                        url: None,
+                        ..
+                    } if !id.is_empty() => {
+                        let Some(param) = self.param(&clause.param)? else {
+                            return Ok(self.nothing(&pid_sql));
+                        };
+                        let Some(ttype) = self.store.type_id(self.conn, t)? else {
+                            return Ok(self.nothing(&pid_sql));
+                        };
+                        let (p, id_p, tt) = (
+                            self.sql.bind(param),
+                            self.sql.bind(id.clone()),
+                            self.sql.bind(ttype),
+                        );
+                        conds.push(format!(
+                            "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.target_id = {id_p} AND c.ttype = {tt} AND c.url = ''"
+                        ));
+                        from = Some("idx_reference c".to_owned());
+                    }
+                    _ => continue,
+                }
+                used[i] = true;
+                break;
+            }
+        }
+        // 4. every resource of the type in the compartment.
+        let id_driver = from.is_none();
+        let from = match from {
+            Some(f) => f,
+            None => {
+                let Some(param) = self.param("_id")? else {
+                    return Ok(self.nothing(&pid_sql));
+                };
+                let p = self.sql.bind(param);
+                conds.push(format!(
+                    "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
+                ));
+                natural.push(Key {
+                    expr: "c.code".into(),
+                    descending: false,
+                });
+                "idx_token c".to_owned()
+            }
+        };
+        conds.push(format!("c.seq <= {snap} AND c.seq_to > {snap}"));
+        for (i, clause) in query.clauses.iter().enumerate() {
+            if used[i] {
+                continue;
+            }
+            let scope = Scope {
+                pids: vec![self.pid],
+                tid: self.tid,
+            };
+            let cond = self.clause_cond(&scope, clause, "c.seq")?;
+            if cond == NEVER {
+                return Ok(self.nothing(&pid_sql));
+            }
+            if cond != ALWAYS {
+                conds.push(cond);
+            }
+        }
+        let mut joins = Vec::new();
+        let keys = if query.sort.is_empty() {
+            natural
+        } else {
+            let mut keys = Vec::new();
+            for (n, key) in query.sort.iter().enumerate() {
+                if let Some(k) = self.sort_key(
+                    key,
+                    n,
+                    driver_date_param.as_deref(),
+                    id_driver,
+                    &pid_sql,
+                    &tid_sql,
+                    &mut joins,
+                )? {
+                    keys.push(k);
+                }
+            }
+            keys
+        };
+        Ok(Plan {
+            from,
+            joins,
+            conds,
+            keys,
+        })
+    }
+
+    /// A plan that matches nothing (an unknown code system, parameter...).
+    fn nothing(&mut self, pid_sql: &str) -> Plan {
+        Plan {
+            from: "idx_token c".into(),
+            joins: vec![],
+            conds: vec![format!("c.pid = {pid_sql}"), NEVER.into()],
+            keys: vec![],
+        }
+    }
+
+    /// Date parameters known to hold at most one value per resource: `_lastUpdated` and the
+    /// date parameters of the configured code x date pairs.
+    fn single_valued_dates(&self, resource_type: &str) -> Vec<String> {
+        let mut out = vec!["_lastUpdated".to_owned()];
+        for p in &self.store.config.code_date_pairs {
+            if p.resource_type == resource_type {
+                out.push(p.date_param.clone());
+            }
+        }
+        out
+    }
+
+    /// The widest period (high - low) stored for this parameter in this compartment.
+    fn span(&self, param: i64) -> Result<i64, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT span FROM date_spans WHERE pid = ?1 AND tid = ?2 AND param = ?3",
+            )?
+            .query_row([self.pid, self.tid, param], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// A date clause evaluated on the driver row `c` directly, with bounds on `c.low` so the
+    /// range scan starts and stops near the period (`span` bounds high - low).
+    /// `by_high`: the driver walks the index on `high` (descending date order), so the range
+    /// bounds go on `high`; otherwise on `low`. Only the bounds the index uses are emitted:
+    /// the others would be evaluated on every row for nothing.
+    fn date_driver_cond(&mut self, clause: &Clause, span: i64, by_high: bool) -> String {
+        let mut alternatives = Vec::new();
+        for value in &clause.values {
+            let QueryValue::Date { prefix, low, high } = value else {
+                continue;
+            };
+            let exact = date_cond(&mut self.sql, "c.low", "c.high", *prefix, *low, *high);
+            // Redundant bounds on both ends of the stored period (high - low <= span), so
+            // either date index can serve the range: by low for ascending, by high for
+            // descending order.
+            let (sl, sh) = (*low, *high);
+            let bounds = match prefix {
+                Prefix::Eq => Some(((sl, sh), (sl, sh))),
+                Prefix::Gt => Some((
+                    (sh.saturating_sub(span).saturating_add(1), i64::MAX),
+                    (sh.saturating_add(1), i64::MAX),
+                )),
+                Prefix::Ge => Some(((sl.saturating_sub(span), i64::MAX), (sl, i64::MAX))),
+                Prefix::Lt => Some((
+                    (i64::MIN, sl.saturating_sub(1)),
+                    (i64::MIN, sl.saturating_sub(1).saturating_add(span)),
+                )),
+                Prefix::Eb => Some((
+                    (i64::MIN, sl.saturating_sub(1)),
+                    (i64::MIN, sl.saturating_sub(1)),
+                )),
+                Prefix::Le => Some(((i64::MIN, sh), (i64::MIN, sh.saturating_add(span)))),
+                Prefix::Sa => Some((
+                    (sh.saturating_add(1), i64::MAX),
+                    (sh.saturating_add(1), i64::MAX),
+                )),
+                Prefix::Ne | Prefix::Ap => None,
+            };
+            let text = match bounds {
+                Some(((lf, lt), (hf, ht))) => {
+                    let (col, from, to) = if by_high {
+                        ("c.high", hf, ht)
+                    } else {
+                        ("c.low", lf, lt)
+                    };
+                    let mut parts = Vec::new();
+                    if from != i64::MIN {
+                        parts.push(format!("{col} >= {}", self.sql.bind(from)));
+                    }
+                    if to != i64::MAX {
+                        parts.push(format!("{col} <= {}", self.sql.bind(to)));
+                    }
+                    parts.push(exact);
+                    format!("({})", parts.join(" AND "))
+                }
+                None => format!("({exact})"),
+            };
+            alternatives.push(text);
+        }
+        if alternatives.is_empty() {
+            NEVER.into()
+        } else {
+            format!("({})", alternatives.join(" OR "))
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sort_key(
+        &mut self,
+        key: &SortKey,
+        n: usize,
+        driver_date_param: Option<&str>,
+        id_driver: bool,
+        pid_sql: &str,
+        tid_sql: &str,
+        joins: &mut Vec<String>,
+    ) -> Result<Option<Key>, StoreError> {
+        let descending = key.descending;
+        if n == 0 && driver_date_param == Some(key.param.as_str()) {
+            let expr = if descending { "c.high" } else { "c.low" };
+            return Ok(Some(Key {
+                expr: expr.into(),
+                descending,
+            }));
+        }
+        if n == 0 && key.param == "_id" && id_driver {
+            return Ok(Some(Key {
+                expr: "c.code".into(),
+                descending,
+            }));
+        }
+        let Some(param) = self.param(&key.param)? else {
+            return Ok(None);
+        };
+        let kinds = self.kinds(param)?;
+        let Some(kind) = kinds.first().copied() else {
+            return Ok(None);
+        };
+        let (table, column, sentinel_hi, sentinel_lo) = match kind {
+            Kind::Date => (
+                "idx_date",
+                if descending { "high" } else { "low" },
+                "9223372036854775807",
+                "-9223372036854775808",
+            ),
+            Kind::String => ("idx_string", "norm", "char(1114111)", "''"),
+            Kind::Token => ("idx_token", "code", "char(1114111)", "''"),
+            Kind::Number => ("idx_number", "value", "1e308", "-1e308"),
+            Kind::Quantity => ("idx_quantity", "value", "1e308", "-1e308"),
+            Kind::Reference => ("idx_reference", "target_id", "char(1114111)", "''"),
+            Kind::Uri => ("idx_uri", "uri", "char(1114111)", "''"),
+            Kind::Composite => return Ok(None),
+        };
+        let agg = if descending { "max" } else { "min" };
+        let p = self.sql.bind(param);
+        let alias = format!("s{n}");
+        joins.push(format!(
+            "LEFT JOIN (SELECT seq, {agg}({column}) AS k FROM {table} WHERE pid = {pid_sql} AND tid = {tid_sql} AND param = {p} GROUP BY seq) {alias} ON {alias}.seq = c.seq"
+        ));
+        // Resources without a value sort last in either direction.
+        let sentinel = if descending { sentinel_lo } else { sentinel_hi };
+        Ok(Some(Key {
+            expr: format!("coalesce({alias}.k, {sentinel})"),
+            descending,
+        }))
+    }
+
+    fn kinds(&self, param: i64) -> Result<Vec<Kind>, StoreError> {
+        kinds_of(self.conn, self.tid, param)
+    }
+
+    /// The condition that `seq_expr` (a version) satisfies `clause`, within `scope`.
+    fn clause_cond(
+        &mut self,
+        scope: &Scope,
+        clause: &Clause,
+        seq_expr: &str,
+    ) -> Result<String, StoreError> {
+        if let Some(chain) = &clause.chain {
+            return self.chain_cond(scope, clause, chain, seq_expr);
+        }
+        let pids = scope.pids_sql(&mut self.sql);
+        let tid = self.sql.bind(scope.tid);
+        let Some(param) = self.param(&clause.param)? else {
+            return Ok(match clause.modifier {
+                Some(Modifier::Missing(true)) | Some(Modifier::Not) => ALWAYS.into(),
+                _ => NEVER.into(),
+            });
+        };
+        let p = self.sql.bind(param);
+        if let Some(Modifier::Missing(missing)) = clause.modifier {
+            let kinds = kinds_of(self.conn, scope.tid, param)?;
+            if kinds.is_empty() {
+                return Ok(if missing { ALWAYS.into() } else { NEVER.into() });
+            }
+            let union: Vec<String> = kinds
+                .iter()
+                .map(|k| {
+                    let real = if *k == Kind::Date {
+                        " AND low <= high"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "SELECT seq FROM {} WHERE pid {pids} AND tid = {tid} AND param = {p}{real}",
+                        k.table()
+                    )
+                })
+                .collect();
+            let not = if missing { "NOT " } else { "" };
+            return Ok(format!(
+                "{seq_expr} {not}IN ({})",
+                union.join(" UNION ALL ")
+            ));
+        }
+        let negate = clause.modifier == Some(Modifier::Not);
+        let mut by_table: Vec<(Kind, Vec<String>)> = Vec::new();
+        for value in &clause.values {
+            let Some((kind, cond)) = self.value_cond(clause, value)? else {
+                continue;
+            };
+            match by_table.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, conds)) => conds.push(cond),
+                None => by_table.push((kind, vec![cond])),
+            }
+        }
+        if by_table.is_empty() {
+            return Ok(if negate { ALWAYS.into() } else { NEVER.into() });
+        }
+        let subqueries: Vec<String> = by_table
+            .iter()
+            .map(|(kind, conds)| {
+                format!(
+                    "SELECT x.seq FROM {} x WHERE x.pid {pids} AND x.tid = {tid} AND x.param = {p} AND ({})",
+                    kind.table(),
+                    conds.join(" OR ")
+                )
+            })
+            .collect();
+        let not = if negate { "NOT " } else { "" };
+        Ok(format!(
+            "{seq_expr} {not}IN ({})",
+            subqueries.join(" UNION ALL ")
+        ))
+    }
+
+    fn chain_cond(
+        &mut self,
+        scope: &Scope,
+        clause: &Clause,
+        chain: &Chain,
+        seq_expr: &str,
+    ) -> Result<String, StoreError> {
+        let snap = self.sql.bind(self.snapshot);
+        let wide = Scope {
+            pids: vec![scope.pids[0], 0],
+            tid: 0,
+        };
+        let Some(id_param) = self.param("_id")? else {
+            return Ok(NEVER.into());
+        };
+        match chain {
+            Chain::Forward { target_type, inner } => {
+                let Some(ttid) = self.store.type_id(self.conn, target_type)? else {
+                    return Ok(NEVER.into());
+                };
+                let Some(param) = self.param(&clause.param)? else {
+                    return Ok(NEVER.into());
+                };
+                let inner_cond = self.clause_cond(
+                    &Scope {
+                        tid: ttid,
+                        ..wide.clone()
+                    },
+                    inner,
+                    "i.seq",
+                )?;
+                if inner_cond == NEVER {
+                    return Ok(NEVER.into());
+                }
+                let (wide_pids, ttid_p, idp) = (
+                    wide.pids_sql(&mut self.sql),
+                    self.sql.bind(ttid),
+                    self.sql.bind(id_param),
+                );
+                let (pids, tid, p, ttid_p2) = (
+                    scope.pids_sql(&mut self.sql),
+                    self.sql.bind(scope.tid),
+                    self.sql.bind(param),
+                    self.sql.bind(ttid),
+                );
+                Ok(format!(
+                    "{seq_expr} IN (SELECT r.seq FROM idx_reference r WHERE r.pid {pids} AND r.tid = {tid} AND r.param = {p}
+                       AND r.ttype = {ttid_p2} AND r.target_id IN (
+                         SELECT i.code FROM idx_token i WHERE i.pid {wide_pids} AND i.tid = {ttid_p} AND i.param = {idp}
+                           AND i.seq <= {snap} AND i.seq_to > {snap} AND {inner_cond}))"
+                ))
+            }
+            Chain::Reverse {
+                source_type,
+                reference_param,
+                inner,
+            } => {
+                let Some(stid) = self.store.type_id(self.conn, source_type)? else {
+                    return Ok(NEVER.into());
+                };
+                let Some(rparam) = self.param(reference_param)? else {
+                    return Ok(NEVER.into());
+                };
+                let inner_cond = self.clause_cond(
+                    &Scope {
+                        tid: stid,
+                        ..wide.clone()
+                    },
+                    inner,
+                    "s.seq",
+                )?;
+                if inner_cond == NEVER {
+                    return Ok(NEVER.into());
+                }
+                let (wide_pids, stid_p, rp, own) = (
+                    wide.pids_sql(&mut self.sql),
+                    self.sql.bind(stid),
+                    self.sql.bind(rparam),
+                    self.sql.bind(scope.tid),
+                );
+                let (pids, tid, idp) = (
+                    scope.pids_sql(&mut self.sql),
+                    self.sql.bind(scope.tid),
+                    self.sql.bind(id_param),
+                );
+                Ok(format!(
+                    "{seq_expr} IN (SELECT t.seq FROM idx_token t WHERE t.pid {pids} AND t.tid = {tid} AND t.param = {idp}
+                       AND t.code IN (
+                         SELECT s.target_id FROM idx_reference s WHERE s.pid {wide_pids} AND s.tid = {stid_p} AND s.param = {rp}
+                           AND s.ttype = {own} AND s.seq <= {snap} AND s.seq_to > {snap} AND {inner_cond}))"
+                ))
+            }
+        }
+    }
+
+    /// One value's condition on an index row aliased `x`, and the table it applies to.
+    fn value_cond(
+        &mut self,
+        clause: &Clause,
+        value: &QueryValue,
+    ) -> Result<Option<(Kind, String)>, StoreError> {
+        let modifier = match clause.modifier {
+            Some(Modifier::Not) => None,
+            m => m,
+        };
+        if let Some(m @ (Modifier::In | Modifier::NotIn | Modifier::OfType)) = modifier {
+            return Err(StoreError::Unsupported(format!(
+                "the {m:?} modifier needs a terminology service"
+            )));
+        }
+        Ok(Some(match value {
+            QueryValue::Token { system, code } => match modifier {
+                None | Some(Modifier::Identifier) | Some(Modifier::Exact) => {
+                    let Some(cond) = self.token_cond("x.sys", "x.code", system, code)? else {
+                        return Ok(None);
+                    };
+                    (Kind::Token, cond)
+                }
+                Some(Modifier::Text) => {
+                    let text = rows::phr_search_normalize(code.as_deref().unwrap_or_default());
+                    let (a, b) = (
+                        self.sql.bind(format!("{}%", like_escape(&text))),
+                        self.sql.bind(format!("% {}%", like_escape(&text))),
+                    );
+                    (
+                        Kind::Token,
+                        format!("(x.text LIKE {a} ESCAPE '\\' OR x.text LIKE {b} ESCAPE '\\')"),
+                    )
+                }
+                Some(m) => {
+                    return Err(StoreError::Unsupported(format!(
+                        "{m:?} on a token parameter"
+                    )));
+                }
+            },
+            QueryValue::String(text) => {
+                let norm = rows::phr_search_normalize(text);
+                match modifier {
+                    None => {
+                        let (lo, hi) = (
+                            self.sql.bind(norm.clone()),
+                            self.sql.bind(format!("{norm}\u{10FFFF}")),
+                        );
+                        (Kind::String, format!("(x.norm >= {lo} AND x.norm < {hi})"))
+                    }
+                    Some(Modifier::Exact) => {
+                        let (n, e) = (self.sql.bind(norm), self.sql.bind(text.clone()));
+                        (Kind::String, format!("(x.norm = {n} AND x.exact = {e})"))
+                    }
+                    Some(Modifier::Contains) => {
+                        let pattern = self.sql.bind(format!("%{}%", like_escape(&norm)));
+                        (Kind::String, format!("x.norm LIKE {pattern} ESCAPE '\\'"))
+                    }
+                    Some(m) => {
+                        return Err(StoreError::Unsupported(format!(
+                            "{m:?} on a string parameter"
+                        )));
+                    }
+                }
+            }
+            QueryValue::Date { prefix, low, high } => {
+                if modifier.is_some() {
+                    return Err(StoreError::Unsupported(
+                        "modifiers on a date parameter".into(),
+                    ));
+                }
+                (
+                    Kind::Date,
+                    date_cond(&mut self.sql, "x.low", "x.high", *prefix, *low, *high),
+                )
+            }
+            QueryValue::Number {
+                prefix,
+                value,
+                low,
+                high,
+            } => {
+                if modifier.is_some() {
+                    return Err(StoreError::Unsupported(
+                        "modifiers on a number parameter".into(),
+                    ));
+                }
+                (
+                    Kind::Number,
+                    number_cond(&mut self.sql, "x.value", *prefix, *value, *low, *high),
+                )
+            }
+            QueryValue::Quantity {
+                prefix,
+                value,
+                low,
+                high,
+                system,
+                code,
+            } => {
+                if modifier.is_some() {
+                    return Err(StoreError::Unsupported(
+                        "modifiers on a quantity parameter".into(),
+                    ));
+                }
+                let number = number_cond(&mut self.sql, "x.value", *prefix, *value, *low, *high);
+                let Some(unit) = self.unit_cond("x.sys", "x.code", Some("x.unit"), system, code)?
+                else {
+                    return Ok(None);
+                };
+                (Kind::Quantity, format!("({number} AND {unit})"))
+            }
+            QueryValue::Reference {
+                target_type,
+                id,
+                url,
+                ..
+            } => {
+                if let Some(
+                    m @ (Modifier::Above | Modifier::Below | Modifier::Contains | Modifier::Text),
+                ) = modifier
+                {
+                    return Err(StoreError::Unsupported(format!(
+                        "{m:?} on a reference parameter"
+                    )));
+                }
+                let mut parts = Vec::new();
+                if !id.is_empty() {
+                    parts.push(format!("x.target_id = {}", self.sql.bind(id.clone())));
+                    if let Some(t) = target_type {
+                        let Some(ttype) = self.store.type_id(self.conn, t)? else {
+                            return Ok(None);
+                        };
+                        parts.push(format!("x.ttype = {}", self.sql.bind(ttype)));
+                    }
+                }
+                if let Some(url) = url {
+                    parts.push(format!("x.url = {}", self.sql.bind(url.clone())));
+                }
+                if parts.is_empty() {
+                    return Ok(None);
+                }
+                (Kind::Reference, format!("({})", parts.join(" AND ")))
+            }
+            QueryValue::Uri(uri) => match modifier {
+                None | Some(Modifier::Exact) => {
+                    (Kind::Uri, format!("x.uri = {}", self.sql.bind(uri.clone())))
+                }
+                Some(Modifier::Below) => {
+                    let (lo, hi) = (
+                        self.sql.bind(uri.clone()),
+                        self.sql.bind(format!("{uri}\u{10FFFF}")),
+                    );
+                    (Kind::Uri, format!("(x.uri >= {lo} AND x.uri < {hi})"))
+                }
+                Some(Modifier::Above) => {
+                    let prefixes: Vec<String> = uri_prefixes(uri)
+                        .into_iter()
+                        .map(|p| self.sql.bind(p))
+                        .collect();
+                    (Kind::Uri, format!("x.uri IN ({})", prefixes.join(", ")))
+                }
+                Some(m) => {
+                    return Err(StoreError::Unsupported(format!("{m:?} on a uri parameter")));
+                }
+            },
+            QueryValue::Composite(parts) => {
+                if modifier.is_some() {
+                    return Err(StoreError::Unsupported(
+                        "modifiers on a composite parameter".into(),
+                    ));
+                }
+                let [QueryValue::Token { system, code }, second] = parts.as_slice() else {
+                    return Err(StoreError::Unsupported(
+                        "composites other than token + value".into(),
+                    ));
+                };
+                let Some(first) = self.token_cond("x.sys1", "x.code1", system, code)? else {
+                    return Ok(None);
+                };
+                let second = match second {
+                    QueryValue::Token { system, code } => {
+                        let Some(c) = self.token_cond("x.sys2", "x.code2", system, code)? else {
+                            return Ok(None);
+                        };
+                        format!("x.k2 = 1 AND {c}")
+                    }
+                    QueryValue::Quantity {
+                        prefix,
+                        value,
+                        low,
+                        high,
+                        system,
+                        code,
+                    } => {
+                        let n = number_cond(&mut self.sql, "x.num2", *prefix, *value, *low, *high);
+                        let Some(u) = self.unit_cond("x.sys2", "x.code2", None, system, code)?
+                        else {
+                            return Ok(None);
+                        };
+                        format!("x.k2 = 2 AND {n} AND {u}")
+                    }
+                    QueryValue::Number {
+                        prefix,
+                        value,
+                        low,
+                        high,
+                    } => {
+                        format!(
+                            "x.k2 = 2 AND {}",
+                            number_cond(&mut self.sql, "x.num2", *prefix, *value, *low, *high)
+                        )
+                    }
+                    QueryValue::Date { prefix, low, high } => {
+                        format!(
+                            "x.k2 = 3 AND {}",
+                            date_cond(&mut self.sql, "x.dlow2", "x.dhigh2", *prefix, *low, *high)
+                        )
+                    }
+                    QueryValue::String(text) => {
+                        let norm = rows::phr_search_normalize(text);
+                        let (lo, hi) = (
+                            self.sql.bind(norm.clone()),
+                            self.sql.bind(format!("{norm}\u{10FFFF}")),
+                        );
+                        format!("x.k2 = 4 AND x.text2 >= {lo} AND x.text2 < {hi}")
+                    }
+                    _ => return Err(StoreError::Unsupported("this composite component".into())),
+                };
+                (Kind::Composite, format!("({first} AND {second})"))
+            }
+        }))
+    }
+
+    /// `None` when the value can match nothing (an unknown system).
+    fn token_cond(
+        &mut self,
+        sys_col: &str,
+        code_col: &str,
+        system: &Option<TokenSystem>,
+        code: &Option<String>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut parts = Vec::new();
+        if let Some(code) = code {
+            parts.push(format!("{code_col} = {}", self.sql.bind(code.clone())));
+        }
+        match system {
+            Some(TokenSystem::Is(s)) => {
+                let Some(sys) = self.store.system_id(self.conn, s)? else {
+                    return Ok(None);
+                };
+                parts.push(format!("{sys_col} = {}", self.sql.bind(sys)));
+            }
+            Some(TokenSystem::None) => parts.push(format!("{sys_col} = 0")),
+            None => {}
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(format!("({})", parts.join(" AND "))))
+    }
+
+    /// Unit matching for quantities: `system|code` must both match; a code without a system
+    /// matches the coded unit or the unit text.
+    fn unit_cond(
+        &mut self,
+        sys_col: &str,
+        code_col: &str,
+        unit_col: Option<&str>,
+        system: &Option<String>,
+        code: &Option<String>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(Some(match (system, code) {
+            (None, None) => ALWAYS.into(),
+            (Some(s), code) => {
+                let Some(sys) = self.store.system_id(self.conn, s)? else {
+                    return Ok(None);
+                };
+                let sys_p = self.sql.bind(sys);
+                match code {
+                    Some(c) => format!(
+                        "({sys_col} = {sys_p} AND {code_col} = {})",
+                        self.sql.bind(c.clone())
+                    ),
+                    None => format!("{sys_col} = {sys_p}"),
+                }
+            }
+            (None, Some(c)) => {
+                let c = self.sql.bind(c.clone());
+                match unit_col {
+                    Some(u) => format!("({code_col} = {c} OR {u} = {c})"),
+                    None => format!("{code_col} = {c}"),
+                }
+            }
+        }))
+    }
+}
+
+#[derive(Clone)]
+struct Scope {
+    pids: Vec<i64>,
+    tid: i64,
+}
+
+impl Scope {
+    fn pids_sql(&self, sql: &mut Sql) -> String {
+        let mut distinct: Vec<i64> = self.pids.clone();
+        distinct.dedup();
+        if let [one] = distinct.as_slice() {
+            format!("= {}", sql.bind(*one))
+        } else {
+            let list: Vec<String> = distinct.iter().map(|p| sql.bind(*p)).collect();
+            format!("IN ({})", list.join(", "))
+        }
+    }
+}
+
+fn kinds_of(conn: &Connection, tid: i64, param: i64) -> Result<Vec<Kind>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind FROM param_kinds WHERE tid = ?1 AND param = ?2 ORDER BY kind",
+    )?;
+    let kinds: Vec<i64> = stmt
+        .query_map([tid, param], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(kinds.into_iter().filter_map(Kind::from_i64).collect())
+}
+
+fn is_single_system_code(clause: &Clause) -> bool {
+    clause.modifier.is_none()
+        && clause.chain.is_none()
+        && matches!(
+            clause.values.as_slice(),
+            [QueryValue::Token {
+                system: Some(TokenSystem::Is(_)),
+                code: Some(_)
+            }]
+        )
+}
+
+fn is_plain_date(clause: &Clause, param: &str) -> bool {
+    clause.param == param
+        && clause.modifier.is_none()
+        && clause.chain.is_none()
+        && !clause.values.is_empty()
+        && clause
+            .values
+            .iter()
+            .all(|v| matches!(v, QueryValue::Date { .. }))
+}
+
+/// FHIR date prefixes on a stored period [low, high] against the searched period [sl, sh]
+/// (both inclusive): `eq` the search period contains the value; `gt`/`lt` some of the value
+/// lies after/before the search period; `ge`/`le` are those or `eq`; `sa`/`eb` the value
+/// starts after / ends before it; `ap` they overlap once the search period is widened by a
+/// tenth of its distance from now.
+fn date_cond(sql: &mut Sql, low: &str, high: &str, prefix: Prefix, sl: i64, sh: i64) -> String {
+    let (l, h) = (sql.bind(sl), sql.bind(sh));
+    let eq = format!("({low} >= {l} AND {high} <= {h})");
+    // `low <= high` leaves out the "no date" sentinel rows (see rows::NO_DATE_LOW).
+    let cond = match prefix {
+        Prefix::Eq => eq,
+        Prefix::Ne => format!("NOT {eq}"),
+        Prefix::Gt => format!("{high} > {h}"),
+        Prefix::Lt => format!("{low} < {l}"),
+        Prefix::Ge => format!("({high} > {h} OR {eq})"),
+        Prefix::Le => format!("({low} < {l} OR {eq})"),
+        Prefix::Sa => format!("{low} > {h}"),
+        Prefix::Eb => format!("{high} < {l}"),
+        Prefix::Ap => {
+            let now = now_micros();
+            let middle = sl / 2 + sh / 2;
+            let slack = (now - middle).abs() / 10;
+            let (al, ah) = (
+                sql.bind(sl.saturating_sub(slack)),
+                sql.bind(sh.saturating_add(slack)),
+            );
+            format!("({low} <= {ah} AND {high} >= {al})")
+        }
+    };
+    format!("({low} <= {high} AND {cond})")
+}
+
+/// FHIR number prefixes: `eq`/`ne` use the search value's implied precision range
+/// [low, high); the ordering prefixes compare with the value itself; `sa`/`eb` lie beyond
+/// the precision range; `ap` is within 10 %.
+fn number_cond(
+    sql: &mut Sql,
+    col: &str,
+    prefix: Prefix,
+    value: f64,
+    low: f64,
+    high: f64,
+) -> String {
+    match prefix {
+        Prefix::Eq | Prefix::Ne => {
+            let (l, h) = (sql.bind(low), sql.bind(high));
+            let eq = format!("({col} >= {l} AND {col} < {h})");
+            if prefix == Prefix::Ne {
+                format!("NOT {eq}")
+            } else {
+                eq
+            }
+        }
+        Prefix::Gt => format!("{col} > {}", sql.bind(value)),
+        Prefix::Lt => format!("{col} < {}", sql.bind(value)),
+        Prefix::Ge => format!("{col} >= {}", sql.bind(value)),
+        Prefix::Le => format!("{col} <= {}", sql.bind(value)),
+        Prefix::Sa => format!("{col} >= {}", sql.bind(high)),
+        Prefix::Eb => format!("{col} < {}", sql.bind(low)),
+        Prefix::Ap => {
+            let slack = (value * 0.1).abs();
+            let (l, h) = (sql.bind(value - slack), sql.bind(value + slack));
+            format!("({col} >= {l} AND {col} <= {h})")
+        }
+    }
+}
+
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `http://a/b/c` -> [`http://a/b/c`, `http://a/b`, `http://a`] (for `:above`).
+fn uri_prefixes(uri: &str) -> Vec<String> {
+    let mut out = vec![uri.to_owned()];
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let mut rest = uri;
+    while let Some(i) = rest.rfind('/') {
+        if i < start {
+            break;
+        }
+        rest = &rest[..i];
+        if !rest.is_empty() {
+            out.push(rest.to_owned());
+        }
+    }
+    out
+}
+
+/// `_include` / `_revinclude` (with `:iterate` rounds), confined to the compartment and
+/// resources outside any compartment, at the page's snapshot.
+fn includes(
+    ctx: &mut Ctx<'_>,
+    query: &SearchQuery,
+    matches: &[VersionRow],
+) -> Result<Vec<StoredResource>, StoreError> {
+    if query.include.is_empty() && query.revinclude.is_empty() {
+        return Ok(vec![]);
+    }
+    let limit = ctx.store.config.include_limit;
+    let mut seen: HashSet<i64> = matches.iter().map(|v| v.seq).collect();
+    let mut out: Vec<VersionRow> = Vec::new();
+    let mut frontier: Vec<usize> = Vec::new(); // indexes into `out` added in the last round
+    for round in 0..=ctx.store.config.include_iterations {
+        let sources: Vec<&VersionRow> = if round == 0 {
+            matches.iter().collect()
+        } else {
+            frontier.iter().map(|&i| &out[i]).collect()
+        };
+        if sources.is_empty() {
+            break;
+        }
+        let mut found: Vec<VersionRow> = Vec::new();
+        for inc in &query.include {
+            if round > 0 && !inc.iterate {
+                continue;
+            }
+            for source in &sources {
+                found.extend(include_targets(ctx, inc, source)?);
+            }
+        }
+        for inc in &query.revinclude {
+            if round > 0 && !inc.iterate {
+                continue;
+            }
+            for source in &sources {
+                found.extend(revinclude_sources(ctx, inc, source)?);
+            }
+        }
+        frontier.clear();
+        for v in found {
+            if out.len() >= limit {
+                break;
+            }
+            if seen.insert(v.seq) {
+                frontier.push(out.len());
+                out.push(v);
+            }
+        }
+    }
+    out.iter().map(|v| ctx.store.stored(ctx.conn, v)).collect()
+}
+
+fn include_targets(
+    ctx: &mut Ctx<'_>,
+    inc: &Include,
+    source: &VersionRow,
+) -> Result<Vec<VersionRow>, StoreError> {
+    if ctx.store.type_name(ctx.conn, source.tid)? != inc.source_type {
+        return Ok(vec![]);
+    }
+    let Some(param) = ctx.param(&inc.param)? else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for row in rows::decode_manifest(&source.manifest)? {
+        let Row::Reference {
+            param: p,
+            target_id,
+            ttype,
+            ..
+        } = row
+        else {
+            continue;
+        };
+        if p != param || target_id.is_empty() || ttype == 0 {
+            continue;
+        }
+        let type_name = ctx.store.type_name(ctx.conn, ttype)?;
+        if inc.target_type.as_ref().is_some_and(|t| *t != type_name) {
+            continue;
+        }
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM resources r JOIN versions v ON v.rid = r.rid
+             WHERE r.tid = ?1 AND r.id = ?2 AND v.seq <= ?3 ORDER BY v.seq DESC LIMIT 1"
+        );
+        use rusqlite::OptionalExtension;
+        let found = ctx
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(
+                rusqlite::params![ttype, target_id, ctx.snapshot],
+                VersionRow::from_row,
+            )
+            .optional()?;
+        if let Some(v) = found
+            && !v.deleted
+            && (v.pid == ctx.pid || v.pid == 0)
+        {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+fn revinclude_sources(
+    ctx: &mut Ctx<'_>,
+    inc: &Include,
+    target: &VersionRow,
+) -> Result<Vec<VersionRow>, StoreError> {
+    let target_type = ctx.store.type_name(ctx.conn, target.tid)?;
+    if inc.target_type.as_ref().is_some_and(|t| *t != target_type) {
+        return Ok(vec![]);
+    }
+    let (Some(stid), Some(param)) = (
+        ctx.store.type_id(ctx.conn, &inc.source_type)?,
+        ctx.param(&inc.param)?,
+    ) else {
+        return Ok(vec![]);
+    };
+    let mut stmt = ctx.conn.prepare_cached(
+        "SELECT DISTINCT seq FROM idx_reference
+         WHERE pid IN (?1, 0) AND tid = ?2 AND param = ?3 AND target_id = ?4 AND ttype = ?5 AND url = ''
+           AND seq <= ?6 AND seq_to > ?6",
+    )?;
+    let seqs: Vec<i64> = stmt
+        .query_map(
+            rusqlite::params![ctx.pid, stid, param, target.id, target.tid, ctx.snapshot],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for seq in seqs {
+        if let Some(v) = ctx.store.fetch_version(ctx.conn, seq)? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Test hook: the query plans of the statements a search ran on this thread.
+#[cfg(test)]
+pub(crate) mod plans {
+    use std::cell::RefCell;
+
+    use rusqlite::Connection;
+    use rusqlite::types::Value;
+
+    thread_local! {
+        static PLANS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn record(conn: &Connection, sql: &str, values: &[Value]) {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explains");
+        let lines: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("explains")
+            .collect::<Result<_, _>>()
+            .expect("explains");
+        PLANS.with(|p| p.borrow_mut().push(lines.join("\n")));
+    }
+
+    pub fn take() -> Vec<String> {
+        PLANS.with(|p| std::mem::take(&mut *p.borrow_mut()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_above_lists_every_path_prefix() {
+        assert_eq!(
+            uri_prefixes("http://a.fi/x/y"),
+            vec!["http://a.fi/x/y", "http://a.fi/x", "http://a.fi"]
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+}

@@ -1,0 +1,940 @@
+//! The single writer thread and its group commit.
+//!
+//! Every `write()` / `erase()` call sends a command over a channel and waits. The writer
+//! takes everything queued (up to a bound), opens one transaction, applies each request
+//! inside its own SAVEPOINT (an all-or-nothing request is rolled back whole when any op is
+//! rejected; an independent request rolls back only the rejected op), commits once and only
+//! then answers every caller. With `journal_mode=WAL` and `synchronous=FULL` the commit
+//! fsyncs the WAL, so an answered write survives a crash or power loss; many requests share
+//! that one fsync. Conditional creates and version checks run here, serialized, so two
+//! racing requests can never both succeed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::{self, Interner, Kind, Row};
+use super::schema::CURRENT;
+use super::{EngineError, StoreConfig, now_micros};
+use crate::{
+    Atomicity, Erasure, IdentifierCondition, NewVersion, Rejection, StoreError, StoreStats,
+    WriteOp, WriteOutcome,
+};
+
+pub type WriteReply = Result<Vec<Result<WriteOutcome, Rejection>>, StoreError>;
+
+pub enum Command {
+    Write {
+        ops: Vec<WriteOp>,
+        atomicity: Atomicity,
+        reply: Sender<WriteReply>,
+    },
+    Erase {
+        patient: String,
+        what: Erasure,
+        reply: Sender<Result<u64, StoreError>>,
+    },
+    /// Drops index rows of versions superseded more than `older_than` ago.
+    Prune {
+        older_than: Duration,
+        reply: Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// Interned-name caches with an undo journal: names interned inside a savepoint that is
+/// rolled back must leave the caches too, or a later write would reuse a vanished id.
+#[derive(Default)]
+struct Caches {
+    types: HashMap<String, i64>,
+    params: HashMap<String, i64>,
+    systems: HashMap<String, i64>,
+    patients: HashMap<String, i64>,
+    kinds: HashSet<(i64, i64, Kind)>,
+    /// Widest date span written per (pid, tid, param), as stored in `date_spans`.
+    spans: HashMap<(i64, i64, i64), i64>,
+    journal: Vec<Undo>,
+}
+
+enum Undo {
+    Type(String),
+    Param(String),
+    System(String),
+    Patient(String),
+    Kind(i64, i64, Kind),
+    Span((i64, i64, i64), Option<i64>),
+}
+
+impl Caches {
+    fn undo_to(&mut self, mark: usize) {
+        while self.journal.len() > mark {
+            match self.journal.pop() {
+                Some(Undo::Type(n)) => {
+                    self.types.remove(&n);
+                }
+                Some(Undo::Param(n)) => {
+                    self.params.remove(&n);
+                }
+                Some(Undo::System(n)) => {
+                    self.systems.remove(&n);
+                }
+                Some(Undo::Patient(n)) => {
+                    self.patients.remove(&n);
+                }
+                Some(Undo::Kind(t, p, k)) => {
+                    self.kinds.remove(&(t, p, k));
+                }
+                Some(Undo::Span(key, previous)) => match previous {
+                    Some(v) => {
+                        self.spans.insert(key, v);
+                    }
+                    None => {
+                        self.spans.remove(&key);
+                    }
+                },
+                None => break,
+            }
+        }
+    }
+}
+
+struct Names<'a> {
+    conn: &'a Connection,
+    caches: &'a mut Caches,
+}
+
+/// One interned-name table: its name, id column, name column and undo entry.
+struct NameTable {
+    table: &'static str,
+    key: &'static str,
+    name: &'static str,
+    undo: fn(String) -> Undo,
+}
+
+const TYPES: NameTable = NameTable {
+    table: "types",
+    key: "tid",
+    name: "name",
+    undo: Undo::Type,
+};
+const PARAMS: NameTable = NameTable {
+    table: "params",
+    key: "param",
+    name: "name",
+    undo: Undo::Param,
+};
+const SYSTEMS: NameTable = NameTable {
+    table: "systems",
+    key: "sys",
+    name: "uri",
+    undo: Undo::System,
+};
+const PATIENTS: NameTable = NameTable {
+    table: "patients",
+    key: "pid",
+    name: "id",
+    undo: Undo::Patient,
+};
+
+fn intern(
+    conn: &Connection,
+    map: &mut HashMap<String, i64>,
+    journal: &mut Vec<Undo>,
+    t: &NameTable,
+    name: &str,
+) -> Result<i64, EngineError> {
+    if let Some(id) = map.get(name) {
+        return Ok(*id);
+    }
+    let select = format!("SELECT {} FROM {} WHERE {} = ?1", t.key, t.table, t.name);
+    let id = match conn
+        .prepare_cached(&select)?
+        .query_row([name], |r| r.get::<_, i64>(0))
+        .optional()?
+    {
+        Some(id) => id,
+        None => {
+            let insert = format!("INSERT INTO {} ({}) VALUES (?1)", t.table, t.name);
+            conn.prepare_cached(&insert)?.execute([name])?;
+            journal.push((t.undo)(name.to_owned()));
+            conn.last_insert_rowid()
+        }
+    };
+    map.insert(name.to_owned(), id);
+    Ok(id)
+}
+
+impl Interner for Names<'_> {
+    fn param(&mut self, name: &str) -> Result<i64, EngineError> {
+        let c = &mut *self.caches;
+        intern(self.conn, &mut c.params, &mut c.journal, &PARAMS, name)
+    }
+
+    fn system(&mut self, uri: Option<&str>) -> Result<i64, EngineError> {
+        match uri {
+            None => Ok(0),
+            Some(uri) => {
+                let c = &mut *self.caches;
+                intern(self.conn, &mut c.systems, &mut c.journal, &SYSTEMS, uri)
+            }
+        }
+    }
+
+    fn resource_type(&mut self, name: &str) -> Result<i64, EngineError> {
+        let c = &mut *self.caches;
+        intern(self.conn, &mut c.types, &mut c.journal, &TYPES, name)
+    }
+}
+
+impl Names<'_> {
+    fn patient(&mut self, id: Option<&str>) -> Result<i64, EngineError> {
+        match id {
+            None => Ok(0),
+            Some(id) => {
+                let c = &mut *self.caches;
+                intern(self.conn, &mut c.patients, &mut c.journal, &PATIENTS, id)
+            }
+        }
+    }
+
+    fn kind(&mut self, tid: i64, param: i64, kind: Kind) -> Result<(), EngineError> {
+        if self.caches.kinds.insert((tid, param, kind)) {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO param_kinds (tid, param, kind) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![tid, param, kind as i64])?;
+            self.caches.journal.push(Undo::Kind(tid, param, kind));
+        }
+        Ok(())
+    }
+}
+
+/// The resource's current state, as the writer checks it.
+struct Current {
+    rid: i64,
+    version: u64,
+    seq: i64,
+    deleted: bool,
+    pid: i64,
+    tid: i64,
+}
+
+pub struct Writer {
+    conn: Connection,
+    next_seq: i64,
+    caches: Caches,
+    /// Per type id: (token param id, date param id) pairs kept in `idx_code_date`.
+    pairs: HashMap<i64, Vec<(i64, i64)>>,
+    id_param: i64,
+    last_updated_param: i64,
+    stats: Arc<Mutex<StoreStats>>,
+    max_batch: usize,
+    cursor_ttl: Duration,
+    last_prune: Instant,
+}
+
+impl Writer {
+    pub fn new(
+        mut conn: Connection,
+        config: &StoreConfig,
+        stats: Arc<Mutex<StoreStats>>,
+    ) -> Result<Writer, EngineError> {
+        let next_seq =
+            conn.query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })? + 1;
+        let mut caches = Caches::default();
+        let mut pairs: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        let (id_param, last_updated_param);
+        {
+            let tx = conn.transaction()?;
+            let mut names = Names {
+                conn: &tx,
+                caches: &mut caches,
+            };
+            id_param = names.param("_id")?;
+            last_updated_param = names.param("_lastUpdated")?;
+            for pair in &config.code_date_pairs {
+                let tid = names.resource_type(&pair.resource_type)?;
+                let t = names.param(&pair.token_param)?;
+                let d = names.param(&pair.date_param)?;
+                pairs.entry(tid).or_default().push((t, d));
+            }
+            tx.commit()?;
+        }
+        caches.journal.clear();
+        Ok(Writer {
+            conn,
+            next_seq,
+            caches,
+            pairs,
+            id_param,
+            last_updated_param,
+            stats,
+            max_batch: config.max_batch_requests.max(1),
+            cursor_ttl: config.cursor_ttl,
+            last_prune: Instant::now(),
+        })
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, commands: Receiver<Command>) {
+        while let Ok(first) = commands.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match commands.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(batch);
+            if self.last_prune.elapsed() > Duration::from_secs(1) {
+                self.last_prune = Instant::now();
+                let _ = self.prune_in_transaction(self.cursor_ttl);
+            }
+        }
+    }
+
+    fn commit_group(&mut self, batch: Vec<Command>) {
+        enum Answer {
+            Write(Sender<WriteReply>, WriteReply),
+            Count(Sender<Result<u64, StoreError>>, Result<u64, StoreError>),
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut requests = 0u64;
+        let mut ops_count = 0u64;
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = EngineError::from(e);
+            for command in batch {
+                match command {
+                    Command::Write { reply, .. } => drop(reply.send(Err(err.to_store()))),
+                    Command::Erase { reply, .. } | Command::Prune { reply, .. } => {
+                        drop(reply.send(Err(err.to_store())))
+                    }
+                }
+            }
+            return;
+        }
+        let seq_before = self.next_seq;
+        for command in batch {
+            requests += 1;
+            match command {
+                Command::Write {
+                    ops,
+                    atomicity,
+                    reply,
+                } => {
+                    ops_count += ops.len() as u64;
+                    let result = self.apply_request(ops, atomicity);
+                    answers.push(Answer::Write(reply, result.map_err(|e| e.to_store())));
+                }
+                Command::Erase {
+                    patient,
+                    what,
+                    reply,
+                } => {
+                    let result = self.in_savepoint(|w| w.erase(&patient, &what));
+                    answers.push(Answer::Count(reply, result.map_err(|e| e.to_store())));
+                }
+                Command::Prune { older_than, reply } => {
+                    let result = self.in_savepoint(|w| w.prune(older_than));
+                    answers.push(Answer::Count(reply, result.map_err(|e| e.to_store())));
+                }
+            }
+        }
+        let started = Instant::now();
+        let committed = (|| -> Result<(), EngineError> {
+            if self.next_seq != seq_before {
+                self.conn
+                    .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
+                    .execute([self.next_seq - 1])?;
+            }
+            self.conn.execute_batch("COMMIT")?;
+            Ok(())
+        })();
+        let commit_micros = started.elapsed().as_micros() as u64;
+        if let Err(e) = committed {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            // Nothing of this group is stored: forget what it interned and reload the sequence.
+            self.caches = Caches::default();
+            if let Ok(last) =
+                self.conn
+                    .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+            {
+                self.next_seq = self.next_seq.max(last + 1);
+            }
+            for answer in answers {
+                match answer {
+                    Answer::Write(reply, _) => drop(reply.send(Err(e.to_store()))),
+                    Answer::Count(reply, _) => drop(reply.send(Err(e.to_store()))),
+                }
+            }
+            return;
+        }
+        self.caches.journal.clear();
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.commits += 1;
+            stats.requests += requests;
+            stats.ops += ops_count;
+            stats.max_batch = stats.max_batch.max(requests);
+            stats.commit_micros += commit_micros;
+            let bucket = (63 - requests.max(1).leading_zeros()) as usize;
+            stats.batch_histogram[bucket.min(7)] += 1;
+        }
+        for answer in answers {
+            match answer {
+                Answer::Write(reply, r) => drop(reply.send(r)),
+                Answer::Count(reply, r) => drop(reply.send(r)),
+            }
+        }
+    }
+
+    /// Runs `f` inside a savepoint, rolled back when it fails.
+    fn in_savepoint<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let mark = self.caches.journal.len();
+        self.exec("SAVEPOINT request")?;
+        match f(self) {
+            Ok(v) => {
+                self.exec("RELEASE request")?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO request; RELEASE request")?;
+                self.caches.undo_to(mark);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_request(
+        &mut self,
+        ops: Vec<WriteOp>,
+        atomicity: Atomicity,
+    ) -> Result<Vec<Result<WriteOutcome, Rejection>>, EngineError> {
+        match atomicity {
+            Atomicity::AllOrNothing => {
+                let mark = self.caches.journal.len();
+                self.exec("SAVEPOINT request")?;
+                let mut results = Vec::with_capacity(ops.len());
+                let mut failed: Option<EngineError> = None;
+                for op in &ops {
+                    match self.apply_op(op) {
+                        Ok(r) => results.push(r),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let rejected = results.iter().any(|r| r.is_err());
+                if failed.is_some() || rejected {
+                    self.conn
+                        .execute_batch("ROLLBACK TO request; RELEASE request")?;
+                    self.caches.undo_to(mark);
+                } else {
+                    self.exec("RELEASE request")?;
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(results),
+                }
+            }
+            Atomicity::Independent => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    let mark = self.caches.journal.len();
+                    self.exec("SAVEPOINT op")?;
+                    match self.apply_op(op) {
+                        Ok(Ok(outcome)) => {
+                            self.exec("RELEASE op")?;
+                            results.push(Ok(outcome));
+                        }
+                        Ok(Err(rejection)) => {
+                            self.conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                            self.caches.undo_to(mark);
+                            results.push(Err(rejection));
+                        }
+                        Err(e) => {
+                            self.conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+                            self.caches.undo_to(mark);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(results)
+            }
+        }
+    }
+
+    fn apply_op(&mut self, op: &WriteOp) -> Result<Result<WriteOutcome, Rejection>, EngineError> {
+        match op {
+            WriteOp::Create { new, if_none_exist } => {
+                let tid = self.names().resource_type(&new.resource_type)?;
+                let pid = self.names().patient(new.patient.as_deref())?;
+                if let Some(condition) = if_none_exist {
+                    let ids = self.live_ids_with_identifier(tid, pid, condition)?;
+                    if !ids.is_empty() {
+                        return Ok(Ok(WriteOutcome::Existing { ids }));
+                    }
+                }
+                if self.current(tid, &new.id)?.is_some() {
+                    return Ok(Err(Rejection::AlreadyExists {
+                        resource_type: new.resource_type.clone(),
+                        id: new.id.clone(),
+                    }));
+                }
+                if new.version != 1 {
+                    return Ok(Err(Rejection::VersionConflict {
+                        expected: Some(new.version.saturating_sub(1)),
+                        current: None,
+                    }));
+                }
+                self.insert_new(tid, pid, new)?;
+                Ok(Ok(WriteOutcome::Created { version: 1 }))
+            }
+            WriteOp::Update {
+                new,
+                create_if_missing,
+            } => {
+                let tid = self.names().resource_type(&new.resource_type)?;
+                let pid = self.names().patient(new.patient.as_deref())?;
+                match self.current(tid, &new.id)? {
+                    None if *create_if_missing && new.version == 1 => {
+                        self.insert_new(tid, pid, new)?;
+                        Ok(Ok(WriteOutcome::Created { version: 1 }))
+                    }
+                    None if *create_if_missing => Ok(Err(Rejection::VersionConflict {
+                        expected: Some(new.version.saturating_sub(1)),
+                        current: None,
+                    })),
+                    None => Ok(Err(Rejection::NotFound {
+                        resource_type: new.resource_type.clone(),
+                        id: new.id.clone(),
+                    })),
+                    Some(cur) if new.version != cur.version + 1 => {
+                        Ok(Err(Rejection::VersionConflict {
+                            expected: Some(new.version.saturating_sub(1)),
+                            current: Some(cur.version),
+                        }))
+                    }
+                    Some(cur) => {
+                        let seq = self.take_seq();
+                        self.supersede(&cur, seq)?;
+                        self.store_version(cur.rid, tid, pid, seq, new)?;
+                        self.conn
+                            .prepare_cached("UPDATE resources SET version = ?1, seq = ?2, deleted = 0, pid = ?3 WHERE rid = ?4")?
+                            .execute(params![new.version as i64, seq, pid, cur.rid])?;
+                        Ok(Ok(WriteOutcome::Updated {
+                            version: new.version,
+                        }))
+                    }
+                }
+            }
+            WriteOp::Delete {
+                resource_type,
+                id,
+                version,
+                last_updated,
+                app,
+            } => {
+                let tid = self.names().resource_type(resource_type)?;
+                match self.current(tid, id)? {
+                    None => Ok(Err(Rejection::NotFound {
+                        resource_type: resource_type.clone(),
+                        id: id.clone(),
+                    })),
+                    Some(cur) if cur.deleted => Ok(Ok(WriteOutcome::Deleted {
+                        version: cur.version,
+                    })),
+                    Some(cur) if *version != cur.version + 1 => {
+                        Ok(Err(Rejection::VersionConflict {
+                            expected: Some(version.saturating_sub(1)),
+                            current: Some(cur.version),
+                        }))
+                    }
+                    Some(cur) => {
+                        let seq = self.take_seq();
+                        self.supersede(&cur, seq)?;
+                        self.conn
+                            .prepare_cached(
+                                "INSERT INTO versions (seq, rid, version, tid, pid, last_updated, deleted, app, body, manifest)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, X'', X'')",
+                            )?
+                            .execute(params![seq, cur.rid, *version as i64, tid, cur.pid, last_updated, app])?;
+                        self.conn
+                            .prepare_cached("UPDATE resources SET version = ?1, seq = ?2, deleted = 1 WHERE rid = ?3")?
+                            .execute(params![*version as i64, seq, cur.rid])?;
+                        Ok(Ok(WriteOutcome::Deleted { version: *version }))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a statement without results through the statement cache.
+    fn exec(&self, sql: &str) -> Result<(), EngineError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn names(&mut self) -> Names<'_> {
+        Names {
+            conn: &self.conn,
+            caches: &mut self.caches,
+        }
+    }
+
+    fn take_seq(&mut self) -> i64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn current(&self, tid: i64, id: &str) -> Result<Option<Current>, EngineError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT rid, version, seq, deleted, pid FROM resources WHERE tid = ?1 AND id = ?2",
+            )?
+            .query_row(params![tid, id], |r| {
+                Ok(Current {
+                    rid: r.get(0)?,
+                    version: r.get::<_, i64>(1)? as u64,
+                    seq: r.get(2)?,
+                    deleted: r.get::<_, i64>(3)? != 0,
+                    pid: r.get(4)?,
+                    tid,
+                })
+            })
+            .optional()?)
+    }
+
+    fn live_ids_with_identifier(
+        &mut self,
+        tid: i64,
+        pid: i64,
+        condition: &IdentifierCondition,
+    ) -> Result<Vec<String>, EngineError> {
+        let param = self.names().param("identifier")?;
+        let sys = match &condition.system {
+            Some(s) => Some(self.names().system(Some(s))?),
+            None => None,
+        };
+        live_ids_with_identifier(&self.conn, tid, pid, param, sys, &condition.value)
+    }
+
+    fn insert_new(&mut self, tid: i64, pid: i64, new: &NewVersion) -> Result<(), EngineError> {
+        let seq = self.take_seq();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO resources (tid, id, pid, version, seq, deleted, created_by) VALUES (?1, ?2, ?3, 1, ?4, 0, ?5)",
+            )?
+            .execute(params![tid, new.id, pid, seq, new.app])?;
+        let rid = self.conn.last_insert_rowid();
+        self.store_version(rid, tid, pid, seq, new)
+    }
+
+    /// Writes the version row and its index rows.
+    fn store_version(
+        &mut self,
+        rid: i64,
+        tid: i64,
+        pid: i64,
+        seq: i64,
+        new: &NewVersion,
+    ) -> Result<(), EngineError> {
+        let rows = self.rows_for(tid, new)?;
+        for row in &rows {
+            if let Some((param, kind)) = row.param_kind() {
+                self.names().kind(tid, param, kind)?;
+            }
+            if let Row::Date { param, low, high } = row
+                && low <= high
+            {
+                self.widen_span((pid, tid, *param), high.saturating_sub(*low))?;
+            }
+            rows::insert(&self.conn, pid, tid, seq, row)?;
+        }
+        let manifest = rows::encode_manifest(&rows);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO versions (seq, rid, version, tid, pid, last_updated, deleted, app, body, manifest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)",
+            )?
+            .execute(params![seq, rid, new.version as i64, tid, pid, new.last_updated, new.app, new.body, manifest])?;
+        Ok(())
+    }
+
+    fn rows_for(&mut self, tid: i64, new: &NewVersion) -> Result<Vec<Row>, EngineError> {
+        let mut rows = Vec::with_capacity(new.index.len() + 4);
+        // `_id` and `_lastUpdated` come from the version itself, not from the caller.
+        rows.push(Row::Token {
+            param: self.id_param,
+            code: new.id.clone(),
+            sys: 0,
+            text: None,
+        });
+        rows.push(Row::Date {
+            param: self.last_updated_param,
+            low: new.last_updated,
+            high: new.last_updated,
+        });
+        let mut ord = 0;
+        for entry in &new.index {
+            if entry.param == "_id" || entry.param == "_lastUpdated" {
+                continue;
+            }
+            let param = self.names().param(&entry.param)?;
+            rows::entry_rows(param, &entry.value, &mut ord, &mut self.names(), &mut rows)?;
+        }
+        if let Some(pairs) = self.pairs.get(&tid) {
+            // A resource without a value for a pair's date parameter still gets a row, with
+            // the "no date" sentinel period [MAX, MIN] (low > high, matched by no date
+            // condition, sorted last both ways), so pair and date drivers see every resource.
+            for &(_, dparam) in pairs {
+                let has_date = rows
+                    .iter()
+                    .any(|r| matches!(r, Row::Date { param, .. } if *param == dparam));
+                if !has_date {
+                    rows.push(Row::Date {
+                        param: dparam,
+                        low: rows::NO_DATE_LOW,
+                        high: rows::NO_DATE_HIGH,
+                    });
+                }
+            }
+            let mut extra = Vec::new();
+            for &(tparam, dparam) in pairs {
+                for token in &rows {
+                    let Row::Token {
+                        param, code, sys, ..
+                    } = token
+                    else {
+                        continue;
+                    };
+                    if *param != tparam {
+                        continue;
+                    }
+                    for date in &rows {
+                        if let Row::Date { param, low, high } = date
+                            && *param == dparam
+                        {
+                            extra.push(Row::CodeDate {
+                                tparam,
+                                dparam,
+                                code: code.clone(),
+                                sys: *sys,
+                                low: *low,
+                                high: *high,
+                            });
+                        }
+                    }
+                }
+            }
+            rows.extend(extra);
+        }
+        Ok(rows)
+    }
+
+    /// Records that a date period of `span` was indexed (see `date_spans`).
+    fn widen_span(&mut self, key: (i64, i64, i64), span: i64) -> Result<(), EngineError> {
+        let previous = self.caches.spans.get(&key).copied();
+        if previous.is_some_and(|p| p >= span) {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO date_spans (pid, tid, param, span) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pid, tid, param) DO UPDATE SET span = max(span, excluded.span)",
+            )?
+            .execute(params![key.0, key.1, key.2, span])?;
+        let stored: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT span FROM date_spans WHERE pid = ?1 AND tid = ?2 AND param = ?3",
+            )?
+            .query_row(params![key.0, key.1, key.2], |r| r.get(0))?;
+        self.caches.spans.insert(key, stored);
+        self.caches.journal.push(Undo::Span(key, previous));
+        Ok(())
+    }
+
+    /// Marks the current version's index rows as replaced by `seq_to`.
+    fn supersede(&mut self, cur: &Current, seq_to: i64) -> Result<(), EngineError> {
+        if cur.deleted {
+            return Ok(());
+        }
+        let manifest: Vec<u8> = self
+            .conn
+            .prepare_cached("SELECT manifest FROM versions WHERE seq = ?1")?
+            .query_row([cur.seq], |r| r.get(0))?;
+        for row in rows::decode_manifest(&manifest)? {
+            rows::supersede(&self.conn, cur.pid, cur.tid, cur.seq, &row, seq_to)?;
+        }
+        self.conn
+            .prepare_cached("INSERT INTO superseded (seq_to, seq, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![seq_to, cur.seq, now_micros()])?;
+        Ok(())
+    }
+
+    fn erase(&mut self, patient: &str, what: &Erasure) -> Result<u64, EngineError> {
+        let Some(pid) = self
+            .conn
+            .prepare_cached("SELECT pid FROM patients WHERE id = ?1")?
+            .query_row([patient], |r| r.get::<_, i64>(0))
+            .optional()?
+        else {
+            return Ok(0);
+        };
+        let rids: Vec<i64> = match what {
+            Erasure::One { resource_type, id } => {
+                let tid = self.names().resource_type(resource_type)?;
+                match self.current(tid, id)? {
+                    Some(cur) if cur.pid == pid => vec![cur.rid],
+                    _ => vec![],
+                }
+            }
+            Erasure::FromApp { app } => collect_ids(
+                &self.conn,
+                "SELECT DISTINCT v.rid FROM versions v JOIN resources r ON r.rid = v.rid
+                 WHERE v.pid = ?1 AND r.created_by = ?2",
+                params![pid, app],
+            )?,
+            Erasure::Everything => collect_ids(
+                &self.conn,
+                "SELECT DISTINCT rid FROM versions WHERE pid = ?1",
+                params![pid],
+            )?,
+        };
+        for &rid in &rids {
+            let versions: Vec<(i64, i64, i64, Vec<u8>)> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT seq, pid, tid, manifest FROM versions WHERE rid = ?1 ORDER BY seq",
+                )?;
+                let rows =
+                    stmt.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (i, (seq, vpid, tid, manifest)) in versions.iter().enumerate() {
+                for row in rows::decode_manifest(manifest)? {
+                    rows::delete(&self.conn, *vpid, *tid, *seq, &row)?;
+                }
+                if let Some((next_seq, ..)) = versions.get(i + 1) {
+                    self.conn
+                        .prepare_cached("DELETE FROM superseded WHERE seq_to = ?1 AND seq = ?2")?
+                        .execute(params![next_seq, seq])?;
+                }
+            }
+            self.conn
+                .prepare_cached("DELETE FROM versions WHERE rid = ?1")?
+                .execute([rid])?;
+            self.conn
+                .prepare_cached("DELETE FROM resources WHERE rid = ?1")?
+                .execute([rid])?;
+        }
+        if matches!(what, Erasure::Everything) {
+            self.conn
+                .prepare_cached("DELETE FROM patients WHERE pid = ?1")?
+                .execute([pid])?;
+            self.conn
+                .prepare_cached("DELETE FROM date_spans WHERE pid = ?1")?
+                .execute([pid])?;
+            self.caches.patients.remove(patient);
+            self.caches.spans.retain(|key, _| key.0 != pid);
+        }
+        Ok(rids.len() as u64)
+    }
+
+    fn prune_in_transaction(&mut self, older_than: Duration) -> Result<u64, EngineError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match self.prune(older_than) {
+            Ok(n) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the index rows of versions superseded before `now - older_than`: no valid
+    /// cursor can still need them. Cursors pinned before the newest pruned supersession are
+    /// refused from then on (`pruned_through`).
+    fn prune(&mut self, older_than: Duration) -> Result<u64, EngineError> {
+        let cutoff = now_micros() - older_than.as_micros() as i64;
+        let due: Vec<(i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT seq_to, seq FROM superseded WHERE at <= ?1 ORDER BY seq_to LIMIT 10000",
+            )?;
+            let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut through = 0;
+        for &(seq_to, seq) in &due {
+            let version: Option<(i64, i64, Vec<u8>)> = self
+                .conn
+                .prepare_cached("SELECT pid, tid, manifest FROM versions WHERE seq = ?1")?
+                .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            if let Some((pid, tid, manifest)) = version {
+                for row in rows::decode_manifest(&manifest)? {
+                    rows::delete(&self.conn, pid, tid, seq, &row)?;
+                }
+            }
+            self.conn
+                .prepare_cached("DELETE FROM superseded WHERE seq_to = ?1 AND seq = ?2")?
+                .execute(params![seq_to, seq])?;
+            through = through.max(seq_to);
+        }
+        if through > 0 {
+            self.conn
+                .prepare_cached(
+                    "UPDATE meta SET value = max(value, ?1) WHERE key = 'pruned_through'",
+                )?
+                .execute([through])?;
+        }
+        Ok(due.len() as u64)
+    }
+}
+
+fn collect_ids(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<i64>, EngineError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| r.get::<_, i64>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Ids of live resources of type `tid` in compartment `pid` with identifier `value`
+/// (in system `sys` when given).
+pub fn live_ids_with_identifier(
+    conn: &Connection,
+    tid: i64,
+    pid: i64,
+    param: i64,
+    sys: Option<i64>,
+    value: &str,
+) -> Result<Vec<String>, EngineError> {
+    let sql = "SELECT DISTINCT r.id FROM idx_token t JOIN versions v ON v.seq = t.seq JOIN resources r ON r.rid = v.rid
+               WHERE t.pid = ?1 AND t.tid = ?2 AND t.param = ?3 AND t.code = ?4 AND t.seq_to = ?5
+                 AND (?6 IS NULL OR t.sys = ?6)
+               ORDER BY r.id";
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![pid, tid, param, value, CURRENT, sys], |r| {
+        r.get::<_, String>(0)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
