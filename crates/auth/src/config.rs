@@ -1,0 +1,195 @@
+//! Configuration of the authorization service: where its database lives, sandbox or
+//! production mode, the public URLs, the upstream OpenID Connect provider and lifetimes.
+//! Deserializable so the server can embed it in its TOML file as an `[auth]` table.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Sandbox accepts test identities through the built-in identity provider page and lets
+/// developers register apps themselves; production logs citizens in through the upstream
+/// OpenID Connect provider and serves only accepted apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Sandbox,
+    Production,
+}
+
+impl Mode {
+    pub fn is_sandbox(self) -> bool {
+        self == Mode::Sandbox
+    }
+}
+
+/// The upstream OpenID Connect provider (e.g. Suomi.fi e-Identification) for production
+/// logins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcUpstreamConfig {
+    /// Issuer URL; `<issuer>/.well-known/openid-configuration` is fetched at first use.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Claim (in the ID token or, failing that, the userinfo response) holding the personal
+    /// identity code. Suomi.fi uses `urn:oid:1.2.246.21` (nationalIdentificationNumber).
+    #[serde(default = "default_hetu_claim")]
+    pub hetu_claim: String,
+    /// Extra scopes besides `openid`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// How to authenticate to the upstream token endpoint.
+    #[serde(default)]
+    pub client_auth: UpstreamClientAuth,
+    /// `acr_values` to request (e.g. a strong-identification level), if any.
+    #[serde(default)]
+    pub acr_values: Option<String>,
+}
+
+fn default_hetu_claim() -> String {
+    "urn:oid:1.2.246.21".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Folder for `auth.db` and the identity-key file.
+    pub data_dir: PathBuf,
+    pub mode: Mode,
+    /// Public base URL of the server, e.g. `https://phr.example.fi`: the token issuer, and
+    /// the prefix of every endpoint URL published in the discovery documents.
+    pub issuer: String,
+    /// FHIR base path under the issuer; access tokens carry `<issuer><fhir_path>` as `aud`.
+    pub fhir_path: String,
+    /// Production only.
+    pub oidc: Option<OidcUpstreamConfig>,
+    /// Seconds an access token lives.
+    pub access_token_lifetime: i64,
+    /// Seconds a refresh token may wait unused (each refresh issues a new one).
+    pub refresh_token_lifetime: i64,
+    /// Seconds an authorization code lives.
+    pub code_lifetime: i64,
+    /// Seconds a login page session lives.
+    pub session_lifetime: i64,
+    /// Seconds after which a new signing key is made (the old one keeps verifying until its
+    /// tokens have expired).
+    pub key_rotation_interval: i64,
+    /// Version label of the terms of use a citizen accepts when taking the service into use.
+    pub terms_version: String,
+    /// Minimum age to take the service into use.
+    pub minimum_age: u32,
+    /// File holding the secret key for hashing identity codes; default `<data_dir>/identity.key`.
+    pub identity_key_file: Option<PathBuf>,
+    /// Audit records buffered before writers wait for the audit thread.
+    pub audit_queue: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            data_dir: PathBuf::from("./phr-data"),
+            mode: Mode::Sandbox,
+            issuer: "http://127.0.0.1:8080".to_owned(),
+            fhir_path: "/fhir/r4".to_owned(),
+            oidc: None,
+            access_token_lifetime: 600,
+            refresh_token_lifetime: 90 * 24 * 3600,
+            code_lifetime: 60,
+            session_lifetime: 30 * 60,
+            key_rotation_interval: 30 * 24 * 3600,
+            terms_version: "2026-1".to_owned(),
+            minimum_age: 16,
+            identity_key_file: None,
+            audit_queue: 10_000,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// A sandbox configuration with its data in `data_dir`, serving at `issuer`.
+    pub fn sandbox(data_dir: impl Into<PathBuf>, issuer: impl Into<String>) -> Self {
+        AuthConfig {
+            data_dir: data_dir.into(),
+            issuer: issuer.into(),
+            ..AuthConfig::default()
+        }
+    }
+
+    /// Issuer without a trailing slash.
+    pub fn issuer(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+
+    /// The FHIR base URL, the `aud` of access tokens.
+    pub fn fhir_base_url(&self) -> String {
+        format!("{}{}", self.issuer(), self.fhir_path)
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer(), path)
+    }
+
+    pub fn identity_key_path(&self) -> PathBuf {
+        self.identity_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("identity.key"))
+    }
+
+    /// Checks rules that span settings.
+    pub fn check(&self) -> Result<(), String> {
+        url::Url::parse(&self.issuer)
+            .map_err(|e| format!("auth issuer {:?} is not a URL: {e}", self.issuer))?;
+        if self.mode == Mode::Production && self.oidc.is_none() {
+            return Err("production mode needs an [auth.oidc] upstream identity provider".into());
+        }
+        if self.mode == Mode::Production
+            && !self.issuer.starts_with("https://")
+            && !is_loopback_url(&self.issuer)
+        {
+            return Err("production mode needs an https issuer URL".into());
+        }
+        for (name, value) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+            ("code_lifetime", self.code_lifetime),
+            ("session_lifetime", self.session_lifetime),
+            ("key_rotation_interval", self.key_rotation_interval),
+        ] {
+            if value <= 0 {
+                return Err(format!("auth {name} must be positive"));
+            }
+        }
+        if self.key_rotation_interval <= self.access_token_lifetime {
+            return Err("auth key_rotation_interval must exceed access_token_lifetime".into());
+        }
+        Ok(())
+    }
+
+    /// Secure cookies when the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// True for `http://127.x.x.x`, `http://[::1]` and `http://localhost` URLs (tests and local
+/// development may use plain http there).
+pub fn is_loopback_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,165 @@
+//! The crate's error types: [`AuthError`] for service operations, [`OAuthError`] for the
+//! OAuth endpoints (RFC 6749 §5.2 error codes), and [`AccessError`] for the enforcement API
+//! (401 vs 403, with the `WWW-Authenticate` challenge of RFC 6750).
+
+use phr_fhir::outcome::{Issue, IssueType, operation_outcome};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("auth database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("auth storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("auth configuration: {0}")]
+    Config(String),
+    #[error("signing key: {0}")]
+    Signing(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("the person is under the minimum age of {0}")]
+    UnderAge(u32),
+    #[error("upstream identity provider: {0}")]
+    Upstream(String),
+    #[error("creating the Patient resource failed: {0}")]
+    PatientRegistry(String),
+    #[error("audit log is closed")]
+    AuditClosed,
+}
+
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;
+
+/// An OAuth 2.0 error response (`{"error": …, "error_description": …}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {description}")]
+pub struct OAuthError {
+    pub code: &'static str,
+    pub description: String,
+    /// HTTP status: 400, or 401 for `invalid_client`, 500 for `server_error`.
+    pub status: u16,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, status: u16, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+            status,
+        }
+    }
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", 400, d)
+    }
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new("invalid_client", 401, d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", 400, d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new("unauthorized_client", 400, d)
+    }
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_grant_type", 400, d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new("invalid_scope", 400, d)
+    }
+    pub fn access_denied(d: impl Into<String>) -> Self {
+        Self::new("access_denied", 400, d)
+    }
+    pub fn unsupported_response_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_response_type", 400, d)
+    }
+    pub fn server_error(d: impl Into<String>) -> Self {
+        Self::new("server_error", 500, d)
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "error": self.code, "error_description": self.description })
+    }
+}
+
+impl From<AuthError> for OAuthError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::NotAllowed(d) => OAuthError::unauthorized_client(d),
+            AuthError::Invalid(d) => OAuthError::invalid_request(d),
+            other => {
+                tracing::error!(error = %other, "token endpoint failed");
+                OAuthError::server_error("the authorization server failed")
+            }
+        }
+    }
+}
+
+/// Why a FHIR request is not allowed. [`AccessError::status`] tells 401 from 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("an access token is required (Authorization: Bearer …)")]
+    MissingToken,
+    #[error("the access token is malformed or its signature is not valid")]
+    InvalidToken,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token was issued for another audience")]
+    WrongAudience,
+    #[error("the access token has been revoked")]
+    Revoked,
+    #[error("the citizen has withdrawn this application's access")]
+    GrantWithdrawn,
+    #[error("the application is not active (status {0})")]
+    AppInactive(String),
+    #[error("the granted scopes do not allow {interaction} on {resource_type}")]
+    InsufficientScope {
+        resource_type: String,
+        interaction: &'static str,
+    },
+    #[error("the authorization check failed")]
+    Internal,
+}
+
+impl AccessError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AccessError::InsufficientScope { .. } => 403,
+            AccessError::Internal => 500,
+            _ => 401,
+        }
+    }
+
+    /// The `WWW-Authenticate` value to send with a 401 or 403 (RFC 6750 §3).
+    pub fn www_authenticate(&self) -> String {
+        match self {
+            AccessError::MissingToken => "Bearer realm=\"phr\"".to_owned(),
+            AccessError::InsufficientScope { .. } => {
+                format!(
+                    "Bearer realm=\"phr\", error=\"insufficient_scope\", error_description=\"{self}\""
+                )
+            }
+            _ => format!(
+                "Bearer realm=\"phr\", error=\"invalid_token\", error_description=\"{self}\""
+            ),
+        }
+    }
+
+    /// A FHIR OperationOutcome describing the refusal.
+    pub fn outcome(&self) -> Value {
+        let code = match self {
+            AccessError::MissingToken | AccessError::InvalidToken | AccessError::WrongAudience => {
+                IssueType::Login
+            }
+            AccessError::Expired => IssueType::Expired,
+            AccessError::Revoked | AccessError::GrantWithdrawn | AccessError::AppInactive(_) => {
+                IssueType::Security
+            }
+            AccessError::InsufficientScope { .. } => IssueType::Forbidden,
+            AccessError::Internal => IssueType::Exception,
+        };
+        operation_outcome(&[Issue::error(code, self.to_string())])
+    }
+}
