@@ -1,0 +1,480 @@
+//! The operator's commands on a data folder's authorization database (`<data>/auth.db`):
+//! the application registry (`phr app`), sandbox test tokens (`phr token`), withdrawing a
+//! test citizen's grant (`phr grant withdraw`), the audit log (`phr audit export|verify`) and
+//! the token signing key (`phr key rotate`).
+//!
+//! They may run while a server serves the same folder: the authorization server re-reads
+//! statuses another process changed within half a second, so a suspension or a withdrawal
+//! cuts the app's tokens almost at once. Settings come from the same places as for
+//! `phr serve` (`--config` file, environment, flags), because a token is only accepted by a
+//! server whose public URL is the token's issuer.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use phr_auth::{AppKind, AppStatus, AuthService, ClientType, NewApp};
+use phr_server::Config;
+
+/// Where the authorization database is and which server it belongs to.
+#[derive(Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// Folder of the database files.
+    #[arg(long, env = "PHR_DATA", global = true)]
+    data: Option<PathBuf>,
+    /// The server's TOML configuration file (its `[auth]` table: mode, lifetimes, ...).
+    #[arg(long, env = "PHR_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The server's public base URL, the issuer of its tokens (default: from the
+    /// configuration, else http://<listen address>).
+    #[arg(long, env = "PHR_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
+}
+
+impl AuthArgs {
+    /// The server configuration these commands act for, after file, environment and flags.
+    fn server_config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(data) = &self.data {
+            config.data = data.clone();
+        }
+        if let Some(url) = &self.public_url {
+            config.public_url = Some(url.clone());
+        }
+        Ok(config)
+    }
+
+    /// Opens the authorization database as the server would (same issuer, same identity
+    /// key). `create` allows a first use of an empty data folder.
+    fn open(&self, create: bool) -> anyhow::Result<AuthService> {
+        let config = self.server_config()?;
+        if !create && !config.data.join("auth.db").exists() {
+            bail!(
+                "{} holds no authorization database (has `phr serve` run there?)",
+                config.data.display()
+            );
+        }
+        let mut auth = config.auth.clone();
+        auth.data_dir = config.data.clone();
+        auth.issuer = config.base_url();
+        auth.fhir_path = phr_server::fhir::BASE_PATH.to_string();
+        AuthService::open(auth).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the authorization database in {}: {e}",
+                config.data.display()
+            )
+        })
+    }
+}
+
+/// Runs `f` on the service, then writes out the audit records it queued (operator actions
+/// are audited too) before the process exits.
+fn with_service<T>(
+    auth: &AuthArgs,
+    create: bool,
+    f: impl FnOnce(&AuthService) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let service = auth.open(create)?;
+    let result = f(&service);
+    service
+        .flush_audit()
+        .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))?;
+    result
+}
+
+fn auth_error(e: phr_auth::AuthError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+// ---------------------------------------------------------------- phr app
+
+#[derive(Args, Debug)]
+pub struct AppArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Register an application (accepted, unless --sandbox). A confidential client's secret
+    /// is printed once.
+    Register(RegisterArgs),
+    /// List the registered applications.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept an application, or reinstate a suspended one.
+    Accept { app_id: String },
+    /// Suspend an application: every token it holds stops working at once.
+    Suspend { app_id: String },
+    /// Revoke an application for good.
+    Revoke { app_id: String },
+}
+
+#[derive(Args, Debug)]
+struct RegisterArgs {
+    /// The application's name, shown to citizens on the consent page.
+    #[arg(long)]
+    name: String,
+    /// The application id (e.g. the OID Kela issued); generated when absent. It is the
+    /// OAuth client_id and the id in `creatingApplication`.
+    #[arg(long = "id")]
+    app_id: Option<String>,
+    /// The scopes the application may ask for, space separated
+    /// (e.g. "patient/Observation.read patient/Observation.write offline_access").
+    #[arg(long)]
+    scope: String,
+    /// Redirect URI (repeat for several).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// public (PKCE), confidential (client secret) or private_key_jwt.
+    #[arg(long, default_value = "public", value_parser = parse_client_type)]
+    client_type: ClientType,
+    /// wellbeing or professional.
+    #[arg(long, default_value = "wellbeing", value_parser = parse_kind)]
+    kind: AppKind,
+    /// A contact address of the developer.
+    #[arg(long)]
+    contact: Option<String>,
+    /// A JSON file with the public keys (JWK Set) of a private_key_jwt client.
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// Where the public keys of a private_key_jwt client are published.
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    /// Register with status `sandbox` (usable in sandbox mode only) instead of `accepted`.
+    #[arg(long)]
+    sandbox: bool,
+    /// Print the registration as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_client_type(text: &str) -> Result<ClientType, String> {
+    ClientType::parse(text)
+        .ok_or_else(|| format!("'{text}': use public, confidential or private_key_jwt"))
+}
+
+fn parse_kind(text: &str) -> Result<AppKind, String> {
+    AppKind::parse(text).ok_or_else(|| format!("'{text}': use wellbeing or professional"))
+}
+
+pub fn app(args: AppArgs) -> anyhow::Result<()> {
+    match args.command {
+        AppCommand::Register(register) => {
+            with_service(&args.auth, true, |auth| register_app(auth, register))
+        }
+        AppCommand::List { json } => with_service(&args.auth, false, |auth| {
+            let apps = auth.list_apps().map_err(auth_error)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &apps)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{:<40} {:<10} {:<16} NAME", "APP ID", "STATUS", "CLIENT")?;
+                for app in &apps {
+                    writeln!(
+                        out,
+                        "{:<40} {:<10} {:<16} {}",
+                        app.app_id,
+                        app.status.code(),
+                        app.client_type.code(),
+                        app.name
+                    )?;
+                }
+            }
+            Ok(())
+        }),
+        AppCommand::Accept { app_id } => set_status(&args.auth, &app_id, AppStatus::Accepted),
+        AppCommand::Suspend { app_id } => set_status(&args.auth, &app_id, AppStatus::Suspended),
+        AppCommand::Revoke { app_id } => set_status(&args.auth, &app_id, AppStatus::Revoked),
+    }
+}
+
+fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
+    let jwks = match &args.jwks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let status = if args.sandbox {
+        AppStatus::Sandbox
+    } else {
+        AppStatus::Accepted
+    };
+    let registered = auth
+        .register_app(
+            NewApp {
+                app_id: args.app_id,
+                name: args.name,
+                kind: args.kind,
+                client_type: args.client_type,
+                redirect_uris: args.redirect_uris,
+                scope: args.scope,
+                contact: args.contact,
+                jwks,
+                jwks_uri: args.jwks_uri,
+            },
+            status,
+        )
+        .map_err(auth_error)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &registered)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "app_id: {}", registered.app.app_id)?;
+    writeln!(out, "status: {}", registered.app.status.code())?;
+    writeln!(out, "scope: {}", registered.app.scope)?;
+    if let Some(secret) = &registered.client_secret {
+        writeln!(out, "client_secret: {secret}")?;
+        eprintln!("phr: the client secret is shown only now; store it in the application");
+    }
+    Ok(())
+}
+
+fn set_status(auth: &AuthArgs, app_id: &str, status: AppStatus) -> anyhow::Result<()> {
+    with_service(auth, false, |service| {
+        let app = service
+            .set_app_status(app_id, status)
+            .map_err(auth_error)?;
+        println!("{} is now {}", app.app_id, app.status.code());
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- phr token
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// A test personal identity code (individual number 900–999); the citizen is taken into
+    /// use if needed.
+    #[arg(long)]
+    hetu: String,
+    /// The application the token is for.
+    #[arg(long)]
+    app: String,
+    /// The scopes to grant (∩ the application's registration), space separated.
+    #[arg(long)]
+    scope: String,
+}
+
+/// Prints `patient:`, `scope:`, `expires_in:` (and `refresh_token:` with offline_access)
+/// lines, then the access token alone as the last line, for scripts.
+pub fn token(args: TokenArgs) -> anyhow::Result<()> {
+    with_service(&args.auth, true, |auth| {
+        let issued = auth
+            .issue_token_for_cli(&args.hetu, &args.app, &args.scope)
+            .map_err(auth_error)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "patient: {}", issued.patient_id)?;
+        writeln!(out, "scope: {}", issued.token.scope)?;
+        writeln!(out, "expires_in: {}", issued.token.expires_in)?;
+        if let Some(refresh) = &issued.token.refresh_token {
+            writeln!(out, "refresh_token: {refresh}")?;
+        }
+        writeln!(out, "{}", issued.token.access_token)?;
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- phr grant
+
+#[derive(Args, Debug)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: GrantCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum GrantCommand {
+    /// Withdraw a test citizen's grant to an application (sandbox test helper): its tokens
+    /// stop working at once.
+    Withdraw {
+        /// The test personal identity code (individual number 900–999).
+        #[arg(long)]
+        hetu: String,
+        #[arg(long)]
+        app: String,
+    },
+}
+
+pub fn grant(args: GrantArgs) -> anyhow::Result<()> {
+    match args.command {
+        GrantCommand::Withdraw { hetu, app } => with_service(&args.auth, false, |auth| {
+            let grant = auth
+                .withdraw_for_sandbox_identity(&hetu, &app)
+                .map_err(auth_error)?;
+            println!(
+                "withdrew grant {} of Patient/{} to {}",
+                grant.grant_id, grant.patient_id, grant.app_id
+            );
+            Ok(())
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- phr audit
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Write the audit records as NDJSON, oldest first, each with its hash-chain value.
+    Export {
+        /// Records from this time on (RFC 3339, or a date meaning its UTC midnight).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Records before this time (RFC 3339, or a date meaning its UTC midnight).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// The file to write (created readable by its owner only); default standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute the hash chain over every record; fails naming the first altered record.
+    Verify,
+}
+
+/// Microseconds since the Unix epoch from an RFC 3339 time or a `YYYY-MM-DD` date (UTC).
+fn parse_time(text: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let at = match time::OffsetDateTime::parse(text, &Rfc3339) {
+        Ok(at) => at,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text, &format)
+                .map_err(|_| format!("'{text}': use 2026-01-31 or 2026-01-31T12:00:00Z"))?
+                .midnight()
+                .assume_utc()
+        }
+    };
+    i64::try_from(at.unix_timestamp_nanos() / 1000).map_err(|_| format!("'{text}' is out of range"))
+}
+
+pub fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    match args.command {
+        AuditCommand::Export { since, until, out } => with_service(&args.auth, false, |auth| {
+            let written = match &out {
+                Some(path) => export_to_file(auth, path, since, until)?,
+                None => {
+                    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                    let written = auth
+                        .export_audit(&mut stdout, since, until)
+                        .map_err(auth_error)?;
+                    stdout.flush()?;
+                    written
+                }
+            };
+            eprintln!("phr: exported {written} audit records");
+            Ok(())
+        }),
+        AuditCommand::Verify => with_service(&args.auth, false, |auth| {
+            match auth.verify_audit_chain().map_err(auth_error)? {
+                None => {
+                    println!("the audit hash chain is intact");
+                    Ok(())
+                }
+                Some(record) => bail!("the audit hash chain breaks at record {record}"),
+            }
+        }),
+    }
+}
+
+/// The records hold pseudonymous patient ids and search criteria: the file is made readable
+/// by its owner only, and is not left half written when the export fails.
+fn export_to_file(
+    auth: &AuthService,
+    path: &Path,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<u64> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let written = auth
+        .export_audit(&mut writer, since, until)
+        .map_err(auth_error)
+        .and_then(|n| {
+            writer.flush()?;
+            writer.get_ref().sync_all()?;
+            Ok(n)
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written.with_context(|| format!("exporting the audit log to {}", path.display()))
+}
+
+// ---------------------------------------------------------------- phr key
+
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: KeyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Make a new token signing key now; the old ones keep verifying the tokens they signed
+    /// until those expire.
+    Rotate,
+}
+
+pub fn key(args: KeyArgs) -> anyhow::Result<()> {
+    match args.command {
+        KeyCommand::Rotate => with_service(&args.auth, false, |auth| {
+            let kid = auth.rotate_signing_key().map_err(auth_error)?;
+            println!("new signing key {kid}");
+            Ok(())
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_or_utc_dates() {
+        assert_eq!(parse_time("1970-01-02"), Ok(86_400_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000));
+        assert_eq!(parse_time("1970-01-01T02:00:00+02:00"), Ok(0));
+        assert!(parse_time("yesterday").is_err());
+    }
+}

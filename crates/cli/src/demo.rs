@@ -1,0 +1,403 @@
+//! `phr demo` and `phr serve --demo`: loads the demo sandbox into a data folder — the test
+//! citizens (taken into use through the authorization service, which gives each a
+//! pseudonymous Patient), the sample applications, and a year of seeded wellbeing data per
+//! citizen, written through the same write pipeline as the API (Kanta rules, validation,
+//! indexing) in large batch Bundles on every core.
+//!
+//! A `demo.json` in the data folder records what was loaded (seed, period, Patient ids — never
+//! an identity code); a second run finds it and loads nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use phr_demo::people::{APPS, CITIZENS, DEMO_APP, DemoApp};
+use phr_demo::{Generated, Period, Progress, Rng, Timeline};
+use phr_server::AppState;
+use phr_server::fhir::pipeline::{App, Caller};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::import::Outcome;
+
+/// Resources per batch Bundle while loading (the API's 300-entry limit does not apply to the
+/// operator's own loader; bigger batches mean fewer commits).
+const LOAD_BATCH: usize = 2000;
+/// The file recording a finished demo load.
+pub const MARKER: &str = "demo.json";
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for the database files (created if missing).
+    #[arg(long, env = "PHR_DATA")]
+    data: Option<PathBuf>,
+    /// Seed of the generated data: the same seed gives the same data.
+    #[arg(long, default_value_t = phr_demo::DEFAULT_SEED)]
+    seed: u64,
+    /// Days of data per citizen, ending yesterday.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+}
+
+/// What `demo.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Marker {
+    pub seed: u64,
+    pub first_day: String,
+    pub days: u32,
+    /// Patient ids in the order of the demo citizens.
+    pub patients: Vec<String>,
+    pub created: u64,
+    pub existing: u64,
+    pub failed: u64,
+}
+
+impl Marker {
+    pub fn read(data: &Path) -> Option<Marker> {
+        let text = std::fs::read_to_string(data.join(MARKER)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub seed: u64,
+    pub period: Period,
+    pub progress: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub marker: Marker,
+    /// True when the folder already held the demo and nothing was loaded.
+    pub already_loaded: bool,
+    pub seconds: f64,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let data = crate::data_dir(args.data);
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create the data folder {}", data.display()))?;
+    let config = phr_server::Config {
+        data: data.clone(),
+        open_sandbox: true,
+        ..phr_server::Config::default()
+    };
+    let storage = crate::serve::open_storage(&config)?;
+    let state = AppState::open(config, storage)?;
+    let options = DemoOptions {
+        seed: args.seed,
+        period: Period::last_days(args.days),
+        progress: true,
+    };
+    let report = load(&state, &options)?;
+    print_summary(&report);
+    Ok(())
+}
+
+/// The demo's default seed, `days` days of data ending yesterday.
+pub fn options(days: u32) -> DemoOptions {
+    DemoOptions {
+        seed: phr_demo::DEFAULT_SEED,
+        period: Period::last_days(days),
+        progress: true,
+    }
+}
+
+fn print_summary(report: &DemoReport) {
+    let m = &report.marker;
+    if report.already_loaded {
+        println!(
+            "demo data already loaded (seed {}, {} days from {}): nothing to do",
+            m.seed, m.days, m.first_day
+        );
+    } else {
+        let total = m.created + m.existing;
+        println!(
+            "demo data loaded: {} resources stored ({} new, {} already there, {} failed) in {:.1} s ({:.0}/s)",
+            total,
+            m.created,
+            m.existing,
+            m.failed,
+            report.seconds,
+            total as f64 / report.seconds.max(1e-9)
+        );
+    }
+    for (citizen, patient) in CITIZENS.iter().zip(&m.patients) {
+        println!(
+            "  test login {}  Patient/{patient}  ({})",
+            citizen.hetu, citizen.label
+        );
+    }
+}
+
+/// The caller a demo app writes a citizen's data as.
+fn caller(patient: Option<&str>, app: &DemoApp) -> Caller {
+    Caller {
+        patient: patient.map(str::to_string),
+        app: Some(App {
+            id: app.id.to_string(),
+            name: app.name.to_string(),
+        }),
+        portal: false,
+        access: None,
+    }
+}
+
+/// The Patient of each demo citizen: seeded pseudonyms (before authorization is wired in, the
+/// demo itself decides them; the authorization service will own them).
+fn patient_ids(seed: u64) -> Vec<String> {
+    (0..CITIZENS.len())
+        .map(|i| Rng::derive(seed, &format!("patient/{i}")).uuid())
+        .collect()
+}
+
+/// A Finnish PHR Patient: nothing but the pseudonym.
+pub fn pseudonym_patient(id: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "id": id,
+        "meta": {"profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-patient"]},
+        "language": "fi",
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}")}],
+        "active": true,
+    })
+}
+
+/// Stores the Patient `id` unless it exists (update-as-create, as the operator).
+pub fn ensure_patient(state: &AppState, id: &str) -> anyhow::Result<()> {
+    if state.fhir.storage.read("Patient", id)?.is_some() {
+        return Ok(());
+    }
+    state
+        .fhir
+        .update(&Caller::default(), "Patient", id, pseudonym_patient(id), None)
+        .map_err(|e| anyhow::anyhow!("storing Patient/{id}: {}", outcome_text(&e.issues)))?;
+    Ok(())
+}
+
+fn outcome_text(issues: &[phr_fhir::Issue]) -> String {
+    issues
+        .iter()
+        .map(|i| match &i.expression {
+            Some(at) => format!("{} ({at})", i.message),
+            None => i.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Counts of one batch's answers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchCounts {
+    pub created: u64,
+    pub existing: u64,
+    pub failed: u64,
+}
+
+/// Writes `resources` as one batch Bundle of conditional creates through the write pipeline;
+/// rejections are collected in `errors`.
+pub fn write_batch(
+    state: &AppState,
+    caller: &Caller,
+    resources: Vec<Value>,
+    errors: &Mutex<Vec<String>>,
+) -> BatchCounts {
+    let entries = resources
+        .into_iter()
+        .map(phr_demo::bundle::sync_entry)
+        .collect();
+    let mut counts = BatchCounts::default();
+    for outcome in crate::import::write_entries(state, caller, entries) {
+        match outcome {
+            Outcome::Created => counts.created += 1,
+            Outcome::Existing => counts.existing += 1,
+            Outcome::Rejected(why) => {
+                counts.failed += 1;
+                if let Ok(mut list) = errors.lock() {
+                    list.push(why);
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// Loads the demo into `state`'s storage unless the data folder already holds it.
+pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoReport> {
+    let started = Instant::now();
+    let data = state.config.data.clone();
+    if let Some(marker) = Marker::read(&data)
+        && marker
+            .patients
+            .first()
+            .is_some_and(|p| state.fhir.storage.read("Patient", p).ok().flatten().is_some())
+    {
+        return Ok(DemoReport {
+            marker,
+            already_loaded: true,
+            seconds: 0.0,
+        });
+    }
+    let patients = patient_ids(options.seed);
+    for id in &patients {
+        ensure_patient(state, id)?;
+    }
+    let errors = Mutex::new(Vec::new());
+    // The questionnaire the citizens answer: a definition, outside every compartment.
+    let mut ids = Rng::derive(options.seed, "questionnaire");
+    let questionnaire = phr_demo::resources::wellbeing_questionnaire(
+        &DEMO_APP,
+        &ids.uuid(),
+        options.period.first_day,
+    );
+    let mut totals = write_batch(state, &caller(None, &DEMO_APP), vec![questionnaire], &errors);
+
+    let timelines: Vec<(String, Timeline)> = CITIZENS
+        .iter()
+        .zip(&patients)
+        .enumerate()
+        .map(|(i, (c, p))| {
+            (
+                p.clone(),
+                Timeline::new(
+                    options.seed,
+                    &format!("citizen-{i}"),
+                    c.persona,
+                    c.lang,
+                    p,
+                    options.period,
+                ),
+            )
+        })
+        .collect();
+    let estimate: u64 = timelines.iter().map(|(_, t)| t.estimated_len()).sum();
+    let progress = Mutex::new(if options.progress {
+        Progress::new("loading demo data", estimate)
+    } else {
+        Progress::hidden()
+    });
+    // Batches go through a bounded queue to one worker per core: generation stays ahead of
+    // validation without holding the year in memory.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let (tx, rx) = crossbeam_channel::bounded::<(Caller, Vec<Value>)>(workers * 2);
+    let counts = Mutex::new(BatchCounts::default());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let rx = rx.clone();
+            let (errors, counts, progress) = (&errors, &counts, &progress);
+            scope.spawn(move || {
+                while let Ok((caller, resources)) = rx.recv() {
+                    let n = resources.len() as u64;
+                    let c = write_batch(state, &caller, resources, errors);
+                    if let Ok(mut total) = counts.lock() {
+                        total.created += c.created;
+                        total.existing += c.existing;
+                        total.failed += c.failed;
+                    }
+                    if let Ok(mut p) = progress.lock() {
+                        p.add(n);
+                    }
+                }
+            });
+        }
+        drop(rx);
+        for (patient, timeline) in timelines {
+            let mut by_app: Vec<(&'static DemoApp, Vec<Value>)> =
+                APPS.iter().map(|a| (a, Vec::new())).collect();
+            for Generated { app, resource, .. } in timeline {
+                let Some(slot) = by_app.iter_mut().find(|(a, _)| a.id == app.id) else {
+                    continue;
+                };
+                slot.1.push(resource);
+                if slot.1.len() >= LOAD_BATCH {
+                    let batch = std::mem::take(&mut slot.1);
+                    let _ = tx.send((caller(Some(&patient), app), batch));
+                }
+            }
+            for (app, rest) in by_app {
+                if !rest.is_empty() {
+                    let _ = tx.send((caller(Some(&patient), app), rest));
+                }
+            }
+        }
+        drop(tx);
+    });
+    if let Ok(mut p) = progress.lock() {
+        p.finish();
+    }
+    let c = counts.into_inner().unwrap_or_default();
+    totals.created += c.created;
+    totals.existing += c.existing;
+    totals.failed += c.failed;
+    let errors = errors.into_inner().unwrap_or_default();
+    for e in errors.iter().take(10) {
+        eprintln!("demo: rejected: {e}");
+    }
+    if errors.len() > 10 {
+        eprintln!("demo: ... and {} more rejections", errors.len() - 10);
+    }
+    let marker = Marker {
+        seed: options.seed,
+        first_day: phr_demo::time::fhir_date(options.period.first_day),
+        days: options.period.days,
+        patients,
+        created: totals.created,
+        existing: totals.existing,
+        failed: totals.failed,
+    };
+    if totals.failed > 0 {
+        bail!(
+            "{} demo resources were rejected (first: {})",
+            totals.failed,
+            errors.first().map(String::as_str).unwrap_or("?")
+        );
+    }
+    std::fs::write(data.join(MARKER), serde_json::to_vec_pretty(&marker)?)
+        .with_context(|| format!("cannot write {}", data.join(MARKER).display()))?;
+    Ok(DemoReport {
+        marker,
+        already_loaded: false,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prints what a person needs to try the sandbox: the URLs, the test logins, a curl example.
+pub fn print_welcome(state: &AppState, report: &DemoReport) {
+    let base = &state.base_url;
+    println!();
+    println!("PHR demo sandbox");
+    println!("  FHIR API    {base}/fhir/r4");
+    println!("  portal      {base}/portal");
+    println!("  metrics     {base}/metrics");
+    println!("  test logins (sandbox identity provider):");
+    for (citizen, patient) in CITIZENS.iter().zip(&report.marker.patients) {
+        println!("    {}  {}  Patient/{patient}", citizen.hetu, citizen.label);
+    }
+    if let Some(patient) = report.marker.patients.first() {
+        let glucose = "http://loinc.org%7C14745-4";
+        if state.config.open_sandbox {
+            println!("  try (open sandbox, no token needed):");
+            println!(
+                "    curl '{base}/fhir/r4/Observation?patient={patient}&code={glucose}&_sort=-date&_count=5'"
+            );
+        } else {
+            println!("  try (with a token for the first test citizen and the app '{}'):", DEMO_APP.id);
+            println!(
+                "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
+                state.config.data.display(),
+                CITIZENS[0].hetu,
+                DEMO_APP.id
+            );
+            println!(
+                "    curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/r4/Observation?patient={patient}&code={glucose}&_sort=-date&_count=5'"
+            );
+        }
+    }
+    println!();
+}

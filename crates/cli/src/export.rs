@@ -1,0 +1,218 @@
+//! `phr export`: one citizen's data, or everyone's, out of a data folder as a `collection`
+//! Bundle (one JSON file, or standard output) or as NDJSON with one file per resource type
+//! (what `phr import` reads back). Reads the current version of each resource straight from
+//! storage; deleted resources are left out.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use phr_search::model::SearchQuery;
+use phr_store::{Storage, StoredResource};
+use serde_json::{Value, json};
+
+/// Resource types kept in a patient compartment in the Finnish PHR.
+const COMPARTMENT_TYPES: &[&str] = &[
+    "Observation",
+    "MedicationAdministration",
+    "CarePlan",
+    "QuestionnaireResponse",
+    "Goal",
+    "Consent",
+];
+/// Types outside compartments exported with "everyone".
+const SHARED_TYPES: &[&str] = &["Questionnaire"];
+const PAGE: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One `collection` Bundle.
+    Bundle,
+    /// One `<Type>.ndjson` file per resource type (needs --out DIR).
+    Ndjson,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Folder of the database files.
+    #[arg(long, env = "PHR_DATA")]
+    data: Option<PathBuf>,
+    /// Export only this Patient's compartment (its id); everyone by default.
+    #[arg(long)]
+    patient: Option<String>,
+    /// Output: a file for a Bundle (standard output when absent), a folder for NDJSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output format; NDJSON when --out is an existing folder, else a Bundle.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+/// Every current resource of `patient`'s compartment, the Patient first.
+pub fn patient_resources(
+    storage: &dyn Storage,
+    patient: &str,
+) -> anyhow::Result<Vec<StoredResource>> {
+    let mut out = Vec::new();
+    match storage.read("Patient", patient)? {
+        Some(p) if !p.deleted => out.push(p),
+        _ => bail!("Patient/{patient} is not in this data folder"),
+    }
+    for resource_type in COMPARTMENT_TYPES {
+        out.extend(search_all(storage, resource_type, Some(patient))?);
+    }
+    Ok(out)
+}
+
+/// Every live resource of `resource_type` (in `compartment`, when given), all pages.
+pub fn search_all(
+    storage: &dyn Storage,
+    resource_type: &str,
+    compartment: Option<&str>,
+) -> anyhow::Result<Vec<StoredResource>> {
+    let query = SearchQuery {
+        resource_type: resource_type.to_string(),
+        compartment: compartment.map(str::to_string),
+        count: PAGE,
+        ..SearchQuery::default()
+    };
+    let mut out = Vec::new();
+    let mut page = storage
+        .search(&query, None)
+        .with_context(|| format!("listing {resource_type}"))?;
+    loop {
+        out.extend(page.matches.drain(..).filter(|r| !r.deleted));
+        match page.next.take() {
+            Some(cursor) => page = storage.search(&query, Some(&cursor))?,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn body(stored: &StoredResource) -> anyhow::Result<Value> {
+    serde_json::from_slice(&stored.body).with_context(|| {
+        format!(
+            "{}/{} is stored as invalid JSON",
+            stored.resource_type, stored.id
+        )
+    })
+}
+
+pub fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let data = crate::data_dir(args.data);
+    if !data.join("phr.db").is_file() {
+        bail!("{} holds no PHR database (phr.db)", data.display());
+    }
+    let config = phr_server::Config {
+        data: data.clone(),
+        ..phr_server::Config::default()
+    };
+    let storage = crate::serve::open_storage(&config)?;
+    let format = match (args.format, &args.out) {
+        (Some(f), _) => f,
+        (None, Some(out)) if out.is_dir() => Format::Ndjson,
+        _ => Format::Bundle,
+    };
+    // Resources by type, collected per patient so memory holds one export at a time.
+    let mut by_type: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let patients: Vec<String> = match &args.patient {
+        Some(p) => vec![p.clone()],
+        None => search_all(storage.as_ref(), "Patient", None)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect(),
+    };
+    for patient in &patients {
+        for stored in patient_resources(storage.as_ref(), patient)? {
+            by_type
+                .entry(stored.resource_type.clone())
+                .or_default()
+                .push(body(&stored)?);
+        }
+    }
+    if args.patient.is_none() {
+        for resource_type in SHARED_TYPES {
+            for stored in search_all(storage.as_ref(), resource_type, None)? {
+                by_type
+                    .entry(stored.resource_type.clone())
+                    .or_default()
+                    .push(body(&stored)?);
+            }
+        }
+    }
+    let count: usize = by_type.values().map(Vec::len).sum();
+    match format {
+        Format::Ndjson => {
+            let Some(dir) = &args.out else {
+                bail!("NDJSON export needs --out FOLDER");
+            };
+            write_ndjson(dir, &by_type)?;
+            eprintln!(
+                "exported {count} resources of {} patient(s) to {}",
+                patients.len(),
+                dir.display()
+            );
+        }
+        Format::Bundle => {
+            let base = phr_server::Config::default().base_url();
+            let entries: Vec<Value> = by_type
+                .into_values()
+                .flatten()
+                .map(|r| {
+                    let url = format!(
+                        "{base}/fhir/r4/{}/{}",
+                        r["resourceType"].as_str().unwrap_or(""),
+                        r["id"].as_str().unwrap_or("")
+                    );
+                    json!({"fullUrl": url, "resource": r})
+                })
+                .collect();
+            let bundle = json!({
+                "resourceType": "Bundle",
+                "type": "collection",
+                "timestamp": phr_server::time::to_instant(phr_server::time::now_micros()),
+                "entry": entries,
+            });
+            let bytes = serde_json::to_vec_pretty(&bundle)?;
+            match &args.out {
+                Some(path) => {
+                    std::fs::write(path, bytes)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "exported {count} resources of {} patient(s) to {}",
+                        patients.len(),
+                        path.display()
+                    );
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `<Type>.ndjson` files into `dir` (created if missing). Patient first in name order
+/// is not needed: `phr import` stores Patients first whatever the file order.
+fn write_ndjson(dir: &Path, by_type: &BTreeMap<String, Vec<Value>>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (resource_type, resources) in by_type {
+        let path = dir.join(format!("{resource_type}.ndjson"));
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        );
+        for r in resources {
+            serde_json::to_writer(&mut file, r)?;
+            file.write_all(b"\n")?;
+        }
+        file.flush()?;
+    }
+    Ok(())
+}

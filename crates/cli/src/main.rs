@@ -1,0 +1,79 @@
+//! `phr`: the one binary. `phr serve` runs the server; the other commands are the operator's
+//! tools.
+
+mod admin;
+mod bench;
+mod demo;
+mod export;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "phr",
+    version,
+    about = "PHR: a personal health record repository (FHIR R4, Kanta PHR compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Load the demo sandbox data into a data folder (without serving).
+    Demo(demo::DemoArgs),
+    /// Drive a running server's HTTP API with concurrent clients and report throughput and
+    /// latency.
+    Bench(bench::BenchArgs),
+    /// Store NDJSON or Bundle files through the write pipeline.
+    Import(import::ImportArgs),
+    /// Write one citizen's or everyone's data as Bundle JSON or NDJSON.
+    Export(export::ExportArgs),
+    /// Manage registered applications: register, list, accept, suspend, revoke.
+    App(admin::AppArgs),
+    /// Print an access token for a sandbox test citizen and an application (the token is the
+    /// last line of standard output).
+    Token(admin::TokenArgs),
+    /// Withdraw a test citizen's grant to an application.
+    Grant(admin::GrantArgs),
+    /// Export the audit log or verify its hash chain.
+    Audit(admin::AuditArgs),
+    /// Rotate the token signing key.
+    Key(admin::KeyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
+        Command::App(args) => admin::app(args),
+        Command::Token(args) => admin::token(args),
+        Command::Grant(args) => admin::grant(args),
+        Command::Audit(args) => admin::audit(args),
+        Command::Key(args) => admin::key(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("phr: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The data folder from a flag, `PHR_DATA`, or the default.
+pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| PathBuf::from("./phr-data"))
+}

@@ -1,0 +1,170 @@
+//! `phr serve`: configuration from defaults, an optional TOML file, environment and flags
+//! (in that order of precedence, last wins), then the server until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use phr_server::{AppState, Config};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PHR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Folder for the database files (created if missing).
+    #[arg(long, env = "PHR_DATA")]
+    data: Option<PathBuf>,
+    /// A TOML configuration file; flags and environment override it.
+    #[arg(long, env = "PHR_CONFIG")]
+    config: Option<PathBuf>,
+    /// The public base URL, when behind a proxy (e.g. https://phr.example.fi).
+    #[arg(long, env = "PHR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Serve the FHIR API without authentication (Kanta's open sandbox). Loopback only,
+    /// unless --i-know-this-is-open is also given.
+    #[arg(long)]
+    open_sandbox: bool,
+    /// Allow --open-sandbox on a non-loopback address.
+    #[arg(long)]
+    i_know_this_is_open: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "PHR_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Most entries in one batch or transaction Bundle.
+    #[arg(long, env = "PHR_MAX_BUNDLE_ENTRIES")]
+    max_bundle_entries: Option<usize>,
+    /// Load the demo sandbox (test citizens, sample apps, a year of data) unless the data
+    /// folder already holds it, then serve.
+    #[arg(long)]
+    demo: bool,
+    /// Days of demo data per citizen (with --demo).
+    #[arg(long, default_value_t = 365)]
+    demo_days: u32,
+}
+
+impl ServeArgs {
+    fn config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_toml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.data {
+            config.data = v;
+        }
+        if let Some(v) = self.public_url {
+            config.public_url = Some(v);
+        }
+        config.open_sandbox |= self.open_sandbox;
+        config.i_know_this_is_open |= self.i_know_this_is_open;
+        if let Some(v) = self.max_body_bytes {
+            config.max_body_bytes = v;
+        }
+        if let Some(v) = self.max_bundle_entries {
+            config.max_bundle_entries = v;
+        }
+        config.check()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let demo = args.demo;
+    let demo_days = args.demo_days;
+    let config = args.config()?;
+    init_logging();
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create the data folder {}", config.data.display()))?;
+    let storage = open_storage(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let state = AppState::open(
+            Config {
+                listen: address,
+                ..config
+            },
+            storage,
+        )
+        .context("cannot open the authorization server")?;
+        let demo_report = if demo {
+            let loading = state.clone();
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    crate::demo::load(&loading, &crate::demo::options(demo_days))
+                })
+                .await??,
+            )
+        } else {
+            None
+        };
+        // Sandbox retention runs only where data is test data by definition.
+        let sandbox = state.config.open_sandbox || demo;
+        if let Some(schedule) = state.config.retention.schedule(sandbox)? {
+            tokio::spawn(phr_server::retention::run_scheduled(
+                state.fhir.storage.clone(),
+                schedule,
+                time::OffsetDateTime::now_utc,
+            ));
+        }
+        println!("PHR is serving FHIR R4 at {}/fhir/r4", state.base_url);
+        if let Some(report) = &demo_report {
+            crate::demo::print_welcome(&state, report);
+        }
+        if state.config.open_sandbox {
+            println!("open sandbox: no authentication; do not store real personal data");
+        }
+        tracing::info!(address = %address, "listening");
+        phr_server::serve(state, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storage>> {
+    let store = phr_store::sqlite::SqliteStore::open(&config.data.join("phr.db"))
+        .with_context(|| format!("cannot open the database in {}", config.data.display()))?;
+    Ok(Arc::new(store))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,473 @@
+//! Sandbox retention: Kanta's sandbox deletes patient data stored more than three months
+//! earlier on the 1st of March, June, September and December. This module decides when the
+//! job runs (a pure function of a clock, tested with injected times), and performs it through
+//! the storage trait: every resource in a patient compartment whose current version was stored
+//! before the cutoff is erased with its whole history. Patients themselves (the citizens'
+//! pseudonyms), and resources outside any compartment (Questionnaires...), are kept.
+//!
+//! Never enabled in production mode: the schedule is a sandbox rule, not a records policy.
+
+use std::sync::Arc;
+
+use phr_search::model::{Clause, Prefix, QueryValue, SearchQuery, Summary, TotalMode};
+use phr_store::{Erasure, Storage, StoreError};
+use serde::Deserialize;
+use time::{Date, Month, OffsetDateTime, Time};
+
+/// The resource types that live in a patient compartment in Kanta PHR.
+const COMPARTMENT_TYPES: &[&str] = &[
+    "Observation",
+    "MedicationAdministration",
+    "CarePlan",
+    "QuestionnaireResponse",
+    "Goal",
+    "Consent",
+];
+/// Resources listed per search page while collecting what to erase.
+const PAGE: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// `None`: on in sandbox mode, off in production. `Some(false)` turns it off everywhere;
+    /// `Some(true)` is refused in production mode.
+    pub enabled: Option<bool>,
+    /// Months (1–12) on which the job runs.
+    pub months: Vec<u8>,
+    /// Day of the month on which it runs.
+    pub day: u8,
+    /// Time of day (UTC, `HH:MM`) at which it runs.
+    pub at: String,
+    /// Data stored more than this many days before the run is deleted (3 months ≈ 92 days).
+    pub max_age_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            enabled: None,
+            months: vec![3, 6, 9, 12],
+            day: 1,
+            at: "02:00".into(),
+            max_age_days: 92,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RetentionError {
+    #[error("retention.months must be 1–12, not {0}")]
+    Month(u8),
+    #[error("retention.day must be 1–28 (every month has it), not {0}")]
+    Day(u8),
+    #[error("retention.at must be HH:MM, not {0:?}")]
+    At(String),
+    #[error("retention.max_age_days must be at least 1")]
+    Age,
+    #[error("sandbox retention cannot be enabled in production mode")]
+    Production,
+}
+
+/// A checked schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    months: Vec<Month>,
+    day: u8,
+    at: Time,
+    pub max_age: time::Duration,
+}
+
+impl RetentionConfig {
+    /// The schedule when retention is on in this mode, `None` when it is off.
+    pub fn schedule(&self, sandbox: bool) -> Result<Option<Schedule>, RetentionError> {
+        let enabled = match (self.enabled, sandbox) {
+            (Some(true), false) => return Err(RetentionError::Production),
+            (Some(on), _) => on,
+            (None, sandbox) => sandbox,
+        };
+        let mut months = Vec::new();
+        for &m in &self.months {
+            months.push(Month::try_from(m).map_err(|_| RetentionError::Month(m))?);
+        }
+        if !(1..=28).contains(&self.day) {
+            return Err(RetentionError::Day(self.day));
+        }
+        let at = parse_hh_mm(&self.at).ok_or_else(|| RetentionError::At(self.at.clone()))?;
+        if self.max_age_days == 0 {
+            return Err(RetentionError::Age);
+        }
+        Ok(enabled.then(|| Schedule {
+            months,
+            day: self.day,
+            at,
+            max_age: time::Duration::days(i64::from(self.max_age_days)),
+        }))
+    }
+}
+
+fn parse_hh_mm(text: &str) -> Option<Time> {
+    let (h, m) = text.split_once(':')?;
+    Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
+}
+
+impl Schedule {
+    /// The first run strictly after `now`.
+    pub fn next_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let mut year = now.year();
+        // Looking two years ahead always finds a run when any month is configured.
+        for _ in 0..3 {
+            let mut candidates: Vec<OffsetDateTime> = self
+                .months
+                .iter()
+                .filter_map(|&m| Date::from_calendar_date(year, m, self.day).ok())
+                .map(|d| d.with_time(self.at).assume_utc())
+                .filter(|t| *t > now)
+                .collect();
+            candidates.sort();
+            if let Some(first) = candidates.first() {
+                return Some(*first);
+            }
+            year += 1;
+        }
+        None
+    }
+
+    /// Resources stored before this instant are deleted by a run at `run`.
+    pub fn cutoff(&self, run: OffsetDateTime) -> OffsetDateTime {
+        run - self.max_age
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub patients: u64,
+    pub erased: u64,
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Erases every compartment resource whose current version was stored before `cutoff`.
+pub fn run_once(storage: &dyn Storage, cutoff: OffsetDateTime) -> Result<Report, StoreError> {
+    let cutoff = micros(cutoff);
+    let mut report = Report::default();
+    for patient in patient_ids(storage)? {
+        report.patients += 1;
+        for resource_type in COMPARTMENT_TYPES {
+            // Collect first, erase after: erasing while paging would move the pages.
+            let mut old = Vec::new();
+            let query = SearchQuery {
+                resource_type: resource_type.to_string(),
+                compartment: Some(patient.clone()),
+                clauses: vec![Clause {
+                    param: "_lastUpdated".into(),
+                    modifier: None,
+                    chain: None,
+                    values: vec![QueryValue::Date {
+                        prefix: Prefix::Lt,
+                        low: cutoff,
+                        high: cutoff,
+                    }],
+                }],
+                count: PAGE,
+                total: TotalMode::None,
+                summary: Summary::False,
+                ..SearchQuery::default()
+            };
+            let mut page = storage.search(&query, None)?;
+            loop {
+                old.extend(
+                    page.matches
+                        .iter()
+                        .filter(|r| r.last_updated < cutoff)
+                        .map(|r| r.id.clone()),
+                );
+                match page.next.take() {
+                    Some(cursor) => page = storage.search(&query, Some(&cursor))?,
+                    None => break,
+                }
+            }
+            for id in old {
+                report.erased += storage.erase(
+                    &patient,
+                    &Erasure::One {
+                        resource_type: resource_type.to_string(),
+                        id,
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Every Patient id in the store.
+fn patient_ids(storage: &dyn Storage) -> Result<Vec<String>, StoreError> {
+    let query = SearchQuery {
+        resource_type: "Patient".into(),
+        count: PAGE,
+        ..SearchQuery::default()
+    };
+    let mut ids = Vec::new();
+    let mut page = storage.search(&query, None)?;
+    loop {
+        ids.extend(page.matches.iter().map(|r| r.id.clone()));
+        match page.next.take() {
+            Some(cursor) => page = storage.search(&query, Some(&cursor))?,
+            None => break,
+        }
+    }
+    Ok(ids)
+}
+
+/// Runs the job on its schedule until the process ends. `now` is the clock (injected so the
+/// scheduling can be tested).
+pub async fn run_scheduled(
+    storage: Arc<dyn Storage>,
+    schedule: Schedule,
+    now: impl Fn() -> OffsetDateTime + Send + 'static,
+) {
+    loop {
+        let current = now();
+        let Some(next) = schedule.next_after(current) else {
+            return;
+        };
+        tracing::info!(target: "phr::retention", next_run = %next, "sandbox retention scheduled");
+        // Sleep in steps of at most an hour, so a suspended machine or a changed clock does
+        // not push the run far past its time.
+        loop {
+            let left = next - now();
+            if left <= time::Duration::ZERO {
+                break;
+            }
+            let step = left.min(time::Duration::hours(1));
+            tokio::time::sleep(step.unsigned_abs()).await;
+        }
+        let cutoff = schedule.cutoff(next);
+        let storage = storage.clone();
+        let result = tokio::task::spawn_blocking(move || run_once(storage.as_ref(), cutoff)).await;
+        match result {
+            Ok(Ok(report)) => tracing::info!(
+                target: "phr::retention",
+                patients = report.patients,
+                erased = report.erased,
+                "sandbox retention deleted data stored before the cutoff"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(target: "phr::retention", error = %e, "sandbox retention failed")
+            }
+            Err(_) => {
+                tracing::error!(target: "phr::retention", "sandbox retention stopped unexpectedly")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn schedule() -> Schedule {
+        RetentionConfig::default()
+            .schedule(true)
+            .unwrap()
+            .expect("on in sandbox")
+    }
+
+    #[test]
+    fn runs_on_the_first_of_march_june_september_and_december() {
+        let s = schedule();
+        assert_eq!(
+            s.next_after(datetime!(2026-01-15 12:00 UTC)),
+            Some(datetime!(2026-03-01 02:00 UTC))
+        );
+        assert_eq!(
+            s.next_after(datetime!(2026-03-01 02:00 UTC)),
+            Some(datetime!(2026-06-01 02:00 UTC))
+        );
+        assert_eq!(
+            s.next_after(datetime!(2026-03-01 01:59 UTC)),
+            Some(datetime!(2026-03-01 02:00 UTC))
+        );
+        assert_eq!(
+            s.next_after(datetime!(2026-08-31 23:00 UTC)),
+            Some(datetime!(2026-09-01 02:00 UTC))
+        );
+        assert_eq!(
+            s.next_after(datetime!(2026-12-01 03:00 UTC)),
+            Some(datetime!(2027-03-01 02:00 UTC))
+        );
+    }
+
+    #[test]
+    fn cutoff_is_three_months_before_the_run() {
+        let s = schedule();
+        assert_eq!(
+            s.cutoff(datetime!(2026-06-01 02:00 UTC)),
+            datetime!(2026-03-01 02:00 UTC)
+        );
+    }
+
+    #[test]
+    fn off_in_production_unless_asked_and_never_forced_on_there() {
+        let config = RetentionConfig::default();
+        assert_eq!(config.schedule(false), Ok(None));
+        let forced = RetentionConfig {
+            enabled: Some(true),
+            ..RetentionConfig::default()
+        };
+        assert_eq!(forced.schedule(false), Err(RetentionError::Production));
+        let off = RetentionConfig {
+            enabled: Some(false),
+            ..RetentionConfig::default()
+        };
+        assert_eq!(off.schedule(true), Ok(None));
+    }
+
+    #[test]
+    fn schedule_is_configurable() {
+        let config = RetentionConfig {
+            months: vec![1],
+            day: 15,
+            at: "23:30".into(),
+            max_age_days: 30,
+            ..RetentionConfig::default()
+        };
+        let s = config.schedule(true).unwrap().unwrap();
+        assert_eq!(
+            s.next_after(datetime!(2026-01-20 00:00 UTC)),
+            Some(datetime!(2027-01-15 23:30 UTC))
+        );
+        assert_eq!(
+            s.cutoff(datetime!(2027-01-15 23:30 UTC)),
+            datetime!(2026-12-16 23:30 UTC)
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let bad = |c: RetentionConfig| c.schedule(true).unwrap_err();
+        assert_eq!(
+            bad(RetentionConfig {
+                months: vec![13],
+                ..Default::default()
+            }),
+            RetentionError::Month(13)
+        );
+        assert_eq!(
+            bad(RetentionConfig {
+                day: 31,
+                ..Default::default()
+            }),
+            RetentionError::Day(31)
+        );
+        assert_eq!(
+            bad(RetentionConfig {
+                at: "25:00".into(),
+                ..Default::default()
+            }),
+            RetentionError::At("25:00".into())
+        );
+        assert_eq!(
+            bad(RetentionConfig {
+                max_age_days: 0,
+                ..Default::default()
+            }),
+            RetentionError::Age
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_scheduled_job_waits_for_its_time_with_an_injected_clock() {
+        // A clock that follows tokio's paused time from 28 Feb 23:00 UTC.
+        let start = tokio::time::Instant::now();
+        let base = datetime!(2026-02-28 23:00 UTC);
+        let clock = move || base + (tokio::time::Instant::now() - start);
+        let s = schedule();
+        assert_eq!(s.next_after(clock()), Some(datetime!(2026-03-01 02:00 UTC)));
+        // Three hours of paused time pass instantly; the job's wait must end at 02:00.
+        let storage: Arc<dyn Storage> = Arc::new(CountingStore::default());
+        let handle = tokio::spawn(run_scheduled(storage.clone(), s, clock));
+        tokio::time::sleep(std::time::Duration::from_secs(2 * 3600 + 59 * 60)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(searches(&storage), 0, "ran before 02:00");
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        // The run happens on the blocking pool; give it a moment of real time.
+        for _ in 0..100 {
+            if searches(&storage) > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(searches(&storage) > 0, "did not run at 02:00");
+        handle.abort();
+    }
+
+    fn searches(storage: &Arc<dyn Storage>) -> u64 {
+        storage.stats().requests
+    }
+
+    /// A store that only counts searches (in `stats().requests`) and holds no data.
+    #[derive(Default)]
+    struct CountingStore {
+        searches: std::sync::atomic::AtomicU64,
+    }
+
+    impl Storage for CountingStore {
+        fn read(&self, _: &str, _: &str) -> phr_store::Result<Option<phr_store::StoredResource>> {
+            Ok(None)
+        }
+        fn vread(
+            &self,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> phr_store::Result<Option<phr_store::StoredResource>> {
+            Ok(None)
+        }
+        fn find_by_identifier(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &phr_store::IdentifierCondition,
+        ) -> phr_store::Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn write(
+            &self,
+            _: Vec<phr_store::WriteOp>,
+            _: phr_store::Atomicity,
+        ) -> phr_store::Result<Vec<Result<phr_store::WriteOutcome, phr_store::Rejection>>> {
+            Ok(vec![])
+        }
+        fn history(
+            &self,
+            _: &phr_store::HistoryQuery,
+        ) -> phr_store::Result<phr_store::HistoryPage> {
+            Ok(Default::default())
+        }
+        fn search(
+            &self,
+            _: &SearchQuery,
+            _: Option<&str>,
+        ) -> phr_store::Result<phr_store::SearchPage> {
+            self.searches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Default::default())
+        }
+        fn erase(&self, _: &str, _: &Erasure) -> phr_store::Result<u64> {
+            Ok(0)
+        }
+        fn stats(&self) -> phr_store::StoreStats {
+            phr_store::StoreStats {
+                requests: self.searches.load(std::sync::atomic::Ordering::SeqCst),
+                ..Default::default()
+            }
+        }
+    }
+}
