@@ -11,7 +11,8 @@ use rusqlite::Connection;
 use crate::error::Result;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -146,7 +147,8 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"#, r#"
+"#,
+    r#"
 -- Browser sessions of first-party clients (the citizen portal): the cookie value's digest
 -- keys the client's own JSON; a session ends when idle past idle_until or at expires_at.
 CREATE TABLE browser_sessions (
@@ -156,7 +158,8 @@ CREATE TABLE browser_sessions (
     idle_until     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL
 );
-"#];
+"#,
+];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection> {

@@ -237,7 +237,10 @@ mod tests {
                 "openid patient/*.read",
             )
             .unwrap();
-        assert_eq!(app.redirect_uris, vec!["http://127.0.0.1:10/login/callback"]);
+        assert_eq!(
+            app.redirect_uris,
+            vec!["http://127.0.0.1:10/login/callback"]
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -310,7 +313,9 @@ mod tests {
             ..AuditQuery::default()
         };
         assert_eq!(
-            auth.audit_records_for_patient("p", &only_a, 10, 0).unwrap().0,
+            auth.audit_records_for_patient("p", &only_a, 10, 0)
+                .unwrap()
+                .0,
             2
         );
         let window = AuditQuery {

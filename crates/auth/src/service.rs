@@ -35,10 +35,6 @@ pub fn patient_resource(patient_id: &str) -> Value {
         "id": patient_id,
         "meta": { "profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-patient"] },
         "language": "fi",
-        "text": {
-            "status": "generated",
-            "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Omatietovarannon käyttäjä (pseudonyymi)</div>"
-        },
         "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{patient_id}") }],
         "active": true
     })

@@ -179,7 +179,11 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
                 serde_json::to_writer_pretty(&mut out, &apps)?;
                 writeln!(out)?;
             } else {
-                writeln!(out, "{:<40} {:<10} {:<16} NAME", "APP ID", "STATUS", "CLIENT")?;
+                writeln!(
+                    out,
+                    "{:<40} {:<10} {:<16} NAME",
+                    "APP ID", "STATUS", "CLIENT"
+                )?;
                 for app in &apps {
                     writeln!(
                         out,
@@ -250,9 +254,7 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
 
 fn set_status(auth: &AuthArgs, app_id: &str, status: AppStatus) -> anyhow::Result<()> {
     with_service(auth, false, |service| {
-        let app = service
-            .set_app_status(app_id, status)
-            .map_err(auth_error)?;
+        let app = service.set_app_status(app_id, status).map_err(auth_error)?;
         println!("{} is now {}", app.app_id, app.status.code());
         Ok(())
     })

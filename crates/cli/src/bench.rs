@@ -289,7 +289,9 @@ async fn drive(args: &BenchArgs, url: &str) -> anyhow::Result<Summary> {
     let authorization = probe.status() == reqwest::StatusCode::UNAUTHORIZED;
     let minter = if authorization {
         let Some(data) = &args.data else {
-            bail!("the server wants tokens: pass --data FOLDER (the server's data folder) to mint them");
+            bail!(
+                "the server wants tokens: pass --data FOLDER (the server's data folder) to mint them"
+            );
         };
         Some(Minter::open(data, &root)?)
     } else {
@@ -581,7 +583,11 @@ async fn ingest_once(
     timeline: &mut Timeline,
     stats: &mut OpStats,
 ) {
-    let resources: Vec<Value> = timeline.by_ref().take(shared.batch).map(|g| g.resource).collect();
+    let resources: Vec<Value> = timeline
+        .by_ref()
+        .take(shared.batch)
+        .map(|g| g.resource)
+        .collect();
     if resources.is_empty() {
         stats.errors += 1;
         return;
@@ -608,9 +614,7 @@ async fn ingest_once(
         Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
         _ => None,
     };
-    stats
-        .latencies
-        .push(started.elapsed().as_micros() as u64);
+    stats.latencies.push(started.elapsed().as_micros() as u64);
     let Some(bundle) = result else {
         stats.errors += 1;
         return;
@@ -667,9 +671,7 @@ async fn read_once(shared: &Shared, rng: &mut Rng, stats: &mut OpStats) {
         Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
         _ => false,
     };
-    stats
-        .latencies
-        .push(started.elapsed().as_micros() as u64);
+    stats.latencies.push(started.elapsed().as_micros() as u64);
     if ok {
         stats.items += 1;
     } else {
@@ -720,9 +722,7 @@ async fn search_once(shared: &Shared, rng: &mut Rng, stats: &mut OpStats) {
         Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
         _ => None,
     };
-    stats
-        .latencies
-        .push(started.elapsed().as_micros() as u64);
+    stats.latencies.push(started.elapsed().as_micros() as u64);
     match result {
         Some(bundle) => {
             stats.items += bundle["entry"].as_array().map(Vec::len).unwrap_or(0) as u64;
@@ -802,7 +802,11 @@ fn pid_of_local_server(base: &str) -> Option<u32> {
     let inode = listening_inode(port)?;
     let target = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {

@@ -174,7 +174,13 @@ pub fn ensure_patient(state: &AppState, id: &str) -> anyhow::Result<()> {
     }
     state
         .fhir
-        .update(&Caller::default(), "Patient", id, pseudonym_patient(id), None)
+        .update(
+            &Caller::default(),
+            "Patient",
+            id,
+            pseudonym_patient(id),
+            None,
+        )
         .map_err(|e| anyhow::anyhow!("storing Patient/{id}: {}", outcome_text(&e.issues)))?;
     Ok(())
 }
@@ -231,10 +237,15 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
     let started = Instant::now();
     let data = state.config.data.clone();
     if let Some(marker) = Marker::read(&data)
-        && marker
-            .patients
-            .first()
-            .is_some_and(|p| state.fhir.storage.read("Patient", p).ok().flatten().is_some())
+        && marker.patients.first().is_some_and(|p| {
+            state
+                .fhir
+                .storage
+                .read("Patient", p)
+                .ok()
+                .flatten()
+                .is_some()
+        })
     {
         return Ok(DemoReport {
             marker,
@@ -254,7 +265,12 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
         &ids.uuid(),
         options.period.first_day,
     );
-    let mut totals = write_batch(state, &caller(None, &DEMO_APP), vec![questionnaire], &errors);
+    let mut totals = write_batch(
+        state,
+        &caller(None, &DEMO_APP),
+        vec![questionnaire],
+        &errors,
+    );
 
     let timelines: Vec<(String, Timeline)> = CITIZENS
         .iter()
@@ -367,37 +383,51 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
     })
 }
 
-/// Prints what a person needs to try the sandbox: the URLs, the test logins, a curl example.
-pub fn print_welcome(state: &AppState, report: &DemoReport) {
+/// What a person needs to try the sandbox: the URLs, the test logins, a curl example.
+pub fn welcome(state: &AppState, report: &DemoReport) -> String {
+    use std::fmt::Write as _;
     let base = &state.base_url;
-    println!();
-    println!("PHR demo sandbox");
-    println!("  FHIR API    {base}/fhir/r4");
-    println!("  portal      {base}/portal");
-    println!("  metrics     {base}/metrics");
-    println!("  test logins (sandbox identity provider):");
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(out, "PHR demo sandbox");
+    let _ = writeln!(out, "  FHIR API    {base}/fhir/r4");
+    let _ = writeln!(out, "  portal      {base}/portal");
+    let _ = writeln!(out, "  metrics     {base}/metrics");
+    let _ = writeln!(out, "  test logins (sandbox identity provider):");
     for (citizen, patient) in CITIZENS.iter().zip(&report.marker.patients) {
-        println!("    {}  {}  Patient/{patient}", citizen.hetu, citizen.label);
+        let _ = writeln!(
+            out,
+            "    {}  {}  Patient/{patient}",
+            citizen.hetu, citizen.label
+        );
     }
     if let Some(patient) = report.marker.patients.first() {
         let glucose = "http://loinc.org%7C14745-4";
         if state.config.open_sandbox {
-            println!("  try (open sandbox, no token needed):");
-            println!(
+            let _ = writeln!(out, "  try (open sandbox, no token needed):");
+            let _ = writeln!(
+                out,
                 "    curl '{base}/fhir/r4/Observation?patient={patient}&code={glucose}&_sort=-date&_count=5'"
             );
         } else {
-            println!("  try (with a token for the first test citizen and the app '{}'):", DEMO_APP.id);
-            println!(
+            let _ = writeln!(
+                out,
+                "  try (with a token for the first test citizen and the app '{}'):",
+                DEMO_APP.id
+            );
+            let _ = writeln!(
+                out,
                 "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
                 state.config.data.display(),
                 CITIZENS[0].hetu,
                 DEMO_APP.id
             );
-            println!(
+            let _ = writeln!(
+                out,
                 "    curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/r4/Observation?patient={patient}&code={glucose}&_sort=-date&_count=5'"
             );
         }
     }
-    println!();
+    let _ = writeln!(out);
+    out
 }

@@ -158,9 +158,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
         Format::Bundle => {
             let base = phr_server::Config::default().base_url();
-            let entries: Vec<Value> = by_type
-                .into_values()
-                .flatten()
+            // Patients first, so a reader meets each Patient before what refers to it.
+            let patients_first = by_type.remove("Patient").unwrap_or_default();
+            let entries: Vec<Value> = patients_first
+                .into_iter()
+                .chain(by_type.into_values().flatten())
                 .map(|r| {
                     let url = format!(
                         "{base}/fhir/r4/{}/{}",

@@ -261,7 +261,11 @@ pub fn import(
     // A quick count for the progress bar.
     let total = std::cell::Cell::new(0u64);
     for f in files {
-        read_resources(f, |_, _| total.set(total.get() + 1), |_, _| total.set(total.get() + 1))?;
+        read_resources(
+            f,
+            |_, _| total.set(total.get() + 1),
+            |_, _| total.set(total.get() + 1),
+        )?;
     }
     let total = total.get();
     let progress = Mutex::new(if show_progress {

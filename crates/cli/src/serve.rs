@@ -117,13 +117,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 time::OffsetDateTime::now_utc,
             ));
         }
-        println!("PHR is serving FHIR R4 at {}/fhir/r4", state.base_url);
+        let mut banner = format!("PHR is serving FHIR R4 at {}/fhir/r4\n", state.base_url);
         if let Some(report) = &demo_report {
-            crate::demo::print_welcome(&state, report);
+            banner.push_str(&crate::demo::welcome(&state, report));
         }
         if state.config.open_sandbox {
-            println!("open sandbox: no authentication; do not store real personal data");
+            banner.push_str("open sandbox: no authentication; do not store real personal data\n");
         }
+        // One write, and a closed stdout (a supervisor that stopped reading) is no reason to
+        // stop serving: println! would panic on it.
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
         tracing::info!(address = %address, "listening");
         phr_server::serve(state, listener, shutdown_signal()).await?;
         tracing::info!("stopped");

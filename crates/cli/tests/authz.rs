@@ -11,8 +11,7 @@ use common::*;
 use serde_json::{Value, json};
 
 const READ_ONLY: &str = "patient/Observation.read";
-const READ_WRITE: &str =
-    "patient/Observation.read patient/Observation.write patient/Patient.read patient/AuditEvent.read";
+const READ_WRITE: &str = "patient/Observation.read patient/Observation.write patient/Patient.read patient/AuditEvent.read";
 const VITAL_SIGNS_ONLY: &str = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs";
 const CREATING_APPLICATION: &str =
     "http://phr.kanta.fi/StructureDefinition/fiphr-ext-creatingapplication";
@@ -69,7 +68,8 @@ fn steps(patient: &str, count: u32) -> Value {
     let object = obs.as_object_mut().unwrap();
     object.remove("id");
     object.remove("meta");
-    obs["meta"] = json!({"profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-stepstaken"]});
+    obs["meta"] =
+        json!({"profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-stepstaken"]});
     obs["identifier"][0]["value"] = json!(format!("urn:uuid:{}", uuid()));
     obs["subject"]["reference"] = json!(format!("Patient/{patient}"));
     obs["performer"][0]["reference"] = json!(format!("Patient/{patient}"));
@@ -150,13 +150,20 @@ fn each_citizen_reads_their_own_compartment_and_never_anothers() {
     for token in [&anna.rw, &anna.ro] {
         let read = server.get_as(token, &format!("Observation/{}", anna_obs[0]));
         assert_eq!(read.status(), 200);
-        assert_eq!(body(read)["subject"]["reference"], format!("Patient/{}", anna.patient));
+        assert_eq!(
+            body(read)["subject"]["reference"],
+            format!("Patient/{}", anna.patient)
+        );
     }
     let own = body(server.get_as(&anna.ro, "Observation"));
     assert_eq!(total(&own), 3);
     assert_only_patient(&own, &anna.patient);
     let own_patient = server.get_as(&anna.rw, &format!("Patient/{}", anna.patient));
-    assert_eq!(own_patient.status(), 200, "the citizen's own Patient is readable");
+    assert_eq!(
+        own_patient.status(),
+        200,
+        "the citizen's own Patient is readable"
+    );
 
     // Another citizen's resource does not exist for Anna, whatever the app.
     for token in [&anna.rw, &anna.ro] {
@@ -183,7 +190,11 @@ fn each_citizen_reads_their_own_compartment_and_never_anothers() {
         let status = response.status().as_u16();
         if status == 200 {
             let bundle = body(response);
-            assert_eq!(bundle["total"].as_u64().unwrap_or(0), 0, "{query}: {bundle}");
+            assert_eq!(
+                bundle["total"].as_u64().unwrap_or(0),
+                0,
+                "{query}: {bundle}"
+            );
             assert!(entry_ids(&bundle).is_empty(), "{query}: {bundle}");
         } else {
             assert_eq!(status, 403, "{query}");
@@ -309,14 +320,18 @@ fn only_the_creating_app_deletes_and_creating_application_comes_from_the_token()
     let delete = server.delete_as(&other_writer, &format!("Observation/{id}"));
     assert_eq!(delete.status(), 403);
     assert_eq!(
-        server.get_as(&anna.ro, &format!("Observation/{id}")).status(),
+        server
+            .get_as(&anna.ro, &format!("Observation/{id}"))
+            .status(),
         200
     );
     // The creator may.
     let delete = server.delete_as(&anna.rw, &format!("Observation/{id}"));
     assert_eq!(delete.status(), 204);
     assert_eq!(
-        server.get_as(&anna.ro, &format!("Observation/{id}")).status(),
+        server
+            .get_as(&anna.ro, &format!("Observation/{id}"))
+            .status(),
         410
     );
 }
@@ -332,7 +347,12 @@ fn a_granular_scope_sees_vital_signs_but_not_fitness_data() {
 
     let weight_id = store_weight(&server, &writer, &patient, 65.0);
     let stored_steps = server.post_as(&writer, "Observation", &steps(&patient, 5000));
-    assert_eq!(stored_steps.status(), 201, "{}", stored_steps.text().unwrap());
+    assert_eq!(
+        stored_steps.status(),
+        201,
+        "{}",
+        stored_steps.text().unwrap()
+    );
     let steps_id = body(stored_steps)["id"].as_str().unwrap().to_string();
     assert_eq!(total(&body(server.get_as(&writer, "Observation"))), 2);
 
@@ -480,7 +500,9 @@ fn suspending_revoking_and_withdrawing_cut_tokens_at_once() {
     eventually_status("suspended app", 401, || read(&anna.ro));
     assert_unauthorized(read(&bert.ro), "suspended app, another citizen");
     assert_eq!(read(&anna.rw).status(), 200, "other apps keep working");
-    let refused = server.admin_fails(&["token", "--hetu", &anna.hetu, "--app", "ro-app", "--scope", READ_ONLY]);
+    let refused = server.admin_fails(&[
+        "token", "--hetu", &anna.hetu, "--app", "ro-app", "--scope", READ_ONLY,
+    ]);
     assert!(refused.contains("suspended"), "{refused}");
     server.admin(&["app", "accept", "ro-app"]);
     eventually_status("reinstated app", 200, || read(&anna.ro));
@@ -573,11 +595,18 @@ fn operator_commands_export_and_verify_the_audit_log_and_rotate_keys() {
         "--json",
     ]);
     let registered: Value = serde_json::from_str(&registered).unwrap();
-    assert!(registered["client_secret"].as_str().is_some_and(|s| s.len() >= 32));
+    assert!(
+        registered["client_secret"]
+            .as_str()
+            .is_some_and(|s| s.len() >= 32)
+    );
     assert_eq!(registered["app"]["status"], "accepted");
     let listed = server.admin(&["app", "list"]);
     assert!(!listed.contains(registered["client_secret"].as_str().unwrap()));
-    assert!(listed.contains("ro-app") && listed.contains("Backend"), "{listed}");
+    assert!(
+        listed.contains("ro-app") && listed.contains("Backend"),
+        "{listed}"
+    );
 
     // The export holds the search (a request audited by the server) and the operator's own
     // actions, with the hash chain, and never the identity code.
@@ -594,7 +623,11 @@ fn operator_commands_export_and_verify_the_audit_log_and_rotate_keys() {
         .map(|l| serde_json::from_str(l).expect("NDJSON"))
         .collect();
     assert!(records.len() >= 3, "{exported}");
-    assert!(records.iter().all(|r| r["chain"].as_str().is_some_and(|c| c.len() == 64)));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["chain"].as_str().is_some_and(|c| c.len() == 64))
+    );
     assert!(
         records
             .iter()
@@ -602,8 +635,14 @@ fn operator_commands_export_and_verify_the_audit_log_and_rotate_keys() {
         "{exported}"
     );
     assert!(!exported.contains(&hetu));
-    assert_eq!(server.admin(&["audit", "export", "--since", "2100-01-01"]), "");
-    assert_eq!(server.admin(&["audit", "export", "--until", "1970-01-02"]), "");
+    assert_eq!(
+        server.admin(&["audit", "export", "--since", "2100-01-01"]),
+        ""
+    );
+    assert_eq!(
+        server.admin(&["audit", "export", "--until", "1970-01-02"]),
+        ""
+    );
     let file = server.data.join("audit-export.ndjson");
     server.admin(&["audit", "export", "--out", file.to_str().unwrap()]);
     assert!(std::fs::read_to_string(&file).unwrap().lines().count() >= records.len());
@@ -636,7 +675,11 @@ fn operator_commands_export_and_verify_the_audit_log_and_rotate_keys() {
             .unwrap(),
     );
     assert!(
-        jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == kid.as_str()),
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str()),
         "{jwks}"
     );
 }
@@ -646,23 +689,48 @@ fn phr_token_refuses_what_it_must_not_mint() {
     let server = Server::start(&[]);
     server.register_app("ro-app", READ_ONLY);
     let adult = test_hetu("060680", 906);
-    let unknown = server.admin_fails(&["token", "--hetu", &adult, "--app", "nope", "--scope", READ_ONLY]);
+    let unknown = server.admin_fails(&[
+        "token", "--hetu", &adult, "--app", "nope", "--scope", READ_ONLY,
+    ]);
     assert!(unknown.contains("nope"), "{unknown}");
     // Not a test identity (individual number below 900).
-    let real = server.admin_fails(&["token", "--hetu", "010190-123F", "--app", "ro-app", "--scope", READ_ONLY]);
-    assert!(!real.contains("010190-123F"), "the identity code is not echoed: {real}");
+    let real = server.admin_fails(&[
+        "token",
+        "--hetu",
+        "010190-123F",
+        "--app",
+        "ro-app",
+        "--scope",
+        READ_ONLY,
+    ]);
+    assert!(
+        !real.contains("010190-123F"),
+        "the identity code is not echoed: {real}"
+    );
     // A scope the app is not registered for.
-    let scope = server.admin_fails(&["token", "--hetu", &adult, "--app", "ro-app", "--scope", "patient/Observation.write"]);
+    let scope = server.admin_fails(&[
+        "token",
+        "--hetu",
+        &adult,
+        "--app",
+        "ro-app",
+        "--scope",
+        "patient/Observation.write",
+    ]);
     assert!(scope.contains("scope"), "{scope}");
     // Under 16 (born ten years ago).
     let this_year = time::OffsetDateTime::now_utc().year();
     let young = format!("0101{:02}A905", (this_year - 10) % 100);
     let young = {
-        let digits: u64 = format!("{}{}", &young[0..6], &young[7..10]).parse().unwrap();
+        let digits: u64 = format!("{}{}", &young[0..6], &young[7..10])
+            .parse()
+            .unwrap();
         let check = b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(digits % 31) as usize] as char;
         format!("{young}{check}")
     };
-    let minor = server.admin_fails(&["token", "--hetu", &young, "--app", "ro-app", "--scope", READ_ONLY]);
+    let minor = server.admin_fails(&[
+        "token", "--hetu", &young, "--app", "ro-app", "--scope", READ_ONLY,
+    ]);
     assert!(minor.contains("16"), "{minor}");
     // Operator commands on a folder without an authorization database say so.
     let empty = tempfile::tempdir().unwrap();

@@ -8,8 +8,17 @@ use common::*;
 fn bench(server: &Server, workload: &str) -> serde_json::Value {
     let output = phr()
         .args([
-            "bench", "--url", &server.root, "--workload", workload, "--clients", "2",
-            "--duration", "2", "--batch", "50",
+            "bench",
+            "--url",
+            &server.root,
+            "--workload",
+            workload,
+            "--clients",
+            "2",
+            "--duration",
+            "2",
+            "--batch",
+            "50",
         ])
         .output()
         .unwrap();
@@ -30,10 +39,17 @@ fn ingest_bench_stores_batches_and_reports_json() {
     assert_eq!(summary["workload"], "ingest");
     assert_eq!(summary["errors"], 0, "{summary}");
     assert!(summary["requests"].as_u64().unwrap() >= 1, "{summary}");
-    assert!(summary["observations_per_s"].as_f64().unwrap() > 0.0, "{summary}");
+    assert!(
+        summary["observations_per_s"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
     assert!(summary["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
     // The server runs here, so its memory is found from the port's owner.
-    assert_eq!(summary["server_pid"].as_u64(), Some(server.pid() as u64), "{summary}");
+    assert_eq!(
+        summary["server_pid"].as_u64(),
+        Some(server.pid() as u64),
+        "{summary}"
+    );
     assert!(summary["server_rss_mib"].as_f64().unwrap() > 1.0);
 }
 

@@ -21,7 +21,10 @@ fn demo_loads_once_and_its_data_is_served() {
     );
     assert!(stdout.contains("0 failed"), "{stdout}");
     for hetu in ["010190-900P", "150585-901P", "311299-902A"] {
-        assert!(stdout.contains(hetu), "test login {hetu} not shown:\n{stdout}");
+        assert!(
+            stdout.contains(hetu),
+            "test login {hetu} not shown:\n{stdout}"
+        );
     }
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("demo.json")).unwrap()).unwrap();
@@ -29,7 +32,10 @@ fn demo_loads_once_and_its_data_is_served() {
     // 12 days of 5-minute CGM for the diabetic citizen alone is over 3000 resources.
     assert!(created > 3000, "{marker}");
     let patient = marker["patients"][0].as_str().unwrap().to_string();
-    assert!(!serde_json::to_string(&marker).unwrap().contains("900P"), "a HETU in demo.json");
+    assert!(
+        !serde_json::to_string(&marker).unwrap().contains("900P"),
+        "a HETU in demo.json"
+    );
 
     let again = phr()
         .args(["demo", "--days", "12", "--data"])
@@ -50,10 +56,26 @@ fn demo_loads_once_and_its_data_is_served() {
     let first = &history["entry"][0]["resource"];
     assert_eq!(first["resourceType"], "Observation");
     assert!(first["text"]["div"].as_str().unwrap().contains("xmlns"));
-    assert!(first["identifier"][0]["value"].as_str().unwrap().starts_with("urn:uuid:"));
-    assert!(first["meta"]["profile"][0].as_str().unwrap().starts_with("http://phr.kanta.fi/"));
-    assert!(first["extension"].to_string().contains("creatingApplication")
-        || first["extension"].to_string().contains("creatingapplication"));
+    assert!(
+        first["identifier"][0]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:uuid:")
+    );
+    assert!(
+        first["meta"]["profile"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("http://phr.kanta.fi/")
+    );
+    assert!(
+        first["extension"]
+            .to_string()
+            .contains("creatingApplication")
+            || first["extension"]
+                .to_string()
+                .contains("creatingapplication")
+    );
 }
 
 #[test]
@@ -61,7 +83,16 @@ fn serve_demo_prints_the_welcome_with_logins_and_a_curl_example() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let mut child = phr()
-        .args(["serve", "--listen", "127.0.0.1:0", "--open-sandbox", "--demo", "--demo-days", "3", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--open-sandbox",
+            "--demo",
+            "--demo-days",
+            "3",
+            "--data",
+        ])
         .arg(tmp.path())
         .env("PHR_LOG", "warn")
         .stdout(std::process::Stdio::piped())

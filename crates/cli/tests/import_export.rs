@@ -24,19 +24,27 @@ fn import_then_export_round_trips_the_kanta_bundle() {
     let patient_file = tmp.path().join("patient.ndjson");
     std::fs::write(
         &patient_file,
-        format!("{}\n", serde_json::to_string(&kanta_patient(KANTA_PATIENT)).unwrap()),
+        format!(
+            "{}\n",
+            serde_json::to_string(&kanta_patient(KANTA_PATIENT)).unwrap()
+        ),
     )
     .unwrap();
     let bundle = shared("kanta/examples/diabetes-data-bundle-kantaphr-r4-en.json");
     let data_arg = data.to_str().unwrap();
     // The Bundle first on the command line: Patients are stored first anyway.
     let (ok, stdout, stderr) = run(&[
-        "import", "--data", data_arg,
+        "import",
+        "--data",
+        data_arg,
         bundle.to_str().unwrap(),
         patient_file.to_str().unwrap(),
     ]);
     assert!(ok, "{stdout}\n{stderr}");
-    assert!(stdout.contains("301 stored, 0 already there, 0 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("301 stored, 0 already there, 0 rejected"),
+        "{stdout}"
+    );
 
     let (ok, stdout, _) = run(&["import", "--data", data_arg, bundle.to_str().unwrap()]);
     assert!(ok);
@@ -44,11 +52,17 @@ fn import_then_export_round_trips_the_kanta_bundle() {
 
     let out = tmp.path().join("export.json");
     let (ok, _, stderr) = run(&[
-        "export", "--data", data_arg, "--patient", KANTA_PATIENT,
-        "--out", out.to_str().unwrap(),
+        "export",
+        "--data",
+        data_arg,
+        "--patient",
+        KANTA_PATIENT,
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    let exported: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(exported["type"], "collection");
     let entries = exported["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 301);
@@ -57,7 +71,11 @@ fn import_then_export_round_trips_the_kanta_bundle() {
     let folder = tmp.path().join("ndjson");
     std::fs::create_dir(&folder).unwrap();
     let (ok, _, stderr) = run(&[
-        "export", "--data", data_arg, "--out", folder.to_str().unwrap(),
+        "export",
+        "--data",
+        data_arg,
+        "--out",
+        folder.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     let lines = |name: &str| {
@@ -72,8 +90,16 @@ fn import_then_export_round_trips_the_kanta_bundle() {
 
     // The NDJSON export imports into a fresh folder, every resource stored.
     let fresh = tmp.path().join("fresh");
-    let mut args = vec!["import".to_string(), "--data".into(), fresh.to_str().unwrap().into()];
-    for name in ["Observation.ndjson", "MedicationAdministration.ndjson", "Patient.ndjson"] {
+    let mut args = vec![
+        "import".to_string(),
+        "--data".into(),
+        fresh.to_str().unwrap().into(),
+    ];
+    for name in [
+        "Observation.ndjson",
+        "MedicationAdministration.ndjson",
+        "Patient.ndjson",
+    ] {
         args.push(folder.join(name).to_str().unwrap().into());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -100,11 +126,23 @@ fn rejected_resources_are_reported_by_line_and_fail_the_import() {
     .unwrap();
     let data = tmp.path().join("data");
     let (ok, stdout, stderr) = run(&[
-        "import", "--data", data.to_str().unwrap(), file.to_str().unwrap(),
+        "import",
+        "--data",
+        data.to_str().unwrap(),
+        file.to_str().unwrap(),
     ]);
     assert!(!ok, "an import with rejections must fail:\n{stdout}");
-    assert!(stdout.contains("1 stored, 0 already there, 2 rejected"), "{stdout}\n{stderr}");
-    assert!(stderr.contains("bad.ndjson line 2: rejected: 422"), "{stderr}");
+    assert!(
+        stdout.contains("1 stored, 0 already there, 2 rejected"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.ndjson line 2: rejected: 422"),
+        "{stderr}"
+    );
     assert!(stderr.contains("Observation.status"), "{stderr}");
-    assert!(stderr.contains("bad.ndjson line 3: rejected: not valid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("bad.ndjson line 3: rejected: not valid JSON"),
+        "{stderr}"
+    );
 }

@@ -12,10 +12,18 @@ use common::*;
 #[test]
 fn health_and_ready_answer_ok() {
     let server = Server::open_sandbox();
-    let health = server.client.get(format!("{}/health", server.root)).send().unwrap();
+    let health = server
+        .client
+        .get(format!("{}/health", server.root))
+        .send()
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().unwrap(), "ok");
-    let ready = server.client.get(format!("{}/ready", server.root)).send().unwrap();
+    let ready = server
+        .client
+        .get(format!("{}/ready", server.root))
+        .send()
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }
 
@@ -44,18 +52,26 @@ fn metrics_count_requests_by_route_template_and_status() {
             .unwrap_or_else(|| panic!("no {line_start} in\n{text}"))
     };
     assert_eq!(
-        count("phr_http_requests_total{method=\"GET\",route=\"/fhir/r4/{type}/{id}\",status=\"200\"}"),
+        count(
+            "phr_http_requests_total{method=\"GET\",route=\"/fhir/r4/{type}/{id}\",status=\"200\"}"
+        ),
         3
     );
     assert_eq!(
-        count("phr_http_requests_total{method=\"GET\",route=\"/fhir/r4/{type}/{id}\",status=\"404\"}"),
+        count(
+            "phr_http_requests_total{method=\"GET\",route=\"/fhir/r4/{type}/{id}\",status=\"404\"}"
+        ),
         1
     );
     assert_eq!(
         count("phr_http_requests_total{method=\"POST\",route=\"/fhir/r4/{type}\",status=\"201\"}"),
         1
     );
-    assert!(count("phr_http_request_duration_seconds_count{method=\"GET\",route=\"/fhir/r4/{type}/{id}\"}") >= 4);
+    assert!(
+        count(
+            "phr_http_request_duration_seconds_count{method=\"GET\",route=\"/fhir/r4/{type}/{id}\"}"
+        ) >= 4
+    );
     // The Patient PUT and the Observation POST were committed.
     assert!(count("phr_store_commits_total") >= 2);
     assert!(count("phr_store_size_bytes") > 0);
@@ -69,7 +85,13 @@ fn metrics_count_requests_by_route_template_and_status() {
 fn request_logs_are_json_with_route_templates_and_no_identifiers() {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = phr()
-        .args(["serve", "--listen", "127.0.0.1:0", "--open-sandbox", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--open-sandbox",
+            "--data",
+        ])
         .arg(tmp.path())
         .env("PHR_LOG", "info")
         .stdout(Stdio::piped())
@@ -90,12 +112,18 @@ fn request_logs_are_json_with_route_templates_and_no_identifiers() {
     let hetu = "010190-900P";
     let secret = "eyJhbGciOiJFUzI1NiJ9.secret-token";
     let response = client
-        .get(format!("{base}/Observation?patient=p-123&identifier={hetu}"))
+        .get(format!(
+            "{base}/Observation?patient=p-123&identifier={hetu}"
+        ))
         .header("Authorization", format!("Bearer {secret}"))
         .send()
         .unwrap();
     let _ = response.text();
-    let _ = client.get(format!("{base}/Patient/p-123")).send().unwrap().text();
+    let _ = client
+        .get(format!("{base}/Patient/p-123"))
+        .send()
+        .unwrap()
+        .text();
     // Stop the server, then read everything it logged.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -121,6 +149,9 @@ fn request_logs_are_json_with_route_templates_and_no_identifiers() {
     assert!(read["fields"]["status"].as_u64().is_some());
     assert!(read["fields"]["duration_ms"].as_f64().is_some());
     for forbidden in [hetu, secret, "p-123", "identifier="] {
-        assert!(!logs.contains(forbidden), "{forbidden} leaked into the logs:\n{logs}");
+        assert!(
+            !logs.contains(forbidden),
+            "{forbidden} leaked into the logs:\n{logs}"
+        );
     }
 }

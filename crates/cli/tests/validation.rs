@@ -135,11 +135,17 @@ const INVALID_BY_OFFICIAL_DEFINITIONS: &[(&str, &str)] = &[
     ("bloodglucose-min.json", "PHR-2"),
     // Only 14743-9: PHR-3 demands 15074-8 beside it.
     ("observation-example-bloodglucose-astext.json", "PHR-3"),
-    ("observation-example-bloodglucose-dataabsentreason.json", "PHR-3"),
+    (
+        "observation-example-bloodglucose-dataabsentreason.json",
+        "PHR-3",
+    ),
     // A second coding inside the VSCat category slice, whose system and code are fixed.
     ("Bloodglucose-max.json", "Observation.category[0].coding[1]"),
     // The body height value is the JSON string "182", not a number.
-    ("Observation-example-duplicate-7.json", "Observation.valueQuantity.value"),
+    (
+        "Observation-example-duplicate-7.json",
+        "Observation.valueQuantity.value",
+    ),
 ];
 
 #[test]
@@ -150,7 +156,10 @@ fn examples_the_official_definitions_reject_are_rejected() {
         let response = server.post("Observation", &resource);
         assert_eq!(response.status(), 422, "{name}");
         let outcome = body(response);
-        assert!(outcome.to_string().contains(rule), "{name}: expected {rule} in {outcome:#}");
+        assert!(
+            outcome.to_string().contains(rule),
+            "{name}: expected {rule} in {outcome:#}"
+        );
     }
 }
 

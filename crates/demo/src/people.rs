@@ -113,8 +113,7 @@ pub fn test_hetu(n: u64) -> String {
     let individual = 900 + n % 100;
     let day_index = n / 100;
     // Days from 1950-01-01; 20,000 days stays inside 2004.
-    let date = time::Date::from_calendar_date(1950, time::Month::January, 1)
-        .expect("valid date")
+    let date = time::Date::from_calendar_date(1950, time::Month::January, 1).expect("valid date")
         + time::Duration::days((day_index % 20_000) as i64);
     let (year, month, day) = (date.year(), date.month() as u8, date.day());
     let sign = if year >= 2000 { 'A' } else { '-' };
@@ -139,7 +138,12 @@ mod tests {
     fn demo_citizens_have_valid_sandbox_identity_codes() {
         for c in CITIZENS {
             assert_eq!(c.hetu.len(), 11);
-            assert_eq!(c.hetu.chars().last().unwrap(), check_char(c.hetu), "{}", c.hetu);
+            assert_eq!(
+                c.hetu.chars().last().unwrap(),
+                check_char(c.hetu),
+                "{}",
+                c.hetu
+            );
             let individual: u32 = c.hetu[7..10].parse().unwrap();
             assert!((900..=999).contains(&individual));
         }

@@ -189,7 +189,10 @@ fn observation(
 pub fn cgm_glucose(owner: &Owner<'_>, identifier: &str, at: OffsetDateTime, mmol: f64) -> Value {
     let lang = owner.lang;
     let lines = [
-        format!("{}: {mmol:.1} mmol/l", content_name(Kind::BloodGlucose, lang)),
+        format!(
+            "{}: {mmol:.1} mmol/l",
+            content_name(Kind::BloodGlucose, lang)
+        ),
         format!("{}: {}", time_label(lang), local_time(at, lang)),
     ];
     let mut r = observation(
@@ -261,7 +264,10 @@ pub fn body_weight(owner: &Owner<'_>, identifier: &str, at: OffsetDateTime, kg: 
         loinc("29463-7", "Body weight"),
         ("effectiveDateTime", json!(fhir_date_time(at))),
     );
-    r.insert("valueQuantity".into(), quantity(one_decimal(kg), "kg", "kg"));
+    r.insert(
+        "valueQuantity".into(),
+        quantity(one_decimal(kg), "kg", "kg"),
+    );
     Value::Object(r)
 }
 
@@ -434,7 +440,12 @@ pub fn insulin_dose(
     units: f64,
 ) -> Value {
     let lang = owner.lang;
-    let name = code_name(urls::CS_INSULIN_CODE, insulin.code(), lang, insulin.display());
+    let name = code_name(
+        urls::CS_INSULIN_CODE,
+        insulin.code(),
+        lang,
+        insulin.display(),
+    );
     let lines = [
         format!("{name}: {units:.1} IU"),
         format!("{}: {}", time_label(lang), local_time(at, lang)),

@@ -54,7 +54,12 @@ pub fn fhir_date_time(at: OffsetDateTime) -> String {
 
 /// A FHIR `date`: `2026-05-01`.
 pub fn fhir_date(day: Date) -> String {
-    format!("{:04}-{:02}-{:02}", day.year(), day.month() as u8, day.day())
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        day.month() as u8,
+        day.day()
+    )
 }
 
 #[cfg(test)]
@@ -77,16 +82,31 @@ mod tests {
     #[test]
     fn summer_time_switches_on_the_last_sundays() {
         // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC.
-        assert_eq!(helsinki_offset(datetime!(2026-03-29 00:59 UTC)).whole_hours(), 2);
-        assert_eq!(helsinki_offset(datetime!(2026-03-29 01:00 UTC)).whole_hours(), 3);
-        assert_eq!(helsinki_offset(datetime!(2026-10-25 00:59 UTC)).whole_hours(), 3);
-        assert_eq!(helsinki_offset(datetime!(2026-10-25 01:00 UTC)).whole_hours(), 2);
+        assert_eq!(
+            helsinki_offset(datetime!(2026-03-29 00:59 UTC)).whole_hours(),
+            2
+        );
+        assert_eq!(
+            helsinki_offset(datetime!(2026-03-29 01:00 UTC)).whole_hours(),
+            3
+        );
+        assert_eq!(
+            helsinki_offset(datetime!(2026-10-25 00:59 UTC)).whole_hours(),
+            3
+        );
+        assert_eq!(
+            helsinki_offset(datetime!(2026-10-25 01:00 UTC)).whole_hours(),
+            2
+        );
     }
 
     #[test]
     fn local_wall_clock_time_maps_to_utc() {
         let day = Date::from_calendar_date(2026, Month::June, 1).unwrap();
         assert_eq!(at_local(day, 8, 30), datetime!(2026-06-01 05:30 UTC));
-        assert_eq!(fhir_date_time(at_local(day, 8, 30)), "2026-06-01T08:30:00+03:00");
+        assert_eq!(
+            fhir_date_time(at_local(day, 8, 30)),
+            "2026-06-01T08:30:00+03:00"
+        );
     }
 }

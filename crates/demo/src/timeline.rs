@@ -241,7 +241,12 @@ impl Timeline {
 
     fn diabetes_day(&mut self, day: Date, sessions: &[Session], out: &mut Vec<Generated>) {
         // Meals: local time and carbohydrate range.
-        let plan = [(7, 30, 35, 70), (12, 0, 45, 85), (17, 30, 50, 90), (20, 45, 10, 30)];
+        let plan = [
+            (7, 30, 35, 70),
+            (12, 0, 45, 85),
+            (17, 30, 50, 90),
+            (20, 45, 10, 30),
+        ];
         let mut meals: Vec<(OffsetDateTime, f64)> = Vec::new();
         for (hour, minute, low, high) in plan {
             if hour == 20 && !self.rng.chance(0.6) {
@@ -303,9 +308,11 @@ impl Timeline {
                 })
                 .sum();
             self.body.glucose_noise = 0.96 * self.body.glucose_noise + self.rng.normal(0.0, 0.18);
-            let mmol =
-                (6.1 + dawn + meal_effect + exercise_effect + self.body.glucose_noise).clamp(2.8, 22.0);
-            self.push(out, &GLUCOSE_APP, at, |o, id| r::cgm_glucose(o, id, at, mmol));
+            let mmol = (6.1 + dawn + meal_effect + exercise_effect + self.body.glucose_noise)
+                .clamp(2.8, 22.0);
+            self.push(out, &GLUCOSE_APP, at, |o, id| {
+                r::cgm_glucose(o, id, at, mmol)
+            });
         }
     }
 
@@ -318,9 +325,10 @@ impl Timeline {
                 continue; // forgot to measure
             }
             let at = at_local(day, hour, self.rng.int(0, 50) as u8);
-            let sys = (self.body.systolic + evening_delta + self.rng.normal(0.0, 6.0)).round() as i64;
-            let dia = (self.body.diastolic + evening_delta * 0.5 + self.rng.normal(0.0, 4.0)).round()
-                as i64;
+            let sys =
+                (self.body.systolic + evening_delta + self.rng.normal(0.0, 6.0)).round() as i64;
+            let dia = (self.body.diastolic + evening_delta * 0.5 + self.rng.normal(0.0, 4.0))
+                .round() as i64;
             self.push(out, &DEMO_APP, at, |o, id| {
                 r::blood_pressure(o, id, at, sys, dia.min(sys - 20))
             });
@@ -367,7 +375,9 @@ impl Timeline {
         }
         .round() as i64;
         let at = at_local(day, 23, 50);
-        self.push(out, &DEMO_APP, at, |o, id| r::calorie_intake(o, id, day, kcal));
+        self.push(out, &DEMO_APP, at, |o, id| {
+            r::calorie_intake(o, id, day, kcal)
+        });
     }
 
     fn documents_day(&mut self, day: Date, out: &mut Vec<Generated>) {

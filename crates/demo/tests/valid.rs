@@ -46,7 +46,14 @@ fn every_generated_resource_passes_the_write_pipeline() {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (i, citizen) in CITIZENS.iter().enumerate() {
         let patient = format!("00000000-0000-4000-8000-00000000000{i}");
-        let timeline = Timeline::new(7, &format!("citizen-{i}"), citizen.persona, citizen.lang, &patient, period);
+        let timeline = Timeline::new(
+            7,
+            &format!("citizen-{i}"),
+            citizen.persona,
+            citizen.lang,
+            &patient,
+            period,
+        );
         for (n, generated) in timeline.enumerate() {
             let kind = kind_of(&generated.resource);
             let count = seen.entry(kind.clone()).or_default();
@@ -56,15 +63,39 @@ fn every_generated_resource_passes_the_write_pipeline() {
                 continue;
             }
             let prepared = pipeline
-                .prepare(&caller(Some(&patient), generated.app), generated.resource.clone(), "x1", 1, 0, &mut AllPatients)
-                .unwrap_or_else(|e| panic!("{kind} rejected: {:#?}\n{}", e.issues, generated.resource));
-            assert_eq!(prepared.patient.as_deref(), Some(patient.as_str()), "{kind}");
+                .prepare(
+                    &caller(Some(&patient), generated.app),
+                    generated.resource.clone(),
+                    "x1",
+                    1,
+                    0,
+                    &mut AllPatients,
+                )
+                .unwrap_or_else(|e| {
+                    panic!("{kind} rejected: {:#?}\n{}", e.issues, generated.resource)
+                });
+            assert_eq!(
+                prepared.patient.as_deref(),
+                Some(patient.as_str()),
+                "{kind}"
+            );
             assert!(!prepared.index.is_empty());
         }
     }
-    let questionnaire = wellbeing_questionnaire(&DEMO_APP, "3f0e5c1e-8d6b-4a51-9a43-1f2b3c4d5e6f", time::macros::date!(2026 - 01 - 01));
+    let questionnaire = wellbeing_questionnaire(
+        &DEMO_APP,
+        "3f0e5c1e-8d6b-4a51-9a43-1f2b3c4d5e6f",
+        time::macros::date!(2026 - 01 - 01),
+    );
     pipeline
-        .prepare(&caller(None, &DEMO_APP), questionnaire, "q1", 1, 0, &mut AllPatients)
+        .prepare(
+            &caller(None, &DEMO_APP),
+            questionnaire,
+            "q1",
+            1,
+            0,
+            &mut AllPatients,
+        )
         .unwrap_or_else(|e| panic!("Questionnaire rejected: {:#?}", e.issues));
     for expected in [
         "fiphr-sd-bloodglucose",

@@ -286,7 +286,10 @@ pub fn phr_fails(args: &[&str]) -> String {
 /// A valid test personal identity code (individual number 900–999) of someone born on
 /// `ddmmyy` in the 1900s (century sign `-`).
 pub fn test_hetu(ddmmyy: &str, individual: u16) -> String {
-    assert!((900..=999).contains(&individual), "test identities are 900–999");
+    assert!(
+        (900..=999).contains(&individual),
+        "test identities are 900–999"
+    );
     let number: u64 = format!("{ddmmyy}{individual:03}").parse().expect("digits");
     let check = b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(number % 31) as usize] as char;
     format!("{ddmmyy}-{individual:03}{check}")
@@ -344,7 +347,11 @@ impl Server {
             .find_map(|l| l.strip_prefix("patient: "))
             .expect("phr token prints the patient")
             .to_string();
-        let token = out.lines().last().expect("phr token prints the token").to_string();
+        let token = out
+            .lines()
+            .last()
+            .expect("phr token prints the token")
+            .to_string();
         (patient, token)
     }
 

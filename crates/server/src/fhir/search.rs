@@ -318,7 +318,9 @@ impl Subsetter {
                 Shape::Data => key != "text",
                 Shape::Text => key == "text" || mandatory.contains(base),
                 // `value` and `valueQuantity` both name the choice element.
-                Shape::Elements(list) => list.iter().any(|e| e == base || e == key) || mandatory.contains(base),
+                Shape::Elements(list) => {
+                    list.iter().any(|e| e == base || e == key) || mandatory.contains(base)
+                }
             }
         };
         let before = map.len();
