@@ -486,9 +486,10 @@ impl Storage for SqliteStore {
                 return Ok(vec![]);
             };
             let pid = match compartment {
-                None => 0,
+                None if search::in_patient_compartments(resource_type) => None,
+                None => Some(0),
                 Some(p) => match self.patient_pid(conn, p)? {
-                    Some(pid) => pid,
+                    Some(pid) => Some(pid),
                     None => return Ok(vec![]),
                 },
             };

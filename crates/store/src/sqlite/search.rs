@@ -23,6 +23,26 @@ use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
 const NEVER: &str = "0";
+/// The `pid` of a search without a compartment on a type that lives in patient
+/// compartments (system access: the open sandbox, backend services, operators): every
+/// compartment. Resources outside any compartment have pid 0; real pids are positive.
+const EVERY_COMPARTMENT: i64 = -1;
+
+pub(super) fn in_patient_compartments(resource_type: &str) -> bool {
+    resource_type == "Patient"
+        || !phr_search::Registry::global()
+            .patient_compartment_params(resource_type)
+            .is_empty()
+}
+
+/// The SQL test of a `pid` column against one compartment (or every one).
+fn pid_test(pid: i64, sql: &mut Sql) -> String {
+    if pid == EVERY_COMPARTMENT {
+        ">= 0".to_owned()
+    } else {
+        format!("= {}", sql.bind(pid))
+    }
+}
 const ALWAYS: &str = "1";
 
 /// Bound values and the SQL text referring to them as `?N`.
@@ -103,6 +123,7 @@ pub fn run(
         let cursor = cursor.unwrap_or(start);
         let tid = store.type_id(conn, &query.resource_type)?;
         let pid = match &query.compartment {
+            None if in_patient_compartments(&query.resource_type) => Some(EVERY_COMPARTMENT),
             None => Some(0),
             Some(p) => store.patient_pid(conn, p)?,
         };
@@ -343,7 +364,7 @@ impl Ctx<'_> {
     }
 
     fn plan(&mut self, query: &SearchQuery) -> Result<Plan, StoreError> {
-        let pid_sql = self.sql.bind(self.pid);
+        let pid_sql = pid_test(self.pid, &mut self.sql);
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snapshot);
         let mut used = vec![false; query.clauses.len()];
@@ -401,7 +422,7 @@ impl Ctx<'_> {
                 self.sql.bind(sys),
             );
             conds.push(format!(
-                "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp} AND c.code = {code_p} AND c.sys = {sys_p}"
+                "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp} AND c.code = {code_p} AND c.sys = {sys_p}"
             ));
             let span = self.span(dparam)?;
             let descending = sorted_by_it && first_sort.is_some_and(|k| k.descending);
@@ -439,7 +460,7 @@ impl Ctx<'_> {
                 };
                 let p = self.sql.bind(param);
                 conds.push(format!(
-                    "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
+                    "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
                 ));
                 let span = self.span(param)?;
                 let descending = first_sort.is_some_and(|k| k.param == name && k.descending);
@@ -484,7 +505,7 @@ impl Ctx<'_> {
                             self.sql.bind(sys),
                         );
                         conds.push(format!(
-                            "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.code = {code_p} AND c.sys = {sys_p}"
+                            "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.code = {code_p} AND c.sys = {sys_p}"
                         ));
                         from = Some("idx_token c".to_owned());
                     }
@@ -506,7 +527,7 @@ impl Ctx<'_> {
                             self.sql.bind(ttype),
                         );
                         conds.push(format!(
-                            "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.target_id = {id_p} AND c.ttype = {tt} AND c.url = ''"
+                            "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p} AND c.target_id = {id_p} AND c.ttype = {tt} AND c.url = ''"
                         ));
                         from = Some("idx_reference c".to_owned());
                     }
@@ -526,7 +547,7 @@ impl Ctx<'_> {
                 };
                 let p = self.sql.bind(param);
                 conds.push(format!(
-                    "c.pid = {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
+                    "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"
                 ));
                 natural.push(Key {
                     expr: "c.code".into(),
@@ -585,7 +606,7 @@ impl Ctx<'_> {
         Plan {
             from: "idx_token c".into(),
             joins: vec![],
-            conds: vec![format!("c.pid = {pid_sql}"), NEVER.into()],
+            conds: vec![format!("c.pid {pid_sql}"), NEVER.into()],
             keys: vec![],
         }
     }
@@ -607,11 +628,14 @@ impl Ctx<'_> {
         use rusqlite::OptionalExtension;
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT span FROM date_spans WHERE pid = ?1 AND tid = ?2 AND param = ?3",
-            )?
-            .query_row([self.pid, self.tid, param], |r| r.get::<_, i64>(0))
+            .prepare_cached(if self.pid == EVERY_COMPARTMENT {
+                "SELECT max(span) FROM date_spans WHERE pid >= ?1 AND tid = ?2 AND param = ?3"
+            } else {
+                "SELECT max(span) FROM date_spans WHERE pid = ?1 AND tid = ?2 AND param = ?3"
+            })?
+            .query_row([self.pid, self.tid, param], |r| r.get::<_, Option<i64>>(0))
             .optional()?
+            .flatten()
             .unwrap_or(0))
     }
 
@@ -732,7 +756,7 @@ impl Ctx<'_> {
         let p = self.sql.bind(param);
         let alias = format!("s{n}");
         joins.push(format!(
-            "LEFT JOIN (SELECT seq, {agg}({column}) AS k FROM {table} WHERE pid = {pid_sql} AND tid = {tid_sql} AND param = {p} GROUP BY seq) {alias} ON {alias}.seq = c.seq"
+            "LEFT JOIN (SELECT seq, {agg}({column}) AS k FROM {table} WHERE pid {pid_sql} AND tid = {tid_sql} AND param = {p} GROUP BY seq) {alias} ON {alias}.seq = c.seq"
         ));
         // Resources without a value sort last in either direction.
         let sentinel = if descending { sentinel_lo } else { sentinel_hi };
@@ -1222,6 +1246,9 @@ struct Scope {
 
 impl Scope {
     fn pids_sql(&self, sql: &mut Sql) -> String {
+        if self.pids.contains(&EVERY_COMPARTMENT) {
+            return ">= 0".to_owned();
+        }
         let mut distinct: Vec<i64> = self.pids.clone();
         distinct.dedup();
         if let [one] = distinct.as_slice() {
@@ -1459,7 +1486,7 @@ fn include_targets(
             .optional()?;
         if let Some(v) = found
             && !v.deleted
-            && (v.pid == ctx.pid || v.pid == 0)
+            && (v.pid == ctx.pid || v.pid == 0 || ctx.pid == EVERY_COMPARTMENT)
         {
             out.push(v);
         }
@@ -1482,11 +1509,17 @@ fn revinclude_sources(
     ) else {
         return Ok(vec![]);
     };
-    let mut stmt = ctx.conn.prepare_cached(
+    // Sources live in the searched compartment or outside any (or anywhere, for a search
+    // across every compartment).
+    let mut stmt = ctx.conn.prepare_cached(if ctx.pid == EVERY_COMPARTMENT {
         "SELECT DISTINCT seq FROM idx_reference
-         WHERE pid IN (?1, 0) AND tid = ?2 AND param = ?3 AND target_id = ?4 AND ttype = ?5 AND url = ''
-           AND seq <= ?6 AND seq_to > ?6",
-    )?;
+         WHERE pid >= ?1 AND tid = ?2 AND param = ?3 AND target_id = ?4 AND ttype = ?5
+           AND url = '' AND seq <= ?6 AND seq_to > ?6"
+    } else {
+        "SELECT DISTINCT seq FROM idx_reference
+         WHERE pid IN (?1, 0) AND tid = ?2 AND param = ?3 AND target_id = ?4 AND ttype = ?5
+           AND url = '' AND seq <= ?6 AND seq_to > ?6"
+    })?;
     let seqs: Vec<i64> = stmt
         .query_map(
             rusqlite::params![ctx.pid, stid, param, target.id, target.tid, ctx.snapshot],

@@ -481,7 +481,10 @@ impl Writer {
                 let tid = self.names().resource_type(&new.resource_type)?;
                 let pid = self.names().patient(new.patient.as_deref())?;
                 if let Some(condition) = if_none_exist {
-                    let ids = self.live_ids_with_identifier(tid, pid, condition)?;
+                    // A new Patient's compartment is its own new id: look for the identifier
+                    // among every Patient.
+                    let scope = (new.resource_type != "Patient").then_some(pid);
+                    let ids = self.live_ids_with_identifier(tid, scope, condition)?;
                     if !ids.is_empty() {
                         return Ok(Ok(WriteOutcome::Existing { ids }));
                     }
@@ -621,7 +624,7 @@ impl Writer {
     fn live_ids_with_identifier(
         &mut self,
         tid: i64,
-        pid: i64,
+        pid: Option<i64>,
         condition: &IdentifierCondition,
     ) -> Result<Vec<String>, EngineError> {
         let param = self.names().param("identifier")?;
@@ -920,21 +923,31 @@ fn collect_ids(
 
 /// Ids of live resources of type `tid` in compartment `pid` with identifier `value`
 /// (in system `sys` when given).
+/// Ids of current, live resources of type `tid` with this identifier, in compartment `pid`
+/// (every compartment when None).
 pub fn live_ids_with_identifier(
     conn: &Connection,
     tid: i64,
-    pid: i64,
+    pid: Option<i64>,
     param: i64,
     sys: Option<i64>,
     value: &str,
 ) -> Result<Vec<String>, EngineError> {
-    let sql = "SELECT DISTINCT r.id FROM idx_token t JOIN versions v ON v.seq = t.seq JOIN resources r ON r.rid = v.rid
-               WHERE t.pid = ?1 AND t.tid = ?2 AND t.param = ?3 AND t.code = ?4 AND t.seq_to = ?5
-                 AND (?6 IS NULL OR t.sys = ?6)
-               ORDER BY r.id";
+    let sql = if pid.is_some() {
+        "SELECT DISTINCT r.id FROM idx_token t JOIN versions v ON v.seq = t.seq JOIN resources r ON r.rid = v.rid
+         WHERE t.pid = ?1 AND t.tid = ?2 AND t.param = ?3 AND t.code = ?4 AND t.seq_to = ?5
+           AND (?6 IS NULL OR t.sys = ?6)
+         ORDER BY r.id"
+    } else {
+        "SELECT DISTINCT r.id FROM idx_token t JOIN versions v ON v.seq = t.seq JOIN resources r ON r.rid = v.rid
+         WHERE t.pid >= ?1 AND t.tid = ?2 AND t.param = ?3 AND t.code = ?4 AND t.seq_to = ?5
+           AND (?6 IS NULL OR t.sys = ?6)
+         ORDER BY r.id"
+    };
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![pid, tid, param, value, CURRENT, sys], |r| {
-        r.get::<_, String>(0)
-    })?;
+    let rows = stmt.query_map(
+        params![pid.unwrap_or(0), tid, param, value, CURRENT, sys],
+        |r| r.get::<_, String>(0),
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
