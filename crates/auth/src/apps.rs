@@ -330,6 +330,22 @@ impl AuthService {
             [&app_id],
             app_from_row,
         )?;
+        drop(conn);
+        // Only the operator registers apps straight into accepted status; sandbox apps
+        // come from self-service registration.
+        let (usage, actor) = if status == AppStatus::Sandbox {
+            (
+                crate::audit::Usage::Authorization,
+                "self-service registration",
+            )
+        } else {
+            (crate::audit::Usage::Operator, "operator")
+        };
+        let mut record = crate::audit::AuditRecord::new(usage, actor);
+        record.app_id = Some(app.app_id.clone());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some(format!("app-register:{}", status.code()));
+        self.audit(record)?;
         Ok(RegisteredApp {
             app,
             client_secret: secret,

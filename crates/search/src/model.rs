@@ -214,11 +214,17 @@ pub struct SortKey {
     pub descending: bool,
 }
 
+/// `_total`. Without the parameter a total is given only when it costs nothing: the first
+/// page holds every match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TotalMode {
     #[default]
+    WhenFree,
+    /// `_total=none`: never.
     None,
+    /// `_total=estimate`: free on a single page, else counted.
     Estimate,
+    /// `_total=accurate`: always counted.
     Accurate,
 }
 

@@ -144,6 +144,7 @@ pub fn run(
 }
 
 fn empty_page(query: &SearchQuery, cursor: &Cursor, store: &SqliteStore) -> SearchPage {
+    // Nothing matches: a total of 0 costs nothing.
     let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
     SearchPage {
         total: wants_total.then_some(0),
@@ -158,7 +159,8 @@ fn execute(
     plan: Plan,
     cursor: Cursor,
 ) -> Result<SearchPage, StoreError> {
-    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
+    let wants_total = matches!(query.total, TotalMode::Estimate | TotalMode::Accurate)
+        || query.summary == Summary::Count;
     let base_values = ctx.sql.values.clone();
     let where_sql = if plan.conds.is_empty() {
         ALWAYS.to_owned()
@@ -246,6 +248,10 @@ fn execute(
         if let Some(v) = ctx.store.fetch_version(ctx.conn, seq_of(row)?)? {
             versions.push(v);
         }
+    }
+    let everything_on_this_page = cursor.direction == Direction::Start && !more;
+    if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
+        total = Some(rows.len() as u64);
     }
     if wants_total && total.is_none() {
         // `estimate`: free when everything fits on the first page, else counted.
