@@ -274,8 +274,13 @@ impl Timeline {
         // CGM every 5 minutes; every tenth day the sensor is changed (two hours without data).
         let sensor_change = self.day_index % 10 == 3;
         let midnight = at_local(day, 0, 0);
-        for k in 0..288i64 {
+        // A local day is 23 or 25 hours long when summer time starts or ends.
+        let next_midnight = at_local(day.next_day().expect("a day after"), 0, 0);
+        for k in 0i64.. {
             let at = midnight + Duration::minutes(5 * k);
+            if at >= next_midnight {
+                break;
+            }
             let local_hour = (k * 5) as f64 / 60.0;
             if sensor_change && (9.0..11.0).contains(&local_hour) {
                 continue;

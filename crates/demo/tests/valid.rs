@@ -138,7 +138,12 @@ fn a_diabetic_year_has_cgm_every_five_minutes_and_insulin() {
     let mut last = None;
     for g in Timeline::new(1, "citizen-0", c.persona, c.lang, "p1", period) {
         if let Some(prev) = last {
-            assert!(g.at >= prev, "time order");
+            assert!(
+                g.at >= prev,
+                "time order: {prev} then {} {}",
+                g.at,
+                g.resource["code"]
+            );
         }
         last = Some(g.at);
         match g.resource["resourceType"].as_str() {
