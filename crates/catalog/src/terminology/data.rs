@@ -16,464 +16,7 @@ pub(crate) const CODE_SYSTEMS: &[CodeSystemDecl] = &[
         version: "2.1",
         description: "Indicates the plan category.",
         complete: true,
-        concepts: &[
-            Concept {
-                code: "1",
-                display: "Hengitystietulehdus tai -oire",
-                names: Some(Names::new(
-                    "Hengitystietulehdus tai -oire",
-                    "Luftvägsinfektion eller -symtom",
-                    "Respiratory infection or symptom",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "2",
-                display: "Yskä",
-                names: Some(Names::new("Yskä", "Hosta", "Cough")),
-                definition: None,
-            },
-            Concept {
-                code: "3",
-                display: "Virtsatietulehdus tai -oire (18–65v. naiset)",
-                names: Some(Names::new(
-                    "Virtsatietulehdus tai -oire (18–65v. naiset)",
-                    "Urinvägsinfektion- eller symtom (kvinnor 18–65 år)",
-                    "Urinary tract infection or symptom (women aged 18–65)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "4",
-                display: "Korvan kipu tai lukkoisuus",
-                names: Some(Names::new(
-                    "Korvan kipu tai lukkoisuus",
-                    "Ont i öronen eller lock för örat",
-                    "Earache or ear plugging",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "5",
-                display: "Kurkkukipu tai nieluoire",
-                names: Some(Names::new(
-                    "Kurkkukipu tai nieluoire",
-                    "Halsont eller svalgsymtom",
-                    "Sore throat or throat symptom",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "6",
-                display: "Ripuli",
-                names: Some(Names::new("Ripuli", "Diarré", "Diarrhoea")),
-                definition: None,
-            },
-            Concept {
-                code: "7",
-                display: "Alaselkäkipu tai -vamma",
-                names: Some(Names::new(
-                    "Alaselkäkipu tai -vamma",
-                    "Ländryggssmärta eller -skada",
-                    "Lower back pain or injury",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "8",
-                display: "Närästys",
-                names: Some(Names::new("Närästys", "Halsbränna", "Heartburn")),
-                definition: None,
-            },
-            Concept {
-                code: "9",
-                display: "Olkapään kipu, jäykkyys tai vamma",
-                names: Some(Names::new(
-                    "Olkapään kipu, jäykkyys tai vamma",
-                    "Smärta, stelhet eller skada i skuldran",
-                    "Shoulder pain, stiffness or injury",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "10",
-                display: "Päänsärky",
-                names: Some(Names::new("Päänsärky", "Huvudvärk", "Headache")),
-                definition: None,
-            },
-            Concept {
-                code: "11",
-                display: "Peräaukon seudun oire",
-                names: Some(Names::new(
-                    "Peräaukon seudun oire",
-                    "Symtom vid ändtarmsöppningen",
-                    "Anal region symptom",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "12",
-                display: "Polven oire tai vamma",
-                names: Some(Names::new(
-                    "Polven oire tai vamma",
-                    "Symtom eller skada i knät",
-                    "Knee symptom or injury",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "13",
-                display: "Silmän oire",
-                names: Some(Names::new("Silmän oire", "Symtom i öga", "Eye symptom")),
-                definition: None,
-            },
-            Concept {
-                code: "14",
-                display: "Sukupuolitaudin oire",
-                names: Some(Names::new(
-                    "Sukupuolitaudin oire",
-                    "Symtom på könssjukdom",
-                    "Sexually transmitted disease symptom",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "15",
-                display: "Terveystarkastus",
-                names: Some(Names::new(
-                    "Terveystarkastus",
-                    "Hälsokontroll",
-                    "Health check-up",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "16",
-                display: "Henkilökohtainen apu",
-                names: Some(Names::new(
-                    "Henkilökohtainen apu",
-                    "Personlig assistans",
-                    "Personal assistance",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "17",
-                display: "Liikkuminen kodin ulkopuolella",
-                names: Some(Names::new(
-                    "Liikkuminen kodin ulkopuolella",
-                    "Mobilitet utanför hemmet",
-                    "Moving outside the home",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "18",
-                display: "Maahanmuuttajan hyvinvointi",
-                names: Some(Names::new(
-                    "Maahanmuuttajan hyvinvointi",
-                    "Invandrarens välbefinnande",
-                    "Well-being of an immigrant",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "19",
-                display: "Omaishoidon tuki",
-                names: Some(Names::new(
-                    "Omaishoidon tuki",
-                    "Stöd för närståendevård",
-                    "Informal care support",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "20",
-                display: "Läheishoitajan tarkastus",
-                names: Some(Names::new(
-                    "Läheishoitajan tarkastus",
-                    "Kontroll för anhörig omsorgsgivare",
-                    "Check-up of an informal carer",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "21",
-                display: "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
-                names: Some(Names::new(
-                    "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
-                    "Hälsokontroll för femteklassist, föräldrar (borttagen)",
-                    "Health check-up of a fifth-grader, parents (removed)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "22",
-                display: "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
-                names: Some(Names::new(
-                    "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
-                    "Hälsokontroll för femteklassist, barn (borttagen)",
-                    "Health check-up of a fifth-grader, child (removed)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "23",
-                display: "Yleinen hyvinvointikysely (WHOQOL-BREF)",
-                names: Some(Names::new(
-                    "Yleinen hyvinvointikysely (WHOQOL-BREF)",
-                    "Allmän välfärdsenkät (WHOQOL-BREF)",
-                    "General well-being survey (WHOQOL-BREF)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "24",
-                display: "Elämäntilannekysely (3X10D)",
-                names: Some(Names::new(
-                    "Elämäntilannekysely (3X10D)",
-                    "Enkät om livssituation (3X10D)",
-                    "Life-situation survey (3X10D)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "25",
-                display: "Opiskeluterveydenhuollon esitiedot",
-                names: Some(Names::new(
-                    "Opiskeluterveydenhuollon esitiedot",
-                    "Förhandsuppgifter för studerandehälsovården",
-                    "Preliminary information for student health care",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "26",
-                display: "Suun terveydentila, lapset ja nuoret",
-                names: Some(Names::new(
-                    "Suun terveydentila, lapset ja nuoret",
-                    "Munhälsa, barn och unga",
-                    "Oral health status, children and young persons",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "27",
-                display: "Omaishoitajan jaksaminen",
-                names: Some(Names::new(
-                    "Omaishoitajan jaksaminen",
-                    "Närståendevårdarens ork",
-                    "Family carer ability to cope",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "28",
-                display: "Puolitoistavuotiaan laaja terveystarkastus",
-                names: Some(Names::new(
-                    "Puolitoistavuotiaan laaja terveystarkastus",
-                    "Omfattande hälsokontroll för barn, 18 månader",
-                    "Extensive health check-up of a one-and-a-half-year-old",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "29",
-                display: "Yötyötä tekevän työterveystarkastus",
-                names: Some(Names::new(
-                    "Yötyötä tekevän työterveystarkastus",
-                    "Hälsokontroll för nattarbetande",
-                    "Occupational health check-up of a night worker",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "30",
-                display: "Kohonnut verenpaine",
-                names: Some(Names::new(
-                    "Kohonnut verenpaine",
-                    "Hypertoni",
-                    "High blood pressure",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "31",
-                display: "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
-                names: Some(Names::new(
-                    "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
-                    "Hälsokontroll för högstadieelev, föräldrar (borttagen)",
-                    "Health check-up of an upper comprehensive school pupil, parents (removed)",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "32",
-                display: "Viitosluokkalaisen terveystarkastus, vanhemmat",
-                names: Some(Names::new(
-                    "Viitosluokkalaisen terveystarkastus, vanhemmat",
-                    "Hälsokontroll för femteklassist, föräldrar",
-                    "Health check-up of a fifth-grader, parents",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "33",
-                display: "Hampaiden tai suun oire tai vamma",
-                names: Some(Names::new(
-                    "Hampaiden tai suun oire tai vamma",
-                    "Symtom eller skada i tänder eller mun",
-                    "Teeth or mouth symptom or injury",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "34",
-                display: "Suun terveydentila, aikuiset",
-                names: Some(Names::new(
-                    "Suun terveydentila, aikuiset",
-                    "Munhälsa, vuxna",
-                    "Oral health status, adults",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "35",
-                display: "Äitiysneuvolan esitiedot",
-                names: Some(Names::new(
-                    "Äitiysneuvolan esitiedot",
-                    "Förhandsuppgifter till mödrarådgivningen",
-                    "Preliminary information for the maternity clinic",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "36",
-                display: "Hyvinvointitarkastus",
-                names: Some(Names::new(
-                    "Hyvinvointitarkastus",
-                    "Välfärdsenkät",
-                    "Well-being check-up",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "37",
-                display: "Suunnitelma",
-                names: Some(Names::new("Suunnitelma", "Plan", "Plan")),
-                definition: None,
-            },
-            Concept {
-                code: "38",
-                display: "Liikuntaohjelma askeltajille",
-                names: Some(Names::new(
-                    "Liikuntaohjelma askeltajille",
-                    "Stegprogrammet",
-                    "Exercise programme for walkers and runners",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "39",
-                display: "Lääkärintodistus, pyyntö",
-                names: Some(Names::new(
-                    "Lääkärintodistus, pyyntö",
-                    "Läkarintyg, begäran",
-                    "Medical certificate, request",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "40",
-                display: "Diabetes, riskitesti",
-                names: Some(Names::new(
-                    "Diabetes, riskitesti",
-                    "Diabetes, risktest",
-                    "Diabetes, risk test",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "41",
-                display: "Yleinen oirearvio",
-                names: Some(Names::new(
-                    "Yleinen oirearvio",
-                    "Allmän symtombedömning",
-                    "General symptom assessment",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "42",
-                display: "Painonhallinta",
-                names: Some(Names::new(
-                    "Painonhallinta",
-                    "Viktkontroll",
-                    "Weight management",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "43",
-                display: "Tupakoinnin lopettamisen valmennusohjelma",
-                names: Some(Names::new(
-                    "Tupakoinnin lopettamisen valmennusohjelma",
-                    "Coachningsprogram för att sluta röka",
-                    "Coaching programme for quitting smoking",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "44",
-                display: "Terveellinen ravinto -valmennusohjelma",
-                names: Some(Names::new(
-                    "Terveellinen ravinto -valmennusohjelma",
-                    "Coachningsprogrammet Hälsosam näring",
-                    "Healthy nutrition coaching programme",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "45",
-                display: "Univalmennus",
-                names: Some(Names::new(
-                    "Univalmennus",
-                    "Sömncoachning",
-                    "Sleep coaching",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "46",
-                display: "Avoin palvelupyyntö",
-                names: Some(Names::new(
-                    "Avoin palvelupyyntö",
-                    "Öppen servicebegäran",
-                    "Open service request",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "47",
-                display: "Raskausdiabeteksen jälkiseuranta",
-                names: Some(Names::new(
-                    "Raskausdiabeteksen jälkiseuranta",
-                    "Uppföljning av graviditetsdiabetes",
-                    "Gestational diabetes follow-up",
-                )),
-                definition: None,
-            },
-            Concept {
-                code: "48",
-                display: "Koronavirustauti",
-                names: Some(Names::new(
-                    "Koronavirustauti",
-                    "Coronavirusinfektion",
-                    "Coronavirus disease",
-                )),
-                definition: None,
-            },
-        ],
+        concepts: CAREPLAN_CATEGORIES,
     },
     CodeSystemDecl {
         url: urls::CS_CONSENT_CATEGORY,
@@ -573,24 +116,7 @@ pub(crate) const CODE_SYSTEMS: &[CodeSystemDecl] = &[
         version: "1.0",
         description: "Finnish PHR Observation Category Code System that defines codes for Observation.category when there is no suitable code in the FHIR standard observation category code system.",
         complete: true,
-        concepts: &[
-            Concept {
-                code: "nutrition",
-                display: "Nutrition",
-                names: Some(Names::new("Ravitsemus", "Näringstillstånd", "Nutrition")),
-                definition: None,
-            },
-            Concept {
-                code: "urinary-monitoring",
-                display: "Urinary monitoring",
-                names: Some(Names::new(
-                    "Virtsan seuranta",
-                    "Uppföljning av urinen",
-                    "Urinary monitoring",
-                )),
-                definition: None,
-            },
-        ],
+        concepts: OBSERVATION_CATEGORIES,
     },
     CodeSystemDecl {
         url: urls::CS_VNR,
@@ -947,24 +473,7 @@ pub(crate) const VALUE_SETS: &[ValueSetDecl] = &[
         description: "Finnish PHR Observation Category Value Set that defines codes for Observation.category when there is no suitable code in the FHIR standard observation category value set.",
         includes: &[Include {
             system: urls::CS_OBSERVATION_CATEGORY,
-            concepts: &[
-                Concept {
-                    code: "nutrition",
-                    display: "Nutrition",
-                    names: Some(Names::new("Ravitsemus", "Näringstillstånd", "Nutrition")),
-                    definition: None,
-                },
-                Concept {
-                    code: "urinary-monitoring",
-                    display: "Urinary monitoring",
-                    names: Some(Names::new(
-                        "Virtsan seuranta",
-                        "Uppföljning av urinen",
-                        "Urinary monitoring",
-                    )),
-                    definition: None,
-                },
-            ],
+            concepts: OBSERVATION_CATEGORIES,
         }],
     },
     ValueSetDecl {
@@ -1823,464 +1332,7 @@ pub(crate) const VALUE_SETS: &[ValueSetDecl] = &[
         description: "Indicates type of SelfCarePlan.",
         includes: &[Include {
             system: urls::CS_CAREPLAN_CATEGORY,
-            concepts: &[
-                Concept {
-                    code: "1",
-                    display: "Hengitystietulehdus tai -oire",
-                    names: Some(Names::new(
-                        "Hengitystietulehdus tai -oire",
-                        "Luftvägsinfektion eller -symtom",
-                        "Respiratory infection or symptom",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "2",
-                    display: "Yskä",
-                    names: Some(Names::new("Yskä", "Hosta", "Cough")),
-                    definition: None,
-                },
-                Concept {
-                    code: "3",
-                    display: "Virtsatietulehdus tai -oire (18–65v. naiset)",
-                    names: Some(Names::new(
-                        "Virtsatietulehdus tai -oire (18–65v. naiset)",
-                        "Urinvägsinfektion- eller symtom (kvinnor 18–65 år)",
-                        "Urinary tract infection or symptom (women aged 18–65)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "4",
-                    display: "Korvan kipu tai lukkoisuus",
-                    names: Some(Names::new(
-                        "Korvan kipu tai lukkoisuus",
-                        "Ont i öronen eller lock för örat",
-                        "Earache or ear plugging",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "5",
-                    display: "Kurkkukipu tai nieluoire",
-                    names: Some(Names::new(
-                        "Kurkkukipu tai nieluoire",
-                        "Halsont eller svalgsymtom",
-                        "Sore throat or throat symptom",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "6",
-                    display: "Ripuli",
-                    names: Some(Names::new("Ripuli", "Diarré", "Diarrhoea")),
-                    definition: None,
-                },
-                Concept {
-                    code: "7",
-                    display: "Alaselkäkipu tai -vamma",
-                    names: Some(Names::new(
-                        "Alaselkäkipu tai -vamma",
-                        "Ländryggssmärta eller -skada",
-                        "Lower back pain or injury",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "8",
-                    display: "Närästys",
-                    names: Some(Names::new("Närästys", "Halsbränna", "Heartburn")),
-                    definition: None,
-                },
-                Concept {
-                    code: "9",
-                    display: "Olkapään kipu, jäykkyys tai vamma",
-                    names: Some(Names::new(
-                        "Olkapään kipu, jäykkyys tai vamma",
-                        "Smärta, stelhet eller skada i skuldran",
-                        "Shoulder pain, stiffness or injury",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "10",
-                    display: "Päänsärky",
-                    names: Some(Names::new("Päänsärky", "Huvudvärk", "Headache")),
-                    definition: None,
-                },
-                Concept {
-                    code: "11",
-                    display: "Peräaukon seudun oire",
-                    names: Some(Names::new(
-                        "Peräaukon seudun oire",
-                        "Symtom vid ändtarmsöppningen",
-                        "Anal region symptom",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "12",
-                    display: "Polven oire tai vamma",
-                    names: Some(Names::new(
-                        "Polven oire tai vamma",
-                        "Symtom eller skada i knät",
-                        "Knee symptom or injury",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "13",
-                    display: "Silmän oire",
-                    names: Some(Names::new("Silmän oire", "Symtom i öga", "Eye symptom")),
-                    definition: None,
-                },
-                Concept {
-                    code: "14",
-                    display: "Sukupuolitaudin oire",
-                    names: Some(Names::new(
-                        "Sukupuolitaudin oire",
-                        "Symtom på könssjukdom",
-                        "Sexually transmitted disease symptom",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "15",
-                    display: "Terveystarkastus",
-                    names: Some(Names::new(
-                        "Terveystarkastus",
-                        "Hälsokontroll",
-                        "Health check-up",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "16",
-                    display: "Henkilökohtainen apu",
-                    names: Some(Names::new(
-                        "Henkilökohtainen apu",
-                        "Personlig assistans",
-                        "Personal assistance",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "17",
-                    display: "Liikkuminen kodin ulkopuolella",
-                    names: Some(Names::new(
-                        "Liikkuminen kodin ulkopuolella",
-                        "Mobilitet utanför hemmet",
-                        "Moving outside the home",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "18",
-                    display: "Maahanmuuttajan hyvinvointi",
-                    names: Some(Names::new(
-                        "Maahanmuuttajan hyvinvointi",
-                        "Invandrarens välbefinnande",
-                        "Well-being of an immigrant",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "19",
-                    display: "Omaishoidon tuki",
-                    names: Some(Names::new(
-                        "Omaishoidon tuki",
-                        "Stöd för närståendevård",
-                        "Informal care support",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "20",
-                    display: "Läheishoitajan tarkastus",
-                    names: Some(Names::new(
-                        "Läheishoitajan tarkastus",
-                        "Kontroll för anhörig omsorgsgivare",
-                        "Check-up of an informal carer",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "21",
-                    display: "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
-                    names: Some(Names::new(
-                        "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
-                        "Hälsokontroll för femteklassist, föräldrar (borttagen)",
-                        "Health check-up of a fifth-grader, parents (removed)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "22",
-                    display: "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
-                    names: Some(Names::new(
-                        "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
-                        "Hälsokontroll för femteklassist, barn (borttagen)",
-                        "Health check-up of a fifth-grader, child (removed)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "23",
-                    display: "Yleinen hyvinvointikysely (WHOQOL-BREF)",
-                    names: Some(Names::new(
-                        "Yleinen hyvinvointikysely (WHOQOL-BREF)",
-                        "Allmän välfärdsenkät (WHOQOL-BREF)",
-                        "General well-being survey (WHOQOL-BREF)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "24",
-                    display: "Elämäntilannekysely (3X10D)",
-                    names: Some(Names::new(
-                        "Elämäntilannekysely (3X10D)",
-                        "Enkät om livssituation (3X10D)",
-                        "Life-situation survey (3X10D)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "25",
-                    display: "Opiskeluterveydenhuollon esitiedot",
-                    names: Some(Names::new(
-                        "Opiskeluterveydenhuollon esitiedot",
-                        "Förhandsuppgifter för studerandehälsovården",
-                        "Preliminary information for student health care",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "26",
-                    display: "Suun terveydentila, lapset ja nuoret",
-                    names: Some(Names::new(
-                        "Suun terveydentila, lapset ja nuoret",
-                        "Munhälsa, barn och unga",
-                        "Oral health status, children and young persons",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "27",
-                    display: "Omaishoitajan jaksaminen",
-                    names: Some(Names::new(
-                        "Omaishoitajan jaksaminen",
-                        "Närståendevårdarens ork",
-                        "Family carer ability to cope",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "28",
-                    display: "Puolitoistavuotiaan laaja terveystarkastus",
-                    names: Some(Names::new(
-                        "Puolitoistavuotiaan laaja terveystarkastus",
-                        "Omfattande hälsokontroll för barn, 18 månader",
-                        "Extensive health check-up of a one-and-a-half-year-old",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "29",
-                    display: "Yötyötä tekevän työterveystarkastus",
-                    names: Some(Names::new(
-                        "Yötyötä tekevän työterveystarkastus",
-                        "Hälsokontroll för nattarbetande",
-                        "Occupational health check-up of a night worker",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "30",
-                    display: "Kohonnut verenpaine",
-                    names: Some(Names::new(
-                        "Kohonnut verenpaine",
-                        "Hypertoni",
-                        "High blood pressure",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "31",
-                    display: "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
-                    names: Some(Names::new(
-                        "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
-                        "Hälsokontroll för högstadieelev, föräldrar (borttagen)",
-                        "Health check-up of an upper comprehensive school pupil, parents (removed)",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "32",
-                    display: "Viitosluokkalaisen terveystarkastus, vanhemmat",
-                    names: Some(Names::new(
-                        "Viitosluokkalaisen terveystarkastus, vanhemmat",
-                        "Hälsokontroll för femteklassist, föräldrar",
-                        "Health check-up of a fifth-grader, parents",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "33",
-                    display: "Hampaiden tai suun oire tai vamma",
-                    names: Some(Names::new(
-                        "Hampaiden tai suun oire tai vamma",
-                        "Symtom eller skada i tänder eller mun",
-                        "Teeth or mouth symptom or injury",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "34",
-                    display: "Suun terveydentila, aikuiset",
-                    names: Some(Names::new(
-                        "Suun terveydentila, aikuiset",
-                        "Munhälsa, vuxna",
-                        "Oral health status, adults",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "35",
-                    display: "Äitiysneuvolan esitiedot",
-                    names: Some(Names::new(
-                        "Äitiysneuvolan esitiedot",
-                        "Förhandsuppgifter till mödrarådgivningen",
-                        "Preliminary information for the maternity clinic",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "36",
-                    display: "Hyvinvointitarkastus",
-                    names: Some(Names::new(
-                        "Hyvinvointitarkastus",
-                        "Välfärdsenkät",
-                        "Well-being check-up",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "37",
-                    display: "Suunnitelma",
-                    names: Some(Names::new("Suunnitelma", "Plan", "Plan")),
-                    definition: None,
-                },
-                Concept {
-                    code: "38",
-                    display: "Liikuntaohjelma askeltajille",
-                    names: Some(Names::new(
-                        "Liikuntaohjelma askeltajille",
-                        "Stegprogrammet",
-                        "Exercise programme for walkers and runners",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "39",
-                    display: "Lääkärintodistus, pyyntö",
-                    names: Some(Names::new(
-                        "Lääkärintodistus, pyyntö",
-                        "Läkarintyg, begäran",
-                        "Medical certificate, request",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "40",
-                    display: "Diabetes, riskitesti",
-                    names: Some(Names::new(
-                        "Diabetes, riskitesti",
-                        "Diabetes, risktest",
-                        "Diabetes, risk test",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "41",
-                    display: "Yleinen oirearvio",
-                    names: Some(Names::new(
-                        "Yleinen oirearvio",
-                        "Allmän symtombedömning",
-                        "General symptom assessment",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "42",
-                    display: "Painonhallinta",
-                    names: Some(Names::new(
-                        "Painonhallinta",
-                        "Viktkontroll",
-                        "Weight management",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "43",
-                    display: "Tupakoinnin lopettamisen valmennusohjelma",
-                    names: Some(Names::new(
-                        "Tupakoinnin lopettamisen valmennusohjelma",
-                        "Coachningsprogram för att sluta röka",
-                        "Coaching programme for quitting smoking",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "44",
-                    display: "Terveellinen ravinto -valmennusohjelma",
-                    names: Some(Names::new(
-                        "Terveellinen ravinto -valmennusohjelma",
-                        "Coachningsprogrammet Hälsosam näring",
-                        "Healthy nutrition coaching programme",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "45",
-                    display: "Univalmennus",
-                    names: Some(Names::new(
-                        "Univalmennus",
-                        "Sömncoachning",
-                        "Sleep coaching",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "46",
-                    display: "Avoin palvelupyyntö",
-                    names: Some(Names::new(
-                        "Avoin palvelupyyntö",
-                        "Öppen servicebegäran",
-                        "Open service request",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "47",
-                    display: "Raskausdiabeteksen jälkiseuranta",
-                    names: Some(Names::new(
-                        "Raskausdiabeteksen jälkiseuranta",
-                        "Uppföljning av graviditetsdiabetes",
-                        "Gestational diabetes follow-up",
-                    )),
-                    definition: None,
-                },
-                Concept {
-                    code: "48",
-                    display: "Koronavirustauti",
-                    names: Some(Names::new(
-                        "Koronavirustauti",
-                        "Coronavirusinfektion",
-                        "Coronavirus disease",
-                    )),
-                    definition: None,
-                },
-            ],
+            concepts: CAREPLAN_CATEGORIES,
         }],
     },
     ValueSetDecl {
@@ -2319,5 +1371,485 @@ pub(crate) const VALUE_SETS: &[ValueSetDecl] = &[
                 },
             ],
         }],
+    },
+];
+
+/// The CarePlan categories: the code system and its value set list the same concepts.
+const CAREPLAN_CATEGORIES: &[Concept] = &[
+    Concept {
+        code: "1",
+        display: "Hengitystietulehdus tai -oire",
+        names: Some(Names::new(
+            "Hengitystietulehdus tai -oire",
+            "Luftvägsinfektion eller -symtom",
+            "Respiratory infection or symptom",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "2",
+        display: "Yskä",
+        names: Some(Names::new("Yskä", "Hosta", "Cough")),
+        definition: None,
+    },
+    Concept {
+        code: "3",
+        display: "Virtsatietulehdus tai -oire (18–65v. naiset)",
+        names: Some(Names::new(
+            "Virtsatietulehdus tai -oire (18–65v. naiset)",
+            "Urinvägsinfektion- eller symtom (kvinnor 18–65 år)",
+            "Urinary tract infection or symptom (women aged 18–65)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "4",
+        display: "Korvan kipu tai lukkoisuus",
+        names: Some(Names::new(
+            "Korvan kipu tai lukkoisuus",
+            "Ont i öronen eller lock för örat",
+            "Earache or ear plugging",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "5",
+        display: "Kurkkukipu tai nieluoire",
+        names: Some(Names::new(
+            "Kurkkukipu tai nieluoire",
+            "Halsont eller svalgsymtom",
+            "Sore throat or throat symptom",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "6",
+        display: "Ripuli",
+        names: Some(Names::new("Ripuli", "Diarré", "Diarrhoea")),
+        definition: None,
+    },
+    Concept {
+        code: "7",
+        display: "Alaselkäkipu tai -vamma",
+        names: Some(Names::new(
+            "Alaselkäkipu tai -vamma",
+            "Ländryggssmärta eller -skada",
+            "Lower back pain or injury",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "8",
+        display: "Närästys",
+        names: Some(Names::new("Närästys", "Halsbränna", "Heartburn")),
+        definition: None,
+    },
+    Concept {
+        code: "9",
+        display: "Olkapään kipu, jäykkyys tai vamma",
+        names: Some(Names::new(
+            "Olkapään kipu, jäykkyys tai vamma",
+            "Smärta, stelhet eller skada i skuldran",
+            "Shoulder pain, stiffness or injury",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "10",
+        display: "Päänsärky",
+        names: Some(Names::new("Päänsärky", "Huvudvärk", "Headache")),
+        definition: None,
+    },
+    Concept {
+        code: "11",
+        display: "Peräaukon seudun oire",
+        names: Some(Names::new(
+            "Peräaukon seudun oire",
+            "Symtom vid ändtarmsöppningen",
+            "Anal region symptom",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "12",
+        display: "Polven oire tai vamma",
+        names: Some(Names::new(
+            "Polven oire tai vamma",
+            "Symtom eller skada i knät",
+            "Knee symptom or injury",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "13",
+        display: "Silmän oire",
+        names: Some(Names::new("Silmän oire", "Symtom i öga", "Eye symptom")),
+        definition: None,
+    },
+    Concept {
+        code: "14",
+        display: "Sukupuolitaudin oire",
+        names: Some(Names::new(
+            "Sukupuolitaudin oire",
+            "Symtom på könssjukdom",
+            "Sexually transmitted disease symptom",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "15",
+        display: "Terveystarkastus",
+        names: Some(Names::new(
+            "Terveystarkastus",
+            "Hälsokontroll",
+            "Health check-up",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "16",
+        display: "Henkilökohtainen apu",
+        names: Some(Names::new(
+            "Henkilökohtainen apu",
+            "Personlig assistans",
+            "Personal assistance",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "17",
+        display: "Liikkuminen kodin ulkopuolella",
+        names: Some(Names::new(
+            "Liikkuminen kodin ulkopuolella",
+            "Mobilitet utanför hemmet",
+            "Moving outside the home",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "18",
+        display: "Maahanmuuttajan hyvinvointi",
+        names: Some(Names::new(
+            "Maahanmuuttajan hyvinvointi",
+            "Invandrarens välbefinnande",
+            "Well-being of an immigrant",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "19",
+        display: "Omaishoidon tuki",
+        names: Some(Names::new(
+            "Omaishoidon tuki",
+            "Stöd för närståendevård",
+            "Informal care support",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "20",
+        display: "Läheishoitajan tarkastus",
+        names: Some(Names::new(
+            "Läheishoitajan tarkastus",
+            "Kontroll för anhörig omsorgsgivare",
+            "Check-up of an informal carer",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "21",
+        display: "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
+        names: Some(Names::new(
+            "Viitosluokkalaisen terveystarkastus, vanhemmat (poistettu)",
+            "Hälsokontroll för femteklassist, föräldrar (borttagen)",
+            "Health check-up of a fifth-grader, parents (removed)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "22",
+        display: "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
+        names: Some(Names::new(
+            "Viitosluokkalaisen terveystarkastus, lapsi (poistettu)",
+            "Hälsokontroll för femteklassist, barn (borttagen)",
+            "Health check-up of a fifth-grader, child (removed)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "23",
+        display: "Yleinen hyvinvointikysely (WHOQOL-BREF)",
+        names: Some(Names::new(
+            "Yleinen hyvinvointikysely (WHOQOL-BREF)",
+            "Allmän välfärdsenkät (WHOQOL-BREF)",
+            "General well-being survey (WHOQOL-BREF)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "24",
+        display: "Elämäntilannekysely (3X10D)",
+        names: Some(Names::new(
+            "Elämäntilannekysely (3X10D)",
+            "Enkät om livssituation (3X10D)",
+            "Life-situation survey (3X10D)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "25",
+        display: "Opiskeluterveydenhuollon esitiedot",
+        names: Some(Names::new(
+            "Opiskeluterveydenhuollon esitiedot",
+            "Förhandsuppgifter för studerandehälsovården",
+            "Preliminary information for student health care",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "26",
+        display: "Suun terveydentila, lapset ja nuoret",
+        names: Some(Names::new(
+            "Suun terveydentila, lapset ja nuoret",
+            "Munhälsa, barn och unga",
+            "Oral health status, children and young persons",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "27",
+        display: "Omaishoitajan jaksaminen",
+        names: Some(Names::new(
+            "Omaishoitajan jaksaminen",
+            "Närståendevårdarens ork",
+            "Family carer ability to cope",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "28",
+        display: "Puolitoistavuotiaan laaja terveystarkastus",
+        names: Some(Names::new(
+            "Puolitoistavuotiaan laaja terveystarkastus",
+            "Omfattande hälsokontroll för barn, 18 månader",
+            "Extensive health check-up of a one-and-a-half-year-old",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "29",
+        display: "Yötyötä tekevän työterveystarkastus",
+        names: Some(Names::new(
+            "Yötyötä tekevän työterveystarkastus",
+            "Hälsokontroll för nattarbetande",
+            "Occupational health check-up of a night worker",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "30",
+        display: "Kohonnut verenpaine",
+        names: Some(Names::new(
+            "Kohonnut verenpaine",
+            "Hypertoni",
+            "High blood pressure",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "31",
+        display: "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
+        names: Some(Names::new(
+            "Yläkoululaisen terveystarkastus, vanhemmat (poistettu)",
+            "Hälsokontroll för högstadieelev, föräldrar (borttagen)",
+            "Health check-up of an upper comprehensive school pupil, parents (removed)",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "32",
+        display: "Viitosluokkalaisen terveystarkastus, vanhemmat",
+        names: Some(Names::new(
+            "Viitosluokkalaisen terveystarkastus, vanhemmat",
+            "Hälsokontroll för femteklassist, föräldrar",
+            "Health check-up of a fifth-grader, parents",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "33",
+        display: "Hampaiden tai suun oire tai vamma",
+        names: Some(Names::new(
+            "Hampaiden tai suun oire tai vamma",
+            "Symtom eller skada i tänder eller mun",
+            "Teeth or mouth symptom or injury",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "34",
+        display: "Suun terveydentila, aikuiset",
+        names: Some(Names::new(
+            "Suun terveydentila, aikuiset",
+            "Munhälsa, vuxna",
+            "Oral health status, adults",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "35",
+        display: "Äitiysneuvolan esitiedot",
+        names: Some(Names::new(
+            "Äitiysneuvolan esitiedot",
+            "Förhandsuppgifter till mödrarådgivningen",
+            "Preliminary information for the maternity clinic",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "36",
+        display: "Hyvinvointitarkastus",
+        names: Some(Names::new(
+            "Hyvinvointitarkastus",
+            "Välfärdsenkät",
+            "Well-being check-up",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "37",
+        display: "Suunnitelma",
+        names: Some(Names::new("Suunnitelma", "Plan", "Plan")),
+        definition: None,
+    },
+    Concept {
+        code: "38",
+        display: "Liikuntaohjelma askeltajille",
+        names: Some(Names::new(
+            "Liikuntaohjelma askeltajille",
+            "Stegprogrammet",
+            "Exercise programme for walkers and runners",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "39",
+        display: "Lääkärintodistus, pyyntö",
+        names: Some(Names::new(
+            "Lääkärintodistus, pyyntö",
+            "Läkarintyg, begäran",
+            "Medical certificate, request",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "40",
+        display: "Diabetes, riskitesti",
+        names: Some(Names::new(
+            "Diabetes, riskitesti",
+            "Diabetes, risktest",
+            "Diabetes, risk test",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "41",
+        display: "Yleinen oirearvio",
+        names: Some(Names::new(
+            "Yleinen oirearvio",
+            "Allmän symtombedömning",
+            "General symptom assessment",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "42",
+        display: "Painonhallinta",
+        names: Some(Names::new(
+            "Painonhallinta",
+            "Viktkontroll",
+            "Weight management",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "43",
+        display: "Tupakoinnin lopettamisen valmennusohjelma",
+        names: Some(Names::new(
+            "Tupakoinnin lopettamisen valmennusohjelma",
+            "Coachningsprogram för att sluta röka",
+            "Coaching programme for quitting smoking",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "44",
+        display: "Terveellinen ravinto -valmennusohjelma",
+        names: Some(Names::new(
+            "Terveellinen ravinto -valmennusohjelma",
+            "Coachningsprogrammet Hälsosam näring",
+            "Healthy nutrition coaching programme",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "45",
+        display: "Univalmennus",
+        names: Some(Names::new(
+            "Univalmennus",
+            "Sömncoachning",
+            "Sleep coaching",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "46",
+        display: "Avoin palvelupyyntö",
+        names: Some(Names::new(
+            "Avoin palvelupyyntö",
+            "Öppen servicebegäran",
+            "Open service request",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "47",
+        display: "Raskausdiabeteksen jälkiseuranta",
+        names: Some(Names::new(
+            "Raskausdiabeteksen jälkiseuranta",
+            "Uppföljning av graviditetsdiabetes",
+            "Gestational diabetes follow-up",
+        )),
+        definition: None,
+    },
+    Concept {
+        code: "48",
+        display: "Koronavirustauti",
+        names: Some(Names::new(
+            "Koronavirustauti",
+            "Coronavirusinfektion",
+            "Coronavirus disease",
+        )),
+        definition: None,
+    },
+];
+
+/// The Observation categories: the code system and its value set list the same concepts.
+const OBSERVATION_CATEGORIES: &[Concept] = &[
+    Concept {
+        code: "nutrition",
+        display: "Nutrition",
+        names: Some(Names::new("Ravitsemus", "Näringstillstånd", "Nutrition")),
+        definition: None,
+    },
+    Concept {
+        code: "urinary-monitoring",
+        display: "Urinary monitoring",
+        names: Some(Names::new(
+            "Virtsan seuranta",
+            "Uppföljning av urinen",
+            "Urinary monitoring",
+        )),
+        definition: None,
     },
 ];
