@@ -128,10 +128,10 @@ def test_withdrawal_stops_the_token(server):
     hetu = make_hetu()
     flow, token = sign_in(server, hetu)
     access = token["access_token"]
-    assert fhir_get(server, access, "Observation").status_code == 200
+    assert fhir_get(server, access, "Observation", patient=token["patient"]).status_code == 200
 
     server.admin("grant", "withdraw", "--hetu", hetu, "--app", "py-public")
-    assert eventually(lambda: fhir_get(server, access, "Observation").status_code == 401)
+    assert eventually(lambda: fhir_get(server, access, "Observation", patient=token["patient"]).status_code == 401)
     with pytest.raises(FHIRUnauthorizedException):
         Observation.read("anything", fhirclient_server(server, access))
     # Nor can the app refresh its way back in.
@@ -147,7 +147,7 @@ def test_reused_refresh_token_revokes_the_family(server):
     flow, token = sign_in(server)
     first_refresh = token["refresh_token"]
     second = flow.client.refresh_token(token_endpoint(server), refresh_token=first_refresh)
-    assert fhir_get(server, second["access_token"], "Observation").status_code == 200
+    assert fhir_get(server, second["access_token"], "Observation", patient=token["patient"]).status_code == 200
 
     # The old refresh token again: refused, and everything of its family dies.
     status, body = raw_token_request(server, {
@@ -162,13 +162,13 @@ def test_reused_refresh_token_revokes_the_family(server):
         "client_id": "py-public",
     })
     assert (status, body["error"]) == (400, "invalid_grant")
-    assert fhir_get(server, second["access_token"], "Observation").status_code == 401
-    assert fhir_get(server, token["access_token"], "Observation").status_code == 401
+    assert fhir_get(server, second["access_token"], "Observation", patient=token["patient"]).status_code == 401
+    assert fhir_get(server, token["access_token"], "Observation", patient=token["patient"]).status_code == 401
 
 
 def test_replayed_code_is_refused_and_revokes_its_tokens(server):
     flow, token = sign_in(server)
-    assert fhir_get(server, token["access_token"], "Observation").status_code == 200
+    assert fhir_get(server, token["access_token"], "Observation", patient=token["patient"]).status_code == 200
     with pytest.raises(OAuthError) as replay:
         flow.client.fetch_token(
             token_endpoint(server),
@@ -176,7 +176,7 @@ def test_replayed_code_is_refused_and_revokes_its_tokens(server):
             code_verifier=flow.verifier,
         )
     assert replay.value.error == "invalid_grant"
-    assert fhir_get(server, token["access_token"], "Observation").status_code == 401
+    assert fhir_get(server, token["access_token"], "Observation", patient=token["patient"]).status_code == 401
 
 
 def test_pkce_mismatch_is_refused(server):
@@ -270,7 +270,7 @@ def test_confidential_client_with_client_secret_basic(server):
         token_endpoint_auth_method="client_secret_basic",
     )
     flow, token = sign_in(server, client=client)
-    assert fhir_get(server, token["access_token"], "Observation").status_code == 200
+    assert fhir_get(server, token["access_token"], "Observation", patient=token["patient"]).status_code == 200
     # A wrong secret is invalid_client.
     status, body = raw_token_request(
         server,
