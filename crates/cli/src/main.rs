@@ -7,6 +7,7 @@ mod demo;
 mod export;
 mod import;
 mod serve;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     Audit(admin::AuditArgs),
     /// Rotate the token signing key.
     Key(admin::KeyArgs),
+    /// Validate FHIR JSON files against StructureDefinition snapshots (the built-in catalogue
+    /// and folders of conformance JSON).
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Command::Grant(args) => admin::grant(args),
         Command::Audit(args) => admin::audit(args),
         Command::Key(args) => admin::key(args),
+        Command::Validate(args) => validate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// folder already holds it, then serve.
     #[arg(long)]
     demo: bool,
+    /// A folder of extra conformance JSON (StructureDefinitions, ValueSets, CodeSystems) to
+    /// validate with, over the built-in catalogue; repeatable.
+    #[arg(long = "package", value_name = "DIR")]
+    packages: Vec<PathBuf>,
     /// Days of demo data per citizen (with --demo).
     #[arg(long, default_value_t = 365)]
     demo_days: u32,
@@ -68,6 +72,7 @@ impl ServeArgs {
         if let Some(v) = self.max_bundle_entries {
             config.max_bundle_entries = v;
         }
+        config.packages.extend(self.packages);
         config.check()?;
         Ok(config)
     }
@@ -95,8 +100,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..config
             },
             storage,
-        )
-        .context("cannot open the authorization server")?;
+        )?;
         let demo_report = if demo {
             let loading = state.clone();
             Some(

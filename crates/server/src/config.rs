@@ -34,6 +34,9 @@ pub struct Config {
     pub auth: phr_auth::AuthConfig,
     /// Sandbox retention (Kanta's quarterly deletion of data older than three months).
     pub retention: crate::retention::RetentionConfig,
+    /// Folders of extra conformance resources (StructureDefinitions, ValueSets, CodeSystems
+    /// as JSON) loaded over the catalogue, e.g. a newer official Kanta release.
+    pub packages: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             request_log: true,
             auth: phr_auth::AuthConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
+            packages: Vec::new(),
         }
     }
 }

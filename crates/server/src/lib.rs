@@ -50,19 +50,25 @@ impl Deref for AppState {
     }
 }
 
+/// Why the application cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the authorization server: {0}")]
+    Auth(#[from] phr_auth::AuthError),
+    #[error(transparent)]
+    Package(#[from] fhir::pipeline::PackageError),
+}
+
 impl AppState {
     /// Builds the application over `storage`, opening the authorization server in the same
     /// data folder.
-    pub fn open(
-        mut config: Config,
-        storage: Arc<dyn Storage>,
-    ) -> Result<Self, phr_auth::AuthError> {
+    pub fn open(mut config: Config, storage: Arc<dyn Storage>) -> Result<Self, OpenError> {
         let base_url = config.base_url();
         config.auth.data_dir = config.data.clone();
         config.auth.issuer = base_url.clone();
         config.auth.fhir_path = fhir::BASE_PATH.to_string();
         let auth = AuthService::open(config.auth.clone())?;
-        let pipeline = Pipeline::new();
+        let pipeline = Pipeline::with_packages(&config.packages)?;
         let capabilities = fhir::capabilities::capability_statement(
             &pipeline,
             &fhir::capabilities::ServerFacts {

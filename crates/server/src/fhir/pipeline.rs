@@ -3,6 +3,7 @@
 //! id and meta, index extraction, and the patient compartment it belongs to.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -140,6 +141,11 @@ pub trait PatientDirectory {
     fn exists(&mut self, id: &str) -> Result<bool, ApiError>;
 }
 
+/// A definitions package that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("definitions package {0}")]
+pub struct PackageError(pub String);
+
 /// The checks and transformations of the write path.
 pub struct Pipeline {
     definitions: Arc<Definitions>,
@@ -158,10 +164,36 @@ impl Default for Pipeline {
 impl Pipeline {
     /// The R4 definitions plus the Finnish PHR catalogue's generated ones.
     pub fn new() -> Self {
+        Self::with_packages(&[]).expect("no packages, nothing to fail")
+    }
+
+    /// The R4 core and the catalogue, then every StructureDefinition, ValueSet and CodeSystem
+    /// found in `packages` (folders of conformance JSON, e.g. a newer official Kanta release):
+    /// a definition with a url already known replaces it.
+    pub fn with_packages(packages: &[PathBuf]) -> Result<Self, PackageError> {
         let catalog = Catalog::get();
         let mut definitions = (*Definitions::r4()).clone();
         for resource in catalog.conformance_resources() {
             definitions.add_resource(resource);
+        }
+        for dir in packages {
+            let report = definitions
+                .load_dir(dir)
+                .map_err(|e| PackageError(format!("{}: {e}", dir.display())))?;
+            if !report.rejected.is_empty() {
+                return Err(PackageError(format!(
+                    "{}: definitions that cannot be used: {}",
+                    dir.display(),
+                    report.rejected.join("; ")
+                )));
+            }
+            tracing::info!(
+                package = %dir.display(),
+                structure_definitions = report.structure_definitions.len(),
+                value_sets = report.value_sets.len(),
+                code_systems = report.code_systems.len(),
+                "loaded a definitions package"
+            );
         }
         let definitions = Arc::new(definitions);
         let kanta_types = catalog
@@ -170,12 +202,12 @@ impl Pipeline {
             .filter(|p| p.is_instantiable())
             .map(|p| p.type_name)
             .collect();
-        Pipeline {
+        Ok(Pipeline {
             validator: Validator::new(definitions.clone()),
             definitions,
             search: phr_search::Registry::global(),
             kanta_types,
-        }
+        })
     }
 
     pub fn definitions(&self) -> &Arc<Definitions> {
