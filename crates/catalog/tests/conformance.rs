@@ -886,13 +886,6 @@ const DEVIATIONS: &[(&str, bool, &str)] = &[
          rejects the correct form",
     ),
     (
-        "body weight: note author",
-        false,
-        "Kela's vital-signs profile prohibits note.author[x] (max 0) but in the same element \
-         narrows its type to Reference, so authorString is no longer governed by that element \
-         and slips through; the catalogue prohibits the author in any form",
-    ),
-    (
         "insulin dosing: no insulin code",
         false,
         "Kela's profile says in prose that a VNR code or an insulin code SHALL be present but \
@@ -905,7 +898,7 @@ const DEVIATIONS: &[(&str, bool, &str)] = &[
 /// the validator does not reject a value of an excluded type. Kela's definitions say the same
 /// and get the same (wrong) verdict, so these still agree. When the validator learns the rule,
 /// the test fails until the entry is removed here.
-const VALIDATOR_GAPS: &[&str] = &["blood glucose: value as string"];
+const VALIDATOR_GAPS: &[&str] = &[];
 
 #[test]
 fn catalogue_and_official_definitions_agree() {

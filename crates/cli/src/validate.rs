@@ -123,8 +123,8 @@ fn report(label: &str, issues: &[Issue], json: bool) {
     } else {
         println!("{label}: {errors} error(s)");
     }
+    // Messages start with the FHIRPath of what they are about.
     for issue in issues {
-        let at = issue.expression.as_deref().unwrap_or("-");
-        println!("  {:<11} {at}: {}", issue.severity.code(), issue.message);
+        println!("  {:<11} {}", issue.severity.code(), issue.message);
     }
 }

@@ -288,9 +288,9 @@ impl<'d, 'a> Run<'d, 'a> {
                 None => (key.as_str(), false),
             };
             let Some(child) = node.child_by_name.get(name).copied() else {
-                if mode == Mode::Full {
-                    self.unknown_property(sd, node, key, name);
-                }
+                // The base type reports unknown names; a profile reports the types it
+                // removed from a choice (`value[x]` narrowed to Quantity, say).
+                self.unknown_property(sd, node, key, name, mode);
                 continue;
             };
             let child_el = &sd.elements[child.element];
@@ -384,7 +384,14 @@ impl<'d, 'a> Run<'d, 'a> {
         }
     }
 
-    fn unknown_property(&mut self, sd: &StructureDef, node: &Element, key: &str, name: &str) {
+    fn unknown_property(
+        &mut self,
+        sd: &StructureDef,
+        node: &Element,
+        key: &str,
+        name: &str,
+        mode: Mode,
+    ) {
         // A choice name with a type the element does not allow?
         let choice = node.children.iter().map(|&c| &sd.elements[c]).find(|c| {
             c.is_choice
@@ -392,6 +399,9 @@ impl<'d, 'a> Run<'d, 'a> {
                     .strip_prefix(c.name.as_str())
                     .is_some_and(|rest| rest.starts_with(|ch: char| ch.is_ascii_uppercase()))
         });
+        if mode != Mode::Full && choice.is_none() {
+            return;
+        }
         self.path_push(key);
         match choice {
             Some(c) => {
