@@ -210,7 +210,7 @@ impl AuthService {
         self.flush_audit()?;
         let conn = self.db();
         let mut stmt = conn.prepare(
-            "SELECT app_id, max(coalesce(app_name, app_id)) FROM audit
+            "SELECT app_id, coalesce(max(app_name), app_id) FROM audit
              WHERE patient_id = ?1 AND app_id IS NOT NULL GROUP BY app_id ORDER BY 2",
         )?;
         let apps = stmt
