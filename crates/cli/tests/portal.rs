@@ -192,7 +192,11 @@ fn app_token(server: &Server) -> (String, String) {
         ])
         .output()
         .expect("phr token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let patient = text
         .lines()
@@ -232,7 +236,10 @@ fn portal_pages_have_a_strict_csp_and_session_cookies_are_http_only_and_lax() {
     let csp = landing.csp.expect("a CSP header");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(csp.contains("form-action 'self'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
     assert!(!landing.body.contains("<script"), "no script in pages");
     assert!(!landing.body.contains("style="), "no inline styles");
     let root = browser.get("/");
@@ -254,7 +261,11 @@ fn portal_pages_have_a_strict_csp_and_session_cookies_are_http_only_and_lax() {
         assert!(!cookie.contains("Secure"), "{cookie}");
     }
     let overview = browser.get("/portal");
-    assert!(overview.csp.is_some_and(|c| c.contains("default-src 'none'")));
+    assert!(
+        overview
+            .csp
+            .is_some_and(|c| c.contains("default-src 'none'"))
+    );
 }
 
 #[test]
@@ -275,13 +286,22 @@ fn form_posts_without_the_session_csrf_token_are_refused_and_change_nothing() {
         assert!(page.body.contains("Nothing was changed"), "{}", page.body);
         let page = browser.post("/portal/sharing", &[("csrf", csrf), ("decision", "give")]);
         assert_eq!(page.status, StatusCode::FORBIDDEN);
-        let page = browser.post("/portal/delete", &[("csrf", csrf), ("scope", "all"), ("confirm", "yes")]);
+        let page = browser.post(
+            "/portal/delete",
+            &[("csrf", csrf), ("scope", "all"), ("confirm", "yes")],
+        );
         assert_eq!(page.status, StatusCode::FORBIDDEN);
-        let page = browser.post("/portal/apps/withdraw", &[("csrf", csrf), ("app", "demo-app")]);
+        let page = browser.post(
+            "/portal/apps/withdraw",
+            &[("csrf", csrf), ("app", "demo-app")],
+        );
         assert_eq!(page.status, StatusCode::FORBIDDEN);
     }
     assert_eq!(ids(&api(&server, &token, &weights).1), before);
-    assert_eq!(api(&server, &token, &format!("Patient/{patient}")).0, StatusCode::OK);
+    assert_eq!(
+        api(&server, &token, &format!("Patient/{patient}")).0,
+        StatusCode::OK
+    );
     let sharing = browser.get("/portal/sharing");
     assert!(sharing.body.contains("You have not consented"));
 
@@ -337,18 +357,27 @@ fn erasure_removes_data_from_the_api_and_search() {
     let csrf = csrf(&overview_html);
 
     // One entry: every version gone, not a tombstone.
-    let glucose = format!("Observation?patient={patient}&code=http://loinc.org|14745-4&_count=1000");
+    let glucose =
+        format!("Observation?patient={patient}&code=http://loinc.org|14745-4&_count=1000");
     let before = ids(&api(&server, &token, &glucose).1);
     let victim = before.first().expect("demo glucose").clone();
     let confirm = browser.get(&format!("/portal/delete?type=Observation&id={victim}"));
     assert_eq!(confirm.status, StatusCode::OK);
     let done = browser.post(
         "/portal/delete",
-        &[("csrf", &csrf), ("scope", "one"), ("type", "Observation"), ("id", &victim)],
+        &[
+            ("csrf", &csrf),
+            ("scope", "one"),
+            ("type", "Observation"),
+            ("id", &victim),
+        ],
     );
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(done.location.as_deref(), Some("/portal?msg=deleted&n=1"));
-    assert_eq!(api(&server, &token, &format!("Observation/{victim}")).0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api(&server, &token, &format!("Observation/{victim}")).0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         api(&server, &token, &format!("Observation/{victim}/_history")).0,
         StatusCode::NOT_FOUND
@@ -379,9 +408,15 @@ fn erasure_removes_data_from_the_api_and_search() {
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert!(ids(&api(&server, &token, &all).1).is_empty());
     // The citizen stays in the service with an empty record.
-    assert_eq!(api(&server, &token, &format!("Patient/{patient}")).0, StatusCode::OK);
+    assert_eq!(
+        api(&server, &token, &format!("Patient/{patient}")).0,
+        StatusCode::OK
+    );
     let log = browser.get("/portal/log");
-    assert!(log.body.contains("erase"), "the erasures are in the access log");
+    assert!(
+        log.body.contains("erase"),
+        "the erasures are in the access log"
+    );
 }
 
 #[test]
@@ -400,10 +435,23 @@ fn sharing_with_professionals_is_a_fhir_consent_given_and_withdrawn() {
         "http://phr.kanta.fi/fiphr-cs-consentcategory"
     );
     assert_eq!(consent["category"][0]["coding"][0]["code"], "1");
-    assert!(consent["patient"]["reference"].as_str().unwrap().starts_with("Patient/"));
-    assert!(browser.get("/portal/sharing").body.contains("You have consented"));
+    assert!(
+        consent["patient"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Patient/")
+    );
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You have consented")
+    );
 
-    let withdrawn = browser.post("/portal/sharing", &[("csrf", &csrf), ("decision", "withdraw")]);
+    let withdrawn = browser.post(
+        "/portal/sharing",
+        &[("csrf", &csrf), ("decision", "withdraw")],
+    );
     assert_eq!(withdrawn.status, StatusCode::SEE_OTHER);
     let consents = browser.get("/portal/export/Consent.ndjson").body;
     let lines: Vec<Value> = consents
@@ -423,7 +471,12 @@ fn bad_input_gets_a_readable_page_and_changes_nothing() {
     let csrf = csrf(&browser.get("/portal/enter/blood-pressure").body);
     let page = browser.post(
         "/portal/enter/blood-pressure",
-        &[("csrf", &csrf), ("systolic", "abc"), ("diastolic", "900"), ("date", "2026-02-30")],
+        &[
+            ("csrf", &csrf),
+            ("systolic", "abc"),
+            ("diastolic", "900"),
+            ("date", "2026-02-30"),
+        ],
     );
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("id=\"systolic-error\""));
@@ -439,7 +492,10 @@ fn bad_input_gets_a_readable_page_and_changes_nothing() {
     ] {
         let page = browser.get(path);
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(page.body.contains("<h1>"), "{path}: a page, not a bare status");
+        assert!(
+            page.body.contains("<h1>"),
+            "{path}: a page, not a bare status"
+        );
     }
     let page = browser.post("/portal/delete", &[("csrf", &csrf), ("scope", "nonsense")]);
     assert_eq!(page.status, StatusCode::BAD_REQUEST);

@@ -129,9 +129,10 @@ pub fn series(
         if let Some(c) = &cursor {
             p.push((PAGE_PARAMETER.to_owned(), c.clone()));
         }
-        let result = state
-            .fhir
-            .search(&caller, content.resource_type, &p, false, &settings(state))?;
+        let result =
+            state
+                .fhir
+                .search(&caller, content.resource_type, &p, false, &settings(state))?;
         out.extend(entries(result.page.matches));
         match result.page.next {
             Some(next) if out.len() < MAX_POINTS => cursor = Some(next),

@@ -323,7 +323,10 @@ pub fn observation(measure: Measure, reading: &Reading, patient: &str, lang: Lan
             );
         }
         Measure::HeartRate => {
-            r.insert("valueQuantity".into(), quantity(v[0], false, "/min", "/min"));
+            r.insert(
+                "valueQuantity".into(),
+                quantity(v[0], false, "/min", "/min"),
+            );
         }
         Measure::Glucose => {
             r.insert(

@@ -16,8 +16,7 @@ pub fn catalog_lang(lang: Lang) -> phr_catalog::Lang {
 }
 
 fn last_sunday(year: i32, month: Month) -> Date {
-    let mut day = Date::from_calendar_date(year, month, month.length(year))
-        .unwrap_or(Date::MIN);
+    let mut day = Date::from_calendar_date(year, month, month.length(year)).unwrap_or(Date::MIN);
     while day.weekday() != Weekday::Sunday {
         day = day.previous_day().unwrap_or(day);
     }
@@ -43,12 +42,7 @@ pub fn helsinki(t: OffsetDateTime) -> OffsetDateTime {
 /// A local date and time as a Finnish (or English) reader expects it.
 pub fn date_time(t: OffsetDateTime, lang: Lang) -> String {
     let l = helsinki(t);
-    format!(
-        "{} {:02}:{:02}",
-        date(l.date(), lang),
-        l.hour(),
-        l.minute()
-    )
+    format!("{} {:02}:{:02}", date(l.date(), lang), l.hour(), l.minute())
 }
 
 pub fn date(d: Date, lang: Lang) -> String {
@@ -66,9 +60,8 @@ pub fn micros_time(micros: i64, lang: Lang) -> String {
 
 /// Midnight at the start of `d` in Finland.
 pub fn local_midnight(d: Date) -> OffsetDateTime {
-    let guess = PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_offset(
-        UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC),
-    );
+    let guess = PrimitiveDateTime::new(d, Time::MIDNIGHT)
+        .assume_offset(UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC));
     let offset = helsinki_offset(guess);
     PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_offset(offset)
 }

@@ -148,7 +148,9 @@ fn chrome(state: &AppState, ctx: &Ctx) -> Chrome {
             "deleted" => format!(
                 "{} {}",
                 t.deleted_notice,
-                ctx.query("n").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+                ctx.query("n")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
             ),
             "withdrawn" => t.withdrawn_notice.to_owned(),
             "given" => t.consent_given_notice.to_owned(),
@@ -586,13 +588,13 @@ pub async fn data_page(
                 })
                 .collect();
             if !points.is_empty() {
-                let unit = content.unit.map(|u| u.unit).unwrap_or_else(|| {
-                    content.series.first().map(|s| s.unit.unit).unwrap_or("")
-                });
+                let unit = content
+                    .unit
+                    .map(|u| u.unit)
+                    .unwrap_or_else(|| content.series.first().map(|s| s.unit.unit).unwrap_or(""));
                 let name = content.name(lang);
                 let band = (content.kind == Kind::BloodGlucose).then_some((3.9, 10.0));
-                let first_values: Vec<f64> =
-                    points.iter().filter_map(|p| p.values[0]).collect();
+                let first_values: Vec<f64> = points.iter().filter_map(|p| p.values[0]).collect();
                 let lo = first_values.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = first_values
                     .iter()
@@ -662,8 +664,7 @@ pub async fn data_page(
             }
         }
         let cursor = ctx.query("cursor");
-        let (entries, next) =
-            data::table_page(state, &patient, content, (from, to), cursor, 20)?;
+        let (entries, next) = data::table_page(state, &patient, content, (from, to), cursor, 20)?;
         let rows = entries
             .iter()
             .map(|e| TableRow {
@@ -764,8 +765,8 @@ pub async fn detail(
         }
         let caller = super::caller(&patient);
         let stored = state.fhir.read(&caller, &resource_type, &id)?;
-        let resource: Value = serde_json::from_slice(&stored.body)
-            .map_err(|e| Fail::Internal(e.to_string()))?;
+        let resource: Value =
+            serde_json::from_slice(&stored.body).map_err(|e| Fail::Internal(e.to_string()))?;
         let lang = ctx.lang;
         let content = phr_catalog::Catalog::get().content_of(&resource);
         let title = content
@@ -969,21 +970,20 @@ pub async fn enter_submit(
         let patient = posting_citizen(ctx, &form)?;
         let measure = Measure::from_key(&key).ok_or(Fail::NotFound)?;
         let t = T::get(ctx.lang);
-        let reading =
-            match entry::read(measure, &form, OffsetDateTime::now_utc(), t, ctx.lang) {
-                Ok(r) => r,
-                Err(errors) => {
-                    return enter_page(
-                        state,
-                        ctx,
-                        measure,
-                        &form,
-                        errors,
-                        Vec::new(),
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                    );
-                }
-            };
+        let reading = match entry::read(measure, &form, OffsetDateTime::now_utc(), t, ctx.lang) {
+            Ok(r) => r,
+            Err(errors) => {
+                return enter_page(
+                    state,
+                    ctx,
+                    measure,
+                    &form,
+                    errors,
+                    Vec::new(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                );
+            }
+        };
         let resource = entry::observation(measure, &reading, &patient, ctx.lang);
         let caller = super::caller(&patient);
         let mut record = portal_audit(state, &patient, "create");
@@ -1392,13 +1392,18 @@ pub async fn sharing_submit(
                         .then_some(Entry { stored, resource })
                 })
                 .collect();
-        let mut record = portal_audit(state, &patient, if give { "consent" } else { "withdraw-consent" });
+        let mut record = portal_audit(
+            state,
+            &patient,
+            if give { "consent" } else { "withdraw-consent" },
+        );
         record.resource_type = Some("Consent".into());
         if give {
             if active.is_empty() {
-                let written = state
-                    .fhir
-                    .create(&caller, sharing_consent(&patient, ctx.lang), None)?;
+                let written =
+                    state
+                        .fhir
+                        .create(&caller, sharing_consent(&patient, ctx.lang), None)?;
                 record.status = written.status.as_u16();
                 record.resources = vec![format!("Consent/{}", written.id)];
                 record.amount = 1;
@@ -1483,26 +1488,43 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
             .and_then(|o| o.parse().ok())
             .unwrap_or(0)
             .min(1_000_000);
-        let (total, records) =
-            state
-                .auth
-                .audit_records_for_patient(&patient, &query, LOG_PAGE, offset)?;
+        let (total, records) = state
+            .auth
+            .audit_records_for_patient(&patient, &query, LOG_PAGE, offset)?;
+        let names = state.auth.audited_apps_for_patient(&patient)?;
         let rows = records
             .iter()
             .map(|r| {
-                let app_name = r.app_name.clone().or(r.app_id.clone()).unwrap_or_default();
+                let app_name = r
+                    .app_name
+                    .clone()
+                    .or_else(|| {
+                        names
+                            .iter()
+                            .find(|(id, _)| Some(id) == r.app_id.as_ref())
+                            .map(|(_, name)| name.clone())
+                    })
+                    .or(r.app_id.clone())
+                    .unwrap_or_default();
                 let who = match r.usage {
                     Usage::CitizenPortal => t.who_you.to_owned(),
                     Usage::Authorization if app_name.is_empty() => t.who_login.to_owned(),
                     Usage::Authorization => format!("{} ({app_name})", t.who_login),
                     Usage::Operator => t.who_operator.to_owned(),
-                    Usage::Application | Usage::OpenSandbox => app_name,
+                    Usage::Application | Usage::OpenSandbox => app_name.clone(),
                 };
                 let mut what = r.interaction.clone().unwrap_or_default();
                 if let Some(rt) = &r.resource_type
                     && !rt.is_empty()
                 {
                     what = format!("{what}: {}", resource_name(rt, ctx.lang));
+                }
+                // Whose rights an event of someone else was about (a withdrawal, a token).
+                if r.usage != Usage::Application
+                    && r.app_id.as_deref().is_some_and(|id| id != PORTAL_APP_ID)
+                    && !app_name.is_empty()
+                {
+                    what = format!("{what} – {app_name}");
                 }
                 let result = if r.status < 400 {
                     t.result_ok.to_owned()
@@ -1518,9 +1540,8 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
                 }
             })
             .collect();
-        let apps = state
-            .auth
-            .audited_apps_for_patient(&patient)?
+
+        let apps = names
             .into_iter()
             .map(|(id, name)| {
                 let selected = app.as_deref() == Some(id.as_str());
@@ -1602,15 +1623,13 @@ fn download(body: Vec<u8>, content_type: &'static str, filename: &str) -> Respon
 pub async fn export_bundle(State(state): State<AppState>, ctx: Ctx) -> Response {
     run(state, ctx, |state, ctx| {
         let patient = citizen(ctx)?;
-        let resources =
-            crate::export::patient_resources(state.fhir.storage.as_ref(), &patient)
-                .map_err(|e| Fail::Internal(e.to_string()))?;
+        let resources = crate::export::patient_resources(state.fhir.storage.as_ref(), &patient)
+            .map_err(|e| Fail::Internal(e.to_string()))?;
         let count = resources.len() as u64;
         let by_type =
             crate::export::by_type(&resources).map_err(|e| Fail::Internal(e.to_string()))?;
         let bundle = crate::export::collection_bundle(by_type, &state.base_url);
-        let body =
-            serde_json::to_vec_pretty(&bundle).map_err(|e| Fail::Internal(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&bundle).map_err(|e| Fail::Internal(e.to_string()))?;
         let mut record = portal_audit(state, &patient, "export");
         record.amount = count;
         audit(state, record);

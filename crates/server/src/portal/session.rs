@@ -88,12 +88,15 @@ impl Ctx {
         !session.data.csrf.is_empty()
             && constant_time_eq(sent.as_bytes(), session.data.csrf.as_bytes())
     }
-
 }
 
 pub fn cookie_name(secure: bool) -> &'static str {
     // The __Host- prefix pins the cookie to this host and path, over https only.
-    if secure { "__Host-phr_portal" } else { "phr_portal" }
+    if secure {
+        "__Host-phr_portal"
+    } else {
+        "phr_portal"
+    }
 }
 
 /// The `Set-Cookie` value of the session cookie; `max_age` 0 deletes it.
@@ -113,7 +116,12 @@ pub fn add_cookie(response: &mut Response, cookie: &str) {
 
 impl Session {
     /// A new session record holding `data`; returns it with its cookie value.
-    pub fn create(state: &AppState, data: SessionData, idle: i64, lifetime: i64) -> Option<Session> {
+    pub fn create(
+        state: &AppState,
+        data: SessionData,
+        idle: i64,
+        lifetime: i64,
+    ) -> Option<Session> {
         let json = serde_json::to_string(&data).ok()?;
         match state.auth.create_browser_session(&json, idle, lifetime) {
             Ok(token) => Some(Session { token, data }),
