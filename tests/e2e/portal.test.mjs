@@ -140,6 +140,14 @@ test('the demo citizen sees the overview and a chart of their data', async () =>
   await checkA11y('overview');
   await noHetuInPage();
   await page.screenshot({ path: join(output, 'overview.png'), fullPage: true });
+  // On a phone the page reflows: nothing but the tables' own scroll areas is wider than
+  // the screen.
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.reload();
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1),
+    'no horizontal scrolling on a phone');
+  await page.screenshot({ path: join(output, 'overview-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
 
   await table.getByRole('link', { name: 'Blood glucose', exact: true }).click();
   await page.getByRole('heading', { name: 'Blood glucose', level: 1 }).waitFor();

@@ -113,7 +113,12 @@ fn quantity_text(q: &Value, lang: Lang) -> Option<String> {
         Value::Number(n) => n.to_string(),
         other => other.as_str()?.to_owned(),
     };
-    let unit = q["unit"].as_str().or(q["code"].as_str()).unwrap_or("");
+    // UCUM's annotations read badly: `mm[Hg]` is mmHg, the unity `1` (steps) is no unit.
+    let unit = match q["unit"].as_str().or(q["code"].as_str()).unwrap_or("") {
+        "1" => "",
+        "mm[Hg]" => "mmHg",
+        other => other,
+    };
     let comparator = q["comparator"].as_str().unwrap_or("");
     Some(
         format!("{comparator}{} {unit}", number_text(&number, lang))
@@ -200,7 +205,10 @@ pub fn summary(resource: &Value, lang: Lang) -> String {
                 .map(|n| number_text(&n.to_string(), lang))
                 .unwrap_or_default()
         };
-        let unit = list[0]["valueQuantity"]["unit"].as_str().unwrap_or("");
+        let unit = match list[0]["valueQuantity"]["unit"].as_str().unwrap_or("") {
+            "mm[Hg]" => "mmHg",
+            other => other,
+        };
         return format!("{}/{} {unit}", number(&list[0]), number(&list[1]));
     }
     let values = values(resource, lang);
