@@ -314,6 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_identities_are_enrolled_with_their_patient_once() {
+        let (auth, dir) = service();
+        let hetu = Hetu::parse("010190-900P").unwrap();
+        let citizen = auth
+            .enroll_sandbox_identity(&hetu, "demo-patient-1")
+            .unwrap();
+        assert_eq!(citizen.patient_id, "demo-patient-1");
+        // Known already: the Patient id stays.
+        let again = auth.enroll_sandbox_identity(&hetu, "other").unwrap();
+        assert_eq!(again.patient_id, "demo-patient-1");
+        assert!(
+            matches!(auth.identify(&hetu), Ok(Identified::Known(c)) if c.patient_id == "demo-patient-1")
+        );
+        // Only test identities (individual number 900-999).
+        let real = Hetu::parse("010190-123F");
+        if let Ok(real) = real {
+            assert!(auth.enroll_sandbox_identity(&real, "x").is_err());
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
     fn browser_sessions_end_when_idle_or_logged_out() {
         let (auth, dir) = service();
         let token = auth.create_browser_session("{\"a\":1}", 60, 3600).unwrap();
