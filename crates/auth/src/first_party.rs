@@ -14,10 +14,13 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::apps::App;
 use crate::audit::{AuditRecord, RECORD_COLUMNS, record_from_row};
+use crate::citizens::{Citizen, Identified};
 use crate::error::{AuthError, Result};
+use crate::hetu::Hetu;
 use crate::scope::ScopeSet;
 use crate::secrets::{digest, random_token};
 use crate::service::AuthService;
+use crate::texts::{Lang, category_name, resource_name};
 
 /// Which of a citizen's audit records to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,6 +134,37 @@ impl AuthService {
         Ok(())
     }
 
+    /// Sandbox only: takes a test identity into use with a given Patient id, as if the person
+    /// had logged in and accepted the terms (the demo's citizens, whose seeded data is stored
+    /// under known pseudonyms). A known identity keeps the Patient id it has.
+    pub fn enroll_sandbox_identity(&self, hetu: &Hetu, patient_id: &str) -> Result<Citizen> {
+        if !self.config().mode.is_sandbox() {
+            return Err(AuthError::NotAllowed("only in sandbox mode".into()));
+        }
+        if !hetu.is_test_identity() {
+            return Err(AuthError::NotAllowed(
+                "the sandbox accepts only test identities (individual number 900–999)".into(),
+            ));
+        }
+        let identity = self.identity_digest(hetu);
+        let now = self.now();
+        self.db().execute(
+            "INSERT INTO citizens (patient_id, identity_key, birth_date, terms_version, terms_accepted_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (identity_key) DO NOTHING",
+            params![
+                patient_id,
+                identity,
+                hetu.birth_date().to_string(),
+                self.config().terms_version,
+                now
+            ],
+        )?;
+        match self.identify(hetu)? {
+            Identified::Known(citizen) => Ok(citizen),
+            Identified::New(_) => Err(AuthError::Invalid("the identity was not stored".into())),
+        }
+    }
+
     /// A page of the citizen's audit records, newest first, and how many match in all.
     pub fn audit_records_for_patient(
         &self,
@@ -176,13 +210,48 @@ impl AuthService {
         self.flush_audit()?;
         let conn = self.db();
         let mut stmt = conn.prepare(
-            "SELECT app_id, max(coalesce(app_name, app_id)) FROM audit
+            "SELECT app_id, coalesce(max(app_name), app_id) FROM audit
              WHERE patient_id = ?1 AND app_id IS NOT NULL GROUP BY app_id ORDER BY 2",
         )?;
         let apps = stmt
             .query_map([patient_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(apps)
+    }
+
+    /// What a grant's scope allows, per data content, in words: `(data, rights)` pairs such
+    /// as ("Mittaustiedot", "lukea, tallentaa"), for the portal's list of applications.
+    pub fn scope_rights(scope: &str, lang: Lang) -> Vec<(String, String)> {
+        let t = lang.texts();
+        let Ok(scopes) = ScopeSet::parse(scope) else {
+            return Vec::new();
+        };
+        scopes
+            .resource_scopes()
+            .iter()
+            .map(|scope| {
+                let mut data = match &scope.resource_type {
+                    Some(rt) => resource_name(rt, lang),
+                    None => t.consent_all_data.to_owned(),
+                };
+                if !scope.filters.is_empty() {
+                    let categories: Vec<String> = scope
+                        .filters
+                        .iter()
+                        .map(|f| category_name(&f.code, lang))
+                        .collect();
+                    data = format!("{data} ({})", categories.join(", "));
+                }
+                let mut rights = Vec::new();
+                if scope.perms.reads() {
+                    rights.push(t.consent_read);
+                }
+                if scope.perms.writes() {
+                    rights.push(t.consent_write);
+                }
+                (data, rights.join(", "))
+            })
+            .collect()
     }
 
     /// When each application last accessed the citizen's data through the API (microseconds
@@ -241,6 +310,28 @@ mod tests {
             app.redirect_uris,
             vec!["http://127.0.0.1:10/login/callback"]
         );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn sandbox_identities_are_enrolled_with_their_patient_once() {
+        let (auth, dir) = service();
+        let hetu = Hetu::parse("010190-900P").unwrap();
+        let citizen = auth
+            .enroll_sandbox_identity(&hetu, "demo-patient-1")
+            .unwrap();
+        assert_eq!(citizen.patient_id, "demo-patient-1");
+        // Known already: the Patient id stays.
+        let again = auth.enroll_sandbox_identity(&hetu, "other").unwrap();
+        assert_eq!(again.patient_id, "demo-patient-1");
+        assert!(
+            matches!(auth.identify(&hetu), Ok(Identified::Known(c)) if c.patient_id == "demo-patient-1")
+        );
+        // Only test identities (individual number 900-999).
+        let real = Hetu::parse("010190-123F");
+        if let Ok(real) = real {
+            assert!(auth.enroll_sandbox_identity(&real, "x").is_err());
+        }
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -167,6 +167,36 @@ pub fn pseudonym_patient(id: &str) -> Value {
     })
 }
 
+/// Wires the demo into the authorization server: the sample applications are registered
+/// (accepted) and each test citizen has taken the service into use with their seeded Patient,
+/// so logging in as them (portal, apps, `phr token`) reaches their demo data.
+fn enroll(state: &AppState, patients: &[String]) -> anyhow::Result<()> {
+    for app in APPS {
+        if state.auth.app(app.id)?.is_none() {
+            state.auth.register_app(
+                phr_auth::NewApp {
+                    app_id: Some(app.id.to_owned()),
+                    name: app.name.to_owned(),
+                    kind: phr_auth::AppKind::Wellbeing,
+                    client_type: phr_auth::ClientType::Confidential,
+                    redirect_uris: vec![app.redirect_uri.to_owned()],
+                    scope: app.scope.to_owned(),
+                    contact: None,
+                    jwks: None,
+                    jwks_uri: None,
+                },
+                phr_auth::AppStatus::Accepted,
+            )?;
+        }
+    }
+    for (citizen, patient) in CITIZENS.iter().zip(patients) {
+        let hetu = phr_auth::Hetu::parse(citizen.hetu)
+            .map_err(|e| anyhow::anyhow!("demo identity: {e}"))?;
+        state.auth.enroll_sandbox_identity(&hetu, patient)?;
+    }
+    Ok(())
+}
+
 /// Stores the Patient `id` unless it exists (update-as-create, as the operator).
 pub fn ensure_patient(state: &AppState, id: &str) -> anyhow::Result<()> {
     if state.fhir.storage.read("Patient", id)?.is_some() {
@@ -247,6 +277,7 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
                 .is_some()
         })
     {
+        enroll(state, &marker.patients)?;
         return Ok(DemoReport {
             marker,
             already_loaded: true,
@@ -257,6 +288,7 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
     for id in &patients {
         ensure_patient(state, id)?;
     }
+    enroll(state, &patients)?;
     let errors = Mutex::new(Vec::new());
     // The questionnaire the citizens answer: a definition, outside every compartment.
     let mut ids = Rng::derive(options.seed, "questionnaire");

@@ -9,22 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use phr_search::model::SearchQuery;
 use phr_store::{Storage, StoredResource};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// Resource types kept in a patient compartment in the Finnish PHR.
-const COMPARTMENT_TYPES: &[&str] = &[
-    "Observation",
-    "MedicationAdministration",
-    "CarePlan",
-    "QuestionnaireResponse",
-    "Goal",
-    "Consent",
-];
 /// Types outside compartments exported with "everyone".
 const SHARED_TYPES: &[&str] = &["Questionnaire"];
-const PAGE: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -50,21 +39,7 @@ pub struct ExportArgs {
     format: Option<Format>,
 }
 
-/// Every current resource of `patient`'s compartment, the Patient first.
-pub fn patient_resources(
-    storage: &dyn Storage,
-    patient: &str,
-) -> anyhow::Result<Vec<StoredResource>> {
-    let mut out = Vec::new();
-    match storage.read("Patient", patient)? {
-        Some(p) if !p.deleted => out.push(p),
-        _ => bail!("Patient/{patient} is not in this data folder"),
-    }
-    for resource_type in COMPARTMENT_TYPES {
-        out.extend(search_all(storage, resource_type, Some(patient))?);
-    }
-    Ok(out)
-}
+pub use phr_server::export::patient_resources;
 
 /// Every live resource of `resource_type` (in `compartment`, when given), all pages.
 pub fn search_all(
@@ -72,33 +47,12 @@ pub fn search_all(
     resource_type: &str,
     compartment: Option<&str>,
 ) -> anyhow::Result<Vec<StoredResource>> {
-    let query = SearchQuery {
-        resource_type: resource_type.to_string(),
-        compartment: compartment.map(str::to_string),
-        count: PAGE,
-        ..SearchQuery::default()
-    };
-    let mut out = Vec::new();
-    let mut page = storage
-        .search(&query, None)
-        .with_context(|| format!("listing {resource_type}"))?;
-    loop {
-        out.extend(page.matches.drain(..).filter(|r| !r.deleted));
-        match page.next.take() {
-            Some(cursor) => page = storage.search(&query, Some(&cursor))?,
-            None => break,
-        }
-    }
-    Ok(out)
+    phr_server::export::search_all(storage, resource_type, compartment)
+        .with_context(|| format!("listing {resource_type}"))
 }
 
 fn body(stored: &StoredResource) -> anyhow::Result<Value> {
-    serde_json::from_slice(&stored.body).with_context(|| {
-        format!(
-            "{}/{} is stored as invalid JSON",
-            stored.resource_type, stored.id
-        )
-    })
+    Ok(phr_server::export::body(stored)?)
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
@@ -158,26 +112,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
         Format::Bundle => {
             let base = phr_server::Config::default().base_url();
-            // Patients first, so a reader meets each Patient before what refers to it.
-            let patients_first = by_type.remove("Patient").unwrap_or_default();
-            let entries: Vec<Value> = patients_first
-                .into_iter()
-                .chain(by_type.into_values().flatten())
-                .map(|r| {
-                    let url = format!(
-                        "{base}/fhir/r4/{}/{}",
-                        r["resourceType"].as_str().unwrap_or(""),
-                        r["id"].as_str().unwrap_or("")
-                    );
-                    json!({"fullUrl": url, "resource": r})
-                })
-                .collect();
-            let bundle = json!({
-                "resourceType": "Bundle",
-                "type": "collection",
-                "timestamp": phr_server::time::to_instant(phr_server::time::now_micros()),
-                "entry": entries,
-            });
+            let bundle = phr_server::export::collection_bundle(by_type, &base);
             let bytes = serde_json::to_vec_pretty(&bundle)?;
             match &args.out {
                 Some(path) => {

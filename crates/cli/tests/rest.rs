@@ -399,7 +399,7 @@ fn malformed_json_is_400_and_stores_nothing() {
         assert_eq!(body(response)["resourceType"], "OperationOutcome");
     }
     let history = body(server.get("Observation/_history"));
-    assert!(history["entry"].as_array().map_or(true, |e| e.is_empty()));
+    assert!(history["entry"].as_array().is_none_or(|e| e.is_empty()));
 }
 
 #[test]

@@ -195,7 +195,7 @@ fn kanta_bundle_counts_by_code_date_value_and_insulin() {
         "MedicationAdministration?patient={p}&_summary=count"
     )));
     assert_eq!(total["total"], json!(insulin.len()));
-    assert!(total["entry"].as_array().map_or(true, |e| e.is_empty()));
+    assert!(total["entry"].as_array().is_none_or(|e| e.is_empty()));
 }
 
 fn next_date(day: &str) -> String {

@@ -366,7 +366,7 @@ impl Timeline {
         self.push(out, &ACTIVITY_APP, end_of_day, |o, id| {
             r::daily_steps(o, id, day, steps)
         });
-        for s in sessions.to_vec() {
+        for s in sessions.iter().copied() {
             let at = s.start;
             self.push(out, &ACTIVITY_APP, at, |o, id| r::exercise(o, id, &s));
         }

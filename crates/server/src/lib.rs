@@ -5,8 +5,10 @@
 //! authorization), and map errors to OperationOutcomes in one place (`fhir::error`).
 
 pub mod config;
+pub mod export;
 pub mod fhir;
 pub mod ops;
+pub mod portal;
 pub mod retention;
 pub mod time;
 
@@ -112,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(app)
         .merge(phr_auth::router(state.auth.clone()))
+        .merge(portal::router(&state))
         .fallback(unknown_route)
         // Inside the routing, so the middleware sees the matched route template.
         .layer(axum::middleware::from_fn_with_state(

@@ -114,9 +114,8 @@ impl Schedule {
     /// The first run strictly after `now`.
     pub fn next_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         let now = now.to_offset(time::UtcOffset::UTC);
-        let mut year = now.year();
         // Looking two years ahead always finds a run when any month is configured.
-        for _ in 0..3 {
+        for year in now.year()..now.year() + 3 {
             let mut candidates: Vec<OffsetDateTime> = self
                 .months
                 .iter()
@@ -128,7 +127,6 @@ impl Schedule {
             if let Some(first) = candidates.first() {
                 return Some(*first);
             }
-            year += 1;
         }
         None
     }

@@ -8,7 +8,7 @@
 
 mod oauth;
 mod pages;
-pub(crate) mod session;
+pub mod session;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

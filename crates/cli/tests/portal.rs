@@ -1,0 +1,562 @@
+//! Black-box tests of the citizen portal's rules that need no browser: CSRF refusal, cookie
+//! flags, the Content-Security-Policy, no identity code in any page, erasure that really
+//! removes data from the FHIR API and search, and the sharing Consent resource.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::Server;
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+const DEMO_HETU: &str = "010190-900P";
+
+/// A cookie-keeping client that does not follow redirects by itself.
+struct Browser {
+    client: Client,
+    root: String,
+    cookies: HashMap<String, String>,
+    set_cookies: Vec<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    csp: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        Browser {
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            root: server.root.clone(),
+            cookies: HashMap::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.root)
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn finish(&mut self, response: reqwest::blocking::Response) -> Page {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap_or("").to_string();
+            if let Some((pair, _)) = text.split_once(';')
+                && let Some((k, v)) = pair.split_once('=')
+            {
+                if v.is_empty() {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), v.to_string());
+                }
+            }
+            self.set_cookies.push(text);
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Page {
+            status: response.status(),
+            location: header("location"),
+            csp: header("content-security-policy"),
+            body: response.text().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "en")
+            .send()
+            .expect("GET");
+        self.finish(response)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", "en")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            )
+            .send()
+            .expect("POST");
+        self.finish(response)
+    }
+
+    /// GET, following redirects; every location passed is returned too.
+    fn follow(&mut self, path: &str, seen: &mut Vec<String>) -> Page {
+        let mut page = self.get(path);
+        for _ in 0..10 {
+            match page.location.clone() {
+                Some(next) if page.status.is_redirection() => {
+                    seen.push(next.clone());
+                    page = self.get(&next);
+                }
+                _ => break,
+            }
+        }
+        page
+    }
+
+    /// Logs in through the sandbox identity provider; accepts the terms on a first visit.
+    fn login(&mut self, hetu: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let page = self.follow("/portal/login", &mut seen);
+        assert_eq!(page.status, StatusCode::OK, "login page: {}", page.body);
+        let csrf = csrf(&page.body);
+        let mut page = self.post("/oauth/login", &[("csrf", &csrf), ("hetu", hetu)]);
+        if let Some(next) = page.location.clone() {
+            seen.push(next.clone());
+            page = self.follow(&next, &mut seen);
+        }
+        if page.body.contains("action=\"/oauth/terms\"") {
+            let csrf = csrf_of(&page.body);
+            let next = self.post("/oauth/terms", &[("csrf", &csrf), ("decision", "accept")]);
+            let location = next.location.expect("terms redirect");
+            seen.push(location.clone());
+            page = self.follow(&location, &mut seen);
+        }
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("Your wellbeing data"),
+            "overview after login: {}",
+            page.body
+        );
+        seen
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[start..]
+        .split('"')
+        .next()
+        .expect("csrf value")
+        .to_string()
+}
+
+fn csrf(html: &str) -> String {
+    csrf_of(html)
+}
+
+fn demo_server() -> Server {
+    Server::start(&["--demo", "--demo-days", "3"])
+}
+
+/// An access token of the demo app for the first demo citizen, and their Patient id.
+fn app_token(server: &Server) -> (String, String) {
+    let out = common::phr()
+        .args(["token", "--data"])
+        .arg(&server.data)
+        .args([
+            "--hetu",
+            DEMO_HETU,
+            "--app",
+            "demo-app",
+            "--scope",
+            "patient/Observation.read patient/Patient.read",
+            "--public-url",
+            &server.root,
+        ])
+        .output()
+        .expect("phr token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let patient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("patient: "))
+        .expect("patient line")
+        .to_string();
+    let token = text.lines().last().expect("token").to_string();
+    (token, patient)
+}
+
+fn api(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    let response = server
+        .client
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .expect("GET");
+    let status = response.status();
+    let body = response.json().unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn portal_pages_have_a_strict_csp_and_session_cookies_are_http_only_and_lax() {
+    let server = demo_server();
+    let mut browser = Browser::new(&server);
+    let landing = browser.get("/portal");
+    let csp = landing.csp.expect("a CSP header");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(!landing.body.contains("<script"), "no script in pages");
+    assert!(!landing.body.contains("style="), "no inline styles");
+    let root = browser.get("/");
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.location.as_deref(), Some("/portal"));
+
+    browser.login(DEMO_HETU);
+    let session: Vec<&String> = browser
+        .set_cookies
+        .iter()
+        .filter(|c| c.starts_with("phr_portal="))
+        .collect();
+    assert!(session.len() >= 2, "a login cookie and a session cookie");
+    for cookie in session {
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(cookie.contains("Path=/"), "{cookie}");
+        // Plain http on loopback: Secure would stop the cookie from being sent.
+        assert!(!cookie.contains("Secure"), "{cookie}");
+    }
+    let overview = browser.get("/portal");
+    assert!(
+        overview
+            .csp
+            .is_some_and(|c| c.contains("default-src 'none'"))
+    );
+}
+
+#[test]
+fn behind_tls_the_session_cookie_is_secure_and_host_bound() {
+    // A TLS-terminating proxy in front: the public URL is https, the server listens on
+    // plain http on loopback.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = common::phr()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data.path())
+        .args(["--public-url", "https://phr.example.fi"])
+        .env("PHR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start phr");
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = format!("http://127.0.0.1:{port}/portal/login");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let response = loop {
+        match client.get(&url).send() {
+            Ok(r) => break r,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200))
+            }
+            Err(e) => panic!("phr did not answer: {e}"),
+        }
+    };
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-phr_portal="))
+        .unwrap_or_else(|| panic!("a __Host- session cookie: {cookies:?}"));
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+}
+
+#[test]
+fn form_posts_without_the_session_csrf_token_are_refused_and_change_nothing() {
+    let server = demo_server();
+    let (token, patient) = app_token(&server);
+    let mut browser = Browser::new(&server);
+    browser.login(DEMO_HETU);
+    let weights = format!("Observation?patient={patient}&code=http://loinc.org|29463-7&_count=500");
+    let before = ids(&api(&server, &token, &weights).1);
+
+    for csrf in ["", "forged"] {
+        let page = browser.post(
+            "/portal/enter/body-weight",
+            &[("csrf", csrf), ("weight", "80.5")],
+        );
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        assert!(page.body.contains("Nothing was changed"), "{}", page.body);
+        let page = browser.post("/portal/sharing", &[("csrf", csrf), ("decision", "give")]);
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        let page = browser.post(
+            "/portal/delete",
+            &[("csrf", csrf), ("scope", "all"), ("confirm", "yes")],
+        );
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        let page = browser.post(
+            "/portal/apps/withdraw",
+            &[("csrf", csrf), ("app", "demo-app")],
+        );
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(ids(&api(&server, &token, &weights).1), before);
+    assert_eq!(
+        api(&server, &token, &format!("Patient/{patient}")).0,
+        StatusCode::OK
+    );
+    let sharing = browser.get("/portal/sharing");
+    assert!(sharing.body.contains("You have not consented"));
+
+    // Without a session at all, a post leads back to the start page.
+    let mut stranger = Browser::new(&server);
+    let page = stranger.post("/portal/enter/body-weight", &[("weight", "80.5")]);
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(ids(&api(&server, &token, &weights).1), before);
+}
+
+#[test]
+fn no_page_or_url_shows_the_identity_code() {
+    let server = demo_server();
+    let mut browser = Browser::new(&server);
+    let seen = browser.login(DEMO_HETU);
+    let digits = DEMO_HETU.replace('-', "");
+    for url in &seen {
+        assert!(!url.contains(DEMO_HETU) && !url.contains(&digits), "{url}");
+    }
+    for path in [
+        "/portal",
+        "/portal/data/blood-glucose?range=week",
+        "/portal/data/blood-pressure",
+        "/portal/data/steps?range=year",
+        "/portal/enter",
+        "/portal/enter/blood-pressure",
+        "/portal/apps",
+        "/portal/sharing",
+        "/portal/log",
+        "/portal/export",
+        "/portal/delete",
+        "/portal/export/Patient.ndjson",
+    ] {
+        let page = browser.get(path);
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            !page.body.contains(DEMO_HETU) && !page.body.contains(&digits),
+            "{path} shows the identity code"
+        );
+    }
+}
+
+#[test]
+fn erasure_removes_data_from_the_api_and_search() {
+    let server = demo_server();
+    let (token, patient) = app_token(&server);
+    let mut browser = Browser::new(&server);
+    let overview_html = {
+        browser.login(DEMO_HETU);
+        browser.get("/portal").body
+    };
+    assert!(overview_html.contains("Blood glucose"));
+    let csrf = csrf(&overview_html);
+
+    // One entry: every version gone, not a tombstone.
+    let glucose =
+        format!("Observation?patient={patient}&code=http://loinc.org|14745-4&_count=1000");
+    let before = ids(&api(&server, &token, &glucose).1);
+    let victim = before.first().expect("demo glucose").clone();
+    let confirm = browser.get(&format!("/portal/delete?type=Observation&id={victim}"));
+    assert_eq!(confirm.status, StatusCode::OK);
+    let done = browser.post(
+        "/portal/delete",
+        &[
+            ("csrf", &csrf),
+            ("scope", "one"),
+            ("type", "Observation"),
+            ("id", &victim),
+        ],
+    );
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.location.as_deref(), Some("/portal?msg=deleted&n=1"));
+    assert_eq!(
+        api(&server, &token, &format!("Observation/{victim}")).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api(&server, &token, &format!("Observation/{victim}/_history")).0,
+        StatusCode::NOT_FOUND
+    );
+    let after = ids(&api(&server, &token, &glucose).1);
+    assert!(!after.contains(&victim));
+    assert_eq!(after.len(), before.len() - 1);
+
+    // Everything from one application.
+    let page = browser.get("/portal/delete?app=demo-glucose");
+    assert_eq!(page.status, StatusCode::OK);
+    let done = browser.post(
+        "/portal/delete",
+        &[("csrf", &csrf), ("scope", "app"), ("app", "demo-glucose")],
+    );
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(ids(&api(&server, &token, &glucose).1).is_empty());
+
+    // Everything needs the explicit confirmation.
+    let refused = browser.post("/portal/delete", &[("csrf", &csrf), ("scope", "all")]);
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let all = format!("Observation?patient={patient}&_count=10");
+    assert!(!ids(&api(&server, &token, &all).1).is_empty());
+    let done = browser.post(
+        "/portal/delete",
+        &[("csrf", &csrf), ("scope", "all"), ("confirm", "yes")],
+    );
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(ids(&api(&server, &token, &all).1).is_empty());
+    // The citizen stays in the service with an empty record.
+    assert_eq!(
+        api(&server, &token, &format!("Patient/{patient}")).0,
+        StatusCode::OK
+    );
+    let log = browser.get("/portal/log");
+    assert!(
+        log.body.contains("erase"),
+        "the erasures are in the access log"
+    );
+}
+
+#[test]
+fn sharing_with_professionals_is_a_fhir_consent_given_and_withdrawn() {
+    let server = demo_server();
+    let mut browser = Browser::new(&server);
+    browser.login(DEMO_HETU);
+    let csrf = csrf(&browser.get("/portal/sharing").body);
+    let given = browser.post("/portal/sharing", &[("csrf", &csrf), ("decision", "give")]);
+    assert_eq!(given.status, StatusCode::SEE_OTHER);
+    let consents = browser.get("/portal/export/Consent.ndjson").body;
+    let consent: Value = serde_json::from_str(consents.lines().next().expect("a Consent")).unwrap();
+    assert_eq!(consent["status"], "active");
+    assert_eq!(
+        consent["category"][0]["coding"][0]["system"],
+        "http://phr.kanta.fi/fiphr-cs-consentcategory"
+    );
+    assert_eq!(consent["category"][0]["coding"][0]["code"], "1");
+    assert!(
+        consent["patient"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Patient/")
+    );
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You have consented")
+    );
+
+    let withdrawn = browser.post(
+        "/portal/sharing",
+        &[("csrf", &csrf), ("decision", "withdraw")],
+    );
+    assert_eq!(withdrawn.status, StatusCode::SEE_OTHER);
+    let consents = browser.get("/portal/export/Consent.ndjson").body;
+    let lines: Vec<Value> = consents
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "the same Consent, now inactive");
+    assert_eq!(lines[0]["status"], "inactive");
+    assert_eq!(lines[0]["meta"]["versionId"], "2");
+}
+
+#[test]
+fn bad_input_gets_a_readable_page_and_changes_nothing() {
+    let server = demo_server();
+    let mut browser = Browser::new(&server);
+    browser.login(DEMO_HETU);
+    let csrf = csrf(&browser.get("/portal/enter/blood-pressure").body);
+    let page = browser.post(
+        "/portal/enter/blood-pressure",
+        &[
+            ("csrf", &csrf),
+            ("systolic", "abc"),
+            ("diastolic", "900"),
+            ("date", "2026-02-30"),
+        ],
+    );
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"systolic-error\""));
+    assert!(page.body.contains("id=\"diastolic-error\""));
+    assert!(page.body.contains("id=\"date-error\""));
+    assert!(page.body.contains("value=\"abc\""), "the input is kept");
+    for path in [
+        "/portal/data/no-such-content",
+        "/portal/entry/Observation/no-such-id",
+        "/portal/entry/Basic/x",
+        "/portal/export/Secret.ndjson",
+        "/portal/enter/cholesterol",
+    ] {
+        let page = browser.get(path);
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            page.body.contains("<h1>"),
+            "{path}: a page, not a bare status"
+        );
+    }
+    let page = browser.post("/portal/delete", &[("csrf", &csrf), ("scope", "nonsense")]);
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // A valid entry is stored with the portal as its creating application.
+    let page = browser.post(
+        "/portal/enter/blood-pressure",
+        &[("csrf", &csrf), ("systolic", "128"), ("diastolic", "84")],
+    );
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let detail = browser.get(page.location.as_deref().unwrap());
+    assert!(detail.body.contains("128 mmHg") && detail.body.contains("84 mmHg"));
+    assert!(detail.body.contains("Omakanta / My PHR"));
+}

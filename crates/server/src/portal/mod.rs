@@ -1,0 +1,151 @@
+//! The citizen portal ("My PHR", Kanta's OmaKanta PHR pages), served at `/portal` (and `/`
+//! redirects there): server-rendered pages in Finnish, Swedish and English that work without
+//! JavaScript. The citizen logs in through the authorization server as a first-party client
+//! (same identity providers, terms of use and age rule as for apps), then sees, charts, enters,
+//! deletes and exports their data, withdraws application rights, decides on sharing with
+//! professionals and reads the log of who accessed their data.
+//!
+//! `mod.rs` wires the routes and the security headers; `session.rs` holds the browser
+//! session (cookie, CSRF, idle timeout); `pages.rs` the thin handlers; `data.rs` reads the
+//! citizen's data through the FHIR service; `chart.rs` draws SVG; `entry.rs` turns entry
+//! forms into Kanta-profiled Observations; `texts.rs` holds the words.
+//!
+//! Never shows, logs or puts in a URL a personal identity code or a token: the session
+//! knows only the pseudonymous Patient id, and pages show the birth date at most.
+
+mod chart;
+mod data;
+mod entry;
+mod format;
+mod pages;
+mod session;
+mod texts;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::fhir::pipeline::{App, Caller};
+
+/// The portal's client id at the authorization server and its `creatingApplication` id.
+pub const PORTAL_APP_ID: &str = "phr-portal";
+/// The portal's name as the creating application of what the citizen enters.
+pub const PORTAL_APP_NAME: &str = "Omakanta / My PHR";
+/// What the portal asks for at login; it reads and writes through the FHIR service itself,
+/// as the citizen, so the scope only records what the portal is.
+const PORTAL_SCOPE: &str = "openid patient/*.read";
+pub const ROOT: &str = "/portal";
+pub const CALLBACK_PATH: &str = "/portal/callback";
+pub const STYLE_PATH: &str = "/portal/static/portal.css";
+
+/// The portal's routes, with the state applied. Registers the portal as a first-party client
+/// of the authorization server (idempotent; the redirect URI follows the public base URL).
+pub fn router(state: &AppState) -> Router {
+    if let Err(e) = state.auth.register_first_party_client(
+        PORTAL_APP_ID,
+        PORTAL_APP_NAME,
+        &format!("{}{CALLBACK_PATH}", state.base_url),
+        PORTAL_SCOPE,
+    ) {
+        tracing::error!(error = %e, "could not register the portal at the authorization server");
+    }
+    Router::new()
+        .route("/", get(|| async { see_other(ROOT) }))
+        .route(ROOT, get(pages::overview))
+        .route("/portal/", get(|| async { see_other(ROOT) }))
+        .route("/portal/login", get(pages::login))
+        .route(CALLBACK_PATH, get(pages::callback))
+        .route("/portal/logout", post(pages::logout))
+        .route("/portal/data/{kind}", get(pages::data_page))
+        .route("/portal/entry/{type}/{id}", get(pages::detail))
+        .route("/portal/enter", get(pages::enter_choose))
+        .route(
+            "/portal/enter/{kind}",
+            get(pages::enter_form).post(pages::enter_submit),
+        )
+        .route(
+            "/portal/delete",
+            get(pages::delete_page).post(pages::delete_submit),
+        )
+        .route("/portal/apps", get(pages::apps))
+        .route("/portal/apps/withdraw", post(pages::withdraw))
+        .route(
+            "/portal/sharing",
+            get(pages::sharing).post(pages::sharing_submit),
+        )
+        .route("/portal/log", get(pages::access_log))
+        .route("/portal/export", get(pages::export_page))
+        .route("/portal/export/bundle.json", get(pages::export_bundle))
+        .route("/portal/export/{file}", get(pages::export_ndjson))
+        .route(STYLE_PATH, get(stylesheet))
+        .with_state(state.clone())
+}
+
+/// The FHIR caller the portal acts as: the citizen, in their own compartment, with the
+/// portal as the creating application; may delete anything of theirs.
+pub fn caller(patient_id: &str) -> Caller {
+    Caller {
+        patient: Some(patient_id.to_owned()),
+        app: Some(App {
+            id: PORTAL_APP_ID.to_owned(),
+            name: PORTAL_APP_NAME.to_owned(),
+        }),
+        portal: true,
+        access: None,
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/portal.css"),
+    )
+        .into_response()
+}
+
+/// The Content-Security-Policy of every portal response: no script at all, styles only from
+/// the stylesheet, forms only to the portal itself.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Security headers on a portal response (pages, downloads, redirects).
+fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(response)
+}
+
+/// 303 See Other (after a form post the browser follows with GET).
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    secure(response)
+}
