@@ -213,6 +213,9 @@ fn print_summary(s: &Summary) {
         "requests {} ({:.1}/s), errors {}",
         s.requests, s.requests_per_s, s.errors
     );
+    if let Some(first) = FIRST_ERROR.get() {
+        println!("first error: {first}");
+    }
     if s.entries_per_s > 0.0 {
         println!(
             "stored entries {:.0}/s, Observations {:.0}/s ({}-entry batch Bundles)",
@@ -498,7 +501,9 @@ async fn setup_data(
         period,
     );
     let mut ids = Vec::new();
-    let resources: Vec<Value> = timeline.map(|g| g.resource).collect();
+    let resources: Vec<Value> = timeline
+        .map(|g| without_creating_application(g.resource))
+        .collect();
     for chunk in resources.chunks(300) {
         let bundle = phr_demo::bundle::sync_batch(chunk.iter().cloned());
         let response = authorized(http.post(base), identity)
@@ -513,11 +518,18 @@ async fn setup_data(
             bail!("setup batch failed: {status} {body}");
         }
         for entry in body["entry"].as_array().into_iter().flatten() {
-            if let Some(location) = entry["response"]["location"].as_str()
-                && let Some(rest) = location.strip_prefix("Observation/")
-                && let Some(id) = rest.split('/').next()
-            {
-                ids.push(id.to_string());
+            // `Observation/<id>/_history/<n>`, relative or absolute; 200 (already stored)
+            // and 201 alike.
+            let location = entry["response"]["location"].as_str().unwrap_or("");
+            match location.split_once("Observation/") {
+                Some((_, rest)) => ids.extend(rest.split('/').next().map(str::to_string)),
+                None if !entry["response"]["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with('2')) =>
+                {
+                    bail!("setup entry failed: {}", entry["response"]);
+                }
+                None => {}
             }
         }
     }
@@ -583,10 +595,12 @@ async fn ingest_once(
     timeline: &mut Timeline,
     stats: &mut OpStats,
 ) {
+    // An app leaves `creatingApplication` to the server, which fills it from the token; the
+    // demo's resources name the demo's apps, which the bench's token is not.
     let resources: Vec<Value> = timeline
         .by_ref()
         .take(shared.batch)
-        .map(|g| g.resource)
+        .map(|g| without_creating_application(g.resource))
         .collect();
     if resources.is_empty() {
         stats.errors += 1;
@@ -612,7 +626,16 @@ async fn ingest_once(
         .await;
     let result = match response {
         Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
-        _ => None,
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            note_first_error(|| format!("HTTP {status}: {text}"));
+            None
+        }
+        Err(e) => {
+            note_first_error(|| format!("request failed: {e}"));
+            None
+        }
     };
     stats.latencies.push(started.elapsed().as_micros() as u64);
     let Some(bundle) = result else {
@@ -633,7 +656,29 @@ async fn ingest_once(
             }
         } else {
             stats.errors += 1;
+            note_first_error(|| format!("entry {status}: {}", entry["response"]["outcome"]));
         }
+    }
+}
+
+fn without_creating_application(mut resource: Value) -> Value {
+    if let Some(extensions) = resource["extension"].as_array_mut() {
+        extensions.retain(|e| e["url"] != phr_catalog::urls::EXT_CREATING_APPLICATION);
+        if extensions.is_empty()
+            && let Some(object) = resource.as_object_mut()
+        {
+            object.remove("extension");
+        }
+    }
+    resource
+}
+
+/// The first failure of the run, printed with the summary so an error count has a reason.
+static FIRST_ERROR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn note_first_error(describe: impl FnOnce() -> String) {
+    if FIRST_ERROR.get().is_none() {
+        let _ = FIRST_ERROR.set(describe());
     }
 }
 
@@ -652,6 +697,8 @@ async fn read_once(shared: &Shared, rng: &mut Rng, stats: &mut OpStats) {
     let ids = &shared.ids[patient];
     if ids.is_empty() {
         stats.errors += 1;
+        note_first_error(|| "no stored Observation ids to read".to_string());
+        tokio::time::sleep(Duration::from_millis(10)).await;
         return;
     }
     let id = rng.pick(ids);
@@ -720,7 +767,16 @@ async fn search_once(shared: &Shared, rng: &mut Rng, stats: &mut OpStats) {
     let response = authorized(shared.http.get(url), identity).send().await;
     let result = match response {
         Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
-        _ => None,
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            note_first_error(|| format!("HTTP {status}: {text}"));
+            None
+        }
+        Err(e) => {
+            note_first_error(|| format!("request failed: {e}"));
+            None
+        }
     };
     stats.latencies.push(started.elapsed().as_micros() as u64);
     match result {
