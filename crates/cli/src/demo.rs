@@ -449,7 +449,7 @@ pub fn welcome(state: &AppState, report: &DemoReport) -> String {
             );
             let _ = writeln!(
                 out,
-                "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
+                "    TOKEN=$(phr token --data {} --public-url {base} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
                 state.config.data.display(),
                 CITIZENS[0].hetu,
                 DEMO_APP.id

@@ -10,9 +10,10 @@ use crate::AppState;
 use crate::fhir::error::ApiError;
 use crate::fhir::search::{PAGE_PARAMETER, SearchSettings};
 
-/// The most points a chart reads; beyond that the newest are shown (a year of 5-minute CGM
-/// readings is 105,120 points; the chart draws at most a few hundred anyway).
-pub const MAX_POINTS: usize = 40_000;
+/// The most points a chart reads; beyond that the newest are shown. A year of 5-minute CGM
+/// readings is 105,120 points, so a year chart is complete; the chart draws at most a few
+/// hundred anyway (reading them through search costs about a second, see issue 6's note).
+pub const MAX_POINTS: usize = 120_000;
 
 /// The data contents the portal lists: those kept in a citizen's compartment.
 pub fn contents() -> impl Iterator<Item = &'static DataContent> {
