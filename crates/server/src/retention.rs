@@ -276,6 +276,78 @@ mod tests {
             .expect("on in sandbox")
     }
 
+    /// Stores `resource` (Patient or a compartment resource) as if written at `at`.
+    fn store_at(storage: &dyn Storage, resource: serde_json::Value, at: OffsetDateTime) {
+        let index = phr_search::extract(&resource).expect("indexable");
+        let patient = phr_search::patient_compartment(&resource, &index);
+        let new = phr_store::NewVersion {
+            resource_type: resource["resourceType"].as_str().unwrap().to_string(),
+            id: resource["id"].as_str().unwrap().to_string(),
+            version: 1,
+            last_updated: micros(at),
+            body: serde_json::to_vec(&resource).unwrap(),
+            patient,
+            app: None,
+            index,
+        };
+        let outcome = storage
+            .write(
+                vec![phr_store::WriteOp::Create {
+                    new,
+                    if_none_exist: None,
+                }],
+                phr_store::Atomicity::AllOrNothing,
+            )
+            .unwrap();
+        assert!(outcome[0].is_ok(), "{outcome:?}");
+    }
+
+    fn weight(id: &str, patient: &str) -> serde_json::Value {
+        serde_json::json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "effectiveDateTime": "2026-01-01T08:00:00+02:00",
+            "valueQuantity": {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+        })
+    }
+
+    #[test]
+    fn the_job_erases_what_was_stored_before_the_cutoff_in_every_compartment() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = phr_store::sqlite::SqliteStore::open(&dir.path().join("phr.db")).unwrap();
+        let old = datetime!(2026-01-10 12:00 UTC);
+        let recent = datetime!(2026-05-20 12:00 UTC);
+        for patient in ["p1", "p2"] {
+            store_at(
+                &storage,
+                serde_json::json!({"resourceType": "Patient", "id": patient}),
+                old,
+            );
+            store_at(&storage, weight(&format!("{patient}-old"), patient), old);
+            store_at(&storage, weight(&format!("{patient}-new"), patient), recent);
+        }
+        let report = run_once(&storage, datetime!(2026-03-01 02:00 UTC)).unwrap();
+        assert_eq!(report.patients, 2);
+        assert_eq!(report.erased, 2);
+        for patient in ["p1", "p2"] {
+            assert!(
+                storage
+                    .read("Observation", &format!("{patient}-old"))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                storage
+                    .read("Observation", &format!("{patient}-new"))
+                    .unwrap()
+                    .is_some()
+            );
+            // The citizen stays: only their data goes.
+            assert!(storage.read("Patient", patient).unwrap().is_some());
+        }
+    }
+
     #[test]
     fn runs_on_the_first_of_march_june_september_and_december() {
         let s = schedule();
