@@ -11,8 +11,8 @@ use crate::fhir::error::ApiError;
 use crate::fhir::search::{PAGE_PARAMETER, SearchSettings};
 
 /// The most points a chart reads; beyond that the newest are shown. A year of 5-minute CGM
-/// readings is 105,120 points, so a year chart is complete; the chart draws at most a few
-/// hundred anyway (reading them through search costs about a second, see issue 6's note).
+/// readings is 105,120 points, so a year chart is complete. The chart draws at most a few
+/// hundred: a storage-side aggregate would spare reading them all.
 pub const MAX_POINTS: usize = 120_000;
 
 /// The data contents the portal lists: those kept in a citizen's compartment.
