@@ -44,5 +44,5 @@ pub use grants::Grant;
 pub use hetu::{Hetu, HetuError};
 pub use http::router;
 pub use scope::{Access, Interaction, ScopeFilter, ScopeSet};
-pub use service::{AuthService, PatientRegistry, patient_resource};
+pub use service::{AuthService, PatientRegistry, TokenStats, patient_resource};
 pub use tokens::{IssuedToken, TokenResponse};

@@ -40,6 +40,13 @@ pub fn patient_resource(patient_id: &str) -> Value {
     })
 }
 
+/// See [`AuthService::token_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenStats {
+    pub active_grants: u64,
+    pub refreshable_logins: u64,
+}
+
 /// Seconds since the epoch, with an adjustable offset so tests can move time forward.
 #[derive(Debug, Default)]
 pub(crate) struct Clock {
@@ -212,6 +219,32 @@ impl AuthService {
 
     pub(crate) fn now(&self) -> i64 {
         self.0.clock.now()
+    }
+
+    /// Counts for monitoring: active grants, and logins that can still get access tokens
+    /// (an active grant and an unused, unexpired refresh token). Access tokens themselves are
+    /// stateless JWTs and are not counted one by one.
+    pub fn token_stats(&self) -> Result<TokenStats> {
+        let now = self.now();
+        let db = self.db();
+        let active_grants: i64 = db.query_row(
+            "SELECT count(*) FROM grants WHERE status = 'active'",
+            [],
+            |r| r.get(0),
+        )?;
+        let refreshable_logins: i64 = db.query_row(
+            "SELECT count(*) FROM token_families f
+             JOIN grants g ON g.grant_id = f.grant_id AND g.status = 'active'
+             WHERE f.status = 'active' AND EXISTS (
+                 SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.family_id
+                   AND r.used_at IS NULL AND r.expires_at > ?1)",
+            [now],
+            |r| r.get(0),
+        )?;
+        Ok(TokenStats {
+            active_grants: active_grants as u64,
+            refreshable_logins: refreshable_logins as u64,
+        })
     }
 
     /// Moves this service's clock (tests of expiry; never used by the server).

@@ -785,3 +785,39 @@ fn phr_token_refuses_what_it_must_not_mint() {
     let missing = phr_fails(&["app", "list", "--data", empty.path().to_str().unwrap()]);
     assert!(missing.contains("no authorization database"), "{missing}");
 }
+
+#[test]
+fn metrics_count_active_grants_and_refreshable_logins() {
+    let server = Server::start(&[]);
+    let offline = format!("{READ_ONLY} offline_access");
+    server.register_app("ro-app", &offline);
+    let gauge = |name: &str| -> u64 {
+        let text = server
+            .client
+            .get(format!("{}/metrics", server.root))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge("phr_auth_active_grants"), 0);
+    assert_eq!(gauge("phr_auth_refreshable_logins"), 0);
+    let hetu = test_hetu("060606", 906);
+    server.token(&hetu, "ro-app", READ_ONLY);
+    assert_eq!(gauge("phr_auth_active_grants"), 1);
+    assert_eq!(
+        gauge("phr_auth_refreshable_logins"),
+        0,
+        "no offline_access, no refresh"
+    );
+    server.token(&hetu, "ro-app", &offline);
+    assert_eq!(gauge("phr_auth_refreshable_logins"), 1);
+    server.admin(&["grant", "withdraw", "--hetu", &hetu, "--app", "ro-app"]);
+    assert_eq!(gauge("phr_auth_active_grants"), 0);
+    assert_eq!(gauge("phr_auth_refreshable_logins"), 0);
+}

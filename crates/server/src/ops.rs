@@ -330,6 +330,16 @@ pub fn render(state: &AppState) -> String {
              # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
         );
     }
+    if let Ok(tokens) = state.auth.token_stats() {
+        let _ = writeln!(
+            out,
+            "# HELP phr_auth_active_grants Grants citizens have given to applications and not withdrawn.\n\
+             # TYPE phr_auth_active_grants gauge\nphr_auth_active_grants {}\n\
+             # HELP phr_auth_refreshable_logins Logins holding an unused, unexpired refresh token under an active grant.\n\
+             # TYPE phr_auth_refreshable_logins gauge\nphr_auth_refreshable_logins {}",
+            tokens.active_grants, tokens.refreshable_logins
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP phr_uptime_seconds Seconds since the server started.\n\

@@ -3,7 +3,7 @@
 //! against the catalogue's profiles. Fixed input, fixed rounds; prints one summary line per
 //! measurement.
 //!
-//!     cargo run -p phr-catalog --release --example bench
+//!     cargo run -p phr-catalog --release --example rules_bench
 
 use std::time::Instant;
 

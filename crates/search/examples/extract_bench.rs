@@ -1,7 +1,7 @@
 //! Extraction and parsing throughput on fixed inputs (Kanta examples, fixed queries).
 //!
 //! ```text
-//! cargo run --release -p phr-search --example bench
+//! cargo run --release -p phr-search --example extract_bench
 //! ```
 //!
 //! Prints one `name value unit` line per measurement (best of 5 rounds, CPU µs per item, so

@@ -1,7 +1,7 @@
 //! Validation benchmark: base R4 + official Kanta profile validation of the entries of
 //! `../shared/kanta/examples/diabetes-data-bundle-kantaphr-r4-en.json` (fixed input).
 //!
-//!     cargo run -p phr-fhir --release --example bench [-- ROUNDS]
+//!     cargo run -p phr-fhir --release --example validate_bench [-- ROUNDS]
 //!
 //! Prints µs per resource and resources per second for one thread, for Observations only
 //! and for every entry, each with base only and with base + declared profiles.
