@@ -560,3 +560,25 @@ fn bad_input_gets_a_readable_page_and_changes_nothing() {
     assert!(detail.body.contains("128 mmHg") && detail.body.contains("84 mmHg"));
     assert!(detail.body.contains("Omakanta / My PHR"));
 }
+
+#[test]
+fn a_dense_range_is_charted_from_a_sample_and_says_so() {
+    // Three days of 5-minute CGM readings (~860) fit a chart whole; a sample starts above
+    // twice the chart's 600 points, so six days are sampled.
+    let server = Server::start(&["--demo", "--demo-days", "6"]);
+    let mut browser = Browser::new(&server);
+    browser.login(DEMO_HETU);
+    let sampled = "The chart shows one entry per time interval";
+    let week = browser.get("/portal/data/blood-glucose?range=week&lang=en");
+    assert_eq!(week.status, StatusCode::OK);
+    assert!(week.body.contains(sampled), "{}", week.body);
+    assert!(week.body.contains("<svg"), "a chart is drawn");
+    // Min and max of a sample would not be the range's: not claimed.
+    assert!(!week.body.contains(" Min "), "{}", week.body);
+    let weight = browser.get("/portal/data/body-weight?range=year&lang=en");
+    assert_eq!(weight.status, StatusCode::OK);
+    assert!(
+        !weight.body.contains(sampled),
+        "a sparse range is drawn whole"
+    );
+}

@@ -568,8 +568,12 @@ pub async fn data_page(
         };
         let (mut chart_svg, mut legend, mut count) = (None, Vec::new(), 0);
         if let Some(style) = style {
-            let entries = data::series(state, &patient, content, from, to)?;
-            count = entries.len();
+            let data::Series {
+                entries,
+                total,
+                sampled,
+            } = data::series(state, &patient, content, from, to)?;
+            count = total;
             let series = content.series.len().max(1);
             let points: Vec<Point> = entries
                 .iter()
@@ -611,12 +615,16 @@ pub async fn data_page(
                     t.entries_count,
                     t.col_latest,
                 );
-                if lo.is_finite() && style == Style::Line {
+                // Min and max of a sample are not the range's: said only of a whole range.
+                if lo.is_finite() && style == Style::Line && !sampled {
                     desc.push_str(&format!(
                         " Min {} {unit}, max {} {unit}.",
                         format::number_text(&format!("{lo:.1}"), ctx.lang),
                         format::number_text(&format!("{hi:.1}"), ctx.lang)
                     ));
+                }
+                if sampled {
+                    desc.push_str(&format!(" {}.", t.chart_sampled));
                 }
                 if let Some((a, b)) = band {
                     desc.push_str(&format!(
