@@ -72,10 +72,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
 }
 
 fn validator(packages: &[PathBuf], with_catalog: bool) -> anyhow::Result<Validator> {
-    let mut definitions = (*Definitions::r4()).clone();
-    if with_catalog {
-        definitions.add_resources(phr_catalog::Catalog::get().conformance_resources());
-    }
+    let mut definitions = if with_catalog {
+        phr_catalog::Catalog::get().definitions()
+    } else {
+        (*Definitions::r4()).clone()
+    };
     for dir in packages {
         let report = definitions
             .load_dir(dir)

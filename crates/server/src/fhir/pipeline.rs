@@ -172,10 +172,7 @@ impl Pipeline {
     /// a definition with a url already known replaces it.
     pub fn with_packages(packages: &[PathBuf]) -> Result<Self, PackageError> {
         let catalog = Catalog::get();
-        let mut definitions = (*Definitions::r4()).clone();
-        for resource in catalog.conformance_resources() {
-            definitions.add_resource(resource);
-        }
+        let mut definitions = catalog.definitions();
         for dir in packages {
             let report = definitions
                 .load_dir(dir)
