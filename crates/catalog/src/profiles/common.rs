@@ -93,3 +93,28 @@ pub(crate) fn required_system_coding(coding: &str, slice: &str, system: &'static
 pub(crate) fn prohibited(paths: &[&str]) -> Vec<El> {
     paths.iter().map(|p| el(*p).none()).collect()
 }
+
+/// Exactly one `Observation.category`, bound (extensible) to `value_set`, with a required
+/// `fiphrCategory` coding slice fixed to `system#code`: how the fitness and nutrition base
+/// profiles mark their family.
+pub(crate) fn fiphr_category(
+    value_set: &'static str,
+    system: &'static str,
+    code: &'static str,
+) -> Vec<El> {
+    vec![
+        el("Observation.category")
+            .one()
+            .bind(Strength::Extensible, value_set),
+        el("Observation.category.coding")
+            .min(1)
+            .sliced(Slicing::by_value(&["system", "code"], SlicingRules::Open)),
+        el("Observation.category.coding:fiphrCategory").one(),
+        el("Observation.category.coding:fiphrCategory.system")
+            .min(1)
+            .fixed_uri(system),
+        el("Observation.category.coding:fiphrCategory.code")
+            .min(1)
+            .fixed_code(code),
+    ]
+}

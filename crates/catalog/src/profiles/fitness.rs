@@ -2,13 +2,11 @@
 //! standard RMR and exercise tracking.
 
 use super::common::{
-    Housekeeping, PATIENT_TARGET, housekeeping, patient_reference, prohibited,
+    Housekeeping, PATIENT_TARGET, fiphr_category, housekeeping, patient_reference, prohibited,
     required_system_coding,
 };
 use crate::content::{ChartKind, Kind, Unit};
-use crate::model::{
-    Invariant, InvariantSeverity, Names, Slicing, SlicingRules, Strength, TypeRef, el,
-};
+use crate::model::{Invariant, InvariantSeverity, Names, Strength, TypeRef, el};
 use crate::profile::{
     CodeRule, CodingSlot, ComponentRule, ComponentSlot, ComponentValue, DataAbsentRule,
     EffectiveRule, Family, ObservationProfile, ProfileDecl, SdKind, ValueRule,
@@ -22,27 +20,11 @@ pub(crate) fn fitness() -> ProfileDecl {
     rules.extend(housekeeping(o, &Housekeeping::DATA));
     rules.extend(prohibited(&["Observation.basedOn", "Observation.partOf"]));
     rules.push(el("Observation.status").fixed_code("final"));
-    rules.push(
-        el("Observation.category")
-            .one()
-            .bind(Strength::Extensible, urls::VS_FITNESS_CATEGORY),
-    );
-    rules.push(
-        el("Observation.category.coding")
-            .min(1)
-            .sliced(Slicing::by_value(&["system", "code"], SlicingRules::Open)),
-    );
-    rules.push(el("Observation.category.coding:fiphrCategory").one());
-    rules.push(
-        el("Observation.category.coding:fiphrCategory.system")
-            .min(1)
-            .fixed_uri(urls::CS_FITNESS_CATEGORY),
-    );
-    rules.push(
-        el("Observation.category.coding:fiphrCategory.code")
-            .min(1)
-            .fixed_code("fitness"),
-    );
+    rules.extend(fiphr_category(
+        urls::VS_FITNESS_CATEGORY,
+        urls::CS_FITNESS_CATEGORY,
+        "fitness",
+    ));
     rules.push(el("Observation.code").bind(Strength::Extensible, urls::VS_FITNESS_RESULT));
     rules.extend(coded_fully("Observation.code.coding"));
     rules.push(el("Observation.subject").min(1));

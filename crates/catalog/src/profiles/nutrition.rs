@@ -1,7 +1,7 @@
 //! Nutrition: the abstract base profile, calorie intake and macronutrient intake.
 
 use super::common::{
-    Housekeeping, PATIENT_TARGET, housekeeping, patient_reference, prohibited,
+    Housekeeping, PATIENT_TARGET, fiphr_category, housekeeping, patient_reference, prohibited,
     required_system_coding,
 };
 use crate::content::{ChartKind, Code, Kind, Unit};
@@ -21,27 +21,11 @@ pub(crate) fn nutrition() -> ProfileDecl {
     rules.extend(housekeeping(o, &Housekeeping::DATA));
     rules.extend(prohibited(&["Observation.basedOn", "Observation.partOf"]));
     rules.push(el("Observation.status").fixed_code("final"));
-    rules.push(
-        el("Observation.category")
-            .one()
-            .bind(Strength::Extensible, urls::VS_OBSERVATION_CATEGORY),
-    );
-    rules.push(
-        el("Observation.category.coding")
-            .min(1)
-            .sliced(Slicing::by_value(&["system", "code"], SlicingRules::Open)),
-    );
-    rules.push(el("Observation.category.coding:fiphrCategory").one());
-    rules.push(
-        el("Observation.category.coding:fiphrCategory.system")
-            .min(1)
-            .fixed_uri(urls::CS_OBSERVATION_CATEGORY),
-    );
-    rules.push(
-        el("Observation.category.coding:fiphrCategory.code")
-            .min(1)
-            .fixed_code("nutrition"),
-    );
+    rules.extend(fiphr_category(
+        urls::VS_OBSERVATION_CATEGORY,
+        urls::CS_OBSERVATION_CATEGORY,
+        "nutrition",
+    ));
     rules.push(el("Observation.code").bind(Strength::Extensible, urls::VS_NUTRITION));
     // The LOINC coding; each child profile says which code it carries.
     rules.push(
