@@ -59,6 +59,24 @@ pub enum UpstreamClientAuth {
     ClientSecretPost,
 }
 
+/// The public URLs of the authorization server's endpoints, where the domain has to name
+/// them: in the discovery documents, as the `aud` a client assertion must carry (the token
+/// endpoint) and as the redirect URI at the upstream identity provider. The web layer that
+/// serves the endpoints sets them (they are not configuration); empty until it does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
+    pub introspection: String,
+    pub revocation: String,
+    pub jwks: String,
+    pub userinfo: String,
+    /// Dynamic client registration (sandbox only).
+    pub registration: String,
+    /// Where the upstream OpenID Connect provider sends the citizen back.
+    pub upstream_callback: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -91,6 +109,9 @@ pub struct AuthConfig {
     pub identity_key_file: Option<PathBuf>,
     /// Audit records buffered before writers wait for the audit thread.
     pub audit_queue: usize,
+    /// Set by the server, not read from configuration.
+    #[serde(skip)]
+    pub endpoints: Endpoints,
 }
 
 impl Default for AuthConfig {
@@ -110,6 +131,7 @@ impl Default for AuthConfig {
             minimum_age: 16,
             identity_key_file: None,
             audit_queue: 10_000,
+            endpoints: Endpoints::default(),
         }
     }
 }
@@ -132,10 +154,6 @@ impl AuthConfig {
     /// The FHIR base URL, the `aud` of access tokens.
     pub fn fhir_base_url(&self) -> String {
         format!("{}{}", self.issuer(), self.fhir_path)
-    }
-
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.issuer(), path)
     }
 
     pub fn identity_key_path(&self) -> PathBuf {
@@ -172,11 +190,6 @@ impl AuthConfig {
             return Err("auth key_rotation_interval must exceed access_token_lifetime".into());
         }
         Ok(())
-    }
-
-    /// Secure cookies when the issuer is https.
-    pub fn secure_cookies(&self) -> bool {
-        self.issuer.starts_with("https://")
     }
 }
 

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("auth database: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// A storage engine failed (the engine's own message; engines convert their errors).
+    #[error("auth storage: {0}")]
+    Storage(String),
     #[error("auth storage: {0}")]
     Io(#[from] std::io::Error),
     #[error("auth configuration: {0}")]
@@ -106,8 +107,12 @@ pub enum AccessError {
     InvalidToken,
     #[error("the access token has expired")]
     Expired,
-    #[error("the access token was issued for another audience")]
-    WrongAudience,
+    /// Signed by this server's keys (or naming another issuer) but for another public URL:
+    /// typically a token minted with `phr token` without the server's `--public-url`.
+    #[error("the access token was issued by {issued_by}, this server is {expected}")]
+    WrongIssuer { issued_by: String, expected: String },
+    #[error("the access token is for {audience}, this server's FHIR base is {expected}")]
+    WrongAudience { audience: String, expected: String },
     #[error("the access token has been revoked")]
     Revoked,
     #[error("the citizen has withdrawn this application's access")]
@@ -138,11 +143,13 @@ impl AccessError {
             AccessError::MissingToken => "Bearer realm=\"phr\"".to_owned(),
             AccessError::InsufficientScope { .. } => {
                 format!(
-                    "Bearer realm=\"phr\", error=\"insufficient_scope\", error_description=\"{self}\""
+                    "Bearer realm=\"phr\", error=\"insufficient_scope\", error_description=\"{}\"",
+                    quoted_string_content(&self.to_string())
                 )
             }
             _ => format!(
-                "Bearer realm=\"phr\", error=\"invalid_token\", error_description=\"{self}\""
+                "Bearer realm=\"phr\", error=\"invalid_token\", error_description=\"{}\"",
+                quoted_string_content(&self.to_string())
             ),
         }
     }
@@ -150,9 +157,10 @@ impl AccessError {
     /// A FHIR OperationOutcome describing the refusal.
     pub fn outcome(&self) -> Value {
         let code = match self {
-            AccessError::MissingToken | AccessError::InvalidToken | AccessError::WrongAudience => {
-                IssueType::Login
-            }
+            AccessError::MissingToken
+            | AccessError::InvalidToken
+            | AccessError::WrongIssuer { .. }
+            | AccessError::WrongAudience { .. } => IssueType::Login,
             AccessError::Expired => IssueType::Expired,
             AccessError::Revoked | AccessError::GrantWithdrawn | AccessError::AppInactive(_) => {
                 IssueType::Security
@@ -161,5 +169,59 @@ impl AccessError {
             AccessError::Internal => IssueType::Exception,
         };
         operation_outcome(&[Issue::error(code, self.to_string())])
+    }
+}
+
+/// `text` as the content of an HTTP quoted-string (RFC 9110 §5.6.4): printable ASCII only
+/// (a header value cannot carry more), `"` and `\` escaped. URLs named in a message come
+/// from a token, so they are cut short too.
+fn quoted_string_content(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().take(300) {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_mismatch_names_both_urls_in_the_challenge() {
+        let error = AccessError::WrongIssuer {
+            issued_by: "http://127.0.0.1:8080".into(),
+            expected: "https://phr.example.fi".into(),
+        };
+        assert_eq!(error.status(), 401);
+        assert_eq!(
+            error.to_string(),
+            "the access token was issued by http://127.0.0.1:8080, this server is https://phr.example.fi"
+        );
+        assert_eq!(
+            error.www_authenticate(),
+            "Bearer realm=\"phr\", error=\"invalid_token\", error_description=\"the access token was issued by http://127.0.0.1:8080, this server is https://phr.example.fi\""
+        );
+    }
+
+    #[test]
+    fn challenge_descriptions_cannot_break_out_of_their_quotes() {
+        let error = AccessError::WrongIssuer {
+            issued_by: "x\", error=\"forged\u{1}é".into(),
+            expected: "y".into(),
+        };
+        let header = error.www_authenticate();
+        assert!(
+            header.contains("issued by x\\\", error=\\\"forged??"),
+            "{header}"
+        );
+        assert!(header.is_ascii());
     }
 }

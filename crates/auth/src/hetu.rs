@@ -48,12 +48,14 @@ impl Hetu {
     /// letters are accepted (people type them).
     pub fn parse(input: &str) -> Result<Hetu, HetuError> {
         let text = input.trim().to_ascii_uppercase();
-        let bytes = text.as_bytes();
-        if bytes.len() != 11 || !text.is_ascii() {
+        let Ok(&[.., century_sign, _, _, _, check]) = <&[u8; 11]>::try_from(text.as_bytes()) else {
+            return Err(HetuError::Length);
+        };
+        if !text.is_ascii() {
             return Err(HetuError::Length);
         }
         let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-            let part = &text[range];
+            let part = text.get(range)?;
             if part.bytes().all(|b| b.is_ascii_digit()) {
                 part.parse().ok()
             } else {
@@ -63,7 +65,7 @@ impl Hetu {
         let day = digits(0..2).ok_or(HetuError::Date)?;
         let month = digits(2..4).ok_or(HetuError::Date)?;
         let year_in_century = digits(4..6).ok_or(HetuError::Date)?;
-        let century = match bytes[6] {
+        let century = match century_sign {
             b'+' => 1800,
             b'-' | b'Y' | b'X' | b'W' | b'V' | b'U' => 1900,
             b'A' | b'B' | b'C' | b'D' | b'E' | b'F' => 2000,
@@ -85,8 +87,8 @@ impl Hetu {
             + u8::from(month) as u64 * 100_000
             + year_in_century as u64 * 1000
             + individual as u64;
-        let expected = CHECK_CHARS[(number % 31) as usize];
-        if bytes[10] != expected {
+        let expected = CHECK_CHARS.get((number % 31) as usize);
+        if expected != Some(&check) {
             return Err(HetuError::CheckCharacter);
         }
         Ok(Hetu {
@@ -125,6 +127,18 @@ pub fn age_on(birth: Date, today: Date) -> u32 {
         years -= 1;
     }
     u32::try_from(years).unwrap_or(0)
+}
+
+/// Valid identity codes for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A valid code born on `ddmmyy` in the century of `sign` with individual number
+    /// `individual`, its check character computed from the published rule.
+    pub fn hetu(ddmmyy: &str, sign: char, individual: u16) -> String {
+        let n: u64 = format!("{ddmmyy}{individual:03}").parse().unwrap();
+        let check = "0123456789ABCDEFHJKLMNPRSTUVWXY".as_bytes()[(n % 31) as usize] as char;
+        format!("{ddmmyy}{sign}{individual:03}{check}")
+    }
 }
 
 #[cfg(test)]

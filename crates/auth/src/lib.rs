@@ -1,48 +1,67 @@
 //! PHR authorization: an OAuth 2.0 / SMART App Launch (v1 + v2) authorization server with
 //! Backend Services, citizen identities (HETU → pseudonymous Patient id), the application
-//! registry, grants (consents), and the audit log of every access.
+//! registry, grants (consents), browser sessions, and the audit log of every access.
 //!
-//! The server uses three things from here:
-//! - [`router`]: every auth endpoint and page, merged into the server's axum router;
-//! - [`AuthService::authorize`] on every FHIR request: token → [`AccessContext`] + granular
-//!   [`Access`], or an [`AccessError`] (401/403);
-//! - [`AuthService::audit`] after every FHIR request, and [`AuthService::audit_events_for_patient`]
-//!   for `GET /fhir/r4/AuditEvent?patient=…`.
+//! The crate is the domain only; it knows no HTTP. The server's web layer serves the OAuth
+//! endpoints and pages by calling the [`flows`], and on every FHIR request calls
+//! [`AuthService::authenticate`] (the per-request enforcer, [`enforce`]) and
+//! [`AuthService::audit`].
+//!
+//! Each table is owned by one module behind a small storage trait with its SQLite
+//! implementation beside it ([`apps`], [`citizens`], [`grants`], [`sessions`], [`tokens`],
+//! [`keys`], [`audit`]); [`service`] wires them. Every call is synchronous and may block on
+//! storage: call it from a blocking thread, never on an async worker.
 //!
 //! The personal identity code never leaves this crate: it is not stored (only a keyed
 //! digest), not logged, not put in a URL, a token or a FHIR resource.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub mod apps;
 pub mod audit;
 pub mod citizens;
-mod client_auth;
+pub mod clock;
 pub mod config;
-mod db;
 pub mod enforce;
 pub mod error;
-pub mod first_party;
+pub mod flows;
 pub mod grants;
 pub mod hetu;
-pub mod http;
-mod keys;
-mod oidc;
+pub mod keys;
+pub mod oidc;
 pub mod params;
 pub mod scope;
 pub mod secrets;
 pub mod service;
-pub mod texts;
+pub mod sessions;
+mod sqlite;
 pub mod tokens;
 
-pub use apps::{App, AppKind, AppStatus, ClientType, NewApp, RegisteredApp};
-pub use audit::{AuditPage, AuditRecord, Usage, audit_event};
-pub use citizens::{Citizen, Identified};
-pub use config::{AuthConfig, Mode, OidcUpstreamConfig, UpstreamClientAuth};
-pub use enforce::{AccessContext, bearer_token};
+pub use apps::{App, AppKind, AppStatus, AppStore, ClientType, NewApp, RegisteredApp};
+pub use audit::{AuditPage, AuditQuery, AuditRecord, AuditStore, Usage, audit_event};
+pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_resource};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{AuthConfig, Endpoints, Mode, OidcUpstreamConfig, UpstreamClientAuth};
+pub use enforce::{AccessContext, StatusSignal, bearer_token};
 pub use error::{AccessError, AuthError, OAuthError};
-pub use first_party::AuditQuery;
-pub use grants::Grant;
+pub use flows::{IssuedToken, TokenResponse};
+pub use grants::{Grant, GrantStore};
 pub use hetu::{Hetu, HetuError};
-pub use http::router;
+pub use keys::KeyStore;
 pub use scope::{Access, Interaction, ScopeFilter, ScopeSet};
-pub use service::{AuthService, PatientRegistry, TokenStats, patient_resource};
-pub use tokens::{IssuedToken, TokenResponse};
+pub use service::{AuthService, Stores, TokenStats, database_path};
+pub use sessions::{SessionKind, SessionStore, Sessions};
+pub use tokens::TokenStore;
+
+/// Sets `key` of a JSON object (a no-op on anything else, which the callers never pass:
+/// they build the object themselves).
+pub(crate) fn set_field(object: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if let serde_json::Value::Object(map) = object {
+        map.insert(key.to_owned(), value);
+    }
+}

@@ -110,9 +110,14 @@ impl Perms {
         let mut perms = Perms::NONE;
         let mut next = 0;
         for ch in text.chars() {
-            let pos = order[next..].iter().position(|(letter, _)| *letter == ch)? + next;
-            perms = perms.or(order[pos].1);
-            next = pos + 1;
+            // Letters in c-r-u-d-s order, each at most once.
+            let (offset, (_, bit)) = order
+                .get(next..)?
+                .iter()
+                .enumerate()
+                .find(|(_, (letter, _))| *letter == ch)?;
+            perms = perms.or(*bit);
+            next += offset + 1;
         }
         if perms.is_empty() { None } else { Some(perms) }
     }

@@ -1,299 +1,306 @@
-//! [`AuthService`]: the one handle the server, the CLI and the HTTP router share. It owns the
-//! auth database connection, the signing keys, the status cache the enforcement path reads,
-//! the audit writer and the upstream identity provider client.
+//! The service handle: [`AuthService`] opens the stores, wires the modules that own them
+//! (apps, citizens, grants, sessions, tokens, keys, audit), the per-request enforcer and the
+//! OAuth flows' shared parts, and offers the operations that span modules (withdrawing a
+//! grant ends its token families, drops the enforcer's cache entries, tells other processes
+//! and writes the audit record).
 //!
-//! Database calls are short (single-row SQLite statements on a local file) and are made
-//! directly, also from async handlers; nothing holds the connection across an `.await`.
+//! Every method is synchronous and may block on storage (and, for the flows that need it, on
+//! the network): call it from a blocking thread (`spawn_blocking`), never on an async worker.
+//! Never knows HTTP: URLs it must name come in through [`AuthConfig::endpoints`].
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rusqlite::Connection;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::apps::AppStatus;
-use crate::audit::AuditLog;
+use crate::apps::{App, AppStatus, AppStore, Apps, NewApp, RegisteredApp, SqliteAppStore};
+use crate::audit::{
+    AuditLog, AuditPage, AuditQuery, AuditRecord, AuditStore, SqliteAuditStore, Usage,
+};
+use crate::citizens::{
+    Citizen, CitizenStore, Citizens, Identified, PatientRegistry, PendingCitizen,
+    SqliteCitizenStore,
+};
+use crate::clock::{Clock, SystemClock};
 use crate::config::AuthConfig;
-use crate::error::{AuthError, Result};
-use crate::keys::KeyRing;
+use crate::enforce::{
+    AccessContext, Enforcer, Expected, GrantState, SqliteStatusSignal, StatusSignal, StatusSource,
+};
+use crate::error::{AccessError, AuthError, Result};
+use crate::flows::client_auth::ClientKeys;
+use crate::grants::{Grant, GrantStore, Grants, SqliteGrantStore, StoredGrant};
+use crate::hetu::Hetu;
+use crate::keys::{KeyRing, KeyStore, SqliteKeyStore};
 use crate::oidc::OidcClient;
+use crate::scope::{Access, Interaction, ScopeSet};
+use crate::sessions::{SessionStore, Sessions, SqliteSessionStore};
+use crate::sqlite::Sqlite;
+use crate::tokens::{SqliteTokenStore, TokenStore, Tokens};
 
-/// Creates the citizen's `Patient/<id>` in the FHIR store. The server implements it; it must
-/// be idempotent (an update-as-create of the given resource), because a failed sign-up is
-/// retried at the citizen's next login.
-pub trait PatientRegistry: Send + Sync {
-    fn ensure_patient(&self, patient: &Value) -> std::result::Result<(), String>;
+/// The storage behind one [`AuthService`]: one implementation of each module's trait, and
+/// the cross-process status signal. [`Stores::sqlite`] is the embedded default; another
+/// engine provides the same traits.
+#[derive(Clone)]
+pub struct Stores {
+    pub apps: Arc<dyn AppStore>,
+    pub citizens: Arc<dyn CitizenStore>,
+    pub grants: Arc<dyn GrantStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub keys: Arc<dyn KeyStore>,
+    /// What the audit writer thread appends through (its own connection, if the engine
+    /// has connections).
+    pub audit_writes: Arc<dyn AuditStore>,
+    /// What audit queries read through.
+    pub audit_reads: Arc<dyn AuditStore>,
+    pub signal: Arc<dyn StatusSignal>,
 }
 
-/// The pseudonymous Patient resource for `patient_id` (fiphr-sd-patient: only a `urn:uuid`
-/// identifier, nothing that identifies the person).
-pub fn patient_resource(patient_id: &str) -> Value {
-    json!({
-        "resourceType": "Patient",
-        "id": patient_id,
-        "meta": { "profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-patient"] },
-        "language": "fi",
-        "identifier": [{ "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{patient_id}") }],
-        "active": true
-    })
+impl Stores {
+    /// The SQLite stores over `<data_dir>/auth.db` (created and migrated as needed).
+    pub fn sqlite(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Stores> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("auth.db");
+        let db = Sqlite::open(&path)?;
+        let audit_db = Sqlite::open_existing(&path)?;
+        Ok(Stores {
+            apps: Arc::new(SqliteAppStore::new(db.clone())),
+            citizens: Arc::new(SqliteCitizenStore::new(db.clone())),
+            grants: Arc::new(SqliteGrantStore::new(db.clone())),
+            sessions: Arc::new(SqliteSessionStore::new(db.clone())),
+            tokens: Arc::new(SqliteTokenStore::new(db.clone())),
+            keys: Arc::new(SqliteKeyStore::new(db.clone())),
+            audit_writes: Arc::new(SqliteAuditStore::new(audit_db)),
+            audit_reads: Arc::new(SqliteAuditStore::new(db.clone())),
+            signal: Arc::new(SqliteStatusSignal::new(db, clock)),
+        })
+    }
 }
 
-/// See [`AuthService::token_stats`].
+/// Counts for monitoring: active grants, and logins that can still get access tokens (an
+/// unused, unexpired refresh token in an active family). Access tokens themselves are
+/// stateless JWTs and are not counted one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TokenStats {
     pub active_grants: u64,
     pub refreshable_logins: u64,
 }
 
-/// Seconds since the epoch, with an adjustable offset so tests can move time forward.
-#[derive(Debug, Default)]
-pub(crate) struct Clock {
-    offset: AtomicI64,
-}
-
-impl Clock {
-    pub fn now(&self) -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp() + self.offset.load(Ordering::Relaxed)
-    }
-    pub fn now_micros(&self) -> i64 {
-        let now = time::OffsetDateTime::now_utc();
-        (now.unix_timestamp_nanos() / 1000) as i64 + self.offset.load(Ordering::Relaxed) * 1_000_000
-    }
-    pub fn today(&self) -> time::Date {
-        time::OffsetDateTime::from_unix_timestamp(self.now())
-            .map(|t| t.date())
-            .unwrap_or(time::Date::MIN)
-    }
-}
-
-/// Cached answers to "is this still active?", consulted on every FHIR request. Every change
-/// made through this service invalidates the entry at once; the cache is per process.
-#[derive(Default)]
-pub(crate) struct StatusCache {
-    pub apps: RwLock<HashMap<String, (String, AppStatus)>>,
-    pub grants: RwLock<HashMap<String, bool>>,
-    pub families: RwLock<HashMap<String, bool>>,
-    pub revoked_jti: RwLock<HashMap<String, i64>>,
-    /// The `status_epoch` this process last saw in the database; another process (the
-    /// operator CLI) bumps it when it suspends an app or withdraws a grant.
-    pub epoch: AtomicI64,
-    /// When the epoch was last read (milliseconds).
-    pub epoch_checked_ms: AtomicI64,
-}
-
-impl StatusCache {
-    pub fn forget_app(&self, app_id: &str) {
-        if let Ok(mut map) = self.apps.write() {
-            map.remove(app_id);
-        }
-    }
-    pub fn forget_grant(&self, grant_id: &str) {
-        if let Ok(mut map) = self.grants.write() {
-            map.remove(grant_id);
-        }
-    }
-    pub fn forget_family(&self, family_id: &str) {
-        if let Ok(mut map) = self.families.write() {
-            map.remove(family_id);
-        }
-    }
-    pub fn forget_all(&self) {
-        if let Ok(mut m) = self.apps.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.grants.write() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.families.write() {
-            m.clear();
-        }
-    }
-}
-
-/// How often the enforcement path looks for status changes made by other processes.
-const EPOCH_CHECK_MS: i64 = 500;
-
 pub(crate) struct Inner {
     pub config: AuthConfig,
-    pub db: Mutex<Connection>,
-    pub identity_key: Vec<u8>,
-    pub keys: KeyRing,
-    pub status: StatusCache,
+    pub clock: Arc<dyn Clock>,
+    pub apps: Arc<Apps>,
+    pub citizens: Arc<Citizens>,
+    pub grants: Arc<Grants>,
+    pub sessions: Sessions,
+    pub tokens: Arc<Tokens>,
+    pub keys: Arc<KeyRing>,
     pub audit: AuditLog,
+    pub enforcer: Enforcer,
     pub oidc: Option<OidcClient>,
-    pub patients: RwLock<Option<Arc<dyn PatientRegistry>>>,
-    pub clock: Clock,
-    pub http: reqwest::Client,
-    /// Client key sets fetched from `jwks_uri`, with the time they were fetched.
-    pub jwks_cache: RwLock<HashMap<String, (Value, i64)>>,
-    /// Access tokens whose signature, issuer and audience have been checked, by digest.
-    pub verified: RwLock<HashMap<Vec<u8>, crate::tokens::AccessClaims>>,
-    /// Clients of this server itself (the citizen portal): no consent page.
-    pub first_party: RwLock<std::collections::HashSet<String>>,
+    pub client_keys: ClientKeys,
 }
 
 /// The authorization service. Cheap to clone.
 #[derive(Clone)]
 pub struct AuthService(pub(crate) Arc<Inner>);
 
+/// What the enforcer asks when its cache has no answer.
+struct Lookups {
+    apps: Arc<Apps>,
+    grants: Arc<Grants>,
+    citizens: Arc<Citizens>,
+    tokens: Arc<Tokens>,
+}
+
+impl StatusSource for Lookups {
+    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
+        Ok(self.apps.get(app_id)?.map(|app| (app.name, app.status)))
+    }
+
+    fn grant(&self, grant_id: &str) -> Result<GrantState> {
+        let Some(grant) = self.grants.get(grant_id)? else {
+            return Ok(GrantState {
+                active: false,
+                cacheable: true,
+            });
+        };
+        let active = grant.is_active();
+        if active && let Err(e) = self.citizens.store_patient_of(&grant.patient_id) {
+            // The citizen was taken into use where the FHIR store was out of reach (`phr
+            // token` runs in another process than the server), or storing their Patient
+            // failed at sign-up: it is stored before their first request is served. Not
+            // cached when it fails, so the next request tries again.
+            tracing::error!(error = %e, "storing a citizen's Patient failed");
+            return Ok(GrantState {
+                active,
+                cacheable: false,
+            });
+        }
+        Ok(GrantState {
+            active,
+            cacheable: true,
+        })
+    }
+
+    fn family_active(&self, family_id: &str) -> Result<bool> {
+        self.tokens.family_active(family_id)
+    }
+
+    fn revoked_access_tokens(&self) -> Result<Vec<(String, i64)>> {
+        self.tokens.revoked_access_tokens()
+    }
+}
+
 impl AuthService {
     /// Opens (creating on first use) `<data_dir>/auth.db` and the identity key file, loads or
     /// makes the signing key and starts the audit writer.
     pub fn open(config: AuthConfig) -> Result<AuthService> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`AuthService::open`] on a given clock (tests move a
+    /// [`ManualClock`](crate::ManualClock) instead of sleeping).
+    pub fn open_with_clock(config: AuthConfig, clock: Arc<dyn Clock>) -> Result<AuthService> {
         config.check().map_err(AuthError::Config)?;
-        std::fs::create_dir_all(&config.data_dir)?;
-        let db_path = config.data_dir.join("auth.db");
-        let conn = crate::db::open(&db_path)?;
+        let stores = Stores::sqlite(&config.data_dir, clock.clone())?;
         let identity_key = load_or_create_identity_key(&config.identity_key_path())?;
-        let clock = Clock::default();
+        Self::assemble(config, stores, identity_key, clock)
+    }
+
+    /// The service over given stores (any engine).
+    pub fn assemble(
+        config: AuthConfig,
+        stores: Stores,
+        identity_key: Vec<u8>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AuthService> {
+        config.check().map_err(AuthError::Config)?;
         let now = clock.now();
         let retention = config.access_token_lifetime.max(config.session_lifetime) + 60;
-        let keys = KeyRing::open(&conn, now, config.key_rotation_interval, retention)?;
-        let audit = AuditLog::start(&db_path, config.audit_queue)?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| AuthError::Config(format!("HTTP client: {e}")))?;
+        let keys = Arc::new(KeyRing::open(
+            stores.keys,
+            now,
+            config.key_rotation_interval,
+            retention,
+        )?);
+        let apps = Arc::new(Apps::new(stores.apps, clock.clone()));
+        let citizens = Arc::new(Citizens::new(
+            stores.citizens,
+            clock.clone(),
+            identity_key,
+            &config,
+        ));
+        let grants = Arc::new(Grants::new(stores.grants, clock.clone()));
+        let tokens = Arc::new(Tokens::new(
+            stores.tokens,
+            clock.clone(),
+            config.code_lifetime,
+            config.refresh_token_lifetime,
+        ));
+        let enforcer = Enforcer::new(
+            Expected {
+                issuer: config.issuer().to_owned(),
+                audience: config.fhir_base_url(),
+                mode: config.mode,
+            },
+            keys.clone(),
+            clock.clone(),
+            Arc::new(Lookups {
+                apps: apps.clone(),
+                grants: grants.clone(),
+                citizens: citizens.clone(),
+                tokens: tokens.clone(),
+            }),
+            stores.signal,
+        )?;
+        let audit = AuditLog::start(
+            stores.audit_writes,
+            stores.audit_reads,
+            clock.clone(),
+            config.audit_queue,
+            config.data_dir.clone(),
+        )?;
         let oidc = match (&config.oidc, config.mode) {
             (Some(upstream), crate::config::Mode::Production) => Some(OidcClient::new(
                 upstream.clone(),
-                config.endpoint(crate::http::CALLBACK_PATH),
+                config.endpoints.upstream_callback.clone(),
             )?),
             _ => None,
         };
-        let status = StatusCache::default();
-        {
-            let mut stmt = conn.prepare(
-                "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > ?1",
-            )?;
-            let rows =
-                stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            let mut revoked = status
-                .revoked_jti
-                .write()
-                .map_err(|_| AuthError::Config("lock".into()))?;
-            for row in rows {
-                let (jti, exp) = row?;
-                revoked.insert(jti, exp);
-            }
-        }
         Ok(AuthService(Arc::new(Inner {
+            sessions: Sessions::new(stores.sessions, clock.clone()),
+            client_keys: ClientKeys::new()?,
             config,
-            db: Mutex::new(conn),
-            identity_key,
-            keys,
-            status,
-            audit,
-            oidc,
-            patients: RwLock::new(None),
             clock,
-            http,
-            jwks_cache: RwLock::new(HashMap::new()),
-            verified: RwLock::new(HashMap::new()),
-            first_party: RwLock::new(std::collections::HashSet::new()),
+            apps,
+            citizens,
+            grants,
+            tokens,
+            keys,
+            audit,
+            enforcer,
+            oidc,
         })))
     }
 
     /// Sets the hook that stores a new citizen's Patient resource.
     pub fn set_patient_registry(&self, registry: Arc<dyn PatientRegistry>) {
-        if let Ok(mut slot) = self.0.patients.write() {
-            *slot = Some(registry);
-        }
+        self.0.citizens.set_registry(registry);
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.0.config
     }
 
-    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back),
-        // so a poisoned lock is still usable.
-        self.0
-            .db
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The clock every decision is made at.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.0.clock
+    }
+
+    /// Whether citizens identify at the upstream OpenID Connect provider (production) rather
+    /// than on the sandbox identity page.
+    pub fn uses_upstream_login(&self) -> bool {
+        self.0.oidc.is_some()
     }
 
     pub(crate) fn now(&self) -> i64 {
         self.0.clock.now()
     }
 
-    /// Counts for monitoring: active grants, and logins that can still get access tokens
-    /// (an active grant and an unused, unexpired refresh token). Access tokens themselves are
-    /// stateless JWTs and are not counted one by one.
-    pub fn token_stats(&self) -> Result<TokenStats> {
-        let now = self.now();
-        let db = self.db();
-        let active_grants: i64 = db.query_row(
-            "SELECT count(*) FROM grants WHERE status = 'active'",
-            [],
-            |r| r.get(0),
-        )?;
-        let refreshable_logins: i64 = db.query_row(
-            "SELECT count(*) FROM token_families f
-             JOIN grants g ON g.grant_id = f.grant_id AND g.status = 'active'
-             WHERE f.status = 'active' AND EXISTS (
-                 SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.family_id
-                   AND r.used_at IS NULL AND r.expires_at > ?1)",
-            [now],
-            |r| r.get(0),
-        )?;
-        Ok(TokenStats {
-            active_grants: active_grants as u64,
-            refreshable_logins: refreshable_logins as u64,
-        })
+    // --- per request ----------------------------------------------------------------------
+
+    /// Authenticates a request from its `Authorization` header value (`None` when absent).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<AccessContext, AccessError> {
+        self.0.enforcer.authenticate(authorization)
     }
 
-    /// Moves this service's clock (tests of expiry; never used by the server).
-    #[doc(hidden)]
-    pub fn advance_clock_for_tests(&self, seconds: i64) {
-        self.0.clock.offset.fetch_add(seconds, Ordering::Relaxed);
+    /// Authenticates and checks that the scopes allow `interaction` on `resource_type`.
+    /// The returned [`Access`] carries granular filters the FHIR layer must apply.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        resource_type: &str,
+        interaction: Interaction,
+    ) -> Result<(AccessContext, Access), AccessError> {
+        let context = self.authenticate(authorization)?;
+        let access = context.require(resource_type, interaction)?;
+        Ok((context, access))
     }
 
-    /// The `kid` of the key signing new tokens.
-    pub fn signing_kid(&self) -> String {
-        self.0.keys.signing_kid()
+    // --- audit ----------------------------------------------------------------------------
+
+    /// Queues a record for writing (waits only if the queue is full).
+    pub fn audit(&self, record: AuditRecord) -> Result<()> {
+        self.0.audit.record(record)
     }
 
-    /// Makes a new signing key now (operator command; keys also rotate by age).
-    pub fn rotate_signing_key(&self) -> Result<String> {
-        let now = self.now();
-        let kid = self.0.keys.rotate(&self.db(), now)?;
-        // Other processes sharing the database (the running server, when `phr key rotate`
-        // made the key) sign with it from their next status check on.
-        self.bump_status_epoch();
-        Ok(kid)
-    }
-
-    /// Rotates the signing key when it is due and deletes expired one-time records. The
-    /// server calls this periodically (e.g. once a minute); token issuing also rotates.
-    pub fn maintenance(&self) -> Result<()> {
-        let now = self.now();
-        let conn = self.db();
-        self.0.keys.rotate_if_due(&conn, now)?;
-        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])?;
-        conn.execute(
-            "DELETE FROM browser_sessions WHERE expires_at < ?1 OR idle_until < ?1",
-            [now],
-        )?;
-        conn.execute("DELETE FROM auth_requests WHERE expires_at < ?1", [now])?;
-        // Codes are kept a day past expiry so a late replay is still recognised as one.
-        conn.execute(
-            "DELETE FROM auth_codes WHERE expires_at < ?1",
-            [now - 86_400],
-        )?;
-        conn.execute("DELETE FROM client_assertions WHERE expires_at < ?1", [now])?;
-        conn.execute(
-            "DELETE FROM revoked_access_tokens WHERE expires_at < ?1",
-            [now],
-        )?;
-        if let Ok(mut revoked) = self.0.status.revoked_jti.write() {
-            revoked.retain(|_, exp| *exp >= now);
+    /// Queues a record; a record that cannot be queued is logged, never an error for the
+    /// caller (whose action has already happened).
+    pub(crate) fn audit_quietly(&self, record: AuditRecord) {
+        if let Err(e) = self.audit(record) {
+            tracing::error!(error = %e, "audit record could not be queued");
         }
-        Ok(())
     }
 
     /// Waits until every audit record handed over so far is stored.
@@ -301,86 +308,304 @@ impl AuthService {
         self.0.audit.flush()
     }
 
+    /// The citizen's own audit records as FHIR AuditEvent resources, newest first.
+    /// (`/fhir/r4/AuditEvent?patient=<id>`; the caller checks the token's patient.)
+    pub fn audit_events_for_patient(
+        &self,
+        patient_id: &str,
+        count: usize,
+        offset: usize,
+    ) -> Result<AuditPage> {
+        self.0.audit.events_for_patient(patient_id, count, offset)
+    }
+
+    /// A page of the citizen's audit records, newest first, and how many match in all.
+    pub fn audit_records_for_patient(
+        &self,
+        patient_id: &str,
+        query: &AuditQuery,
+        count: usize,
+        offset: usize,
+    ) -> Result<(u64, Vec<AuditRecord>)> {
+        self.0.audit.for_patient(patient_id, query, count, offset)
+    }
+
+    /// The applications that appear in the citizen's audit records, with their names, for a
+    /// filter list (sorted by name).
+    pub fn audited_apps_for_patient(&self, patient_id: &str) -> Result<Vec<(String, String)>> {
+        self.0.audit.apps_for_patient(patient_id)
+    }
+
+    /// When each application last accessed the citizen's data through the API (microseconds
+    /// since the epoch), by application id.
+    pub fn last_access_by_app(
+        &self,
+        patient_id: &str,
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        self.0.audit.last_access_by_app(patient_id)
+    }
+
+    /// Writes every record (optionally within `[since_us, until_us)`) as NDJSON, oldest
+    /// first, with its encoding version and chain hash. Returns how many were written.
+    pub fn export_audit(
+        &self,
+        out: &mut dyn std::io::Write,
+        since_us: Option<i64>,
+        until_us: Option<i64>,
+    ) -> Result<u64> {
+        self.0.audit.export(out, since_us, until_us)
+    }
+
+    /// Recomputes the hash chain over all records; returns the id of the first record whose
+    /// stored hash does not match, if any.
+    pub fn verify_audit_chain(&self) -> Result<Option<String>> {
+        self.0.audit.verify()
+    }
+
+    // --- operations -----------------------------------------------------------------------
+
+    /// Counts for monitoring.
+    pub fn token_stats(&self) -> Result<TokenStats> {
+        Ok(TokenStats {
+            active_grants: self.0.grants.count_active()?,
+            refreshable_logins: self.0.tokens.count_refreshable()?,
+        })
+    }
+
+    /// The `kid` of the key signing new tokens.
+    pub fn signing_kid(&self) -> String {
+        self.0.keys.signing_kid()
+    }
+
     /// The public signing keys.
     pub fn jwks(&self) -> Value {
         self.0.keys.jwks()
     }
 
-    /// Forgets every cached status (after another process changed the database).
-    pub fn invalidate_cache(&self) {
-        self.0.status.forget_all();
+    /// Makes a new signing key now (operator command; keys also rotate by age).
+    pub fn rotate_signing_key(&self) -> Result<String> {
+        let kid = self.0.keys.rotate(self.now())?;
+        // Other processes sharing the database (the running server, when `phr key rotate`
+        // made the key) sign with it from their next status check on.
+        self.0.enforcer.announce();
+        Ok(kid)
     }
 
-    /// Records that a status changed, so other processes sharing the database drop their
-    /// caches (this process has already dropped the precise entries).
-    pub(crate) fn bump_status_epoch(&self) {
-        let conn = self.db();
-        let bumped = conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('status_epoch', '1')
-                 ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                [],
-            )
-            .and_then(|_| {
-                conn.query_row(
-                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'status_epoch'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-            });
-        match bumped {
-            Ok(epoch) => self.0.status.epoch.store(epoch, Ordering::Relaxed),
-            Err(e) => tracing::error!(error = %e, "recording a status change failed"),
-        }
+    /// Rotates the signing key when it is due and deletes expired one-time records. The
+    /// server calls this periodically (e.g. once a minute); token issuing also rotates.
+    pub fn maintenance(&self) -> Result<()> {
+        self.0.keys.rotate_if_due(self.now())?;
+        self.0.sessions.delete_expired()?;
+        self.0.tokens.delete_expired()?;
+        self.0.enforcer.prune();
+        Ok(())
     }
 
-    /// Drops every cached status when another process changed one (checked at most every
-    /// half second).
-    pub(crate) fn sync_status_epoch(&self) {
-        let now_ms = self.0.clock.now_micros() / 1000;
-        let last = self.0.status.epoch_checked_ms.load(Ordering::Relaxed);
-        if now_ms - last < EPOCH_CHECK_MS {
-            return;
-        }
+    // --- applications ---------------------------------------------------------------------
+
+    /// Registers an application with status `sandbox` (self-service) or as given by the
+    /// operator.
+    pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        let registered = self.0.apps.register(new, status)?;
+        // Only the operator registers apps straight into another status; sandbox apps come
+        // from self-service registration.
+        let (usage, actor) = if status == AppStatus::Sandbox {
+            (Usage::Authorization, "self-service registration")
+        } else {
+            (Usage::Operator, "operator")
+        };
+        let mut record = AuditRecord::new(usage, actor);
+        record.app_id = Some(registered.app.app_id.clone());
+        record.app_name = Some(registered.app.name.clone());
+        record.interaction = Some(format!("app-register:{}", status.code()));
+        self.audit(record)?;
+        Ok(registered)
+    }
+
+    pub fn app(&self, app_id: &str) -> Result<Option<App>> {
+        self.0.apps.get(app_id)
+    }
+
+    pub fn list_apps(&self) -> Result<Vec<App>> {
+        self.0.apps.list()
+    }
+
+    /// Operator: accept, suspend, reinstate or revoke. Suspension and revocation cut every
+    /// token of the app at once. A revoked app stays revoked.
+    pub fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App> {
+        let (before, after) = self.0.apps.set_status(app_id, status)?;
+        self.0.enforcer.forget_app(app_id);
+        self.0.enforcer.announce();
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(before.name);
+        record.interaction = Some(format!("app-status:{}", status.code()));
+        self.audit(record)?;
+        Ok(after)
+    }
+
+    /// Registers (or refreshes) one of the server's own clients (the portal): a public client
+    /// with PKCE, accepted, never shown a consent page. An existing one keeps its status, so
+    /// an operator's suspension holds.
+    pub fn register_first_party_client(
+        &self,
+        app_id: &str,
+        name: &str,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> Result<App> {
+        let app = self
+            .0
+            .apps
+            .register_first_party(app_id, name, redirect_uri, scope)?;
+        self.0.enforcer.forget_app(app_id);
+        Ok(app)
+    }
+
+    /// Whether `client_id` is one of the server's own clients (no consent page).
+    pub fn is_first_party(&self, client_id: &str) -> bool {
+        self.0.apps.is_first_party(client_id)
+    }
+
+    // --- citizens -------------------------------------------------------------------------
+
+    /// Identifies a person: a known citizen, or a new one who is old enough. Refuses people
+    /// under the minimum age with [`AuthError::UnderAge`].
+    pub fn identify(&self, hetu: &Hetu) -> Result<Identified> {
+        self.0.citizens.identify(hetu)
+    }
+
+    /// Takes the service into use for an identified person who accepted the terms.
+    pub fn take_into_use(&self, pending: &PendingCitizen) -> Result<Citizen> {
+        self.0.citizens.take_into_use(pending)
+    }
+
+    /// Identifies and, if needed, takes into use in one step (sandbox mode, test identities).
+    pub fn citizen_for_sandbox_identity(&self, hetu: &Hetu) -> Result<Citizen> {
+        self.0.citizens.for_sandbox_identity(hetu)
+    }
+
+    /// Sandbox only: takes a test identity into use with a given Patient id (the demo's
+    /// citizens). A known identity keeps the Patient id it has.
+    pub fn enroll_sandbox_identity(&self, hetu: &Hetu, patient_id: &str) -> Result<Citizen> {
+        self.0.citizens.enroll_sandbox_identity(hetu, patient_id)
+    }
+
+    pub fn citizen(&self, patient_id: &str) -> Result<Option<Citizen>> {
+        self.0.citizens.get(patient_id)
+    }
+
+    /// The citizen's decision on sharing their data with professionals (portal).
+    pub fn set_professional_sharing(&self, patient_id: &str, allowed: bool) -> Result<()> {
         self.0
-            .status
-            .epoch_checked_ms
-            .store(now_ms, Ordering::Relaxed);
-        let conn = self.db();
-        let epoch: i64 = conn
-            .query_row(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'status_epoch'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap_or(0);
-        if epoch == self.0.status.epoch.swap(epoch, Ordering::Relaxed) {
-            return;
-        }
-        self.0.status.forget_all();
-        if let Err(e) = self.0.keys.reload(&conn, self.now()) {
-            tracing::error!(error = %e, "re-reading the signing keys failed");
-        }
-        let revoked: rusqlite::Result<Vec<(String, i64)>> = conn
-            .prepare("SELECT jti, expires_at FROM revoked_access_tokens")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
-            });
-        if let (Ok(rows), Ok(mut cache)) = (revoked, self.0.status.revoked_jti.write()) {
-            cache.extend(rows);
-        }
+            .citizens
+            .set_professional_sharing(patient_id, allowed)
     }
 
-    pub(crate) fn identity_digest(&self, hetu: &crate::hetu::Hetu) -> Vec<u8> {
-        crate::secrets::keyed_digest(&self.0.identity_key, hetu.canonical().as_bytes())
+    // --- grants ---------------------------------------------------------------------------
+
+    fn named(&self, grant: StoredGrant) -> Result<Grant> {
+        let name = self
+            .0
+            .apps
+            .get(&grant.app_id)?
+            .map(|app| app.name)
+            .unwrap_or_else(|| grant.app_id.clone());
+        Ok(grant.named(name))
+    }
+
+    /// Records the citizen's consent for `app_id` with the `approved` scopes and returns the
+    /// active grant. A changed scope supersedes the old grant and ends its sign-ins.
+    pub(crate) fn record_consent(
+        &self,
+        patient_id: &str,
+        app_id: &str,
+        approved: &ScopeSet,
+    ) -> Result<Grant> {
+        let recorded = self.0.grants.record_consent(patient_id, app_id, approved)?;
+        if let Some(old) = &recorded.superseded {
+            self.grant_ended(old, "superseded")?;
+        }
+        self.named(recorded.grant)
+    }
+
+    /// After a grant ended: its sign-ins end, caches forget it, other processes hear of it.
+    fn grant_ended(&self, grant_id: &str, reason: &str) -> Result<()> {
+        let families = self.0.tokens.revoke_families_of_grant(grant_id, reason)?;
+        self.0.enforcer.forget_grant(grant_id, &families);
+        self.0.enforcer.announce();
+        Ok(())
+    }
+
+    pub fn active_grant(&self, patient_id: &str, app_id: &str) -> Result<Option<Grant>> {
+        self.0
+            .grants
+            .active(patient_id, app_id)?
+            .map(|g| self.named(g))
+            .transpose()
+    }
+
+    /// The citizen's grants, active first, newest first (portal).
+    pub fn grants_for_patient(&self, patient_id: &str) -> Result<Vec<Grant>> {
+        self.0
+            .grants
+            .for_patient(patient_id)?
+            .into_iter()
+            .map(|g| self.named(g))
+            .collect()
+    }
+
+    /// The citizen withdraws a grant: every token issued under it stops working now.
+    pub fn withdraw_grant(&self, patient_id: &str, grant_id: &str) -> Result<()> {
+        let grant = self.0.grants.withdraw(patient_id, grant_id)?;
+        self.grant_ended(grant_id, "withdrawn")?;
+        let mut record = AuditRecord::new(Usage::CitizenPortal, format!("Patient/{patient_id}"));
+        record.patient_id = Some(patient_id.to_owned());
+        record.app_id = Some(grant.app_id);
+        record.interaction = Some("withdraw".into());
+        self.audit(record)
+    }
+
+    /// The citizen withdraws whatever grant `app_id` has (portal "remove app").
+    pub fn withdraw_app(&self, patient_id: &str, app_id: &str) -> Result<Grant> {
+        let grant = self
+            .active_grant(patient_id, app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("active grant for application {app_id}")))?;
+        self.withdraw_grant(patient_id, &grant.grant_id)?;
+        Ok(grant)
+    }
+
+    /// Operator/test helper (`phr grant withdraw --hetu … --app …`): withdraws a test
+    /// citizen's grant. Sandbox mode and test identities only.
+    pub fn withdraw_for_sandbox_identity(&self, hetu: &str, app_id: &str) -> Result<Grant> {
+        let hetu =
+            Hetu::parse(hetu).map_err(|e| AuthError::Invalid(format!("identity code: {e}")))?;
+        let citizen = self.citizen_for_sandbox_identity(&hetu)?;
+        self.withdraw_app(&citizen.patient_id, app_id)
+    }
+
+    /// Operator/test helper (`phr token`); see [`crate::flows::token::issue_for_cli`].
+    pub fn issue_token_for_cli(
+        &self,
+        hetu: &str,
+        app_id: &str,
+        scope: &str,
+    ) -> Result<crate::flows::IssuedToken> {
+        crate::flows::token::issue_for_cli(self, hetu, app_id, scope)
+    }
+
+    // --- sessions -------------------------------------------------------------------------
+
+    /// The browser-session store shared by the authorization pages and the portal.
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
     }
 }
 
 /// Reads the 32-byte identity key, creating it (mode 0600) on first start. The key makes the
 /// stored identity digests useless without this file; keep it out of database backups'
 /// reach or back it up separately.
-fn load_or_create_identity_key(path: &std::path::Path) -> Result<Vec<u8>> {
+fn load_or_create_identity_key(path: &Path) -> Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
         Ok(_) => {
@@ -391,6 +616,9 @@ fn load_or_create_identity_key(path: &std::path::Path) -> Result<Vec<u8>> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
     }
     let key = crate::secrets::random_bytes::<32>().to_vec();
     let mut options = std::fs::OpenOptions::new();

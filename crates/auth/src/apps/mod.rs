@@ -4,16 +4,43 @@
 //! The application id doubles as the OAuth `client_id` and as the `applicationId` the FHIR
 //! layer writes into `creatingApplication`. Client secrets are shown once at registration
 //! and stored only as digests.
+//!
+//! Owns the `apps` table, through [`AppStore`] (SQLite in `sqlite.rs`). Never audits and never
+//! touches the enforcer's cache: the service handle does both after a change here.
 
-use rusqlite::{OptionalExtension, Row, params};
+mod sqlite;
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::config::Mode;
 use crate::error::{AuthError, Result};
 use crate::scope::{ScopeSet, Special};
-use crate::secrets::{digest, random_token};
-use crate::service::AuthService;
+use crate::secrets::{constant_time_eq, digest, random_token};
+
+pub(crate) use sqlite::SqliteAppStore;
+
+/// Where applications are kept. Implementations hold no logic: validation and status rules
+/// are [`Apps`]'.
+pub trait AppStore: Send + Sync {
+    /// Stores a new application; `false` when its id is taken.
+    fn insert(&self, app: &App, secret_digest: Option<&[u8]>) -> Result<bool>;
+    fn get(&self, app_id: &str) -> Result<Option<App>>;
+    /// Every application, oldest first.
+    fn list(&self) -> Result<Vec<App>>;
+    /// Sets the status; `false` when there is no such application.
+    fn set_status(&self, app_id: &str, status: AppStatus, at: i64) -> Result<bool>;
+    /// The stored digest of a confidential client's secret.
+    fn secret_digest(&self, app_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores one of the server's own clients, or refreshes its name, redirect URIs, scope
+    /// and client type, leaving the status of an existing one alone (an operator's
+    /// suspension holds).
+    fn upsert_first_party(&self, app: &App) -> Result<()>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,36 +205,6 @@ pub struct RegisteredApp {
     pub client_secret: Option<String>,
 }
 
-const APP_COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at";
-
-fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
-    let text = |i: usize| row.get::<_, String>(i);
-    let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown {what}").into(),
-        )
-    };
-    let redirect_uris: Vec<String> =
-        serde_json::from_str(&text(4)?).map_err(|_| bad(4, "redirect list"))?;
-    let jwks: Option<String> = row.get(8)?;
-    Ok(App {
-        app_id: text(0)?,
-        name: text(1)?,
-        kind: AppKind::parse(&text(2)?).ok_or_else(|| bad(2, "kind"))?,
-        client_type: ClientType::parse(&text(3)?).ok_or_else(|| bad(3, "client type"))?,
-        redirect_uris,
-        scope: text(5)?,
-        status: AppStatus::parse(&text(6)?).ok_or_else(|| bad(6, "status"))?,
-        contact: row.get(7)?,
-        jwks: jwks.and_then(|j| serde_json::from_str(&j).ok()),
-        jwks_uri: row.get(9)?,
-        created_at: row.get(10)?,
-        status_changed_at: row.get(11)?,
-    })
-}
-
 /// Checks one redirect URI: absolute, no fragment; plain http only to loopback; private-use
 /// schemes (`fi.example.app:/cb`) allowed for native apps.
 fn check_redirect_uri(uri: &str) -> Result<()> {
@@ -249,10 +246,27 @@ fn check_app_id(id: &str) -> Result<()> {
     }
 }
 
-impl AuthService {
+/// The registry's rules over an [`AppStore`].
+pub struct Apps {
+    store: Arc<dyn AppStore>,
+    clock: Arc<dyn Clock>,
+    /// Clients of this server itself (the citizen portal): no consent page. Per process:
+    /// the server registers them at start-up.
+    first_party: RwLock<HashSet<String>>,
+}
+
+impl Apps {
+    pub fn new(store: Arc<dyn AppStore>, clock: Arc<dyn Clock>) -> Apps {
+        Apps {
+            store,
+            clock,
+            first_party: RwLock::new(HashSet::new()),
+        }
+    }
+
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
-    pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+    pub fn register(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AuthError::Invalid(
@@ -282,7 +296,7 @@ impl AuthService {
             ));
         }
         if let Some(jwks) = &new.jwks {
-            crate::client_auth::parse_jwks(jwks).map_err(AuthError::Invalid)?;
+            parse_jwks(jwks).map_err(AuthError::Invalid)?;
         }
         if let Some(uri) = &new.jwks_uri {
             url::Url::parse(uri).map_err(|_| AuthError::Invalid("jwks_uri is not a URL".into()))?;
@@ -295,90 +309,47 @@ impl AuthService {
             None => uuid::Uuid::new_v4().to_string(),
         };
         let secret = (new.client_type == ClientType::Confidential).then(random_token);
-        let now = self.now();
-        let conn = self.db();
-        let inserted = conn.execute(
-            &format!("INSERT INTO apps ({APP_COLUMNS}, secret_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)"),
-            params![
-                app_id,
-                name,
-                new.kind.code(),
-                new.client_type.code(),
-                serde_json::to_string(&new.redirect_uris).unwrap_or_else(|_| "[]".into()),
-                scopes.to_string(),
-                status.code(),
-                new.contact,
-                new.jwks.as_ref().map(Value::to_string),
-                new.jwks_uri,
-                now,
-                secret.as_deref().map(digest),
-            ],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(AuthError::Invalid(format!(
-                    "application id {app_id} is taken"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let app = conn.query_row(
-            &format!("SELECT {APP_COLUMNS} FROM apps WHERE app_id = ?1"),
-            [&app_id],
-            app_from_row,
-        )?;
-        drop(conn);
-        // Only the operator registers apps straight into accepted status; sandbox apps
-        // come from self-service registration.
-        let (usage, actor) = if status == AppStatus::Sandbox {
-            (
-                crate::audit::Usage::Authorization,
-                "self-service registration",
-            )
-        } else {
-            (crate::audit::Usage::Operator, "operator")
+        let now = self.clock.now();
+        let app = App {
+            app_id,
+            name: name.to_owned(),
+            kind: new.kind,
+            client_type: new.client_type,
+            redirect_uris: new.redirect_uris,
+            scope: scopes.to_string(),
+            status,
+            contact: new.contact,
+            jwks: new.jwks,
+            jwks_uri: new.jwks_uri,
+            created_at: now,
+            status_changed_at: now,
         };
-        let mut record = crate::audit::AuditRecord::new(usage, actor);
-        record.app_id = Some(app.app_id.clone());
-        record.app_name = Some(app.name.clone());
-        record.interaction = Some(format!("app-register:{}", status.code()));
-        self.audit(record)?;
+        let secret_digest = secret.as_deref().map(digest);
+        if !self.store.insert(&app, secret_digest.as_deref())? {
+            return Err(AuthError::Invalid(format!(
+                "application id {} is taken",
+                app.app_id
+            )));
+        }
         Ok(RegisteredApp {
             app,
             client_secret: secret,
         })
     }
 
-    pub fn app(&self, app_id: &str) -> Result<Option<App>> {
-        let conn = self.db();
-        Ok(conn
-            .query_row(
-                &format!("SELECT {APP_COLUMNS} FROM apps WHERE app_id = ?1"),
-                [app_id],
-                app_from_row,
-            )
-            .optional()?)
+    pub fn get(&self, app_id: &str) -> Result<Option<App>> {
+        self.store.get(app_id)
     }
 
-    pub fn list_apps(&self) -> Result<Vec<App>> {
-        let conn = self.db();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, app_id"
-        ))?;
-        let apps = stmt
-            .query_map([], app_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(apps)
+    pub fn list(&self) -> Result<Vec<App>> {
+        self.store.list()
     }
 
-    /// Operator: accept, suspend, reinstate or revoke. Suspension and revocation cut every
-    /// token of the app at once. A revoked app stays revoked.
-    pub fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App> {
+    /// Operator: accept, suspend, reinstate or revoke. A revoked app stays revoked, and no
+    /// app goes back to sandbox. Returns the app as it was and as it is now.
+    pub fn set_status(&self, app_id: &str, status: AppStatus) -> Result<(App, App)> {
         let current = self
-            .app(app_id)?
+            .get(app_id)?
             .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
         let allowed = match (current.status, status) {
             (AppStatus::Revoked, _) => false,
@@ -392,67 +363,75 @@ impl AuthService {
                 status.code()
             )));
         }
-        let now = self.now();
-        self.db().execute(
-            "UPDATE apps SET status = ?1, status_changed_at = ?2 WHERE app_id = ?3",
-            params![status.code(), now, app_id],
-        )?;
-        self.0.status.forget_app(app_id);
-        self.bump_status_epoch();
-        let mut record = crate::audit::AuditRecord::new(crate::audit::Usage::Operator, "operator");
-        record.app_id = Some(app_id.to_owned());
-        record.app_name = Some(current.name.clone());
-        record.interaction = Some(format!("app-status:{}", status.code()));
-        self.audit(record)?;
-        self.app(app_id)?
-            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+        if !self.store.set_status(app_id, status, self.clock.now())? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        let now = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        Ok((current, now))
     }
 
     /// Checks a client secret against the stored digest.
-    pub(crate) fn check_client_secret(&self, app_id: &str, secret: &str) -> Result<bool> {
-        let stored: Option<Option<Vec<u8>>> = self
-            .db()
-            .query_row(
-                "SELECT secret_digest FROM apps WHERE app_id = ?1",
-                [app_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(match stored.flatten() {
-            Some(expected) => crate::secrets::constant_time_eq(&expected, &digest(secret)),
+    pub fn check_secret(&self, app_id: &str, secret: &str) -> Result<bool> {
+        Ok(match self.store.secret_digest(app_id)? {
+            Some(expected) => constant_time_eq(&expected, &digest(secret)),
             None => false,
         })
     }
 
-    /// Name and status for the enforcement path, from the cache.
-    pub(crate) fn app_status_cached(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
-        if let Some(hit) = self
-            .0
-            .status
-            .apps
-            .read()
-            .ok()
-            .and_then(|m| m.get(app_id).cloned())
-        {
-            return Ok(Some(hit));
+    /// Registers (or refreshes) one of the server's own clients: a public client with PKCE,
+    /// status accepted, one redirect URI. The citizen is never asked to consent to it.
+    pub fn register_first_party(
+        &self,
+        app_id: &str,
+        name: &str,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> Result<App> {
+        // The redirect URI follows the server's own public URL, which may be plain http
+        // off loopback in a sandbox: not held to the rules for third-party apps.
+        check_app_id(app_id)?;
+        let scopes = ScopeSet::parse(scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let now = self.clock.now();
+        self.store.upsert_first_party(&App {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+            kind: AppKind::Wellbeing,
+            client_type: ClientType::Public,
+            redirect_uris: vec![redirect_uri.to_owned()],
+            scope: scopes.to_string(),
+            status: AppStatus::Accepted,
+            contact: None,
+            jwks: None,
+            jwks_uri: None,
+            created_at: now,
+            status_changed_at: now,
+        })?;
+        if let Ok(mut set) = self.first_party.write() {
+            set.insert(app_id.to_owned());
         }
-        let found: Option<(String, String)> = self
-            .db()
-            .query_row(
-                "SELECT name, status FROM apps WHERE app_id = ?1",
-                [app_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((name, status)) = found else {
-            return Ok(None);
-        };
-        let status = AppStatus::parse(&status).unwrap_or(AppStatus::Revoked);
-        if let Ok(mut map) = self.0.status.apps.write() {
-            map.insert(app_id.to_owned(), (name.clone(), status));
-        }
-        Ok(Some((name, status)))
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
     }
+
+    /// Whether `client_id` is one of the server's own clients (no consent page).
+    pub fn is_first_party(&self, client_id: &str) -> bool {
+        self.first_party
+            .read()
+            .map(|set| set.contains(client_id))
+            .unwrap_or(false)
+    }
+}
+
+/// A registered key set (inline `jwks` of a private_key_jwt client), checked to have keys.
+pub fn parse_jwks(value: &Value) -> std::result::Result<jsonwebtoken::jwk::JwkSet, String> {
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(value.clone()).map_err(|e| format!("JWKS is not valid: {e}"))?;
+    if set.keys.is_empty() {
+        return Err("JWKS has no keys".into());
+    }
+    Ok(set)
 }
 
 #[cfg(test)]
@@ -469,6 +448,117 @@ mod tests {
         assert!(check_redirect_uri("https://app.example.fi/cb#x").is_err());
         assert!(check_redirect_uri("javascript:alert(1)").is_err());
         assert!(check_redirect_uri("/relative").is_err());
+    }
+
+    fn apps() -> Apps {
+        let store = Arc::new(SqliteAppStore::new(crate::sqlite::Sqlite::in_memory()));
+        Apps::new(
+            store,
+            Arc::new(crate::clock::ManualClock::at_micros(1_000_000_000)),
+        )
+    }
+
+    fn new_app(client_type: ClientType) -> NewApp {
+        NewApp {
+            app_id: None,
+            name: " Steps ".into(),
+            kind: AppKind::Wellbeing,
+            client_type,
+            redirect_uris: vec!["https://app.example.fi/cb".into()],
+            scope: "patient/Observation.read".into(),
+            contact: Some("dev@example.fi".into()),
+            jwks: None,
+            jwks_uri: None,
+        }
+    }
+
+    #[test]
+    fn registration_stores_the_app_and_only_a_digest_of_its_secret() {
+        let apps = apps();
+        let registered = apps
+            .register(new_app(ClientType::Confidential), AppStatus::Sandbox)
+            .unwrap();
+        let secret = registered.client_secret.unwrap();
+        let stored = apps.get(&registered.app.app_id).unwrap().unwrap();
+        assert_eq!(stored, registered.app);
+        assert_eq!(stored.name, "Steps");
+        assert_eq!(stored.created_at, 1000);
+        assert!(apps.check_secret(&stored.app_id, &secret).unwrap());
+        assert!(!apps.check_secret(&stored.app_id, "guess").unwrap());
+        assert_eq!(
+            apps.store.secret_digest(&stored.app_id).unwrap(),
+            Some(digest(&secret))
+        );
+        let public = apps
+            .register(new_app(ClientType::Public), AppStatus::Sandbox)
+            .unwrap();
+        assert_eq!(public.client_secret, None);
+        assert!(!apps.check_secret(&public.app.app_id, "").unwrap());
+        assert_eq!(apps.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_taken_application_id_is_refused() {
+        let apps = apps();
+        let mut new = new_app(ClientType::Public);
+        new.app_id = Some("1.2.246.10.1".into());
+        apps.register(new.clone(), AppStatus::Accepted).unwrap();
+        let error = apps.register(new, AppStatus::Accepted).unwrap_err();
+        assert!(error.to_string().contains("is taken"), "{error}");
+    }
+
+    #[test]
+    fn status_changes_follow_the_rules() {
+        let apps = apps();
+        let id = apps
+            .register(new_app(ClientType::Public), AppStatus::Sandbox)
+            .unwrap()
+            .app
+            .app_id;
+        let (before, after) = apps.set_status(&id, AppStatus::Accepted).unwrap();
+        assert_eq!(
+            (before.status, after.status),
+            (AppStatus::Sandbox, AppStatus::Accepted)
+        );
+        assert!(
+            apps.set_status(&id, AppStatus::Accepted).is_err(),
+            "no change"
+        );
+        assert!(
+            apps.set_status(&id, AppStatus::Sandbox).is_err(),
+            "never back to sandbox"
+        );
+        apps.set_status(&id, AppStatus::Suspended).unwrap();
+        apps.set_status(&id, AppStatus::Accepted).unwrap();
+        apps.set_status(&id, AppStatus::Revoked).unwrap();
+        assert!(
+            apps.set_status(&id, AppStatus::Accepted).is_err(),
+            "revoked is final"
+        );
+        assert!(matches!(
+            apps.set_status("nobody", AppStatus::Accepted),
+            Err(AuthError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn first_party_clients_keep_an_operators_status() {
+        let apps = apps();
+        assert!(!apps.is_first_party("phr-portal"));
+        let app = apps
+            .register_first_party("phr-portal", "Portal", "http://127.0.0.1:9/cb", "openid")
+            .unwrap();
+        assert_eq!(
+            (app.status, app.client_type),
+            (AppStatus::Accepted, ClientType::Public)
+        );
+        assert!(apps.is_first_party("phr-portal"));
+        apps.set_status("phr-portal", AppStatus::Suspended).unwrap();
+        let again = apps
+            .register_first_party("phr-portal", "Portal", "http://127.0.0.1:10/cb", "openid")
+            .unwrap();
+        assert_eq!(again.status, AppStatus::Suspended);
+        assert_eq!(again.redirect_uris, vec!["http://127.0.0.1:10/cb"]);
     }
 
     #[test]

@@ -1,20 +1,24 @@
-//! ES256 signing keys for access and ID tokens: generation (p256), persistence in the auth
-//! database, rotation by age, and the public JWKS.
+//! ES256 signing keys for access and ID tokens: generation (p256), persistence, rotation by
+//! age, and the public JWKS.
 //!
 //! The newest key signs; older keys keep verifying until every token they signed has
 //! expired, then they leave the JWKS. Keys live in the database so that several server
 //! processes sharing it sign and verify with the same set.
+//!
+//! Owns the `signing_keys` table through [`KeyStore`] (SQLite in `sqlite.rs`). Private keys
+//! never leave this module except as stored PKCS#8 bytes.
+
+mod sqlite;
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
-use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -22,6 +26,41 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AuthError, Result};
 use crate::secrets::random_bytes;
+
+pub(crate) use sqlite::SqliteKeyStore;
+
+/// A signing key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    /// PKCS#8 DER of the private key.
+    pub private_der: Vec<u8>,
+    /// Public point, base64url.
+    pub x: String,
+    pub y: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where signing keys are kept.
+pub trait KeyStore: Send + Sync {
+    /// When the newest key still signing was made.
+    fn newest_signing_created_at(&self) -> Result<Option<i64>>;
+    /// Stores a new key and retires every other signing key at `now`.
+    fn add_and_retire_others(&self, key: &StoredKey, now: i64) -> Result<()>;
+    /// Keys still signing or retired after `retired_after`, newest first.
+    fn usable(&self, retired_after: i64) -> Result<Vec<StoredKey>>;
+}
 
 struct Loaded {
     signing_kid: String,
@@ -33,6 +72,7 @@ struct Loaded {
 
 /// The current key set, refreshed from the database after a rotation.
 pub struct KeyRing {
+    store: Arc<dyn KeyStore>,
     loaded: RwLock<Loaded>,
     /// When a token naming an unknown key last made this process re-read the key set
     /// (seconds).
@@ -56,21 +96,18 @@ impl KeyRing {
     /// Loads the keys, making the first one (or a fresh one when the newest is older than
     /// `rotation_interval`).
     pub fn open(
-        conn: &Connection,
+        store: Arc<dyn KeyStore>,
         now: i64,
         rotation_interval: i64,
         retention: i64,
     ) -> Result<KeyRing> {
-        let newest: Option<i64> = conn.query_row(
-            "SELECT max(created_at) FROM signing_keys WHERE retired_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let newest = store.newest_signing_created_at()?;
         if newest.is_none_or(|created| now - created >= rotation_interval) {
-            create_key(conn, now)?;
+            create_key(store.as_ref(), now)?;
         }
-        let loaded = load(conn, now, retention)?;
+        let loaded = load(store.as_ref(), now, retention)?;
         Ok(KeyRing {
+            store,
             loaded: RwLock::new(loaded),
             unknown_key_reload: AtomicI64::new(i64::MIN),
             rotation_interval,
@@ -79,35 +116,31 @@ impl KeyRing {
     }
 
     /// Makes a new signing key now; the previous ones only verify from here on.
-    pub fn rotate(&self, conn: &Connection, now: i64) -> Result<String> {
-        let kid = create_key(conn, now)?;
-        self.reload(conn, now)?;
+    pub fn rotate(&self, now: i64) -> Result<String> {
+        let kid = create_key(self.store.as_ref(), now)?;
+        self.reload(now)?;
         Ok(kid)
     }
 
     /// Rotates when the signing key is older than the rotation interval, and picks up keys
     /// another process made.
-    pub fn rotate_if_due(&self, conn: &Connection, now: i64) -> Result<()> {
+    pub fn rotate_if_due(&self, now: i64) -> Result<()> {
         let due = self
             .read()
             .is_some_and(|l| now - l.signing_created_at >= self.rotation_interval);
         if due {
-            let newest: Option<i64> = conn.query_row(
-                "SELECT max(created_at) FROM signing_keys WHERE retired_at IS NULL",
-                [],
-                |r| r.get(0),
-            )?;
+            let newest = self.store.newest_signing_created_at()?;
             if newest.is_none_or(|created| now - created >= self.rotation_interval) {
-                create_key(conn, now)?;
+                create_key(self.store.as_ref(), now)?;
             }
-            self.reload(conn, now)?;
+            self.reload(now)?;
         }
         Ok(())
     }
 
     /// Re-reads the key set (after another process rotated).
-    pub fn reload(&self, conn: &Connection, now: i64) -> Result<()> {
-        let loaded = load(conn, now, self.retention)?;
+    pub fn reload(&self, now: i64) -> Result<()> {
+        let loaded = load(self.store.as_ref(), now, self.retention)?;
         match self.loaded.write() {
             Ok(mut guard) => *guard = loaded,
             Err(poisoned) => *poisoned.into_inner() = loaded,
@@ -119,7 +152,7 @@ impl KeyRing {
     /// process (`phr key rotate`, then `phr token`) may have made it. At most once a second,
     /// so tokens with made-up key ids cannot make every request read the database. Returns
     /// whether it re-read.
-    pub fn reload_for_unknown_key(&self, conn: &Connection, now: i64) -> Result<bool> {
+    pub fn reload_for_unknown_key(&self, now: i64) -> Result<bool> {
         let last = self.unknown_key_reload.load(Ordering::Relaxed);
         if last >= now
             || self
@@ -129,7 +162,7 @@ impl KeyRing {
         {
             return Ok(false);
         }
-        self.reload(conn, now)?;
+        self.reload(now)?;
         Ok(true)
     }
 
@@ -183,7 +216,7 @@ impl KeyRing {
     }
 }
 
-fn create_key(conn: &Connection, now: i64) -> Result<String> {
+fn create_key(store: &dyn KeyStore, now: i64) -> Result<String> {
     let secret = loop {
         // A random 32-byte string is a valid P-256 scalar except with negligible probability.
         if let Ok(key) = p256::SecretKey::from_slice(&random_bytes::<32>()) {
@@ -202,13 +235,16 @@ fn create_key(conn: &Connection, now: i64) -> Result<String> {
     let x = URL_SAFE_NO_PAD.encode(x);
     let y = URL_SAFE_NO_PAD.encode(y);
     let kid = thumbprint(&x, &y);
-    conn.execute(
-        "INSERT INTO signing_keys (kid, private_der, x, y, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![kid, der.as_bytes(), x, y, now],
-    )?;
-    conn.execute(
-        "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL AND kid <> ?2",
-        params![now, kid],
+    store.add_and_retire_others(
+        &StoredKey {
+            kid: kid.clone(),
+            private_der: der.as_bytes().to_vec(),
+            x,
+            y,
+            created_at: now,
+            retired_at: None,
+        },
+        now,
     )?;
     Ok(kid)
 }
@@ -219,28 +255,25 @@ fn thumbprint(x: &str, y: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-fn load(conn: &Connection, now: i64, retention: i64) -> Result<Loaded> {
-    let mut stmt = conn.prepare(
-        "SELECT kid, private_der, x, y, created_at, retired_at FROM signing_keys
-         WHERE retired_at IS NULL OR retired_at > ?1 ORDER BY created_at DESC, rowid DESC",
-    )?;
-    let rows = stmt.query_map([now - retention], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Vec<u8>>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-        ))
-    })?;
+fn load(store: &dyn KeyStore, now: i64, retention: i64) -> Result<Loaded> {
     let mut signing = None;
     let mut verifying = HashMap::new();
     let mut jwks = Vec::new();
-    for row in rows {
-        let (kid, der, x, y, created_at, retired_at) = row?;
+    for key in store.usable(now - retention)? {
+        let StoredKey {
+            kid,
+            private_der,
+            x,
+            y,
+            created_at,
+            retired_at,
+        } = key;
         if retired_at.is_none() && signing.is_none() {
-            signing = Some((kid.clone(), EncodingKey::from_ec_der(&der), created_at));
+            signing = Some((
+                kid.clone(),
+                EncodingKey::from_ec_der(&private_der),
+                created_at,
+            ));
         }
         let decoding = DecodingKey::from_ec_components(&x, &y)
             .map_err(|e| AuthError::Signing(e.to_string()))?;
@@ -263,16 +296,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn conn() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::db::migrate_for_tests(&mut conn);
-        conn
+    fn store() -> Arc<dyn KeyStore> {
+        Arc::new(SqliteKeyStore::new(crate::sqlite::Sqlite::in_memory()))
     }
 
     #[test]
     fn signed_token_verifies_and_names_its_key() {
-        let conn = conn();
-        let ring = KeyRing::open(&conn, 1000, 100, 50).unwrap();
+        let ring = KeyRing::open(store(), 1000, 100, 50).unwrap();
         let token = ring.sign(&json!({"sub": "x"})).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, Algorithm::ES256);
@@ -283,8 +313,7 @@ mod tests {
 
     #[test]
     fn tampered_token_fails() {
-        let conn = conn();
-        let ring = KeyRing::open(&conn, 1000, 100, 50).unwrap();
+        let ring = KeyRing::open(store(), 1000, 100, 50).unwrap();
         let token = ring.sign(&json!({"sub": "x"})).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"y"}"#);
@@ -300,14 +329,13 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_key_verifying_until_retention_ends() {
-        let conn = conn();
-        let ring = KeyRing::open(&conn, 1000, 100, 50).unwrap();
+        let ring = KeyRing::open(store(), 1000, 100, 50).unwrap();
         let old_kid = ring.signing_kid();
         let old_token = ring.sign(&json!({"n": 1})).unwrap();
 
-        ring.rotate_if_due(&conn, 1099).unwrap();
+        ring.rotate_if_due(1099).unwrap();
         assert_eq!(ring.signing_kid(), old_kid, "not due yet");
-        ring.rotate_if_due(&conn, 1100).unwrap();
+        ring.rotate_if_due(1100).unwrap();
         let new_kid = ring.signing_kid();
         assert_ne!(new_kid, old_kid);
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
@@ -322,7 +350,7 @@ mod tests {
         );
 
         // The old key was retired at 1100; 50 s later it is gone.
-        ring.reload(&conn, 1151).unwrap();
+        ring.reload(1151).unwrap();
         assert_eq!(
             ring.verify::<Value>(&old_token),
             Err(VerifyError::UnknownKey)
@@ -333,9 +361,11 @@ mod tests {
 
     #[test]
     fn reopening_reuses_the_stored_key() {
-        let conn = conn();
-        let first = KeyRing::open(&conn, 1000, 100, 50).unwrap().signing_kid();
-        let second = KeyRing::open(&conn, 1010, 100, 50).unwrap().signing_kid();
+        let store = store();
+        let first = KeyRing::open(store.clone(), 1000, 100, 50)
+            .unwrap()
+            .signing_kid();
+        let second = KeyRing::open(store, 1010, 100, 50).unwrap().signing_kid();
         assert_eq!(first, second);
     }
 }

@@ -1,0 +1,223 @@
+//! The `apps` table in SQLite.
+
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::{App, AppKind, AppStatus, AppStore, ClientType};
+use crate::error::Result;
+use crate::sqlite::Sqlite;
+
+pub(crate) struct SqliteAppStore {
+    db: Arc<Sqlite>,
+}
+
+impl SqliteAppStore {
+    pub fn new(db: Arc<Sqlite>) -> SqliteAppStore {
+        SqliteAppStore { db }
+    }
+}
+
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at";
+
+fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    let redirect_uris: Vec<String> =
+        serde_json::from_str(&text(4)?).map_err(|_| bad(4, "redirect list"))?;
+    let jwks: Option<String> = row.get(8)?;
+    Ok(App {
+        app_id: text(0)?,
+        name: text(1)?,
+        kind: AppKind::parse(&text(2)?).ok_or_else(|| bad(2, "kind"))?,
+        client_type: ClientType::parse(&text(3)?).ok_or_else(|| bad(3, "client type"))?,
+        redirect_uris,
+        scope: text(5)?,
+        status: AppStatus::parse(&text(6)?).ok_or_else(|| bad(6, "status"))?,
+        contact: row.get(7)?,
+        jwks: jwks.and_then(|j| serde_json::from_str(&j).ok()),
+        jwks_uri: row.get(9)?,
+        created_at: row.get(10)?,
+        status_changed_at: row.get(11)?,
+    })
+}
+
+fn redirect_list(app: &App) -> String {
+    serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into())
+}
+
+impl AppStore for SqliteAppStore {
+    fn insert(&self, app: &App, secret_digest: Option<&[u8]>) -> Result<bool> {
+        self.db.run(|conn| {
+            let inserted = conn.execute(
+                &format!(
+                    "INSERT INTO apps ({COLUMNS}, secret_digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     ON CONFLICT (app_id) DO NOTHING"
+                ),
+                params![
+                    app.app_id,
+                    app.name,
+                    app.kind.code(),
+                    app.client_type.code(),
+                    redirect_list(app),
+                    app.scope,
+                    app.status.code(),
+                    app.contact,
+                    app.jwks.as_ref().map(Value::to_string),
+                    app.jwks_uri,
+                    app.created_at,
+                    app.status_changed_at,
+                    secret_digest,
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn get(&self, app_id: &str) -> Result<Option<App>> {
+        self.db.run(|conn| {
+            conn.query_row(
+                &format!("SELECT {COLUMNS} FROM apps WHERE app_id = ?1"),
+                [app_id],
+                app_from_row,
+            )
+            .optional()
+        })
+    }
+
+    fn list(&self) -> Result<Vec<App>> {
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM apps ORDER BY created_at, app_id"
+            ))?;
+            stmt.query_map([], app_from_row)?.collect()
+        })
+    }
+
+    fn set_status(&self, app_id: &str, status: AppStatus, at: i64) -> Result<bool> {
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET status = ?1, status_changed_at = ?2 WHERE app_id = ?3",
+                params![status.code(), at, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn secret_digest(&self, app_id: &str) -> Result<Option<Vec<u8>>> {
+        self.db.run(|conn| {
+            let stored: Option<Option<Vec<u8>>> = conn
+                .query_row(
+                    "SELECT secret_digest FROM apps WHERE app_id = ?1",
+                    [app_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(stored.flatten())
+        })
+    }
+
+    fn upsert_first_party(&self, app: &App) -> Result<()> {
+        self.db.run(|conn| {
+            conn.execute(
+                "INSERT INTO apps (app_id, name, kind, client_type, redirect_uris, scope, status, created_at, status_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (app_id) DO UPDATE SET name = excluded.name, client_type = excluded.client_type,
+                     redirect_uris = excluded.redirect_uris, scope = excluded.scope",
+                params![
+                    app.app_id,
+                    app.name,
+                    app.kind.code(),
+                    app.client_type.code(),
+                    redirect_list(app),
+                    app.scope,
+                    app.status.code(),
+                    app.created_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, created_at: i64) -> App {
+        App {
+            app_id: id.into(),
+            name: "Steps".into(),
+            kind: AppKind::Professional,
+            client_type: ClientType::PrivateKeyJwt,
+            redirect_uris: vec!["https://a.example/cb".into(), "fi.example:/cb".into()],
+            scope: "system/Observation.rs".into(),
+            status: AppStatus::Sandbox,
+            contact: None,
+            jwks: Some(serde_json::json!({"keys": [{"kty": "EC"}]})),
+            jwks_uri: Some("https://a.example/jwks".into()),
+            created_at,
+            status_changed_at: created_at,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_every_field() {
+        let store = SqliteAppStore::new(Sqlite::in_memory());
+        let a = app("a", 5);
+        assert!(store.insert(&a, Some(b"digest")).unwrap());
+        assert_eq!(store.get("a").unwrap(), Some(a.clone()));
+        assert_eq!(store.secret_digest("a").unwrap(), Some(b"digest".to_vec()));
+        assert_eq!(store.get("b").unwrap(), None);
+        assert!(!store.insert(&app("a", 6), None).unwrap(), "id taken");
+        assert_eq!(store.get("a").unwrap(), Some(a));
+    }
+
+    #[test]
+    fn list_is_oldest_first_and_status_changes_are_stored() {
+        let store = SqliteAppStore::new(Sqlite::in_memory());
+        store.insert(&app("late", 9), None).unwrap();
+        store.insert(&app("early", 1), None).unwrap();
+        let ids: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.app_id)
+            .collect();
+        assert_eq!(ids, ["early", "late"]);
+        assert!(store.set_status("early", AppStatus::Revoked, 20).unwrap());
+        assert!(!store.set_status("none", AppStatus::Revoked, 20).unwrap());
+        let early = store.get("early").unwrap().unwrap();
+        assert_eq!(
+            (early.status, early.status_changed_at),
+            (AppStatus::Revoked, 20)
+        );
+    }
+
+    #[test]
+    fn first_party_upsert_keeps_status_and_creation_time() {
+        let store = SqliteAppStore::new(Sqlite::in_memory());
+        let mut portal = app("portal", 1);
+        portal.status = AppStatus::Accepted;
+        store.upsert_first_party(&portal).unwrap();
+        store.set_status("portal", AppStatus::Suspended, 2).unwrap();
+        let mut again = app("portal", 3);
+        again.name = "Portal 2".into();
+        again.status = AppStatus::Accepted;
+        store.upsert_first_party(&again).unwrap();
+        let stored = store.get("portal").unwrap().unwrap();
+        assert_eq!(stored.name, "Portal 2");
+        assert_eq!(
+            (stored.status, stored.created_at),
+            (AppStatus::Suspended, 1)
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Tests of the audit log over its SQLite store: queries, export, and the hash chain across
+//! encoding versions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::params;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::sqlite::Sqlite;
+
+fn log_on(db: Arc<Sqlite>, dir: &Path) -> AuditLog {
+    let store: Arc<dyn AuditStore> = Arc::new(SqliteAuditStore::new(db));
+    AuditLog::start(
+        store.clone(),
+        store,
+        Arc::new(ManualClock::at_micros(1_000_000)),
+        100,
+        dir.to_path_buf(),
+    )
+    .unwrap()
+}
+
+/// The record struct and the row writing of the first release, copied as they were: the
+/// chain hashed `serde_json::to_vec` of this struct.
+#[derive(Serialize)]
+struct FirstReleaseRecord {
+    id: String,
+    recorded_us: i64,
+    patient_id: Option<String>,
+    app_id: Option<String>,
+    app_name: Option<String>,
+    actor: String,
+    usage: Usage,
+    interaction: Option<String>,
+    resource_type: Option<String>,
+    search_criteria: Option<String>,
+    status: u16,
+    error_code: Option<String>,
+    error_detail: Option<String>,
+    amount: u64,
+    resources: Vec<String>,
+    client_address: Option<String>,
+    user_rights: Option<String>,
+}
+
+fn write_first_release_rows(conn: &rusqlite::Connection, count: usize) {
+    let mut chain = vec![0u8; 32];
+    for i in 0..count {
+        let r = FirstReleaseRecord {
+            id: format!("old-{i}"),
+            recorded_us: 1_000 + i as i64,
+            patient_id: Some("p".into()),
+            app_id: Some("app".into()),
+            app_name: Some("Steps".into()),
+            actor: "Patient/p".into(),
+            usage: Usage::Application,
+            interaction: Some("search-type".into()),
+            resource_type: Some("Observation".into()),
+            search_criteria: Some("patient=p".into()),
+            status: 200,
+            error_code: None,
+            error_detail: None,
+            amount: 1,
+            resources: vec![format!("Observation/o{i}")],
+            client_address: Some("192.0.2.1".into()),
+            user_rights: Some("patient/Observation.read".into()),
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(&chain);
+        hasher.update(serde_json::to_vec(&r).unwrap());
+        chain = hasher.finalize().to_vec();
+        conn.execute(
+            "INSERT INTO audit (id, recorded_us, patient_id, app_id, app_name, actor, usage, interaction, resource_type,
+                search_criteria, status, error_code, error_detail, amount, resources, client_address, user_rights, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            params![
+                r.id,
+                r.recorded_us,
+                r.patient_id,
+                r.app_id,
+                r.app_name,
+                r.actor,
+                r.usage.code(),
+                r.interaction,
+                r.resource_type,
+                r.search_criteria,
+                r.status,
+                r.error_code,
+                r.error_detail,
+                r.amount as i64,
+                serde_json::to_string(&r.resources).unwrap(),
+                r.client_address,
+                r.user_rights,
+                chain,
+            ],
+        )
+        .unwrap();
+    }
+}
+
+/// A database holding three records written by the first release followed by two written
+/// now (with route and method), and the audit log over it.
+fn mixed_chain(dir: &Path) -> (AuditLog, std::path::PathBuf) {
+    let path = dir.join("auth.db");
+    let old = crate::sqlite::open_at_version(&path, 2);
+    write_first_release_rows(&old, 3);
+    drop(old);
+    let log = log_on(Sqlite::open(&path).unwrap(), dir);
+    for i in 0..2 {
+        let mut r = AuditRecord::new(Usage::Application, "Patient/p");
+        r.id = format!("new-{i}");
+        r.patient_id = Some("p".into());
+        r.interaction = Some("read".into());
+        r.route = Some("/fhir/r4/{type}/{id}".into());
+        r.method = Some("GET".into());
+        r.status = 401;
+        r.error_code = Some("login".into());
+        r.client_address = Some("192.0.2.7".into());
+        log.record(r).unwrap();
+    }
+    log.flush().unwrap();
+    (log, path)
+}
+
+/// Changes one stored row behind the software's back, as someone with the file could.
+fn tamper(path: &Path, id: &str, sql_set: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    let changed = conn
+        .execute(&format!("UPDATE audit SET {sql_set} WHERE id = ?1"), [id])
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[test]
+fn a_chain_of_first_release_and_current_records_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = mixed_chain(dir.path());
+    assert_eq!(log.verify().unwrap(), None);
+    let mut out = Vec::new();
+    assert_eq!(log.export(&mut out, None, None).unwrap(), 5);
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let encodings: Vec<u64> = lines
+        .iter()
+        .map(|l| l["encoding"].as_u64().unwrap())
+        .collect();
+    assert_eq!(encodings, [1, 1, 1, 2, 2]);
+    assert_eq!(lines[3]["route"], "/fhir/r4/{type}/{id}");
+    assert_eq!(lines[3]["method"], "GET");
+    assert_eq!(lines[0]["route"], Value::Null);
+}
+
+#[test]
+fn altering_an_old_record_is_detected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, path) = mixed_chain(dir.path());
+    tamper(&path, "old-1", "amount = 0");
+    assert_eq!(log.verify().unwrap().as_deref(), Some("old-1"));
+}
+
+#[test]
+fn altering_a_new_record_is_detected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, path) = mixed_chain(dir.path());
+    tamper(&path, "new-1", "route = '/fhir/r4/{type}'");
+    assert_eq!(log.verify().unwrap().as_deref(), Some("new-1"));
+}
+
+#[test]
+fn relabelling_a_record_with_another_encoding_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, path) = mixed_chain(dir.path());
+    tamper(&path, "old-2", "encoding = 2");
+    assert_eq!(log.verify().unwrap().as_deref(), Some("old-2"));
+}
+
+#[test]
+fn records_filter_by_patient_app_and_time_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_on(
+        Sqlite::open(&dir.path().join("auth.db")).unwrap(),
+        dir.path(),
+    );
+    let mut times = Vec::new();
+    for (i, app) in ["a", "b", "a"].iter().enumerate() {
+        let mut r = AuditRecord::new(Usage::Application, "Patient/p");
+        r.patient_id = Some("p".into());
+        r.app_id = Some((*app).into());
+        r.app_name = Some(format!("App {app}"));
+        r.recorded_us = 1_000_000 * (i as i64 + 1);
+        times.push(r.recorded_us);
+        log.record(r).unwrap();
+    }
+    let mut portal = AuditRecord::new(Usage::CitizenPortal, "Patient/p");
+    portal.patient_id = Some("p".into());
+    portal.app_id = Some("portal".into());
+    portal.recorded_us = 9_000_000;
+    log.record(portal).unwrap();
+    let mut other = AuditRecord::new(Usage::Application, "Patient/q");
+    other.patient_id = Some("q".into());
+    other.app_id = Some("a".into());
+    log.record(other).unwrap();
+
+    let (total, all) = log.for_patient("p", &AuditQuery::default(), 10, 0).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(all[1].recorded_us, times[2], "newest first");
+    let only_a = AuditQuery {
+        app_id: Some("a".into()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(log.for_patient("p", &only_a, 10, 0).unwrap().0, 2);
+    let window = AuditQuery {
+        since_us: Some(times[1]),
+        until_us: Some(times[2]),
+        ..AuditQuery::default()
+    };
+    let (n, records) = log.for_patient("p", &window, 10, 0).unwrap();
+    assert_eq!((n, records[0].app_id.as_deref()), (1, Some("b")));
+    let (_, second_page) = log.for_patient("p", &AuditQuery::default(), 2, 2).unwrap();
+    assert_eq!(second_page.len(), 2);
+    assert_eq!(
+        log.apps_for_patient("p").unwrap(),
+        vec![
+            ("a".to_string(), "App a".to_string()),
+            ("b".to_string(), "App b".to_string()),
+            ("portal".to_string(), "portal".to_string()),
+        ]
+    );
+    let last = log.last_access_by_app("p").unwrap();
+    assert_eq!(last.get("a"), Some(&times[2]));
+    assert_eq!(last.get("b"), Some(&times[1]));
+    assert_eq!(last.get("portal"), None, "only API accesses");
+    let page = log.events_for_patient("q", 10, 0).unwrap();
+    assert_eq!(
+        (page.total, page.events[0]["resourceType"].as_str()),
+        (1, Some("AuditEvent"))
+    );
+}
+
+#[test]
+fn records_get_an_id_and_the_clocks_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_on(
+        Sqlite::open(&dir.path().join("auth.db")).unwrap(),
+        dir.path(),
+    );
+    let mut r = AuditRecord::new(Usage::Operator, "operator");
+    r.patient_id = Some("p".into());
+    log.record(r).unwrap();
+    let (_, records) = log.for_patient("p", &AuditQuery::default(), 1, 0).unwrap();
+    assert_eq!(records[0].recorded_us, 1_000_000);
+    assert_eq!(records[0].id.len(), 36);
+}
+
+#[test]
+fn export_respects_the_time_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_on(
+        Sqlite::open(&dir.path().join("auth.db")).unwrap(),
+        dir.path(),
+    );
+    for t in [10, 20, 30] {
+        let mut r = AuditRecord::new(Usage::Operator, "operator");
+        r.recorded_us = t;
+        log.record(r).unwrap();
+    }
+    let mut out = Vec::new();
+    assert_eq!(log.export(&mut out, Some(20), Some(30)).unwrap(), 1);
+    assert_eq!(log.export(&mut Vec::new(), None, None).unwrap(), 3);
+}

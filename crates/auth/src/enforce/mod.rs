@@ -1,0 +1,379 @@
+//! The per-request enforcer: from the `Authorization` header to an [`AccessContext`] (who,
+//! which app, which patient, which scopes), or an [`AccessError`] that maps to 401 or 403.
+//!
+//! A valid signature is not enough: the app must still be usable, the grant still active,
+//! the refresh family (if any) not revoked and the token not revoked. Those checks read an
+//! in-memory status cache (`status.rs`) that every change through this process invalidates
+//! at once; changes made by other processes sharing the database arrive through a
+//! [`StatusSignal`] (`signal.rs`), on which the whole cache is dropped. Verified tokens are
+//! remembered by digest, so the hot path does no signature check and no database work once
+//! warm.
+//!
+//! Owns the verified-token cache, the status cache and the status signal. Never writes
+//! anything but the signal: what it cannot find in its caches it asks a [`StatusSource`].
+
+mod signal;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::apps::AppStatus;
+use crate::clock::Clock;
+use crate::config::Mode;
+use crate::error::{AccessError, Result};
+use crate::keys::{KeyRing, VerifyError};
+use crate::scope::{Access, Interaction, ScopeSet};
+use crate::secrets::digest;
+use crate::tokens::AccessClaims;
+
+pub(crate) use signal::SqliteStatusSignal;
+pub use signal::StatusSignal;
+use status::StatusCache;
+
+/// Verified access tokens remembered at most (each entry is a few hundred bytes).
+const VERIFIED_CACHE_LIMIT: usize = 20_000;
+
+/// Who is calling and what they may do. Handed to the FHIR layer and the audit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessContext {
+    /// The Patient id whose compartment the token is confined to; `None` for backend
+    /// (system) tokens.
+    pub patient: Option<String>,
+    /// The application id (= `client_id`, = `creatingApplication` applicationId).
+    pub app_id: String,
+    pub app_name: String,
+    #[serde(skip)]
+    pub scopes: ScopeSet,
+    /// The scope string as granted.
+    pub scope: String,
+    pub grant_id: Option<String>,
+    /// The token's `jti` (never the token itself).
+    pub token_id: String,
+    pub expires_at: i64,
+}
+
+impl AccessContext {
+    /// Whether `interaction` on `resource_type` is allowed and under which granular filters.
+    pub fn access(&self, resource_type: &str, interaction: Interaction) -> Access {
+        self.scopes
+            .access(resource_type, interaction, self.patient.is_none())
+    }
+
+    /// Like [`AccessContext::access`], as a 403 error when denied.
+    pub fn require(
+        &self,
+        resource_type: &str,
+        interaction: Interaction,
+    ) -> Result<Access, AccessError> {
+        match self.access(resource_type, interaction) {
+            Access::Denied => Err(AccessError::InsufficientScope {
+                resource_type: resource_type.to_owned(),
+                interaction: interaction.code(),
+            }),
+            access => Ok(access),
+        }
+    }
+
+    /// True for backend-service tokens (client_credentials, `system/` scopes).
+    pub fn is_system(&self) -> bool {
+        self.patient.is_none()
+    }
+}
+
+/// The token from an `Authorization: Bearer …` header value.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What a grant's status lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantState {
+    pub active: bool,
+    /// Whether the answer may be remembered (not when a step the grant needs, such as
+    /// storing the citizen's Patient, has still to succeed).
+    pub cacheable: bool,
+}
+
+/// Where the enforcer looks up what its caches do not hold.
+pub trait StatusSource: Send + Sync {
+    /// The application's name and status; `None` for an unknown application.
+    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>>;
+    fn grant(&self, grant_id: &str) -> Result<GrantState>;
+    fn family_active(&self, family_id: &str) -> Result<bool>;
+    /// Revoked access-token ids that have not expired, with their expiry.
+    fn revoked_access_tokens(&self) -> Result<Vec<(String, i64)>>;
+}
+
+/// The public identity tokens must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// `iss`: this server's public URL.
+    pub issuer: String,
+    /// `aud`: this server's FHIR base URL.
+    pub audience: String,
+    pub mode: Mode,
+}
+
+/// The per-request enforcer. See the module documentation.
+pub struct Enforcer {
+    expected: Expected,
+    keys: Arc<KeyRing>,
+    clock: Arc<dyn Clock>,
+    source: Arc<dyn StatusSource>,
+    signal: Arc<dyn StatusSignal>,
+    /// Access tokens whose signature, issuer and audience have been checked, by digest.
+    verified: RwLock<HashMap<Vec<u8>, AccessClaims>>,
+    status: StatusCache,
+    /// The signal's value when this process last synchronised with it.
+    seen: AtomicI64,
+}
+
+impl Enforcer {
+    pub fn new(
+        expected: Expected,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        source: Arc<dyn StatusSource>,
+        signal: Arc<dyn StatusSignal>,
+    ) -> Result<Enforcer> {
+        let seen = signal.latest()?;
+        let enforcer = Enforcer {
+            expected,
+            keys,
+            clock,
+            source,
+            signal,
+            verified: RwLock::new(HashMap::new()),
+            status: StatusCache::default(),
+            seen: AtomicI64::new(seen),
+        };
+        enforcer
+            .status
+            .add_revoked(enforcer.source.revoked_access_tokens()?);
+        Ok(enforcer)
+    }
+
+    /// Authenticates a request from its `Authorization` header value (`None` when absent).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<AccessContext, AccessError> {
+        let header = authorization.ok_or(AccessError::MissingToken)?;
+        let token = bearer_token(header).ok_or(AccessError::InvalidToken)?;
+        let claims = self.verify(token)?;
+        let app_name = self.check(&claims)?;
+        let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
+        Ok(AccessContext {
+            patient: claims.patient,
+            app_id: claims.client_id,
+            app_name,
+            scopes,
+            scope: claims.scope,
+            grant_id: claims.gid,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Verifies one of our access tokens: signature, issuer and audience. Expiry and status
+    /// are [`Enforcer::check`]'s.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessError> {
+        // A signature check costs far more than the rest of a request's authorization, and
+        // an app sends the same token many times: remember verified tokens by digest.
+        let key = digest(token);
+        if let Some(hit) = self.verified.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let claims: AccessClaims = match self.keys.verify(token) {
+            Ok(claims) => claims,
+            Err(VerifyError::UnknownKey) => {
+                // Another process (`phr key rotate`, then `phr token`) may have made the key.
+                match self.keys.reload_for_unknown_key(self.clock.now()) {
+                    Ok(true) => self
+                        .keys
+                        .verify(token)
+                        .map_err(|_| self.unverifiable(token))?,
+                    Ok(false) => return Err(self.unverifiable(token)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "re-reading the signing keys failed");
+                        return Err(AccessError::Internal);
+                    }
+                }
+            }
+            Err(_) => return Err(AccessError::InvalidToken),
+        };
+        if claims.iss != self.expected.issuer {
+            return Err(AccessError::WrongIssuer {
+                issued_by: claims.iss,
+                expected: self.expected.issuer.clone(),
+            });
+        }
+        if claims.aud != self.expected.audience {
+            return Err(AccessError::WrongAudience {
+                audience: claims.aud,
+                expected: self.expected.audience.clone(),
+            });
+        }
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= VERIFIED_CACHE_LIMIT {
+                let now = self.clock.now();
+                cache.retain(|_, c| c.exp > now);
+                if cache.len() >= VERIFIED_CACHE_LIMIT {
+                    cache.clear();
+                }
+            }
+            cache.insert(key, claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// Why a token signed with a key this server does not have is refused: when it names
+    /// another issuer, that is the useful thing to say (its claims are not trusted for
+    /// anything else).
+    fn unverifiable(&self, token: &str) -> AccessError {
+        #[derive(serde::Deserialize)]
+        struct Issuer {
+            iss: String,
+        }
+        match jsonwebtoken::dangerous::insecure_decode::<Issuer>(token) {
+            Ok(data) if data.claims.iss != self.expected.issuer => AccessError::WrongIssuer {
+                issued_by: data.claims.iss,
+                expected: self.expected.issuer.clone(),
+            },
+            _ => AccessError::InvalidToken,
+        }
+    }
+
+    /// Expiry, revocation, app, grant and family status of verified claims; returns the
+    /// app's name.
+    pub fn check(&self, claims: &AccessClaims) -> Result<String, AccessError> {
+        if claims.exp <= self.clock.now() {
+            return Err(AccessError::Expired);
+        }
+        self.sync();
+        if self.status.is_revoked(&claims.jti) {
+            return Err(AccessError::Revoked);
+        }
+        let internal = |e: crate::error::AuthError| {
+            tracing::error!(error = %e, "authorization status lookup failed");
+            AccessError::Internal
+        };
+        let (name, status) = self
+            .app(&claims.client_id)
+            .map_err(internal)?
+            .ok_or(AccessError::InvalidToken)?;
+        if !status.is_usable(self.expected.mode) {
+            return Err(AccessError::AppInactive(status.code().to_owned()));
+        }
+        if let Some(grant) = &claims.gid
+            && !self.grant_active(grant).map_err(internal)?
+        {
+            return Err(AccessError::GrantWithdrawn);
+        }
+        if let Some(family) = &claims.fid
+            && !self.family_active(family).map_err(internal)?
+        {
+            return Err(AccessError::Revoked);
+        }
+        if claims.patient.is_some() && claims.gid.is_none() {
+            // Patient tokens are always issued under a grant.
+            return Err(AccessError::InvalidToken);
+        }
+        Ok(name)
+    }
+
+    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
+        if let Some(hit) = self.status.app(app_id) {
+            return Ok(Some(hit));
+        }
+        let found = self.source.app(app_id)?;
+        if let Some(found) = &found {
+            self.status.set_app(app_id, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn grant_active(&self, grant_id: &str) -> Result<bool> {
+        if let Some(hit) = self.status.grant(grant_id) {
+            return Ok(hit);
+        }
+        let state = self.source.grant(grant_id)?;
+        if state.cacheable {
+            self.status.set_grant(grant_id, state.active);
+        }
+        Ok(state.active)
+    }
+
+    fn family_active(&self, family_id: &str) -> Result<bool> {
+        if let Some(hit) = self.status.family(family_id) {
+            return Ok(hit);
+        }
+        let active = self.source.family_active(family_id)?;
+        self.status.set_family(family_id, active);
+        Ok(active)
+    }
+
+    /// Drops every cached status when another process changed one (as the signal tells).
+    fn sync(&self) {
+        let latest = match self.signal.latest() {
+            Ok(latest) => latest,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the status signal failed");
+                return;
+            }
+        };
+        if latest == self.seen.swap(latest, Ordering::Relaxed) {
+            return;
+        }
+        self.status.forget_all();
+        if let Err(e) = self.keys.reload(self.clock.now()) {
+            tracing::error!(error = %e, "re-reading the signing keys failed");
+        }
+        match self.source.revoked_access_tokens() {
+            Ok(revoked) => self.status.add_revoked(revoked),
+            Err(e) => tracing::error!(error = %e, "re-reading revoked tokens failed"),
+        }
+    }
+
+    /// Forgets an application's cached status (this process changed it).
+    pub fn forget_app(&self, app_id: &str) {
+        self.status.forget_app(app_id);
+    }
+
+    /// Forgets a grant's and its families' cached status (this process changed them).
+    pub fn forget_grant(&self, grant_id: &str, families: &[String]) {
+        self.status.forget_grant(grant_id);
+        for family in families {
+            self.status.forget_family(family);
+        }
+    }
+
+    pub fn forget_family(&self, family_id: &str) {
+        self.status.forget_family(family_id);
+    }
+
+    /// An access token revoked by this process.
+    pub fn revoked(&self, jti: &str, expires_at: i64) {
+        self.status.add_revoked([(jti.to_owned(), expires_at)]);
+    }
+
+    /// Tells other processes sharing the database that a status changed (this process has
+    /// already forgotten the precise entries).
+    pub fn announce(&self) {
+        match self.signal.publish() {
+            Ok(latest) => self.seen.store(latest, Ordering::Relaxed),
+            Err(e) => tracing::error!(error = %e, "announcing a status change failed"),
+        }
+    }
+
+    /// Drops revoked ids of tokens that have expired anyway.
+    pub fn prune(&self) {
+        self.status.prune_revoked(self.clock.now());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! Self-service registration of sandbox apps: the RFC 7591 API (a subset of the client
+//! metadata) and the registration page's form. Sandbox mode only; the operator registers
+//! production apps with `phr app register`.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::apps::{AppKind, AppStatus, ClientType, NewApp, RegisteredApp};
+use crate::error::AuthError;
+use crate::service::AuthService;
+
+/// RFC 7591 client metadata (the subset this server uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientMetadata {
+    pub client_name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub jwks: Option<Value>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub contacts: Vec<String>,
+}
+
+/// Why a registration is refused (RFC 7591 §3.2.2).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// Not in production mode.
+    #[error("self-service registration is only open in the sandbox")]
+    Closed,
+    #[error("{description}")]
+    Invalid {
+        /// `invalid_client_metadata` or `invalid_redirect_uri`.
+        code: &'static str,
+        description: String,
+    },
+    #[error("registration failed: {0}")]
+    Failed(AuthError),
+}
+
+impl From<AuthError> for RegistrationError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Invalid(description) => RegistrationError::Invalid {
+                code: if description.contains("redirect") {
+                    "invalid_redirect_uri"
+                } else {
+                    "invalid_client_metadata"
+                },
+                description,
+            },
+            other => RegistrationError::Failed(other),
+        }
+    }
+}
+
+/// Registers a sandbox app from RFC 7591 metadata (JSON); returns the registration
+/// response, with the client secret of a confidential client (shown this once).
+pub fn register_client(auth: &AuthService, body: &[u8]) -> Result<Value, RegistrationError> {
+    if !auth.config().mode.is_sandbox() {
+        return Err(RegistrationError::Closed);
+    }
+    let metadata: ClientMetadata =
+        serde_json::from_slice(body).map_err(|e| RegistrationError::Invalid {
+            code: "invalid_client_metadata",
+            description: e.to_string(),
+        })?;
+    let method = metadata
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or("client_secret_basic")
+        .to_owned();
+    let client_type = ClientType::parse(&method).ok_or_else(|| RegistrationError::Invalid {
+        code: "invalid_client_metadata",
+        description: "unsupported token_endpoint_auth_method".into(),
+    })?;
+    let registered = auth.register_app(
+        NewApp {
+            app_id: None,
+            name: metadata.client_name,
+            kind: AppKind::Wellbeing,
+            client_type,
+            redirect_uris: metadata.redirect_uris,
+            scope: metadata.scope,
+            contact: metadata.contacts.into_iter().next(),
+            jwks: metadata.jwks,
+            jwks_uri: metadata.jwks_uri,
+        },
+        AppStatus::Sandbox,
+    )?;
+    let app = &registered.app;
+    let mut answer = json!({
+        "client_id": app.app_id,
+        "client_id_issued_at": app.created_at,
+        "client_name": app.name,
+        "redirect_uris": app.redirect_uris,
+        "scope": app.scope,
+        "token_endpoint_auth_method": method,
+        "grant_types": if client_type == ClientType::PrivateKeyJwt {
+            json!(["client_credentials", "authorization_code", "refresh_token"])
+        } else {
+            json!(["authorization_code", "refresh_token"])
+        },
+        "response_types": ["code"],
+    });
+    if let Some(secret) = &registered.client_secret {
+        crate::set_field(&mut answer, "client_secret", json!(secret));
+        crate::set_field(&mut answer, "client_secret_expires_at", json!(0));
+    }
+    Ok(answer)
+}
+
+/// What the registration page asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRegistration {
+    pub name: String,
+    /// One redirect URI per line.
+    pub redirect_uris: String,
+    pub scope: String,
+    /// `confidential`, or a public client.
+    pub client_type: String,
+    pub contact: String,
+}
+
+/// Registers a sandbox app from the registration page.
+pub fn register_from_page(
+    auth: &AuthService,
+    form: &PageRegistration,
+) -> Result<RegisteredApp, RegistrationError> {
+    if !auth.config().mode.is_sandbox() {
+        return Err(RegistrationError::Closed);
+    }
+    let new = NewApp {
+        app_id: None,
+        name: form.name.clone(),
+        kind: AppKind::Wellbeing,
+        client_type: if form.client_type == "confidential" {
+            ClientType::Confidential
+        } else {
+            ClientType::Public
+        },
+        redirect_uris: form
+            .redirect_uris
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        scope: form.scope.clone(),
+        contact: Some(form.contact.clone()).filter(|c| !c.is_empty()),
+        jwks: None,
+        jwks_uri: None,
+    };
+    Ok(auth.register_app(new, AppStatus::Sandbox)?)
+}
