@@ -7,10 +7,12 @@
 pub mod config;
 pub mod export;
 pub mod fhir;
+pub mod oauth;
 pub mod ops;
 pub mod portal;
 pub mod retention;
 pub mod time;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,8 +69,7 @@ impl AppState {
     pub fn open(mut config: Config, storage: Arc<dyn Storage>) -> Result<Self, OpenError> {
         let base_url = config.base_url();
         config.auth.data_dir = config.data.clone();
-        config.auth.issuer = base_url.clone();
-        config.auth.fhir_path = fhir::BASE_PATH.to_string();
+        oauth::configure(&mut config.auth, &base_url, fhir::BASE_PATH);
         let auth = AuthService::open(config.auth.clone())?;
         let pipeline = Pipeline::with_packages(&config.packages)?;
         let capabilities = fhir::capabilities::capability_statement(
@@ -113,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(app)
-        .merge(phr_auth::router(state.auth.clone()))
+        .merge(oauth::router(state.auth.clone()))
         .merge(portal::router(&state))
         .fallback(unknown_route)
         // Inside the routing, so the middleware sees the matched route template.

@@ -296,7 +296,7 @@ async fn expired_access_token_is_refused_with_401() {
     let h = start(|_| {}).await;
     let app = public_app(&h);
     let token = sign_in(&h, &app, SCOPE, &adult()).await;
-    h.service.advance_clock_for_tests(601);
+    h.clock.advance(601);
     let error = h
         .service
         .authorize(Some(&bearer(&token)), "Observation", Interaction::Read)

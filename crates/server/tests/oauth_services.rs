@@ -406,7 +406,7 @@ async fn changes_made_by_another_process_reach_the_enforcement_cache() {
         .withdraw_for_sandbox_identity(&adult(), &app)
         .unwrap();
     // The server sees it on its next status check (at most half a second later).
-    h.service.advance_clock_for_tests(1);
+    h.clock.advance(1);
     assert_eq!(
         h.service
             .authorize(Some(&header), "Observation", Interaction::Read)
@@ -425,7 +425,7 @@ async fn changes_made_by_another_process_reach_the_enforcement_cache() {
             .is_ok()
     );
     operator.set_app_status(&app, AppStatus::Suspended).unwrap();
-    h.service.advance_clock_for_tests(1);
+    h.clock.advance(1);
     assert_eq!(
         h.service
             .authorize(Some(&header), "Observation", Interaction::Read)

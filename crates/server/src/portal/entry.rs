@@ -3,7 +3,7 @@
 //! values with an error per field, and the Kanta-profiled Observation written through the
 //! same pipeline as the API (which adds the portal as `creatingApplication`).
 
-use phr_auth::texts::Lang;
+use crate::web::Lang;
 use phr_catalog::{Catalog, Kind, urls};
 use serde_json::{Map, Value, json};
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};

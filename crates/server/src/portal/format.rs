@@ -1,7 +1,7 @@
 //! How the portal shows times and values: Finnish local time (EET/EEST), numbers with the
 //! language's decimal separator, and the values of a resource in words.
 
-use phr_auth::texts::Lang;
+use crate::web::Lang;
 use phr_catalog::Catalog;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;

@@ -5,8 +5,9 @@
 //! deletes and exports their data, withdraws application rights, decides on sharing with
 //! professionals and reads the log of who accessed their data.
 //!
-//! `mod.rs` wires the routes and the security headers; `session.rs` holds the browser
-//! session (cookie, CSRF, idle timeout); `pages.rs` the thin handlers; `data.rs` reads the
+//! `mod.rs` wires the routes (under the one security-header layer of [`crate::web`]);
+//! `session.rs` holds the browser session (in the authorization server's session store,
+//! with the web module's cookies and CSRF check); `pages.rs` the thin handlers; `data.rs` reads the
 //! citizen's data through the FHIR service; `chart.rs` draws SVG; `entry.rs` turns entry
 //! forms into Kanta-profiled Observations; `texts.rs` holds the words.
 //!
@@ -22,12 +23,11 @@ mod session;
 mod texts;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::fhir::pipeline::{App, Caller};
+use crate::web::see_other;
 
 /// The portal's client id at the authorization server and its `creatingApplication` id.
 pub const PORTAL_APP_ID: &str = "phr-portal";
@@ -79,7 +79,11 @@ pub fn router(state: &AppState) -> Router {
         .route("/portal/export", get(pages::export_page))
         .route("/portal/export/bundle.json", get(pages::export_bundle))
         .route("/portal/export/{file}", get(pages::export_ndjson))
-        .route(STYLE_PATH, get(stylesheet))
+        .route(
+            STYLE_PATH,
+            get(|| async { crate::web::stylesheet(include_str!("../../static/portal.css")) }),
+        )
+        .layer(axum::middleware::from_fn(crate::web::headers::layer))
         .with_state(state.clone())
 }
 
@@ -95,57 +99,4 @@ pub fn caller(patient_id: &str) -> Caller {
         portal: true,
         access: None,
     }
-}
-
-async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../../static/portal.css"),
-    )
-        .into_response()
-}
-
-/// The Content-Security-Policy of every portal response: no script at all, styles only from
-/// the stylesheet, forms only to the portal itself.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Security headers on a portal response (pages, downloads, redirects).
-fn secure(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    response
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    secure(response)
-}
-
-/// 303 See Other (after a form post the browser follows with GET).
-fn see_other(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    secure(response)
 }

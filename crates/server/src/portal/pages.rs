@@ -6,9 +6,9 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use phr_auth::params::Params;
+use phr_auth::flows::client_auth::ClientCredentials;
+use phr_auth::flows::token::{Grant, TokenRequest};
 use phr_auth::secrets::{constant_time_eq, pkce_s256_challenge, random_token};
-use phr_auth::texts::{Lang, resource_name};
 use phr_auth::{AuditQuery, AuditRecord, PatientRegistry, Usage};
 use phr_catalog::{ChartKind, Kind};
 use phr_store::{Erasure, HistoryQuery};
@@ -20,14 +20,15 @@ use super::data::{self, Entry};
 use super::entry::{self, Measure};
 use super::format::{self, catalog_lang};
 use super::session::{
-    Ctx, IDLE_TIMEOUT, LIFETIME, LOGIN_TIMEOUT, PendingLogin, Session, SessionData, add_cookie,
-    session_cookie,
+    Ctx, IDLE_TIMEOUT, LIFETIME, LOGIN_TIMEOUT, PendingLogin, Session, SessionData,
 };
 use super::texts::T;
-use super::{CALLBACK_PATH, PORTAL_APP_ID, PORTAL_APP_NAME, ROOT, html, see_other};
+use super::{CALLBACK_PATH, PORTAL_APP_ID, PORTAL_APP_NAME, ROOT};
 use crate::AppState;
 use crate::export::COMPARTMENT_TYPES;
 use crate::fhir::error::ApiError;
+use crate::web::chrome::{LangLink, language_links};
+use crate::web::{Lang, html, resource_name, see_other};
 
 type Pairs = Vec<(String, String)>;
 
@@ -70,13 +71,6 @@ type Page = Result<Response, Fail>;
 
 // --- page chrome --------------------------------------------------------------------------
 
-struct LangLink {
-    code: &'static str,
-    name: &'static str,
-    href: String,
-    current: bool,
-}
-
 struct NavLink {
     href: &'static str,
     label: &'static str,
@@ -97,28 +91,7 @@ pub struct Chrome {
 
 fn chrome(state: &AppState, ctx: &Ctx) -> Chrome {
     let t = T::get(ctx.lang);
-    let others: Vec<(String, String)> = ctx
-        .query
-        .iter()
-        .filter(|(k, _)| k != "lang" && k != "msg" && k != "n")
-        .cloned()
-        .collect();
-    let switches = Lang::ALL
-        .iter()
-        .map(|l| {
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &others {
-                q.append_pair(k, v);
-            }
-            q.append_pair("lang", l.code());
-            LangLink {
-                code: l.code(),
-                name: l.native_name(),
-                href: format!("{}?{}", ctx.path, q.finish()),
-                current: *l == ctx.lang,
-            }
-        })
-        .collect();
+    let switches = language_links(&ctx.path, &ctx.query, ctx.lang, &["msg", "n"]);
     let logged_in = ctx.citizen().is_some();
     let items: [(&'static str, &'static str); 7] = [
         (ROOT, t.nav_overview),
@@ -226,16 +199,7 @@ where
             Ok(r) => r,
             Err(fail) => failure_page(&state, &ctx, fail),
         };
-        if ctx.lang_chosen {
-            let secure = if ctx.secure_cookies { "; Secure" } else { "" };
-            add_cookie(
-                &mut response,
-                &format!(
-                    "phr_lang={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
-                    ctx.lang.code()
-                ),
-            );
-        }
+        ctx.page_lang.remember(ctx.cookies, &mut response);
         response
     })
     .await;
@@ -291,7 +255,7 @@ struct LandingPage {
 pub async fn login(State(state): State<AppState>, ctx: Ctx) -> Response {
     run(state, ctx, |state, ctx| {
         if let Some(old) = &ctx.session {
-            let _ = state.auth.end_browser_session(&old.token);
+            let _ = Session::end(state, &old.token);
         }
         let verifier = random_token();
         let oauth_state = random_token();
@@ -319,13 +283,10 @@ pub async fn login(State(state): State<AppState>, ctx: Ctx) -> Response {
             .append_pair("code_challenge_method", "S256");
         let mut response = see_other(&format!(
             "{}?{}",
-            phr_auth::http::AUTHORIZE_PATH,
+            crate::oauth::AUTHORIZE_PATH,
             query.finish()
         ));
-        add_cookie(
-            &mut response,
-            &session_cookie(ctx.secure_cookies, &session.token, LOGIN_TIMEOUT),
-        );
+        ctx.set_session_cookie(&mut response, &session.token, LOGIN_TIMEOUT);
         Ok(response)
     })
     .await
@@ -344,23 +305,24 @@ pub async fn callback(State(state): State<AppState>, ctx: Ctx) -> Response {
     let state_ok = constant_time_eq(returned_state.as_bytes(), pending.state.as_bytes());
     let (Some(code), true) = (code, state_ok) else {
         // Declined terms, a cancelled login, or a forged callback: start again.
-        let _ = state.auth.end_browser_session(&old_token);
+        let _ = Session::end(&state, &old_token);
         return see_other(ROOT);
     };
-    let params = Params::new(vec![
-        ("grant_type".into(), "authorization_code".into()),
-        ("code".into(), code),
-        (
-            "redirect_uri".into(),
-            format!("{}{CALLBACK_PATH}", state.base_url),
-        ),
-        ("code_verifier".into(), pending.verifier.clone()),
-        ("client_id".into(), PORTAL_APP_ID.into()),
-    ]);
-    let token = state.auth.token(&params, None).await;
     run(state, ctx, move |state, ctx| {
-        let _ = state.auth.end_browser_session(&old_token);
-        let token = token.map_err(|e| Fail::Internal(format!("login failed: {}", e.code)))?;
+        let _ = Session::end(state, &old_token);
+        // The portal is a public client of the authorization server in this process.
+        let request = TokenRequest {
+            client: ClientCredentials::Public {
+                client_id: PORTAL_APP_ID.into(),
+            },
+            grant: Grant::AuthorizationCode {
+                code,
+                redirect_uri: Some(format!("{}{CALLBACK_PATH}", state.base_url)),
+                code_verifier: Some(pending.verifier.clone()),
+            },
+        };
+        let token = phr_auth::flows::token::request(&state.auth, &request)
+            .map_err(|e| Fail::Internal(format!("login failed: {}", e.code)))?;
         let patient = token
             .patient
             .ok_or_else(|| Fail::Internal("the token names no patient".into()))?;
@@ -373,10 +335,7 @@ pub async fn callback(State(state): State<AppState>, ctx: Ctx) -> Response {
         let session = Session::create(state, data, IDLE_TIMEOUT, LIFETIME)
             .ok_or_else(|| Fail::Internal("no session".into()))?;
         let mut response = see_other(ROOT);
-        add_cookie(
-            &mut response,
-            &session_cookie(ctx.secure_cookies, &session.token, LIFETIME),
-        );
+        ctx.set_session_cookie(&mut response, &session.token, LIFETIME);
         Ok(response)
     })
     .await
@@ -386,10 +345,10 @@ pub async fn logout(State(state): State<AppState>, ctx: Ctx, Form(form): Form<Pa
     run(state, ctx, move |state, ctx| {
         posting_citizen(ctx, &form)?;
         if let Some(session) = &ctx.session {
-            state.auth.end_browser_session(&session.token)?;
+            Session::end(state, &session.token)?;
         }
         let mut response = see_other(&format!("{ROOT}?msg=bye"));
-        add_cookie(&mut response, &session_cookie(ctx.secure_cookies, "", 0));
+        ctx.set_session_cookie(&mut response, "", 0);
         Ok(response)
     })
     .await
@@ -1265,7 +1224,7 @@ pub async fn apps(State(state): State<AppState>, ctx: Ctx) -> Response {
             .into_iter()
             .filter(|g| g.status == "active" && !state.auth.is_first_party(&g.app_id))
             .map(|g| AppRow {
-                rights: phr_auth::AuthService::scope_rights(&g.scope, ctx.lang),
+                rights: crate::web::scope_rights(&g.scope, ctx.lang),
                 granted: format::micros_time(g.created_at.saturating_mul(1_000_000), ctx.lang),
                 last_access: last
                     .get(&g.app_id)
@@ -1625,7 +1584,7 @@ fn download(body: Vec<u8>, content_type: &'static str, filename: &str) -> Respon
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    super::secure(response)
+    response
 }
 
 pub async fn export_bundle(State(state): State<AppState>, ctx: Ctx) -> Response {

@@ -1,21 +1,19 @@
-//! The portal's browser session: a random cookie value (HttpOnly, SameSite=Lax, Secure and
-//! `__Host-` behind TLS) whose digest keys a server-side record in the authorization
-//! server's database. The record holds the CSRF token, the pseudonymous Patient id after
-//! login, and during login the OAuth `state` and PKCE verifier. It ends after
-//! [`IDLE_TIMEOUT`] seconds without use and [`LIFETIME`] seconds after login in any case.
+//! The portal's browser session: a use of the authorization server's one session store
+//! (kind [`SessionKind::Portal`]), with the cookie, CSRF and language rules of
+//! [`crate::web`]. The record holds the CSRF token, the pseudonymous Patient id after login,
+//! and during login the OAuth `state` and PKCE verifier. It ends after [`IDLE_TIMEOUT`]
+//! seconds without use and [`LIFETIME`] seconds after login in any case.
 
 use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use phr_auth::http::session::{page_lang, read_cookie};
-use phr_auth::secrets::constant_time_eq;
-use phr_auth::texts::Lang;
+use phr_auth::SessionKind;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::web::{Cookies, Lang, PageLang, csrf};
 
 /// Seconds of inactivity after which the citizen must log in again.
 pub const IDLE_TIMEOUT: i64 = 15 * 60;
@@ -23,6 +21,8 @@ pub const IDLE_TIMEOUT: i64 = 15 * 60;
 pub const LIFETIME: i64 = 12 * 60 * 60;
 /// Seconds a started login may take (identity provider, terms).
 pub const LOGIN_TIMEOUT: i64 = 10 * 60;
+/// The session cookie.
+const COOKIE: &str = "phr_portal";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionData {
@@ -48,11 +48,11 @@ pub struct Session {
 pub struct Ctx {
     pub lang: Lang,
     /// `?lang=` was given: remember it in a cookie.
-    pub lang_chosen: bool,
+    pub page_lang: PageLang,
     pub path: String,
     pub query: Vec<(String, String)>,
     pub session: Option<Session>,
-    pub secure_cookies: bool,
+    pub cookies: Cookies,
 }
 
 /// A logged-in citizen.
@@ -77,40 +77,14 @@ impl Ctx {
 
     /// Whether a form carries this session's CSRF token.
     pub fn csrf_ok(&self, form: &[(String, String)]) -> bool {
-        let Some(session) = &self.session else {
-            return false;
-        };
-        let sent = form
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        !session.data.csrf.is_empty()
-            && constant_time_eq(sent.as_bytes(), session.data.csrf.as_bytes())
+        self.session
+            .as_ref()
+            .is_some_and(|session| csrf::check(&session.data.csrf, form))
     }
-}
 
-pub fn cookie_name(secure: bool) -> &'static str {
-    // The __Host- prefix pins the cookie to this host and path, over https only.
-    if secure {
-        "__Host-phr_portal"
-    } else {
-        "phr_portal"
-    }
-}
-
-/// The `Set-Cookie` value of the session cookie; `max_age` 0 deletes it.
-pub fn session_cookie(secure: bool, value: &str, max_age: i64) -> String {
-    let flags = if secure { "; Secure" } else { "" };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{flags}",
-        cookie_name(secure)
-    )
-}
-
-pub fn add_cookie(response: &mut Response, cookie: &str) {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
+    /// Sets (or, with `max_age` 0, deletes) the session cookie.
+    pub fn set_session_cookie(&self, response: &mut Response, value: &str, max_age: i64) {
+        self.cookies.add(response, COOKIE, value, max_age);
     }
 }
 
@@ -123,13 +97,22 @@ impl Session {
         lifetime: i64,
     ) -> Option<Session> {
         let json = serde_json::to_string(&data).ok()?;
-        match state.auth.create_browser_session(&json, idle, lifetime) {
+        match state
+            .auth
+            .sessions()
+            .create(SessionKind::Portal, &json, idle, lifetime)
+        {
             Ok(token) => Some(Session { token, data }),
             Err(e) => {
                 tracing::error!(error = %e, "could not start a portal session");
                 None
             }
         }
+    }
+
+    /// Ends a session (logout, a new login).
+    pub fn end(state: &AppState, token: &str) -> Result<(), phr_auth::AuthError> {
+        state.auth.sessions().end(token)
     }
 }
 
@@ -146,27 +129,24 @@ impl FromRequestParts<AppState> for Ctx {
                     .collect()
             })
             .unwrap_or_default();
-        let query_lang = query
-            .iter()
-            .find(|(k, _)| k == "lang")
-            .map(|(_, v)| v.as_str());
-        let lang_chosen = query_lang.and_then(Lang::parse).is_some();
-        let lang = page_lang(query_lang, &parts.headers);
-        let secure_cookies = state.auth.config().secure_cookies();
-        let session = match read_cookie(&parts.headers, cookie_name(secure_cookies)) {
+        let cookies = Cookies::for_public_url(&state.base_url);
+        let page_lang = PageLang::of(&query, &parts.headers, cookies);
+        let session = match cookies.read(&parts.headers, COOKIE) {
             Some(token) if token.len() <= 128 => {
                 let token = token.to_owned();
                 let auth = state.auth.clone();
-                let found = tokio::task::spawn_blocking(move || {
-                    let data = auth.browser_session(&token, IDLE_TIMEOUT);
+                let found = crate::web::blocking(move || {
+                    let data = auth
+                        .sessions()
+                        .get(SessionKind::Portal, &token, IDLE_TIMEOUT);
                     (token, data)
                 })
                 .await;
                 match found {
-                    Ok((token, Ok(Some(json)))) => serde_json::from_str::<SessionData>(&json)
+                    Some((token, Ok(Some(json)))) => serde_json::from_str::<SessionData>(&json)
                         .ok()
                         .map(|data| Session { token, data }),
-                    Ok((_, Err(e))) => {
+                    Some((_, Err(e))) => {
                         tracing::error!(error = %e, "could not read a portal session");
                         None
                     }
@@ -176,12 +156,12 @@ impl FromRequestParts<AppState> for Ctx {
             _ => None,
         };
         Ok(Ctx {
-            lang,
-            lang_chosen,
+            lang: page_lang.lang,
+            page_lang,
             path: parts.uri.path().to_owned(),
             query,
             session,
-            secure_cookies,
+            cookies,
         })
     }
 }

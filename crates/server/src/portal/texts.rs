@@ -1,7 +1,7 @@
 //! The portal's words in Finnish, Swedish and English: one table per language. Data content
 //! names come from the catalogue, not from here.
 
-use phr_auth::texts::Lang;
+use crate::web::Lang;
 
 pub struct T {
     pub service: &'static str,

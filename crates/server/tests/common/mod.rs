@@ -1,16 +1,21 @@
-//! Test harness: the auth router on a real loopback listener, a cookie-aware browser
-//! stand-in, and helpers that walk the login and consent pages like a person would.
+//! Test harness: the server's OAuth router (over the authorization service alone, on a
+//! clock the tests move) on a real loopback listener, a cookie-aware browser stand-in, and
+//! helpers that walk the login and consent pages like a person would.
 
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
-use phr_auth::{AppStatus, AuthConfig, AuthService, ClientType, Mode, NewApp, PatientRegistry};
+use phr_auth::{
+    AppStatus, AuthConfig, AuthService, ClientType, ManualClock, Mode, NewApp, PatientRegistry,
+};
 use serde_json::Value;
 
 pub struct Harness {
     pub base: String,
     pub service: AuthService,
+    /// The service's clock: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub patients: Arc<RecordingRegistry>,
     _dir: TempDir,
@@ -50,11 +55,13 @@ pub async fn start(configure: impl FnOnce(&mut AuthConfig)) -> Harness {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let dir = TempDir::new();
     let mut config = AuthConfig::sandbox(&dir.0, &base);
+    phr_server::oauth::configure(&mut config, &base, "/fhir/r4");
     configure(&mut config);
-    let service = AuthService::open(config).unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let service = AuthService::open_with_clock(config, clock.clone()).unwrap();
     let patients = Arc::new(RecordingRegistry::default());
     service.set_patient_registry(patients.clone());
-    let app = phr_auth::router(service.clone());
+    let app = phr_server::oauth::router(service.clone());
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -65,6 +72,7 @@ pub async fn start(configure: impl FnOnce(&mut AuthConfig)) -> Harness {
     Harness {
         base,
         service,
+        clock,
         http,
         patients,
         _dir: dir,

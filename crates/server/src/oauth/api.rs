@@ -1,0 +1,254 @@
+//! Machine endpoints: discovery documents, token, introspection, revocation, JWKS, userinfo
+//! and the sandbox registration API. JSON in and out, `Cache-Control: no-store` on
+//! everything carrying a credential.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use phr_auth::OAuthError;
+use phr_auth::flows::client_auth::{self, ClientCredentials, is_basic};
+use phr_auth::flows::introspection::{self, TokenQuestion};
+use phr_auth::flows::registration::{self, RegistrationError};
+use phr_auth::flows::{discovery, token};
+use phr_auth::params::Params;
+use serde_json::{Value, json};
+
+use super::OAuth;
+use crate::web::blocking;
+
+fn public_json(doc: Value, max_age: &'static str) -> Response {
+    let mut response = Json(doc).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(max_age));
+    response
+}
+
+pub async fn smart_configuration(State(o): State<OAuth>) -> Response {
+    public_json(
+        discovery::smart_configuration(o.auth.config()),
+        "public, max-age=300",
+    )
+}
+
+pub async fn openid_configuration(State(o): State<OAuth>) -> Response {
+    public_json(
+        discovery::openid_configuration(o.auth.config()),
+        "public, max-age=300",
+    )
+}
+
+pub async fn jwks(State(o): State<OAuth>) -> Response {
+    public_json(o.auth.jwks(), "public, max-age=60")
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn json_no_store(status: StatusCode, value: Value) -> Response {
+    let mut response = (status, Json(value)).into_response();
+    no_store(response.headers_mut());
+    response
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn form_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    Ok(Params::parse(text))
+}
+
+/// An OAuth error answer; a 401 to a client that used Basic credentials says so.
+fn oauth_error(error: &OAuthError, used_basic: bool) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = json_no_store(status, error.to_json());
+    if status == StatusCode::UNAUTHORIZED && used_basic {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"phr\""),
+        );
+    }
+    response
+}
+
+fn stopped() -> OAuthError {
+    OAuthError::server_error("the authorization server failed")
+}
+
+/// Fetches the key set of a `private_key_jwt` client registered with a `jwks_uri`, when the
+/// request needs it (network only; the storage look-up runs on a blocking thread).
+async fn fetch_client_keys(o: &OAuth, credentials: Option<ClientCredentials>) {
+    let Some(credentials) = credentials else {
+        return;
+    };
+    let auth = o.auth.clone();
+    let uri = blocking(move || client_auth::key_set_to_fetch(&auth, &credentials))
+        .await
+        .flatten();
+    if let Some(uri) = uri {
+        client_auth::fetch_key_set(&o.auth, &uri).await;
+    }
+}
+
+pub async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+    let authorization = authorization(&headers);
+    let used_basic = authorization.as_deref().is_some_and(is_basic);
+    let params = match form_params(&headers, &body) {
+        Ok(params) => params,
+        Err(e) => return oauth_error(&e, used_basic),
+    };
+    fetch_client_keys(
+        &o,
+        ClientCredentials::from_form(&params, authorization.as_deref()).ok(),
+    )
+    .await;
+    let auth = o.auth.clone();
+    let answer = blocking(move || token::form_request(&auth, &params, authorization.as_deref()))
+        .await
+        .unwrap_or_else(|| Err(stopped()));
+    match answer {
+        Ok(answer) => json_no_store(
+            StatusCode::OK,
+            serde_json::to_value(&answer).unwrap_or(Value::Null),
+        ),
+        Err(error) => oauth_error(&error, used_basic),
+    }
+}
+
+/// Reads an introspection or revocation request and fetches what its client needs.
+async fn token_question(
+    o: &OAuth,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<TokenQuestion, OAuthError> {
+    let authorization = authorization(headers);
+    let question =
+        TokenQuestion::from_form(&form_params(headers, body)?, authorization.as_deref())?;
+    fetch_client_keys(o, Some(question.client.clone())).await;
+    Ok(question)
+}
+
+pub async fn introspect(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+    let used_basic = authorization(&headers).as_deref().is_some_and(is_basic);
+    let question = match token_question(&o, &headers, &body).await {
+        Ok(question) => question,
+        Err(e) => return oauth_error(&e, used_basic),
+    };
+    let auth = o.auth.clone();
+    match blocking(move || introspection::introspect(&auth, &question))
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    {
+        Ok(answer) => json_no_store(
+            StatusCode::OK,
+            serde_json::to_value(&answer).unwrap_or(Value::Null),
+        ),
+        Err(error) => oauth_error(&error, used_basic),
+    }
+}
+
+pub async fn revoke(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+    let used_basic = authorization(&headers).as_deref().is_some_and(is_basic);
+    let question = match token_question(&o, &headers, &body).await {
+        Ok(question) => question,
+        Err(e) => return oauth_error(&e, used_basic),
+    };
+    let auth = o.auth.clone();
+    match blocking(move || introspection::revoke(&auth, &question))
+        .await
+        .unwrap_or_else(|| Err(stopped()))
+    {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(error) => oauth_error(&error, used_basic),
+    }
+}
+
+pub async fn userinfo(State(o): State<OAuth>, headers: HeaderMap) -> Response {
+    let authorization = authorization(&headers);
+    let auth = o.auth.clone();
+    let answer = blocking(move || {
+        auth.authenticate(authorization.as_deref())
+            .map(|context| introspection::userinfo(&auth, &context))
+    })
+    .await;
+    match answer {
+        Some(Ok(info)) => json_no_store(StatusCode::OK, info),
+        Some(Err(error)) => {
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "invalid_token"})),
+            )
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&error.www_authenticate()) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            response
+        }
+        None => oauth_error(&stopped(), false),
+    }
+}
+
+fn registration_error(code: &str, description: &str, status: StatusCode) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// Self-service registration of sandbox apps (RFC 7591 style). Sandbox mode only.
+pub async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
+    let auth = o.auth.clone();
+    match blocking(move || registration::register_client(&auth, &body)).await {
+        Some(Ok(answer)) => json_no_store(StatusCode::CREATED, answer),
+        Some(Err(RegistrationError::Closed)) => registration_error(
+            "access_denied",
+            &RegistrationError::Closed.to_string(),
+            StatusCode::FORBIDDEN,
+        ),
+        Some(Err(RegistrationError::Invalid { code, description })) => {
+            registration_error(code, &description, StatusCode::BAD_REQUEST)
+        }
+        Some(Err(RegistrationError::Failed(e))) => {
+            tracing::error!(error = %e, "registration failed");
+            registration_error(
+                "server_error",
+                "registration failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+        None => registration_error(
+            "server_error",
+            "registration failed",
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+    }
+}
