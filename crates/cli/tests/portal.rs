@@ -1,6 +1,7 @@
 //! Black-box tests of the citizen portal's rules that need no browser: CSRF refusal, cookie
-//! flags, the Content-Security-Policy, no identity code in any page, erasure that really
-//! removes data from the FHIR API and search, and the sharing Consent resource.
+//! flags, the Content-Security-Policy (and the same security headers as the OAuth pages),
+//! no identity code in any page, erasure that really removes data from the FHIR API and
+//! search, and the sharing Consent resource.
 
 mod common;
 
@@ -25,6 +26,7 @@ struct Page {
     status: StatusCode,
     location: Option<String>,
     csp: Option<String>,
+    headers: reqwest::header::HeaderMap,
     body: String,
 }
 
@@ -83,6 +85,7 @@ impl Browser {
             status: response.status(),
             location: header("location"),
             csp: header("content-security-policy"),
+            headers: response.headers().clone(),
             body: response.text().unwrap_or_default(),
         }
     }
@@ -266,6 +269,74 @@ fn portal_pages_have_a_strict_csp_and_session_cookies_are_http_only_and_lax() {
             .csp
             .is_some_and(|c| c.contains("default-src 'none'"))
     );
+}
+
+/// The security headers of a page, by name.
+fn security_headers(page: &Page) -> Vec<(&'static str, String)> {
+    [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cache-control",
+    ]
+    .into_iter()
+    .map(|name| {
+        let value = page
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{name} is missing"))
+            .to_string();
+        (name, value)
+    })
+    .collect()
+}
+
+#[test]
+fn oauth_pages_and_portal_pages_send_the_same_security_headers() {
+    let server = Server::start(&[]);
+    let mut browser = Browser::new(&server);
+    let portal = browser.get("/portal");
+    assert_eq!(portal.status, StatusCode::OK);
+    // Without a login in progress: the login page's "session expired" page.
+    let login = browser.get("/oauth/login");
+    assert_eq!(login.status, StatusCode::BAD_REQUEST);
+    let register = browser.get("/apps/register");
+    assert_eq!(register.status, StatusCode::OK);
+    let expected = security_headers(&portal);
+    assert_eq!(security_headers(&login), expected);
+    assert_eq!(security_headers(&register), expected);
+    assert!(
+        expected.contains(&("referrer-policy", "no-referrer".to_string())),
+        "{expected:?}"
+    );
+    assert!(expected.contains(&("cache-control", "no-store".to_string())));
+    // Redirects carry them too.
+    let to_login = browser.get("/portal/login");
+    assert_eq!(to_login.status, StatusCode::SEE_OTHER);
+    assert_eq!(security_headers(&to_login), expected);
+}
+
+#[test]
+fn the_oauth_login_page_refuses_a_form_without_its_csrf_token() {
+    let server = Server::start(&[]);
+    let mut browser = Browser::new(&server);
+    let mut seen = Vec::new();
+    let page = browser.follow("/portal/login", &mut seen);
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let good = csrf(&page.body);
+    let forged = browser.post(
+        "/oauth/login",
+        &[("csrf", "not-the-token"), ("hetu", DEMO_HETU)],
+    );
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    // Nothing happened: still the login page, and the right token still works.
+    let again = browser.get("/oauth/login");
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(csrf(&again.body), good);
+    let posted = browser.post("/oauth/login", &[("csrf", &good), ("hetu", DEMO_HETU)]);
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
 }
 
 #[test]

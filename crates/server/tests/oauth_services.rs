@@ -434,3 +434,40 @@ async fn changes_made_by_another_process_reach_the_enforcement_cache() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_token_for_another_public_url_is_refused_naming_both_urls() {
+    let h = start(|_| {}).await;
+    let app = public_app(&h);
+    // `phr token` without the server's public URL: same folder and keys, another issuer.
+    let cli = phr_auth::AuthService::open(phr_auth::AuthConfig::sandbox(
+        &h.service.config().data_dir,
+        "http://127.0.0.1:8080",
+    ))
+    .unwrap();
+    let issued = cli
+        .issue_token_for_cli(&adult(), &app, "patient/Observation.read openid")
+        .unwrap();
+    let response = h
+        .http
+        .get(format!("{}/oauth/userinfo", h.base))
+        .bearer_auth(&issued.token.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"phr\", error=\"invalid_token\", error_description=\"the access token was issued by http://127.0.0.1:8080, this server is {}\"",
+            h.base
+        )
+    );
+}
