@@ -367,3 +367,30 @@ fn a_token_minted_for_another_public_url_is_refused_naming_both() {
     );
     assert!(error.www_authenticate().contains("error=\"invalid_token\""));
 }
+
+#[test]
+fn each_authorization_gets_a_login_session_of_its_own() {
+    let f = fixture();
+    let request = authorize::validate(&f.auth, &authorize_params(&f.app)).unwrap();
+    let first = authorize::start(&f.auth, None, request.clone()).unwrap();
+    let second = authorize::start(&f.auth, Some(&first.session), request).unwrap();
+    assert_ne!(first.session, second.session);
+    assert_ne!(first.state.csrf, second.state.csrf);
+    assert!(
+        authorize::resume(&f.auth, &first.session)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        authorize::resume(&f.auth, &second.session)
+            .unwrap()
+            .is_some()
+    );
+    // A login session lives `session_lifetime` at most.
+    f.clock.advance(f.auth.config().session_lifetime);
+    assert!(
+        authorize::resume(&f.auth, &second.session)
+            .unwrap()
+            .is_none()
+    );
+}

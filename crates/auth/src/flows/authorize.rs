@@ -232,11 +232,12 @@ fn lifetime(auth: &AuthService) -> i64 {
     auth.config().session_lifetime
 }
 
-/// Starts the login of a validated request, in the browser's existing login session when it
-/// has a live one. Every authorization needs its own identification.
+/// Starts the login of a validated request in a new login session, ending the browser's
+/// previous one (if any): every authorization needs its own identification, and a session
+/// value never outlives the login it was made for.
 pub fn start(
     auth: &AuthService,
-    session: Option<&str>,
+    previous: Option<&str>,
     request: AuthorizeRequest,
 ) -> Result<Login, AuthError> {
     let state = LoginState {
@@ -245,15 +246,8 @@ pub fn start(
         ..LoginState::default()
     };
     let data = serde_json::to_string(&state).map_err(|e| AuthError::Invalid(e.to_string()))?;
-    if let Some(existing) = session
-        && resume(auth, existing)?.is_some()
-    {
-        auth.sessions()
-            .update(SessionKind::Login, existing, &data)?;
-        return Ok(Login {
-            session: existing.to_owned(),
-            state,
-        });
+    if let Some(previous) = previous {
+        auth.sessions().end(previous)?;
     }
     let session =
         auth.sessions()
