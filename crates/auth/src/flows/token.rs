@@ -99,12 +99,12 @@ impl TokenRequest {
 /// Answers a token request, and audits the answer.
 pub fn request(auth: &AuthService, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
     let result = answer(auth, request);
-    audit(
-        auth,
-        request.grant.code(),
-        request.client.client_id(),
-        &result,
-    );
+    // An authenticated client is named by its registration, an assertion's included.
+    let (client_id, result) = match result {
+        Ok((app_id, response)) => (Some(app_id), Ok(response)),
+        Err(error) => (request.client.client_id().map(str::to_owned), Err(error)),
+    };
+    audit(auth, request.grant.code(), client_id.as_deref(), &result);
     result
 }
 
@@ -144,9 +144,6 @@ fn audit(
                 .as_ref()
                 .map(|p| format!("Patient/{p}"))
                 .unwrap_or_else(|| "system".into());
-            if let Ok(claims) = auth.0.enforcer.verify(&answer.access_token) {
-                record.app_id = Some(claims.client_id);
-            }
             record.user_rights = Some(answer.scope.clone());
         }
         Err(error) => {
@@ -158,10 +155,14 @@ fn audit(
     auth.audit_quietly(record);
 }
 
-fn answer(auth: &AuthService, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+/// The answer, with the id of the client it was given to.
+fn answer(
+    auth: &AuthService,
+    request: &TokenRequest,
+) -> Result<(String, TokenResponse), OAuthError> {
     let app = client_auth::authenticate(auth, &request.client)?;
     auth.0.keys.rotate_if_due(auth.now())?;
-    match &request.grant {
+    let response = match &request.grant {
         Grant::AuthorizationCode {
             code,
             redirect_uri,
@@ -178,7 +179,8 @@ fn answer(auth: &AuthService, request: &TokenRequest) -> Result<TokenResponse, O
             scope,
         } => refresh(auth, &app, refresh_token, scope.as_deref()),
         Grant::ClientCredentials { scope } => super::client_credentials::grant(auth, &app, scope),
-    }
+    }?;
+    Ok((app.app_id, response))
 }
 
 /// The claims of an OpenID Connect ID token.
