@@ -7,7 +7,8 @@
 //! statuses another process changed within half a second, so a suspension or a withdrawal
 //! cuts the app's tokens almost at once. Settings come from the same places as for
 //! `phr serve` (`--config` file, environment, flags), because a token is only accepted by a
-//! server whose public URL is the token's issuer.
+//! server whose public URL is the token's issuer. Without `--public-url`, the URL is the one
+//! the server serving the data folder recorded there (`phr serve` writes it at start-up).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,9 @@ pub struct AuthArgs {
     /// The server's TOML configuration file (its `[auth]` table: mode, lifetimes, ...).
     #[arg(long, env = "PHR_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// The server's public base URL, the issuer of its tokens (default: from the
-    /// configuration, else http://<listen address>).
+    /// The server's public base URL, the issuer of its tokens (default: the one the server
+    /// recorded in the data folder, else from the configuration, else
+    /// http://<listen address>).
     #[arg(long, env = "PHR_PUBLIC_URL", global = true)]
     public_url: Option<String>,
 }
@@ -44,6 +46,8 @@ impl AuthArgs {
         }
         if let Some(url) = &self.public_url {
             config.public_url = Some(url.clone());
+        } else if let Some(url) = phr_server::config::recorded_public_url(&config.data) {
+            config.public_url = Some(url);
         }
         Ok(config)
     }
@@ -58,11 +62,7 @@ impl AuthArgs {
                 config.data.display()
             );
         }
-        let mut auth = config.auth.clone();
-        auth.data_dir = config.data.clone();
-        auth.issuer = config.base_url();
-        auth.fhir_path = phr_server::fhir::BASE_PATH.to_string();
-        AuthService::open(auth).map_err(|e| {
+        AuthService::open(config.auth_config()).map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the authorization database in {}: {e}",
                 config.data.display()

@@ -954,7 +954,7 @@ mod scale {
         let mut ops: Vec<WriteOp> = Vec::with_capacity(WRITE_BATCH);
         let mut citizen = 0u64;
         let mut id_rng = Rng::derive(seed, "scale-ids");
-        let now = phr_server::time::now_micros();
+        let now = phr_service::time::now_micros();
         while observations < target {
             let number = HETU_BASE + 500_000 + citizen;
             let patient = match &minter {
@@ -1035,7 +1035,10 @@ mod scale {
         let Value::Object(object) = resource else {
             bail!("a generated resource is not an object");
         };
-        let stamped = Value::Object(phr_server::fhir::service::stamp(object, id, 1, now));
+        let stamped = Value::Object(
+            phr_service::resource::stamp(object, id, 1, now)
+                .map_err(|e| anyhow::anyhow!("a generated resource: {e}"))?,
+        );
         let index = registry
             .extract(&stamped)
             .map_err(|e| anyhow::anyhow!("index extraction: {e}"))?;

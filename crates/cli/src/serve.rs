@@ -102,10 +102,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             storage,
         )?;
         let demo_report = if demo {
-            let loading = state.clone();
+            let core = phr_server::Core {
+                fhir: state.fhir.clone(),
+                auth: state.auth.clone(),
+            };
+            let data = state.config.data.clone();
             Some(
                 tokio::task::spawn_blocking(move || {
-                    crate::demo::load(&loading, &crate::demo::options(demo_days))
+                    crate::demo::load(&core, &data, &crate::demo::options(demo_days))
                 })
                 .await??,
             )
@@ -123,7 +127,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         let mut banner = format!("PHR is serving FHIR R4 at {}/fhir/r4\n", state.base_url);
         if let Some(report) = &demo_report {
-            banner.push_str(&crate::demo::welcome(&state, report));
+            banner.push_str(&crate::demo::welcome(&state.config, report));
         }
         if state.config.open_sandbox {
             banner.push_str("open sandbox: no authentication; do not store real personal data\n");
@@ -136,6 +140,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The application core on `config`'s data folder, for the operator's commands that write
+/// without serving (import, demo).
+pub fn open_core(config: &Config) -> anyhow::Result<phr_server::Core> {
+    let storage = open_storage(config)?;
+    Ok(phr_server::open_core(config, storage)?)
 }
 
 pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storage>> {

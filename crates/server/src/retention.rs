@@ -1,0 +1,158 @@
+//! Runs sandbox retention (`phr_service::retention`) on its schedule in the background of
+//! the server: sleeps until the next run on an injected clock, then erases on the blocking
+//! pool. The rules (when, what) are the service's; this module only keeps time.
+
+use std::sync::Arc;
+
+use phr_service::retention::{Schedule, run_once};
+use phr_store::Storage;
+use time::OffsetDateTime;
+
+/// Runs the job on its schedule until the process ends. `now` is the clock (injected so the
+/// scheduling can be tested).
+pub async fn run_scheduled(
+    storage: Arc<dyn Storage>,
+    schedule: Schedule,
+    now: impl Fn() -> OffsetDateTime + Send + 'static,
+) {
+    loop {
+        let current = now();
+        let Some(next) = schedule.next_after(current) else {
+            return;
+        };
+        tracing::info!(target: "phr::retention", next_run = %next, "sandbox retention scheduled");
+        // Sleep in steps of at most an hour, so a suspended machine or a changed clock does
+        // not push the run far past its time.
+        loop {
+            let left = next - now();
+            if left <= time::Duration::ZERO {
+                break;
+            }
+            let step = left.min(time::Duration::hours(1));
+            tokio::time::sleep(step.unsigned_abs()).await;
+        }
+        let cutoff = schedule.cutoff(next);
+        let storage = storage.clone();
+        let result = tokio::task::spawn_blocking(move || run_once(storage.as_ref(), cutoff)).await;
+        match result {
+            Ok(Ok(report)) => tracing::info!(
+                target: "phr::retention",
+                patients = report.patients,
+                erased = report.erased,
+                "sandbox retention deleted data stored before the cutoff"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(target: "phr::retention", error = %e, "sandbox retention failed")
+            }
+            Err(_) => {
+                tracing::error!(target: "phr::retention", "sandbox retention stopped unexpectedly")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phr_search::model::SearchQuery;
+    use phr_service::retention::RetentionConfig;
+    use phr_store::Erasure;
+    use time::macros::datetime;
+
+    fn schedule() -> Schedule {
+        RetentionConfig::default()
+            .schedule(true)
+            .unwrap()
+            .expect("on in sandbox")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_scheduled_job_waits_for_its_time_with_an_injected_clock() {
+        // A clock that follows tokio's paused time from 28 Feb 23:00 UTC.
+        let start = tokio::time::Instant::now();
+        let base = datetime!(2026-02-28 23:00 UTC);
+        let clock = move || base + (tokio::time::Instant::now() - start);
+        let s = schedule();
+        assert_eq!(s.next_after(clock()), Some(datetime!(2026-03-01 02:00 UTC)));
+        // Three hours of paused time pass instantly; the job's wait must end at 02:00.
+        let storage: Arc<dyn Storage> = Arc::new(CountingStore::default());
+        let handle = tokio::spawn(run_scheduled(storage.clone(), s, clock));
+        tokio::time::sleep(std::time::Duration::from_secs(2 * 3600 + 59 * 60)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(searches(&storage), 0, "ran before 02:00");
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        // The run happens on the blocking pool; give it a moment of real time.
+        for _ in 0..100 {
+            if searches(&storage) > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(searches(&storage) > 0, "did not run at 02:00");
+        handle.abort();
+    }
+
+    fn searches(storage: &Arc<dyn Storage>) -> u64 {
+        storage.stats().requests
+    }
+
+    /// A store that only counts searches (in `stats().requests`) and holds no data.
+    #[derive(Default)]
+    struct CountingStore {
+        searches: std::sync::atomic::AtomicU64,
+    }
+
+    impl Storage for CountingStore {
+        fn read(&self, _: &str, _: &str) -> phr_store::Result<Option<phr_store::StoredResource>> {
+            Ok(None)
+        }
+        fn vread(
+            &self,
+            _: &str,
+            _: &str,
+            _: u64,
+        ) -> phr_store::Result<Option<phr_store::StoredResource>> {
+            Ok(None)
+        }
+        fn find_by_identifier(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &phr_store::IdentifierCondition,
+        ) -> phr_store::Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn write(
+            &self,
+            _: Vec<phr_store::WriteOp>,
+            _: phr_store::Atomicity,
+        ) -> phr_store::Result<Vec<Result<phr_store::WriteOutcome, phr_store::Rejection>>> {
+            Ok(vec![])
+        }
+        fn history(
+            &self,
+            _: &phr_store::HistoryQuery,
+        ) -> phr_store::Result<phr_store::HistoryPage> {
+            Ok(Default::default())
+        }
+        fn search(
+            &self,
+            _: &SearchQuery,
+            _: Option<&str>,
+        ) -> phr_store::Result<phr_store::SearchPage> {
+            self.searches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Default::default())
+        }
+        fn erase(&self, _: &str, _: &Erasure) -> phr_store::Result<u64> {
+            Ok(0)
+        }
+        fn stats(&self) -> phr_store::StoreStats {
+            phr_store::StoreStats {
+                requests: self.searches.load(std::sync::atomic::Ordering::SeqCst),
+                ..Default::default()
+            }
+        }
+    }
+}
