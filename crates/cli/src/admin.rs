@@ -276,12 +276,19 @@ pub struct TokenArgs {
     /// The scopes to grant (∩ the application's registration), space separated.
     #[arg(long)]
     scope: String,
+    /// Issue the token as if this many seconds ago (tests of expiry: with at least the
+    /// token lifetime, it arrives expired). Sandbox only, as the command itself.
+    #[arg(long, hide = true, default_value_t = 0)]
+    issued_seconds_ago: u32,
 }
 
 /// Prints `patient:`, `scope:`, `expires_in:` (and `refresh_token:` with offline_access)
 /// lines, then the access token alone as the last line, for scripts.
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     with_service(&args.auth, true, |auth| {
+        // The service's clock only moves back: a token can be made to expire early, never to
+        // live longer than its lifetime.
+        auth.advance_clock_for_tests(-i64::from(args.issued_seconds_ago));
         let issued = auth
             .issue_token_for_cli(&args.hetu, &args.app, &args.scope)
             .map_err(auth_error)?;
