@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// Days of demo data per citizen (with --demo).
     #[arg(long, default_value_t = 365)]
     demo_days: u32,
+    /// A reverse proxy (address or network, e.g. 10.0.0.0/8) whose Forwarded or
+    /// X-Forwarded-For header names the client in the audit log; repeatable. Replaces the
+    /// configuration file's `trusted_proxies`.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "ADDRESS",
+        env = "PHR_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 impl ServeArgs {
@@ -73,6 +83,11 @@ impl ServeArgs {
             config.max_bundle_entries = v;
         }
         config.packages.extend(self.packages);
+        if !self.trusted_proxies.is_empty() {
+            config.trusted_proxies =
+                phr_server::config::TrustedProxies::parse(&self.trusted_proxies)
+                    .map_err(anyhow::Error::msg)?;
+        }
         config.check()?;
         Ok(config)
     }
