@@ -921,7 +921,7 @@ mod scale {
 
     /// Resources per storage write.
     const WRITE_BATCH: usize = 5000;
-    /// Citizen personas in the load: one CGM user in ten, as issue 3's benchmark asks.
+    /// Citizen personas in the load: one CGM user in ten.
     const MIX: [Persona; 10] = [
         Persona::Diabetic,
         Persona::Hypertensive,

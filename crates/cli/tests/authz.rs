@@ -1,4 +1,4 @@
-//! The authorization matrix of issue 5, black-box: the real `phr` binary serving without
+//! The authorization matrix, black-box: the real `phr` binary serving without
 //! `--open-sandbox`, applications registered and tokens minted with the operator commands
 //! (`phr app`, `phr token`, `phr grant`), and every answer checked over HTTP: citizen ×
 //! application × scope × endpoint.

@@ -1,4 +1,4 @@
-//! Batch and transaction Bundles (issue 2), including Kanta's 300-entry batch.
+//! Batch and transaction Bundles, including Kanta's 300-entry batch.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The FHIR REST interactions of issue 2, driven over HTTP against the real binary.
+//! The FHIR REST interactions, driven over HTTP against the real binary.
 
 mod common;
 

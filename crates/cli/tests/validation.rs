@@ -1,4 +1,4 @@
-//! Validation and Kanta's data rules on the write path (issues 2 and 4): every bad resource
+//! Validation and Kanta's data rules on the write path: every bad resource
 //! gets 422 with the precise FHIRPath of what is wrong, and nothing is stored.
 
 mod common;

@@ -131,7 +131,7 @@ pub struct Series {
     /// How many entries the range holds.
     pub total: usize,
     /// Whether `entries` is a sample. (The lowest and highest value of the whole range would
-    /// need `_sort=value-quantity`, which is slow on a dense range today; see issue 3's note.)
+    /// need `_sort=value-quantity`, which is slow on a dense range today.)
     pub sampled: bool,
 }
 
