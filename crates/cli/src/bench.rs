@@ -939,8 +939,12 @@ mod scale {
         std::fs::create_dir_all(data)?;
         let store = phr_store::sqlite::SqliteStore::open(&data.join("phr.db"))
             .with_context(|| format!("cannot open the database in {}", data.display()))?;
+        // The scale load only takes citizens into use (their Patient ids); the issuer does not
+        // matter here, but the server's own is the honest one.
+        let issuer = phr_server::config::recorded_public_url(data)
+            .unwrap_or_else(|| phr_server::Config::default().base_url());
         let minter = if data.join("auth.db").is_file() {
-            Some(Minter::open(data, "http://127.0.0.1:8080")?)
+            Some(Minter::open(data, &issuer)?)
         } else {
             None
         };

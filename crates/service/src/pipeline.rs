@@ -1,4 +1,4 @@
-//! The write pipeline every stored version goes through, whatever the route (create, update,
+//! The write pipeline every stored version goes through, whatever the interaction (create, update,
 //! batch or transaction entry, portal entry): Kanta's data rules, validation, stamping of
 //! id and meta, index extraction, and the patient compartment it belongs to.
 
