@@ -142,7 +142,9 @@ pub fn router(state: AppState) -> Router {
         // The base with a trailing slash is the base too (nesting only matches it without).
         .route(
             &format!("{}/", fhir::BASE_PATH),
-            axum::routing::post(fhir::bundle::transaction_or_batch),
+            axum::routing::post(fhir::bundle::transaction_or_batch)
+                .fallback(fhir::wrong_method)
+                .layer(axum::middleware::from_fn(fhir::negotiated)),
         )
         .route("/health", axum::routing::get(ops::health))
         .route("/ready", axum::routing::get(ops::ready))

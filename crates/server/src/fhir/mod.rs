@@ -66,7 +66,7 @@ pub fn routes() -> Router<AppState> {
 /// response (marked [`Failure`]) is rendered again in the negotiated format (pretty, or
 /// `application/json`). A request whose format cannot be negotiated gets its 406 from the
 /// extractor, in the default format.
-async fn negotiated(mut request: Request, next: Next) -> Response {
+pub async fn negotiated(mut request: Request, next: Next) -> Response {
     let query = parse_query(request.uri().query());
     let negotiated = respond::negotiate(request.headers(), &query);
     let format = negotiated.clone().unwrap_or_default();
@@ -91,7 +91,7 @@ pub async fn unknown_route(uri: Uri) -> FhirError {
     Error::not_found(format!("nothing is served at {}", uri.path())).into()
 }
 
-async fn wrong_method(method: Method, uri: Uri) -> FhirError {
+pub async fn wrong_method(method: Method, uri: Uri) -> FhirError {
     Error::new(
         ErrorKind::MethodNotAllowed,
         IssueType::NotSupported,
