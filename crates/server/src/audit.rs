@@ -62,11 +62,10 @@ impl AuditSlot {
         change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
+    /// The record as filled in, leaving an empty one behind.
     fn take(&self) -> AuditRecord {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let mut record = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut record, AuditRecord::new(Usage::Application, ""))
     }
 
     /// Who is calling: actor, usage, application, the citizen the caller is confined to, the

@@ -207,10 +207,6 @@ impl TrustedProxies {
             .map(TrustedProxies)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Whether `address` is one of the proxies.
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = match address {
