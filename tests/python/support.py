@@ -1,4 +1,4 @@
-"""Support for the black-box tests of issue 5, written only against PHR's HTTP surface and
+"""Support for the black-box tests of authorization, written only against PHR's HTTP surface and
 its command line:
 
 - `PhrServer`: the real `phr` binary (path in $PHR_BIN) serving without --open-sandbox on a

@@ -61,19 +61,22 @@ impl Definitions {
     pub(crate) fn core() -> Self {
         let by_url = phr_fhir::defs::structure_definitions()
             .into_iter()
-            .filter_map(|sd| Some((sd["url"].as_str()?.to_string(), sd)))
+            .filter_map(|sd| Some((sd.get("url")?.as_str()?.to_string(), sd)))
             .collect();
         Definitions { by_url }
     }
 
     pub(crate) fn add(&mut self, sd: Value) {
-        if let Some(url) = sd["url"].as_str() {
+        if let Some(url) = sd.get("url").and_then(Value::as_str) {
             self.by_url.insert(url.to_string(), sd);
         }
     }
 
     fn snapshot(&self, url: &str) -> Option<&Vec<Value>> {
-        self.by_url.get(url)?["snapshot"]["element"].as_array()
+        self.by_url
+            .get(url)?
+            .pointer("/snapshot/element")?
+            .as_array()
     }
 }
 
@@ -160,7 +163,9 @@ fn merge_rules(rules: &[El]) -> Vec<El> {
     for rule in rules {
         match index.get(&rule.id) {
             Some(&i) => {
-                let into = &mut merged[i];
+                let Some(into) = merged.get_mut(i) else {
+                    continue;
+                };
                 into.min = rule.min.or(into.min);
                 into.max = rule.max.or(into.max);
                 into.fixed = rule.fixed.or(into.fixed);
@@ -190,18 +195,33 @@ struct Snapshot<'a> {
 }
 
 fn id_of(element: &Value) -> &str {
-    element["id"].as_str().unwrap_or_default()
+    text(element, "id")
+}
+
+/// A string property of a generated element ("" when absent).
+fn text<'a>(element: &'a Value, key: &str) -> &'a str {
+    element.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Sets a property of a generated JSON object (a no-op on anything else, which generated
+/// values never are).
+pub(crate) fn set(element: &mut Value, key: &str, value: Value) {
+    if let Some(object) = element.as_object_mut() {
+        object.insert(key.into(), value);
+    }
 }
 
 /// Whether `id` lies strictly inside `ancestor` (a child, or a child's descendant or slice),
 /// not counting slices of `ancestor` itself.
 fn is_inside(id: &str, ancestor: &str) -> bool {
-    id.len() > ancestor.len() && id.starts_with(ancestor) && id.as_bytes()[ancestor.len()] == b'.'
+    id.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Whether `id` is a slice of `element` or inside one.
 fn is_slice_of(id: &str, element: &str) -> bool {
-    id.len() > element.len() && id.starts_with(element) && id.as_bytes()[element.len()] == b':'
+    id.strip_prefix(element)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 impl Snapshot<'_> {
@@ -236,7 +256,9 @@ impl Snapshot<'_> {
 
     /// Inserts the children of the element at `index`, taken from its type's definition.
     fn unfold(&mut self, index: usize) -> Result<(), GenerateError> {
-        let element = &self.elements[index];
+        let Some(element) = self.elements.get(index) else {
+            return Err(self.error_unknown(""));
+        };
         let id = id_of(element).to_string();
         if self
             .elements
@@ -246,8 +268,12 @@ impl Snapshot<'_> {
             // Already unfolded: the caller asked for a child that does not exist.
             return Ok(());
         }
-        let path = element["path"].as_str().unwrap_or_default().to_string();
-        let types = element["type"].as_array().cloned().unwrap_or_default();
+        let path = text(element, "path").to_string();
+        let types = element
+            .get("type")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let [only] = types.as_slice() else {
             return Err(GenerateError::AmbiguousType {
                 profile: self.profile.to_string(),
@@ -255,8 +281,8 @@ impl Snapshot<'_> {
                 types: types.len(),
             });
         };
-        let code = only["code"].as_str().unwrap_or_default();
-        let profile_url = only["profile"][0].as_str();
+        let code = text(only, "code");
+        let profile_url = only.pointer("/profile/0").and_then(Value::as_str);
         let source = profile_url
             .and_then(|p| self.defs.snapshot(p))
             .or_else(|| self.defs.snapshot(&format!("{}{code}", urls::CORE_SD)))
@@ -272,10 +298,9 @@ impl Snapshot<'_> {
             .map(|e| {
                 let mut child = e.clone();
                 let child_id = replace_prefix(id_of(e), &root, &id);
-                let child_path =
-                    replace_prefix(e["path"].as_str().unwrap_or_default(), &root, &path);
-                child["id"] = json!(child_id);
-                child["path"] = json!(child_path);
+                let child_path = replace_prefix(text(e, "path"), &root, &path);
+                set(&mut child, "id", json!(child_id));
+                set(&mut child, "path", json!(child_path));
                 child
             })
             .collect();
@@ -285,37 +310,50 @@ impl Snapshot<'_> {
 
     /// Adds slice `name` of the element at `base`, after its existing slices.
     fn create_slice(&mut self, base: usize, name: &str) -> Result<usize, GenerateError> {
-        let base_id = id_of(&self.elements[base]).to_string();
+        let profile = self.profile;
+        let Some(base_element) = self.elements.get_mut(base) else {
+            return Err(self.error_unknown(name));
+        };
+        let base_id = id_of(base_element).to_string();
         let slice_id = format!("{base_id}:{name}");
-        if self.elements[base].get("slicing").is_none() {
-            let path = self.elements[base]["path"].as_str().unwrap_or_default();
+        if base_element.get("slicing").is_none() {
+            let path = text(base_element, "path");
             if path.ends_with(".extension") || path.ends_with(".modifierExtension") {
-                self.elements[base]["slicing"] = json!({
-                    "discriminator": [{"type": "value", "path": "url"}],
-                    "rules": "open"
-                });
+                set(
+                    base_element,
+                    "slicing",
+                    json!({
+                        "discriminator": [{"type": "value", "path": "url"}],
+                        "rules": "open"
+                    }),
+                );
             } else {
                 return Err(GenerateError::SliceWithoutSlicing {
-                    profile: self.profile.to_string(),
+                    profile: profile.to_string(),
                     id: slice_id,
                 });
             }
         }
-        let mut end = base + 1;
-        while end < self.elements.len() {
-            let id = id_of(&self.elements[end]);
-            if is_inside(id, &base_id) || is_slice_of(id, &base_id) {
-                end += 1;
-            } else {
-                break;
-            }
-        }
-        let copies: Vec<Value> = self.elements[base..end]
+        let inside = self
+            .elements
             .iter()
+            .skip(base + 1)
+            .take_while(|e| is_inside(id_of(e), &base_id) || is_slice_of(id_of(e), &base_id))
+            .count();
+        let end = base + 1 + inside;
+        let copies: Vec<Value> = self
+            .elements
+            .iter()
+            .skip(base)
+            .take(end - base)
             .filter(|e| id_of(e) == base_id || is_inside(id_of(e), &base_id))
             .map(|e| {
                 let mut copy = e.clone();
-                copy["id"] = json!(replace_prefix(id_of(e), &base_id, &slice_id));
+                set(
+                    &mut copy,
+                    "id",
+                    json!(replace_prefix(id_of(e), &base_id, &slice_id)),
+                );
                 copy
             })
             .collect();
@@ -333,8 +371,11 @@ impl Snapshot<'_> {
     /// Applies `rule` to the element at `index`.
     fn apply(&mut self, index: usize, rule: &El) -> Result<(), GenerateError> {
         let profile = self.profile;
-        let Value::Object(element) = &mut self.elements[index] else {
-            return Err(self.error_unknown(&rule.id));
+        let Some(Value::Object(element)) = self.elements.get_mut(index) else {
+            return Err(GenerateError::UnknownElement {
+                profile: profile.to_string(),
+                id: rule.id.clone(),
+            });
         };
         if let Some(min) = rule.min {
             element.insert("min".into(), json!(min));
@@ -342,8 +383,8 @@ impl Snapshot<'_> {
         if let Some(max) = rule.max {
             element.insert("max".into(), json!(max.to_string()));
         }
-        let min = element["min"].as_u64().unwrap_or(0);
-        let max = element["max"].as_str().unwrap_or("*");
+        let min = element.get("min").and_then(Value::as_u64).unwrap_or(0);
+        let max = element.get("max").and_then(Value::as_str).unwrap_or("*");
         if max != "*" && max.parse::<u64>().is_ok_and(|m| m < min) {
             return Err(GenerateError::BadCardinality {
                 profile: profile.to_string(),
@@ -377,7 +418,7 @@ impl Snapshot<'_> {
             });
             let mut json_binding = json!({"strength": binding.strength.code()});
             if let Some(vs) = value_set {
-                json_binding["valueSet"] = vs;
+                set(&mut json_binding, "valueSet", vs);
             }
             element.insert("binding".into(), json_binding);
         }
@@ -416,14 +457,14 @@ fn replace_prefix(s: &str, prefix: &str, with: &str) -> String {
 fn type_json(t: &TypeRef, base_types: &[Value]) -> Value {
     let mut out = base_types
         .iter()
-        .find(|b| b["code"] == t.code)
+        .find(|b| text(b, "code") == t.code)
         .cloned()
         .unwrap_or_else(|| json!({"code": t.code}));
     if !t.profile.is_empty() {
-        out["profile"] = json!(t.profile);
+        set(&mut out, "profile", json!(t.profile));
     }
     if !t.target_profile.is_empty() {
-        out["targetProfile"] = json!(t.target_profile);
+        set(&mut out, "targetProfile", json!(t.target_profile));
     }
     out
 }
@@ -500,7 +541,7 @@ fn differential_element(rule: &El, profile: &str) -> Value {
     if let Some(binding) = rule.binding {
         let mut b = json!({"strength": binding.strength.code()});
         if let Some(vs) = binding.value_set {
-            b["valueSet"] = json!(vs);
+            set(&mut b, "valueSet", json!(vs));
         }
         e.insert("binding".into(), b);
     }

@@ -192,8 +192,9 @@ pub fn check(resource: &Value) -> Vec<Issue> {
 fn check_profile(resource: &Value, rt: &str) -> Vec<Issue> {
     let catalog = Catalog::get();
     let expression = format!("{rt}.meta.profile");
-    let declared: Vec<&str> = resource["meta"]["profile"]
-        .as_array()
+    let declared: Vec<&str> = resource
+        .pointer("/meta/profile")
+        .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let expected = || {
@@ -572,8 +573,10 @@ fn check_pseudonym(patient: &Value) -> Vec<Issue> {
 /// The Patient id a new Patient's pseudonym implies (`urn:uuid:<id>`), for the server to use
 /// as its logical id.
 pub fn pseudonym_id(patient: &Value) -> Option<&str> {
-    let value = patient["identifier"][0]["value"].as_str()?;
-    is_urn_uuid(value).then(|| &value["urn:uuid:".len()..])
+    let value = patient.pointer("/identifier/0/value")?.as_str()?;
+    value
+        .strip_prefix("urn:uuid:")
+        .filter(|_| is_urn_uuid(value))
 }
 
 fn creating_application_value(app: App<'_>) -> Value {
@@ -627,7 +630,10 @@ pub fn apply_creating_application(resource: &mut Value, app: App<'_>) -> Vec<Iss
         })
         .collect();
     let at = format!("{rt}.extension[{first}]");
-    let parts = list[first]["extension"].as_array_mut();
+    let parts = list
+        .get_mut(first)
+        .and_then(|e| e.get_mut("extension"))
+        .and_then(Value::as_array_mut);
     let Some(parts) = parts else {
         issues.push(
             Issue::error(
@@ -638,10 +644,19 @@ pub fn apply_creating_application(resource: &mut Value, app: App<'_>) -> Vec<Iss
         );
         return issues;
     };
-    let position = |url: &str| parts.iter().position(|p| p["url"] == url);
-    match position("applicationId") {
+    let position = |parts: &[Value], url: &str| {
+        parts
+            .iter()
+            .position(|p| p.get("url").and_then(Value::as_str) == Some(url))
+    };
+    let value_string = |part: Option<&Value>| {
+        part.and_then(|p| p.get("valueString"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match position(parts, "applicationId") {
         Some(k) => {
-            let named = parts[k]["valueString"].as_str().unwrap_or("");
+            let named = value_string(parts.get(k)).unwrap_or_default();
             if named != app.id {
                 issues.push(
                     Issue::error(
@@ -663,9 +678,11 @@ pub fn apply_creating_application(resource: &mut Value, app: App<'_>) -> Vec<Iss
             .at(format!("{at}.extension")),
         ),
     }
-    match position("name") {
-        Some(k) if parts[k]["valueString"] != app.name => {
-            parts[k] = json!({"url": "name", "valueString": app.name});
+    match position(parts, "name") {
+        Some(k) if value_string(parts.get(k)).as_deref() != Some(app.name) => {
+            if let Some(part) = parts.get_mut(k) {
+                *part = json!({"url": "name", "valueString": app.name});
+            }
             issues.push(
                 Issue::warning(
                     IssueType::Informational,

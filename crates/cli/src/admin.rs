@@ -7,14 +7,18 @@
 //! statuses another process changed within half a second, so a suspension or a withdrawal
 //! cuts the app's tokens almost at once. Settings come from the same places as for
 //! `phr serve` (`--config` file, environment, flags), because a token is only accepted by a
-//! server whose public URL is the token's issuer.
+//! server whose public URL is the token's issuer. Without `--public-url`, the URL is the one
+//! the server serving the data folder recorded there (`phr serve` writes it at start-up).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use phr_auth::{AppKind, AppStatus, AuthService, ClientType, NewApp};
+use phr_auth::{
+    AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, SystemClock,
+};
 use phr_server::Config;
 
 /// Where the authorization database is and which server it belongs to.
@@ -26,8 +30,9 @@ pub struct AuthArgs {
     /// The server's TOML configuration file (its `[auth]` table: mode, lifetimes, ...).
     #[arg(long, env = "PHR_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// The server's public base URL, the issuer of its tokens (default: from the
-    /// configuration, else http://<listen address>).
+    /// The server's public base URL, the issuer of its tokens (default: the one the server
+    /// recorded in the data folder, else from the configuration, else
+    /// http://<listen address>).
     #[arg(long, env = "PHR_PUBLIC_URL", global = true)]
     public_url: Option<String>,
 }
@@ -44,13 +49,15 @@ impl AuthArgs {
         }
         if let Some(url) = &self.public_url {
             config.public_url = Some(url.clone());
+        } else if let Some(url) = phr_server::config::recorded_public_url(&config.data) {
+            config.public_url = Some(url);
         }
         Ok(config)
     }
 
     /// Opens the authorization database as the server would (same issuer, same identity
-    /// key). `create` allows a first use of an empty data folder.
-    fn open(&self, create: bool) -> anyhow::Result<AuthService> {
+    /// key), on `clock`. `create` allows a first use of an empty data folder.
+    fn open_with_clock(&self, create: bool, clock: Arc<dyn Clock>) -> anyhow::Result<AuthService> {
         let config = self.server_config()?;
         if !create && !config.data.join("auth.db").exists() {
             bail!(
@@ -58,11 +65,7 @@ impl AuthArgs {
                 config.data.display()
             );
         }
-        let mut auth = config.auth.clone();
-        auth.data_dir = config.data.clone();
-        auth.issuer = config.base_url();
-        auth.fhir_path = phr_server::fhir::BASE_PATH.to_string();
-        AuthService::open(auth).map_err(|e| {
+        AuthService::open_with_clock(config.auth_config(), clock).map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the authorization database in {}: {e}",
                 config.data.display()
@@ -78,7 +81,17 @@ fn with_service<T>(
     create: bool,
     f: impl FnOnce(&AuthService) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let service = auth.open(create)?;
+    with_service_at(auth, create, Arc::new(SystemClock), f)
+}
+
+/// [`with_service`] on a service whose clock is `clock`.
+fn with_service_at<T>(
+    auth: &AuthArgs,
+    create: bool,
+    clock: Arc<dyn Clock>,
+    f: impl FnOnce(&AuthService) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let service = auth.open_with_clock(create, clock)?;
     let result = f(&service);
     service
         .flush_audit()
@@ -276,12 +289,24 @@ pub struct TokenArgs {
     /// The scopes to grant (∩ the application's registration), space separated.
     #[arg(long)]
     scope: String,
+    /// Issue the token as if this many seconds ago (tests of expiry: with at least the
+    /// token lifetime, it arrives expired). Sandbox only, as the command itself.
+    #[arg(long, hide = true, default_value_t = 0)]
+    issued_seconds_ago: u32,
 }
 
 /// Prints `patient:`, `scope:`, `expires_in:` (and `refresh_token:` with offline_access)
 /// lines, then the access token alone as the last line, for scripts.
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
-    with_service(&args.auth, true, |auth| {
+    // The clock only moves back: a token can be made to expire early, never to live longer
+    // than its lifetime.
+    let clock: Arc<dyn Clock> = match args.issued_seconds_ago {
+        0 => Arc::new(SystemClock),
+        ago => Arc::new(ManualClock::at_micros(
+            SystemClock.now_micros() - i64::from(ago) * 1_000_000,
+        )),
+    };
+    with_service_at(&args.auth, true, clock, |auth| {
         let issued = auth
             .issue_token_for_cli(&args.hetu, &args.app, &args.scope)
             .map_err(auth_error)?;

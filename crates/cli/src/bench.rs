@@ -921,7 +921,7 @@ mod scale {
 
     /// Resources per storage write.
     const WRITE_BATCH: usize = 5000;
-    /// Citizen personas in the load: one CGM user in ten, as issue 3's benchmark asks.
+    /// Citizen personas in the load: one CGM user in ten.
     const MIX: [Persona; 10] = [
         Persona::Diabetic,
         Persona::Hypertensive,
@@ -939,8 +939,12 @@ mod scale {
         std::fs::create_dir_all(data)?;
         let store = phr_store::sqlite::SqliteStore::open(&data.join("phr.db"))
             .with_context(|| format!("cannot open the database in {}", data.display()))?;
+        // The scale load only takes citizens into use (their Patient ids); the issuer does not
+        // matter here, but the server's own is the honest one.
+        let issuer = phr_server::config::recorded_public_url(data)
+            .unwrap_or_else(|| phr_server::Config::default().base_url());
         let minter = if data.join("auth.db").is_file() {
-            Some(Minter::open(data, "http://127.0.0.1:8080")?)
+            Some(Minter::open(data, &issuer)?)
         } else {
             None
         };
@@ -954,7 +958,7 @@ mod scale {
         let mut ops: Vec<WriteOp> = Vec::with_capacity(WRITE_BATCH);
         let mut citizen = 0u64;
         let mut id_rng = Rng::derive(seed, "scale-ids");
-        let now = phr_server::time::now_micros();
+        let now = phr_service::time::now_micros();
         while observations < target {
             let number = HETU_BASE + 500_000 + citizen;
             let patient = match &minter {
@@ -1035,7 +1039,10 @@ mod scale {
         let Value::Object(object) = resource else {
             bail!("a generated resource is not an object");
         };
-        let stamped = Value::Object(phr_server::fhir::service::stamp(object, id, 1, now));
+        let stamped = Value::Object(
+            phr_service::resource::stamp(object, id, 1, now)
+                .map_err(|e| anyhow::anyhow!("a generated resource: {e}"))?,
+        );
         let index = registry
             .extract(&stamped)
             .map_err(|e| anyhow::anyhow!("index extraction: {e}"))?;

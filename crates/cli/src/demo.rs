@@ -1,8 +1,8 @@
 //! `phr demo` and `phr serve --demo`: loads the demo sandbox into a data folder — the test
 //! citizens (taken into use through the authorization service, which gives each a
 //! pseudonymous Patient), the sample applications, and a year of seeded wellbeing data per
-//! citizen, written through the same write pipeline as the API (Kanta rules, validation,
-//! indexing) in large batch Bundles on every core.
+//! citizen, written through the application core's write pipeline, as the API writes (Kanta
+//! rules, validation, indexing), in large batches on every core.
 //!
 //! A `demo.json` in the data folder records what was loaded (seed, period, Patient ids — never
 //! an identity code); a second run finds it and loads nothing.
@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use phr_demo::people::{APPS, CITIZENS, DEMO_APP, DemoApp};
 use phr_demo::{Generated, Period, Progress, Rng, Timeline};
-use phr_server::AppState;
-use phr_server::fhir::pipeline::{App, Caller};
+use phr_server::{Config, Core};
+use phr_service::{App, Caller, FhirService};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -81,19 +81,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data = crate::data_dir(args.data);
     std::fs::create_dir_all(&data)
         .with_context(|| format!("cannot create the data folder {}", data.display()))?;
-    let config = phr_server::Config {
+    let config = Config {
         data: data.clone(),
-        open_sandbox: true,
-        ..phr_server::Config::default()
+        ..Config::default()
     };
-    let storage = crate::serve::open_storage(&config)?;
-    let state = AppState::open(config, storage)?;
+    let core = crate::serve::open_core(&config)?;
     let options = DemoOptions {
         seed: args.seed,
         period: Period::last_days(args.days),
         progress: true,
     };
-    let report = load(&state, &options)?;
+    let report = load(&core, &data, &options)?;
     print_summary(&report);
     Ok(())
 }
@@ -134,16 +132,13 @@ fn print_summary(report: &DemoReport) {
     }
 }
 
-/// The caller a demo app writes a citizen's data as.
-fn caller(patient: Option<&str>, app: &DemoApp) -> Caller {
-    Caller {
-        patient: patient.map(str::to_string),
+/// The caller the demo writes an app's data as: the operator, writing as that app.
+fn caller(app: &DemoApp) -> Caller {
+    Caller::Operator {
         app: Some(App {
             id: app.id.to_string(),
             name: app.name.to_string(),
         }),
-        portal: false,
-        access: None,
     }
 }
 
@@ -170,10 +165,10 @@ pub fn pseudonym_patient(id: &str) -> Value {
 /// Wires the demo into the authorization server: the sample applications are registered
 /// (accepted) and each test citizen has taken the service into use with their seeded Patient,
 /// so logging in as them (portal, apps, `phr token`) reaches their demo data.
-fn enroll(state: &AppState, patients: &[String]) -> anyhow::Result<()> {
+fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<()> {
     for app in APPS {
-        if state.auth.app(app.id)?.is_none() {
-            state.auth.register_app(
+        if auth.app(app.id)?.is_none() {
+            auth.register_app(
                 phr_auth::NewApp {
                     app_id: Some(app.id.to_owned()),
                     name: app.name.to_owned(),
@@ -192,38 +187,25 @@ fn enroll(state: &AppState, patients: &[String]) -> anyhow::Result<()> {
     for (citizen, patient) in CITIZENS.iter().zip(patients) {
         let hetu = phr_auth::Hetu::parse(citizen.hetu)
             .map_err(|e| anyhow::anyhow!("demo identity: {e}"))?;
-        state.auth.enroll_sandbox_identity(&hetu, patient)?;
+        auth.enroll_sandbox_identity(&hetu, patient)?;
     }
     Ok(())
 }
 
 /// Stores the Patient `id` unless it exists (update-as-create, as the operator).
-pub fn ensure_patient(state: &AppState, id: &str) -> anyhow::Result<()> {
-    if state.fhir.storage.read("Patient", id)?.is_some() {
+pub fn ensure_patient(fhir: &FhirService, id: &str) -> anyhow::Result<()> {
+    if fhir.storage.read("Patient", id)?.is_some() {
         return Ok(());
     }
-    state
-        .fhir
-        .update(
-            &Caller::default(),
-            "Patient",
-            id,
-            pseudonym_patient(id),
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("storing Patient/{id}: {}", outcome_text(&e.issues)))?;
+    fhir.update(
+        &Caller::Operator { app: None },
+        "Patient",
+        id,
+        pseudonym_patient(id),
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("storing Patient/{id}: {}", e.summary()))?;
     Ok(())
-}
-
-fn outcome_text(issues: &[phr_fhir::Issue]) -> String {
-    issues
-        .iter()
-        .map(|i| match &i.expression {
-            Some(at) => format!("{} ({at})", i.message),
-            None => i.message.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Counts of one batch's answers.
@@ -237,7 +219,7 @@ pub struct BatchCounts {
 /// Writes `resources` as one batch Bundle of conditional creates through the write pipeline;
 /// rejections are collected in `errors`.
 pub fn write_batch(
-    state: &AppState,
+    fhir: &FhirService,
     caller: &Caller,
     resources: Vec<Value>,
     errors: &Mutex<Vec<String>>,
@@ -247,7 +229,7 @@ pub fn write_batch(
         .map(phr_demo::bundle::sync_entry)
         .collect();
     let mut counts = BatchCounts::default();
-    for outcome in crate::import::write_entries(state, caller, entries) {
+    for outcome in crate::import::write_entries(fhir, caller, entries) {
         match outcome {
             Outcome::Created => counts.created += 1,
             Outcome::Existing => counts.existing += 1,
@@ -262,22 +244,17 @@ pub fn write_batch(
     counts
 }
 
-/// Loads the demo into `state`'s storage unless the data folder already holds it.
-pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoReport> {
+/// Loads the demo into `core`'s storage unless the data folder `data` already holds it.
+pub fn load(core: &Core, data: &Path, options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
-    let data = state.config.data.clone();
-    if let Some(marker) = Marker::read(&data)
-        && marker.patients.first().is_some_and(|p| {
-            state
-                .fhir
-                .storage
-                .read("Patient", p)
-                .ok()
-                .flatten()
-                .is_some()
-        })
+    let fhir = core.fhir.as_ref();
+    if let Some(marker) = Marker::read(data)
+        && marker
+            .patients
+            .first()
+            .is_some_and(|p| fhir.storage.read("Patient", p).ok().flatten().is_some())
     {
-        enroll(state, &marker.patients)?;
+        enroll(&core.auth, &marker.patients)?;
         return Ok(DemoReport {
             marker,
             already_loaded: true,
@@ -286,9 +263,9 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
     }
     let patients = patient_ids(options.seed);
     for id in &patients {
-        ensure_patient(state, id)?;
+        ensure_patient(fhir, id)?;
     }
-    enroll(state, &patients)?;
+    enroll(&core.auth, &patients)?;
     let errors = Mutex::new(Vec::new());
     // The questionnaire the citizens answer: a definition, outside every compartment.
     let mut ids = Rng::derive(options.seed, "questionnaire");
@@ -297,12 +274,7 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
         &ids.uuid(),
         options.period.first_day,
     );
-    let mut totals = write_batch(
-        state,
-        &caller(None, &DEMO_APP),
-        vec![questionnaire],
-        &errors,
-    );
+    let mut totals = write_batch(fhir, &caller(&DEMO_APP), vec![questionnaire], &errors);
 
     let timelines: Vec<(String, Timeline)> = CITIZENS
         .iter()
@@ -342,7 +314,7 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
             scope.spawn(move || {
                 while let Ok((caller, resources)) = rx.recv() {
                     let n = resources.len() as u64;
-                    let c = write_batch(state, &caller, resources, errors);
+                    let c = write_batch(fhir, &caller, resources, errors);
                     if let Ok(mut total) = counts.lock() {
                         total.created += c.created;
                         total.existing += c.existing;
@@ -355,7 +327,7 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
             });
         }
         drop(rx);
-        for (patient, timeline) in timelines {
+        for (_, timeline) in timelines {
             let mut by_app: Vec<(&'static DemoApp, Vec<Value>)> =
                 APPS.iter().map(|a| (a, Vec::new())).collect();
             for Generated { app, resource, .. } in timeline {
@@ -365,12 +337,12 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
                 slot.1.push(resource);
                 if slot.1.len() >= LOAD_BATCH {
                     let batch = std::mem::take(&mut slot.1);
-                    let _ = tx.send((caller(Some(&patient), app), batch));
+                    let _ = tx.send((caller(app), batch));
                 }
             }
             for (app, rest) in by_app {
                 if !rest.is_empty() {
-                    let _ = tx.send((caller(Some(&patient), app), rest));
+                    let _ = tx.send((caller(app), rest));
                 }
             }
         }
@@ -416,9 +388,9 @@ pub fn load(state: &AppState, options: &DemoOptions) -> anyhow::Result<DemoRepor
 }
 
 /// What a person needs to try the sandbox: the URLs, the test logins, a curl example.
-pub fn welcome(state: &AppState, report: &DemoReport) -> String {
+pub fn welcome(config: &Config, report: &DemoReport) -> String {
     use std::fmt::Write as _;
-    let base = &state.base_url;
+    let base = &config.base_url();
     let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(out, "PHR demo sandbox");
@@ -435,7 +407,7 @@ pub fn welcome(state: &AppState, report: &DemoReport) -> String {
     }
     if let Some(patient) = report.marker.patients.first() {
         let glucose = "http://loinc.org%7C14745-4";
-        if state.config.open_sandbox {
+        if config.open_sandbox {
             let _ = writeln!(out, "  try (open sandbox, no token needed):");
             let _ = writeln!(
                 out,
@@ -449,8 +421,8 @@ pub fn welcome(state: &AppState, report: &DemoReport) -> String {
             );
             let _ = writeln!(
                 out,
-                "    TOKEN=$(phr token --data {} --public-url {base} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
-                state.config.data.display(),
+                "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
+                config.data.display(),
                 CITIZENS[0].hetu,
                 DEMO_APP.id
             );

@@ -39,7 +39,7 @@ pub struct ExportArgs {
     format: Option<Format>,
 }
 
-pub use phr_server::export::patient_resources;
+pub use phr_service::export::patient_resources;
 
 /// Every live resource of `resource_type` (in `compartment`, when given), all pages.
 pub fn search_all(
@@ -47,12 +47,12 @@ pub fn search_all(
     resource_type: &str,
     compartment: Option<&str>,
 ) -> anyhow::Result<Vec<StoredResource>> {
-    phr_server::export::search_all(storage, resource_type, compartment)
+    phr_service::export::search_all(storage, resource_type, compartment)
         .with_context(|| format!("listing {resource_type}"))
 }
 
 fn body(stored: &StoredResource) -> anyhow::Result<Value> {
-    Ok(phr_server::export::body(stored)?)
+    Ok(phr_service::export::body(stored)?)
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
@@ -60,7 +60,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     if !data.join("phr.db").is_file() {
         bail!("{} holds no PHR database (phr.db)", data.display());
     }
+    // fullUrls name the server that serves this folder, when one has recorded its URL.
     let config = phr_server::Config {
+        public_url: phr_server::config::recorded_public_url(&data),
         data: data.clone(),
         ..phr_server::Config::default()
     };
@@ -111,8 +113,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             );
         }
         Format::Bundle => {
-            let base = phr_server::Config::default().base_url();
-            let bundle = phr_server::export::collection_bundle(by_type, &base);
+            let bundle = phr_service::export::collection_bundle(by_type, &config.fhir_base_url());
             let bytes = serde_json::to_vec_pretty(&bundle)?;
             match &args.out {
                 Some(path) => {

@@ -1,6 +1,6 @@
 //! `phr import FILE...`: the operator's bulk path into a data folder. Reads NDJSON (one
-//! resource a line) and Bundle files, and stores every resource through the server's write
-//! pipeline (Kanta rules, validation, indexing) in large batches. Patients go first (update
+//! resource a line) and Bundle files, and stores every resource through the application
+//! core's write pipeline (Kanta rules, validation, indexing) in large batches, without HTTP. Patients go first (update
 //! as create, keeping their ids, so references to them stay valid); other resources are
 //! conditional creates by their identifier, so importing a file twice stores it once.
 //!
@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 use clap::Args;
 use phr_demo::Progress;
-use phr_server::AppState;
-use phr_server::fhir::bundle;
-use phr_server::fhir::pipeline::{App, Caller};
+use phr_service::{App, Caller, EntryOutcome, Error, FhirService};
 use serde_json::{Value, json};
 
 /// Resources per batch Bundle.
@@ -87,63 +85,41 @@ pub fn store_entry(resource: Value) -> Value {
 }
 
 /// Stores `entries` (batch Bundle entries) in one batch through the write pipeline and
-/// returns one outcome per entry, in order.
-pub fn write_entries(state: &AppState, caller: &Caller, entries: Vec<Value>) -> Vec<Outcome> {
+/// returns one outcome per entry, in order. The operator's batches may be bigger than the
+/// API's Bundle limit: fewer, larger commits.
+pub fn write_entries(fhir: &FhirService, caller: &Caller, entries: Vec<Value>) -> Vec<Outcome> {
     let count = entries.len();
-    let bundle_value = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
-    let response = match bundle::process(
-        &state.fhir,
-        caller,
-        bundle_value,
-        usize::MAX,
-        &state.base_url,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            let text = issues_text(&e.issues);
-            return vec![Outcome::Rejected(text); count];
-        }
-    };
-    response.responses().map(entry_outcome).collect()
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
+    match fhir.process_bundle_within(caller, bundle, usize::MAX) {
+        Ok(response) => response.entries.into_iter().map(outcome).collect(),
+        Err(e) => vec![Outcome::Rejected(rejection_text(&e)); count],
+    }
 }
 
-fn entry_outcome(response: &Value) -> Outcome {
-    let entry = json!({ "response": response });
-    let status = entry["response"]["status"].as_str().unwrap_or("");
-    if status.starts_with("201") {
-        return Outcome::Created;
+/// What a batch entry's outcome means for an import: stored, already there, or rejected.
+fn outcome(entry: EntryOutcome) -> Outcome {
+    match entry {
+        EntryOutcome::Created(_) => Outcome::Created,
+        // A Patient stored again, or a conditional create that found its match.
+        EntryOutcome::Updated(_) | EntryOutcome::Existing(_) => Outcome::Existing,
+        // Imports only create and update; nothing reads or deletes.
+        EntryOutcome::Read(_) | EntryOutcome::Deleted => Outcome::Existing,
+        EntryOutcome::Error(e) => Outcome::Rejected(rejection_text(&e)),
     }
-    if status.starts_with("200") {
-        return Outcome::Existing;
-    }
-    let reasons: Vec<String> = response["outcome"]["issue"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["severity"] == "error" || i["severity"] == "fatal")
-        .map(|i| {
-            let message = i["diagnostics"]
-                .as_str()
-                .or(i["details"]["text"].as_str())
-                .unwrap_or("");
-            match i["expression"][0].as_str() {
-                Some(at) => format!("{message} (at {at})"),
-                None => message.to_string(),
-            }
-        })
-        .collect();
-    Outcome::Rejected(format!("{status}: {}", reasons.join("; ")))
 }
 
-fn issues_text(issues: &[phr_fhir::Issue]) -> String {
-    issues
+/// `unprocessable: what is wrong (at where); …`: the error issues of a rejection.
+pub fn rejection_text(error: &Error) -> String {
+    let reasons: Vec<String> = error
+        .issues()
         .iter()
+        .filter(|i| i.is_error())
         .map(|i| match &i.expression {
             Some(at) => format!("{} (at {at})", i.message),
             None => i.message.clone(),
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    format!("{}: {}", error.kind().code(), reasons.join("; "))
 }
 
 /// Calls `each` with every resource in `path` and where it came from. A file whose content
@@ -225,21 +201,16 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     }
     let config = phr_server::Config {
         data: data.clone(),
-        open_sandbox: true,
         ..phr_server::Config::default()
     };
-    let storage = crate::serve::open_storage(&config)?;
-    let state = AppState::open(config, storage)?;
-    let caller = Caller {
-        patient: None,
+    let core = crate::serve::open_core(&config)?;
+    let caller = Caller::Operator {
         app: args.app.as_ref().map(|id| App {
             id: id.clone(),
             name: args.app_name.clone(),
         }),
-        portal: false,
-        access: None,
     };
-    let counts = import(&state, &caller, &args.files, true)?;
+    let counts = import(&core.fhir, &caller, &args.files, true)?;
     println!(
         "imported: {} stored, {} already there, {} rejected",
         counts.created, counts.existing, counts.rejected
@@ -253,7 +224,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
 /// Imports `files` into `state`'s storage: Patients first, then the rest, in batches on
 /// every core. Rejections are printed to standard error as they come.
 pub fn import(
-    state: &AppState,
+    fhir: &FhirService,
     caller: &Caller,
     files: &[PathBuf],
     show_progress: bool,
@@ -290,7 +261,7 @@ pub fn import(
                     while let Ok(batch) = rx.recv() {
                         let (entries, origins): (Vec<Value>, Vec<Origin>) =
                             batch.into_iter().map(|(r, o)| (store_entry(r), o)).unzip();
-                        let outcomes = write_entries(state, caller, entries);
+                        let outcomes = write_entries(fhir, caller, entries);
                         let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
                         for (outcome, origin) in outcomes.iter().zip(&origins) {
                             c.add(outcome);
@@ -311,7 +282,9 @@ pub fn import(
                 read_resources(
                     f,
                     |resource, origin| {
-                        if (resource["resourceType"] == "Patient") != patients_pass {
+                        let is_patient =
+                            resource.get("resourceType").and_then(Value::as_str) == Some("Patient");
+                        if is_patient != patients_pass {
                             return;
                         }
                         batch.push((resource, origin));

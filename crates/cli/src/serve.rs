@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// Days of demo data per citizen (with --demo).
     #[arg(long, default_value_t = 365)]
     demo_days: u32,
+    /// A reverse proxy (address or network, e.g. 10.0.0.0/8) whose Forwarded or
+    /// X-Forwarded-For header names the client in the audit log; repeatable. Replaces the
+    /// configuration file's `trusted_proxies`.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "ADDRESS",
+        env = "PHR_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 impl ServeArgs {
@@ -73,6 +83,11 @@ impl ServeArgs {
             config.max_bundle_entries = v;
         }
         config.packages.extend(self.packages);
+        if !self.trusted_proxies.is_empty() {
+            config.trusted_proxies =
+                phr_server::config::TrustedProxies::parse(&self.trusted_proxies)
+                    .map_err(anyhow::Error::msg)?;
+        }
         config.check()?;
         Ok(config)
     }
@@ -102,10 +117,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             storage,
         )?;
         let demo_report = if demo {
-            let loading = state.clone();
+            let core = phr_server::Core {
+                fhir: state.fhir.clone(),
+                auth: state.auth.clone(),
+            };
+            let data = state.config.data.clone();
             Some(
                 tokio::task::spawn_blocking(move || {
-                    crate::demo::load(&loading, &crate::demo::options(demo_days))
+                    crate::demo::load(&core, &data, &crate::demo::options(demo_days))
                 })
                 .await??,
             )
@@ -123,7 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         let mut banner = format!("PHR is serving FHIR R4 at {}/fhir/r4\n", state.base_url);
         if let Some(report) = &demo_report {
-            banner.push_str(&crate::demo::welcome(&state, report));
+            banner.push_str(&crate::demo::welcome(&state.config, report));
         }
         if state.config.open_sandbox {
             banner.push_str("open sandbox: no authentication; do not store real personal data\n");
@@ -136,6 +155,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The application core on `config`'s data folder, for the operator's commands that write
+/// without serving (import, demo).
+pub fn open_core(config: &Config) -> anyhow::Result<phr_server::Core> {
+    let storage = open_storage(config)?;
+    Ok(phr_server::open_core(config, storage)?)
 }
 
 pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storage>> {

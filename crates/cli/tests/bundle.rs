@@ -1,4 +1,4 @@
-//! Batch and transaction Bundles (issue 2), including Kanta's 300-entry batch.
+//! Batch and transaction Bundles, including Kanta's 300-entry batch.
 
 mod common;
 
@@ -193,4 +193,50 @@ fn only_batch_and_transaction_bundles_are_accepted_at_the_base() {
     assert_eq!(response.status(), 400);
     let response = server.post("", &json!({"resourceType": "Patient"}));
     assert_eq!(response.status(), 400);
+}
+
+#[test]
+fn entries_of_the_wrong_json_type_are_400_and_store_nothing() {
+    let server = Server::open_sandbox();
+    let patient = create_patient(&server, &uuid());
+    let good = json!({"resource": weight(&patient, 80.0), "request": {"method": "POST", "url": "Observation"}});
+    let wrong: [(Value, &str); 7] = [
+        (json!("x"), "Bundle.entry[1]"),
+        (json!(7), "Bundle.entry[1]"),
+        (json!([good.clone()]), "Bundle.entry[1]"),
+        (
+            json!({"request": "POST Observation"}),
+            "Bundle.entry[1].request",
+        ),
+        (json!({"request": ["POST"]}), "Bundle.entry[1].request"),
+        (
+            json!({"resource": [weight(&patient, 81.0)], "request": {"method": "POST", "url": "Observation"}}),
+            "Bundle.entry[1].resource",
+        ),
+        (
+            json!({"resource": "text", "request": {"method": "POST", "url": "Observation"}}),
+            "Bundle.entry[1].resource",
+        ),
+    ];
+    for kind in ["batch", "transaction"] {
+        for (entry, at) in &wrong {
+            let bundle =
+                json!({"resourceType": "Bundle", "type": kind, "entry": [good.clone(), entry]});
+            let response = server.post("", &bundle);
+            assert_eq!(response.status(), 400, "{kind} with {entry}");
+            let outcome = body(response);
+            assert_eq!(outcome["resourceType"], "OperationOutcome");
+            assert_eq!(outcome["issue"][0]["expression"][0], *at, "{outcome}");
+        }
+    }
+    // The malformed Bundle of the original report, the shortest one.
+    let response = server.post(
+        "",
+        &json!({"resourceType": "Bundle", "type": "batch", "entry": ["x"]}),
+    );
+    assert_eq!(response.status(), 400);
+    // Nothing of any of them was stored, and the server still serves.
+    let stored = body(server.get(&format!("Observation?patient={patient}")));
+    assert_eq!(stored["total"], 0, "{stored}");
+    assert_eq!(server.get("metadata").status(), 200);
 }

@@ -137,7 +137,7 @@ fn rejected_resources_are_reported_by_line_and_fail_the_import() {
         "{stdout}\n{stderr}"
     );
     assert!(
-        stderr.contains("bad.ndjson line 2: rejected: 422"),
+        stderr.contains("bad.ndjson line 2: rejected: unprocessable"),
         "{stderr}"
     );
     assert!(stderr.contains("Observation.status"), "{stderr}");

@@ -1,4 +1,4 @@
-//! `phr validate` and the server's `--package` option (issue 4): the snapshot validator
+//! `phr validate` and the server's `--package` option: the snapshot validator
 //! loads folders of official conformance JSON, and judges the same as the catalogue.
 
 mod common;

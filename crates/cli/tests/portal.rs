@@ -353,24 +353,26 @@ fn behind_tls_the_session_cookie_is_secure_and_host_bound() {
         .arg(data.path())
         .args(["--public-url", "https://phr.example.fi"])
         .env("PHR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start phr");
+    // The banner is printed once the server listens.
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = std::io::BufRead::lines(stdout);
+    lines
+        .find(|l| {
+            l.as_ref()
+                .is_ok_and(|l| l.starts_with("PHR is serving FHIR R4 at "))
+        })
+        .expect("phr reports that it serves")
+        .expect("read stdout");
+    std::thread::spawn(move || for _ in lines {});
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let url = format!("http://127.0.0.1:{port}/portal/login");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let response = loop {
-        match client.get(&url).send() {
-            Ok(r) => break r,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(200))
-            }
-            Err(e) => panic!("phr did not answer: {e}"),
-        }
-    };
+    let response = client.get(&url).send().expect("phr answers");
     let cookies: Vec<String> = response
         .headers()
         .get_all("set-cookie")

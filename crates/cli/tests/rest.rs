@@ -1,4 +1,4 @@
-//! The FHIR REST interactions of issue 2, driven over HTTP against the real binary.
+//! The FHIR REST interactions, driven over HTTP against the real binary.
 
 mod common;
 
@@ -382,6 +382,46 @@ fn pretty_printing_on_request() {
         .text()
         .unwrap();
     assert!(pretty.contains("\n  \"resourceType\""), "{pretty}");
+}
+
+#[test]
+fn errors_answer_in_the_negotiated_format() {
+    let server = Server::open_sandbox();
+    for path in [
+        "Observation/nope?_pretty=true",
+        "Observation?_count=many&_pretty=true",
+        "?_pretty=true",
+    ] {
+        let response = server.get(path);
+        assert!(response.status().is_client_error(), "{path}");
+        let text = response.text().unwrap();
+        assert!(text.contains("\n  \"resourceType\""), "{path}: {text}");
+    }
+    let plain = server
+        .client
+        .get(server.url("Observation/nope"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(plain.status(), 404);
+    assert!(
+        plain.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{:?}",
+        plain.headers()
+    );
+    // A Bundle posted to the base with a trailing slash is answered the same way.
+    let response = server
+        .client
+        .post(format!("{}/?_pretty=true", server.base))
+        .header("Content-Type", FHIR_JSON)
+        .body(r#"{"resourceType":"Bundle","type":"batch","entry":["x"]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().unwrap().contains("\n  \"resourceType\""));
 }
 
 #[test]

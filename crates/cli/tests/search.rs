@@ -1,4 +1,4 @@
-//! FHIR search over HTTP (issue 3): every parameter type, prefixes, modifiers, sorting,
+//! FHIR search over HTTP: every parameter type, prefixes, modifiers, sorting,
 //! paging under concurrent writes, includes, chaining, strict handling, Kanta's rules, and
 //! counts over Kanta's 300-entry batch that are computed here from the bundle itself.
 

@@ -1,4 +1,4 @@
-//! Validation and Kanta's data rules on the write path (issues 2 and 4): every bad resource
+//! Validation and Kanta's data rules on the write path: every bad resource
 //! gets 422 with the precise FHIRPath of what is wrong, and nothing is stored.
 
 mod common;
@@ -315,4 +315,48 @@ fn resources_without_a_kanta_profile_get_base_validation_only() {
     assert_eq!(ok.status(), 201);
     let bad = json!({"resourceType": "Basic"});
     assert_rejected_at(&server, &bad, "Basic.code");
+}
+
+#[test]
+fn a_meta_that_is_not_an_object_is_400_and_stores_nothing() {
+    let (server, patient) = server_with_patient();
+    for meta in [json!("fiphr-sd-bodyweight"), json!([1]), json!(5)] {
+        let mut resource = weight(&patient, 70.0);
+        resource["meta"] = meta.clone();
+        let response = server.post("Observation", &resource);
+        assert_eq!(response.status(), 400, "meta {meta}");
+        let outcome = body(response);
+        assert_eq!(outcome["issue"][0]["expression"][0], "Observation.meta");
+    }
+    let stored = body(server.get(&format!("Observation?patient={patient}")));
+    assert_eq!(stored["total"], 0, "{stored}");
+}
+
+#[test]
+fn validate_answers_every_issue_and_refuses_unknown_parameters() {
+    let (server, patient) = server_with_patient();
+    let resource = weight(&patient, 70.0);
+    let ok = server.post("Observation/$validate", &resource);
+    assert_eq!(ok.status(), 200);
+    assert_eq!(body(ok)["resourceType"], "OperationOutcome");
+    // A Parameters body names the resource, profiles and mode; nothing else.
+    let parameters = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": resource},
+        {"name": "profiel", "valueUri": "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bodyweight"}
+    ]});
+    let response = server.post("Observation/$validate", &parameters);
+    assert_eq!(response.status(), 400);
+    let outcome = body(response);
+    assert!(
+        outcome["issue"][0]["diagnostics"]
+            .as_str()
+            .is_some_and(|d| d.contains("profiel")),
+        "{outcome}"
+    );
+    // The same in the URL.
+    let response = server.post("Observation/$validate?profiel=x", &resource);
+    assert_eq!(response.status(), 400);
+    // Validating stored nothing.
+    let stored = body(server.get(&format!("Observation?patient={patient}")));
+    assert_eq!(stored["total"], 0, "{stored}");
 }

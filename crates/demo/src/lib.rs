@@ -4,8 +4,9 @@
 //! questionnaire and a care plan).
 //!
 //! This crate only *generates*: resources as JSON, in time order, each valid under its Finnish
-//! PHR profile. Loading them goes through the server's write pipeline (`phr demo`, `phr serve
-//! --demo`, `phr import`) or straight into storage for benchmarks; that is the callers' part.
+//! PHR profile. Loading them goes through the application core's write pipeline (`phr demo`,
+//! `phr serve --demo`, `phr import`) or straight into storage for benchmarks; that is the
+//! callers' part.
 //! It knows no HTTP, no storage and no authorization, so every other crate may use it.
 
 pub mod bundle;

@@ -5,19 +5,16 @@
 use phr_demo::people::{CITIZENS, DEMO_APP};
 use phr_demo::resources::wellbeing_questionnaire;
 use phr_demo::{Period, Timeline};
-use phr_server::fhir::error::ApiError;
-use phr_server::fhir::pipeline::{App, Caller, PatientDirectory, Pipeline};
+use phr_service::{App, Caller, PatientDirectory, Pipeline};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-fn caller(patient: Option<&str>, app: &phr_demo::DemoApp) -> Caller {
-    Caller {
-        patient: patient.map(str::to_string),
+fn caller(app: &phr_demo::DemoApp) -> Caller {
+    Caller::Operator {
         app: Some(App {
             id: app.id.to_string(),
             name: app.name.to_string(),
         }),
-        ..Caller::default()
     }
 }
 
@@ -25,7 +22,7 @@ fn caller(patient: Option<&str>, app: &phr_demo::DemoApp) -> Caller {
 struct AllPatients;
 
 impl PatientDirectory for AllPatients {
-    fn exists(&mut self, _: &str) -> Result<bool, ApiError> {
+    fn exists(&mut self, _: &str) -> phr_service::Result<bool> {
         Ok(true)
     }
 }
@@ -64,7 +61,7 @@ fn every_generated_resource_passes_the_write_pipeline() {
             }
             let prepared = pipeline
                 .prepare(
-                    &caller(Some(&patient), generated.app),
+                    &caller(generated.app),
                     generated.resource.clone(),
                     "x1",
                     1,
@@ -72,7 +69,7 @@ fn every_generated_resource_passes_the_write_pipeline() {
                     &mut AllPatients,
                 )
                 .unwrap_or_else(|e| {
-                    panic!("{kind} rejected: {:#?}\n{}", e.issues, generated.resource)
+                    panic!("{kind} rejected: {:#?}\n{}", e.issues(), generated.resource)
                 });
             assert_eq!(
                 prepared.patient.as_deref(),
@@ -89,14 +86,14 @@ fn every_generated_resource_passes_the_write_pipeline() {
     );
     pipeline
         .prepare(
-            &caller(None, &DEMO_APP),
+            &caller(&DEMO_APP),
             questionnaire,
             "q1",
             1,
             0,
             &mut AllPatients,
         )
-        .unwrap_or_else(|e| panic!("Questionnaire rejected: {:#?}", e.issues));
+        .unwrap_or_else(|e| panic!("Questionnaire rejected: {:#?}", e.issues()));
     for expected in [
         "fiphr-sd-bloodglucose",
         "fiphr-sd-insulindosing-r4",

@@ -54,7 +54,7 @@ impl ElementModel {
                     model.concrete_resource_types.push(sd_type.to_string());
                 }
             }
-            let Some(elements) = sd["snapshot"]["element"].as_array() else {
+            let Some(elements) = sd.pointer("/snapshot/element").and_then(Value::as_array) else {
                 continue;
             };
             for element in elements {
@@ -74,8 +74,8 @@ impl ElementModel {
                     .unwrap_or_default();
                 let children_at = if let Some(reference) = element["contentReference"].as_str() {
                     Some(reference.trim_start_matches('#').to_string())
-                } else if types.len() == 1
-                    && (types[0] == "BackboneElement" || types[0] == "Element")
+                } else if let [only] = types.as_slice()
+                    && (only == "BackboneElement" || only == "Element")
                 {
                     Some(path.to_string())
                 } else {

@@ -60,8 +60,18 @@ impl Parser<'_> {
         SubsetError { at: self.i, why }
     }
 
+    /// The byte at the cursor, if any.
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// The bytes from `start` to the cursor.
+    fn since(&self, start: usize) -> &[u8] {
+        self.s.get(start..self.i).unwrap_or_default()
+    }
+
     fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
             self.i += 1;
         }
     }
@@ -87,16 +97,17 @@ impl Parser<'_> {
     fn ident(&mut self) -> Option<String> {
         self.ws();
         let start = self.i;
-        while self.i < self.s.len()
-            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
         {
             self.i += 1;
         }
-        if self.i == start || self.s[start].is_ascii_digit() {
+        if self.i == start || self.s.get(start).is_some_and(u8::is_ascii_digit) {
             self.i = start;
             return None;
         }
-        Some(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+        Some(String::from_utf8_lossy(self.since(start)).into_owned())
     }
 
     /// A keyword followed by whitespace (so `as` does not match `asserter`).
@@ -133,16 +144,17 @@ impl Parser<'_> {
         }
         self.i += 1;
         let start = self.i;
-        while self.i < self.s.len() && self.s[self.i] != b'\'' {
-            if self.s[self.i] == b'\\' {
-                return Err(self.fail("escapes in literals are not in the subset"));
+        loop {
+            match self.peek() {
+                None => return Err(self.fail("unterminated string literal")),
+                Some(b'\'') => break,
+                Some(b'\\') => {
+                    return Err(self.fail("escapes in literals are not in the subset"));
+                }
+                Some(_) => self.i += 1,
             }
-            self.i += 1;
         }
-        if self.i >= self.s.len() {
-            return Err(self.fail("unterminated string literal"));
-        }
-        let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        let text = String::from_utf8_lossy(self.since(start)).into_owned();
         self.i += 1;
         Ok(text)
     }
@@ -185,10 +197,10 @@ impl Parser<'_> {
             } else if self.eat(b'[') {
                 self.ws();
                 let start = self.i;
-                while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+                while self.peek().is_some_and(|c| c.is_ascii_digit()) {
                     self.i += 1;
                 }
-                let n = std::str::from_utf8(&self.s[start..self.i])
+                let n = std::str::from_utf8(self.since(start))
                     .ok()
                     .and_then(|d| d.parse().ok())
                     .ok_or_else(|| self.fail("expected an index"))?;

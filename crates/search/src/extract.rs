@@ -62,11 +62,16 @@ impl Registry {
                 continue;
             };
             for &(p, t) in targets {
-                let Extractor::Fast(compiled) = &params[usize::from(p)].extractor else {
+                let Some(Extractor::Fast(compiled)) =
+                    params.get(usize::from(p)).map(|param| &param.extractor)
+                else {
+                    continue;
+                };
+                let Some(term) = compiled.terms.get(usize::from(t)) else {
                     continue;
                 };
                 found.clear();
-                compiled.terms[usize::from(t)].run_after_first(value, &mut found);
+                term.run_after_first(value, &mut found);
                 let tag = (u32::from(p) << 16) | u32::from(t);
                 dispatched.extend(found.drain(..).map(|(v, ty)| (tag, v, ty)));
             }
@@ -267,7 +272,11 @@ fn dedupe(values: &mut Vec<IndexValue>) {
     }
     let mut i = 1;
     while i < values.len() {
-        if values[..i].contains(&values[i]) {
+        let repeated = match (values.get(..i), values.get(i)) {
+            (Some(seen), Some(value)) => seen.contains(value),
+            _ => false,
+        };
+        if repeated {
             values.remove(i);
         } else {
             i += 1;

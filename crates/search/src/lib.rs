@@ -4,6 +4,13 @@
 //!
 //! The storage engine executes a [`SearchQuery`]; it never parses URLs itself.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub mod dates;
 mod elements;
 mod expr;

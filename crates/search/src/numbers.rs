@@ -23,17 +23,18 @@ pub fn parse(text: &str) -> Result<Decimal, NumberError> {
         i += 1;
     }
     let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
+    let at = |i: usize| b.get(i).copied();
+    while at(i).is_some_and(|c| c.is_ascii_digit()) {
         i += 1;
     }
     if i == int_start {
         return Err(bad());
     }
     let mut decimals: i32 = 0;
-    if i < b.len() && b[i] == b'.' {
+    if at(i) == Some(b'.') {
         i += 1;
         let frac_start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while at(i).is_some_and(|c| c.is_ascii_digit()) {
             i += 1;
         }
         if i == frac_start {
@@ -42,7 +43,7 @@ pub fn parse(text: &str) -> Result<Decimal, NumberError> {
         decimals = (i - frac_start) as i32;
     }
     let mut exponent: i32 = 0;
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+    if matches!(at(i), Some(b'e' | b'E')) {
         i += 1;
         let exp_text = text.get(i..).ok_or_else(bad)?;
         let digits = exp_text.trim_start_matches(['+', '-']);

@@ -264,15 +264,16 @@ fn run_with_index<'a>(
     let mut current: Vec<&'a Value> = vec![start];
     let mut rest = steps;
     while let Some(k) = rest.iter().position(|s| matches!(s, Step::Index(_))) {
+        let (before, from_index) = rest.split_at(k);
+        let Some((Step::Index(n), after)) = from_index.split_first() else {
+            break;
+        };
         let mut next = Vec::new();
         for node in &current {
-            run(&rest[..k], node, ty, &mut next);
+            run(before, node, ty, &mut next);
         }
-        let Step::Index(n) = rest[k] else {
-            unreachable!("position found an index step")
-        };
-        current = next.get(n).map(|(v, _)| vec![*v]).unwrap_or_default();
-        rest = &rest[k + 1..];
+        current = next.get(*n).map(|(v, _)| vec![*v]).unwrap_or_default();
+        rest = after;
     }
     for node in current {
         run(rest, node, ty, out);
@@ -291,7 +292,7 @@ pub fn reference_type(reference: &str) -> Option<&str> {
     let id = parts.next()?;
     let ty = parts.next()?;
     let valid_type = ty.len() > 1
-        && ty.as_bytes()[0].is_ascii_uppercase()
+        && ty.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
         && ty.bytes().all(|b| b.is_ascii_alphanumeric());
     if id.is_empty() || !valid_type {
         return None;

@@ -306,7 +306,8 @@ impl DispatchPlan {
         self.by_key
             .binary_search_by(|(k, _)| (**k).cmp(key))
             .ok()
-            .map(|i| self.by_key[i].1.as_slice())
+            .and_then(|i| self.by_key.get(i))
+            .map(|(_, refs)| refs.as_slice())
     }
 }
 
@@ -341,6 +342,9 @@ impl Registry {
     /// first use.
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
+        // The embedded definitions are part of the binary; the registry's unit tests build
+        // them, so a failure here is a build defect, never input.
+        #[allow(clippy::expect_used)]
         GLOBAL.get_or_init(|| {
             Registry::r4_with_kanta().expect("the embedded search parameter definitions are valid")
         })
@@ -458,7 +462,7 @@ impl Registry {
         let list = self.params(resource_type);
         list.binary_search_by(|p| p.code.as_str().cmp(code))
             .ok()
-            .map(|i| &list[i])
+            .and_then(|i| list.get(i))
     }
 
     /// True for a concrete R4 resource type.

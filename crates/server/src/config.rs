@@ -1,8 +1,8 @@
 //! Server configuration: defaults, overridden by an optional TOML file, then by flags and
 //! environment variables (the CLI does that merge).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -29,11 +29,15 @@ pub struct Config {
     pub max_page_size: usize,
     /// One JSON log line per request (method, route template, status, duration).
     pub request_log: bool,
+    /// Reverse proxies (addresses, or networks like `10.0.0.0/8`) whose `Forwarded` /
+    /// `X-Forwarded-For` header names the client in the audit log. From any other peer the
+    /// header is ignored and the peer's own address is recorded.
+    pub trusted_proxies: TrustedProxies,
     /// Authorization: OAuth 2.0 / SMART (`[auth]` table). `data_dir` and `issuer` are set
     /// from `data` and the public URL.
     pub auth: phr_auth::AuthConfig,
     /// Sandbox retention (Kanta's quarterly deletion of data older than three months).
-    pub retention: crate::retention::RetentionConfig,
+    pub retention: phr_service::retention::RetentionConfig,
     /// Folders of extra conformance resources (StructureDefinitions, ValueSets, CodeSystems
     /// as JSON) loaded over the catalogue, e.g. a newer official Kanta release.
     pub packages: Vec<PathBuf>,
@@ -52,8 +56,9 @@ impl Default for Config {
             default_page_size: 50,
             max_page_size: 1000,
             request_log: true,
+            trusted_proxies: TrustedProxies::default(),
             auth: phr_auth::AuthConfig::default(),
-            retention: crate::retention::RetentionConfig::default(),
+            retention: phr_service::retention::RetentionConfig::default(),
             packages: Vec::new(),
         }
     }
@@ -120,6 +125,114 @@ impl Config {
             None => format!("http://{}", self.listen),
         }
     }
+
+    /// The FHIR base URL: the base URL and the FHIR API's path.
+    pub fn fhir_base_url(&self) -> String {
+        format!("{}{}", self.base_url(), crate::fhir::BASE_PATH)
+    }
+
+    /// The application core's settings.
+    pub fn service_settings(&self) -> phr_service::Settings {
+        phr_service::Settings {
+            base_url: self.fhir_base_url(),
+            default_page_size: self.default_page_size,
+            max_page_size: self.max_page_size,
+            max_bundle_entries: self.max_bundle_entries,
+        }
+    }
+
+    /// The authorization server's settings: the `[auth]` table, in this data folder, issuing
+    /// tokens for this server's FHIR base.
+    pub fn auth_config(&self) -> phr_auth::AuthConfig {
+        let mut auth = self.auth.clone();
+        auth.data_dir = self.data.clone();
+        crate::oauth::configure(&mut auth, &self.base_url(), crate::fhir::BASE_PATH);
+        auth
+    }
+}
+
+/// The file in the data folder where `phr serve` records the public base URL it serves at,
+/// so that the operator's commands (`phr token` above all: a token names its issuer) act for
+/// the running server without being told its URL again.
+pub const PUBLIC_URL_FILE: &str = "public-url";
+
+/// Records `base_url` as the public base URL of the server serving `data`.
+pub fn record_public_url(data: &Path, base_url: &str) -> std::io::Result<()> {
+    let path = data.join(PUBLIC_URL_FILE);
+    let partial = data.join(format!("{PUBLIC_URL_FILE}.new"));
+    std::fs::write(&partial, format!("{base_url}\n"))?;
+    std::fs::rename(partial, path)
+}
+
+/// The public base URL a server recorded in `data`, if any.
+pub fn recorded_public_url(data: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data.join(PUBLIC_URL_FILE)).ok()?;
+    let url = text.trim();
+    (!url.is_empty()).then(|| url.to_owned())
+}
+
+/// The trusted reverse proxies: addresses and networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`.
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|text| {
+                let (address, prefix) = match text.split_once('/') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (text.as_str(), None),
+                };
+                let address: IpAddr = address.trim().parse().map_err(|_| {
+                    format!("trusted_proxies: '{text}' is not an IP address or network")
+                })?;
+                let max = if address.is_ipv4() { 32 } else { 128 };
+                let prefix = match prefix {
+                    None => max,
+                    Some(p) => p
+                        .trim()
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= max)
+                        .ok_or_else(|| {
+                            format!("trusted_proxies: '{text}' has a prefix length above {max}")
+                        })?,
+                };
+                Ok((address, prefix))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(TrustedProxies)
+    }
+
+    /// Whether `address` is one of the proxies.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0
+            .iter()
+            .any(|(network, prefix)| match (network, address) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+                    u32::from(*n) & mask == u32::from(a) & mask
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) => {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*prefix)).unwrap_or(0);
+                    u128::from(*n) & mask == u128::from(a) & mask
+                }
+                _ => false,
+            })
+    }
+}
+
+impl TryFrom<Vec<String>> for TrustedProxies {
+    type Error = String;
+    fn try_from(list: Vec<String>) -> Result<Self, String> {
+        TrustedProxies::parse(&list)
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +258,38 @@ mod tests {
             ..Config::default()
         };
         assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_networks() {
+        let config: Config = toml::from_str(
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let t = &config.trusted_proxies;
+        assert!(t.contains("10.200.3.4".parse().unwrap()));
+        assert!(t.contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(t.contains("192.0.2.1".parse().unwrap()));
+        assert!(!t.contains("192.0.2.2".parse().unwrap()));
+        assert!(t.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!t.contains("2001:db9::5".parse().unwrap()));
+        for bad in [
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "trusted_proxies = [\"proxy\"]",
+        ] {
+            assert!(toml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_recorded_in_the_data_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(recorded_public_url(dir.path()), None);
+        record_public_url(dir.path(), "https://phr.example.fi").unwrap();
+        assert_eq!(
+            recorded_public_url(dir.path()).as_deref(),
+            Some("https://phr.example.fi")
+        );
     }
 
     #[test]

@@ -1,17 +1,30 @@
-//! The HTTP face of PHR: the FHIR R4 REST API under `/fhir/r4` (and, as they land, OAuth,
-//! the citizen portal and operations endpoints), wired on axum.
+//! The HTTP face of PHR, wired on axum: the FHIR R4 REST API under `/fhir/r4`, the
+//! authorization server's endpoints and pages, the citizen portal, and the operations
+//! endpoints (`/health`, `/ready`, `/metrics`).
 //!
-//! Handlers are thin: they parse HTTP, call the domain (storage, validation, search,
-//! authorization), and map errors to OperationOutcomes in one place (`fhir::error`).
+//! Handlers are thin: they parse HTTP, call the application core (`phr-service`) on the
+//! blocking pool, and map its typed errors to statuses and OperationOutcomes in one place
+//! (`fhir::error`). Cross-cutting work is done once, by layers around the router: one audit
+//! record per request (`audit`), metrics and the request log (`ops::track`), and a last-resort
+//! guard that turns a panic into a 500.
+//!
+//! Never decides what a caller may do or what a resource must look like: that is the
+//! service's.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod audit;
 pub mod config;
-pub mod export;
 pub mod fhir;
 pub mod oauth;
 pub mod ops;
 pub mod portal;
 pub mod retention;
-pub mod time;
 pub mod web;
 
 use std::future::Future;
@@ -20,16 +33,15 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use phr_auth::AuthService;
+use phr_service::capabilities::{OAuthUris, ServerFacts, capability_statement};
+use phr_service::{Error, FhirService, Pipeline, StoredPatients};
 use phr_store::Storage;
 use serde_json::Value;
 
 pub use config::Config;
-use fhir::error::ApiError;
-use fhir::pipeline::Pipeline;
-use fhir::service::FhirService;
+use fhir::error::FhirError;
 
 /// Everything a request handler can reach.
 #[derive(Clone)]
@@ -60,7 +72,29 @@ pub enum OpenError {
     #[error("cannot open the authorization server: {0}")]
     Auth(#[from] phr_auth::AuthError),
     #[error(transparent)]
-    Package(#[from] fhir::pipeline::PackageError),
+    Package(#[from] phr_service::PackageError),
+}
+
+/// The application core on a data folder, without any HTTP: the FHIR service and the
+/// authorization server, wired together (the authorization server stores a citizen's Patient
+/// through the service when they take PHR into use). The server and the operator's commands
+/// both open it here.
+pub struct Core {
+    pub fhir: Arc<FhirService>,
+    pub auth: AuthService,
+}
+
+/// Opens the application core of `config` over `storage`.
+pub fn open_core(config: &Config, storage: Arc<dyn Storage>) -> Result<Core, OpenError> {
+    let auth = AuthService::open(config.auth_config())?;
+    let pipeline = Pipeline::with_packages(&config.packages)?;
+    let fhir = Arc::new(FhirService::new(
+        storage,
+        pipeline,
+        config.service_settings(),
+    ));
+    auth.set_patient_registry(Arc::new(StoredPatients(fhir.clone())));
+    Ok(Core { fhir, auth })
 }
 
 impl AppState {
@@ -68,21 +102,24 @@ impl AppState {
     /// data folder.
     pub fn open(mut config: Config, storage: Arc<dyn Storage>) -> Result<Self, OpenError> {
         let base_url = config.base_url();
-        config.auth.data_dir = config.data.clone();
-        oauth::configure(&mut config.auth, &base_url, fhir::BASE_PATH);
-        let auth = AuthService::open(config.auth.clone())?;
-        let pipeline = Pipeline::with_packages(&config.packages)?;
-        let capabilities = fhir::capabilities::capability_statement(
-            &pipeline,
-            &fhir::capabilities::ServerFacts {
-                base_url: &base_url,
+        config.auth = config.auth_config();
+        let Core { fhir, auth } = open_core(&config, storage)?;
+        let endpoints = &auth.config().endpoints;
+        let capabilities = capability_statement(
+            &fhir.pipeline,
+            &ServerFacts {
+                base_url: &fhir.settings.base_url,
                 version: env!("CARGO_PKG_VERSION"),
                 open_sandbox: config.open_sandbox,
                 max_bundle_entries: config.max_bundle_entries,
+                oauth: OAuthUris {
+                    authorize: &endpoints.authorization,
+                    token: &endpoints.token,
+                    introspect: &endpoints.introspection,
+                    revoke: &endpoints.revocation,
+                },
             },
         );
-        let fhir = Arc::new(FhirService::new(storage, pipeline));
-        auth.set_patient_registry(Arc::new(fhir::access::StoredPatients(fhir.clone())));
         Ok(AppState(Arc::new(Inner {
             config,
             base_url,
@@ -97,16 +134,13 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let app = Router::new()
-        .nest(
-            fhir::BASE_PATH,
-            fhir::routes()
-                .fallback(unknown_route)
-                .method_not_allowed_fallback(wrong_method),
-        )
+        .nest(fhir::BASE_PATH, fhir::routes())
         // The base with a trailing slash is the base too (nesting only matches it without).
         .route(
             &format!("{}/", fhir::BASE_PATH),
-            axum::routing::post(fhir::transaction_or_batch),
+            axum::routing::post(fhir::bundle::transaction_or_batch)
+                .fallback(fhir::wrong_method)
+                .layer(axum::middleware::from_fn(fhir::negotiated)),
         )
         .route("/health", axum::routing::get(ops::health))
         .route("/ready", axum::routing::get(ops::ready))
@@ -116,27 +150,24 @@ pub fn router(state: AppState) -> Router {
         .merge(app)
         .merge(oauth::router(state.auth.clone()))
         .merge(portal::router(&state))
-        .fallback(unknown_route)
-        // Inside the routing, so the middleware sees the matched route template.
+        .fallback(fhir::unknown_route)
+        // Route layers, innermost first: they see the matched route template. The panic guard
+        // is the last resort (client input never reaches it); the audit layer sits outside it
+        // so that even such a request leaves its record.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            FhirError(Error::internal(
+                "the server failed while handling this request",
+            ))
+            .into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::track,
         ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::internal("the server failed while handling this request").into_response()
-        }))
-}
-
-async fn unknown_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("nothing is served at {}", uri.path()))
-}
-
-async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        phr_fhir::IssueType::NotSupported,
-        format!("{method} is not supported on {}", uri.path()),
-    )
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -145,6 +176,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The operator's commands read the URL the server answers at from here (`phr token`).
+    if let Err(e) = config::record_public_url(&state.config.data, &state.base_url) {
+        tracing::warn!(error = %e, "could not record the public URL in the data folder");
+    }
     let maintenance = tokio::spawn(auth_maintenance(state.auth.clone()));
     let auth = state.auth.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -60,12 +60,16 @@ impl RouteSeries {
             .iter()
             .position(|&c| c == status.as_u16())
             .unwrap_or(OTHER_STATUS);
-        self.statuses[s].fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.statuses.get(s) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         let b = LATENCY_BUCKETS
             .iter()
             .position(|&upper| seconds <= upper)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.buckets.get(b) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         self.micros_sum
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
@@ -160,8 +164,8 @@ impl Metrics {
             }
             let labels = format!("method=\"{}\",route=\"{}\"", s.method, label(&s.route));
             let mut cumulative = 0;
-            for (i, upper) in LATENCY_BUCKETS.iter().enumerate() {
-                cumulative += counts[i];
+            for (upper, count) in LATENCY_BUCKETS.iter().zip(&counts) {
+                cumulative += count;
                 let _ = writeln!(
                     out,
                     "phr_http_request_duration_seconds_bucket{{{labels},le=\"{upper}\"}} {cumulative}"

@@ -11,6 +11,13 @@
 //! gathered by one writer thread and committed together (group commit: one fsync for many
 //! requests); a write returns only after its data is durable.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 pub use phr_search::{IndexEntry, Micros, SearchQuery};
 
 pub mod sqlite;

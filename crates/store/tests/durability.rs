@@ -8,13 +8,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use phr_search::{IndexEntry, IndexValue};
 use phr_store::sqlite::SqliteStore;
 use phr_store::{Atomicity, NewVersion, Storage, WriteOp};
 
 const DIR_VAR: &str = "PHR_DURABILITY_DIR";
+/// How many acknowledged writes the kill waits for (4 writer threads of 10-write batches).
+const ACKED_BEFORE_KILL: usize = 400;
 
 fn observation(id: &str, patient: &str, at: i64) -> NewVersion {
     NewVersion {
@@ -97,30 +98,29 @@ fn acknowledged_writes_survive_sigkill() {
         .spawn()
         .expect("starts the writer process");
     let stdout = child.stdout.take().expect("piped");
+    // The reader passes acknowledgements on as they come, so the kill can wait for a count
+    // of them instead of a time.
+    let (acks, acknowledged) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
-        let mut acked = Vec::new();
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
             if let Some(id) = std::str::from_utf8(&line)
                 .ok()
                 .and_then(|l| l.strip_prefix("ack "))
+                && acks.send(id.to_owned()).is_err()
             {
-                acked.push(id.to_owned());
+                break;
             }
         }
-        acked
     });
-    // Let it write for a while, then kill it without warning.
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let it acknowledge a good number of batches, then kill it without warning while it
+    // keeps writing.
+    let mut acked: Vec<String> = acknowledged.iter().take(ACKED_BEFORE_KILL).collect();
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    let acked = reader.join().expect("reader");
-    assert!(
-        !acked.is_empty(),
-        "the writer acknowledged nothing in {:?}",
-        started.elapsed()
-    );
+    reader.join().expect("reader");
+    acked.extend(acknowledged.try_iter());
+    assert!(acked.len() >= ACKED_BEFORE_KILL);
 
     let store = SqliteStore::open(&dir.join("phr.db")).expect("reopens after the crash");
     let missing: Vec<&String> = acked

@@ -13,6 +13,7 @@ mod data;
 
 use serde_json::{Value, json};
 
+use crate::generate::set;
 use crate::model::{Lang, Names};
 
 /// A code with its display and names.
@@ -85,10 +86,10 @@ fn designations(names: Option<Names>) -> Option<Value> {
 fn concept_json(c: &Concept) -> Value {
     let mut out = json!({"code": c.code, "display": c.display});
     if let Some(definition) = c.definition {
-        out["definition"] = json!(definition);
+        set(&mut out, "definition", json!(definition));
     }
     if let Some(d) = designations(c.names) {
-        out["designation"] = d;
+        set(&mut out, "designation", d);
     }
     out
 }
@@ -108,10 +109,14 @@ pub(crate) fn code_system_resource(cs: &CodeSystemDecl) -> Value {
         "caseSensitive": true,
         "content": if cs.complete { "complete" } else { "not-present" },
     });
-    out["description"] = json!(cs.description);
+    set(&mut out, "description", json!(cs.description));
     if cs.complete {
-        out["count"] = json!(cs.concepts.len());
-        out["concept"] = json!(cs.concepts.iter().map(concept_json).collect::<Vec<_>>());
+        set(&mut out, "count", json!(cs.concepts.len()));
+        set(
+            &mut out,
+            "concept",
+            json!(cs.concepts.iter().map(concept_json).collect::<Vec<_>>()),
+        );
     }
     out
 }
@@ -124,7 +129,11 @@ pub(crate) fn value_set_resource(vs: &ValueSetDecl) -> Value {
         .map(|inc| {
             let mut out = json!({"system": inc.system});
             if !inc.concepts.is_empty() {
-                out["concept"] = json!(inc.concepts.iter().map(concept_json).collect::<Vec<_>>());
+                set(
+                    &mut out,
+                    "concept",
+                    json!(inc.concepts.iter().map(concept_json).collect::<Vec<_>>()),
+                );
             }
             out
         })
@@ -141,7 +150,7 @@ pub(crate) fn value_set_resource(vs: &ValueSetDecl) -> Value {
         "publisher": "PHR (after Kela's Finnish PHR terminology)",
         "compose": {"include": includes},
     });
-    out["description"] = json!(vs.description);
+    set(&mut out, "description", json!(vs.description));
     out
 }
 

@@ -44,10 +44,31 @@ impl Server {
 
     /// Starts on an existing data folder (to restart after a crash, say).
     pub fn start_in(data: &Path, args: &[&str]) -> Server {
+        Server::spawn(data, "127.0.0.1:0", args, None)
+    }
+
+    /// Starts on a free local port with the public URL `public_url` (as behind a proxy): the
+    /// server names itself by that URL, the test reaches it on the port.
+    pub fn start_behind(data: &Path, public_url: &str, args: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut all = vec!["--public-url", public_url];
+        all.extend(args);
+        Server::spawn(
+            data,
+            &format!("127.0.0.1:{port}"),
+            &all,
+            Some(format!("http://127.0.0.1:{port}/fhir/r4")),
+        )
+    }
+
+    fn spawn(data: &Path, listen: &str, args: &[&str], local_base: Option<String>) -> Server {
         let mut child = phr()
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data")
             .arg(data)
             .args(args)
@@ -74,6 +95,7 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let base = local_base.unwrap_or(base);
         let root = base.trim_end_matches("/fhir/r4").to_string();
         Server {
             child,

@@ -498,8 +498,11 @@ impl<'a> Parser<'a> {
                 _ => parts.target_type = Some(t.to_string()),
             }
         }
-        if parts.target_type.is_none() && parts.url.is_none() && param.targets.len() == 1 {
-            parts.target_type = Some(param.targets[0].clone());
+        if parts.target_type.is_none()
+            && parts.url.is_none()
+            && let [only] = param.targets.as_slice()
+        {
+            parts.target_type = Some(only.clone());
         }
         if let Some(t) = &parts.target_type
             && parts.url.is_none()
@@ -624,10 +627,9 @@ impl<'a> Parser<'a> {
         let Some(inner_clause) = self.inner_clause(inner, inner_modifier, name, value) else {
             return;
         };
-        let target_type = if candidates.len() == 1 {
-            candidates[0].clone()
-        } else {
-            String::new()
+        let target_type = match candidates.as_slice() {
+            [only] => only.clone(),
+            _ => String::new(),
         };
         self.query.clauses.push(Clause {
             param: param.code.clone(),
@@ -974,9 +976,12 @@ fn prefixed<'v>(param: &SearchParam, raw: &'v str) -> Result<(Prefix, &'v str), 
     // Two letters before the value's first digit (or sign) are a prefix; other letters
     // are simply a malformed value, reported as such.
     let starts_value = |c: u8| c.is_ascii_digit() || c == b'-' || c == b'+' || c == b'.';
-    if b.len() > 2 && b[0].is_ascii_alphabetic() && b[1].is_ascii_alphabetic() && starts_value(b[2])
+    if let [first, second, third, ..] = b
+        && first.is_ascii_alphabetic()
+        && second.is_ascii_alphabetic()
+        && starts_value(*third)
+        && let Some(code) = raw.get(..2)
     {
-        let code = &raw[..2];
         let prefix = prefix_from_code(code).ok_or_else(|| {
             format!(
                 "'{raw}' has an unknown prefix '{code}' (use eq, ne, gt, lt, ge, le, sa, eb or ap)"

@@ -1,142 +1,119 @@
-//! The one place where failures become HTTP: every error leaves as an OperationOutcome with
-//! the status that fits it.
+//! The one place where outcomes become HTTP: [`status_of`] maps every kind of failure to its
+//! status, [`success_status`] every kind of success, and [`render`] writes a failure as an
+//! OperationOutcome. Handlers' errors, a Bundle entry's `response.status` and the history
+//! Bundle all use these, so a batch entry answers exactly what the same request alone would.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use phr_fhir::{Issue, IssueType};
+use phr_service::bundle::Success;
+use phr_service::{Change, Error, ErrorKind};
 
 use super::respond::{Format, outcome_response};
 
-/// A failed FHIR interaction: the HTTP status and what to tell the client.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub issues: Vec<Issue>,
-    /// How to render the outcome (JSON, pretty or not).
-    pub format: Format,
-    /// `WWW-Authenticate` for 401 and 403 from token checks.
-    pub www_authenticate: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: IssueType, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            issues: vec![Issue::error(code, message)],
-            format: Format::default(),
-            www_authenticate: None,
-        }
-    }
-
-    pub fn with_issues(status: StatusCode, issues: Vec<Issue>) -> Self {
-        ApiError {
-            status,
-            issues,
-            format: Format::default(),
-            www_authenticate: None,
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, IssueType::Invalid, message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, IssueType::NotFound, message)
-    }
-
-    pub fn gone(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GONE, IssueType::Deleted, message)
-    }
-
-    pub fn precondition(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PRECONDITION_FAILED,
-            IssueType::Conflict,
-            message,
-        )
-    }
-
-    pub fn unprocessable(issues: Vec<Issue>) -> Self {
-        Self::with_issues(StatusCode::UNPROCESSABLE_ENTITY, issues)
-    }
-
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            IssueType::NotSupported,
-            message,
-        )
-    }
-
-    pub fn not_implemented(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            IssueType::NotSupported,
-            message,
-        )
-    }
-
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, IssueType::Forbidden, message)
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            IssueType::Exception,
-            message,
-        )
-    }
-
-    /// A failed token or scope check.
-    pub fn from_access(err: phr_auth::AccessError) -> Self {
-        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let code = match status {
-            StatusCode::FORBIDDEN => IssueType::Forbidden,
-            StatusCode::UNAUTHORIZED => IssueType::Login,
-            _ => IssueType::Exception,
-        };
-        let mut error = ApiError::new(status, code, err.to_string());
-        error.www_authenticate = Some(err.www_authenticate());
-        error
-    }
-
-    pub fn formatted(mut self, format: Format) -> Self {
-        self.format = format;
-        self
+/// The HTTP status of a failure.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
-impl From<phr_store::StoreError> for ApiError {
-    fn from(err: phr_store::StoreError) -> Self {
-        match err {
-            phr_store::StoreError::BadCursor | phr_store::StoreError::Unsupported(_) => {
-                ApiError::bad_request(err.to_string())
-            }
-            phr_store::StoreError::Closed => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                IssueType::Throttled,
-                err.to_string(),
-            ),
-            phr_store::StoreError::Engine(_) => {
-                tracing::error!(error = %err, "storage failure");
-                ApiError::internal("the storage engine failed; the request was not applied")
-            }
-        }
+/// The HTTP status of a success.
+pub fn success_status(success: Success) -> StatusCode {
+    match success {
+        Success::Created => StatusCode::CREATED,
+        Success::Updated | Success::Existing | Success::Read => StatusCode::OK,
+        Success::Deleted => StatusCode::NO_CONTENT,
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = outcome_response(self.status, &self.issues, self.format);
-        if let Some(challenge) = self.www_authenticate
-            && let Ok(value) = axum::http::HeaderValue::from_str(&challenge)
-        {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, value);
-        }
+/// The HTTP status of a write.
+pub fn written_status(change: Change) -> StatusCode {
+    success_status(match change {
+        Change::Created => Success::Created,
+        Change::Updated => Success::Updated,
+        Change::Existing => Success::Existing,
+    })
+}
+
+/// A status as a Bundle entry's `response.status` says it: `201 Created`.
+pub fn status_line(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+}
+
+/// A failure as a response: its status, an OperationOutcome in `format`, and the
+/// `WWW-Authenticate` challenge of a refused token.
+pub fn render(error: &Error, format: Format) -> Response {
+    let mut response = outcome_response(status_of(error.kind()), error.issues(), format);
+    if let Some(challenge) = error.challenge()
+        && let Ok(value) = HeaderValue::from_str(challenge)
+    {
         response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response.extensions_mut().insert(Failure(error.clone()));
+    response
+}
+
+/// Marks a response as a failure, for the layers around the handlers: the FHIR format layer
+/// renders it again in the negotiated format, the audit layer records its issue.
+#[derive(Debug, Clone)]
+pub struct Failure(pub Error);
+
+/// A handler's failure: rendered as an OperationOutcome (JSON, then in the negotiated format
+/// by the FHIR router's format layer).
+#[derive(Debug)]
+pub struct FhirError(pub Error);
+
+impl From<Error> for FhirError {
+    fn from(error: Error) -> Self {
+        FhirError(error)
+    }
+}
+
+impl IntoResponse for FhirError {
+    fn into_response(self) -> Response {
+        render(&self.0, Format::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_tokens_carry_their_challenge() {
+        let error = Error::from_access(phr_auth::AccessError::MissingToken);
+        let response = render(&error, Format::default());
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert!(response.extensions().get::<Failure>().is_some());
+    }
+
+    #[test]
+    fn status_lines_name_the_reason() {
+        assert_eq!(status_line(success_status(Success::Created)), "201 Created");
+        assert_eq!(
+            status_line(status_of(ErrorKind::Unprocessable)),
+            "422 Unprocessable Entity"
+        );
     }
 }

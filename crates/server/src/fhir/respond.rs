@@ -5,10 +5,10 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phr_fhir::{Issue, IssueType};
+use phr_service::time::{datetime, to_instant};
+use phr_service::{Error, ErrorKind};
 use serde_json::Value;
-
-use super::error::ApiError;
-use crate::time::{http_date, to_instant};
+use time::format_description::well_known::Rfc2822;
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 
@@ -30,13 +30,14 @@ impl Format {
         }
     }
 
+    /// `value` as JSON. (Encoding a `serde_json::Value` cannot fail: its keys are strings.)
     pub fn encode(self, value: &Value) -> Vec<u8> {
         let encoded = if self.pretty {
             serde_json::to_vec_pretty(value)
         } else {
             serde_json::to_vec(value)
         };
-        encoded.expect("serde_json::Value always serializes")
+        encoded.unwrap_or_default()
     }
 }
 
@@ -50,7 +51,7 @@ const JSON_TYPES: [&str; 4] = [
 
 /// Decides the response format from `_format`, `_pretty` and `Accept`. XML, or any other
 /// format that is not JSON, gets 406.
-pub fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, ApiError> {
+pub fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, Error> {
     let mut format = Format::default();
     for (name, value) in query {
         match name.as_str() {
@@ -58,7 +59,7 @@ pub fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Form
                 "true" => format.pretty = true,
                 "false" => format.pretty = false,
                 _ => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(Error::invalid(format!(
                         "_pretty must be true or false, not '{value}'"
                     )));
                 }
@@ -129,12 +130,12 @@ impl Format {
     }
 }
 
-fn not_acceptable(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_ACCEPTABLE, IssueType::NotSupported, message)
+fn not_acceptable(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::NotAcceptable, IssueType::NotSupported, message)
 }
 
 /// Checks that a request body is FHIR JSON (or plain JSON).
-pub fn require_json_body(headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn require_json_body(headers: &HeaderMap) -> Result<(), Error> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -158,8 +159,8 @@ pub fn require_json_body(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         format!("unsupported Content-Type '{content_type}'; send application/fhir+json")
     };
-    Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    Err(Error::new(
+        ErrorKind::UnsupportedMediaType,
         IssueType::NotSupported,
         message,
     ))
@@ -200,21 +201,31 @@ pub fn prefer(headers: &HeaderMap) -> Prefer {
 }
 
 /// Parses `If-Match: W/"3"` (or `"3"`, or `3`) into a version number.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or("").trim();
     let inner = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     inner.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_request(format!(
+        Error::invalid(format!(
             "If-Match must be a version ETag like W/\"3\", not '{text}'"
         ))
     })
 }
 
 pub fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("W/\"{version}\"")).expect("digits are a valid header")
+    // Digits and quotes are always a valid header value.
+    HeaderValue::from_str(&format!("W/\"{version}\""))
+        .unwrap_or(HeaderValue::from_static("W/\"0\""))
+}
+
+/// An HTTP date (`Last-Modified`), e.g. `Mon, 23 Nov 2026 15:20:01 GMT`.
+pub fn http_date(micros: i64) -> String {
+    datetime(micros)
+        .format(&Rfc2822)
+        .map(|s| s.replace("+0000", "GMT"))
+        .unwrap_or_default()
 }
 
 /// Metadata of one stored version that goes into response headers.
@@ -268,4 +279,14 @@ pub fn resource_response(status: StatusCode, body: &[u8], format: Format) -> Res
 pub fn outcome_response(status: StatusCode, issues: &[Issue], format: Format) -> Response {
     let body = format.encode(&phr_fhir::outcome::operation_outcome(issues));
     json_response(status, body, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_gmt() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
 }

@@ -110,13 +110,15 @@ fn thin(points: &[Point], from: i64, to: i64, series: usize) -> Vec<Point> {
     let mut sums = vec![(0i64, 0usize, vec![(0.0f64, 0usize); series]); MAX_LINE_POINTS];
     for p in points {
         let i = (((p.t - from) as f64 / span) * MAX_LINE_POINTS as f64) as usize;
-        let bucket = &mut sums[i.min(MAX_LINE_POINTS - 1)];
+        let Some(bucket) = sums.get_mut(i.min(MAX_LINE_POINTS - 1)) else {
+            continue;
+        };
         bucket.0 += p.t;
         bucket.1 += 1;
-        for (s, v) in p.values.iter().enumerate().take(series) {
+        for (sum, v) in bucket.2.iter_mut().zip(&p.values) {
             if let Some(v) = v {
-                bucket.2[s].0 += v;
-                bucket.2[s].1 += 1;
+                sum.0 += v;
+                sum.1 += 1;
             }
         }
     }
@@ -284,7 +286,10 @@ pub fn svg(spec: &Spec, points: &[Point], from: i64, to: i64, decimal_comma: boo
                             .map(|v| format!("{:.1},{:.1}", x(p.t), y(v)))
                     })
                     .collect();
-                let colour = COLOURS[series % COLOURS.len()];
+                let colour = COLOURS
+                    .get(series % COLOURS.len())
+                    .copied()
+                    .unwrap_or_default();
                 if coords.len() > 1 {
                     let _ = write!(
                         s,

@@ -6,9 +6,10 @@ use phr_store::StoredResource;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use phr_service::Error as ApiError;
+use phr_service::search::PAGE_PARAMETER;
+
 use crate::AppState;
-use crate::fhir::error::ApiError;
-use crate::fhir::search::{PAGE_PARAMETER, SearchSettings};
 
 /// The data contents the portal lists: those kept in a citizen's compartment.
 pub fn contents() -> impl Iterator<Item = &'static DataContent> {
@@ -32,16 +33,8 @@ pub fn date_parameter(resource_type: &str) -> Option<&'static str> {
     }
 }
 
-fn settings(state: &AppState) -> SearchSettings {
-    SearchSettings {
-        default_count: state.config.default_page_size,
-        max_count: state.config.max_page_size,
-        base_url: state.base_url.clone(),
-    }
-}
-
 fn instant(t: OffsetDateTime) -> String {
-    crate::time::to_instant((t.unix_timestamp_nanos() / 1000) as i64)
+    phr_service::time::to_instant((t.unix_timestamp_nanos() / 1000) as i64)
 }
 
 /// The search parameters selecting `content` of `patient` between `from` and `to`.
@@ -121,7 +114,6 @@ pub fn latest(
         content.resource_type,
         &params(content, patient, None, true, 1),
         false,
-        &settings(state),
     )?;
     Ok(entries(result.page.matches).into_iter().next())
 }
@@ -139,7 +131,7 @@ pub struct Series {
     /// How many entries the range holds.
     pub total: usize,
     /// Whether `entries` is a sample. (The lowest and highest value of the whole range would
-    /// need `_sort=value-quantity`, which is slow on a dense range today; see issue 3's note.)
+    /// need `_sort=value-quantity`, which is slow on a dense range today.)
     pub sampled: bool,
 }
 
@@ -152,11 +144,8 @@ pub fn series(
     to: OffsetDateTime,
 ) -> Result<Series, ApiError> {
     let caller = super::caller(patient);
-    let search = |p: &[(String, String)]| {
-        state
-            .fhir
-            .search(&caller, content.resource_type, p, false, &settings(state))
-    };
+    let search =
+        |p: &[(String, String)]| state.fhir.search(&caller, content.resource_type, p, false);
     let mut count_params = params(content, patient, Some((from, to)), false, 1);
     count_params.push(("_summary".into(), "count".into()));
     let total = search(&count_params)?.page.total.unwrap_or(0) as usize;
@@ -246,6 +235,6 @@ pub fn table_page(
     }
     let result = state
         .fhir
-        .search(&caller, content.resource_type, &p, false, &settings(state))?;
+        .search(&caller, content.resource_type, &p, false)?;
     Ok((entries(result.page.matches), result.page.next))
 }

@@ -243,12 +243,14 @@ fn xml_text(text: &str) -> String {
 
 /// The Observation for a reading, in the citizen's language, referring to their Patient.
 pub fn observation(measure: Measure, reading: &Reading, patient: &str, lang: Lang) -> Value {
-    let v = &reading.values;
+    // The reading's parser gives every measure its values (blood pressure two, the rest one).
+    let first = reading.values.first().copied().unwrap_or_default();
+    let second = reading.values.get(1).copied().unwrap_or_default();
     let (profile, codes, value_line): (&str, Vec<Value>, String) = match measure {
         Measure::Weight => (
             urls::BODY_WEIGHT,
             vec![loinc("29463-7", "Body weight")],
-            format!("{:.1} kg", v[0]),
+            format!("{first:.1} kg"),
         ),
         Measure::BloodPressure => (
             urls::BLOOD_PRESSURE,
@@ -256,12 +258,12 @@ pub fn observation(measure: Measure, reading: &Reading, patient: &str, lang: Lan
                 "85354-9",
                 "Blood pressure panel with all children optional",
             )],
-            format!("{}/{} mmHg", v[0].round(), v[1].round()),
+            format!("{}/{} mmHg", first.round(), second.round()),
         ),
         Measure::HeartRate => (
             urls::VITAL_SIGNS,
             vec![loinc("8867-4", "Heart rate")],
-            format!("{} /min", v[0].round()),
+            format!("{} /min", first.round()),
         ),
         Measure::Glucose => (
             urls::BLOOD_GLUCOSE,
@@ -272,7 +274,7 @@ pub fn observation(measure: Measure, reading: &Reading, patient: &str, lang: Lan
                     "Glucose [Moles/volume] in Capillary blood by Glucometer",
                 ),
             ],
-            format!("{:.1} mmol/l", v[0]),
+            format!("{first:.1} mmol/l"),
         ),
     };
     let code = lang.code();
@@ -309,29 +311,29 @@ pub fn observation(measure: Measure, reading: &Reading, patient: &str, lang: Lan
     r.insert("performer".into(), json!([patient_ref]));
     match measure {
         Measure::Weight => {
-            r.insert("valueQuantity".into(), quantity(v[0], true, "kg", "kg"));
+            r.insert("valueQuantity".into(), quantity(first, true, "kg", "kg"));
         }
         Measure::BloodPressure => {
             r.insert(
                 "component".into(),
                 json!([
                     {"code": {"coding": [loinc("8480-6", "Systolic blood pressure")]},
-                     "valueQuantity": quantity(v[0], false, "mm[Hg]", "mm[Hg]")},
+                     "valueQuantity": quantity(first, false, "mm[Hg]", "mm[Hg]")},
                     {"code": {"coding": [loinc("8462-4", "Diastolic blood pressure")]},
-                     "valueQuantity": quantity(v[1], false, "mm[Hg]", "mm[Hg]")},
+                     "valueQuantity": quantity(second, false, "mm[Hg]", "mm[Hg]")},
                 ]),
             );
         }
         Measure::HeartRate => {
             r.insert(
                 "valueQuantity".into(),
-                quantity(v[0], false, "/min", "/min"),
+                quantity(first, false, "/min", "/min"),
             );
         }
         Measure::Glucose => {
             r.insert(
                 "valueQuantity".into(),
-                quantity(v[0], true, "mmol/l", "mmol/L"),
+                quantity(first, true, "mmol/l", "mmol/L"),
             );
         }
     }

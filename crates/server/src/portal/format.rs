@@ -80,18 +80,24 @@ pub fn parse_fhir_time(text: &str) -> Option<OffsetDateTime> {
     Some(local_midnight(d))
 }
 
+/// The value at a JSON pointer (`/valueQuantity/value`), null when there is none.
+pub fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    value.pointer(pointer).unwrap_or(&NULL)
+}
+
 /// When the data in `resource` was measured or happened.
 pub fn resource_time(resource: &Value) -> Option<OffsetDateTime> {
     let candidates = [
         &resource["effectiveDateTime"],
-        &resource["effectivePeriod"]["start"],
+        at(resource, "/effectivePeriod/start"),
         &resource["effectiveInstant"],
         &resource["authored"],
-        &resource["period"]["start"],
+        at(resource, "/period/start"),
         &resource["dateTime"],
         &resource["created"],
         &resource["issued"],
-        &resource["meta"]["lastUpdated"],
+        at(resource, "/meta/lastUpdated"),
     ];
     candidates
         .iter()
@@ -187,29 +193,29 @@ pub fn values(resource: &Value, lang: Lang) -> Vec<(String, String)> {
     if let Some(rate) = resource["dosage"].get("rateQuantity")
         && let Some(v) = quantity_text(rate, lang)
     {
-        out.push((concept_text(&resource["dosage"]["route"], lang), v));
+        out.push((concept_text(at(resource, "/dosage/route"), lang), v));
     }
     out
 }
 
 /// One short line for tables: blood pressure as `128/84 mmHg`, else the values joined.
 pub fn summary(resource: &Value, lang: Lang) -> String {
-    let components = resource["component"].as_array();
-    if let Some(list) = components
-        && list.len() == 2
-        && list.iter().all(|c| c.get("valueQuantity").is_some())
+    let components = resource["component"].as_array().map(Vec::as_slice);
+    if let Some([first, second]) = components
+        && first.get("valueQuantity").is_some()
+        && second.get("valueQuantity").is_some()
     {
         let number = |c: &Value| {
-            c["valueQuantity"]["value"]
+            at(c, "/valueQuantity/value")
                 .as_number()
                 .map(|n| number_text(&n.to_string(), lang))
                 .unwrap_or_default()
         };
-        let unit = match list[0]["valueQuantity"]["unit"].as_str().unwrap_or("") {
+        let unit = match at(first, "/valueQuantity/unit").as_str().unwrap_or("") {
             "mm[Hg]" => "mmHg",
             other => other,
         };
-        return format!("{}/{} {unit}", number(&list[0]), number(&list[1]));
+        return format!("{}/{} {unit}", number(first), number(second));
     }
     let values = values(resource, lang);
     if values.is_empty() {
@@ -240,11 +246,11 @@ pub fn source_app(resource: &Value) -> Option<String> {
 
 /// A numeric value for charts: `valueQuantity.value` or `valueInteger`.
 pub fn numeric(holder: &Value) -> Option<f64> {
-    holder["valueQuantity"]["value"]
+    at(holder, "/valueQuantity/value")
         .as_f64()
         .or_else(|| holder["valueInteger"].as_f64())
         .or_else(|| {
-            holder["valueQuantity"]["value"]
+            at(holder, "/valueQuantity/value")
                 .as_number()
                 .and_then(|n| n.to_string().parse().ok())
         })

@@ -25,14 +25,12 @@ mod texts;
 use axum::Router;
 use axum::routing::{get, post};
 
+use phr_service::Caller;
+
 use crate::AppState;
-use crate::fhir::pipeline::{App, Caller};
 use crate::web::see_other;
 
-/// The portal's client id at the authorization server and its `creatingApplication` id.
-pub const PORTAL_APP_ID: &str = "phr-portal";
-/// The portal's name as the creating application of what the citizen enters.
-pub const PORTAL_APP_NAME: &str = "Omakanta / My PHR";
+pub use phr_service::caller::{PORTAL_APP_ID, PORTAL_APP_NAME};
 /// What the portal asks for at login; it reads and writes through the FHIR service itself,
 /// as the citizen, so the scope only records what the portal is.
 const PORTAL_SCOPE: &str = "openid patient/*.read";
@@ -90,13 +88,7 @@ pub fn router(state: &AppState) -> Router {
 /// The FHIR caller the portal acts as: the citizen, in their own compartment, with the
 /// portal as the creating application; may delete anything of theirs.
 pub fn caller(patient_id: &str) -> Caller {
-    Caller {
-        patient: Some(patient_id.to_owned()),
-        app: Some(App {
-            id: PORTAL_APP_ID.to_owned(),
-            name: PORTAL_APP_NAME.to_owned(),
-        }),
-        portal: true,
-        access: None,
+    Caller::Citizen {
+        patient: patient_id.to_owned(),
     }
 }

@@ -24,9 +24,11 @@ use super::session::{
 };
 use super::texts::T;
 use super::{CALLBACK_PATH, PORTAL_APP_ID, PORTAL_APP_NAME, ROOT};
+use phr_service::export::{self, COMPARTMENT_TYPES};
+use phr_service::{Error as ApiError, ErrorKind};
+
 use crate::AppState;
-use crate::export::COMPARTMENT_TYPES;
-use crate::fhir::error::ApiError;
+use crate::fhir::error::{status_of, written_status};
 use crate::web::chrome::{LangLink, language_links};
 use crate::web::{Lang, html, resource_name, see_other};
 
@@ -44,11 +46,11 @@ pub enum Fail {
 
 impl From<ApiError> for Fail {
     fn from(e: ApiError) -> Self {
-        match e.status.as_u16() {
-            404 | 410 | 403 => Fail::NotFound,
-            400 | 422 => Fail::BadInput,
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::Gone | ErrorKind::Forbidden => Fail::NotFound,
+            ErrorKind::Invalid | ErrorKind::Unprocessable => Fail::BadInput,
             _ => Fail::Internal(
-                e.issues
+                e.issues()
                     .first()
                     .map(|i| i.message.clone())
                     .unwrap_or_default(),
@@ -557,7 +559,10 @@ pub async fn data_page(
                     .unwrap_or_else(|| content.series.first().map(|s| s.unit.unit).unwrap_or(""));
                 let name = content.name(lang);
                 let band = (content.kind == Kind::BloodGlucose).then_some((3.9, 10.0));
-                let first_values: Vec<f64> = points.iter().filter_map(|p| p.values[0]).collect();
+                let first_values: Vec<f64> = points
+                    .iter()
+                    .filter_map(|p| p.values.first().copied().flatten())
+                    .collect();
                 let lo = first_values.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = first_values
                     .iter()
@@ -673,7 +678,7 @@ fn component_value(resource: &Value, system: &str, code: &str) -> Option<f64> {
         .as_array()?
         .iter()
         .find(|c| {
-            c["code"]["coding"]
+            format::at(c, "/code/coding")
                 .as_array()
                 .is_some_and(|l| l.iter().any(|x| x["system"] == system && x["code"] == code))
         })
@@ -739,7 +744,7 @@ pub async fn detail(
         let title = content
             .map(|c| c.name(catalog_lang(lang)).to_owned())
             .unwrap_or_else(|| resource_name(&resource_type, lang));
-        let codes = resource["code"]["coding"]
+        let codes = format::at(&resource, "/code/coding")
             .as_array()
             .into_iter()
             .flatten()
@@ -957,20 +962,20 @@ pub async fn enter_submit(
         record.resource_type = Some("Observation".into());
         match state.fhir.create(&caller, resource, None) {
             Ok(written) => {
-                record.status = written.status.as_u16();
+                record.status = written_status(written.change).as_u16();
                 record.amount = 1;
-                record.resources = vec![format!("Observation/{}", written.id)];
+                record.resources = vec![written.version.reference()];
                 audit(state, record);
                 Ok(see_other(&format!(
                     "/portal/entry/Observation/{}?msg=saved",
-                    written.id
+                    written.version.id
                 )))
             }
             Err(e) => {
-                record.status = e.status.as_u16();
-                record.error_detail = e.issues.first().map(|i| i.message.clone());
+                record.status = status_of(e.kind()).as_u16();
+                record.error_detail = e.issues().first().map(|i| i.message.clone());
                 audit(state, record);
-                let rejected = e.issues.iter().map(|i| i.message.clone()).collect();
+                let rejected = e.issues().iter().map(|i| i.message.clone()).collect();
                 enter_page(
                     state,
                     ctx,
@@ -1183,7 +1188,7 @@ pub async fn delete_submit(
         if what == Erasure::Everything {
             // The citizen stays in the service: their (empty) record keeps its Patient, and
             // nothing is shared any more.
-            let registry = crate::fhir::access::StoredPatients(state.fhir.clone());
+            let registry = phr_service::StoredPatients(state.fhir.clone());
             registry
                 .ensure_patient(&phr_auth::patient_resource(&patient))
                 .map_err(Fail::Internal)?;
@@ -1314,7 +1319,7 @@ fn sharing_consent(patient: &str, lang: Lang) -> Value {
             "display": "Consent to share wellbeing information stored in My Kanta Pages Personal Health Record to social welfare and healthcare service providers"
         }]}],
         "patient": {"reference": format!("Patient/{patient}")},
-        "dateTime": crate::time::to_instant(crate::time::now_micros()),
+        "dateTime": phr_service::time::to_instant(phr_service::time::now_micros()),
         "policyRule": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
             "code": "OPTIN",
@@ -1350,13 +1355,14 @@ pub async fn sharing_submit(
         };
         let caller = super::caller(&patient);
         let active: Vec<Entry> =
-            crate::export::search_all(state.fhir.storage.as_ref(), "Consent", Some(&patient))
+            export::search_all(state.fhir.storage.as_ref(), "Consent", Some(&patient))
                 .map_err(|e| Fail::Internal(e.to_string()))?
                 .into_iter()
                 .filter_map(|stored| {
                     let resource: Value = serde_json::from_slice(&stored.body).ok()?;
-                    (resource["status"] == "active" && is_sharing_consent(&resource))
-                        .then_some(Entry { stored, resource })
+                    (resource.get("status").and_then(Value::as_str) == Some("active")
+                        && is_sharing_consent(&resource))
+                    .then_some(Entry { stored, resource })
                 })
                 .collect();
         let mut record = portal_audit(
@@ -1371,13 +1377,15 @@ pub async fn sharing_submit(
                     state
                         .fhir
                         .create(&caller, sharing_consent(&patient, ctx.lang), None)?;
-                record.status = written.status.as_u16();
-                record.resources = vec![format!("Consent/{}", written.id)];
+                record.status = written_status(written.change).as_u16();
+                record.resources = vec![written.version.reference()];
                 record.amount = 1;
             }
         } else {
             for mut entry in active {
-                entry.resource["status"] = json!("inactive");
+                if let Some(consent) = entry.resource.as_object_mut() {
+                    consent.insert("status".into(), json!("inactive"));
+                }
                 let written = state.fhir.update(
                     &caller,
                     "Consent",
@@ -1385,7 +1393,7 @@ pub async fn sharing_submit(
                     entry.resource,
                     None,
                 )?;
-                record.resources.push(format!("Consent/{}", written.id));
+                record.resources.push(written.version.reference());
                 record.amount += 1;
             }
         }
@@ -1590,12 +1598,11 @@ fn download(body: Vec<u8>, content_type: &'static str, filename: &str) -> Respon
 pub async fn export_bundle(State(state): State<AppState>, ctx: Ctx) -> Response {
     run(state, ctx, |state, ctx| {
         let patient = citizen(ctx)?;
-        let resources = crate::export::patient_resources(state.fhir.storage.as_ref(), &patient)
+        let resources = export::patient_resources(state.fhir.storage.as_ref(), &patient)
             .map_err(|e| Fail::Internal(e.to_string()))?;
         let count = resources.len() as u64;
-        let by_type =
-            crate::export::by_type(&resources).map_err(|e| Fail::Internal(e.to_string()))?;
-        let bundle = crate::export::collection_bundle(by_type, &state.base_url);
+        let by_type = export::by_type(&resources).map_err(|e| Fail::Internal(e.to_string()))?;
+        let bundle = export::collection_bundle(by_type, &state.fhir.settings.base_url);
         let body = serde_json::to_vec_pretty(&bundle).map_err(|e| Fail::Internal(e.to_string()))?;
         let mut record = portal_audit(state, &patient, "export");
         record.amount = count;
@@ -1625,19 +1632,16 @@ pub async fn export_ndjson(
                 .filter(|p| !p.deleted)
                 .collect()
         } else {
-            crate::export::search_all(storage, resource_type, Some(&patient))
+            export::search_all(storage, resource_type, Some(&patient))
                 .map_err(|e| Fail::Internal(e.to_string()))?
         };
-        let values: Vec<Value> = stored
-            .iter()
-            .filter_map(|s| crate::export::body(s).ok())
-            .collect();
+        let values: Vec<Value> = stored.iter().filter_map(|s| export::body(s).ok()).collect();
         let mut record = portal_audit(state, &patient, "export");
         record.resource_type = Some(resource_type.to_owned());
         record.amount = values.len() as u64;
         audit(state, record);
         Ok(download(
-            crate::export::ndjson(&values),
+            export::ndjson(&values),
             "application/fhir+ndjson",
             &format!("{resource_type}.ndjson"),
         ))

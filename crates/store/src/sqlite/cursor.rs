@@ -41,7 +41,9 @@ pub struct Cursor {
 pub fn fingerprint(text: &str) -> [u8; 16] {
     let digest = Sha256::digest(text.as_bytes());
     let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
+    for (o, d) in out.iter_mut().zip(digest.iter()) {
+        *o = *d;
+    }
     out
 }
 
@@ -87,7 +89,7 @@ pub fn encode(cursor: &Cursor, key: &[u8]) -> String {
         }
     }
     let tag = sign(&out, key);
-    out.extend_from_slice(&tag[..TAG_LEN]);
+    out.extend(tag.iter().take(TAG_LEN));
     URL_SAFE_NO_PAD.encode(out)
 }
 
@@ -105,27 +107,26 @@ pub fn decode(text: &str, key: &[u8]) -> Option<Cursor> {
         bytes: body,
         pos: 0,
     };
-    if r.take(1)?[0] != VERSION {
+    if r.byte()? != VERSION {
         return None;
     }
-    let mut fingerprint = [0u8; 16];
-    fingerprint.copy_from_slice(r.take(16)?);
+    let fingerprint: [u8; 16] = r.take(16)?.try_into().ok()?;
     let snapshot = r.i64()?;
     let issued = r.i64()?;
-    let direction = match r.take(1)?[0] {
+    let direction = match r.byte()? {
         0 => Direction::Start,
         1 => Direction::After,
         2 => Direction::Before,
         _ => return None,
     };
-    let total = match r.take(1)?[0] {
+    let total = match r.byte()? {
         0 => None,
         _ => Some(r.i64()? as u64),
     };
-    let n = r.take(1)?[0];
+    let n = r.byte()?;
     let mut keys = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        keys.push(match r.take(1)?[0] {
+        keys.push(match r.byte()? {
             0 => Value::Null,
             1 => Value::Integer(r.i64()?),
             2 => Value::Real(f64::from_le_bytes(r.take(8)?.try_into().ok()?)),
@@ -154,6 +155,8 @@ pub fn decode(text: &str, key: &[u8]) -> Option<Cursor> {
 }
 
 fn sign(body: &[u8], key: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length (RFC 2104): the error exists for fixed-size MACs only.
+    #[allow(clippy::expect_used)]
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(body);
     mac.finalize().into_bytes().to_vec()
@@ -170,6 +173,10 @@ impl Reader<'_> {
         let slice = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(slice)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
     }
 
     fn i64(&mut self) -> Option<i64> {

@@ -196,7 +196,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {
             MIGRATIONS.len()
         )));
     }
-    for sql in &MIGRATIONS[applied..] {
+    for sql in MIGRATIONS.iter().skip(applied) {
         tx.execute_batch(sql)?;
     }
     tx.execute(

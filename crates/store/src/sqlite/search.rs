@@ -341,9 +341,9 @@ fn count(
 fn keyset(sql: &mut Sql, keys: &[Key], values: &[Value], backward: bool) -> String {
     let mut alternatives = Vec::new();
     let mut bound: Vec<String> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
+    for (key, value) in keys.iter().zip(values) {
         let ascending = key.descending == backward;
-        let p = sql.bind(values[i].clone());
+        let p = sql.bind(value.clone());
         let op = if ascending { ">" } else { "<" };
         let mut parts = bound.clone();
         parts.push(format!("{} {op} {p}", key.expr));
@@ -373,7 +373,8 @@ impl Ctx<'_> {
         let pid_sql = pid_test(self.pid, &mut self.sql);
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snapshot);
-        let mut used = vec![false; query.clauses.len()];
+        // Indexes of the clauses the driving index already applies.
+        let mut used: HashSet<usize> = HashSet::new();
         let mut conds = Vec::new();
         let mut natural: Vec<Key> = Vec::new();
         let mut driver_date_param: Option<String> = None;
@@ -397,8 +398,11 @@ impl Ctx<'_> {
             else {
                 continue;
             };
-            let date_clauses: Vec<usize> = (0..query.clauses.len())
-                .filter(|&i| is_plain_date(&query.clauses[i], &dparam_name))
+            let date_clauses: Vec<(usize, &Clause)> = query
+                .clauses
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| is_plain_date(c, &dparam_name))
                 .collect();
             let sorted_by_it = first_sort.is_some_and(|s| s.param == dparam_name);
             if date_clauses.is_empty() && !sorted_by_it && first_sort.is_some() {
@@ -413,14 +417,14 @@ impl Ctx<'_> {
             let Some(QueryValue::Token {
                 system: Some(TokenSystem::Is(system)),
                 code: Some(code),
-            }) = query.clauses[ci].values.first()
+            }) = query.clauses.get(ci).and_then(|c| c.values.first())
             else {
                 continue;
             };
             let Some(sys) = self.store.system_id(self.conn, system)? else {
                 return Ok(self.nothing(&pid_sql));
             };
-            used[ci] = true;
+            used.insert(ci);
             let (tp, dp, code_p, sys_p) = (
                 self.sql.bind(tparam),
                 self.sql.bind(dparam),
@@ -432,9 +436,9 @@ impl Ctx<'_> {
             ));
             let span = self.span(dparam)?;
             let descending = sorted_by_it && first_sort.is_some_and(|k| k.descending);
-            for &i in &date_clauses {
-                used[i] = true;
-                conds.push(self.date_driver_cond(&query.clauses[i], span, descending));
+            for (i, clause) in date_clauses {
+                used.insert(i);
+                conds.push(self.date_driver_cond(clause, span, descending));
             }
             // SQLite would rather sort than walk the high index backwards; name it.
             from = Some(if descending {
@@ -471,8 +475,8 @@ impl Ctx<'_> {
                 let span = self.span(param)?;
                 let descending = first_sort.is_some_and(|k| k.param == name && k.descending);
                 for (i, clause) in query.clauses.iter().enumerate() {
-                    if !used[i] && is_plain_date(clause, &name) {
-                        used[i] = true;
+                    if !used.contains(&i) && is_plain_date(clause, &name) {
+                        used.insert(i);
                         conds.push(self.date_driver_cond(clause, span, descending));
                     }
                 }
@@ -491,10 +495,13 @@ impl Ctx<'_> {
         // 3. an equality on a token or a reference.
         if from.is_none() {
             for (i, clause) in query.clauses.iter().enumerate() {
-                if clause.modifier.is_some() || clause.chain.is_some() || clause.values.len() != 1 {
+                if clause.modifier.is_some() || clause.chain.is_some() {
                     continue;
                 }
-                match &clause.values[0] {
+                let [value] = clause.values.as_slice() else {
+                    continue;
+                };
+                match value {
                     QueryValue::Token {
                         system: Some(TokenSystem::Is(system)),
                         code: Some(code),
@@ -539,7 +546,7 @@ impl Ctx<'_> {
                     }
                     _ => continue,
                 }
-                used[i] = true;
+                used.insert(i);
                 break;
             }
         }
@@ -564,7 +571,7 @@ impl Ctx<'_> {
         };
         conds.push(format!("c.seq <= {snap} AND c.seq_to > {snap}"));
         for (i, clause) in query.clauses.iter().enumerate() {
-            if used[i] {
+            if used.contains(&i) {
                 continue;
             }
             let scope = Scope {
@@ -860,7 +867,7 @@ impl Ctx<'_> {
     ) -> Result<String, StoreError> {
         let snap = self.sql.bind(self.snapshot);
         let wide = Scope {
-            pids: vec![scope.pids[0], 0],
+            pids: vec![scope.pids.first().copied().unwrap_or(0), 0],
             tid: 0,
         };
         let Some(id_param) = self.param("_id")? else {
@@ -1412,7 +1419,7 @@ fn includes(
         let sources: Vec<&VersionRow> = if round == 0 {
             matches.iter().collect()
         } else {
-            frontier.iter().map(|&i| &out[i]).collect()
+            frontier.iter().filter_map(|&i| out.get(i)).collect()
         };
         if sources.is_empty() {
             break;

@@ -384,7 +384,9 @@ impl Writer {
             stats.max_batch = stats.max_batch.max(requests);
             stats.commit_micros += commit_micros;
             let bucket = (63 - requests.max(1).leading_zeros()) as usize;
-            stats.batch_histogram[bucket.min(7)] += 1;
+            if let Some(count) = stats.batch_histogram.get_mut(bucket.min(7)) {
+                *count += 1;
+            }
         }
         for answer in answers {
             match answer {

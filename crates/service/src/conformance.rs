@@ -8,8 +8,7 @@ use phr_catalog::Catalog;
 use phr_fhir::{Issue, IssueType};
 use serde_json::{Value, json};
 
-use super::error::ApiError;
-use super::full_url;
+use crate::error::{Error, Result};
 
 /// Types served from the catalogue.
 pub const TYPES: &[&str] = &["StructureDefinition", "CodeSystem", "ValueSet"];
@@ -48,22 +47,22 @@ impl Conformance {
             .unwrap_or(&[])
     }
 
-    pub fn read(&self, resource_type: &str, id: &str) -> Result<&Value, ApiError> {
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<&Value> {
         self.all(resource_type)
             .iter()
             .find(|r| r["id"] == id)
-            .ok_or_else(|| ApiError::not_found(format!("{resource_type}/{id} is not known")))
+            .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))
     }
 
     /// Search by `url` (with optional `|version`) and `_id`; other parameters are reported
-    /// and ignored, or refused under strict handling.
+    /// and ignored, or refused under strict handling. `base_url` is the FHIR base.
     pub fn search(
         &self,
         resource_type: &str,
         params: &[(String, String)],
         strict: bool,
         base_url: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value> {
         let mut matches: Vec<&Value> = self.all(resource_type).iter().collect();
         let mut warnings = Vec::new();
         for (name, value) in params {
@@ -86,7 +85,7 @@ impl Conformance {
                         ),
                     );
                     if strict {
-                        return Err(ApiError::bad_request(issue.message));
+                        return Err(Error::invalid(issue.message));
                     }
                     warnings.push(issue);
                 }
@@ -96,7 +95,7 @@ impl Conformance {
             .iter()
             .map(|r| {
                 json!({
-                    "fullUrl": full_url(base_url, resource_type, r["id"].as_str().unwrap_or("")),
+                    "fullUrl": format!("{base_url}/{resource_type}/{}", r["id"].as_str().unwrap_or("")),
                     "resource": r,
                     "search": {"mode": "match"},
                 })
@@ -113,8 +112,8 @@ impl Conformance {
     }
 }
 
-pub fn read_only(resource_type: &str) -> ApiError {
-    ApiError::method_not_allowed(format!(
+pub fn read_only(resource_type: &str) -> Error {
+    Error::method_not_allowed(format!(
         "{resource_type} resources are generated from the Finnish PHR catalogue and are read-only"
     ))
 }

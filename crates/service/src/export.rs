@@ -87,19 +87,15 @@ pub fn by_type(resources: &[StoredResource]) -> Result<BTreeMap<String, Vec<Valu
 }
 
 /// A `collection` Bundle of `by_type`, Patients first so a reader meets each Patient before
-/// what refers to it; `base` is the server's base URL (for `fullUrl`).
+/// what refers to it; `base` is the FHIR base URL (for `fullUrl`).
 pub fn collection_bundle(mut by_type: BTreeMap<String, Vec<Value>>, base: &str) -> Value {
     let patients_first = by_type.remove("Patient").unwrap_or_default();
     let entries: Vec<Value> = patients_first
         .into_iter()
         .chain(by_type.into_values().flatten())
         .map(|r| {
-            let url = format!(
-                "{base}{}/{}/{}",
-                crate::fhir::BASE_PATH,
-                r["resourceType"].as_str().unwrap_or(""),
-                r["id"].as_str().unwrap_or("")
-            );
+            let text = |key: &str| r.get(key).and_then(Value::as_str).unwrap_or("");
+            let url = format!("{base}/{}/{}", text("resourceType"), text("id"));
             json!({"fullUrl": url, "resource": r})
         })
         .collect();

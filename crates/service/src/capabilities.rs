@@ -4,23 +4,36 @@
 
 use serde_json::{Value, json};
 
-use super::pipeline::Pipeline;
+use crate::conformance::is_conformance_type;
+use crate::delete::UNDELETABLE_TYPES;
+use crate::pipeline::Pipeline;
+use crate::update::UPDATE_CREATE_TYPES;
 
 /// Facts about the running server that the statement reports.
 pub struct ServerFacts<'a> {
+    /// The FHIR base URL.
     pub base_url: &'a str,
     pub version: &'a str,
     pub open_sandbox: bool,
     pub max_bundle_entries: usize,
+    /// Where the authorization server's endpoints are (SMART `oauth-uris`).
+    pub oauth: OAuthUris<'a>,
 }
 
-/// Types whose PUT may create (must match `service::UPDATE_CREATE_TYPES`).
+/// The OAuth endpoints a SMART client discovers from the statement.
+pub struct OAuthUris<'a> {
+    pub authorize: &'a str,
+    pub token: &'a str,
+    pub introspect: &'a str,
+    pub revoke: &'a str,
+}
+
 fn update_create(resource_type: &str) -> bool {
-    resource_type == "Patient"
+    UPDATE_CREATE_TYPES.contains(&resource_type)
 }
 
 fn deletable(resource_type: &str) -> bool {
-    resource_type != "Patient"
+    !UNDELETABLE_TYPES.contains(&resource_type)
 }
 
 pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
@@ -31,7 +44,7 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
         .resource_types()
         .into_iter()
         .map(|t| {
-            let mut interactions: Vec<&str> = if super::conformance::is_conformance_type(t) {
+            let mut interactions: Vec<&str> = if is_conformance_type(t) {
                 vec!["read", "vread", "search-type"]
             } else if t == "AuditEvent" {
                 vec!["search-type"]
@@ -59,32 +72,35 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
                 "operation": [validate.clone()],
             });
             let profiles: Vec<&str> = catalog.profiles_for_type(t).map(|p| p.url).collect();
-            if !profiles.is_empty() {
-                resource["supportedProfile"] = json!(profiles);
+            if !profiles.is_empty()
+                && let Some(object) = resource.as_object_mut()
+            {
+                object.insert("supportedProfile".into(), json!(profiles));
             }
             resource
         })
         .collect();
-    let authorization = |path: &str| format!("{}{path}", facts.base_url);
     let mut security = json!({
         "cors": true,
         "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
         "extension": [{
             "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
             "extension": [
-                {"url": "authorize", "valueUri": authorization("/oauth/authorize")},
-                {"url": "token", "valueUri": authorization("/oauth/token")},
-                {"url": "introspect", "valueUri": authorization("/oauth/introspect")},
-                {"url": "revoke", "valueUri": authorization("/oauth/revoke")},
+                {"url": "authorize", "valueUri": facts.oauth.authorize},
+                {"url": "token", "valueUri": facts.oauth.token},
+                {"url": "introspect", "valueUri": facts.oauth.introspect},
+                {"url": "revoke", "valueUri": facts.oauth.revoke},
             ],
         }],
         "description": "OAuth 2.0 / SMART App Launch; see .well-known/smart-configuration",
     });
-    if facts.open_sandbox {
-        security["description"] = json!(
+    if facts.open_sandbox
+        && let Some(security) = security.as_object_mut()
+    {
+        security.insert("description".into(), json!(
             "Open sandbox: requests without a token are served without authentication (a token, when sent, \
              is checked). Do not store real personal data."
-        );
+        ));
     }
     json!({
         "resourceType": "CapabilityStatement",
@@ -94,7 +110,7 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
         "software": {"name": "PHR", "version": facts.version},
         "implementation": {
             "description": "PHR: personal health record repository (Kanta PHR compatible)",
-            "url": format!("{}{}", facts.base_url, super::BASE_PATH),
+            "url": facts.base_url,
         },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
@@ -117,10 +133,16 @@ mod tests {
 
     fn statement() -> Value {
         let facts = ServerFacts {
-            base_url: "http://x",
+            base_url: "http://x/fhir/r4",
             version: "0",
             open_sandbox: true,
             max_bundle_entries: 300,
+            oauth: OAuthUris {
+                authorize: "http://x/oauth/authorize",
+                token: "http://x/oauth/token",
+                introspect: "http://x/oauth/introspect",
+                revoke: "http://x/oauth/revoke",
+            },
         };
         capability_statement(&Pipeline::new(), &facts)
     }

@@ -1,8 +1,7 @@
-//! Time as the server keeps it: microseconds since the Unix epoch, rendered as FHIR instants
-//! and HTTP dates.
+//! Time as PHR keeps it: microseconds since the Unix epoch, rendered as FHIR instants.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::{Rfc2822, Rfc3339};
+use time::format_description::well_known::Rfc3339;
 
 /// Now, in microseconds since the epoch, truncated to milliseconds: FHIR `lastUpdated`
 /// values are written at millisecond precision so what is indexed equals what is shown.
@@ -11,7 +10,7 @@ pub fn now_micros() -> i64 {
     ((nanos / 1_000_000) * 1000) as i64
 }
 
-fn datetime(micros: i64) -> OffsetDateTime {
+pub fn datetime(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -31,14 +30,6 @@ pub fn to_instant(micros: i64) -> String {
     )
 }
 
-/// An HTTP date (`Last-Modified`), e.g. `Mon, 23 Nov 2026 15:20:01 GMT`.
-pub fn http_date(micros: i64) -> String {
-    let t = datetime(micros);
-    t.format(&Rfc2822)
-        .map(|s| s.replace("+0000", "GMT"))
-        .unwrap_or_default()
-}
-
 /// Parses a FHIR instant (or any RFC 3339 date-time) into microseconds.
 pub fn parse_instant(text: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -55,10 +46,5 @@ mod tests {
         let text = to_instant(micros);
         assert_eq!(text, "2026-11-18T11:06:40.123Z");
         assert_eq!(parse_instant(&text), Some(micros));
-    }
-
-    #[test]
-    fn http_dates_are_gmt() {
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

@@ -1,0 +1,139 @@
+//! What every FHIR request needs before its handler runs, in one extractor ([`Fhir`]): who is
+//! calling (the bearer token, or nobody in the open sandbox), the negotiated response format,
+//! `Prefer`, the query parameters, and the request's audit slot. Also the JSON body reader
+//! and [`blocking`], which runs the application core off the async workers.
+
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use phr_fhir::IssueType;
+use phr_service::{Caller, Error, FhirService};
+use serde_json::Value;
+
+use super::error::FhirError;
+use super::respond::{self, Format, Prefer};
+use crate::AppState;
+use crate::audit::AuditSlot;
+
+/// The outcome of content negotiation, decided once by the FHIR router's format layer.
+#[derive(Debug, Clone)]
+pub struct Negotiated(pub Result<Format, Error>);
+
+/// A FHIR request, ready for its handler.
+pub struct Fhir {
+    pub caller: Caller,
+    pub format: Format,
+    pub prefer: Prefer,
+    /// The query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    /// Where the handler puts what the audit record should say.
+    pub audit: AuditSlot,
+}
+
+impl FromRequestParts<AppState> for Fhir {
+    type Rejection = FhirError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parse_query(parts.uri.query());
+        let format = negotiated(parts, &query)?;
+        let audit = AuditSlot::of(&parts.extensions);
+        let caller = caller(state, &parts.headers).await?;
+        audit.caller(&caller);
+        Ok(Fhir {
+            caller,
+            format,
+            prefer: respond::prefer(&parts.headers),
+            query,
+            headers: parts.headers.clone(),
+            audit,
+        })
+    }
+}
+
+/// The response format alone, for requests that need no caller (`/metadata`).
+impl FromRequestParts<AppState> for Format {
+    type Rejection = FhirError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let query = parse_query(parts.uri.query());
+        Ok(negotiated(parts, &query)?)
+    }
+}
+
+fn negotiated(parts: &Parts, query: &[(String, String)]) -> Result<Format, Error> {
+    match parts.extensions.get::<Negotiated>() {
+        Some(Negotiated(result)) => result.clone(),
+        None => respond::negotiate(&parts.headers, query),
+    }
+}
+
+/// Who is calling: the bearer token's application (and citizen), or in the open sandbox and
+/// without a token, nobody in particular. A token, when sent, is always checked. The check
+/// may read the authorization database, so it runs on the blocking pool.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if authorization.is_none() && state.config.open_sandbox {
+        return Ok(Caller::OpenSandbox);
+    }
+    let auth = state.auth.clone();
+    tokio::task::spawn_blocking(move || auth.authenticate(authorization.as_deref()))
+        .await
+        .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
+        .map(Caller::App)
+        .map_err(Error::from_access)
+}
+
+/// Decodes a query string into parameters, in order.
+pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Runs `work` on the blocking pool: storage, validation and the authorization database
+/// block, and never on an async worker.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&FhirService) -> Result<T, Error> + Send + 'static,
+) -> Result<T, FhirError> {
+    let fhir = state.fhir.clone();
+    tokio::task::spawn_blocking(move || work(&fhir))
+        .await
+        .map_err(|_| Error::internal("the request handler stopped unexpectedly"))?
+        .map_err(FhirError)
+}
+
+/// Reads a FHIR JSON body within the configured size limit. It is parsed by [`parse_json`]
+/// where the work runs.
+pub async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Error> {
+    respond::require_json_body(headers)?;
+    read_body(state, body, "the request body").await
+}
+
+/// Reads a body within the configured size limit.
+pub async fn read_body(state: &AppState, body: Body, what: &str) -> Result<Bytes, Error> {
+    let limit = state.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Error::too_large(
+            IssueType::TooLong,
+            format!("{what} is larger than the limit of {limit} bytes"),
+        )
+    })
+}
+
+/// Parses a request body as JSON.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, Error> {
+    if bytes.is_empty() {
+        return Err(Error::invalid("the request body is empty"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))
+}

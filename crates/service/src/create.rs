@@ -1,0 +1,121 @@
+//! `create`: a new resource with a server-assigned id, or with `If-None-Exist` the existing
+//! match (Kanta's idempotent sync: conditional create by identifier).
+
+use phr_auth::Interaction;
+use phr_store::{Atomicity, Rejection, WriteOp, WriteOutcome};
+use serde_json::Value;
+
+use crate::caller::Caller;
+use crate::error::{Error, Result};
+use crate::patients::Patients;
+use crate::resource::{parse_if_none_exist, resource_type_of};
+use crate::service::FhirService;
+use crate::time::now_micros;
+use crate::written::{Change, Version, Written, multiple_matches, rejection};
+
+/// A create after its checks: either the existing match of a conditional create, or the
+/// operation to write.
+pub(crate) enum PreparedCreate {
+    Existing(Written),
+    New { op: WriteOp },
+}
+
+impl FhirService {
+    /// Create with a server-assigned id; with `if_none_exist`, returns the existing match
+    /// instead when exactly one exists.
+    pub fn create(
+        &self,
+        caller: &Caller,
+        resource: Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Written> {
+        let prepared =
+            self.prepare_create(caller, resource, if_none_exist, &mut self.patients())?;
+        match prepared {
+            PreparedCreate::Existing(written) => Ok(written),
+            PreparedCreate::New { op } => {
+                let result = self
+                    .storage
+                    .write(vec![op.clone()], Atomicity::Independent)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::internal("storage answered a create with nothing"))?;
+                self.finish_create(op, result)
+            }
+        }
+    }
+
+    /// The first half of a create: checks, conditional lookup, the prepared version.
+    pub(crate) fn prepare_create(
+        &self,
+        caller: &Caller,
+        resource: Value,
+        if_none_exist: Option<&str>,
+        patients: &mut Patients,
+    ) -> Result<PreparedCreate> {
+        let resource_type = resource_type_of(&resource)?;
+        self.check_type(&resource_type)?;
+        self.check_writable(&resource_type)?;
+        caller.permit_resource(Interaction::Create, &resource)?;
+        let condition = if_none_exist.map(parse_if_none_exist).transpose()?;
+        let compartment = self.pipeline.compartment(caller, &resource);
+        let id = uuid::Uuid::new_v4().to_string();
+        let new = self
+            .pipeline
+            .prepare(caller, resource, &id, 1, now_micros(), patients)?;
+        if let Some(condition) = &condition {
+            let ids = self.storage.find_by_identifier(
+                &new.resource_type,
+                compartment.as_deref(),
+                condition,
+            )?;
+            match ids.as_slice() {
+                [] => {}
+                [existing] => {
+                    return Ok(PreparedCreate::Existing(
+                        self.existing(&new.resource_type, existing)?,
+                    ));
+                }
+                _ => return Err(multiple_matches(&new.resource_type, ids.len())),
+            }
+        }
+        Ok(PreparedCreate::New {
+            op: WriteOp::Create {
+                new,
+                if_none_exist: condition,
+            },
+        })
+    }
+
+    /// The second half of a create: turns the storage outcome into a result.
+    pub(crate) fn finish_create(
+        &self,
+        op: WriteOp,
+        result: std::result::Result<WriteOutcome, Rejection>,
+    ) -> Result<Written> {
+        let WriteOp::Create { new, .. } = op else {
+            return Err(Error::internal("a create was finished as another write"));
+        };
+        match result.map_err(rejection)? {
+            WriteOutcome::Created { version } => Ok(Written::new(Change::Created, new, version)),
+            WriteOutcome::Existing { ids } => match ids.as_slice() {
+                [existing] => self.existing(&new.resource_type, existing),
+                _ => Err(multiple_matches(&new.resource_type, ids.len())),
+            },
+            other => Err(Error::internal(format!(
+                "storage answered a create with {other:?}"
+            ))),
+        }
+    }
+
+    fn existing(&self, resource_type: &str, id: &str) -> Result<Written> {
+        let stored = self
+            .storage
+            .read(resource_type, id)?
+            .ok_or_else(|| Error::internal("a conditional match vanished while being read"))?;
+        Ok(Written {
+            change: Change::Existing,
+            version: Version::from(stored),
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! `read` and `vread`: the current version (404 when it never existed, 410 when deleted) and
+//! a given one, of stored resources and of the catalogue's conformance resources.
+
+use phr_auth::{Access, Interaction};
+use phr_store::StoredResource;
+use serde_json::Value;
+
+use crate::caller::Caller;
+use crate::conformance;
+use crate::error::{Error, Result};
+use crate::resource::{stamp, to_bytes};
+use crate::service::FhirService;
+
+impl FhirService {
+    /// The current version; not found when it never existed, gone when deleted.
+    pub fn read(&self, caller: &Caller, resource_type: &str, id: &str) -> Result<StoredResource> {
+        self.check_type(resource_type)?;
+        let access = caller.permit(resource_type, Interaction::Read)?;
+        if conformance::is_conformance_type(resource_type) {
+            return self.conformance_read(resource_type, id);
+        }
+        let stored = self
+            .storage
+            .read(resource_type, id)?
+            .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
+        caller.may_see(&stored)?;
+        if stored.deleted {
+            return Err(Error::gone(format!("{resource_type}/{id} was deleted")));
+        }
+        check_filtered(&access, &stored)?;
+        Ok(stored)
+    }
+
+    pub fn vread(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<StoredResource> {
+        self.check_type(resource_type)?;
+        let access = caller.permit(resource_type, Interaction::Read)?;
+        if conformance::is_conformance_type(resource_type) {
+            return match version {
+                "1" => self.conformance_read(resource_type, id),
+                _ => Err(Error::not_found(format!(
+                    "{resource_type}/{id} has only version 1"
+                ))),
+            };
+        }
+        let number: u64 = version.parse().map_err(|_| {
+            Error::not_found(format!(
+                "'{version}' is not a version of {resource_type}/{id}"
+            ))
+        })?;
+        let stored = self
+            .storage
+            .vread(resource_type, id, number)?
+            .ok_or_else(|| {
+                Error::not_found(format!("{resource_type}/{id} has no version {number}"))
+            })?;
+        caller.may_see(&stored)?;
+        if stored.deleted {
+            return Err(Error::gone(format!(
+                "version {number} of {resource_type}/{id} is a deletion"
+            )));
+        }
+        check_filtered(&access, &stored)?;
+        Ok(stored)
+    }
+
+    /// A catalogue conformance resource as if stored (version 1, written at start-up).
+    fn conformance_read(&self, resource_type: &str, id: &str) -> Result<StoredResource> {
+        let resource = self.conformance.read(resource_type, id)?;
+        let Value::Object(map) = resource.clone() else {
+            return Err(Error::internal(format!(
+                "the catalogue's {resource_type}/{id} is not a JSON object"
+            )));
+        };
+        let body = to_bytes(&Value::Object(stamp(map, id, 1, self.started)?))?;
+        Ok(StoredResource {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version: 1,
+            last_updated: self.started,
+            deleted: false,
+            body,
+            patient: None,
+            app: None,
+            created_by: None,
+        })
+    }
+}
+
+/// Under granular scopes, a stored resource outside them does not exist for the caller.
+pub(crate) fn check_filtered(access: &Access, stored: &StoredResource) -> Result<()> {
+    if let Access::Filtered(_) = access
+        && !stored.deleted
+    {
+        let resource: Value = serde_json::from_slice(&stored.body)
+            .map_err(|_| Error::internal("a stored resource is not valid JSON"))?;
+        if !access.permits_resource(&resource) {
+            return Err(Error::not_found(format!(
+                "{}/{} is not known",
+                stored.resource_type, stored.id
+            )));
+        }
+    }
+    Ok(())
+}

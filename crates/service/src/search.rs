@@ -1,0 +1,175 @@
+//! Search: parameters to a `SearchQuery` (phr-search), confined to the caller's compartment
+//! and granular scopes, executed by storage, answered as a searchset Bundle
+//! ([`crate::searchset`]). The catalogue's conformance resources are searched in
+//! [`crate::conformance`].
+
+use std::collections::BTreeSet;
+
+use phr_auth::{Access, Interaction, ScopeFilter};
+use phr_fhir::Issue;
+use phr_search::{ParseOptions, SearchQuery};
+use phr_store::SearchPage;
+
+use crate::caller::Caller;
+use crate::conformance;
+use crate::error::{Error, ErrorKind, Result};
+use crate::searchset::{encode_query, searchset};
+use crate::service::FhirService;
+
+/// The parameter carrying a page cursor in `next`/`previous`/`self` links.
+pub const PAGE_PARAMETER: &str = "_page";
+
+/// A search that ran: the page, the query it ran, and warnings about ignored parameters.
+pub struct SearchResult {
+    pub page: SearchPage,
+    pub query: SearchQuery,
+    pub warnings: Vec<Issue>,
+}
+
+/// A search answered: the searchset Bundle and what it touched, for the audit record.
+pub struct Searched {
+    /// The Bundle as JSON.
+    pub bundle: Vec<u8>,
+    /// `Type/id` of every resource returned (matches and includes).
+    pub resources: Vec<String>,
+    /// The compartment searched, when there was one.
+    pub patient: Option<String>,
+}
+
+/// The search criteria of a request as the audit log records them: the parameters without
+/// the page cursor.
+pub fn search_criteria(params: &[(String, String)]) -> String {
+    encode_query(params.iter().filter(|(name, _)| name != PAGE_PARAMETER))
+}
+
+impl FhirService {
+    /// `GET [type]?…` / `POST [type]/_search`: the searchset Bundle. `strict` is
+    /// `Prefer: handling=strict` (unknown parameters are errors, not warnings).
+    pub fn search_request(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        params: &[(String, String)],
+        strict: bool,
+    ) -> Result<Searched> {
+        if conformance::is_conformance_type(resource_type) {
+            // The catalogue's definitions are public: no scope is needed to search them.
+            self.check_type(resource_type)?;
+            let bundle =
+                self.conformance
+                    .search(resource_type, params, strict, &self.settings.base_url)?;
+            return Ok(Searched {
+                bundle: crate::resource::to_bytes(&bundle)?,
+                resources: Vec::new(),
+                patient: None,
+            });
+        }
+        let result = self.search(caller, resource_type, params, strict)?;
+        let resources = result
+            .page
+            .matches
+            .iter()
+            .chain(&result.page.included)
+            .map(|r| format!("{}/{}", r.resource_type, r.id))
+            .collect();
+        let bundle = searchset(
+            &result,
+            &self.settings.base_url,
+            resource_type,
+            params,
+            &self.subsetter,
+        )?;
+        Ok(Searched {
+            bundle,
+            resources,
+            patient: result.query.compartment,
+        })
+    }
+
+    /// Runs a search and returns the page (the portal reads pages, not Bundles).
+    pub fn search(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        params: &[(String, String)],
+        strict: bool,
+    ) -> Result<SearchResult> {
+        self.check_type(resource_type)?;
+        let page = params
+            .iter()
+            .find(|(name, _)| name == PAGE_PARAMETER)
+            .map(|(_, v)| v.as_str());
+        let options = ParseOptions {
+            strict,
+            default_count: self.settings.default_page_size,
+            max_count: self.settings.max_page_size,
+            kanta_rules: true,
+            base_url: Some(self.settings.base_url.clone()),
+            ..ParseOptions::default()
+        };
+        let parsed = phr_search::parse(resource_type, params, &options)
+            .map_err(|issues| Error::with_issues(ErrorKind::Invalid, issues))?;
+        let mut query = parsed.query;
+        if let Access::Filtered(sets) = caller.permit(resource_type, Interaction::Search)? {
+            add_scope_filters(&mut query, &sets)?;
+        }
+        if let Some(own) = caller.compartment() {
+            match &query.compartment {
+                Some(asked) if asked != own => {
+                    return Err(Error::forbidden(format!(
+                        "this token may only search the compartment of Patient/{own}"
+                    )));
+                }
+                _ => query.compartment = Some(own.to_string()),
+            }
+        }
+        let page = self.storage.search(&query, page)?;
+        Ok(SearchResult {
+            page,
+            query,
+            warnings: parsed.warnings,
+        })
+    }
+}
+
+/// Granular scopes (`patient/Observation.rs?category=...`) become clauses of the query, so
+/// what the token may not see is never read, counted or paged. The scopes are an OR of
+/// AND-sets; the query model holds that when there is one set, or when every set is one
+/// filter on the same parameter (an OR of values).
+fn add_scope_filters(query: &mut SearchQuery, sets: &[BTreeSet<ScopeFilter>]) -> Result<()> {
+    let value = |f: &ScopeFilter| match &f.system {
+        Some(system) => format!("{system}|{}", f.code),
+        None => f.code.clone(),
+    };
+    let params: Vec<(String, String)> = match sets {
+        [one] => one.iter().map(|f| (f.param.clone(), value(f))).collect(),
+        _ if sets.iter().all(|set| set.len() == 1) => {
+            let firsts: Vec<&ScopeFilter> =
+                sets.iter().filter_map(|set| set.iter().next()).collect();
+            let Some(param) = firsts.first().map(|f| &f.param) else {
+                return Err(unsupported_scopes());
+            };
+            if firsts.iter().any(|f| &f.param != param) {
+                return Err(unsupported_scopes());
+            }
+            let values: Vec<String> = firsts
+                .iter()
+                .map(|f| value(f).replace(',', "\\,"))
+                .collect();
+            vec![(param.clone(), values.join(","))]
+        }
+        _ => return Err(unsupported_scopes()),
+    };
+    let options = ParseOptions {
+        kanta_rules: false,
+        ..ParseOptions::default()
+    };
+    let parsed = phr_search::parse(&query.resource_type, &params, &options)
+        .map_err(|issues| Error::with_issues(ErrorKind::Forbidden, issues))?;
+    query.clauses.extend(parsed.query.clauses);
+    Ok(())
+}
+
+fn unsupported_scopes() -> Error {
+    Error::forbidden("the token's granular scopes combine filters in a way search cannot apply")
+}
