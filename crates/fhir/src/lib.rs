@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod primitives;
 pub mod registry;
 pub mod sd;
+pub mod snapshot;
 pub mod terminology;
 pub mod validator;
 

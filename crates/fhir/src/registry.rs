@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 use crate::sd::{SdError, SdKind, StructureDef, canonical_without_version, type_suffix};
+use crate::snapshot::{self, SnapshotError, SnapshotSource};
 use crate::terminology::{self, CodeSystem, Expansion, Membership, TerminologySource, ValueSet};
 
 /// Why definitions could not be loaded.
@@ -36,6 +37,8 @@ pub enum DefinitionsError {
     },
     #[error(transparent)]
     StructureDefinition(#[from] SdError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// What `load_dir`/`add_resources` took in.
@@ -46,8 +49,11 @@ pub struct LoadReport {
     pub code_systems: Vec<String>,
     /// Resources that were not definitions (examples, CapabilityStatements, ...), by type.
     pub ignored: Vec<String>,
-    /// Definitions that could not be used, with the reason (e.g. a profile without snapshot).
+    /// Definitions that could not be used, with the reason (e.g. a profile whose base is
+    /// not known).
     pub rejected: Vec<String>,
+    /// StructureDefinitions that came without a snapshot and got one generated.
+    pub generated_snapshots: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -69,11 +75,18 @@ pub struct Definitions {
     code_systems: HashMap<String, Arc<CodeSystem>>,
     /// (key, expression) of invariants that base type definitions carry.
     base_constraints: Arc<HashSet<(String, String)>>,
+    /// Snapshot elements of the StructureDefinitions added after the embedded R4 ones (for
+    /// generating the snapshots of profiles built on them).
+    snapshots: HashMap<String, Arc<Vec<Value>>>,
+    /// Profiles (by url prefix) under which an unknown extension is an error.
+    strict_prefixes: Vec<String>,
 }
 
 impl Clone for Definitions {
     fn clone(&self) -> Self {
         Definitions {
+            snapshots: self.snapshots.clone(),
+            strict_prefixes: self.strict_prefixes.clone(),
             sds: self.sds.clone(),
             sds_versioned: self.sds_versioned.clone(),
             types: self.types.clone(),
@@ -132,6 +145,8 @@ impl Definitions {
             value_sets: HashMap::new(),
             code_systems: HashMap::new(),
             base_constraints: Arc::new(HashSet::new()),
+            snapshots: HashMap::new(),
+            strict_prefixes: Vec::new(),
         }
     }
 
@@ -146,9 +161,9 @@ impl Definitions {
         }
         defs.base_constraints = Arc::new(base);
         for sd in &sds {
-            // The embedded definitions are checked by tests; a failure here is a build bug.
-            defs.add_structure_definition(sd)
-                .expect("embedded R4 StructureDefinitions compile");
+            // The embedded definitions are checked by tests; one that does not compile is
+            // left out (and `r4_knows_resource_types_and_types` fails).
+            let _ = defs.compile_and_insert(sd);
         }
         for r in crate::defs::terminology() {
             defs.add_terminology(&r);
@@ -159,30 +174,64 @@ impl Definitions {
     /// Adds one StructureDefinition, ValueSet or CodeSystem resource, or every such resource
     /// in a Bundle. Other resources are counted as ignored.
     pub fn add_resource(&mut self, resource: &Value) -> LoadReport {
-        let mut report = LoadReport::default();
-        self.add_into(resource, &mut report);
-        report
+        self.add_resources([resource])
     }
 
     /// Adds many resources (see `add_resource`).
+    /// StructureDefinitions without a snapshot get one generated from their differential,
+    /// after the definitions they build on (in any order among `resources`).
     pub fn add_resources<'a>(
         &mut self,
         resources: impl IntoIterator<Item = &'a Value>,
     ) -> LoadReport {
         let mut report = LoadReport::default();
+        let mut pending = Vec::new();
         for r in resources {
-            self.add_into(r, &mut report);
+            self.add_into(r, &mut report, &mut pending);
+        }
+        // Profiles on profiles: generate a snapshot once its base is known, until no more
+        // can be generated.
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut waiting = Vec::new();
+            for sd in pending {
+                match self.add_structure_definition(sd) {
+                    Ok(url) => {
+                        report.generated_snapshots.push(url.clone());
+                        report.structure_definitions.push(url);
+                    }
+                    Err(DefinitionsError::Snapshot(SnapshotError::UnknownBase { .. })) => {
+                        waiting.push(sd)
+                    }
+                    Err(e) => report.rejected.push(e.to_string()),
+                }
+            }
+            if waiting.len() == before {
+                for sd in waiting {
+                    if let Err(e) = self.add_structure_definition(sd) {
+                        report.rejected.push(e.to_string());
+                    }
+                }
+                break;
+            }
+            pending = waiting;
         }
         report
     }
 
-    fn add_into(&mut self, r: &Value, report: &mut LoadReport) {
+    fn add_into<'a>(
+        &mut self,
+        r: &'a Value,
+        report: &mut LoadReport,
+        pending: &mut Vec<&'a Value>,
+    ) {
         match r["resourceType"].as_str() {
             Some("Bundle") => {
                 for e in r["entry"].as_array().into_iter().flatten() {
-                    self.add_into(&e["resource"], report);
+                    self.add_into(&e["resource"], report, pending);
                 }
             }
+            Some("StructureDefinition") if !has_snapshot(r) => pending.push(r),
             Some("StructureDefinition") => match self.add_structure_definition(r) {
                 Ok(url) => report.structure_definitions.push(url),
                 Err(e) => report.rejected.push(e.to_string()),
@@ -214,14 +263,55 @@ impl Definitions {
                 .map_err(|source| DefinitionsError::Json { path, source })?;
             resources.push(value);
         }
-        // Terminology first is not needed (expansion is lazy), but StructureDefinitions that
-        // derive from others in the same folder do not depend on load order either: each
-        // carries its own snapshot.
+        // Load order does not matter: expansion is lazy, and a StructureDefinition without a
+        // snapshot waits for the definition it builds on.
         Ok(self.add_resources(resources.iter()))
     }
 
-    /// Compiles and adds a StructureDefinition; returns its url.
-    pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, SdError> {
+    /// Compiles and adds a StructureDefinition, generating its snapshot from its
+    /// differential when it has none; returns its url.
+    pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, DefinitionsError> {
+        if has_snapshot(sd) {
+            let url = self.compile_and_insert(sd)?;
+            if let Some(elements) = sd["snapshot"]["element"].as_array() {
+                self.snapshots
+                    .insert(url.clone(), Arc::new(elements.clone()));
+            }
+            return Ok(url);
+        }
+        let with = snapshot::with_snapshot(sd, self)?;
+        let url = self.compile_and_insert(&with)?;
+        if let Some(elements) = with["snapshot"]["element"].as_array() {
+            self.snapshots
+                .insert(url.clone(), Arc::new(elements.clone()));
+        }
+        Ok(url)
+    }
+
+    /// The snapshot elements (JSON) of a StructureDefinition: as loaded, as generated, or
+    /// the embedded R4 one.
+    pub fn snapshot_json(&self, url: &str) -> Option<Arc<Vec<Value>>> {
+        let url = canonical_without_version(url);
+        self.snapshots
+            .get(url)
+            .cloned()
+            .or_else(|| crate::defs::core_snapshot(url))
+    }
+
+    /// Makes an unknown extension an error (not a warning) inside resources validated
+    /// against a profile whose url starts with `prefix`.
+    pub fn set_strict_extensions(&mut self, prefix: impl Into<String>) {
+        self.strict_prefixes.push(prefix.into());
+    }
+
+    /// True when unknown extensions are errors under `profile`.
+    pub fn strict_extensions_for(&self, profile: &str) -> bool {
+        self.strict_prefixes
+            .iter()
+            .any(|p| profile.starts_with(p.as_str()))
+    }
+
+    fn compile_and_insert(&mut self, sd: &Value) -> Result<String, SdError> {
         let base = self.base_constraints.clone();
         let compiled =
             StructureDef::compile(sd, &|k, e| base.contains(&(k.to_string(), e.to_string())))?;
@@ -422,6 +512,18 @@ fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef
             type_index: None,
         })
     })
+}
+
+impl SnapshotSource for Definitions {
+    fn snapshot_elements(&self, url: &str) -> Option<Arc<Vec<Value>>> {
+        self.snapshot_json(url)
+    }
+}
+
+fn has_snapshot(sd: &Value) -> bool {
+    sd["snapshot"]["element"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
 }
 
 fn collect_constraints(sd: &Value, out: &mut HashSet<(String, String)>) {

@@ -38,8 +38,42 @@ pub struct StructureDef {
     pub derivation: Derivation,
     pub is_abstract: bool,
     pub base_definition: Option<String>,
+    /// Where an extension may be used (`StructureDefinition.context`); empty when the
+    /// definition does not say (then it is not checked).
+    pub contexts: Vec<ExtensionContext>,
     /// The snapshot elements; index 0 is the root.
     pub elements: Vec<Element>,
+}
+
+/// One `StructureDefinition.context` of an extension definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionContext {
+    /// An element path (`Observation`, `Observation.value[x]`, `Element`, `Resource`), or
+    /// a profile url with `#path`.
+    Element(String),
+    /// Another extension (its url), as a part of it.
+    Extension(String),
+    /// A FHIRPath expression on the element the extension is on (checked only for the
+    /// simple forms that name a path).
+    FhirPath(String),
+}
+
+impl ExtensionContext {
+    fn of(sd: &Value) -> Vec<ExtensionContext> {
+        sd.get("context")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let expression = c.get("expression")?.as_str()?.to_string();
+                Some(match c.get("type").and_then(Value::as_str) {
+                    Some("extension") => ExtensionContext::Extension(expression),
+                    Some("fhirpath") => ExtensionContext::FhirPath(expression),
+                    _ => ExtensionContext::Element(expression),
+                })
+            })
+            .collect()
+    }
 }
 
 /// `ElementDefinition.max`.
@@ -313,6 +347,7 @@ impl StructureDef {
             derivation,
             is_abstract: sd["abstract"].as_bool().unwrap_or(false),
             base_definition: sd["baseDefinition"].as_str().map(str::to_string),
+            contexts: ExtensionContext::of(sd),
             elements,
         };
         def.link(raw)?;
