@@ -1,19 +1,18 @@
 //! Turns declarations into StructureDefinition resources: the differential as declared, and
-//! the snapshot computed from the parent's snapshot (an R4 core definition or one generated
-//! before) by applying each rule in turn — unfolding data types where a rule reaches inside
-//! them, copying an element's subtree for each new slice — so that the result lists every
-//! element in the order validators expect: an element, its children, then its slices each
-//! followed by its own children.
+//! the snapshot generated from it and the parent's snapshot (an R4 core definition or one
+//! generated before) by `phr_fhir::snapshot`, the same generator that completes
+//! differential-only packages.
 //!
 //! This module never reads instances; it only builds definitions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use phr_fhir::snapshot::{self, SnapshotSource};
 use serde_json::{Map, Value, json};
 
 use crate::model::{El, Max, SlicingRules, TypeRef, last_segment, path_of};
 use crate::profile::ProfileDecl;
-use crate::urls;
 
 /// A declaration that cannot be turned into a StructureDefinition: a bug in the catalogue,
 /// caught by its tests.
@@ -21,59 +20,40 @@ use crate::urls;
 pub enum GenerateError {
     #[error("{profile}: parent definition {parent} is not known")]
     UnknownParent { profile: String, parent: String },
-    #[error("{profile}: element {id} does not exist in the base")]
-    UnknownElement { profile: String, id: String },
-    #[error("{profile}: cannot look inside {id}: it has {types} types (restrict it first)")]
-    AmbiguousType {
-        profile: String,
-        id: String,
-        types: usize,
-    },
-    #[error("{profile}: slice {id} of an element that is not sliced")]
-    SliceWithoutSlicing { profile: String, id: String },
-    #[error("{profile}: {id} would be {min}..{max}")]
-    BadCardinality {
-        profile: String,
-        id: String,
-        min: u32,
-        max: String,
-    },
+    #[error("{profile}: {message}")]
+    Snapshot { profile: String, message: String },
 }
 
-/// Elements of the embedded definitions that are not FHIR R4 (additions of the package they
-/// were imported from); a profile must not admit them.
-const NOT_R4: &[&str] = &[
-    "Meta.project",
-    "Meta.author",
-    "Meta.onBehalfOf",
-    "Meta.account",
-    "Meta.accounts",
-    "Meta.compartment",
-];
-
-/// The StructureDefinitions a generation may build on, by canonical URL.
+/// The snapshots a generation may build on (R4 core and the catalogue's definitions
+/// generated so far), by canonical URL.
 pub(crate) struct Definitions {
-    by_url: HashMap<String, Value>,
+    by_url: HashMap<String, Arc<Vec<Value>>>,
 }
 
 impl Definitions {
-    /// The R4 core definitions.
+    /// The R4 core definitions (read from the embedded ones on demand).
     pub(crate) fn core() -> Self {
-        let by_url = phr_fhir::defs::structure_definitions()
-            .into_iter()
-            .filter_map(|sd| Some((sd["url"].as_str()?.to_string(), sd)))
-            .collect();
-        Definitions { by_url }
-    }
-
-    pub(crate) fn add(&mut self, sd: Value) {
-        if let Some(url) = sd["url"].as_str() {
-            self.by_url.insert(url.to_string(), sd);
+        Definitions {
+            by_url: HashMap::new(),
         }
     }
 
-    fn snapshot(&self, url: &str) -> Option<&Vec<Value>> {
-        self.by_url.get(url)?["snapshot"]["element"].as_array()
+    pub(crate) fn add(&mut self, sd: Value) {
+        if let (Some(url), Some(elements)) =
+            (sd["url"].as_str(), sd["snapshot"]["element"].as_array())
+        {
+            self.by_url
+                .insert(url.to_string(), Arc::new(elements.clone()));
+        }
+    }
+}
+
+impl SnapshotSource for Definitions {
+    fn snapshot_elements(&self, url: &str) -> Option<Arc<Vec<Value>>> {
+        self.by_url
+            .get(url)
+            .cloned()
+            .or_else(|| phr_fhir::defs::core_snapshot(url))
     }
 }
 
@@ -84,39 +64,14 @@ pub(crate) fn structure_definition(
     defs: &Definitions,
 ) -> Result<Value, GenerateError> {
     let url = decl.url;
-    let base = defs
-        .snapshot(decl.parent)
-        .ok_or_else(|| GenerateError::UnknownParent {
+    if defs.snapshot_elements(decl.parent).is_none() {
+        return Err(GenerateError::UnknownParent {
             profile: url.to_string(),
             parent: decl.parent.to_string(),
-        })?;
-    let rules = merge_rules(&decl.rules);
-    let mut snapshot = Snapshot {
-        profile: url,
-        elements: base.clone(),
-        defs,
-    };
-    for rule in &rules {
-        let index = snapshot.ensure(&rule.id)?;
-        snapshot.apply(index, rule)?;
+        });
     }
-    let position: HashMap<&str, usize> = snapshot
-        .elements
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| Some((e["id"].as_str()?, i)))
-        .collect();
-    let mut differential: Vec<(usize, Value)> = rules
-        .iter()
-        .map(|r| {
-            (
-                position.get(r.id.as_str()).copied().unwrap_or(usize::MAX),
-                differential_element(r, url),
-            )
-        })
-        .collect();
-    differential.sort_by_key(|(i, _)| *i);
-
+    let rules = merge_rules(&decl.rules);
+    let differential: Vec<Value> = rules.iter().map(|r| differential_element(r, url)).collect();
     let mut sd = Map::new();
     sd.insert("resourceType".into(), json!("StructureDefinition"));
     sd.insert("id".into(), json!(decl.id()));
@@ -145,12 +100,32 @@ pub(crate) fn structure_definition(
     sd.insert("type".into(), json!(decl.type_name));
     sd.insert("baseDefinition".into(), json!(decl.parent));
     sd.insert("derivation".into(), json!("constraint"));
-    sd.insert(
-        "differential".into(),
-        json!({"element": differential.into_iter().map(|(_, e)| e).collect::<Vec<_>>()}),
-    );
-    sd.insert("snapshot".into(), json!({"element": snapshot.elements}));
-    Ok(Value::Object(sd))
+    sd.insert("differential".into(), json!({ "element": differential }));
+    let sd = Value::Object(sd);
+    let snapshot = snapshot::generate(&sd, defs).map_err(|e| GenerateError::Snapshot {
+        profile: url.to_string(),
+        message: e.to_string(),
+    })?;
+    // The differential in snapshot order, as published definitions have it.
+    let position: HashMap<&str, usize> = snapshot
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e["id"].as_str()?, i)))
+        .collect();
+    let mut sd = sd;
+    if let Some(Value::Array(elements)) = sd
+        .get_mut("differential")
+        .and_then(|d| d.get_mut("element"))
+    {
+        elements.sort_by_key(|e| {
+            e["id"]
+                .as_str()
+                .and_then(|id| position.get(id).copied())
+                .unwrap_or(usize::MAX)
+        });
+    }
+    sd["snapshot"] = json!({ "element": snapshot });
+    Ok(sd)
 }
 
 /// One rule per element id, in first-mention order; later mentions add to earlier ones.
@@ -181,234 +156,6 @@ fn merge_rules(rules: &[El]) -> Vec<El> {
         }
     }
     merged
-}
-
-struct Snapshot<'a> {
-    profile: &'a str,
-    elements: Vec<Value>,
-    defs: &'a Definitions,
-}
-
-fn id_of(element: &Value) -> &str {
-    element["id"].as_str().unwrap_or_default()
-}
-
-/// Whether `id` lies strictly inside `ancestor` (a child, or a child's descendant or slice),
-/// not counting slices of `ancestor` itself.
-fn is_inside(id: &str, ancestor: &str) -> bool {
-    id.len() > ancestor.len() && id.starts_with(ancestor) && id.as_bytes()[ancestor.len()] == b'.'
-}
-
-/// Whether `id` is a slice of `element` or inside one.
-fn is_slice_of(id: &str, element: &str) -> bool {
-    id.len() > element.len() && id.starts_with(element) && id.as_bytes()[element.len()] == b':'
-}
-
-impl Snapshot<'_> {
-    fn error_unknown(&self, id: &str) -> GenerateError {
-        GenerateError::UnknownElement {
-            profile: self.profile.to_string(),
-            id: id.to_string(),
-        }
-    }
-
-    fn find(&self, id: &str) -> Option<usize> {
-        self.elements.iter().position(|e| id_of(e) == id)
-    }
-
-    /// The index of element `id`, unfolding types and creating slices as needed.
-    fn ensure(&mut self, id: &str) -> Result<usize, GenerateError> {
-        if let Some(i) = self.find(id) {
-            return Ok(i);
-        }
-        let Some((parent, last)) = id.rsplit_once('.') else {
-            return Err(self.error_unknown(id));
-        };
-        if let Some((name, slice)) = last.split_once(':') {
-            let sliced = format!("{parent}.{name}");
-            let base = self.ensure(&sliced)?;
-            return self.create_slice(base, slice);
-        }
-        let parent_index = self.ensure(parent)?;
-        self.unfold(parent_index)?;
-        self.find(id).ok_or_else(|| self.error_unknown(id))
-    }
-
-    /// Inserts the children of the element at `index`, taken from its type's definition.
-    fn unfold(&mut self, index: usize) -> Result<(), GenerateError> {
-        let element = &self.elements[index];
-        let id = id_of(element).to_string();
-        if self
-            .elements
-            .get(index + 1)
-            .is_some_and(|next| is_inside(id_of(next), &id))
-        {
-            // Already unfolded: the caller asked for a child that does not exist.
-            return Ok(());
-        }
-        let path = element["path"].as_str().unwrap_or_default().to_string();
-        let types = element["type"].as_array().cloned().unwrap_or_default();
-        let [only] = types.as_slice() else {
-            return Err(GenerateError::AmbiguousType {
-                profile: self.profile.to_string(),
-                id,
-                types: types.len(),
-            });
-        };
-        let code = only["code"].as_str().unwrap_or_default();
-        let profile_url = only["profile"][0].as_str();
-        let source = profile_url
-            .and_then(|p| self.defs.snapshot(p))
-            .or_else(|| self.defs.snapshot(&format!("{}{code}", urls::CORE_SD)))
-            .ok_or_else(|| self.error_unknown(&id))?;
-        let root = source
-            .first()
-            .map(|e| id_of(e).to_string())
-            .unwrap_or_default();
-        let children: Vec<Value> = source
-            .iter()
-            .skip(1)
-            .filter(|e| !NOT_R4.contains(&id_of(e)))
-            .map(|e| {
-                let mut child = e.clone();
-                let child_id = replace_prefix(id_of(e), &root, &id);
-                let child_path =
-                    replace_prefix(e["path"].as_str().unwrap_or_default(), &root, &path);
-                child["id"] = json!(child_id);
-                child["path"] = json!(child_path);
-                child
-            })
-            .collect();
-        self.elements.splice(index + 1..index + 1, children);
-        Ok(())
-    }
-
-    /// Adds slice `name` of the element at `base`, after its existing slices.
-    fn create_slice(&mut self, base: usize, name: &str) -> Result<usize, GenerateError> {
-        let base_id = id_of(&self.elements[base]).to_string();
-        let slice_id = format!("{base_id}:{name}");
-        if self.elements[base].get("slicing").is_none() {
-            let path = self.elements[base]["path"].as_str().unwrap_or_default();
-            if path.ends_with(".extension") || path.ends_with(".modifierExtension") {
-                self.elements[base]["slicing"] = json!({
-                    "discriminator": [{"type": "value", "path": "url"}],
-                    "rules": "open"
-                });
-            } else {
-                return Err(GenerateError::SliceWithoutSlicing {
-                    profile: self.profile.to_string(),
-                    id: slice_id,
-                });
-            }
-        }
-        let mut end = base + 1;
-        while end < self.elements.len() {
-            let id = id_of(&self.elements[end]);
-            if is_inside(id, &base_id) || is_slice_of(id, &base_id) {
-                end += 1;
-            } else {
-                break;
-            }
-        }
-        let copies: Vec<Value> = self.elements[base..end]
-            .iter()
-            .filter(|e| id_of(e) == base_id || is_inside(id_of(e), &base_id))
-            .map(|e| {
-                let mut copy = e.clone();
-                copy["id"] = json!(replace_prefix(id_of(e), &base_id, &slice_id));
-                copy
-            })
-            .collect();
-        let mut copies = copies;
-        if let Some(Value::Object(head)) = copies.first_mut() {
-            head.remove("slicing");
-            head.insert("sliceName".into(), json!(name));
-            // A slice is optional unless declared otherwise.
-            head.insert("min".into(), json!(0));
-        }
-        self.elements.splice(end..end, copies);
-        Ok(end)
-    }
-
-    /// Applies `rule` to the element at `index`.
-    fn apply(&mut self, index: usize, rule: &El) -> Result<(), GenerateError> {
-        let profile = self.profile;
-        let Value::Object(element) = &mut self.elements[index] else {
-            return Err(self.error_unknown(&rule.id));
-        };
-        if let Some(min) = rule.min {
-            element.insert("min".into(), json!(min));
-        }
-        if let Some(max) = rule.max {
-            element.insert("max".into(), json!(max.to_string()));
-        }
-        let min = element["min"].as_u64().unwrap_or(0);
-        let max = element["max"].as_str().unwrap_or("*");
-        if max != "*" && max.parse::<u64>().is_ok_and(|m| m < min) {
-            return Err(GenerateError::BadCardinality {
-                profile: profile.to_string(),
-                id: rule.id.clone(),
-                min: min as u32,
-                max: max.to_string(),
-            });
-        }
-        if let Some(fixed) = rule.fixed {
-            element.insert(fixed.property().into(), json!(fixed.value()));
-        }
-        if !rule.types.is_empty() {
-            let base_types = element
-                .get("type")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let types: Vec<Value> = rule
-                .types
-                .iter()
-                .map(|t| type_json(t, &base_types))
-                .collect();
-            element.insert("type".into(), json!(types));
-        }
-        if let Some(binding) = rule.binding {
-            let value_set = binding.value_set.map(|v| json!(v)).or_else(|| {
-                element
-                    .get("binding")
-                    .and_then(|b| b.get("valueSet"))
-                    .cloned()
-            });
-            let mut json_binding = json!({"strength": binding.strength.code()});
-            if let Some(vs) = value_set {
-                json_binding["valueSet"] = vs;
-            }
-            element.insert("binding".into(), json_binding);
-        }
-        if let Some(slicing) = &rule.slicing {
-            element.insert("slicing".into(), slicing_json(slicing));
-        }
-        if !rule.invariants.is_empty() {
-            let mut constraints = element
-                .get("constraint")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            constraints.extend(
-                rule.invariants
-                    .iter()
-                    .map(|inv| invariant_json(inv, profile)),
-            );
-            element.insert("constraint".into(), json!(constraints));
-        }
-        if let Some(short) = rule.short {
-            element.insert("short".into(), json!(short));
-        }
-        Ok(())
-    }
-}
-
-fn replace_prefix(s: &str, prefix: &str, with: &str) -> String {
-    match s.strip_prefix(prefix) {
-        Some(rest) => format!("{with}{rest}"),
-        None => s.to_string(),
-    }
 }
 
 /// The JSON of a declared type, keeping what the base said about the same type code (such as
