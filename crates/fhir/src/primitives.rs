@@ -306,14 +306,23 @@ fn has_event_attribute(lower: &str) -> bool {
         match c {
             b'<' => in_tag = true,
             b'>' => in_tag = false,
-            c if in_tag && c.is_ascii_whitespace() && b[i + 1..].starts_with(b"on") => {
-                let name_end = b[i + 1..]
+            c if in_tag
+                && c.is_ascii_whitespace()
+                && b.get(i + 1..).is_some_and(|rest| rest.starts_with(b"on")) =>
+            {
+                let name_end = b
+                    .get(i + 1..)
+                    .unwrap_or_default()
                     .iter()
                     .position(|c| !c.is_ascii_alphanumeric())
                     .map(|p| i + 1 + p);
                 if let Some(end) = name_end
                     && end > i + 3
-                    && b[end..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'=')
+                    && b.get(end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|c| !c.is_ascii_whitespace())
+                        == Some(&b'=')
                 {
                     return true;
                 }

@@ -124,7 +124,7 @@ pub struct ElementRef {
 
 impl ElementRef {
     pub fn element(&self) -> &crate::sd::Element {
-        &self.sd.elements[self.index]
+        self.sd.el(self.index)
     }
 }
 
@@ -273,7 +273,7 @@ impl Definitions {
     pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, DefinitionsError> {
         if has_snapshot(sd) {
             let url = self.compile_and_insert(sd)?;
-            if let Some(elements) = sd["snapshot"]["element"].as_array() {
+            if let Some(elements) = sd.pointer("/snapshot/element").and_then(Value::as_array) {
                 self.snapshots
                     .insert(url.clone(), Arc::new(elements.clone()));
             }
@@ -281,7 +281,7 @@ impl Definitions {
         }
         let with = snapshot::with_snapshot(sd, self)?;
         let url = self.compile_and_insert(&with)?;
-        if let Some(elements) = with["snapshot"]["element"].as_array() {
+        if let Some(elements) = with.pointer("/snapshot/element").and_then(Value::as_array) {
             self.snapshots
                 .insert(url.clone(), Arc::new(elements.clone()));
         }
@@ -410,7 +410,7 @@ impl Definitions {
     pub fn element_in(&self, sd: &Arc<StructureDef>, path: &str) -> Option<ElementRef> {
         let mut segments = path.split('.');
         let first = segments.next()?;
-        if first != sd.type_name && first != sd.elements[0].path {
+        if first != sd.type_name && first != sd.el(0).path {
             return None;
         }
         let mut cur = ElementRef {
@@ -426,7 +426,7 @@ impl Definitions {
 
     fn step(&self, cur: &ElementRef, seg: &str) -> Option<ElementRef> {
         let content = cur.sd.content_of(cur.index);
-        let el = &cur.sd.elements[content];
+        let el = cur.sd.el(content);
         if !el.children.is_empty() {
             if let Some(r) = find_child(&cur.sd, content, seg) {
                 return Some(r);
@@ -495,7 +495,7 @@ impl TerminologySource for Definitions {
 
 fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef> {
     if let Some(c) = sd.child(el, seg) {
-        let is_choice = sd.elements[c.element].is_choice;
+        let is_choice = sd.el(c.element).is_choice;
         return Some(ElementRef {
             sd: sd.clone(),
             index: c.element,
@@ -504,8 +504,8 @@ fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef
     }
     // `value[x]` written as such, or `value` for a choice.
     let base = seg.strip_suffix("[x]").unwrap_or(seg);
-    sd.elements[el].children.iter().find_map(|&c| {
-        let e = &sd.elements[c];
+    sd.el(el).children.iter().find_map(|&c| {
+        let e = sd.el(c);
         (e.is_choice && e.name == base).then(|| ElementRef {
             sd: sd.clone(),
             index: c,
@@ -521,13 +521,18 @@ impl SnapshotSource for Definitions {
 }
 
 fn has_snapshot(sd: &Value) -> bool {
-    sd["snapshot"]["element"]
-        .as_array()
+    sd.pointer("/snapshot/element")
+        .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty())
 }
 
 fn collect_constraints(sd: &Value, out: &mut HashSet<(String, String)>) {
-    for e in sd["snapshot"]["element"].as_array().into_iter().flatten() {
+    for e in sd
+        .pointer("/snapshot/element")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for c in e["constraint"].as_array().into_iter().flatten() {
             if let (Some(k), Some(x)) = (c["key"].as_str(), c["expression"].as_str()) {
                 out.insert((k.to_string(), x.to_string()));

@@ -309,8 +309,9 @@ impl StructureDef {
         is_base_constraint: &dyn Fn(&str, &str) -> bool,
     ) -> Result<StructureDef, SdError> {
         let url = sd["url"].as_str().ok_or(SdError::NoUrl)?.to_string();
-        let raw = sd["snapshot"]["element"]
-            .as_array()
+        let raw = sd
+            .pointer("/snapshot/element")
+            .and_then(Value::as_array)
             .filter(|a| !a.is_empty())
             .ok_or_else(|| SdError::NoSnapshot(url.clone()))?;
         let kind = match sd["kind"].as_str() {
@@ -326,7 +327,12 @@ impl StructureDef {
         let type_name = sd["type"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| raw[0]["path"].as_str().map(str::to_string))
+            .or_else(|| {
+                raw.first()
+                    .and_then(|e| e.get("path"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         let mut elements = Vec::with_capacity(raw.len());
         for e in raw {
@@ -362,8 +368,10 @@ impl StructureDef {
             .enumerate()
             .map(|(i, e)| (e.id.clone(), i))
             .collect();
-        for i in 1..self.elements.len() {
-            let id = self.elements[i].id.clone();
+        let mut slices: Vec<(usize, usize)> = Vec::new();
+        let mut children: Vec<(usize, usize)> = Vec::new();
+        for (i, element) in self.elements.iter().enumerate().skip(1) {
+            let id = &element.id;
             let Some((parent_id, last)) = id.rsplit_once('.') else {
                 continue;
             };
@@ -374,12 +382,12 @@ impl StructureDef {
                     None => format!("{parent_id}.{name}"),
                 };
                 if let Some(&b) = ids.get(&base_id) {
-                    self.elements[b].slices.push(i);
+                    slices.push((b, i));
                 }
                 continue;
             }
             match ids.get(parent_id) {
-                Some(&p) => self.elements[p].children.push(i),
+                Some(&p) => children.push((p, i)),
                 None => {
                     return Err(SdError::Invalid {
                         url: self.url.clone(),
@@ -388,22 +396,34 @@ impl StructureDef {
                 }
             }
         }
+        for (b, i) in slices {
+            if let Some(e) = self.elements.get_mut(b) {
+                e.slices.push(i);
+            }
+        }
+        for (p, i) in children {
+            if let Some(e) = self.elements.get_mut(p) {
+                e.children.push(i);
+            }
+        }
         for (i, e) in raw.iter().enumerate() {
-            if let Some(r) = e["contentReference"].as_str() {
+            if let Some(r) = e.get("contentReference").and_then(Value::as_str) {
                 let target = r.rsplit_once('#').map(|(_, t)| t).unwrap_or(r);
                 let found = ids.get(target).copied().or_else(|| {
                     self.elements
                         .iter()
                         .position(|x| x.path == target && x.slice_name.is_none())
                 });
-                self.elements[i].content_reference = found;
+                if let Some(el) = self.elements.get_mut(i) {
+                    el.content_reference = found;
+                }
             }
         }
         for i in 0..self.elements.len() {
             let mut by_name = HashMap::new();
             let mut required = Vec::new();
-            for &c in &self.elements[i].children {
-                let child = &self.elements[c];
+            for &c in &self.el(i).children {
+                let child = self.el(c);
                 if child.is_choice {
                     for (t, ty) in child.types.iter().enumerate() {
                         by_name.insert(
@@ -423,19 +443,30 @@ impl StructureDef {
                         },
                     );
                 }
-                let slice_required = child.slices.iter().any(|&s| self.elements[s].min > 0);
+                let slice_required = child.slices.iter().any(|&s| self.el(s).min > 0);
                 if child.min > 0 || slice_required {
                     required.push(c);
                 }
             }
-            self.elements[i].child_by_name = by_name;
-            self.elements[i].required_children = required;
+            if let Some(el) = self.elements.get_mut(i) {
+                el.child_by_name = by_name;
+                el.required_children = required;
+            }
         }
         Ok(())
     }
 
+    /// The element at `index`. Indices come from this definition itself (children, slices,
+    /// `ChildRef`s and contentReferences are positions in `elements`, fixed when it was
+    /// compiled, and `compile` rejects an empty snapshot, so the root exists): they are
+    /// always in range.
+    #[allow(clippy::indexing_slicing)]
+    pub fn el(&self, index: usize) -> &Element {
+        &self.elements[index]
+    }
+
     pub fn root(&self) -> &Element {
-        &self.elements[0]
+        self.el(0)
     }
 
     /// The element with this id (`Observation.code.coding:loinc.system`).
@@ -445,13 +476,13 @@ impl StructureDef {
 
     /// The child of `el` for a JSON property name (`valueQuantity` finds `value[x]`).
     pub fn child(&self, el: usize, json_name: &str) -> Option<ChildRef> {
-        self.elements[el].child_by_name.get(json_name).copied()
+        self.el(el).child_by_name.get(json_name).copied()
     }
 
     /// The element whose children describe the content of `el` (itself, or its
     /// contentReference target).
     pub fn content_of(&self, el: usize) -> usize {
-        self.elements[el].content_reference.unwrap_or(el)
+        self.el(el).content_reference.unwrap_or(el)
     }
 }
 

@@ -49,8 +49,9 @@ pub fn validate(resource: &Value, profiles: &[&str]) -> Vec<Issue> {
 
 /// The profiles a resource declares in `meta.profile`.
 pub fn declared_profiles(resource: &Value) -> Vec<&str> {
-    resource["meta"]["profile"]
-        .as_array()
+    resource
+        .pointer("/meta/profile")
+        .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
 }
@@ -261,7 +262,7 @@ impl<'d, 'a> Run<'d, 'a> {
             contained,
         });
         self.object(&sd, 0, resource, mode);
-        if mode == Mode::Full && sd.elements[0].child_by_name.contains_key("contained") {
+        if mode == Mode::Full && sd.el(0).child_by_name.contains_key("contained") {
             self.domain_resource_rules(resource, obj, contained);
         }
         self.frames.pop();
@@ -276,7 +277,7 @@ impl<'d, 'a> Run<'d, 'a> {
         if el == 0 {
             self.constraints(sd, 0, value, mode);
         }
-        let node = &sd.elements[node_index];
+        let node = sd.el(node_index);
         let is_resource_root = el == 0 && sd.kind == SdKind::Resource;
         let mut present: Vec<Present<'a>> = Vec::with_capacity(obj.len());
         for (key, value) in obj {
@@ -293,7 +294,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 self.unknown_property(sd, node, key, name, mode);
                 continue;
             };
-            let child_el = &sd.elements[child.element];
+            let child_el = sd.el(child.element);
             if underscore {
                 let is_primitive = child_el
                     .types
@@ -346,7 +347,7 @@ impl<'d, 'a> Run<'d, 'a> {
             if present.iter().any(|p| p.element == req) {
                 continue;
             }
-            let child = &sd.elements[req];
+            let child = sd.el(req);
             let name = child.name.clone();
             if child.min > 0 {
                 self.path_push(&name);
@@ -365,7 +366,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 self.path_pop(&name);
             } else {
                 for &sl in &child.slices {
-                    let slice = &sd.elements[sl];
+                    let slice = sd.el(sl);
                     if slice.min > 0 {
                         let slice_name = slice.slice_name.clone().unwrap_or_default();
                         let min = slice.min;
@@ -393,7 +394,7 @@ impl<'d, 'a> Run<'d, 'a> {
         mode: Mode,
     ) {
         // A choice name with a type the element does not allow?
-        let choice = node.children.iter().map(|&c| &sd.elements[c]).find(|c| {
+        let choice = node.children.iter().map(|&c| sd.el(c)).find(|c| {
             c.is_choice
                 && name
                     .strip_prefix(c.name.as_str())
@@ -437,7 +438,7 @@ impl<'d, 'a> Run<'d, 'a> {
 
     /// One property: JSON shape, cardinality, then each item.
     fn property(&mut self, sd: &Arc<StructureDef>, p: &Present<'a>, mode: Mode) {
-        let el = &sd.elements[p.element];
+        let el = sd.el(p.element);
         self.path_push(p.name);
         let mark = self.path.len();
         let Some(items) = self.items(el, p, mode) else {
@@ -601,12 +602,12 @@ impl<'d, 'a> Run<'d, 'a> {
         ext: Option<&'a Value>,
         mode: Mode,
     ) {
-        let el = &sd.elements[el_index];
+        let el = sd.el(el_index);
         let content = sd.content_of(el_index);
         let ty: Option<&TypeRef> = el
             .types
             .get(type_index)
-            .or_else(|| sd.elements[content].types.first());
+            .or_else(|| sd.el(content).types.first());
         let type_code = ty.map(|t| t.code.as_str()).unwrap_or("BackboneElement");
         let full = mode == Mode::Full;
         if primitives::is_primitive(type_code) {
@@ -679,7 +680,7 @@ impl<'d, 'a> Run<'d, 'a> {
             "Range" if full => self.range(obj),
             _ => {}
         }
-        if !sd.elements[content].children.is_empty() {
+        if !sd.el(content).children.is_empty() {
             self.object(sd, content, v, mode);
         } else if full {
             let type_sd = extension_sd.or_else(|| self.defs.type_definition(type_code).cloned());
@@ -891,7 +892,7 @@ impl<'d, 'a> Run<'d, 'a> {
 
     /// Invariants of element `el` on one of its items.
     fn constraints(&mut self, sd: &Arc<StructureDef>, el_index: usize, v: &Value, mode: Mode) {
-        let el = &sd.elements[el_index];
+        let el = sd.el(el_index);
         if el.constraints.is_empty() {
             return;
         }
@@ -1234,7 +1235,7 @@ impl<'d, 'a> Run<'d, 'a> {
         type_code: Option<&str>,
         mode: Mode,
     ) {
-        let el = &sd.elements[el_index];
+        let el = sd.el(el_index);
         if el.slices.is_empty()
             && el
                 .slicing
@@ -1254,7 +1255,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 continue;
             };
             let matched = el.slices.iter().position(|&s| {
-                let slice = &sd.elements[s];
+                let slice = sd.el(s);
                 if is_type_slicing {
                     return slice
                         .types
@@ -1269,13 +1270,16 @@ impl<'d, 'a> Run<'d, 'a> {
             }
             match matched {
                 Some(k) => {
-                    counts[k] += 1;
+                    // `k` is a position in `el.slices`, and `counts` has one entry per slice.
+                    let Some(&slice_index) = el.slices.get(k) else {
+                        continue;
+                    };
+                    if let Some(c) = counts.get_mut(k) {
+                        *c += 1;
+                    }
                     let slicing = el.slicing.as_ref();
                     if slicing.is_some_and(|s| s.ordered) && k < last_slice {
-                        let name = sd.elements[el.slices[k]]
-                            .slice_name
-                            .clone()
-                            .unwrap_or_default();
+                        let name = sd.el(slice_index).slice_name.clone().unwrap_or_default();
                         self.error(
                             IssueType::Structure,
                             format!("slice '{name}' is out of order: slices must appear in their defined order"),
@@ -1289,8 +1293,7 @@ impl<'d, 'a> Run<'d, 'a> {
                         );
                     }
                     last_slice = last_slice.max(k);
-                    let slice_index = el.slices[k];
-                    let slice = &sd.elements[slice_index];
+                    let slice = sd.el(slice_index);
                     let t = slice
                         .types
                         .iter()
@@ -1308,7 +1311,7 @@ impl<'d, 'a> Run<'d, 'a> {
                         let names: Vec<&str> = el
                             .slices
                             .iter()
-                            .filter_map(|&s| sd.elements[s].slice_name.as_deref())
+                            .filter_map(|&s| sd.el(s).slice_name.as_deref())
                             .collect();
                         self.error(
                             IssueType::Structure,
@@ -1322,20 +1325,20 @@ impl<'d, 'a> Run<'d, 'a> {
             }
             self.path.truncate(base_len);
         }
-        for (k, &s) in el.slices.iter().enumerate() {
-            let slice = &sd.elements[s];
+        for (&s, &count) in el.slices.iter().zip(&counts) {
+            let slice = sd.el(s);
             let name = slice.slice_name.as_deref().unwrap_or_default();
-            if counts[k] < slice.min as usize && !items.is_empty() {
+            if count < slice.min as usize && !items.is_empty() {
                 let text = format!(
-                    "slice '{name}' requires at least {}, but found {}",
-                    slice.min, counts[k]
+                    "slice '{name}' requires at least {}, but found {count}",
+                    slice.min
                 );
                 self.error(IssueType::Required, text);
             }
-            if !slice.max.allows(counts[k]) {
+            if !slice.max.allows(count) {
                 let text = format!(
-                    "slice '{name}' allows at most {}, but found {}",
-                    slice.max, counts[k]
+                    "slice '{name}' allows at most {}, but found {count}",
+                    slice.max
                 );
                 self.error(IssueType::Structure, text);
             }
@@ -1366,14 +1369,14 @@ impl<'d, 'a> Run<'d, 'a> {
                 DiscriminatorKind::Exists => {
                     let defs = self.definitions_at(sd, slice_index, path);
                     let exists = !values_at(item, path).is_empty();
-                    match defs.first().map(|(s, e)| &s.elements[*e]) {
+                    match defs.first().map(|(s, e)| s.el(*e)) {
                         Some(e) if e.max == crate::sd::Max::Count(0) => !exists,
                         Some(e) if e.min > 0 => exists,
                         _ => true,
                     }
                 }
                 DiscriminatorKind::Type => {
-                    let slice = &sd.elements[slice_index];
+                    let slice = sd.el(slice_index);
                     let item_type = if path == "$this" {
                         item["resourceType"].as_str().or(type_code)
                     } else {
@@ -1387,7 +1390,7 @@ impl<'d, 'a> Run<'d, 'a> {
                         .any(|t| Some(t.code.as_str()) == item_type)
                 }
                 DiscriminatorKind::Profile => {
-                    let slice = &sd.elements[slice_index];
+                    let slice = sd.el(slice_index);
                     let targets: Vec<&Value> = if path == "$this" {
                         vec![item]
                     } else {
@@ -1441,7 +1444,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 let mut next = Vec::new();
                 for (s, e) in &current {
                     let content = s.content_of(*e);
-                    let node = &s.elements[content];
+                    let node = s.el(content);
                     let (host, host_el) = if node.children.is_empty() {
                         let code = node.single_type().map(|t| t.code.as_str());
                         match code.and_then(|c| self.type_sd_for(node, c)) {
@@ -1451,8 +1454,8 @@ impl<'d, 'a> Run<'d, 'a> {
                     } else {
                         (s.clone(), content)
                     };
-                    for &c in &host.elements[host_el].children {
-                        let child = &host.elements[c];
+                    for &c in &host.el(host_el).children {
+                        let child = host.el(c);
                         if child.name == seg {
                             next.push((host.clone(), c));
                             for &sl in &child.slices {
@@ -1484,7 +1487,7 @@ impl<'d, 'a> Run<'d, 'a> {
         path: &str,
         item: &Value,
     ) -> bool {
-        let slice_el = &sd.elements[slice];
+        let slice_el = sd.el(slice);
         // Extensions are sliced by url: the url comes from the slice's extension profile.
         if path == "url"
             && let Some(profile) = slice_el
@@ -1495,7 +1498,7 @@ impl<'d, 'a> Run<'d, 'a> {
             let fixed_url = self
                 .definitions_at(sd, slice, "url")
                 .into_iter()
-                .find_map(|(s, e)| s.elements[e].fixed.as_ref().map(|(_, v)| v.clone()));
+                .find_map(|(s, e)| s.el(e).fixed.as_ref().map(|(_, v)| v.clone()));
             let want = fixed_url
                 .as_ref()
                 .and_then(Value::as_str)
@@ -1506,7 +1509,7 @@ impl<'d, 'a> Run<'d, 'a> {
         let actual = values_at(item, path);
         let mut required = false;
         for (s, e) in &defs {
-            let e = &s.elements[*e];
+            let e = s.el(*e);
             if let Some((_, fixed)) = &e.fixed {
                 required = true;
                 if actual
@@ -1528,7 +1531,7 @@ impl<'d, 'a> Run<'d, 'a> {
         }
         // A required binding can discriminate too.
         for (s, e) in &defs {
-            let e = &s.elements[*e];
+            let e = s.el(*e);
             if let Some(b) = &e.binding
                 && b.strength == Strength::Required
                 && let Some(vs) = &b.value_set
@@ -1630,10 +1633,15 @@ fn parse_reference(r: &str) -> Option<ReferenceForm<'_>> {
             return None;
         }
         let mut parts: Vec<&str> = rest.split('/').collect();
-        if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
+        if parts.len() >= 4 && parts.iter().rev().nth(1) == Some(&"_history") {
             parts.truncate(parts.len() - 2);
         }
-        let t = (parts.len() >= 3).then(|| parts[parts.len() - 2]);
+        let t = parts
+            .iter()
+            .rev()
+            .nth(1)
+            .copied()
+            .filter(|_| parts.len() >= 3);
         return Some(ReferenceForm::Absolute(t));
     }
     let parts: Vec<&str> = r.split('/').collect();
@@ -1689,17 +1697,18 @@ fn choice_flags(
     let mut node = sd.content_of(el);
     let mut flags = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        if host.elements[node].children.is_empty() {
-            let code = host.elements[node].single_type()?.code.clone();
+        if host.el(node).children.is_empty() {
+            let code = host.el(node).single_type()?.code.clone();
             host = defs.type_definition(&code)?.clone();
             node = 0;
         }
-        let child = host.elements[node]
+        let child = host
+            .el(node)
             .children
             .iter()
             .copied()
-            .find(|&c| host.elements[c].name == *name)?;
-        let is_choice = host.elements[child].is_choice;
+            .find(|&c| host.el(c).name == *name)?;
+        let is_choice = host.el(child).is_choice;
         flags.push(is_choice);
         if i + 1 < names.len() {
             if is_choice {
@@ -1708,7 +1717,7 @@ fn choice_flags(
             node = host.content_of(child);
         }
     }
-    if !names.is_empty() && sd.elements[el].types.len() > 1 {
+    if !names.is_empty() && sd.el(el).types.len() > 1 {
         return None;
     }
     Some(flags)
