@@ -54,6 +54,20 @@ pub fn structure_definitions() -> Vec<Value> {
     unpack(STRUCTURE_DEFINITIONS)
 }
 
+/// An R4 SearchParameter by canonical URL (unpacked on first use).
+pub fn core_search_parameter(url: &str) -> Option<Arc<Value>> {
+    static PARAMETERS: OnceLock<HashMap<String, Arc<Value>>> = OnceLock::new();
+    PARAMETERS
+        .get_or_init(|| {
+            search_parameters()
+                .into_iter()
+                .filter_map(|sp| Some((sp.get("url")?.as_str()?.to_string(), Arc::new(sp))))
+                .collect()
+        })
+        .get(url)
+        .cloned()
+}
+
 /// Every R4 SearchParameter.
 pub fn search_parameters() -> Vec<Value> {
     unpack(SEARCH_PARAMETERS)

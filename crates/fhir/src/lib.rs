@@ -13,6 +13,8 @@
     clippy::indexing_slicing
 )]
 
+mod bundle;
+mod conformance;
 pub mod datetime;
 pub mod defs;
 pub mod fhirpath;
@@ -21,6 +23,7 @@ pub mod outcome;
 pub mod primitives;
 pub mod registry;
 pub mod sd;
+mod sha1;
 pub mod snapshot;
 pub mod terminology;
 pub mod validator;

@@ -54,6 +54,11 @@ pub struct LoadReport {
     pub rejected: Vec<String>,
     /// StructureDefinitions that came without a snapshot and got one generated.
     pub generated_snapshots: Vec<String>,
+    pub search_parameters: Vec<String>,
+    /// What is wrong with loaded conformance resources that are still used (a
+    /// SearchParameter whose base differs from the one it derives from, a CodeSystem
+    /// property that is not declared ...), each starting with the resource's url.
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -80,6 +85,8 @@ pub struct Definitions {
     snapshots: HashMap<String, Arc<Vec<Value>>>,
     /// Profiles (by url prefix) under which an unknown extension is an error.
     strict_prefixes: Vec<String>,
+    /// SearchParameters added after the embedded R4 ones.
+    search_parameters: HashMap<String, Arc<Value>>,
 }
 
 impl Clone for Definitions {
@@ -87,6 +94,7 @@ impl Clone for Definitions {
         Definitions {
             snapshots: self.snapshots.clone(),
             strict_prefixes: self.strict_prefixes.clone(),
+            search_parameters: self.search_parameters.clone(),
             sds: self.sds.clone(),
             sds_versioned: self.sds_versioned.clone(),
             types: self.types.clone(),
@@ -147,6 +155,7 @@ impl Definitions {
             base_constraints: Arc::new(HashSet::new()),
             snapshots: HashMap::new(),
             strict_prefixes: Vec::new(),
+            search_parameters: HashMap::new(),
         }
     }
 
@@ -236,9 +245,24 @@ impl Definitions {
                 Ok(url) => report.structure_definitions.push(url),
                 Err(e) => report.rejected.push(e.to_string()),
             },
-            Some("ValueSet" | "CodeSystem") => match self.add_terminology(r) {
-                Some(url) if r["resourceType"] == "ValueSet" => report.value_sets.push(url),
-                Some(url) => report.code_systems.push(url),
+            Some("SearchParameter") => match r.get("url").and_then(Value::as_str) {
+                Some(url) => {
+                    self.search_parameters
+                        .insert(url.to_string(), Arc::new(r.clone()));
+                    report.search_parameters.push(url.to_string());
+                    self.note_problems("SearchParameter", r, report);
+                }
+                None => report.rejected.push("SearchParameter without url".into()),
+            },
+            Some(t @ ("ValueSet" | "CodeSystem")) => match self.add_terminology(r) {
+                Some(url) => {
+                    if t == "ValueSet" {
+                        report.value_sets.push(url);
+                    } else {
+                        report.code_systems.push(url);
+                    }
+                    self.note_problems(t, r, report);
+                }
                 None => report
                     .rejected
                     .push(format!("{} without url", r["resourceType"])),
@@ -246,6 +270,27 @@ impl Definitions {
             Some(other) => report.ignored.push(other.to_string()),
             None => report.ignored.push("(no resourceType)".to_string()),
         }
+    }
+
+    fn note_problems(&self, type_name: &str, r: &Value, report: &mut LoadReport) {
+        let Some(obj) = r.as_object() else { return };
+        let url = obj.get("url").and_then(Value::as_str).unwrap_or("?");
+        for f in crate::conformance::check(type_name, obj, self) {
+            if f.severity <= crate::outcome::Severity::Error {
+                report
+                    .problems
+                    .push(format!("{url}: {}: {}", f.path, f.message));
+            }
+        }
+    }
+
+    /// A SearchParameter by canonical URL: one added, or an R4 one.
+    pub fn search_parameter(&self, url: &str) -> Option<Arc<Value>> {
+        let url = canonical_without_version(url);
+        self.search_parameters
+            .get(url)
+            .cloned()
+            .or_else(|| crate::defs::core_search_parameter(url))
     }
 
     /// Loads every `*.json` file under `dir` (recursively): single resources or Bundles.

@@ -209,6 +209,11 @@ pub struct Element {
     /// Children (or choice type slices) that must be present: `min > 0` or a slice with
     /// `min > 0`.
     pub required_children: Vec<usize>,
+    /// `isModifier`.
+    pub is_modifier: bool,
+    /// Cannot carry extensions: an XML attribute in the specification (`id` of elements,
+    /// `Extension.url`, typed with FHIRPath system types, `Resource.id`) or xhtml.
+    pub no_extensions: bool,
 }
 
 impl Element {
@@ -627,8 +632,33 @@ fn compile_element(
         slices: Vec::new(),
         child_by_name: HashMap::new(),
         required_children: Vec::new(),
+        is_modifier: e
+            .get("isModifier")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        no_extensions: is_attribute(e),
         id,
     }
+}
+
+/// Typed with a FHIRPath system type (`Element.id`, `Extension.url`, `Resource.id`),
+/// represented as an XML attribute, or xhtml: nothing that can carry extensions.
+fn is_attribute(e: &serde_json::Map<String, Value>) -> bool {
+    let system_typed = e
+        .get("type")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            t.get("code")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with(SYSTEM_TYPE_PREFIX) || c == "xhtml")
+        });
+    let xml_attribute = e
+        .get("representation")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|x| x == "xmlAttr"));
+    system_typed || xml_attribute
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct CodeSystem {
     pub concepts: HashMap<String, Concept>,
     /// Codes at the top of the hierarchy, in order.
     pub roots: Vec<String>,
+    /// The codes of the properties the code system declares (`CodeSystem.property.code`).
+    pub properties: Vec<String>,
 }
 
 impl CodeSystem {
@@ -66,7 +68,20 @@ impl CodeSystem {
             case_sensitive: cs["caseSensitive"].as_bool().unwrap_or(true),
             concepts,
             roots,
+            properties: cs
+                .get("property")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("code").and_then(Value::as_str).map(str::to_string))
+                .collect(),
         })
+    }
+
+    /// True when this is a supplement (it adds designations or properties to another code
+    /// system and defines no codes of its own).
+    pub fn is_supplement(&self) -> bool {
+        self.content == "supplement"
     }
 
     /// True when every code of the system is listed.

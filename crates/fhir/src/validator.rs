@@ -38,6 +38,16 @@ use crate::terminology::Membership;
 #[derive(Debug, Clone)]
 pub struct Validator {
     defs: Arc<Definitions>,
+    options: Options,
+}
+
+/// How strictly a `Validator` judges what it cannot check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// An extension whose definition is not known is an error, not a warning. Without this,
+    /// it is still an error inside a resource validated against a profile the registry
+    /// marks strict (`Definitions::set_strict_extensions`).
+    pub strict_extensions: bool,
 }
 
 /// Validates against the embedded R4 definitions only (see `Validator` for profiles from
@@ -58,7 +68,16 @@ pub fn declared_profiles(resource: &Value) -> Vec<&str> {
 
 impl Validator {
     pub fn new(defs: Arc<Definitions>) -> Self {
-        Validator { defs }
+        Validator {
+            defs,
+            options: Options::default(),
+        }
+    }
+
+    /// The same validator with other options.
+    pub fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
     }
 
     /// A validator over the embedded R4 definitions.
@@ -73,8 +92,13 @@ impl Validator {
     /// Validates `resource` against its type's base definition and each profile in
     /// `profiles` (canonical URLs, optionally `|version`). An unknown profile gives a
     /// warning. Issues come in document order, duplicates removed.
+    ///
+    /// A Bundle is validated as a resource of its own (the Bundle rules, and `profiles`
+    /// apply to the Bundle), and each entry's resource against its type and the profiles it
+    /// declares in `meta.profile`; the same holds for contained resources.
     pub fn validate(&self, resource: &Value, profiles: &[&str]) -> Vec<Issue> {
         let mut run = Run::new(&self.defs);
+        run.strict = self.options.strict_extensions;
         run.top(resource, profiles);
         run.finish()
     }
@@ -109,6 +133,14 @@ struct Run<'d, 'a> {
     issues: Vec<Issue>,
     path: String,
     frames: Vec<Frame<'a>>,
+    /// Unknown extensions are errors (the option, or a strict profile of the resource).
+    strict: bool,
+    /// Urls of the extensions being walked, innermost last (for extension contexts).
+    extension_urls: Vec<String>,
+    /// Definition paths (and types) of the elements whose data type is being walked,
+    /// innermost last (`Observation.value[x]`, `Quantity` while inside its Quantity), for
+    /// extension contexts.
+    outer_paths: Vec<(String, String)>,
 }
 
 /// One JSON property (and its `_name` sibling) mapped to a child element.
@@ -134,6 +166,9 @@ impl<'d, 'a> Run<'d, 'a> {
             issues: Vec::new(),
             path: String::with_capacity(128),
             frames: Vec::with_capacity(4),
+            strict: false,
+            extension_urls: Vec::new(),
+            outer_paths: Vec::new(),
         }
     }
 
@@ -176,6 +211,8 @@ impl<'d, 'a> Run<'d, 'a> {
             return;
         };
         self.path.push_str(&rt);
+        let outer_strict = self.strict;
+        self.strict |= profiles.iter().any(|p| self.defs.strict_extensions_for(p));
         self.resource(resource, Mode::Full, None, false);
         for url in profiles {
             let Some(sd) = self.defs.structure_definition(url).cloned() else {
@@ -194,6 +231,7 @@ impl<'d, 'a> Run<'d, 'a> {
             }
             self.resource(resource, Mode::Profile, Some(&sd), false);
         }
+        self.strict = outer_strict;
     }
 
     /// Checks the resource envelope; returns the type when the resource can be walked.
@@ -265,6 +303,9 @@ impl<'d, 'a> Run<'d, 'a> {
         if mode == Mode::Full && sd.el(0).child_by_name.contains_key("contained") {
             self.domain_resource_rules(resource, obj, contained);
         }
+        if mode == Mode::Full {
+            self.resource_rules(&sd.type_name, resource);
+        }
         self.frames.pop();
     }
 
@@ -295,6 +336,15 @@ impl<'d, 'a> Run<'d, 'a> {
                 continue;
             };
             let child_el = sd.el(child.element);
+            if underscore && child_el.no_extensions && mode == Mode::Full {
+                self.path_push(key);
+                self.error(
+                    IssueType::Structure,
+                    format!("'{name}' cannot have extensions ('{key}' is not allowed)"),
+                );
+                self.path_pop(key);
+                continue;
+            }
             if underscore {
                 let is_primitive = child_el
                     .types
@@ -626,11 +676,18 @@ impl<'d, 'a> Run<'d, 'a> {
                 }
                 self.fixed_and_pattern(el, v);
                 self.binding(el, type_code, v);
-                self.limits(el, v);
+                self.limits(el, type_code, v);
                 self.constraints(sd, el_index, v, mode);
+            } else if ext.is_some() {
+                // Only extensions (a data-absent-reason, say): a required binding still
+                // wants a code.
+                self.binding_without_code(el);
             }
             if full && let Some(x @ Value::Object(_)) = ext {
+                self.outer_paths
+                    .push((self.definition_path(sd, el), type_code.to_string()));
                 self.primitive_extension(x);
+                self.outer_paths.pop();
             }
             return;
         }
@@ -673,20 +730,34 @@ impl<'d, 'a> Run<'d, 'a> {
         self.constraints(sd, el_index, v, mode);
         let mut extension_sd = None;
         match type_code {
-            "Extension" => extension_sd = self.extension(obj, el, mode),
+            "Extension" => extension_sd = self.extension(obj, sd, el, mode),
             "Reference" => self.reference(obj, ty, mode),
             "Narrative" if full => self.narrative(obj),
             "Period" if full => self.period(obj),
             "Range" if full => self.range(obj),
+            "Attachment" if full => self.attachment(obj),
+            "Coding" if full => self.coding_system(obj),
             _ => {}
+        }
+        let extension_url = (type_code == "Extension")
+            .then(|| obj.get("url").and_then(Value::as_str))
+            .flatten();
+        if let Some(url) = extension_url {
+            self.extension_urls.push(url.to_string());
         }
         if !sd.el(content).children.is_empty() {
             self.object(sd, content, v, mode);
         } else if full {
             let type_sd = extension_sd.or_else(|| self.defs.type_definition(type_code).cloned());
             if let Some(t) = type_sd {
+                self.outer_paths
+                    .push((self.definition_path(sd, el), type_code.to_string()));
                 self.object(&t, 0, v, Mode::Full);
+                self.outer_paths.pop();
             }
+        }
+        if extension_url.is_some() {
+            self.extension_urls.pop();
         }
         if let Some(ty) = ty {
             for url in &ty.profiles {
@@ -718,7 +789,28 @@ impl<'d, 'a> Run<'d, 'a> {
                     format!("a {} is expected here, not a {rt}", ty.code),
                 );
             }
+            // A nested resource (a Bundle entry, a contained resource) is judged by the
+            // profiles it declares, like a resource on its own.
+            let declared = declared_profiles(v);
+            let outer_strict = self.strict;
+            self.strict |= declared.iter().any(|p| self.defs.strict_extensions_for(p));
             self.resource(v, Mode::Full, None, contained);
+            for url in declared {
+                match self.defs.structure_definition(url).cloned() {
+                    Some(p) if p.type_name == rt => {
+                        self.resource(v, Mode::Profile, Some(&p), contained)
+                    }
+                    Some(p) => self.error(
+                        IssueType::Invalid,
+                        format!("profile {url} is for {}, not {rt}", p.type_name),
+                    ),
+                    None => self.warning(
+                        IssueType::NotSupported,
+                        format!("profile {url} is not known here, so it was not checked"),
+                    ),
+                }
+            }
+            self.strict = outer_strict;
         }
         for url in ty.map(|t| t.profiles.as_slice()).unwrap_or_default() {
             match self.defs.structure_definition(url).cloned() {
@@ -731,6 +823,164 @@ impl<'d, 'a> Run<'d, 'a> {
                     IssueType::NotSupported,
                     format!("profile {url} is not known here, so it was not checked"),
                 ),
+            }
+        }
+    }
+
+    /// Rules of a resource type beyond its definition: the Bundle rules, and the rules of
+    /// conformance resources.
+    fn resource_rules(&mut self, type_name: &str, resource: &Value) {
+        let Value::Object(obj) = resource else {
+            return;
+        };
+        let defs = self.defs;
+        let findings = match type_name {
+            "Bundle" => crate::bundle::check(obj, &|t| defs.is_resource_type(t)),
+            "SearchParameter" | "CodeSystem" | "ValueSet" => {
+                crate::conformance::check(type_name, obj, defs)
+            }
+            _ => return,
+        };
+        for f in findings {
+            let mark = self.path.len();
+            if !f.path.is_empty() {
+                self.path.push('.');
+                self.path.push_str(&f.path);
+            }
+            self.report(f.severity, f.code, f.message);
+            self.path.truncate(mark);
+        }
+    }
+
+    /// The path of `el` in the resource's terms: inside a data type walked for an element
+    /// (`Quantity.extension` for `Observation.value[x]`), the element's path instead of the
+    /// type's.
+    fn definition_path(&self, sd: &StructureDef, el: &Element) -> String {
+        match self.outer_paths.last() {
+            Some((outer, _)) if sd.kind != SdKind::Resource => match el.path.split_once('.') {
+                Some((_, rest)) => format!("{outer}.{rest}"),
+                None => outer.clone(),
+            },
+            _ => el.path.clone(),
+        }
+    }
+
+    /// Is an extension allowed on the element `el` (an `extension` element) is part of?
+    fn extension_context_allows(
+        &self,
+        contexts: &[crate::sd::ExtensionContext],
+        sd: &StructureDef,
+        el: &Element,
+    ) -> bool {
+        use crate::sd::ExtensionContext as C;
+        let host_path = el.path.rsplit_once('.').map_or("", |(h, _)| h);
+        let at_type_root = !host_path.contains('.');
+        let (outer_path, outer_type) = match self.outer_paths.last() {
+            Some((p, t)) if at_type_root && sd.kind != SdKind::Resource => {
+                (Some(p.as_str()), Some(t.as_str()))
+            }
+            _ => (None, None),
+        };
+        let is_resource_root = at_type_root && sd.kind == SdKind::Resource;
+        let host_type = outer_type.unwrap_or(if at_type_root {
+            sd.type_name.as_str()
+        } else {
+            "BackboneElement"
+        });
+        let same_path = |ctx: &str, path: &str| {
+            ctx == path
+                || path
+                    .strip_suffix("[x]")
+                    .is_some_and(|base| ctx.starts_with(base) && !ctx[base.len()..].contains('.'))
+        };
+        contexts.iter().any(|c| match c {
+            C::Extension(url) => {
+                host_path == "Extension"
+                    && self.extension_urls.last().map(String::as_str) == Some(url)
+            }
+            C::Element(ctx) | C::FhirPath(ctx) => {
+                let ctx = ctx.rsplit_once('#').map_or(ctx.as_str(), |(_, p)| p);
+                if matches!(c, C::FhirPath(_))
+                    && !ctx
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '[' || ch == ']')
+                {
+                    return true; // an expression we do not evaluate: not held against it
+                }
+                ctx == "Element"
+                    || ctx == "Base"
+                    || (matches!(ctx, "Resource" | "DomainResource") && is_resource_root)
+                    || ctx == host_type
+                    || same_path(ctx, host_path)
+                    || outer_path.is_some_and(|p| same_path(ctx, p))
+                    || (host_type == "Extension" && ctx == "Extension")
+            }
+        })
+    }
+
+    /// A code-typed element with a required binding but only extensions.
+    fn binding_without_code(&mut self, el: &Element) {
+        if let Some(b) = &el.binding
+            && b.strength == Strength::Required
+        {
+            let vs = b.value_set.as_deref().unwrap_or("its value set");
+            self.error(
+                IssueType::CodeInvalid,
+                format!("no code provided, and a code is required from the value set {vs}"),
+            );
+        }
+    }
+
+    /// A Coding's system must be a code system, not a supplement to one.
+    fn coding_system(&mut self, obj: &Map<String, Value>) {
+        let Some(system) = obj.get("system").and_then(Value::as_str) else {
+            return;
+        };
+        if self
+            .defs
+            .code_system(system)
+            .is_some_and(|cs| cs.is_supplement())
+        {
+            self.path_push("system");
+            self.error(
+                IssueType::CodeInvalid,
+                format!("{system} is a CodeSystem supplement, which defines no codes: it cannot be a Coding's system"),
+            );
+            self.path_pop("system");
+        }
+    }
+
+    /// `size` and `hash` of an Attachment agree with its inline `data`.
+    fn attachment(&mut self, obj: &Map<String, Value>) {
+        let Some(data) = obj.get("data").and_then(Value::as_str) else {
+            return;
+        };
+        let Some(bytes) = primitives::decode_base64(data) else {
+            return; // reported as a malformed base64Binary
+        };
+        if let Some(size) = obj.get("size")
+            && let Some(n) = number(size)
+            && n != bytes.len() as f64
+        {
+            self.path_push("size");
+            self.error(
+                IssueType::Value,
+                format!(
+                    "the stated size {n} does not match the data ({} bytes)",
+                    bytes.len()
+                ),
+            );
+            self.path_pop("size");
+        }
+        if let Some(hash) = obj.get("hash").and_then(Value::as_str) {
+            let actual = primitives::encode_base64(&crate::sha1::digest(&bytes));
+            if hash != actual {
+                self.path_push("hash");
+                self.error(
+                    IssueType::Value,
+                    format!("the stated hash {hash} is not the SHA-1 of the data ({actual})"),
+                );
+                self.path_pop("hash");
             }
         }
     }
@@ -750,7 +1000,7 @@ impl<'d, 'a> Run<'d, 'a> {
         self.object(&element_sd, 0, x, Mode::Full);
     }
 
-    fn limits(&mut self, el: &Element, v: &Value) {
+    fn limits(&mut self, el: &Element, type_code: &str, v: &Value) {
         if let (Some(max), Value::String(s)) = (el.max_length, v)
             && s.chars().count() > max
         {
@@ -759,23 +1009,29 @@ impl<'d, 'a> Run<'d, 'a> {
                 format!("value is longer than the maximum length {max}"),
             );
         }
-        if let (Some((_, min)), Value::Number(n)) = (&el.min_value, v)
-            && let (Some(min), Some(n)) = (number(min), n.as_str().parse::<f64>().ok())
-            && n < min
-        {
-            self.error(
-                IssueType::Value,
-                format!("value {n} is below the minimum {min}"),
-            );
-        }
-        if let (Some((_, max)), Value::Number(n)) = (&el.max_value, v)
-            && let (Some(max), Some(n)) = (number(max), n.as_str().parse::<f64>().ok())
-            && n > max
-        {
-            self.error(
-                IssueType::Value,
-                format!("value {n} is above the maximum {max}"),
-            );
+        for (bound, below) in [(&el.min_value, true), (&el.max_value, false)] {
+            let Some((_, limit)) = bound else {
+                continue;
+            };
+            let Some(order) = compare_limit(type_code, v, limit) else {
+                continue;
+            };
+            let wrong = if below {
+                order == std::cmp::Ordering::Less
+            } else {
+                order == std::cmp::Ordering::Greater
+            };
+            if wrong {
+                let (which, word) = if below {
+                    ("minimum", "below")
+                } else {
+                    ("maximum", "above")
+                };
+                self.error(
+                    IssueType::Value,
+                    format!("value {} is {word} the {which} {}", s(v), s(limit)),
+                );
+            }
         }
     }
 
@@ -914,7 +1170,9 @@ impl<'d, 'a> Run<'d, 'a> {
                 Check::Path(path) => {
                     let result = if path.uses_resource() {
                         let frame = self.frames.last().copied();
-                        let root = self.frames.first().copied();
+                        // %rootResource: the resource a contained resource is in; for any
+                        // other resource (a Bundle entry too) the resource itself.
+                        let root = self.frames.iter().rev().find(|f| !f.contained).copied();
                         let input = input.get_or_insert_with(|| match (frame, root) {
                             (Some(f), Some(r)) => PathInput::at(v, f.resource, r.resource),
                             _ => PathInput::node(v),
@@ -924,9 +1182,11 @@ impl<'d, 'a> Run<'d, 'a> {
                         let input = node_input.get_or_insert_with(|| PathInput::node(v));
                         path.evaluate_bool_input(input)
                     };
+                    // An empty result fails the invariant, as in the reference validator
+                    // (FHIRPath comparisons of uncomparable values are empty).
                     match result {
-                        Ok(Some(false)) => false,
-                        Ok(_) => true,
+                        Ok(Some(b)) => b,
+                        Ok(None) => false,
                         Err(e) => {
                             let text = format!("constraint {} could not be evaluated: {e}", c.key);
                             self.warning(IssueType::NotSupported, text);
@@ -951,6 +1211,7 @@ impl<'d, 'a> Run<'d, 'a> {
     fn extension(
         &mut self,
         obj: &'a Map<String, Value>,
+        sd: &StructureDef,
         el: &Element,
         mode: Mode,
     ) -> Option<Arc<StructureDef>> {
@@ -988,12 +1249,54 @@ impl<'d, 'a> Run<'d, 'a> {
                     IssueType::Extension,
                     format!("unknown modifier extension {url}: it cannot be safely ignored"),
                 );
+            } else if self.strict {
+                self.error(
+                    IssueType::Extension,
+                    format!(
+                        "extension {url} is not known here, and unknown extensions are not allowed"
+                    ),
+                );
             } else {
                 self.warning(
                     IssueType::Extension,
                     format!("extension {url} is not known here, so only its structure was checked"),
                 );
             }
+        }
+        if let Some(def) = &known
+            && !def.contexts.is_empty()
+            && !self.extension_context_allows(&def.contexts, sd, el)
+        {
+            let allowed: Vec<String> = def
+                .contexts
+                .iter()
+                .map(|c| match c {
+                    crate::sd::ExtensionContext::Element(p)
+                    | crate::sd::ExtensionContext::FhirPath(p) => p.clone(),
+                    crate::sd::ExtensionContext::Extension(u) => format!("extension {u}"),
+                })
+                .collect();
+            let here = self.definition_path(sd, el);
+            let here = here
+                .rsplit_once('.')
+                .map_or(here.as_str(), |(h, _)| h)
+                .to_string();
+            self.error(
+                IssueType::Extension,
+                format!(
+                    "extension {url} is not allowed on {here} (its contexts: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+        if let Some(def) = &known
+            && el.name == "extension"
+            && def.root().is_modifier
+        {
+            self.error(
+                IssueType::Extension,
+                format!("extension {url} is a modifier extension: it belongs in modifierExtension"),
+            );
         }
         known
     }
@@ -1076,15 +1379,37 @@ impl<'d, 'a> Run<'d, 'a> {
             return;
         }
         let mut allowed = Vec::new();
+        let mut unknown = Vec::new();
         for tp in &ty.target_profiles {
             let t = match self.defs.structure_definition(tp) {
                 Some(sd) => sd.type_name.clone(),
-                None => tp.rsplit('/').next().unwrap_or(tp).to_string(),
+                None => match tp.strip_prefix(crate::snapshot::CORE) {
+                    Some(core_type) => core_type.to_string(),
+                    None => {
+                        unknown.push(tp.as_str());
+                        continue;
+                    }
+                },
             };
             if t == "Resource" || t == target {
                 return;
             }
             allowed.push(t);
+        }
+        if !unknown.is_empty() {
+            // A target we do not know may be the referenced type: cannot check, not wrong.
+            if mode == Mode::Full {
+                self.path_push("reference");
+                self.warning(
+                    IssueType::NotSupported,
+                    format!(
+                        "the target profile {} is not known here, so the type of '{r}' could not be checked",
+                        unknown.join(", ")
+                    ),
+                );
+                self.path_pop("reference");
+            }
+            return;
         }
         self.path_push("reference");
         self.error(
@@ -1118,8 +1443,42 @@ impl<'d, 'a> Run<'d, 'a> {
             );
             self.path_pop("div");
         }
+        if let Some(Value::String(div)) = obj.get("div") {
+            let mut anchors: HashSet<&str> = primitives::xhtml_attribute_values(div, "id")
+                .into_iter()
+                .collect();
+            anchors.extend(primitives::xhtml_attribute_values(div, "name"));
+            let contained: Vec<String> = self
+                .frames
+                .last()
+                .and_then(|f| f.resource.get("contained"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string))
+                .collect();
+            for href in primitives::xhtml_attribute_values(div, "href") {
+                let Some(target) = href.strip_prefix('#') else {
+                    continue;
+                };
+                if target.is_empty()
+                    || anchors.contains(target)
+                    || contained.iter().any(|c| c == target)
+                {
+                    continue;
+                }
+                self.path_push("div");
+                self.error(
+                    IssueType::Value,
+                    format!("the internal link '{href}' names no element of the narrative (no id or name '{target}')"),
+                );
+                self.path_pop("div");
+            }
+        }
     }
 
+    /// per-1 (`start <= end`) with FHIRPath's comparison: values of different precisions
+    /// that agree as far as both go cannot be compared, and the invariant fails.
     fn period(&mut self, obj: &Map<String, Value>) {
         let date = |k: &str| {
             obj.get(k)
@@ -1127,7 +1486,8 @@ impl<'d, 'a> Run<'d, 'a> {
                 .and_then(|s| crate::datetime::parse(s).ok())
         };
         if let (Some(start), Some(end)) = (date("start"), date("end"))
-            && start.range_micros(0).0 > end.range_micros(0).1
+            && fhirpath_order(&start, &end) != Some(std::cmp::Ordering::Less)
+            && fhirpath_order(&start, &end) != Some(std::cmp::Ordering::Equal)
         {
             self.error(
                 IssueType::Invariant,
@@ -1582,6 +1942,51 @@ fn values_at<'v>(item: &'v Value, path: &str) -> Vec<&'v Value> {
     current
 }
 
+/// How a value compares with a `minValue[x]`/`maxValue[x]` limit: numbers by value, dates,
+/// dateTimes and instants by the instant they start, times by clock time; `None` when they
+/// cannot be compared.
+fn compare_limit(type_code: &str, v: &Value, limit: &Value) -> Option<std::cmp::Ordering> {
+    match (v, limit) {
+        (Value::Number(_), Value::Number(_)) => number(v)?.partial_cmp(&number(limit)?),
+        (Value::String(a), Value::String(b)) if type_code == "time" => {
+            let a = crate::datetime::parse_time(a).ok()?;
+            let b = crate::datetime::parse_time(b).ok()?;
+            Some(
+                (a.hour, a.minute, a.second, a.micros).cmp(&(b.hour, b.minute, b.second, b.micros)),
+            )
+        }
+        (Value::String(a), Value::String(b)) => {
+            let a = crate::datetime::parse(a).ok()?;
+            let b = crate::datetime::parse(b).ok()?;
+            Some(a.low_micros(0).cmp(&b.low_micros(0)))
+        }
+        _ => None,
+    }
+}
+
+/// FHIRPath's order of two date/time values: instants when both have a time (seconds and
+/// fractions are one precision), else the calendar parts both have; `None` when they differ
+/// in precision but agree as far as both go.
+fn fhirpath_order(
+    a: &crate::datetime::DateTime,
+    b: &crate::datetime::DateTime,
+) -> Option<std::cmp::Ordering> {
+    use crate::datetime::Precision;
+    let has_time = |d: &crate::datetime::DateTime| d.precision >= Precision::Second;
+    if has_time(a) && has_time(b) {
+        return Some(a.low_micros(0).cmp(&b.low_micros(0)));
+    }
+    let common = a.precision.min(b.precision);
+    let key = |d: &crate::datetime::DateTime| match common {
+        Precision::Year => (d.year, 0, 0),
+        Precision::Month => (d.year, d.month, 0),
+        _ => (d.year, d.month, d.day),
+    };
+    let order = key(a).cmp(&key(b));
+    let same_precision = a.precision.min(Precision::Second) == b.precision.min(Precision::Second);
+    (order != std::cmp::Ordering::Equal || same_precision).then_some(order)
+}
+
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_str().parse().ok(),
@@ -1661,20 +2066,25 @@ fn parse_reference(r: &str) -> Option<ReferenceForm<'_>> {
     }
 }
 
+/// References in `v` for dom-3: `reference` values, and canonical/uri values that point at
+/// a contained resource (`answerValueSet: "#options"`); narrative is not looked into.
 fn collect_references(v: &Value, out: &mut HashSet<String>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
-                if k == "reference"
-                    && let Value::String(s) = x
-                {
-                    out.insert(s.clone());
-                } else if k != "contained" || out.len() < usize::MAX {
-                    collect_references(x, out);
+                match x {
+                    Value::String(s) if k == "reference" || s.starts_with('#') => {
+                        out.insert(s.clone());
+                    }
+                    _ if k == "div" => {}
+                    _ => collect_references(x, out),
                 }
             }
         }
         Value::Array(a) => a.iter().for_each(|x| collect_references(x, out)),
+        Value::String(s) if s.starts_with('#') => {
+            out.insert(s.clone());
+        }
         _ => {}
     }
 }
