@@ -1398,17 +1398,15 @@ impl<'d, 'a> Run<'d, 'a> {
         }
         if !unknown.is_empty() {
             // A target we do not know may be the referenced type: cannot check, not wrong.
-            if mode == Mode::Full {
-                self.path_push("reference");
-                self.warning(
-                    IssueType::NotSupported,
-                    format!(
-                        "the target profile {} is not known here, so the type of '{r}' could not be checked",
-                        unknown.join(", ")
-                    ),
-                );
-                self.path_pop("reference");
-            }
+            self.path_push("reference");
+            self.warning(
+                IssueType::NotSupported,
+                format!(
+                    "the target profile {} is not known here, so the type of '{r}' could not be checked",
+                    unknown.join(", ")
+                ),
+            );
+            self.path_pop("reference");
             return;
         }
         self.path_push("reference");
