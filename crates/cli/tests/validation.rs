@@ -316,3 +316,29 @@ fn resources_without_a_kanta_profile_get_base_validation_only() {
     let bad = json!({"resourceType": "Basic"});
     assert_rejected_at(&server, &bad, "Basic.code");
 }
+
+#[test]
+fn unknown_extensions_are_rejected_under_a_finnish_phr_profile() {
+    let (server, patient) = server_with_patient();
+    let mut weight = for_patient(
+        kanta_example("Observation-example-BodyWeight-min.json"),
+        &patient,
+    );
+    weight["identifier"][0]["value"] = json!(format!("urn:uuid:{}", uuid()));
+    let extensions = weight["extension"].as_array().cloned().unwrap_or_default();
+    let at = format!("Observation.extension[{}]", extensions.len());
+    let mut with_unknown = extensions;
+    with_unknown.push(json!({"url": "http://example.org/unknown", "valueString": "x"}));
+    weight["extension"] = json!(with_unknown);
+    assert_rejected_at(&server, &weight, &at);
+    // $validate says the same, with the same path.
+    let response = server.post("Observation/$validate", &weight);
+    assert_eq!(response.status(), 200);
+    let outcome = body(response);
+    assert!(
+        issues(&outcome)
+            .iter()
+            .any(|(severity, _, expression)| severity == "error" && *expression == at),
+        "{outcome:#}"
+    );
+}

@@ -19,6 +19,7 @@ pub mod datetime;
 pub mod defs;
 pub mod fhirpath;
 mod invariant;
+pub mod json;
 pub mod outcome;
 pub mod primitives;
 pub mod registry;

@@ -33,7 +33,7 @@ pub enum DefinitionsError {
     #[error("{path} is not valid JSON: {source}")]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        source: crate::json::JsonError,
     },
     #[error(transparent)]
     StructureDefinition(#[from] SdError),
@@ -304,7 +304,7 @@ impl Definitions {
                 path: path.clone(),
                 source,
             })?;
-            let value: Value = serde_json::from_slice(&text)
+            let value: Value = crate::json::parse(&text)
                 .map_err(|source| DefinitionsError::Json { path, source })?;
             resources.push(value);
         }
