@@ -74,12 +74,14 @@ fn obs_7(node: &Value, _resource: &Value) -> bool {
         return true;
     }
     let own: Vec<&Value> = node
-        .pointer("/code/coding")
+        .get("code")
+        .and_then(|c| c.get("coding"))
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
     node["component"].as_array().into_iter().flatten().all(|c| {
-        c.pointer("/code/coding")
+        c.get("code")
+            .and_then(|c| c.get("coding"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()

@@ -87,6 +87,8 @@ pub struct Definitions {
     strict_prefixes: Vec<String>,
     /// SearchParameters added after the embedded R4 ones.
     search_parameters: HashMap<String, Arc<Value>>,
+    /// Some code system held is a supplement.
+    has_supplements: bool,
 }
 
 impl Clone for Definitions {
@@ -95,6 +97,7 @@ impl Clone for Definitions {
             snapshots: self.snapshots.clone(),
             strict_prefixes: self.strict_prefixes.clone(),
             search_parameters: self.search_parameters.clone(),
+            has_supplements: self.has_supplements,
             sds: self.sds.clone(),
             sds_versioned: self.sds_versioned.clone(),
             types: self.types.clone(),
@@ -156,6 +159,7 @@ impl Definitions {
             snapshots: HashMap::new(),
             strict_prefixes: Vec::new(),
             search_parameters: HashMap::new(),
+            has_supplements: false,
         }
     }
 
@@ -396,6 +400,7 @@ impl Definitions {
             }
             "CodeSystem" => {
                 let cs = CodeSystem::from_json(r)?;
+                self.has_supplements |= cs.is_supplement();
                 let url = cs.url.clone();
                 self.code_systems.insert(url.clone(), Arc::new(cs));
                 url
@@ -513,6 +518,12 @@ impl Definitions {
         }
         let e = Arc::new(terminology::expand(&entry.vs, self, depth));
         Some(entry.expansion.get_or_init(|| e).clone())
+    }
+
+    /// True when some code system held is a supplement (most registries have none, and then
+    /// Codings need no look-up to rule one out).
+    pub fn has_supplements(&self) -> bool {
+        self.has_supplements
     }
 
     /// Is `code` (from `system`, or any system when `None`) in value set `url`?

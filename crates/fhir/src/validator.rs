@@ -60,7 +60,8 @@ pub fn validate(resource: &Value, profiles: &[&str]) -> Vec<Issue> {
 /// The profiles a resource declares in `meta.profile`.
 pub fn declared_profiles(resource: &Value) -> Vec<&str> {
     resource
-        .pointer("/meta/profile")
+        .get("meta")
+        .and_then(|m| m.get("profile"))
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
@@ -126,6 +127,9 @@ enum Mode {
 struct Frame<'a> {
     resource: &'a Value,
     contained: bool,
+    /// Where the resource starts in the instance path (`Bundle.entry[0].resource` has
+    /// length 24).
+    path_start: usize,
 }
 
 struct Run<'d, 'a> {
@@ -136,11 +140,7 @@ struct Run<'d, 'a> {
     /// Unknown extensions are errors (the option, or a strict profile of the resource).
     strict: bool,
     /// Urls of the extensions being walked, innermost last (for extension contexts).
-    extension_urls: Vec<String>,
-    /// Definition paths (and types) of the elements whose data type is being walked,
-    /// innermost last (`Observation.value[x]`, `Quantity` while inside its Quantity), for
-    /// extension contexts.
-    outer_paths: Vec<(String, String)>,
+    extension_urls: Vec<&'a str>,
 }
 
 /// One JSON property (and its `_name` sibling) mapped to a child element.
@@ -168,7 +168,6 @@ impl<'d, 'a> Run<'d, 'a> {
             frames: Vec::with_capacity(4),
             strict: false,
             extension_urls: Vec::new(),
-            outer_paths: Vec::new(),
         }
     }
 
@@ -298,6 +297,7 @@ impl<'d, 'a> Run<'d, 'a> {
         self.frames.push(Frame {
             resource,
             contained,
+            path_start: self.path.len(),
         });
         self.object(&sd, 0, resource, mode);
         if mode == Mode::Full && sd.el(0).child_by_name.contains_key("contained") {
@@ -684,10 +684,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 self.binding_without_code(el);
             }
             if full && let Some(x @ Value::Object(_)) = ext {
-                self.outer_paths
-                    .push((self.definition_path(sd, el), type_code.to_string()));
                 self.primitive_extension(x);
-                self.outer_paths.pop();
             }
             return;
         }
@@ -743,17 +740,14 @@ impl<'d, 'a> Run<'d, 'a> {
             .then(|| obj.get("url").and_then(Value::as_str))
             .flatten();
         if let Some(url) = extension_url {
-            self.extension_urls.push(url.to_string());
+            self.extension_urls.push(url);
         }
         if !sd.el(content).children.is_empty() {
             self.object(sd, content, v, mode);
         } else if full {
             let type_sd = extension_sd.or_else(|| self.defs.type_definition(type_code).cloned());
             if let Some(t) = type_sd {
-                self.outer_paths
-                    .push((self.definition_path(sd, el), type_code.to_string()));
                 self.object(&t, 0, v, Mode::Full);
-                self.outer_paths.pop();
             }
         }
         if extension_url.is_some() {
@@ -852,20 +846,40 @@ impl<'d, 'a> Run<'d, 'a> {
         }
     }
 
-    /// The path of `el` in the resource's terms: inside a data type walked for an element
-    /// (`Quantity.extension` for `Observation.value[x]`), the element's path instead of the
-    /// type's.
-    fn definition_path(&self, sd: &StructureDef, el: &Element) -> String {
-        match self.outer_paths.last() {
-            Some((outer, _)) if sd.kind != SdKind::Resource => match el.path.split_once('.') {
-                Some((_, rest)) => format!("{outer}.{rest}"),
-                None => outer.clone(),
-            },
-            _ => el.path.clone(),
+    /// The element an extension being walked is on, in the resource's terms and without
+    /// indices: `Observation.valueQuantity` for `Bundle.entry[0].resource.valueQuantity.
+    /// extension[1]`.
+    fn extension_host(&self) -> String {
+        let (resource_type, start) = match self.frames.last() {
+            Some(f) => (
+                f.resource
+                    .get("resourceType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                f.path_start,
+            ),
+            None => ("", 0),
+        };
+        let relative = self.path.get(start..).unwrap_or_default();
+        let mut host = String::from(resource_type);
+        let mut in_index = false;
+        for c in relative.chars() {
+            match c {
+                '[' => in_index = true,
+                ']' => in_index = false,
+                _ if !in_index => host.push(c),
+                _ => {}
+            }
+        }
+        // Drop the last segment: the `extension`/`modifierExtension` itself.
+        match host.rsplit_once('.') {
+            Some((h, _)) => h.to_string(),
+            None => host,
         }
     }
 
-    /// Is an extension allowed on the element `el` (an `extension` element) is part of?
+    /// Is an extension allowed where it is (on the element `el`, an `extension` element of
+    /// `sd`, is part of)?
     fn extension_context_allows(
         &self,
         contexts: &[crate::sd::ExtensionContext],
@@ -873,37 +887,29 @@ impl<'d, 'a> Run<'d, 'a> {
         el: &Element,
     ) -> bool {
         use crate::sd::ExtensionContext as C;
-        let host_path = el.path.rsplit_once('.').map_or("", |(h, _)| h);
-        let at_type_root = !host_path.contains('.');
-        let (outer_path, outer_type) = match self.outer_paths.last() {
-            Some((p, t)) if at_type_root && sd.kind != SdKind::Resource => {
-                (Some(p.as_str()), Some(t.as_str()))
-            }
-            _ => (None, None),
-        };
+        let el_host = el.path.rsplit_once('.').map_or("", |(h, _)| h);
+        let at_type_root = !el_host.contains('.');
         let is_resource_root = at_type_root && sd.kind == SdKind::Resource;
-        let host_type = outer_type.unwrap_or(if at_type_root {
+        // The host's type: the data type whose definition is walked, or a backbone element.
+        let host_type = if at_type_root {
             sd.type_name.as_str()
         } else {
             "BackboneElement"
-        });
-        let same_path = |ctx: &str, path: &str| {
-            ctx == path
-                || path
-                    .strip_suffix("[x]")
-                    .is_some_and(|base| ctx.starts_with(base) && !ctx[base.len()..].contains('.'))
         };
+        // On a primitive (`_birthDate`), the walk is of Element: its type is not at hand.
+        let on_primitive = at_type_root && sd.type_name == "Element";
+        // The instance path is built only when no cheaper test decides.
+        let mut host_path: Option<String> = None;
         contexts.iter().any(|c| match c {
             C::Extension(url) => {
-                host_path == "Extension"
-                    && self.extension_urls.last().map(String::as_str) == Some(url)
+                el_host == "Extension" && self.extension_urls.last().copied() == Some(url.as_str())
             }
             C::Element(ctx) | C::FhirPath(ctx) => {
                 let ctx = ctx.rsplit_once('#').map_or(ctx.as_str(), |(_, p)| p);
                 if matches!(c, C::FhirPath(_))
                     && !ctx
                         .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '[' || ch == ']')
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '[' | ']'))
                 {
                     return true; // an expression we do not evaluate: not held against it
                 }
@@ -911,9 +917,12 @@ impl<'d, 'a> Run<'d, 'a> {
                     || ctx == "Base"
                     || (matches!(ctx, "Resource" | "DomainResource") && is_resource_root)
                     || ctx == host_type
-                    || same_path(ctx, host_path)
-                    || outer_path.is_some_and(|p| same_path(ctx, p))
-                    || (host_type == "Extension" && ctx == "Extension")
+                    || (on_primitive && ctx.starts_with(|ch: char| ch.is_ascii_lowercase()))
+                    || (ctx.contains('.')
+                        && same_element_path(
+                            ctx,
+                            host_path.get_or_insert_with(|| self.extension_host()),
+                        ))
             }
         })
     }
@@ -933,6 +942,9 @@ impl<'d, 'a> Run<'d, 'a> {
 
     /// A Coding's system must be a code system, not a supplement to one.
     fn coding_system(&mut self, obj: &Map<String, Value>) {
+        if !self.defs.has_supplements() {
+            return;
+        }
         let Some(system) = obj.get("system").and_then(Value::as_str) else {
             return;
         };
@@ -1276,11 +1288,7 @@ impl<'d, 'a> Run<'d, 'a> {
                     crate::sd::ExtensionContext::Extension(u) => format!("extension {u}"),
                 })
                 .collect();
-            let here = self.definition_path(sd, el);
-            let here = here
-                .rsplit_once('.')
-                .map_or(here.as_str(), |(h, _)| h)
-                .to_string();
+            let here = self.extension_host();
             self.error(
                 IssueType::Extension,
                 format!(
@@ -1441,7 +1449,10 @@ impl<'d, 'a> Run<'d, 'a> {
             );
             self.path_pop("div");
         }
-        if let Some(Value::String(div)) = obj.get("div") {
+        // An internal link has a '#': one byte search skips the common narrative.
+        if let Some(Value::String(div)) = obj.get("div")
+            && div.as_bytes().contains(&b'#')
+        {
             let mut anchors: HashSet<&str> = primitives::xhtml_attribute_values(div, "id")
                 .into_iter()
                 .collect();
@@ -1959,6 +1970,29 @@ fn compare_limit(type_code: &str, v: &Value, limit: &Value) -> Option<std::cmp::
             Some(a.low_micros(0).cmp(&b.low_micros(0)))
         }
         _ => None,
+    }
+}
+
+/// Whether an element path of a definition (`Observation.value[x]`, `Observation.component`)
+/// names the instance element path `host` (`Observation.valueQuantity`).
+fn same_element_path(definition: &str, host: &str) -> bool {
+    let mut a = definition.split('.');
+    let mut b = host.split('.');
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(d), Some(h)) => {
+                let same = d == h
+                    || d.strip_suffix("[x]").is_some_and(|base| {
+                        h.strip_prefix(base)
+                            .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))
+                    });
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
