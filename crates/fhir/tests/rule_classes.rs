@@ -813,3 +813,34 @@ fn a_profile_on_a_profile_published_with_only_differentials_is_enforced() {
     });
     assert!(!errors(&v.validate(&string_value, &["http://x/child"])).is_empty());
 }
+
+#[test]
+fn an_extension_made_for_another_extension_is_allowed_only_inside_it() {
+    let parent = json!({"resourceType": "StructureDefinition", "url": "http://x/ext/parent", "name": "P",
+    "status": "active", "kind": "complex-type", "abstract": false, "type": "Extension",
+    "derivation": "constraint", "context": [{"type": "element", "expression": "Observation"}],
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+    "differential": {"element": [
+        {"id": "Extension.url", "path": "Extension.url", "fixedUri": "http://x/ext/parent"},
+        {"id": "Extension.value[x]", "path": "Extension.value[x]", "max": "0"}
+    ]}});
+    let part = extension_definition(
+        "http://x/ext/part",
+        json!([{"type": "extension", "expression": "http://x/ext/parent"}]),
+        "string",
+    );
+    let v = with_definitions(&[parent, part]);
+    let inside = with(weight(), |w| {
+        w["extension"] = json!([{"url": "http://x/ext/parent",
+            "extension": [{"url": "http://x/ext/part", "valueString": "x"}]}])
+    });
+    no_errors(&v.validate(&inside, &[]));
+    let alone = with(weight(), |w| {
+        w["extension"] = json!([{"url": "http://x/ext/part", "valueString": "x"}])
+    });
+    only_error(
+        &v.validate(&alone, &[]),
+        "Observation.extension[0]",
+        "not allowed",
+    );
+}
