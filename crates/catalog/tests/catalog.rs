@@ -509,3 +509,22 @@ fn an_unknown_extension_is_an_error_under_a_finnish_phr_profile_only() {
         "{base:#?}"
     );
 }
+
+#[test]
+fn served_code_systems_and_value_sets_pass_the_validator() {
+    let validator = Catalog::validator();
+    let mut problems = Vec::new();
+    let catalog = Catalog::get();
+    for r in catalog.code_systems().iter().chain(catalog.value_sets()) {
+        for issue in validator.validate(r, &[]) {
+            if issue.is_error() {
+                problems.push(format!("{}: {}", r["url"], issue.message));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The same rules as a package: nothing to report when loading them.
+    let mut defs = phr_fhir::Definitions::r4().as_ref().clone();
+    let report = defs.add_resources(Catalog::get().conformance_resources());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -176,7 +176,7 @@ impl Definitions {
         for sd in &sds {
             // The embedded definitions are checked by tests; one that does not compile is
             // left out (and `r4_knows_resource_types_and_types` fails).
-            let _ = defs.compile_and_insert(sd);
+            let _ = defs.compile_and_insert(sd, false);
         }
         for r in crate::defs::terminology() {
             defs.add_terminology(&r);
@@ -321,7 +321,7 @@ impl Definitions {
     /// differential when it has none; returns its url.
     pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, DefinitionsError> {
         if has_snapshot(sd) {
-            let url = self.compile_and_insert(sd)?;
+            let url = self.compile_and_insert(sd, true)?;
             if let Some(elements) = sd.pointer("/snapshot/element").and_then(Value::as_array) {
                 self.snapshots
                     .insert(url.clone(), Arc::new(elements.clone()));
@@ -329,7 +329,7 @@ impl Definitions {
             return Ok(url);
         }
         let with = snapshot::with_snapshot(sd, self)?;
-        let url = self.compile_and_insert(&with)?;
+        let url = self.compile_and_insert(&with, true)?;
         if let Some(elements) = with.pointer("/snapshot/element").and_then(Value::as_array) {
             self.snapshots
                 .insert(url.clone(), Arc::new(elements.clone()));
@@ -360,10 +360,18 @@ impl Definitions {
             .any(|p| profile.starts_with(p.as_str()))
     }
 
-    fn compile_and_insert(&mut self, sd: &Value) -> Result<String, SdError> {
+    /// `with_contexts`: keep the extension contexts the definition states. The embedded R4
+    /// extension definitions come from a third-party package whose contexts differ from the
+    /// specification's in places (`structuredefinition-normative-version` on
+    /// StructureDefinition only, where R4's own snapshots put it on every element), so theirs
+    /// are not enforced.
+    fn compile_and_insert(&mut self, sd: &Value, with_contexts: bool) -> Result<String, SdError> {
         let base = self.base_constraints.clone();
-        let compiled =
+        let mut compiled =
             StructureDef::compile(sd, &|k, e| base.contains(&(k.to_string(), e.to_string())))?;
+        if !with_contexts {
+            compiled.contexts.clear();
+        }
         let compiled = Arc::new(compiled);
         let url = compiled.url.clone();
         if compiled.derivation == crate::sd::Derivation::Specialization

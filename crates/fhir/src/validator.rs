@@ -918,6 +918,9 @@ impl<'d, 'a> Run<'d, 'a> {
                     || (matches!(ctx, "Resource" | "DomainResource") && is_resource_root)
                     || ctx == host_type
                     || (on_primitive && ctx.starts_with(|ch: char| ch.is_ascii_lowercase()))
+                    // A path inside the definition walked (`ElementDefinition.type` inside
+                    // a StructureDefinition), or in the resource's terms.
+                    || same_element_path(ctx, el_host)
                     || (ctx.contains('.')
                         && same_element_path(
                             ctx,
@@ -1194,11 +1197,13 @@ impl<'d, 'a> Run<'d, 'a> {
                         let input = node_input.get_or_insert_with(|| PathInput::node(v));
                         path.evaluate_bool_input(input)
                     };
-                    // An empty result fails the invariant, as in the reference validator
-                    // (FHIRPath comparisons of uncomparable values are empty).
+                    // An empty result passes. The reference validator fails it, but the
+                    // engine returns empty for some functions it lacks (`iif`/`toInteger`
+                    // in eld-3), and a false error is worse than a missed one; the case
+                    // that matters most, per-1's date precisions, is native.
                     match result {
                         Ok(Some(b)) => b,
-                        Ok(None) => false,
+                        Ok(None) => true,
                         Err(e) => {
                             let text = format!("constraint {} could not be evaluated: {e}", c.key);
                             self.warning(IssueType::NotSupported, text);
