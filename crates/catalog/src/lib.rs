@@ -168,6 +168,9 @@ impl Catalog {
     /// packages to it before wrapping it in a `Validator`.
     pub fn definitions(&self) -> phr_fhir::Definitions {
         let mut defs = (*phr_fhir::Definitions::r4()).clone();
+        // Kanta accepts only the extensions its profiles name: under a Finnish PHR profile an
+        // extension nobody defined is an error, not a warning.
+        defs.set_strict_extensions(urls::SD_BASE);
         let report = defs.add_resources(self.conformance_resources());
         // The catalogue's own tests load every resource; a rejection is a build bug.
         assert!(

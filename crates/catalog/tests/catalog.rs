@@ -481,3 +481,50 @@ fn met_and_exercise_chart_their_measurements_not_their_conventions() {
         .collect();
     assert_eq!(exercise, [("55411-3", "min"), ("55421-2", "kcal")]);
 }
+
+#[test]
+fn an_unknown_extension_is_an_error_under_a_finnish_phr_profile_only() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/kanta/examples"
+    );
+    let text =
+        std::fs::read_to_string(format!("{dir}/Observation-example-BodyWeight-min.json")).unwrap();
+    let mut weight: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).unwrap();
+    weight["extension"] = json!([{"url": "http://example.org/unknown", "valueString": "x"}]);
+    let validator = Catalog::validator();
+    let issues = validator.validate(&weight, &phr_fhir::declared_profiles(&weight));
+    assert!(
+        issues.iter().any(|i| i.is_error()
+            && i.expression.as_deref() == Some("Observation.extension[0]")
+            && i.message.contains("not known")),
+        "{issues:#?}"
+    );
+    // Against base R4 alone the same extension is only a warning.
+    let base = validator.validate(&weight, &[]);
+    assert!(
+        !base
+            .iter()
+            .any(|i| i.is_error() && i.expression.as_deref() == Some("Observation.extension[0]")),
+        "{base:#?}"
+    );
+}
+
+#[test]
+fn served_code_systems_and_value_sets_pass_the_validator() {
+    let validator = Catalog::validator();
+    let mut problems = Vec::new();
+    let catalog = Catalog::get();
+    for r in catalog.code_systems().iter().chain(catalog.value_sets()) {
+        for issue in validator.validate(r, &[]) {
+            if issue.is_error() {
+                problems.push(format!("{}: {}", r["url"], issue.message));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The same rules as a package: nothing to report when loading them.
+    let mut defs = phr_fhir::Definitions::r4().as_ref().clone();
+    let report = defs.add_resources(Catalog::get().conformance_resources());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

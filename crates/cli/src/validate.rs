@@ -3,6 +3,10 @@
 //! conformance JSON (`--package`). With `--no-catalog --package ../shared/kanta/conformance`
 //! it judges by Kanta's official definitions alone, which is how the catalogue is checked.
 //!
+//! A Bundle is validated as one resource, as `$validate` does: the Bundle rules and any
+//! Bundle profile apply to the Bundle, and each entry is judged by its own type and the
+//! profiles it declares. The report gives the Bundle's verdict and each entry's.
+//!
 //! Only profile validation runs here; Kanta's data rules that are not in any profile (the
 //! patient reference must exist, the creating application comes from the token) need the
 //! server.
@@ -12,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use phr_fhir::validator::Options;
 use phr_fhir::{Definitions, Issue, Validator, declared_profiles};
 use serde_json::Value;
 
@@ -25,19 +30,25 @@ pub struct ValidateArgs {
     #[arg(long)]
     no_catalog: bool,
     /// Validate against this profile (canonical URL) instead of each resource's
-    /// `meta.profile`.
+    /// `meta.profile` (for a Bundle file: a Bundle profile).
     #[arg(long)]
     profile: Option<String>,
+    /// Treat an extension whose definition is not loaded as an error, not a warning (it is
+    /// an error under Finnish PHR profiles anyway).
+    #[arg(long)]
+    strict_extensions: bool,
     /// Print each verdict as one JSON line: `{"resource": label, "outcome": OperationOutcome}`.
     #[arg(long)]
     json: bool,
-    /// Files holding one resource each, or a Bundle whose entries are validated one by one.
+    /// Files holding one resource each (a Bundle with its entries).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
-    let validator = validator(&args.packages, !args.no_catalog)?;
+    let validator = validator(&args.packages, !args.no_catalog)?.with_options(Options {
+        strict_extensions: args.strict_extensions,
+    });
     if let Some(profile) = &args.profile
         && validator
             .definitions()
@@ -49,12 +60,13 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let mut invalid = 0usize;
     let mut checked = 0usize;
     for file in &args.files {
-        for (label, resource) in resources_of(file)? {
-            let profiles: Vec<&str> = match &args.profile {
-                Some(p) => vec![p.as_str()],
-                None => declared_profiles(&resource),
-            };
-            let issues = validator.validate(&resource, &profiles);
+        let resource = read(file)?;
+        let profiles: Vec<&str> = match &args.profile {
+            Some(p) => vec![p.as_str()],
+            None => declared_profiles(&resource),
+        };
+        let issues = validator.validate(&resource, &profiles);
+        for (label, issues) in verdicts(&file.display().to_string(), &resource, issues) {
             checked += 1;
             if issues.iter().any(Issue::is_error) {
                 invalid += 1;
@@ -88,25 +100,42 @@ fn validator(packages: &[PathBuf], with_catalog: bool) -> anyhow::Result<Validat
     Ok(Validator::new(Arc::new(definitions)))
 }
 
-/// The resources of a file, each with a label for the report: the file itself, or
-/// `file#entry[n]` for the entries of a Bundle.
-fn resources_of(path: &Path) -> anyhow::Result<Vec<(String, Value)>> {
+/// A file's resource. FHIR JSON may start with a byte-order mark; malformed JSON is
+/// reported with its line and column.
+fn read(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: Value =
-        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let name = path.display().to_string();
-    if value["resourceType"] != "Bundle" {
-        return Ok(vec![(name, value)]);
+    phr_fhir::json::parse(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// The issues of one validation split into verdicts: the resource itself (`file`), and for
+/// a Bundle each entry's resource (`file#entry[n]`), whose issues are those under
+/// `Bundle.entry[n].resource`.
+fn verdicts(name: &str, resource: &Value, issues: Vec<Issue>) -> Vec<(String, Vec<Issue>)> {
+    let entries = match resource["entry"].as_array() {
+        Some(entries) if resource["resourceType"] == "Bundle" => entries,
+        _ => return vec![(name.to_string(), issues)],
+    };
+    let mut out: Vec<(String, Vec<Issue>)> = vec![(name.to_string(), Vec::new())];
+    let mut index = Vec::new();
+    for (n, entry) in entries.iter().enumerate() {
+        if entry.get("resource").is_some() {
+            index.push((format!("Bundle.entry[{n}].resource"), out.len()));
+            out.push((format!("{name}#entry[{n}]"), Vec::new()));
+        }
     }
-    let entries = value["entry"].as_array().cloned().unwrap_or_default();
-    Ok(entries
-        .into_iter()
-        .enumerate()
-        .filter_map(|(n, mut entry)| {
-            let resource = entry.get_mut("resource")?.take();
-            Some((format!("{name}#entry[{n}]"), resource))
-        })
-        .collect())
+    for issue in issues {
+        let at = issue.expression.as_deref().and_then(|e| {
+            index.iter().find_map(|(prefix, i)| {
+                e.strip_prefix(prefix.as_str())
+                    .filter(|rest| rest.is_empty() || rest.starts_with('.'))
+                    .map(|_| *i)
+            })
+        });
+        if let Some((_, list)) = out.get_mut(at.unwrap_or(0)) {
+            list.push(issue);
+        }
+    }
+    out
 }
 
 fn report(label: &str, issues: &[Issue], json: bool) {

@@ -360,3 +360,29 @@ fn validate_answers_every_issue_and_refuses_unknown_parameters() {
     let stored = body(server.get(&format!("Observation?patient={patient}")));
     assert_eq!(stored["total"], 0, "{stored}");
 }
+
+#[test]
+fn unknown_extensions_are_rejected_under_a_finnish_phr_profile() {
+    let (server, patient) = server_with_patient();
+    let mut weight = for_patient(
+        kanta_example("Observation-example-BodyWeight-min.json"),
+        &patient,
+    );
+    weight["identifier"][0]["value"] = json!(format!("urn:uuid:{}", uuid()));
+    let extensions = weight["extension"].as_array().cloned().unwrap_or_default();
+    let at = format!("Observation.extension[{}]", extensions.len());
+    let mut with_unknown = extensions;
+    with_unknown.push(json!({"url": "http://example.org/unknown", "valueString": "x"}));
+    weight["extension"] = json!(with_unknown);
+    assert_rejected_at(&server, &weight, &at);
+    // $validate says the same, with the same path.
+    let response = server.post("Observation/$validate", &weight);
+    assert_eq!(response.status(), 200);
+    let outcome = body(response);
+    assert!(
+        issues(&outcome)
+            .iter()
+            .any(|(severity, _, expression)| severity == "error" && *expression == at),
+        "{outcome:#}"
+    );
+}

@@ -73,13 +73,16 @@ fn obs_7(node: &Value, _resource: &Value) -> bool {
     if !has_value {
         return true;
     }
-    let own: Vec<&Value> = node["code"]["coding"]
-        .as_array()
+    let own: Vec<&Value> = node
+        .get("code")
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
         .map(|a| a.iter().collect())
         .unwrap_or_default();
     node["component"].as_array().into_iter().flatten().all(|c| {
-        c["code"]["coding"]
-            .as_array()
+        c.get("code")
+            .and_then(|c| c.get("coding"))
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .all(|coding| !own.contains(&coding))
@@ -255,8 +258,8 @@ fn tokenize(s: &str) -> Option<Vec<Tok<'_>>> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < b.len() {
-        match b[i] {
+    while let Some(&c0) = b.get(i) {
+        match c0 {
             c if c.is_ascii_whitespace() => i += 1,
             b'.' => {
                 out.push(Tok::Dot);
@@ -277,8 +280,8 @@ fn tokenize(s: &str) -> Option<Vec<Tok<'_>>> {
             q @ (b'\'' | b'"') => {
                 // A plain string literal (no escapes; anything fancier goes to FHIRPath).
                 let start = i + 1;
-                let end = start + b[start..].iter().position(|&c| c == q)?;
-                let text = &s[start..end];
+                let end = start + b.get(start..)?.iter().position(|&c| c == q)?;
+                let text = s.get(start..end)?;
                 if text.contains('\\') {
                     return None;
                 }
@@ -287,10 +290,13 @@ fn tokenize(s: &str) -> Option<Vec<Tok<'_>>> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                while b
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
                     i += 1;
                 }
-                out.push(Tok::Ident(&s[start..i]));
+                out.push(Tok::Ident(s.get(start..i)?));
             }
             _ => return None,
         }
@@ -428,7 +434,7 @@ impl Parser<'_, '_> {
                 let choices = (self.is_choice)(&names)?;
                 // A filter's field must be a plain (non-choice) child of the filtered items.
                 for (at, field, _) in &wheres {
-                    let mut path: Vec<&str> = names[..*at].to_vec();
+                    let mut path: Vec<&str> = names.get(..*at)?.to_vec();
                     path.push(field);
                     if *(self.is_choice)(&path)?.last()? {
                         return None;

@@ -136,8 +136,8 @@ impl Issue {
             "code": self.code.code(),
             "diagnostics": self.message,
         });
-        if let Some(expr) = &self.expression {
-            issue["expression"] = json!([expr]);
+        if let (Some(expr), Value::Object(m)) = (&self.expression, &mut issue) {
+            m.insert("expression".into(), json!([expr]));
         }
         issue
     }

@@ -306,14 +306,23 @@ fn has_event_attribute(lower: &str) -> bool {
         match c {
             b'<' => in_tag = true,
             b'>' => in_tag = false,
-            c if in_tag && c.is_ascii_whitespace() && b[i + 1..].starts_with(b"on") => {
-                let name_end = b[i + 1..]
+            c if in_tag
+                && c.is_ascii_whitespace()
+                && b.get(i + 1..).is_some_and(|rest| rest.starts_with(b"on")) =>
+            {
+                let name_end = b
+                    .get(i + 1..)
+                    .unwrap_or_default()
                     .iter()
                     .position(|c| !c.is_ascii_alphanumeric())
                     .map(|p| i + 1 + p);
                 if let Some(end) = name_end
                     && end > i + 3
-                    && b[end..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'=')
+                    && b.get(end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|c| !c.is_ascii_whitespace())
+                        == Some(&b'=')
                 {
                     return true;
                 }
@@ -340,6 +349,49 @@ pub fn xhtml_has_content(s: &str) -> bool {
         }
     }
     false
+}
+
+/// The values of attribute `name` (`href`, `id`) in an XHTML fragment, in order.
+pub fn xhtml_attribute_values<'x>(xhtml: &'x str, name: &str) -> Vec<&'x str> {
+    let mut out = Vec::new();
+    let mut rest = xhtml;
+    while let Some(at) = rest.find(name) {
+        let before = rest.get(..at).and_then(|b| b.chars().last());
+        let after = rest.get(at + name.len()..).unwrap_or_default();
+        rest = after;
+        // A whole attribute name: preceded by whitespace, followed by `=` and a quote.
+        if !before.is_some_and(char::is_whitespace) {
+            continue;
+        }
+        let Some(value) = after.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let Some(quote) = value.chars().next().filter(|q| *q == '"' || *q == '\'') else {
+            continue;
+        };
+        let inner = value.get(1..).unwrap_or_default();
+        if let Some(end) = inner.find(quote) {
+            out.push(inner.get(..end).unwrap_or_default());
+        }
+    }
+    out
+}
+
+/// The bytes of a base64Binary value (whitespace ignored, as FHIR allows), `None` when it
+/// is not base64.
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
+
+/// Standard base64 with padding.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

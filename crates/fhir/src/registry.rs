@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 use crate::sd::{SdError, SdKind, StructureDef, canonical_without_version, type_suffix};
+use crate::snapshot::{self, SnapshotError, SnapshotSource};
 use crate::terminology::{self, CodeSystem, Expansion, Membership, TerminologySource, ValueSet};
 
 /// Why definitions could not be loaded.
@@ -32,10 +33,12 @@ pub enum DefinitionsError {
     #[error("{path} is not valid JSON: {source}")]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        source: crate::json::JsonError,
     },
     #[error(transparent)]
     StructureDefinition(#[from] SdError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// What `load_dir`/`add_resources` took in.
@@ -46,8 +49,16 @@ pub struct LoadReport {
     pub code_systems: Vec<String>,
     /// Resources that were not definitions (examples, CapabilityStatements, ...), by type.
     pub ignored: Vec<String>,
-    /// Definitions that could not be used, with the reason (e.g. a profile without snapshot).
+    /// Definitions that could not be used, with the reason (e.g. a profile whose base is
+    /// not known).
     pub rejected: Vec<String>,
+    /// StructureDefinitions that came without a snapshot and got one generated.
+    pub generated_snapshots: Vec<String>,
+    pub search_parameters: Vec<String>,
+    /// What is wrong with loaded conformance resources that are still used (a
+    /// SearchParameter whose base differs from the one it derives from, a CodeSystem
+    /// property that is not declared ...), each starting with the resource's url.
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -69,11 +80,24 @@ pub struct Definitions {
     code_systems: HashMap<String, Arc<CodeSystem>>,
     /// (key, expression) of invariants that base type definitions carry.
     base_constraints: Arc<HashSet<(String, String)>>,
+    /// Snapshot elements of the StructureDefinitions added after the embedded R4 ones (for
+    /// generating the snapshots of profiles built on them).
+    snapshots: HashMap<String, Arc<Vec<Value>>>,
+    /// Profiles (by url prefix) under which an unknown extension is an error.
+    strict_prefixes: Vec<String>,
+    /// SearchParameters added after the embedded R4 ones.
+    search_parameters: HashMap<String, Arc<Value>>,
+    /// Some code system held is a supplement.
+    has_supplements: bool,
 }
 
 impl Clone for Definitions {
     fn clone(&self) -> Self {
         Definitions {
+            snapshots: self.snapshots.clone(),
+            strict_prefixes: self.strict_prefixes.clone(),
+            search_parameters: self.search_parameters.clone(),
+            has_supplements: self.has_supplements,
             sds: self.sds.clone(),
             sds_versioned: self.sds_versioned.clone(),
             types: self.types.clone(),
@@ -111,7 +135,7 @@ pub struct ElementRef {
 
 impl ElementRef {
     pub fn element(&self) -> &crate::sd::Element {
-        &self.sd.elements[self.index]
+        self.sd.el(self.index)
     }
 }
 
@@ -132,6 +156,10 @@ impl Definitions {
             value_sets: HashMap::new(),
             code_systems: HashMap::new(),
             base_constraints: Arc::new(HashSet::new()),
+            snapshots: HashMap::new(),
+            strict_prefixes: Vec::new(),
+            search_parameters: HashMap::new(),
+            has_supplements: false,
         }
     }
 
@@ -146,9 +174,9 @@ impl Definitions {
         }
         defs.base_constraints = Arc::new(base);
         for sd in &sds {
-            // The embedded definitions are checked by tests; a failure here is a build bug.
-            defs.add_structure_definition(sd)
-                .expect("embedded R4 StructureDefinitions compile");
+            // The embedded definitions are checked by tests; one that does not compile is
+            // left out (and `r4_knows_resource_types_and_types` fails).
+            let _ = defs.compile_and_insert(sd, false);
         }
         for r in crate::defs::terminology() {
             defs.add_terminology(&r);
@@ -159,37 +187,86 @@ impl Definitions {
     /// Adds one StructureDefinition, ValueSet or CodeSystem resource, or every such resource
     /// in a Bundle. Other resources are counted as ignored.
     pub fn add_resource(&mut self, resource: &Value) -> LoadReport {
-        let mut report = LoadReport::default();
-        self.add_into(resource, &mut report);
-        report
+        self.add_resources([resource])
     }
 
     /// Adds many resources (see `add_resource`).
+    /// StructureDefinitions without a snapshot get one generated from their differential,
+    /// after the definitions they build on (in any order among `resources`).
     pub fn add_resources<'a>(
         &mut self,
         resources: impl IntoIterator<Item = &'a Value>,
     ) -> LoadReport {
         let mut report = LoadReport::default();
+        let mut pending = Vec::new();
         for r in resources {
-            self.add_into(r, &mut report);
+            self.add_into(r, &mut report, &mut pending);
+        }
+        // Profiles on profiles: generate a snapshot once its base is known, until no more
+        // can be generated.
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut waiting = Vec::new();
+            for sd in pending {
+                match self.add_structure_definition(sd) {
+                    Ok(url) => {
+                        report.generated_snapshots.push(url.clone());
+                        report.structure_definitions.push(url);
+                    }
+                    Err(DefinitionsError::Snapshot(SnapshotError::UnknownBase { .. })) => {
+                        waiting.push(sd)
+                    }
+                    Err(e) => report.rejected.push(e.to_string()),
+                }
+            }
+            if waiting.len() == before {
+                for sd in waiting {
+                    if let Err(e) = self.add_structure_definition(sd) {
+                        report.rejected.push(e.to_string());
+                    }
+                }
+                break;
+            }
+            pending = waiting;
         }
         report
     }
 
-    fn add_into(&mut self, r: &Value, report: &mut LoadReport) {
+    fn add_into<'a>(
+        &mut self,
+        r: &'a Value,
+        report: &mut LoadReport,
+        pending: &mut Vec<&'a Value>,
+    ) {
         match r["resourceType"].as_str() {
             Some("Bundle") => {
                 for e in r["entry"].as_array().into_iter().flatten() {
-                    self.add_into(&e["resource"], report);
+                    self.add_into(&e["resource"], report, pending);
                 }
             }
+            Some("StructureDefinition") if !has_snapshot(r) => pending.push(r),
             Some("StructureDefinition") => match self.add_structure_definition(r) {
                 Ok(url) => report.structure_definitions.push(url),
                 Err(e) => report.rejected.push(e.to_string()),
             },
-            Some("ValueSet" | "CodeSystem") => match self.add_terminology(r) {
-                Some(url) if r["resourceType"] == "ValueSet" => report.value_sets.push(url),
-                Some(url) => report.code_systems.push(url),
+            Some("SearchParameter") => match r.get("url").and_then(Value::as_str) {
+                Some(url) => {
+                    self.search_parameters
+                        .insert(url.to_string(), Arc::new(r.clone()));
+                    report.search_parameters.push(url.to_string());
+                    self.note_problems("SearchParameter", r, report);
+                }
+                None => report.rejected.push("SearchParameter without url".into()),
+            },
+            Some(t @ ("ValueSet" | "CodeSystem")) => match self.add_terminology(r) {
+                Some(url) => {
+                    if t == "ValueSet" {
+                        report.value_sets.push(url);
+                    } else {
+                        report.code_systems.push(url);
+                    }
+                    self.note_problems(t, r, report);
+                }
                 None => report
                     .rejected
                     .push(format!("{} without url", r["resourceType"])),
@@ -197,6 +274,27 @@ impl Definitions {
             Some(other) => report.ignored.push(other.to_string()),
             None => report.ignored.push("(no resourceType)".to_string()),
         }
+    }
+
+    fn note_problems(&self, type_name: &str, r: &Value, report: &mut LoadReport) {
+        let Some(obj) = r.as_object() else { return };
+        let url = obj.get("url").and_then(Value::as_str).unwrap_or("?");
+        for f in crate::conformance::check(type_name, obj, self) {
+            if f.severity <= crate::outcome::Severity::Error {
+                report
+                    .problems
+                    .push(format!("{url}: {}: {}", f.path, f.message));
+            }
+        }
+    }
+
+    /// A SearchParameter by canonical URL: one added, or an R4 one.
+    pub fn search_parameter(&self, url: &str) -> Option<Arc<Value>> {
+        let url = canonical_without_version(url);
+        self.search_parameters
+            .get(url)
+            .cloned()
+            .or_else(|| crate::defs::core_search_parameter(url))
     }
 
     /// Loads every `*.json` file under `dir` (recursively): single resources or Bundles.
@@ -210,21 +308,70 @@ impl Definitions {
                 path: path.clone(),
                 source,
             })?;
-            let value: Value = serde_json::from_slice(&text)
+            let value: Value = crate::json::parse(&text)
                 .map_err(|source| DefinitionsError::Json { path, source })?;
             resources.push(value);
         }
-        // Terminology first is not needed (expansion is lazy), but StructureDefinitions that
-        // derive from others in the same folder do not depend on load order either: each
-        // carries its own snapshot.
+        // Load order does not matter: expansion is lazy, and a StructureDefinition without a
+        // snapshot waits for the definition it builds on.
         Ok(self.add_resources(resources.iter()))
     }
 
-    /// Compiles and adds a StructureDefinition; returns its url.
-    pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, SdError> {
+    /// Compiles and adds a StructureDefinition, generating its snapshot from its
+    /// differential when it has none; returns its url.
+    pub fn add_structure_definition(&mut self, sd: &Value) -> Result<String, DefinitionsError> {
+        if has_snapshot(sd) {
+            let url = self.compile_and_insert(sd, true)?;
+            if let Some(elements) = sd.pointer("/snapshot/element").and_then(Value::as_array) {
+                self.snapshots
+                    .insert(url.clone(), Arc::new(elements.clone()));
+            }
+            return Ok(url);
+        }
+        let with = snapshot::with_snapshot(sd, self)?;
+        let url = self.compile_and_insert(&with, true)?;
+        if let Some(elements) = with.pointer("/snapshot/element").and_then(Value::as_array) {
+            self.snapshots
+                .insert(url.clone(), Arc::new(elements.clone()));
+        }
+        Ok(url)
+    }
+
+    /// The snapshot elements (JSON) of a StructureDefinition: as loaded, as generated, or
+    /// the embedded R4 one.
+    pub fn snapshot_json(&self, url: &str) -> Option<Arc<Vec<Value>>> {
+        let url = canonical_without_version(url);
+        self.snapshots
+            .get(url)
+            .cloned()
+            .or_else(|| crate::defs::core_snapshot(url))
+    }
+
+    /// Makes an unknown extension an error (not a warning) inside resources validated
+    /// against a profile whose url starts with `prefix`.
+    pub fn set_strict_extensions(&mut self, prefix: impl Into<String>) {
+        self.strict_prefixes.push(prefix.into());
+    }
+
+    /// True when unknown extensions are errors under `profile`.
+    pub fn strict_extensions_for(&self, profile: &str) -> bool {
+        self.strict_prefixes
+            .iter()
+            .any(|p| profile.starts_with(p.as_str()))
+    }
+
+    /// `with_contexts`: keep the extension contexts the definition states. The embedded R4
+    /// extension definitions come from a third-party package whose contexts differ from the
+    /// specification's in places (`structuredefinition-normative-version` on
+    /// StructureDefinition only, where R4's own snapshots put it on every element), so theirs
+    /// are not enforced.
+    fn compile_and_insert(&mut self, sd: &Value, with_contexts: bool) -> Result<String, SdError> {
         let base = self.base_constraints.clone();
-        let compiled =
+        let mut compiled =
             StructureDef::compile(sd, &|k, e| base.contains(&(k.to_string(), e.to_string())))?;
+        if !with_contexts {
+            compiled.contexts.clear();
+        }
         let compiled = Arc::new(compiled);
         let url = compiled.url.clone();
         if compiled.derivation == crate::sd::Derivation::Specialization
@@ -261,6 +408,7 @@ impl Definitions {
             }
             "CodeSystem" => {
                 let cs = CodeSystem::from_json(r)?;
+                self.has_supplements |= cs.is_supplement();
                 let url = cs.url.clone();
                 self.code_systems.insert(url.clone(), Arc::new(cs));
                 url
@@ -320,7 +468,7 @@ impl Definitions {
     pub fn element_in(&self, sd: &Arc<StructureDef>, path: &str) -> Option<ElementRef> {
         let mut segments = path.split('.');
         let first = segments.next()?;
-        if first != sd.type_name && first != sd.elements[0].path {
+        if first != sd.type_name && first != sd.el(0).path {
             return None;
         }
         let mut cur = ElementRef {
@@ -336,7 +484,7 @@ impl Definitions {
 
     fn step(&self, cur: &ElementRef, seg: &str) -> Option<ElementRef> {
         let content = cur.sd.content_of(cur.index);
-        let el = &cur.sd.elements[content];
+        let el = cur.sd.el(content);
         if !el.children.is_empty() {
             if let Some(r) = find_child(&cur.sd, content, seg) {
                 return Some(r);
@@ -380,6 +528,12 @@ impl Definitions {
         Some(entry.expansion.get_or_init(|| e).clone())
     }
 
+    /// True when some code system held is a supplement (most registries have none, and then
+    /// Codings need no look-up to rule one out).
+    pub fn has_supplements(&self) -> bool {
+        self.has_supplements
+    }
+
     /// Is `code` (from `system`, or any system when `None`) in value set `url`?
     pub fn validate_code(&self, url: &str, system: Option<&str>, code: &str) -> Membership {
         match self.expansion(url) {
@@ -405,7 +559,7 @@ impl TerminologySource for Definitions {
 
 fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef> {
     if let Some(c) = sd.child(el, seg) {
-        let is_choice = sd.elements[c.element].is_choice;
+        let is_choice = sd.el(c.element).is_choice;
         return Some(ElementRef {
             sd: sd.clone(),
             index: c.element,
@@ -414,8 +568,8 @@ fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef
     }
     // `value[x]` written as such, or `value` for a choice.
     let base = seg.strip_suffix("[x]").unwrap_or(seg);
-    sd.elements[el].children.iter().find_map(|&c| {
-        let e = &sd.elements[c];
+    sd.el(el).children.iter().find_map(|&c| {
+        let e = sd.el(c);
         (e.is_choice && e.name == base).then(|| ElementRef {
             sd: sd.clone(),
             index: c,
@@ -424,8 +578,25 @@ fn find_child(sd: &Arc<StructureDef>, el: usize, seg: &str) -> Option<ElementRef
     })
 }
 
+impl SnapshotSource for Definitions {
+    fn snapshot_elements(&self, url: &str) -> Option<Arc<Vec<Value>>> {
+        self.snapshot_json(url)
+    }
+}
+
+fn has_snapshot(sd: &Value) -> bool {
+    sd.pointer("/snapshot/element")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
 fn collect_constraints(sd: &Value, out: &mut HashSet<(String, String)>) {
-    for e in sd["snapshot"]["element"].as_array().into_iter().flatten() {
+    for e in sd
+        .pointer("/snapshot/element")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for c in e["constraint"].as_array().into_iter().flatten() {
             if let (Some(k), Some(x)) = (c["key"].as_str(), c["expression"].as_str()) {
                 out.insert((k.to_string(), x.to_string()));

@@ -38,8 +38,42 @@ pub struct StructureDef {
     pub derivation: Derivation,
     pub is_abstract: bool,
     pub base_definition: Option<String>,
+    /// Where an extension may be used (`StructureDefinition.context`); empty when the
+    /// definition does not say (then it is not checked).
+    pub contexts: Vec<ExtensionContext>,
     /// The snapshot elements; index 0 is the root.
     pub elements: Vec<Element>,
+}
+
+/// One `StructureDefinition.context` of an extension definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionContext {
+    /// An element path (`Observation`, `Observation.value[x]`, `Element`, `Resource`), or
+    /// a profile url with `#path`.
+    Element(String),
+    /// Another extension (its url), as a part of it.
+    Extension(String),
+    /// A FHIRPath expression on the element the extension is on (checked only for the
+    /// simple forms that name a path).
+    FhirPath(String),
+}
+
+impl ExtensionContext {
+    fn of(sd: &Value) -> Vec<ExtensionContext> {
+        sd.get("context")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let expression = c.get("expression")?.as_str()?.to_string();
+                Some(match c.get("type").and_then(Value::as_str) {
+                    Some("extension") => ExtensionContext::Extension(expression),
+                    Some("fhirpath") => ExtensionContext::FhirPath(expression),
+                    _ => ExtensionContext::Element(expression),
+                })
+            })
+            .collect()
+    }
 }
 
 /// `ElementDefinition.max`.
@@ -175,6 +209,11 @@ pub struct Element {
     /// Children (or choice type slices) that must be present: `min > 0` or a slice with
     /// `min > 0`.
     pub required_children: Vec<usize>,
+    /// `isModifier`.
+    pub is_modifier: bool,
+    /// Cannot carry extensions: an XML attribute in the specification (`id` of elements,
+    /// `Extension.url`, typed with FHIRPath system types, `Resource.id`) or xhtml.
+    pub no_extensions: bool,
 }
 
 impl Element {
@@ -275,8 +314,9 @@ impl StructureDef {
         is_base_constraint: &dyn Fn(&str, &str) -> bool,
     ) -> Result<StructureDef, SdError> {
         let url = sd["url"].as_str().ok_or(SdError::NoUrl)?.to_string();
-        let raw = sd["snapshot"]["element"]
-            .as_array()
+        let raw = sd
+            .pointer("/snapshot/element")
+            .and_then(Value::as_array)
             .filter(|a| !a.is_empty())
             .ok_or_else(|| SdError::NoSnapshot(url.clone()))?;
         let kind = match sd["kind"].as_str() {
@@ -292,7 +332,12 @@ impl StructureDef {
         let type_name = sd["type"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| raw[0]["path"].as_str().map(str::to_string))
+            .or_else(|| {
+                raw.first()
+                    .and_then(|e| e.get("path"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         let mut elements = Vec::with_capacity(raw.len());
         for e in raw {
@@ -313,6 +358,7 @@ impl StructureDef {
             derivation,
             is_abstract: sd["abstract"].as_bool().unwrap_or(false),
             base_definition: sd["baseDefinition"].as_str().map(str::to_string),
+            contexts: ExtensionContext::of(sd),
             elements,
         };
         def.link(raw)?;
@@ -327,8 +373,10 @@ impl StructureDef {
             .enumerate()
             .map(|(i, e)| (e.id.clone(), i))
             .collect();
-        for i in 1..self.elements.len() {
-            let id = self.elements[i].id.clone();
+        let mut slices: Vec<(usize, usize)> = Vec::new();
+        let mut children: Vec<(usize, usize)> = Vec::new();
+        for (i, element) in self.elements.iter().enumerate().skip(1) {
+            let id = &element.id;
             let Some((parent_id, last)) = id.rsplit_once('.') else {
                 continue;
             };
@@ -339,12 +387,12 @@ impl StructureDef {
                     None => format!("{parent_id}.{name}"),
                 };
                 if let Some(&b) = ids.get(&base_id) {
-                    self.elements[b].slices.push(i);
+                    slices.push((b, i));
                 }
                 continue;
             }
             match ids.get(parent_id) {
-                Some(&p) => self.elements[p].children.push(i),
+                Some(&p) => children.push((p, i)),
                 None => {
                     return Err(SdError::Invalid {
                         url: self.url.clone(),
@@ -353,22 +401,34 @@ impl StructureDef {
                 }
             }
         }
+        for (b, i) in slices {
+            if let Some(e) = self.elements.get_mut(b) {
+                e.slices.push(i);
+            }
+        }
+        for (p, i) in children {
+            if let Some(e) = self.elements.get_mut(p) {
+                e.children.push(i);
+            }
+        }
         for (i, e) in raw.iter().enumerate() {
-            if let Some(r) = e["contentReference"].as_str() {
+            if let Some(r) = e.get("contentReference").and_then(Value::as_str) {
                 let target = r.rsplit_once('#').map(|(_, t)| t).unwrap_or(r);
                 let found = ids.get(target).copied().or_else(|| {
                     self.elements
                         .iter()
                         .position(|x| x.path == target && x.slice_name.is_none())
                 });
-                self.elements[i].content_reference = found;
+                if let Some(el) = self.elements.get_mut(i) {
+                    el.content_reference = found;
+                }
             }
         }
         for i in 0..self.elements.len() {
             let mut by_name = HashMap::new();
             let mut required = Vec::new();
-            for &c in &self.elements[i].children {
-                let child = &self.elements[c];
+            for &c in &self.el(i).children {
+                let child = self.el(c);
                 if child.is_choice {
                     for (t, ty) in child.types.iter().enumerate() {
                         by_name.insert(
@@ -388,19 +448,30 @@ impl StructureDef {
                         },
                     );
                 }
-                let slice_required = child.slices.iter().any(|&s| self.elements[s].min > 0);
+                let slice_required = child.slices.iter().any(|&s| self.el(s).min > 0);
                 if child.min > 0 || slice_required {
                     required.push(c);
                 }
             }
-            self.elements[i].child_by_name = by_name;
-            self.elements[i].required_children = required;
+            if let Some(el) = self.elements.get_mut(i) {
+                el.child_by_name = by_name;
+                el.required_children = required;
+            }
         }
         Ok(())
     }
 
+    /// The element at `index`. Indices come from this definition itself (children, slices,
+    /// `ChildRef`s and contentReferences are positions in `elements`, fixed when it was
+    /// compiled, and `compile` rejects an empty snapshot, so the root exists): they are
+    /// always in range.
+    #[allow(clippy::indexing_slicing)]
+    pub fn el(&self, index: usize) -> &Element {
+        &self.elements[index]
+    }
+
     pub fn root(&self) -> &Element {
-        &self.elements[0]
+        self.el(0)
     }
 
     /// The element with this id (`Observation.code.coding:loinc.system`).
@@ -410,13 +481,13 @@ impl StructureDef {
 
     /// The child of `el` for a JSON property name (`valueQuantity` finds `value[x]`).
     pub fn child(&self, el: usize, json_name: &str) -> Option<ChildRef> {
-        self.elements[el].child_by_name.get(json_name).copied()
+        self.el(el).child_by_name.get(json_name).copied()
     }
 
     /// The element whose children describe the content of `el` (itself, or its
     /// contentReference target).
     pub fn content_of(&self, el: usize) -> usize {
-        self.elements[el].content_reference.unwrap_or(el)
+        self.el(el).content_reference.unwrap_or(el)
     }
 }
 
@@ -561,8 +632,33 @@ fn compile_element(
         slices: Vec::new(),
         child_by_name: HashMap::new(),
         required_children: Vec::new(),
+        is_modifier: e
+            .get("isModifier")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        no_extensions: is_attribute(e),
         id,
     }
+}
+
+/// Typed with a FHIRPath system type (`Element.id`, `Extension.url`, `Resource.id`),
+/// represented as an XML attribute, or xhtml: nothing that can carry extensions.
+fn is_attribute(e: &serde_json::Map<String, Value>) -> bool {
+    let system_typed = e
+        .get("type")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|t| {
+            t.get("code")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.starts_with(SYSTEM_TYPE_PREFIX) || c == "xhtml")
+        });
+    let xml_attribute = e
+        .get("representation")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|x| x == "xmlAttr"));
+    system_typed || xml_attribute
 }
 
 #[cfg(test)]

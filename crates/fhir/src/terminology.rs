@@ -33,6 +33,8 @@ pub struct CodeSystem {
     pub concepts: HashMap<String, Concept>,
     /// Codes at the top of the hierarchy, in order.
     pub roots: Vec<String>,
+    /// The codes of the properties the code system declares (`CodeSystem.property.code`).
+    pub properties: Vec<String>,
 }
 
 impl CodeSystem {
@@ -66,7 +68,20 @@ impl CodeSystem {
             case_sensitive: cs["caseSensitive"].as_bool().unwrap_or(true),
             concepts,
             roots,
+            properties: cs
+                .get("property")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("code").and_then(Value::as_str).map(str::to_string))
+                .collect(),
         })
+    }
+
+    /// True when this is a supplement (it adds designations or properties to another code
+    /// system and defines no codes of its own).
+    pub fn is_supplement(&self) -> bool {
+        self.content == "supplement"
     }
 
     /// True when every code of the system is listed.
@@ -110,7 +125,10 @@ impl ValueSet {
             version: vs["version"].as_str().map(str::to_string),
             name: vs["name"].as_str().map(str::to_string),
             compose: vs["compose"].clone(),
-            given_expansion: vs["expansion"]["contains"].clone(),
+            given_expansion: vs
+                .pointer("/expansion/contains")
+                .cloned()
+                .unwrap_or(Value::Null),
         })
     }
 }
@@ -241,10 +259,22 @@ pub fn expand(vs: &ValueSet, source: &dyn TerminologySource, depth: usize) -> Ex
         }
         return out;
     }
-    for inc in vs.compose["include"].as_array().into_iter().flatten() {
+    for inc in vs
+        .compose
+        .get("include")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         include(&mut out, inc, source, depth);
     }
-    for exc in vs.compose["exclude"].as_array().into_iter().flatten() {
+    for exc in vs
+        .compose
+        .get("exclude")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let mut removed = Expansion::default();
         include(&mut removed, exc, source, depth);
         for (system, codes) in removed.codes {
@@ -503,17 +533,18 @@ pub fn is_bcp47(tag: &str) -> bool {
         return true;
     }
     let parts: Vec<&str> = lower.split('-').collect();
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
     let alpha = |s: &str| s.bytes().all(|c| c.is_ascii_lowercase());
     let digit = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
     let alnum = |s: &str| s.bytes().all(|c| c.is_ascii_alphanumeric());
     let private_use = |rest: &[&str]| {
         !rest.is_empty() && rest.iter().all(|s| (1..=8).contains(&s.len()) && alnum(s))
     };
-    if parts[0] == "x" {
-        return private_use(&parts[1..]);
+    if part(0) == "x" {
+        return private_use(parts.get(1..).unwrap_or_default());
     }
     let mut i = 0;
-    let lang = parts[0];
+    let lang = part(0);
     if !(alpha(lang) && (2..=8).contains(&lang.len())) {
         return false;
     }
@@ -521,40 +552,40 @@ pub fn is_bcp47(tag: &str) -> bool {
     // extlang: up to three 3-letter subtags after a 2-3 letter language.
     if lang.len() <= 3 {
         let mut n = 0;
-        while n < 3 && i < parts.len() && parts[i].len() == 3 && alpha(parts[i]) {
+        while n < 3 && i < parts.len() && part(i).len() == 3 && alpha(part(i)) {
             i += 1;
             n += 1;
         }
     }
-    if i < parts.len() && parts[i].len() == 4 && alpha(parts[i]) {
+    if i < parts.len() && part(i).len() == 4 && alpha(part(i)) {
         i += 1; // script
     }
     if i < parts.len()
-        && ((parts[i].len() == 2 && alpha(parts[i])) || (parts[i].len() == 3 && digit(parts[i])))
+        && ((part(i).len() == 2 && alpha(part(i))) || (part(i).len() == 3 && digit(part(i))))
     {
         i += 1; // region
     }
     while i < parts.len() {
-        let p = parts[i];
+        let p = part(i);
         let variant = ((5..=8).contains(&p.len()) && alnum(p))
-            || (p.len() == 4 && p.as_bytes()[0].is_ascii_digit() && alnum(p));
+            || (p.len() == 4 && p.as_bytes().first().is_some_and(u8::is_ascii_digit) && alnum(p));
         if !variant {
             break;
         }
         i += 1;
     }
-    while i < parts.len() && parts[i].len() == 1 && parts[i] != "x" && alnum(parts[i]) {
+    while i < parts.len() && part(i).len() == 1 && part(i) != "x" && alnum(part(i)) {
         i += 1;
         let start = i;
-        while i < parts.len() && (2..=8).contains(&parts[i].len()) && alnum(parts[i]) {
+        while i < parts.len() && (2..=8).contains(&part(i).len()) && alnum(part(i)) {
             i += 1;
         }
         if i == start {
             return false;
         }
     }
-    if i < parts.len() && parts[i] == "x" {
-        return private_use(&parts[i + 1..]);
+    if i < parts.len() && part(i) == "x" {
+        return private_use(parts.get(i + 1..).unwrap_or_default());
     }
     i == parts.len()
 }
@@ -569,7 +600,7 @@ pub fn is_ucum(unit: &str) -> bool {
     let b = unit.as_bytes();
     let mut p = 0usize;
     // main-term: '/' term | term
-    if b[0] == b'/' {
+    if b.first() == Some(&b'/') {
         p = 1;
     }
     ucum_term(b, &mut p, 0) && p == b.len()
@@ -579,7 +610,7 @@ fn ucum_term(b: &[u8], p: &mut usize, depth: usize) -> bool {
     if depth > 16 || !ucum_component(b, p, depth) {
         return false;
     }
-    while *p < b.len() && (b[*p] == b'.' || b[*p] == b'/') {
+    while matches!(b.get(*p), Some(b'.' | b'/')) {
         *p += 1;
         if !ucum_component(b, p, depth) {
             return false;
@@ -602,10 +633,10 @@ fn ucum_component(b: &[u8], p: &mut usize, depth: usize) -> bool {
         Some(b'{') => ucum_annotation(b, p),
         Some(c) if c.is_ascii_digit() => {
             // factor, or 10*n / 10^n
-            while *p < b.len() && b[*p].is_ascii_digit() {
+            while b.get(*p).is_some_and(u8::is_ascii_digit) {
                 *p += 1;
             }
-            if *p < b.len() && (b[*p] == b'*' || b[*p] == b'^') {
+            if matches!(b.get(*p), Some(b'*' | b'^')) {
                 *p += 1;
                 ucum_exponent(b, p)
             } else {
@@ -615,10 +646,15 @@ fn ucum_component(b: &[u8], p: &mut usize, depth: usize) -> bool {
         Some(_) => {
             // simple unit: atom symbols (letters and bracketed parts), then an exponent.
             let start = *p;
-            while *p < b.len() {
-                match b[*p] {
+            while let Some(&c0) = b.get(*p) {
+                match c0 {
                     b'[' => {
-                        let Some(end) = b[*p..].iter().position(|&c| c == b']') else {
+                        let Some(end) = b
+                            .get(*p..)
+                            .unwrap_or_default()
+                            .iter()
+                            .position(|&c| c == b']')
+                        else {
                             return false;
                         };
                         *p += end + 1;
@@ -630,7 +666,7 @@ fn ucum_component(b: &[u8], p: &mut usize, depth: usize) -> bool {
                     | b':' | b';' | b'<' | b'=' | b'>' | b'?' | b'@' | b'\\' | b'`' | b'|'
                     | b'~' => {
                         if matches!(
-                            b[*p],
+                            c0,
                             b'\''
                                 | b'%'
                                 | b'_'
@@ -663,7 +699,9 @@ fn ucum_component(b: &[u8], p: &mut usize, depth: usize) -> bool {
             if *p == start {
                 return false;
             }
-            if *p < b.len() && (b[*p] == b'+' || b[*p] == b'-' || b[*p].is_ascii_digit()) {
+            if b.get(*p)
+                .is_some_and(|c| *c == b'+' || *c == b'-' || c.is_ascii_digit())
+            {
                 ucum_exponent(b, p) && ucum_annotation(b, p)
             } else {
                 ucum_annotation(b, p)
@@ -673,11 +711,11 @@ fn ucum_component(b: &[u8], p: &mut usize, depth: usize) -> bool {
 }
 
 fn ucum_exponent(b: &[u8], p: &mut usize) -> bool {
-    if *p < b.len() && (b[*p] == b'+' || b[*p] == b'-') {
+    if matches!(b.get(*p), Some(b'+' | b'-')) {
         *p += 1;
     }
     let start = *p;
-    while *p < b.len() && b[*p].is_ascii_digit() {
+    while b.get(*p).is_some_and(u8::is_ascii_digit) {
         *p += 1;
     }
     *p > start
@@ -685,10 +723,15 @@ fn ucum_exponent(b: &[u8], p: &mut usize) -> bool {
 
 fn ucum_annotation(b: &[u8], p: &mut usize) -> bool {
     if b.get(*p) == Some(&b'{') {
-        let Some(end) = b[*p..].iter().position(|&c| c == b'}') else {
+        let Some(end) = b
+            .get(*p..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&c| c == b'}')
+        else {
             return false;
         };
-        if b[*p + 1..*p + end].contains(&b'{') {
+        if b.get(*p + 1..*p + end).is_some_and(|s| s.contains(&b'{')) {
             return false;
         }
         *p += end + 1;

@@ -363,7 +363,8 @@ fn contained_resources_are_validated_and_referenced() {
 fn bundle_entries_are_validated_by_their_own_type() {
     let bundle = json!({"resourceType": "Bundle", "type": "collection",
         "entry": [{"fullUrl": "urn:uuid:0f2e6c2a-8b3e-4a7a-9d5c-1c2b3a4d5e6f", "resource": weight()},
-                  {"resource": with(weight(), |r| r["status"] = json!("done"))}]});
+                  {"fullUrl": "urn:uuid:1f2e6c2a-8b3e-4a7a-9d5c-1c2b3a4d5e6f",
+                   "resource": with(weight(), |r| r["status"] = json!("done"))}]});
     one_error(
         &bundle,
         "Bundle.entry[1].resource.status",

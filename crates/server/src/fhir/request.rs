@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use phr_fhir::IssueType;
-use phr_service::{Caller, Error, FhirService};
+use phr_service::{Caller, Error, ErrorKind, FhirService};
 use serde_json::Value;
 
 use super::error::FhirError;
@@ -129,11 +129,12 @@ pub async fn read_body(state: &AppState, body: Body, what: &str) -> Result<Bytes
     })
 }
 
-/// Parses a request body as JSON.
+/// Parses a request body as FHIR JSON: a byte-order mark is accepted, anything else
+/// malformed (bad syntax, a repeated property name) is a 400 naming its line and column.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, Error> {
     if bytes.is_empty() {
         return Err(Error::invalid("the request body is empty"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))
+    phr_fhir::json::parse(bytes)
+        .map_err(|e| Error::with_issues(ErrorKind::Invalid, vec![e.to_issue()]))
 }
