@@ -114,7 +114,7 @@ impl From<phr_store::StoreError> for ApiError {
             phr_store::StoreError::BadCursor | phr_store::StoreError::Unsupported(_) => {
                 ApiError::bad_request(err.to_string())
             }
-            phr_store::StoreError::Closed => ApiError::new(
+            phr_store::StoreError::Closed | phr_store::StoreError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 IssueType::Throttled,
                 err.to_string(),
