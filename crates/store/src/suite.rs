@@ -45,7 +45,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -444,7 +444,9 @@ pub(crate) fn batch_rejects_ops_one_by_one<E: Engine>() {
     );
 }
 
-pub(crate) fn names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes<E: Engine>() {
+pub(crate) fn names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes<
+    E: Engine,
+>() {
     let db = E::new();
     let store = db.open();
     create(&store, observation("exists", "p1", GLUCOSE, JAN1, 5.5));
@@ -1433,11 +1435,11 @@ pub(crate) fn erasure_leaves_no_rows_in_any_table<E: Engine>() {
     let pid = db.compartment_marker("p1");
     let rest = db.versions_of(&["p1", "g1", "g2", "g3", "g4", "g5", "w1"]);
     assert_eq!(store.erase("p1", &Erasure::Everything).expect("erases"), 7);
-    assert_eq!(
-        db.rows_mentioning(&rest, Some(pid)),
-        Vec::<String>::new()
+    assert_eq!(db.rows_mentioning(&rest, Some(pid)), Vec::<String>::new());
+    assert!(
+        !db.compartment_exists("p1"),
+        "the compartment itself is gone"
     );
-    assert!(!db.compartment_exists("p1"), "the compartment itself is gone");
     assert!(
         store.read("Observation", "other").expect("reads").is_some(),
         "p2 untouched"
@@ -1527,3 +1529,130 @@ pub(crate) fn resources_without_a_date_are_found_and_sorted_last<E: Engine>() {
     );
 }
 
+pub(crate) fn reads_in_a_compartment_see_only_that_compartment<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    let in_p1 = store
+        .read_in("p1", "Observation", "o1")
+        .expect("reads")
+        .expect("in p1");
+    assert_eq!(Some(in_p1), store.read("Observation", "o1").expect("reads"));
+    assert_eq!(
+        store.read_in("p2", "Observation", "o1").expect("reads"),
+        None
+    );
+    assert_eq!(
+        store.read_in("p1", "Observation", "nope").expect("reads"),
+        None
+    );
+    assert!(
+        store
+            .read_in("p1", "Patient", "p1")
+            .expect("reads")
+            .is_some(),
+        "a Patient is in its own compartment"
+    );
+    assert!(
+        store
+            .vread_in("p1", "Observation", "o1", 1)
+            .expect("reads")
+            .is_some()
+    );
+    assert_eq!(
+        store.vread_in("p1", "Observation", "o1", 2).expect("reads"),
+        None
+    );
+    assert_eq!(
+        store.vread_in("p2", "Observation", "o1", 1).expect("reads"),
+        None
+    );
+}
+
+pub(crate) fn an_update_can_move_a_resource_to_another_compartment<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    create(&store, observation("o2", "p2", GLUCOSE, JAN1, 6.5));
+    let mut moved = observation("o1", "p2", GLUCOSE, JAN1 + HOUR, 7.5);
+    moved.version = 2;
+    let results = store
+        .write(
+            vec![WriteOp::Update {
+                new: moved,
+                create_if_missing: false,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Updated { version: 2 }));
+    let current = store
+        .read("Observation", "o1")
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(current.patient.as_deref(), Some("p2"));
+    assert_eq!(current.created_by.as_deref(), Some("app-1"));
+    assert_eq!(
+        store.read_in("p1", "Observation", "o1").expect("reads"),
+        None
+    );
+    assert!(
+        store
+            .read_in("p2", "Observation", "o1")
+            .expect("reads")
+            .is_some()
+    );
+    let first = store
+        .vread("Observation", "o1", 1)
+        .expect("reads")
+        .expect("kept");
+    assert_eq!(first.patient.as_deref(), Some("p1"));
+    assert!(search_ids(&store, &query("p1", vec![])).is_empty());
+    assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["o1", "o2"]);
+    let history = store
+        .history(&HistoryQuery {
+            resource_type: Some("Observation".into()),
+            id: Some("o1".into()),
+            count: 10,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(
+        history
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    // It can be updated and deleted where it is now.
+    let mut again = observation("o1", "p2", GLUCOSE, JAN1 + 2 * HOUR, 8.5);
+    again.version = 3;
+    let results = store
+        .write(
+            vec![
+                WriteOp::Update {
+                    new: again,
+                    create_if_missing: false,
+                },
+                WriteOp::Delete {
+                    resource_type: "Observation".into(),
+                    id: "o1".into(),
+                    version: 4,
+                    last_updated: JAN1 + 3 * HOUR,
+                    app: None,
+                },
+            ],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert_eq!(
+        results,
+        vec![
+            Ok(WriteOutcome::Updated { version: 3 }),
+            Ok(WriteOutcome::Deleted { version: 4 })
+        ]
+    );
+    assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["o2"]);
+}

@@ -260,10 +260,16 @@ mod tests {
             .batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (7)")
             .expect("writes");
         cluster.crash();
-        assert!(client.simple_query("SELECT 1").is_err(), "the server is gone");
+        assert!(
+            client.simple_query("SELECT 1").is_err(),
+            "the server is gone"
+        );
         cluster.restart();
         let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("reconnects");
-        let x: i32 = client.query_one("SELECT x FROM t", &[]).expect("reads").get(0);
+        let x: i32 = client
+            .query_one("SELECT x FROM t", &[])
+            .expect("reads")
+            .get(0);
         assert_eq!(x, 7);
         let dir = cluster.dir.clone();
         drop(cluster);

@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ::postgres::types::ToSql;
 use ::postgres::Row as PgRow;
+use ::postgres::types::ToSql;
 
 use crate::sqlite::cursor;
 use crate::sqlite::search::in_patient_compartments;
@@ -194,8 +194,7 @@ pub struct PostgresStore {
 }
 
 /// Versions as read: the columns of [`VERSION_COLUMNS`].
-const VERSION_COLUMNS: &str =
-    "v.pid, v.seq, v.id, v.version, v.last_updated, v.deleted, v.body, v.app, v.created_by, v.tid, v.manifest";
+const VERSION_COLUMNS: &str = "v.pid, v.seq, v.id, v.version, v.last_updated, v.deleted, v.body, v.app, v.created_by, v.tid, v.manifest";
 
 #[derive(Debug, Clone)]
 struct VersionRow {
@@ -351,7 +350,10 @@ impl PostgresStore {
     /// Runs `f` on a pooled connection. Reads are idempotent, so one that failed because
     /// the database went away is tried once more on a fresh connection (the pool drops the
     /// broken one): a restarted database costs no request an error.
-    fn read<T>(&self, mut f: impl FnMut(&mut Conn) -> Result<T, PgError>) -> Result<T, StoreError> {
+    fn with_conn<T>(
+        &self,
+        mut f: impl FnMut(&mut Conn) -> Result<T, PgError>,
+    ) -> Result<T, StoreError> {
         self.ensure_open()?;
         let mut attempt = 0;
         loop {
@@ -368,19 +370,17 @@ impl PostgresStore {
 
     /// Runs `f` inside one read-only REPEATABLE READ transaction: every statement sees the
     /// same snapshot (a search's count, page and includes agree).
-    fn read_snapshot<T>(
+    fn with_snapshot<T>(
         &self,
         mut f: impl FnMut(&mut Conn) -> Result<T, PgError>,
     ) -> Result<T, StoreError> {
-        self.read(|conn| {
+        self.with_conn(|conn| {
             conn.client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
             let result = f(conn);
-            let ended = conn.client.batch_execute(if result.is_ok() {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            });
+            let ended =
+                conn.client
+                    .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
             let value = result?;
             ended?;
             Ok(value)
@@ -462,7 +462,8 @@ impl PostgresStore {
         pid: i64,
         seq: i64,
     ) -> Result<Option<VersionRow>, PgError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM versions v WHERE v.pid = $1 AND v.seq = $2");
+        let sql =
+            format!("SELECT {VERSION_COLUMNS} FROM versions v WHERE v.pid = $1 AND v.seq = $2");
         conn.query_opt(&sql, &[&pid, &seq])?
             .map(|r| VersionRow::from_row(&r))
             .transpose()
@@ -492,7 +493,7 @@ impl Drop for PostgresStore {
 impl Storage for PostgresStore {
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
         let tid = name_id(resource_type);
-        self.read(|conn| {
+        self.with_conn(|conn| {
             // Types outside every compartment live under key 0; the others may be anywhere.
             let rows = if in_patient_compartments(resource_type) {
                 let sql = format!(
@@ -518,7 +519,7 @@ impl Storage for PostgresStore {
         id: &str,
     ) -> Result<Option<StoredResource>, StoreError> {
         let tid = name_id(resource_type);
-        self.read(|conn| {
+        self.with_conn(|conn| {
             let Some(pid) = self.compartment_of(conn, patient)? else {
                 return Ok(None);
             };
@@ -539,7 +540,7 @@ impl Storage for PostgresStore {
     ) -> Result<Option<StoredResource>, StoreError> {
         let tid = name_id(resource_type);
         let version = version as i64;
-        self.read(|conn| {
+        self.with_conn(|conn| {
             let sql = format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v
                  WHERE v.tid = $1 AND v.id = $2 AND v.version = $3 ORDER BY v.seq DESC LIMIT 1"
@@ -558,7 +559,7 @@ impl Storage for PostgresStore {
     ) -> Result<Option<StoredResource>, StoreError> {
         let tid = name_id(resource_type);
         let version = version as i64;
-        self.read(|conn| {
+        self.with_conn(|conn| {
             let Some(pid) = self.compartment_of(conn, patient)? else {
                 return Ok(None);
             };
@@ -580,7 +581,7 @@ impl Storage for PostgresStore {
         let tid = name_id(resource_type);
         let param = name_id("identifier");
         let sys = condition.system.as_deref().map(name_id);
-        self.read(|conn| {
+        self.with_conn(|conn| {
             let pid = match compartment {
                 None if in_patient_compartments(resource_type) => None,
                 None => Some(0),
@@ -623,7 +624,7 @@ impl Storage for PostgresStore {
         };
         let since = query.since.unwrap_or(i64::MIN);
         let limit = query.count as i64 + 1;
-        self.read(|conn| {
+        self.with_conn(|conn| {
             let mut conds = vec![
                 "(v.seq, v.pid) < ($1, $2)".to_owned(),
                 "v.last_updated >= $3".to_owned(),

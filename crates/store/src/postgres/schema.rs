@@ -301,9 +301,8 @@ pub fn migrate(client: &mut Client, layout: Layout) -> Result<Migrated, PgError>
         let value: Vec<u8> = row.map(|r| r.get(0)).unwrap_or_default();
         String::from_utf8_lossy(&value).into_owned()
     };
-    let current = parse_layout(&layout_name).ok_or_else(|| {
-        PgError::Schema(format!("unknown schema layout {layout_name:?} in meta"))
-    })?;
+    let current = parse_layout(&layout_name)
+        .ok_or_else(|| PgError::Schema(format!("unknown schema layout {layout_name:?} in meta")))?;
     for (n, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         tx.batch_execute(&render(sql, current))?;
         tx.execute(
@@ -338,10 +337,7 @@ pub fn migrate(client: &mut Client, layout: Layout) -> Result<Migrated, PgError>
 /// The schema version of the database (0 when empty), without changing anything.
 pub fn applied_version(tx: &mut Transaction<'_>) -> Result<i64, PgError> {
     let exists: bool = tx
-        .query_one(
-            "SELECT to_regclass('schema_migrations') IS NOT NULL",
-            &[],
-        )?
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
         .get(0);
     if !exists {
         return Ok(0);

@@ -35,8 +35,8 @@ use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
-    EVERY_COMPARTMENT, Key, Sql, date_cond, in_patient_compartments,
-    is_plain_date, is_single_system_code, keyset, like_escape, number_cond, uri_prefixes,
+    EVERY_COMPARTMENT, Key, Sql, date_cond, in_patient_compartments, is_plain_date,
+    is_single_system_code, keyset, like_escape, number_cond, uri_prefixes,
 };
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
@@ -112,7 +112,7 @@ fn query_values(
         .collect();
     let text = renumber(sql);
     #[cfg(test)]
-    plans::record(conn, &text, &params);
+    plans::record(conn, &text, &types, &params);
     let statement = conn.prepare_typed(&text, &types)?;
     Ok(conn.client.query(&statement, &params)?)
 }
@@ -125,11 +125,15 @@ fn key_value(row: &::postgres::Row, i: usize) -> Result<Value, PgError> {
         .map(|c| c.type_().clone())
         .ok_or_else(|| PgError::Corrupt("a search row is too short".into()))?;
     Ok(match ty {
-        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map_or(Value::Null, Value::Integer),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)?
+            .map_or(Value::Null, Value::Integer),
         Type::INT4 => row
             .try_get::<_, Option<i32>>(i)?
             .map_or(Value::Null, |v| Value::Integer(v.into())),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map_or(Value::Null, Value::Real),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)?
+            .map_or(Value::Null, Value::Real),
         Type::NUMERIC => {
             return Err(PgError::Corrupt("a numeric sort key".into()));
         }
@@ -190,7 +194,7 @@ pub fn run(
     };
     let tid = name_id(&query.resource_type);
     let every = query.compartment.is_none() && in_patient_compartments(&query.resource_type);
-    let result = store.read_snapshot(|conn| {
+    let result = store.with_snapshot(|conn| {
         let pid = match &query.compartment {
             _ if every => EVERY_COMPARTMENT,
             None => 0,
@@ -481,7 +485,12 @@ fn execute(
         total = if everything_on_this_page {
             Some(rows.len() as u64)
         } else {
-            Some(count(ctx.conn, &plan.from, &where_sql_of(&plan), &ctx.sql.values)?)
+            Some(count(
+                ctx.conn,
+                &plan.from,
+                &where_sql_of(&plan),
+                &ctx.sql.values,
+            )?)
         };
     }
     let make = |direction: Direction, keys: Vec<Value>| {
@@ -544,11 +553,7 @@ fn where_sql_of(plan: &Plan) -> String {
 fn count(conn: &mut Conn, from: &str, where_sql: &str, values: &[Value]) -> Result<u64, PgError> {
     let text = format!("SELECT count(*) FROM {from} WHERE {where_sql}");
     let rows = query_values(conn, &text, values)?;
-    let n: i64 = rows
-        .first()
-        .map(|r| r.try_get(0))
-        .transpose()?
-        .unwrap_or(0);
+    let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
     Ok(n as u64)
 }
 
@@ -597,7 +602,11 @@ impl Ctx<'_> {
         let parts: Vec<String> = pids
             .iter()
             .map(|&p| {
-                let snap = if p == 0 { self.snap.shared } else { self.snap.own };
+                let snap = if p == 0 {
+                    self.snap.shared
+                } else {
+                    self.snap.own
+                };
                 let (pp, s) = (self.sql.bind(p), self.sql.bind(snap));
                 format!("({a}.pid = {pp} AND {a}.seq <= {s} AND {a}.seq_to > {s})")
             })
@@ -1414,7 +1423,10 @@ fn includes(
         let sources: Vec<VersionRow> = if round == 0 {
             matches.to_vec()
         } else {
-            frontier.iter().filter_map(|&i| out.get(i).cloned()).collect()
+            frontier
+                .iter()
+                .filter_map(|&i| out.get(i).cloned())
+                .collect()
         };
         if sources.is_empty() {
             break;
@@ -1557,7 +1569,7 @@ fn revinclude_sources(
 pub(crate) mod plans {
     use std::cell::RefCell;
 
-    use super::{Conn, Param};
+    use super::{Conn, Param, Type};
 
     thread_local! {
         static PLANS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
@@ -1568,14 +1580,23 @@ pub(crate) mod plans {
         PLANS.with(|p| *p.borrow_mut() = Some(Vec::new()));
     }
 
-    pub fn record(conn: &mut Conn, sql: &str, params: &[Param<'_>]) {
+    pub fn record(conn: &mut Conn, sql: &str, types: &[Type], params: &[Param<'_>]) {
         let recording = PLANS.with(|p| p.borrow().is_some());
         if !recording {
             return;
         }
+        // Test tables are tiny: without this the planner rightly prefers reading them
+        // whole, and the test could not tell whether an index gives the order.
+        conn.client
+            .batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+            .expect("sets");
+        let explain = conn
+            .client
+            .prepare_typed(&format!("EXPLAIN {sql}"), types)
+            .expect("explains");
         let lines: Vec<String> = conn
             .client
-            .query(&format!("EXPLAIN {sql}"), params)
+            .query(&explain, params)
             .expect("explains")
             .iter()
             .map(|r| r.get::<_, String>(0))

@@ -182,7 +182,11 @@ fn row_key(row: &Row) -> String {
         } => format!("r|{param}|{ttype}|{}|{target_id}|{url}", target_id.len()),
         Row::Uri { param, uri } => format!("u|{param}|{uri}"),
         Row::Composite {
-            param, code1, sys1, ord, ..
+            param,
+            code1,
+            sys1,
+            ord,
+            ..
         } => format!("c|{param}|{sys1}|{ord}|{code1}"),
         Row::CodeDate {
             tparam,
@@ -230,17 +234,38 @@ const BASE: [(&str, Ty); 3] = [("pid", Ty::I), ("tid", Ty::I), ("param", Ty::I)]
 const TABLES: [TableDef; 9] = [
     TableDef {
         name: "idx_token",
-        key: &[BASE[0], BASE[1], BASE[2], ("code", Ty::T), ("seq", Ty::I), ("sys", Ty::I)],
+        key: &[
+            BASE[0],
+            BASE[1],
+            BASE[2],
+            ("code", Ty::T),
+            ("seq", Ty::I),
+            ("sys", Ty::I),
+        ],
         rest: &[("text", Ty::OptT), ("seq_to", Ty::I)],
     },
     TableDef {
         name: "idx_string",
-        key: &[BASE[0], BASE[1], BASE[2], ("norm", Ty::T), ("seq", Ty::I), ("exact", Ty::T)],
+        key: &[
+            BASE[0],
+            BASE[1],
+            BASE[2],
+            ("norm", Ty::T),
+            ("seq", Ty::I),
+            ("exact", Ty::T),
+        ],
         rest: &[("seq_to", Ty::I)],
     },
     TableDef {
         name: "idx_date",
-        key: &[BASE[0], BASE[1], BASE[2], ("low", Ty::I), ("seq", Ty::I), ("high", Ty::I)],
+        key: &[
+            BASE[0],
+            BASE[1],
+            BASE[2],
+            ("low", Ty::I),
+            ("seq", Ty::I),
+            ("high", Ty::I),
+        ],
         rest: &[("seq_to", Ty::I)],
     },
     TableDef {
@@ -354,7 +379,13 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             text,
         } => {
             let mut v = b(param);
-            v.extend([T(code.clone()), I(seq), I(*sys), OptT(text.clone()), I(seq_to)]);
+            v.extend([
+                T(code.clone()),
+                I(seq),
+                I(*sys),
+                OptT(text.clone()),
+                I(seq_to),
+            ]);
             (0, v)
         }
         Row::String { param, norm, exact } => {
@@ -432,9 +463,17 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             let mut v = b(param);
             v.extend([T(code1.clone()), I(*sys1), I(seq), I(*ord)]);
             let (k2, sys2, code2, num2, low2, high2, dlow2, dhigh2, text2) = match second {
-                Second::Token { sys, code } => {
-                    (1, Some(*sys), Some(code.clone()), None, None, None, None, None, None)
-                }
+                Second::Token { sys, code } => (
+                    1,
+                    Some(*sys),
+                    Some(code.clone()),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
                 Second::Number {
                     value,
                     low,
@@ -452,9 +491,17 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
                     None,
                     None,
                 ),
-                Second::Date { low, high } => {
-                    (3, None, None, None, None, None, Some(*low), Some(*high), None)
-                }
+                Second::Date { low, high } => (
+                    3,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(*low),
+                    Some(*high),
+                    None,
+                ),
                 Second::Text(t) => (4, None, None, None, None, None, None, None, Some(t.clone())),
             };
             v.extend([
@@ -595,7 +642,11 @@ fn insert_sql(t: &TableDef) -> String {
 fn supersede_sql(t: &TableDef) -> String {
     let mut cols: Vec<&str> = t.key.iter().map(|c| c.0).collect();
     cols.push("seq_to");
-    let join: Vec<String> = t.key.iter().map(|c| format!("t.{0} = u.{0}", c.0)).collect();
+    let join: Vec<String> = t
+        .key
+        .iter()
+        .map(|c| format!("t.{0} = u.{0}", c.0))
+        .collect();
     format!(
         "UPDATE {} t SET seq_to = u.seq_to FROM unnest({}) AS u({}) WHERE t.pid = $1 AND {}",
         t.name,
@@ -608,7 +659,11 @@ fn supersede_sql(t: &TableDef) -> String {
 /// `DELETE` of rows named by key, all in compartment `$1`.
 fn delete_sql(t: &TableDef) -> String {
     let cols: Vec<&str> = t.key.iter().map(|c| c.0).collect();
-    let join: Vec<String> = t.key.iter().map(|c| format!("t.{0} = u.{0}", c.0)).collect();
+    let join: Vec<String> = t
+        .key
+        .iter()
+        .map(|c| format!("t.{0} = u.{0}", c.0))
+        .collect();
     format!(
         "DELETE FROM {} t USING unnest({}) AS u({}) WHERE t.pid = $1 AND {}",
         t.name,
@@ -782,10 +837,10 @@ pub fn write(
         match result {
             Ok((outcomes, commit)) => {
                 let started = Instant::now();
-                let ended = tx
-                    .conn
-                    .client
-                    .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" });
+                let ended =
+                    tx.conn
+                        .client
+                        .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" });
                 let commit_micros = started.elapsed().as_micros() as u64;
                 ended?;
                 if let Ok(mut stats) = store.stats.lock() {
@@ -832,8 +887,7 @@ impl Tx<'_> {
         }
         let mut wanted: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
         for (op, p) in ops.iter().zip(prepared) {
-            if let (Some(p), WriteOp::Create { new, .. } | WriteOp::Update { new, .. }) = (p, op)
-            {
+            if let (Some(p), WriteOp::Create { new, .. } | WriteOp::Update { new, .. }) = (p, op) {
                 wanted
                     .entry(p.pid)
                     .or_default()
@@ -1013,7 +1067,9 @@ impl Tx<'_> {
         self.load(pid, std::slice::from_ref(&key))?;
         match self.state.get(&key) {
             Some(res) => Ok(Some(res.clone())),
-            None => Err(PgError::Retry("a resource moved while being located".into())),
+            None => Err(PgError::Retry(
+                "a resource moved while being located".into(),
+            )),
         }
     }
 
@@ -1247,7 +1303,9 @@ impl Tx<'_> {
                     }
                 }
             }
-            _ => Err(PgError::Corrupt("an operation without its prepared rows".into())),
+            _ => Err(PgError::Corrupt(
+                "an operation without its prepared rows".into(),
+            )),
         }
     }
 
@@ -1333,7 +1391,8 @@ impl Tx<'_> {
 
     /// Marks the current version's index rows as replaced at `seq_to` (of its compartment).
     fn supersede(&mut self, tid: i64, cur: &Res, seq_to: i64) -> Result<(), PgError> {
-        self.idents.retain(|i| !(i.pid == cur.pid && i.seq == cur.seq));
+        self.idents
+            .retain(|i| !(i.pid == cur.pid && i.seq == cur.seq));
         if cur.deleted {
             return Ok(());
         }
@@ -1432,8 +1491,15 @@ impl Tx<'_> {
     }
 
     fn write_resources(&mut self) -> Result<(), PgError> {
-        let mut cols: (Vec<i64>, Vec<i64>, Vec<&str>, Vec<i64>, Vec<i64>, Vec<bool>, Vec<Option<&str>>) =
-            Default::default();
+        let mut cols: (
+            Vec<i64>,
+            Vec<i64>,
+            Vec<&str>,
+            Vec<i64>,
+            Vec<i64>,
+            Vec<bool>,
+            Vec<Option<&str>>,
+        ) = Default::default();
         let mut moved: Vec<(i64, i64, String)> = Vec::new();
         for ((tid, id), res) in &self.state {
             if !res.dirty {
@@ -1529,11 +1595,10 @@ fn erase_in(conn: &mut Conn, pid: i64, patient: &str, what: &Erasure) -> Result<
     }
     let targets: Vec<(i64, String)> = match what {
         Erasure::Everything => {
-            let n: i64 = conn
-                .query_one_value(
-                    "SELECT count(*) FROM (SELECT DISTINCT tid, id FROM versions WHERE pid = $1) x",
-                    &[&pid],
-                )?;
+            let n: i64 = conn.query_one_value(
+                "SELECT count(*) FROM (SELECT DISTINCT tid, id FROM versions WHERE pid = $1) x",
+                &[&pid],
+            )?;
             // Everything under the key goes, the compartment row too.
             for table in super::schema::PATIENT_TABLES {
                 conn.execute(&format!("DELETE FROM {table} WHERE pid = $1"), &[&pid])?;
@@ -1548,7 +1613,11 @@ fn erase_in(conn: &mut Conn, pid: i64, patient: &str, what: &Erasure) -> Result<
                     &[&pid, &tid, id],
                 )?
                 .is_some();
-            if stored { vec![(tid, id.clone())] } else { vec![] }
+            if stored {
+                vec![(tid, id.clone())]
+            } else {
+                vec![]
+            }
         }
         Erasure::FromApp { app } => conn
             .query(
@@ -1607,7 +1676,11 @@ pub fn prune(store: &PostgresStore, older_than: Duration) -> Result<u64, PgError
 }
 
 /// The pruner thread's round: skipped when another node is pruning.
-pub fn prune_with(pool: &Pool, _config: &PostgresConfig, older_than: Duration) -> Result<u64, PgError> {
+pub fn prune_with(
+    pool: &Pool,
+    _config: &PostgresConfig,
+    older_than: Duration,
+) -> Result<u64, PgError> {
     prune_locked(pool, older_than, false)
 }
 
@@ -1653,9 +1726,9 @@ fn prune_rounds(conn: &mut Conn, older_than: Duration) -> Result<u64, PgError> {
         for (pid, entries) in by_pid {
             conn.client.batch_execute("BEGIN")?;
             let result = prune_compartment(conn, pid, &entries);
-            let ended = conn
-                .client
-                .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let ended =
+                conn.client
+                    .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
             total += result?;
             ended?;
         }

@@ -1304,7 +1304,14 @@ pub(crate) fn is_plain_date(clause: &Clause, param: &str) -> bool {
 /// lies after/before the search period; `ge`/`le` are those or `eq`; `sa`/`eb` the value
 /// starts after / ends before it; `ap` they overlap once the search period is widened by a
 /// tenth of its distance from now.
-pub(crate) fn date_cond(sql: &mut Sql, low: &str, high: &str, prefix: Prefix, sl: i64, sh: i64) -> String {
+pub(crate) fn date_cond(
+    sql: &mut Sql,
+    low: &str,
+    high: &str,
+    prefix: Prefix,
+    sl: i64,
+    sh: i64,
+) -> String {
     let (l, h) = (sql.bind(sl), sql.bind(sh));
     let eq = format!("({low} >= {l} AND {high} <= {h})");
     // `low <= high` leaves out the "no date" sentinel rows (see rows::NO_DATE_LOW).

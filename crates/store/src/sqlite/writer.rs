@@ -680,13 +680,7 @@ impl Writer {
     fn rows_for(&mut self, tid: i64, new: &NewVersion) -> Result<Vec<Row>, EngineError> {
         let (id_param, last_updated_param) = (self.id_param, self.last_updated_param);
         let pairs = self.pairs.get(&tid).cloned().unwrap_or_default();
-        rows::version_rows(
-            new,
-            id_param,
-            last_updated_param,
-            &pairs,
-            &mut self.names(),
-        )
+        rows::version_rows(new, id_param, last_updated_param, &pairs, &mut self.names())
     }
 
     /// Records that a date period of `span` was indexed (see `date_spans`).
