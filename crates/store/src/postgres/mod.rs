@@ -369,15 +369,43 @@ impl PostgresStore {
     }
 
     /// Runs `f` inside one read-only REPEATABLE READ transaction: every statement sees the
-    /// same snapshot (a search's count, page and includes agree).
+    /// same snapshot (a search's count, page and includes agree). `first` (plain SQL, no
+    /// parameters, `;`-separated statements) is sent with the BEGIN, in the same round trip;
+    /// `f` gets the rows of each of its statements as text.
     fn with_snapshot<T>(
         &self,
-        mut f: impl FnMut(&mut Conn) -> Result<T, PgError>,
+        first: &str,
+        mut f: impl FnMut(&mut Conn, Vec<Vec<Vec<Option<String>>>>) -> Result<T, PgError>,
     ) -> Result<T, StoreError> {
         self.with_conn(|conn| {
-            conn.client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-            let result = f(conn);
+            let answer = conn.client.simple_query(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first}"
+            ));
+            let messages = match answer {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = conn.client.batch_execute("ROLLBACK");
+                    return Err(e.into());
+                }
+            };
+            // The rows of each statement after BEGIN.
+            let mut results: Vec<Vec<Vec<Option<String>>>> = vec![];
+            let mut current = vec![];
+            for m in &messages {
+                match m {
+                    ::postgres::SimpleQueryMessage::Row(r) => {
+                        current.push((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                    }
+                    ::postgres::SimpleQueryMessage::CommandComplete(_) => {
+                        results.push(std::mem::take(&mut current))
+                    }
+                    _ => {}
+                }
+            }
+            if !results.is_empty() {
+                results.remove(0);
+            }
+            let result = f(conn, results);
             let ended =
                 conn.client
                     .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
@@ -385,6 +413,29 @@ impl PostgresStore {
             ended?;
             Ok(value)
         })
+    }
+
+    /// Versions by key, in one statement per compartment.
+    fn fetch_versions(
+        &self,
+        conn: &mut Conn,
+        keys: &[(i64, i64)],
+    ) -> Result<HashMap<(i64, i64), VersionRow>, PgError> {
+        let mut by_pid: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (pid, seq) in keys {
+            by_pid.entry(*pid).or_default().push(*seq);
+        }
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.pid = $1 AND v.seq = ANY($2)"
+        );
+        let mut out = HashMap::with_capacity(keys.len());
+        for (pid, seqs) in by_pid {
+            for row in conn.query(&sql, &[&pid, &seqs])? {
+                let v = VersionRow::from_row(&row)?;
+                out.insert((v.pid, v.seq), v);
+            }
+        }
+        Ok(out)
     }
 
     fn type_name(&self, conn: &mut Conn, tid: i64) -> Result<String, PgError> {
@@ -454,19 +505,6 @@ impl PostgresStore {
             app: row.app.clone(),
             created_by: row.created_by.clone(),
         })
-    }
-
-    fn fetch_version(
-        &self,
-        conn: &mut Conn,
-        pid: i64,
-        seq: i64,
-    ) -> Result<Option<VersionRow>, PgError> {
-        let sql =
-            format!("SELECT {VERSION_COLUMNS} FROM versions v WHERE v.pid = $1 AND v.seq = $2");
-        conn.query_opt(&sql, &[&pid, &seq])?
-            .map(|r| VersionRow::from_row(&r))
-            .transpose()
     }
 
     fn first_stored(

@@ -18,7 +18,7 @@
 //! Statements are built with `?N` placeholders like the SQLite planner (sharing its pure
 //! helpers) and renumbered to `$N` when run. This module never writes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::error::Error;
 
 use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -166,6 +166,8 @@ struct Ctx<'a> {
     pid: i64,
     tid: i64,
     snap: Snapshots,
+    /// Widest indexed period per date parameter of the type in the compartment.
+    spans: HashMap<i64, i64>,
 }
 
 pub fn run(
@@ -194,13 +196,40 @@ pub fn run(
     };
     let tid = name_id(&query.resource_type);
     let every = query.compartment.is_none() && in_patient_compartments(&query.resource_type);
-    let result = store.with_snapshot(|conn| {
-        let pid = match &query.compartment {
-            _ if every => EVERY_COMPARTMENT,
-            None => 0,
-            Some(p) => compartment_key(Some(p)),
+    let pid = match &query.compartment {
+        _ if every => EVERY_COMPARTMENT,
+        None => 0,
+        Some(p) => compartment_key(Some(p)),
+    };
+    // The snapshots and the compartment's date spans, with the BEGIN in one round trip.
+    let snapshot_sql = if pid == EVERY_COMPARTMENT {
+        format!(
+            "SELECT 0, coalesce(max(seq), 0), coalesce(max(pruned_through), 0), '' FROM compartments;
+             SELECT param, max(span) FROM date_spans WHERE tid = {tid} GROUP BY param"
+        )
+    } else {
+        format!(
+            "SELECT pid, seq, pruned_through, patient FROM compartments WHERE pid = {pid} OR pid = 0;
+             SELECT param, span FROM date_spans WHERE pid = {pid} AND tid = {tid}"
+        )
+    };
+    let result = store.with_snapshot(&snapshot_sql, |conn, results| {
+        let (rows, span_rows) = match results.as_slice() {
+            [rows, spans] => (rows, spans),
+            _ => return Err(PgError::Corrupt("the snapshot statements".into())),
         };
-        let Some((now, pruned)) = current_snapshots(conn, pid, query.compartment.as_deref())?
+        let mut spans = HashMap::new();
+        for r in span_rows {
+            let number = |i: usize| {
+                r.get(i)
+                    .and_then(|v| v.as_deref())
+                    .and_then(|t| t.parse::<i64>().ok())
+            };
+            if let (Some(param), Some(span)) = (number(0), number(1)) {
+                spans.insert(param, span);
+            }
+        }
+        let Some((now, pruned)) = current_snapshots(rows, pid, query.compartment.as_deref())?
         else {
             let start = start_cursor(fingerprint, Snapshots { own: 0, shared: 0 });
             return Ok(Err(empty_page(query, start, store)));
@@ -225,6 +254,7 @@ pub fn run(
             pid,
             tid,
             snap,
+            spans,
         };
         let plan = match ctx.plan(query) {
             Ok(plan) => plan,
@@ -243,45 +273,39 @@ pub fn run(
     }
 }
 
-/// The snapshots of a first page and the pruning marks, or None when the compartment does
-/// not exist (or is another Patient's under the same key).
+/// The snapshots of a first page and the pruning marks from the compartment rows, or None
+/// when the compartment does not exist (or is another Patient's under the same key).
 fn current_snapshots(
-    conn: &mut Conn,
+    rows: &[Vec<Option<String>>],
     pid: i64,
     patient: Option<&str>,
 ) -> Result<Option<(Snapshots, Snapshots)>, PgError> {
-    if pid == EVERY_COMPARTMENT {
-        let row = conn
-            .query_opt(
-                "SELECT coalesce(max(seq), 0), coalesce(max(pruned_through), 0) FROM compartments",
-                &[],
-            )?
-            .ok_or_else(|| PgError::Corrupt("no aggregate row".into()))?;
-        let (seq, pruned): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        return Ok(Some((
-            Snapshots {
-                own: seq,
-                shared: seq,
-            },
-            Snapshots {
-                own: pruned,
-                shared: pruned,
-            },
-        )));
-    }
-    let rows = conn.query(
-        "SELECT pid, seq, pruned_through, patient FROM compartments WHERE pid = $1 OR pid = 0",
-        &[&pid],
-    )?;
+    let number = |v: Option<&Option<String>>| -> Result<i64, PgError> {
+        v.and_then(|v| v.as_deref())
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| PgError::Corrupt("a compartment row".into()))
+    };
     let mut own = None;
     let mut shared = (0, 0);
-    for r in &rows {
-        let (p, seq, pruned, owner): (i64, i64, i64, String) =
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+    for r in rows {
+        let (p, seq, pruned) = (number(r.first())?, number(r.get(1))?, number(r.get(2))?);
+        let owner = r.get(3).and_then(|o| o.as_deref()).unwrap_or_default();
+        if pid == EVERY_COMPARTMENT {
+            return Ok(Some((
+                Snapshots {
+                    own: seq,
+                    shared: seq,
+                },
+                Snapshots {
+                    own: pruned,
+                    shared: pruned,
+                },
+            )));
+        }
         if p == 0 {
             shared = (seq, pruned);
         }
-        if p == pid && (pid == 0 || patient == Some(owner.as_str())) {
+        if p == pid && (pid == 0 || patient == Some(owner)) {
             own = Some((seq, pruned));
         }
     }
@@ -466,17 +490,20 @@ fn execute(
     if backward {
         rows.reverse();
     }
-    let mut versions = Vec::with_capacity(rows.len());
+    let mut keys_of_rows = Vec::with_capacity(rows.len());
     for (values, pid) in &rows {
         let Some(Value::Integer(seq)) = values.last() else {
             return Err(Fail::Pg(PgError::Corrupt(
                 "search row without a sequence number".into(),
             )));
         };
-        if let Some(v) = ctx.store.fetch_version(ctx.conn, *pid, *seq)? {
-            versions.push(v);
-        }
+        keys_of_rows.push((*pid, *seq));
     }
+    let mut fetched = ctx.store.fetch_versions(ctx.conn, &keys_of_rows)?;
+    let versions: Vec<VersionRow> = keys_of_rows
+        .iter()
+        .filter_map(|k| fetched.remove(k))
+        .collect();
     let everything_on_this_page = cursor.direction == Direction::Start && !more;
     if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
         total = Some(rows.len() as u64);
@@ -857,19 +884,8 @@ impl Ctx<'_> {
     }
 
     /// The widest period (high - low) stored for this parameter in this compartment.
-    fn span(&mut self, param: i64) -> Result<i64, PgError> {
-        let sql = if self.pid == EVERY_COMPARTMENT {
-            "SELECT max(span) FROM date_spans WHERE pid >= $1 AND tid = $2 AND param = $3"
-        } else {
-            "SELECT max(span) FROM date_spans WHERE pid = $1 AND tid = $2 AND param = $3"
-        };
-        let pid = self.pid.max(0);
-        let row = self.conn.query_opt(sql, &[&pid, &self.tid, &param])?;
-        Ok(row
-            .map(|r| r.try_get::<_, Option<i64>>(0))
-            .transpose()?
-            .flatten()
-            .unwrap_or(0))
+    fn span(&self, param: i64) -> Result<i64, PgError> {
+        Ok(self.spans.get(&param).copied().unwrap_or(0))
     }
 
     /// As in the SQLite planner: a date clause on the driver row, with redundant bounds so

@@ -399,13 +399,13 @@ fn a_node_refuses_a_schema_newer_than_it_knows() {
             &[&(schema::schema_version() + 1)],
         )
         .expect("a newer migration");
-    let refused = PostgresStore::open_with(config(&db.url))
-        .err()
-        .expect("refused");
+    let Err(refused) = PostgresStore::open_with(config(&db.url)) else {
+        panic!("refused")
+    };
     assert!(refused.to_string().contains("newer"), "{refused}");
-    let refused = PostgresStore::migrate(&db.url, Layout::default())
-        .err()
-        .expect("refused");
+    let Err(refused) = PostgresStore::migrate(&db.url, Layout::default()) else {
+        panic!("refused")
+    };
     assert!(refused.to_string().contains("newer"), "{refused}");
 }
 
@@ -580,9 +580,9 @@ fn citus_layout_distributes_every_patient_table_by_citizen() {
 #[test]
 fn citus_layout_is_refused_without_the_citus_extension() {
     let db = Db::new();
-    let refused = PostgresStore::migrate(&db.url, Layout::Citus)
-        .err()
-        .expect("refused");
+    let Err(refused) = PostgresStore::migrate(&db.url, Layout::Citus) else {
+        panic!("refused")
+    };
     assert!(refused.to_string().contains("citus extension"), "{refused}");
     // Nothing was created.
     assert_eq!(

@@ -1491,15 +1491,17 @@ impl Tx<'_> {
     }
 
     fn write_resources(&mut self) -> Result<(), PgError> {
-        let mut cols: (
+        #[derive(Default)]
+        struct ResourceColumns<'a>(
             Vec<i64>,
             Vec<i64>,
-            Vec<&str>,
+            Vec<&'a str>,
             Vec<i64>,
             Vec<i64>,
             Vec<bool>,
-            Vec<Option<&str>>,
-        ) = Default::default();
+            Vec<Option<&'a str>>,
+        );
+        let mut cols = ResourceColumns::default();
         let mut moved: Vec<(i64, i64, String)> = Vec::new();
         for ((tid, id), res) in &self.state {
             if !res.dirty {
