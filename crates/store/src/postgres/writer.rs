@@ -26,6 +26,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use ::postgres::binary_copy::BinaryCopyInWriter;
+use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
 use super::names::{Needed, compartment_key, name_id};
 use super::pool::{Conn, Pool};
 use super::schema::CURRENT;
@@ -141,53 +144,65 @@ fn prepare(
 /// Drops rows whose primary key repeats one before it in the same version (SQLite's
 /// `INSERT OR IGNORE` keeps the first too).
 fn dedup(rows: Vec<Row>) -> Vec<Row> {
-    let mut seen = HashSet::new();
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::new();
+        rows.iter().map(|row| seen.insert(row_key(row))).collect()
+    };
     rows.into_iter()
-        .filter(|row| seen.insert(row_key(row)))
+        .zip(keep)
+        .filter_map(|(row, keep)| keep.then_some(row))
         .collect()
 }
 
-/// The primary-key columns of a row within its version, as text.
-fn row_key(row: &Row) -> String {
+/// The primary-key columns of a row within its version.
+#[derive(Hash, PartialEq, Eq)]
+enum RowKey<'a> {
+    Token(i64, &'a str, i64),
+    String(i64, &'a str, &'a str),
+    Date(i64, i64, i64),
+    Number(i64, u64, u64, u64),
+    Quantity(i64, i64, &'a str, u64),
+    Reference(i64, &'a str, i64, &'a str),
+    Uri(i64, &'a str),
+    Composite(i64, &'a str, i64, i64),
+    CodeDate(i64, i64, &'a str, i64, i64, i64),
+}
+
+fn row_key(row: &Row) -> RowKey<'_> {
     match row {
         Row::Token {
             param, code, sys, ..
-        } => format!("t|{param}|{sys}|{code}"),
-        Row::String { param, norm, exact } => format!("s|{param}|{}|{norm}|{exact}", norm.len()),
-        Row::Date { param, low, high } => format!("d|{param}|{low}|{high}"),
+        } => RowKey::Token(*param, code, *sys),
+        Row::String { param, norm, exact } => RowKey::String(*param, norm, exact),
+        Row::Date { param, low, high } => RowKey::Date(*param, *low, *high),
         Row::Number {
             param,
             value,
             low,
             high,
-        } => format!(
-            "n|{param}|{}|{}|{}",
-            value.to_bits(),
-            low.to_bits(),
-            high.to_bits()
-        ),
+        } => RowKey::Number(*param, value.to_bits(), low.to_bits(), high.to_bits()),
         Row::Quantity {
             param,
             sys,
             code,
             value,
             ..
-        } => format!("q|{param}|{sys}|{}|{code}", value.to_bits()),
+        } => RowKey::Quantity(*param, *sys, code, value.to_bits()),
         Row::Reference {
             param,
             target_id,
             ttype,
             url,
             ..
-        } => format!("r|{param}|{ttype}|{}|{target_id}|{url}", target_id.len()),
-        Row::Uri { param, uri } => format!("u|{param}|{uri}"),
+        } => RowKey::Reference(*param, target_id, *ttype, url),
+        Row::Uri { param, uri } => RowKey::Uri(*param, uri),
         Row::Composite {
             param,
             code1,
             sys1,
             ord,
             ..
-        } => format!("c|{param}|{sys1}|{ord}|{code1}"),
+        } => RowKey::Composite(*param, code1, *sys1, *ord),
         Row::CodeDate {
             tparam,
             dparam,
@@ -195,7 +210,7 @@ fn row_key(row: &Row) -> String {
             sys,
             low,
             high,
-        } => format!("cd|{tparam}|{dparam}|{sys}|{low}|{high}|{code}"),
+        } => RowKey::CodeDate(*tparam, *dparam, code, *sys, *low, *high),
     }
 }
 
@@ -358,17 +373,41 @@ const TABLES: [TableDef; 9] = [
     },
 ];
 
-enum Val {
+#[derive(Debug)]
+enum Val<'a> {
     I(i64),
     OptI(Option<i64>),
     F(f64),
     OptF(Option<f64>),
-    T(String),
-    OptT(Option<String>),
+    T(&'a str),
+    OptT(Option<&'a str>),
+}
+
+impl ToSql for Val<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Val::I(v) => v.to_sql(ty, out),
+            Val::OptI(v) => v.to_sql(ty, out),
+            Val::F(v) => v.to_sql(ty, out),
+            Val::OptF(v) => v.to_sql(ty, out),
+            Val::T(v) => v.to_sql(ty, out),
+            Val::OptT(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty) || <f64 as ToSql>::accepts(ty) || <&str as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
 }
 
 /// Which of [`TABLES`] a row goes to, and its values in key-then-rest column order.
-fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, Vec<Val>) {
+fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, Vec<Val<'_>>) {
     use Val::*;
     let b = |param: &i64| vec![I(pid), I(tid), I(*param)];
     match row {
@@ -379,18 +418,12 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             text,
         } => {
             let mut v = b(param);
-            v.extend([
-                T(code.clone()),
-                I(seq),
-                I(*sys),
-                OptT(text.clone()),
-                I(seq_to),
-            ]);
+            v.extend([T(code), I(seq), I(*sys), OptT(text.as_deref()), I(seq_to)]);
             (0, v)
         }
         Row::String { param, norm, exact } => {
             let mut v = b(param);
-            v.extend([T(norm.clone()), I(seq), T(exact.clone()), I(seq_to)]);
+            v.extend([T(norm), I(seq), T(exact), I(seq_to)]);
             (1, v)
         }
         Row::Date { param, low, high } => {
@@ -420,12 +453,12 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             let mut v = b(param);
             v.extend([
                 I(*sys),
-                T(code.clone()),
+                T(code),
                 F(*value),
                 I(seq),
                 F(*low),
                 F(*high),
-                OptT(unit.clone()),
+                OptT(unit.as_deref()),
                 I(seq_to),
             ]);
             (4, v)
@@ -439,18 +472,18 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
         } => {
             let mut v = b(param);
             v.extend([
-                T(target_id.clone()),
+                T(target_id),
                 I(*ttype),
-                T(url.clone()),
+                T(url),
                 I(seq),
-                OptT(version.clone()),
+                OptT(version.as_deref()),
                 I(seq_to),
             ]);
             (5, v)
         }
         Row::Uri { param, uri } => {
             let mut v = b(param);
-            v.extend([T(uri.clone()), I(seq), I(seq_to)]);
+            v.extend([T(uri), I(seq), I(seq_to)]);
             (6, v)
         }
         Row::Composite {
@@ -461,12 +494,12 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             second,
         } => {
             let mut v = b(param);
-            v.extend([T(code1.clone()), I(*sys1), I(seq), I(*ord)]);
+            v.extend([T(code1), I(*sys1), I(seq), I(*ord)]);
             let (k2, sys2, code2, num2, low2, high2, dlow2, dhigh2, text2) = match second {
                 Second::Token { sys, code } => (
                     1,
                     Some(*sys),
-                    Some(code.clone()),
+                    Some(code.as_str()),
                     None,
                     None,
                     None,
@@ -483,7 +516,7 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
                 } => (
                     2,
                     Some(*sys),
-                    Some(code.clone()),
+                    Some(code.as_str()),
                     Some(*value),
                     Some(*low),
                     Some(*high),
@@ -502,7 +535,17 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
                     Some(*high),
                     None,
                 ),
-                Second::Text(t) => (4, None, None, None, None, None, None, None, Some(t.clone())),
+                Second::Text(t) => (
+                    4,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(t.as_str()),
+                ),
             };
             v.extend([
                 I(k2),
@@ -532,7 +575,7 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
                 I(tid),
                 I(*tparam),
                 I(*dparam),
-                T(code.clone()),
+                T(code),
                 I(*sys),
                 I(*low),
                 I(seq),
@@ -565,14 +608,14 @@ impl Column {
         }
     }
 
-    fn push(&mut self, v: Val) -> Result<(), PgError> {
+    fn push(&mut self, v: Val<'_>) -> Result<(), PgError> {
         match (self, v) {
             (Column::I(c), Val::I(x)) => c.push(x),
             (Column::OptI(c), Val::OptI(x)) => c.push(x),
             (Column::F(c), Val::F(x)) => c.push(x),
             (Column::OptF(c), Val::OptF(x)) => c.push(x),
-            (Column::T(c), Val::T(x)) => c.push(x),
-            (Column::OptT(c), Val::OptT(x)) => c.push(x),
+            (Column::T(c), Val::T(x)) => c.push(x.to_owned()),
+            (Column::OptT(c), Val::OptT(x)) => c.push(x.map(str::to_owned)),
             _ => return Err(PgError::Corrupt("an index value of the wrong type".into())),
         }
         Ok(())
@@ -604,7 +647,7 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, values: Vec<Val>) -> Result<(), PgError> {
+    fn push(&mut self, values: Vec<Val<'_>>) -> Result<(), PgError> {
         if values.len() != self.columns.len() {
             return Err(PgError::Corrupt("an index row of the wrong width".into()));
         }
@@ -628,14 +671,36 @@ fn unnest_args(types: impl Iterator<Item = Ty>, first: usize) -> String {
         .join(", ")
 }
 
-fn insert_sql(t: &TableDef) -> String {
+fn copy_sql(t: &TableDef) -> String {
     let cols: Vec<&str> = t.key.iter().chain(t.rest).map(|c| c.0).collect();
-    format!(
-        "INSERT INTO {} ({}) SELECT * FROM unnest({})",
-        t.name,
-        cols.join(", "),
-        unnest_args(t.key.iter().chain(t.rest).map(|c| c.1), 1)
-    )
+    format!("COPY {} ({}) FROM STDIN BINARY", t.name, cols.join(", "))
+}
+
+impl Ty {
+    fn pg(self) -> Type {
+        match self {
+            Ty::I | Ty::OptI => Type::INT8,
+            Ty::F | Ty::OptF => Type::FLOAT8,
+            Ty::T | Ty::OptT => Type::TEXT,
+        }
+    }
+}
+
+/// Streams rows into `sql` (a `COPY ... FROM STDIN BINARY`) with one round trip.
+fn copy_rows<'v>(
+    conn: &mut Conn,
+    sql: &str,
+    types: &[Type],
+    rows: impl Iterator<Item = Vec<&'v (dyn ToSql + Sync)>>,
+) -> Result<(), PgError> {
+    let statement = conn.prepare(sql)?;
+    let sink = conn.client.copy_in(&statement)?;
+    let mut writer = BinaryCopyInWriter::new(sink, types);
+    for row in rows {
+        writer.write(&row)?;
+    }
+    writer.finish()?;
+    Ok(())
 }
 
 /// `UPDATE ... SET seq_to` for rows named by key, all in compartment `$1`.
@@ -743,11 +808,11 @@ struct Ident {
     id: String,
 }
 
-struct PendingRow {
+struct PendingRow<'p> {
     pid: i64,
     tid: i64,
     seq: i64,
-    row: Row,
+    row: &'p Row,
     seq_to: i64,
 }
 
@@ -771,7 +836,7 @@ struct Seqs {
     last: i64,
 }
 
-struct Tx<'a> {
+struct Tx<'a, 'p> {
     conn: &'a mut Conn,
     now: i64,
     /// Sequence numbers taken per compartment: one per op is always enough.
@@ -782,7 +847,7 @@ struct Tx<'a> {
     /// (type, id) known to exist nowhere.
     absent: HashSet<(i64, String)>,
     idents: Vec<Ident>,
-    pending: Vec<PendingRow>,
+    pending: Vec<PendingRow<'p>>,
     /// (pid, seq) of versions written by this transaction -> their rows in `pending`.
     pending_versions: HashMap<(i64, i64), std::ops::Range<usize>>,
     supersede: KeyBatches,
@@ -867,11 +932,11 @@ pub fn write(
     Err(last_error.unwrap_or_else(|| PgError::Retry("too many attempts".into())))
 }
 
-impl Tx<'_> {
+impl<'p> Tx<'_, 'p> {
     fn run(
         &mut self,
-        ops: &[WriteOp],
-        prepared: &[Option<Prepared>],
+        ops: &'p [WriteOp],
+        prepared: &'p [Option<Prepared>],
         atomicity: Atomicity,
     ) -> Result<(Outcomes, bool), PgError> {
         // Deletes name no compartment: find where their resources are first, so those
@@ -1166,8 +1231,8 @@ impl Tx<'_> {
 
     fn apply(
         &mut self,
-        op: &WriteOp,
-        prepared: Option<&Prepared>,
+        op: &'p WriteOp,
+        prepared: Option<&'p Prepared>,
     ) -> Result<Result<WriteOutcome, Rejection>, PgError> {
         match (op, prepared) {
             (WriteOp::Create { new, if_none_exist }, Some(p)) => {
@@ -1314,7 +1379,7 @@ impl Tx<'_> {
         self.state.insert((tid, id.to_owned()), res);
     }
 
-    fn insert_new(&mut self, p: &Prepared, new: &NewVersion) -> Result<(), PgError> {
+    fn insert_new(&mut self, p: &'p Prepared, new: &NewVersion) -> Result<(), PgError> {
         let seq = self.take_seq(p.pid)?;
         self.store_version(p, seq, new, new.app.clone());
         self.set_state(
@@ -1337,7 +1402,7 @@ impl Tx<'_> {
     /// Buffers the version row and its index rows.
     fn store_version(
         &mut self,
-        p: &Prepared,
+        p: &'p Prepared,
         seq: i64,
         new: &NewVersion,
         created_by: Option<String>,
@@ -1368,7 +1433,7 @@ impl Tx<'_> {
                 pid: p.pid,
                 tid: p.tid,
                 seq,
-                row: row.clone(),
+                row,
                 seq_to: CURRENT,
             });
         }
@@ -1416,20 +1481,26 @@ impl Tx<'_> {
 
     fn flush(&mut self) -> Result<(), PgError> {
         self.supersede.run(self.conn, supersede_sql)?;
-        // Index rows, one statement per table.
-        let mut batches: Vec<Option<Batch>> = TABLES.iter().map(|_| None).collect();
+        // Index rows: one COPY per table.
+        let mut by_table: Vec<Vec<Vec<Val<'_>>>> = TABLES.iter().map(|_| Vec::new()).collect();
         for p in &self.pending {
-            let (table, values) = row_values(p.pid, p.tid, p.seq, &p.row, p.seq_to);
-            let (Some(slot), Some(def)) = (batches.get_mut(table), TABLES.get(table)) else {
-                continue;
-            };
-            slot.get_or_insert_with(|| Batch::new(def.key.iter().chain(def.rest).map(|c| c.1)))
-                .push(values)?;
-        }
-        for (def, batch) in TABLES.iter().zip(&batches) {
-            if let Some(batch) = batch {
-                self.conn.execute(&insert_sql(def), &batch.params())?;
+            let (table, values) = row_values(p.pid, p.tid, p.seq, p.row, p.seq_to);
+            if let Some(rows) = by_table.get_mut(table) {
+                rows.push(values);
             }
+        }
+        for (def, rows) in TABLES.iter().zip(&by_table) {
+            if rows.is_empty() {
+                continue;
+            }
+            let types: Vec<Type> = def.key.iter().chain(def.rest).map(|c| c.1.pg()).collect();
+            copy_rows(
+                self.conn,
+                &copy_sql(def),
+                &types,
+                rows.iter()
+                    .map(|r| r.iter().map(|v| v as &(dyn ToSql + Sync)).collect()),
+            )?;
         }
         self.write_versions()?;
         self.write_resources()?;
@@ -1466,26 +1537,40 @@ impl Tx<'_> {
         if self.versions.is_empty() {
             return Ok(());
         }
-        let v = &self.versions;
-        let pids: Vec<i64> = v.iter().map(|r| r.pid).collect();
-        let seqs: Vec<i64> = v.iter().map(|r| r.seq).collect();
-        let tids: Vec<i64> = v.iter().map(|r| r.tid).collect();
-        let ids: Vec<&str> = v.iter().map(|r| r.id.as_str()).collect();
-        let versions: Vec<i64> = v.iter().map(|r| r.version).collect();
-        let updated: Vec<i64> = v.iter().map(|r| r.last_updated).collect();
-        let deleted: Vec<bool> = v.iter().map(|r| r.deleted).collect();
-        let apps: Vec<Option<&str>> = v.iter().map(|r| r.app.as_deref()).collect();
-        let creators: Vec<Option<&str>> = v.iter().map(|r| r.created_by.as_deref()).collect();
-        let bodies: Vec<&[u8]> = v.iter().map(|r| r.body.as_slice()).collect();
-        let manifests: Vec<&[u8]> = v.iter().map(|r| r.manifest.as_slice()).collect();
-        self.conn.execute(
-            "INSERT INTO versions (pid, seq, tid, id, version, last_updated, deleted, app, created_by, body, manifest)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[],
-                                  $6::bigint[], $7::bool[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])",
-            &[
-                &pids, &seqs, &tids, &ids, &versions, &updated, &deleted, &apps, &creators,
-                &bodies, &manifests,
-            ],
+        let types = [
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::BOOL,
+            Type::TEXT,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::BYTEA,
+        ];
+        let versions = std::mem::take(&mut self.versions);
+        copy_rows(
+            self.conn,
+            "COPY versions (pid, seq, tid, id, version, last_updated, deleted, app, created_by, body, manifest)
+             FROM STDIN BINARY",
+            &types,
+            versions.iter().map(|r| -> Vec<&(dyn ToSql + Sync)> {
+                vec![
+                    &r.pid,
+                    &r.seq,
+                    &r.tid,
+                    &r.id,
+                    &r.version,
+                    &r.last_updated,
+                    &r.deleted,
+                    &r.app,
+                    &r.created_by,
+                    &r.body,
+                    &r.manifest,
+                ]
+            }),
         )?;
         Ok(())
     }
