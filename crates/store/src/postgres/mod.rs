@@ -213,18 +213,23 @@ struct VersionRow {
 
 impl VersionRow {
     fn from_row(r: &PgRow) -> Result<VersionRow, PgError> {
+        VersionRow::from_row_at(r, 0)
+    }
+
+    /// The version in the columns of a row from `at` on.
+    fn from_row_at(r: &PgRow, at: usize) -> Result<VersionRow, PgError> {
         Ok(VersionRow {
-            pid: r.try_get(0)?,
-            seq: r.try_get(1)?,
-            id: r.try_get(2)?,
-            version: r.try_get(3)?,
-            last_updated: r.try_get(4)?,
-            deleted: r.try_get(5)?,
-            body: r.try_get(6)?,
-            app: r.try_get(7)?,
-            created_by: r.try_get(8)?,
-            tid: r.try_get(9)?,
-            manifest: r.try_get(10)?,
+            pid: r.try_get(at)?,
+            seq: r.try_get(at + 1)?,
+            id: r.try_get(at + 2)?,
+            version: r.try_get(at + 3)?,
+            last_updated: r.try_get(at + 4)?,
+            deleted: r.try_get(at + 5)?,
+            body: r.try_get(at + 6)?,
+            app: r.try_get(at + 7)?,
+            created_by: r.try_get(at + 8)?,
+            tid: r.try_get(at + 9)?,
+            manifest: r.try_get(at + 10)?,
         })
     }
 }
@@ -413,29 +418,6 @@ impl PostgresStore {
             ended?;
             Ok(value)
         })
-    }
-
-    /// Versions by key, in one statement per compartment.
-    fn fetch_versions(
-        &self,
-        conn: &mut Conn,
-        keys: &[(i64, i64)],
-    ) -> Result<HashMap<(i64, i64), VersionRow>, PgError> {
-        let mut by_pid: HashMap<i64, Vec<i64>> = HashMap::new();
-        for (pid, seq) in keys {
-            by_pid.entry(*pid).or_default().push(*seq);
-        }
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.pid = $1 AND v.seq = ANY($2)"
-        );
-        let mut out = HashMap::with_capacity(keys.len());
-        for (pid, seqs) in by_pid {
-            for row in conn.query(&sql, &[&pid, &seqs])? {
-                let v = VersionRow::from_row(&row)?;
-                out.insert((v.pid, v.seq), v);
-            }
-        }
-        Ok(out)
     }
 
     fn type_name(&self, conn: &mut Conn, tid: i64) -> Result<String, PgError> {

@@ -458,13 +458,12 @@ fn execute(
             )
         })
         .collect();
-    let mut select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
-    if ctx.pid != EVERY_COMPARTMENT {
-        select.push("c.pid");
-    }
+    // The versions come with the page (one round trip): the keys, then the version.
+    let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
     let limit = sql.bind(query.count as i64 + 1);
     let text = format!(
-        "SELECT {} FROM {} {} WHERE {} ORDER BY {} LIMIT {limit}",
+        "SELECT {}, {VERSION_COLUMNS} FROM {} {} JOIN versions v ON v.pid = c.pid AND v.seq = c.seq
+         WHERE {} ORDER BY {} LIMIT {limit}",
         select.join(", "),
         plan.from,
         plan.joins.join(" "),
@@ -473,37 +472,19 @@ fn execute(
     );
     let result = query_values(ctx.conn, &text, &sql.values)?;
     let width = keys.len();
-    let mut rows: Vec<(Vec<Value>, i64)> = Vec::with_capacity(result.len());
+    let mut rows: Vec<(Vec<Value>, VersionRow)> = Vec::with_capacity(result.len());
     for r in &result {
         let values: Vec<Value> = (0..width)
             .map(|i| key_value(r, i))
             .collect::<Result<_, _>>()?;
-        let pid: i64 = if ctx.pid == EVERY_COMPARTMENT {
-            r.try_get(width - 2)?
-        } else {
-            r.try_get(width)?
-        };
-        rows.push((values, pid));
+        rows.push((values, VersionRow::from_row_at(r, width)?));
     }
     let more = rows.len() > query.count;
     rows.truncate(query.count);
     if backward {
         rows.reverse();
     }
-    let mut keys_of_rows = Vec::with_capacity(rows.len());
-    for (values, pid) in &rows {
-        let Some(Value::Integer(seq)) = values.last() else {
-            return Err(Fail::Pg(PgError::Corrupt(
-                "search row without a sequence number".into(),
-            )));
-        };
-        keys_of_rows.push((*pid, *seq));
-    }
-    let mut fetched = ctx.store.fetch_versions(ctx.conn, &keys_of_rows)?;
-    let versions: Vec<VersionRow> = keys_of_rows
-        .iter()
-        .filter_map(|k| fetched.remove(k))
-        .collect();
+    let versions: Vec<VersionRow> = rows.iter().map(|r| r.1.clone()).collect();
     let everything_on_this_page = cursor.direction == Direction::Start && !more;
     if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
         total = Some(rows.len() as u64);
