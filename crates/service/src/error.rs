@@ -200,7 +200,7 @@ impl From<phr_store::StoreError> for Error {
             phr_store::StoreError::BadCursor | phr_store::StoreError::Unsupported(_) => {
                 Error::invalid(err.to_string())
             }
-            phr_store::StoreError::Closed => Error::new(
+            phr_store::StoreError::Closed | phr_store::StoreError::Unavailable(_) => Error::new(
                 ErrorKind::Unavailable,
                 IssueType::Throttled,
                 err.to_string(),

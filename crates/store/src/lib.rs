@@ -1,5 +1,6 @@
 //! Versioned FHIR resource storage: the [`Storage`] trait the server talks to, and its
-//! engines (SQLite, embedded default).
+//! engines: SQLite (embedded default, [`sqlite`]) and PostgreSQL (several nodes on one
+//! database, distributable by citizen with Citus, [`postgres`]).
 //!
 //! Every version of every resource is kept until erased. Keys start with the patient
 //! compartment, so a citizen's reads never touch another citizen's rows and their cost depends
@@ -7,9 +8,8 @@
 //! (it executes a parsed [`phr_search::SearchQuery`]) and never validates resources (callers
 //! hand it prepared, validated versions with their index entries).
 //!
-//! All methods block; async callers use `spawn_blocking`. Writes from many threads are
-//! gathered by one writer thread and committed together (group commit: one fsync for many
-//! requests); a write returns only after its data is durable.
+//! All methods block; async callers use `spawn_blocking`. A write returns only after its data
+//! is durable (committed).
 
 #![deny(
     clippy::unwrap_used,
@@ -20,7 +20,10 @@
 
 pub use phr_search::{IndexEntry, Micros, SearchQuery};
 
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
 /// One stored version of a resource, as read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +139,10 @@ pub enum StoreError {
     BadCursor,
     #[error("storage is shutting down")]
     Closed,
+    /// The database cannot be reached or did not answer in time; nothing is known to have
+    /// been applied. Retry later (HTTP 503). The engine reconnects by itself.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The query asks for something this engine cannot evaluate (e.g. `:in` without a
     /// terminology service); FHIR says to reject such searches (400), never to ignore them.
     #[error("unsupported search: {0}")]
@@ -187,9 +194,37 @@ pub enum Erasure {
 }
 
 pub trait Storage: Send + Sync {
-    /// The current version, including a delete tombstone.
+    /// The current version, including a delete tombstone, wherever it is stored. An engine
+    /// that places data by citizen may have to ask every node: callers that act for one
+    /// citizen use [`Storage::read_in`].
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>>;
     fn vread(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<StoredResource>>;
+    /// [`Storage::read`] confined to `patient`'s compartment: the current version only when
+    /// it is in that compartment (`StoredResource::patient == Some(patient)`), else `None`.
+    /// Engines that place data by citizen answer it from that citizen's data alone.
+    fn read_in(
+        &self,
+        patient: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>> {
+        Ok(self
+            .read(resource_type, id)?
+            .filter(|r| r.patient.as_deref() == Some(patient)))
+    }
+    /// [`Storage::vread`] confined to `patient`'s compartment: the version only when it was
+    /// written in that compartment.
+    fn vread_in(
+        &self,
+        patient: &str,
+        resource_type: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<StoredResource>> {
+        Ok(self
+            .vread(resource_type, id, version)?
+            .filter(|r| r.patient.as_deref() == Some(patient)))
+    }
     /// Ids of live resources of `resource_type` in `compartment` with this identifier.
     fn find_by_identifier(
         &self,
@@ -216,9 +251,10 @@ pub trait Storage: Send + Sync {
     }
 }
 
-/// Writer counters since the store was opened. `commits` equals the number of WAL fsyncs
-/// made for writes (each commit is one fsync with `synchronous=FULL`); requests / commits is
-/// the average group-commit batch.
+/// Writer counters since the store was opened. With SQLite, `commits` equals the number of
+/// WAL fsyncs made for writes (each commit is one fsync with `synchronous=FULL`) and
+/// requests / commits is the average group-commit batch; with PostgreSQL every request is
+/// its own transaction (the server groups concurrent WAL flushes itself).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreStats {
     /// Write transactions committed (one fsync each).

@@ -1,21 +1,25 @@
-//! Durability at the engine level: a writer process is SIGKILLed in the middle of a write
-//! load; after reopening, every write it had acknowledged must be readable.
+//! Durability at the engine level, for both engines: a writer process (a node) is SIGKILLed
+//! in the middle of a write load; after reopening, every write it had acknowledged must be
+//! readable.
 //!
 //! The test binary re-invokes itself: `writer_process` (ignored in normal runs) is the child,
-//! started with `PHR_DURABILITY_DIR` set; it prints `ack <id>` after each acknowledged write.
+//! started with `PHR_DURABILITY_DIR` (SQLite) or `PHR_DURABILITY_URL` (PostgreSQL) set; it
+//! prints `ack <id>` after each acknowledged write.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use phr_search::{IndexEntry, IndexValue};
+use phr_store::postgres::PostgresStore;
 use phr_store::sqlite::SqliteStore;
 use phr_store::{Atomicity, NewVersion, Storage, WriteOp};
 
 const DIR_VAR: &str = "PHR_DURABILITY_DIR";
-/// How many acknowledged writes the kill waits for (4 writer threads of 10-write batches).
-const ACKED_BEFORE_KILL: usize = 400;
+const URL_VAR: &str = "PHR_DURABILITY_URL";
+/// Acknowledged writes to wait for before the kill.
+const BEFORE_KILL: usize = 300;
 
 fn observation(id: &str, patient: &str, at: i64) -> NewVersion {
     NewVersion {
@@ -43,13 +47,29 @@ fn observation(id: &str, patient: &str, at: i64) -> NewVersion {
     }
 }
 
+enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            Target::Sqlite(dir) => Arc::new(SqliteStore::open(&dir.join("phr.db")).expect("opens")),
+            Target::Postgres(url) => Arc::new(PostgresStore::open(url).expect("opens")),
+        }
+    }
+}
+
 #[test]
-#[ignore = "the child process of acknowledged_writes_survive_sigkill"]
+#[ignore = "the child process of acknowledged_writes_survive_sigkill_*"]
 fn writer_process() {
-    let Some(dir) = std::env::var_os(DIR_VAR) else {
-        return;
+    let target = match (std::env::var_os(DIR_VAR), std::env::var(URL_VAR)) {
+        (Some(dir), _) => Target::Sqlite(PathBuf::from(dir)),
+        (None, Ok(url)) => Target::Postgres(url),
+        _ => return,
     };
-    let store = Arc::new(SqliteStore::open(&PathBuf::from(dir).join("phr.db")).expect("opens"));
+    let store = target.open();
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -80,27 +100,28 @@ fn writer_process() {
     }
 }
 
-#[test]
-fn acknowledged_writes_survive_sigkill() {
-    let dir = std::env::temp_dir().join(format!("phr-store-durability-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "writer_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_VAR, &dir)
+/// Runs the writer child against `target`, SIGKILLs it once it acknowledged enough writes,
+/// and checks every acknowledged write after reopening.
+fn acknowledged_writes_survive_sigkill(target: Target) {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command.args([
+        "--exact",
+        "writer_process",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    match &target {
+        Target::Sqlite(dir) => command.env(DIR_VAR, dir),
+        Target::Postgres(url) => command.env(URL_VAR, url),
+    };
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("starts the writer process");
     let stdout = child.stdout.take().expect("piped");
-    // The reader passes acknowledgements on as they come, so the kill can wait for a count
-    // of them instead of a time.
-    let (acks, acknowledged) = std::sync::mpsc::channel::<String>();
+    let (acks, acked) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
@@ -113,17 +134,21 @@ fn acknowledged_writes_survive_sigkill() {
             }
         }
     });
-    // Let it acknowledge a good number of batches, then kill it without warning while it
-    // keeps writing.
-    let mut acked: Vec<String> = acknowledged.iter().take(ACKED_BEFORE_KILL).collect();
+    // Kill it without warning in the middle of its load.
+    let mut ids: Vec<String> = Vec::new();
+    while ids.len() < BEFORE_KILL {
+        match acked.recv() {
+            Ok(id) => ids.push(id),
+            Err(_) => panic!("the writer stopped after {} acknowledged writes", ids.len()),
+        }
+    }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     reader.join().expect("reader");
-    acked.extend(acknowledged.try_iter());
-    assert!(acked.len() >= ACKED_BEFORE_KILL);
+    ids.extend(acked.try_iter());
 
-    let store = SqliteStore::open(&dir.join("phr.db")).expect("reopens after the crash");
-    let missing: Vec<&String> = acked
+    let store = target.open();
+    let missing: Vec<&String> = ids
         .iter()
         .filter(|id| store.read("Observation", id).expect("reads").is_none())
         .collect();
@@ -131,13 +156,26 @@ fn acknowledged_writes_survive_sigkill() {
         missing.is_empty(),
         "{} of {} acknowledged writes lost: {:?}",
         missing.len(),
-        acked.len(),
+        ids.len(),
         &missing[..missing.len().min(5)]
     );
     eprintln!(
         "{} acknowledged writes, all readable after SIGKILL",
-        acked.len()
+        ids.len()
     );
-    drop(store);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_sqlite() {
+    let dir = std::env::temp_dir().join(format!("phr-store-durability-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    acknowledged_writes_survive_sigkill(Target::Sqlite(dir.clone()));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_of_a_postgres_node() {
+    acknowledged_writes_survive_sigkill(Target::Postgres(phr_test_postgres::database(
+        "durability",
+    )));
 }

@@ -4,7 +4,12 @@
 //! weekly weight, blood pressure twice a day). Prints p50/p99 and one JSON summary line.
 //!
 //! `store-bench --observations 1000000 [--dir /tmp/phr-store-bench] [--queries 2000]
-//!  [--ingest-observations 120000] [--skip-ingest] [--reuse] [--cache-mib 256]`
+//!  [--ingest-observations 120000] [--skip-ingest] [--reuse] [--cache-mib 256]
+//!  [--postgres URL [--partitions 16]]`
+//!
+//! With `--postgres URL` (a database the user may create databases from) the same load and
+//! queries run on the PostgreSQL engine, each phase in a database of its own
+//! (`phr_bench_ingest_N`, `phr_bench_query_N`, dropped and created anew unless reused).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use std::time::Instant;
 use phr_search::{
     Clause, IndexEntry, IndexValue, Prefix, QueryValue, SortKey, Summary, TokenSystem,
 };
+use phr_store::postgres::{Layout, PostgresConfig, PostgresStore};
 use phr_store::sqlite::{SqliteStore, StoreConfig};
 use phr_store::{Atomicity, NewVersion, SearchQuery, Storage, WriteOp};
 
@@ -298,7 +304,23 @@ fn citizen_batches(n: usize) -> Vec<Vec<NewVersion>> {
     versions.chunks(BATCH).map(|c| c.to_vec()).collect()
 }
 
-fn write_batches(store: &SqliteStore, batches: &[Vec<NewVersion>], threads: usize) -> f64 {
+/// Round-robin over the citizens' batch lists: first batches of all, then second...
+fn interleave(citizens: Vec<Vec<Vec<NewVersion>>>) -> Vec<Vec<NewVersion>> {
+    let mut lists: Vec<std::vec::IntoIter<Vec<NewVersion>>> =
+        citizens.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for list in &mut lists {
+            out.extend(list.next());
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+fn write_batches(store: &dyn Storage, batches: &[Vec<NewVersion>], threads: usize) -> f64 {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -335,6 +357,8 @@ struct Args {
     skip_ingest: bool,
     reuse: bool,
     cache_mib: i64,
+    postgres: Option<String>,
+    partitions: u32,
 }
 
 fn args() -> Args {
@@ -346,6 +370,8 @@ fn args() -> Args {
         skip_ingest: false,
         reuse: false,
         cache_mib: 256,
+        postgres: None,
+        partitions: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -358,6 +384,8 @@ fn args() -> Args {
             "--cache-mib" => a.cache_mib = value().parse().expect("a number"),
             "--skip-ingest" => a.skip_ingest = true,
             "--reuse" => a.reuse = true,
+            "--postgres" => a.postgres = Some(value()),
+            "--partitions" => a.partitions = value().parse().expect("a number"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -405,20 +433,156 @@ fn fresh_store(dir: &std::path::Path, cache_mib: i64) -> SqliteStore {
     .expect("opens")
 }
 
+/// Where a phase's data goes: a folder (SQLite) or a database (PostgreSQL).
+enum Engine {
+    Sqlite { cache_mib: i64 },
+    Postgres { url: String, partitions: u32 },
+}
+
+impl Engine {
+    fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite { .. } => "sqlite",
+            Engine::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The URL of database `name` next to the one given.
+    fn database_url(url: &str, name: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (url, String::new()),
+        };
+        let cut = base
+            .rfind('/')
+            .filter(|&i| i > base.find("//").map_or(0, |j| j + 1));
+        format!("{}/{name}{query}", &base[..cut.unwrap_or(base.len())])
+    }
+
+    fn admin(url: &str) -> postgres::Client {
+        postgres::Client::connect(url, postgres::NoTls).expect("connects to PostgreSQL")
+    }
+
+    /// A new, empty store for phase `name`.
+    fn fresh(&self, dir: &std::path::Path, name: &str) -> Box<dyn Storage> {
+        match self {
+            Engine::Sqlite { cache_mib } => Box::new(fresh_store(&dir.join(name), *cache_mib)),
+            Engine::Postgres { url, partitions } => {
+                let db = format!("phr_bench_{}", name.replace('-', "_"));
+                let mut admin = Engine::admin(url);
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                    .expect("drops");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {db}"))
+                    .expect("creates");
+                Box::new(self.open_pg(&Engine::database_url(url, &db), *partitions))
+            }
+        }
+    }
+
+    fn open_pg(&self, url: &str, partitions: u32) -> PostgresStore {
+        PostgresStore::open_with(PostgresConfig {
+            layout: Layout::Partitioned { partitions },
+            pool_size: 24,
+            ..PostgresConfig::new(url)
+        })
+        .expect("opens")
+    }
+
+    /// The store of phase `name` if it was loaded before.
+    fn existing(&self, dir: &std::path::Path, name: &str) -> Option<Box<dyn Storage>> {
+        match self {
+            Engine::Sqlite { .. } => {
+                let path = dir.join(name).join("phr.db");
+                path.exists()
+                    .then(|| Box::new(SqliteStore::open(&path).expect("opens")) as Box<dyn Storage>)
+            }
+            Engine::Postgres { url, partitions } => {
+                let db = format!("phr_bench_{}", name.replace('-', "_"));
+                let exists = Engine::admin(url)
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+                    .expect("queries")
+                    .is_some();
+                exists.then(|| {
+                    Box::new(self.open_pg(&Engine::database_url(url, &db), *partitions))
+                        as Box<dyn Storage>
+                })
+            }
+        }
+    }
+
+    /// (stored resources, citizens, bytes on disk) of phase `name`.
+    fn measure(&self, dir: &std::path::Path, name: &str) -> (i64, Option<usize>, u64) {
+        match self {
+            Engine::Sqlite { .. } => {
+                let path = dir.join(name).join("phr.db");
+                let conn = rusqlite::Connection::open(&path).expect("opens");
+                let stored: i64 = conn
+                    .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
+                    .expect("counts");
+                let citizens: Option<i64> = conn
+                    .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
+                    .ok();
+                (
+                    stored,
+                    citizens.and_then(|n| usize::try_from(n).ok()),
+                    dir_size(&dir.join(name)),
+                )
+            }
+            Engine::Postgres { url, .. } => {
+                let db = format!("phr_bench_{}", name.replace('-', "_"));
+                let mut client = Engine::admin(&Engine::database_url(url, &db));
+                let stored: i64 = client
+                    .query_one("SELECT count(*) FROM resources", &[])
+                    .expect("counts")
+                    .get(0);
+                let citizens: i64 = client
+                    .query_one("SELECT count(*) FROM compartments WHERE pid <> 0", &[])
+                    .expect("counts")
+                    .get(0);
+                let bytes: i64 = client
+                    .query_one("SELECT pg_database_size(current_database())", &[])
+                    .expect("sizes")
+                    .get(0);
+                (stored, usize::try_from(citizens).ok(), bytes as u64)
+            }
+        }
+    }
+}
+
 fn main() {
     let args = args();
-    let mut summary = vec![format!("\"observations\":{}", args.observations)];
+    let engine = match &args.postgres {
+        Some(url) => Engine::Postgres {
+            url: url.clone(),
+            partitions: args.partitions,
+        },
+        None => Engine::Sqlite {
+            cache_mib: args.cache_mib,
+        },
+    };
+    let mut summary = vec![
+        format!("\"engine\":\"{}\"", engine.name()),
+        format!("\"observations\":{}", args.observations),
+    ];
+    println!("engine: {}", engine.name());
 
     // (a) ingest of prepared batches.
     if !args.skip_ingest {
         let batches: Vec<Vec<NewVersion>> = {
-            let mut out = Vec::new();
+            let mut citizens = Vec::new();
+            let mut total = 0;
             let mut n = 1_000_000;
-            while out.iter().map(Vec::len).sum::<usize>() < args.ingest {
-                out.extend(citizen_batches(n));
+            while total < args.ingest {
+                let batches = citizen_batches(n);
+                total += batches.iter().map(Vec::len).sum::<usize>();
+                citizens.push(batches);
                 n += 1;
             }
-            out
+            // Concurrent clients send different citizens' bundles, as apps syncing many
+            // citizens do (one citizen's bundles are serialized by both engines).
+            interleave(citizens)
         };
         let total: usize = batches.iter().map(Vec::len).sum();
         let entries: usize = batches.iter().flatten().map(|v| v.index.len()).sum();
@@ -427,9 +591,9 @@ fn main() {
             entries as f64 / total as f64
         );
         for threads in [1, 4, 16] {
-            let dir = args.dir.join(format!("ingest-{threads}"));
-            let store = fresh_store(&dir, args.cache_mib);
-            let secs = write_batches(&store, &batches, threads);
+            let name = format!("ingest-{threads}");
+            let store = engine.fresh(&args.dir, &name);
+            let secs = write_batches(store.as_ref(), &batches, threads);
             let stats = store.stats();
             let rate = total as f64 / secs;
             println!(
@@ -440,84 +604,79 @@ fn main() {
             );
             summary.push(format!("\"ingest_{threads}_threads_per_s\":{rate:.0}"));
             drop(store);
-            let _ = std::fs::remove_dir_all(&dir);
+            if let Engine::Sqlite { .. } = engine {
+                let _ = std::fs::remove_dir_all(args.dir.join(&name));
+            }
         }
     }
 
     // (b) load N observations for many citizens, then query.
-    let dir = args.dir.join(format!("query-{}", args.observations));
-    let reuse = args.reuse && dir.join("phr.db").exists();
-    let mut citizens = ((args.observations as f64 / per_citizen()).ceil() as usize).max(1);
-    let store = if reuse {
-        SqliteStore::open(&dir.join("phr.db")).expect("opens")
+    let name = format!("query-{}", args.observations);
+    let existing = if args.reuse {
+        engine.existing(&args.dir, &name)
     } else {
-        let store = fresh_store(&dir, args.cache_mib);
-        let started = Instant::now();
-        let mut loaded = 0usize;
-        // Citizens in rounds of 64 so the load interleaves them like concurrent apps do,
-        // until N observations are stored.
-        let mut c = 0;
-        while loaded < args.observations {
-            let end = c + 64;
-            let mut round: Vec<Vec<Vec<NewVersion>>> = (c..end).map(citizen_batches).collect();
-            let mut interleaved = Vec::new();
-            while round.iter().any(|b| !b.is_empty()) {
-                for b in round.iter_mut() {
-                    if !b.is_empty() && loaded < args.observations {
-                        let batch = b.remove(0);
-                        loaded += batch.len();
-                        interleaved.push(batch);
-                    } else {
-                        b.clear();
+        None
+    };
+    let reuse = existing.is_some();
+    let mut citizens = ((args.observations as f64 / per_citizen()).ceil() as usize).max(1);
+    let store = match existing {
+        Some(store) => store,
+        None => {
+            let store = engine.fresh(&args.dir, &name);
+            let started = Instant::now();
+            let mut loaded = 0usize;
+            // Citizens in rounds of 64 so the load interleaves them like concurrent apps
+            // do, until N observations are stored.
+            let mut c = 0;
+            while loaded < args.observations {
+                let end = c + 64;
+                let mut round: Vec<Vec<Vec<NewVersion>>> = (c..end).map(citizen_batches).collect();
+                let mut interleaved = Vec::new();
+                while round.iter().any(|b| !b.is_empty()) {
+                    for b in round.iter_mut() {
+                        if !b.is_empty() && loaded < args.observations {
+                            let batch = b.remove(0);
+                            loaded += batch.len();
+                            interleaved.push(batch);
+                        } else {
+                            b.clear();
+                        }
                     }
                 }
+                write_batches(store.as_ref(), &interleaved, 4);
+                c = end;
+                eprint!(
+                    "\rloaded {loaded} Observations ({:.0}/s)   ",
+                    loaded as f64 / started.elapsed().as_secs_f64()
+                );
             }
-            write_batches(&store, &interleaved, 4);
-            c = end;
-            eprint!(
-                "\rloaded {loaded} Observations ({:.0}/s)   ",
-                loaded as f64 / started.elapsed().as_secs_f64()
+            eprintln!();
+            citizens = c;
+            let secs = started.elapsed().as_secs_f64();
+            let (_, _, bytes) = engine.measure(&args.dir, &name);
+            println!(
+                "load: {loaded} Observations for {citizens} citizens in {secs:.1} s = {:.0}/s, database {:.2} GiB",
+                loaded as f64 / secs,
+                bytes as f64 / (1u64 << 30) as f64
             );
+            summary.push(format!(
+                "\"loaded\":{loaded},\"citizens\":{citizens},\"load_per_s\":{:.0}",
+                loaded as f64 / secs
+            ));
+            store
         }
-        eprintln!();
-        citizens = c;
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "load: {loaded} Observations for {citizens} citizens in {secs:.1} s = {:.0}/s, database {:.2} GiB",
-            loaded as f64 / secs,
-            dir_size(&dir) as f64 / (1u64 << 30) as f64
-        );
-        summary.push(format!(
-            "\"loaded\":{loaded},\"citizens\":{citizens},\"load_per_s\":{:.0}",
-            loaded as f64 / secs
-        ));
-        std::fs::write(dir.join("citizens"), citizens.to_string()).expect("writes");
-        store
     };
+    let (stored, counted, bytes) = engine.measure(&args.dir, &name);
     if reuse {
-        // A load that was stopped early has no `citizens` file: count the compartments.
-        citizens = std::fs::read_to_string(dir.join("citizens"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .or_else(|| {
-                let conn = rusqlite::Connection::open(dir.join("phr.db")).ok()?;
-                let n: i64 = conn
-                    .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
-                    .ok()?;
-                usize::try_from(n).ok()
-            })
-            .unwrap_or(citizens);
-        let conn = rusqlite::Connection::open(dir.join("phr.db")).expect("opens");
-        let stored: i64 = conn
-            .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
-            .expect("counts");
+        // Citizens that hold data: every loaded citizen has some.
+        citizens = counted.unwrap_or(citizens);
         println!(
             "reused: {stored} Observations for {citizens} citizens, database {:.2} GiB",
-            dir_size(&dir) as f64 / (1u64 << 30) as f64
+            bytes as f64 / (1u64 << 30) as f64
         );
         summary.push(format!("\"stored\":{stored},\"citizens\":{citizens}"));
     }
-    summary.push(format!("\"db_bytes\":{}", dir_size(&dir)));
+    summary.push(format!("\"db_bytes\":{bytes}"));
 
     let store = Arc::new(store);
     // The same queries run twice: the first pass warms the page cache (the load or other
@@ -608,4 +767,5 @@ fn main() {
             "\"{name}_p50_ms\":{p50:.3},\"{name}_p95_ms\":{p95:.3},\"{name}_p99_ms\":{p99:.3}"
         ));
     }
+    println!("{{{}}}", summary.join(","));
 }

@@ -6,10 +6,12 @@
 //! crash and a power loss. Group commit keeps that affordable: one fsync covers every
 //! request queued while the previous commit was running.
 
-mod cursor;
-mod rows;
+// `cursor`, `rows` and the pure parts of `search` do not depend on SQLite: the PostgreSQL
+// engine uses them too.
+pub(crate) mod cursor;
+pub(crate) mod rows;
 pub mod schema;
-mod search;
+pub(crate) mod search;
 mod writer;
 
 use std::collections::HashMap;

@@ -280,6 +280,86 @@ pub fn entry_rows(
     Ok(())
 }
 
+/// Every index row of a new version: `_id` and `_lastUpdated` from the version itself, the
+/// caller's entries, and for the configured code x date `pairs` of its type (token param,
+/// date param) the pair rows.
+pub fn version_rows(
+    new: &crate::NewVersion,
+    id_param: i64,
+    last_updated_param: i64,
+    pairs: &[(i64, i64)],
+    names: &mut dyn Interner,
+) -> Result<Vec<Row>, EngineError> {
+    let mut rows = Vec::with_capacity(new.index.len() + 4);
+    // `_id` and `_lastUpdated` come from the version itself, not from the caller.
+    rows.push(Row::Token {
+        param: id_param,
+        code: new.id.clone(),
+        sys: 0,
+        text: None,
+    });
+    rows.push(Row::Date {
+        param: last_updated_param,
+        low: new.last_updated,
+        high: new.last_updated,
+    });
+    let mut ord = 0;
+    for entry in &new.index {
+        if entry.param == "_id" || entry.param == "_lastUpdated" {
+            continue;
+        }
+        let param = names.param(&entry.param)?;
+        entry_rows(param, &entry.value, &mut ord, names, &mut rows)?;
+    }
+    if !pairs.is_empty() {
+        // A resource without a value for a pair's date parameter still gets a row, with
+        // the "no date" sentinel period [MAX, MIN] (low > high, matched by no date
+        // condition, sorted last both ways), so pair and date drivers see every resource.
+        for &(_, dparam) in pairs {
+            let has_date = rows
+                .iter()
+                .any(|r| matches!(r, Row::Date { param, .. } if *param == dparam));
+            if !has_date {
+                rows.push(Row::Date {
+                    param: dparam,
+                    low: NO_DATE_LOW,
+                    high: NO_DATE_HIGH,
+                });
+            }
+        }
+        let mut extra = Vec::new();
+        for &(tparam, dparam) in pairs {
+            for token in &rows {
+                let Row::Token {
+                    param, code, sys, ..
+                } = token
+                else {
+                    continue;
+                };
+                if *param != tparam {
+                    continue;
+                }
+                for date in &rows {
+                    if let Row::Date { param, low, high } = date
+                        && *param == dparam
+                    {
+                        extra.push(Row::CodeDate {
+                            tparam,
+                            dparam,
+                            code: code.clone(),
+                            sys: *sys,
+                            low: *low,
+                            high: *high,
+                        });
+                    }
+                }
+            }
+        }
+        rows.extend(extra);
+    }
+    Ok(rows)
+}
+
 /// Lower-cases and removes accents, the way the search crate normalizes strings. Kept here
 /// (small and idempotent) so token display texts and query strings fold the same way.
 pub fn phr_search_normalize(text: &str) -> String {

@@ -22,13 +22,13 @@ use super::rows::{self, Kind, Row};
 use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
-const NEVER: &str = "0";
+pub(crate) const NEVER: &str = "0";
 /// The `pid` of a search without a compartment on a type that lives in patient
 /// compartments (system access: the open sandbox, backend services, operators): every
 /// compartment. Resources outside any compartment have pid 0; real pids are positive.
-const EVERY_COMPARTMENT: i64 = -1;
+pub(crate) const EVERY_COMPARTMENT: i64 = -1;
 
-pub(super) fn in_patient_compartments(resource_type: &str) -> bool {
+pub(crate) fn in_patient_compartments(resource_type: &str) -> bool {
     resource_type == "Patient"
         || !phr_search::Registry::global()
             .patient_compartment_params(resource_type)
@@ -43,15 +43,15 @@ fn pid_test(pid: i64, sql: &mut Sql) -> String {
         format!("= {}", sql.bind(pid))
     }
 }
-const ALWAYS: &str = "1";
+pub(crate) const ALWAYS: &str = "1";
 
 /// Bound values and the SQL text referring to them as `?N`.
-struct Sql {
-    values: Vec<Value>,
+pub(crate) struct Sql {
+    pub(crate) values: Vec<Value>,
 }
 
 impl Sql {
-    fn bind(&mut self, v: impl Into<Value>) -> String {
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
         self.values.push(v.into());
         format!("?{}", self.values.len())
     }
@@ -59,9 +59,9 @@ impl Sql {
 
 /// A sort key as SQL: the expression, its direction, and whether it comes from the driver.
 #[derive(Clone)]
-struct Key {
-    expr: String,
-    descending: bool,
+pub(crate) struct Key {
+    pub(crate) expr: String,
+    pub(crate) descending: bool,
 }
 
 struct Plan {
@@ -338,7 +338,7 @@ fn count(
 }
 
 /// `(k1, k2, ..., seq)` strictly after (or before) `values` in the keys' own directions.
-fn keyset(sql: &mut Sql, keys: &[Key], values: &[Value], backward: bool) -> String {
+pub(crate) fn keyset(sql: &mut Sql, keys: &[Key], values: &[Value], backward: bool) -> String {
     let mut alternatives = Vec::new();
     let mut bound: Vec<String> = Vec::new();
     for (key, value) in keys.iter().zip(values) {
@@ -1283,7 +1283,7 @@ fn kinds_of(conn: &Connection, tid: i64, param: i64) -> Result<Vec<Kind>, StoreE
     Ok(kinds.into_iter().filter_map(Kind::from_i64).collect())
 }
 
-fn is_single_system_code(clause: &Clause) -> bool {
+pub(crate) fn is_single_system_code(clause: &Clause) -> bool {
     clause.modifier.is_none()
         && clause.chain.is_none()
         && matches!(
@@ -1295,7 +1295,7 @@ fn is_single_system_code(clause: &Clause) -> bool {
         )
 }
 
-fn is_plain_date(clause: &Clause, param: &str) -> bool {
+pub(crate) fn is_plain_date(clause: &Clause, param: &str) -> bool {
     clause.param == param
         && clause.modifier.is_none()
         && clause.chain.is_none()
@@ -1311,7 +1311,14 @@ fn is_plain_date(clause: &Clause, param: &str) -> bool {
 /// lies after/before the search period; `ge`/`le` are those or `eq`; `sa`/`eb` the value
 /// starts after / ends before it; `ap` they overlap once the search period is widened by a
 /// tenth of its distance from now.
-fn date_cond(sql: &mut Sql, low: &str, high: &str, prefix: Prefix, sl: i64, sh: i64) -> String {
+pub(crate) fn date_cond(
+    sql: &mut Sql,
+    low: &str,
+    high: &str,
+    prefix: Prefix,
+    sl: i64,
+    sh: i64,
+) -> String {
     let (l, h) = (sql.bind(sl), sql.bind(sh));
     let eq = format!("({low} >= {l} AND {high} <= {h})");
     // `low <= high` leaves out the "no date" sentinel rows (see rows::NO_DATE_LOW).
@@ -1341,7 +1348,7 @@ fn date_cond(sql: &mut Sql, low: &str, high: &str, prefix: Prefix, sl: i64, sh: 
 /// FHIR number prefixes: `eq`/`ne` use the search value's implied precision range
 /// [low, high); the ordering prefixes compare with the value itself; `sa`/`eb` lie beyond
 /// the precision range; `ap` is within 10 %.
-fn number_cond(
+pub(crate) fn number_cond(
     sql: &mut Sql,
     col: &str,
     prefix: Prefix,
@@ -1373,7 +1380,7 @@ fn number_cond(
     }
 }
 
-fn like_escape(text: &str) -> String {
+pub(crate) fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -1385,7 +1392,7 @@ fn like_escape(text: &str) -> String {
 }
 
 /// `http://a/b/c` -> [`http://a/b/c`, `http://a/b`, `http://a`] (for `:above`).
-fn uri_prefixes(uri: &str) -> Vec<String> {
+pub(crate) fn uri_prefixes(uri: &str) -> Vec<String> {
     let mut out = vec![uri.to_owned()];
     let start = uri.find("://").map_or(0, |i| i + 3);
     let mut rest = uri;

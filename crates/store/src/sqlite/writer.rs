@@ -680,74 +680,9 @@ impl Writer {
     }
 
     fn rows_for(&mut self, tid: i64, new: &NewVersion) -> Result<Vec<Row>, EngineError> {
-        let mut rows = Vec::with_capacity(new.index.len() + 4);
-        // `_id` and `_lastUpdated` come from the version itself, not from the caller.
-        rows.push(Row::Token {
-            param: self.id_param,
-            code: new.id.clone(),
-            sys: 0,
-            text: None,
-        });
-        rows.push(Row::Date {
-            param: self.last_updated_param,
-            low: new.last_updated,
-            high: new.last_updated,
-        });
-        let mut ord = 0;
-        for entry in &new.index {
-            if entry.param == "_id" || entry.param == "_lastUpdated" {
-                continue;
-            }
-            let param = self.names().param(&entry.param)?;
-            rows::entry_rows(param, &entry.value, &mut ord, &mut self.names(), &mut rows)?;
-        }
-        if let Some(pairs) = self.pairs.get(&tid) {
-            // A resource without a value for a pair's date parameter still gets a row, with
-            // the "no date" sentinel period [MAX, MIN] (low > high, matched by no date
-            // condition, sorted last both ways), so pair and date drivers see every resource.
-            for &(_, dparam) in pairs {
-                let has_date = rows
-                    .iter()
-                    .any(|r| matches!(r, Row::Date { param, .. } if *param == dparam));
-                if !has_date {
-                    rows.push(Row::Date {
-                        param: dparam,
-                        low: rows::NO_DATE_LOW,
-                        high: rows::NO_DATE_HIGH,
-                    });
-                }
-            }
-            let mut extra = Vec::new();
-            for &(tparam, dparam) in pairs {
-                for token in &rows {
-                    let Row::Token {
-                        param, code, sys, ..
-                    } = token
-                    else {
-                        continue;
-                    };
-                    if *param != tparam {
-                        continue;
-                    }
-                    for date in &rows {
-                        if let Row::Date { param, low, high } = date
-                            && *param == dparam
-                        {
-                            extra.push(Row::CodeDate {
-                                tparam,
-                                dparam,
-                                code: code.clone(),
-                                sys: *sys,
-                                low: *low,
-                                high: *high,
-                            });
-                        }
-                    }
-                }
-            }
-            rows.extend(extra);
-        }
-        Ok(rows)
+        let (id_param, last_updated_param) = (self.id_param, self.last_updated_param);
+        let pairs = self.pairs.get(&tid).cloned().unwrap_or_default();
+        rows::version_rows(new, id_param, last_updated_param, &pairs, &mut self.names())
     }
 
     /// Records that a date period of `span` was indexed (see `date_spans`).

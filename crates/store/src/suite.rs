@@ -1,0 +1,1658 @@
+//! The behaviour every storage engine must show, written once and run against each engine
+//! (`behaviour_tests!(Engine)` in the engine's test module): versions, history, conditional
+//! create, erasure, every search feature, paging and cursors. Equivalence of the engines is
+//! proven by these tests passing on both, not assumed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phr_search::{
+    Chain, Clause, Include, IndexEntry, IndexValue, Modifier, Prefix, QueryValue, SortKey, Summary,
+    TokenSystem, TotalMode,
+};
+
+use crate::sqlite::rows;
+use crate::{
+    Atomicity, Erasure, HistoryQuery, IdentifierCondition, NewVersion, Rejection, SearchPage,
+    SearchQuery, Storage, StoreError, WriteOp, WriteOutcome,
+};
+
+/// An engine under test: a fresh database per instance, and the few looks inside the
+/// database the behaviours need.
+pub(crate) trait Engine: Sized {
+    type Store: Storage + 'static;
+    /// A new, empty database.
+    fn new() -> Self;
+    /// Opens a store on this database (again: data written before must be there).
+    fn open(&self) -> Self::Store;
+    fn close(store: &Self::Store);
+    /// The engine's explicit pruning; returns how many superseded versions it pruned.
+    fn prune(store: &Self::Store, older_than: Duration) -> u64;
+    /// The database records the schema version this program writes.
+    fn schema_is_current(&self) -> bool;
+    /// Index rows kept only for open cursors (superseded).
+    fn stale_index_rows(&self) -> i64;
+    /// The keys of every stored version of the resources with these ids.
+    fn versions_of(&self, ids: &[&str]) -> Vec<(i64, i64)>;
+    /// What identifies `patient`'s compartment in the tables.
+    fn compartment_marker(&self, patient: &str) -> i64;
+    fn compartment_exists(&self, patient: &str) -> bool;
+    /// Rows of any data table that still belong to these versions (or to the compartment
+    /// `marker`), as `table.column=value` strings.
+    fn rows_mentioning(&self, versions: &[(i64, i64)], marker: Option<i64>) -> Vec<String>;
+}
+
+/// `#[test]` functions running every behaviour of this module on `$engine`.
+macro_rules! behaviour_tests {
+    ($engine:ty) => {
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last);
+    };
+    (@each $engine:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::suite::$name::<$engine>()
+            }
+        )*
+    };
+}
+pub(crate) use behaviour_tests;
+
+pub(crate) const LOINC: &str = "http://loinc.org";
+pub(crate) const GLUCOSE: &str = "15074-8";
+pub(crate) const WEIGHT: &str = "29463-7";
+pub(crate) const HOUR: i64 = 3_600_000_000;
+pub(crate) const DAY: i64 = 24 * HOUR;
+/// 2024-01-01T00:00:00Z
+pub(crate) const JAN1: i64 = 1_704_067_200_000_000;
+
+pub(crate) fn token(param: &str, system: &str, code: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Token {
+            system: Some(system.into()),
+            code: Some(code.into()),
+            text: None,
+        },
+    }
+}
+
+pub(crate) fn reference(param: &str, target_type: &str, id: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Reference {
+            target_type: Some(target_type.into()),
+            id: id.into(),
+            version: None,
+            url: None,
+        },
+    }
+}
+
+pub(crate) fn instant(param: &str, at: i64) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Date {
+            low: at,
+            high: at + 999_999,
+        },
+    }
+}
+
+pub(crate) fn quantity(param: &str, value: f64, unit: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.into(),
+        value: IndexValue::Quantity {
+            value,
+            low: value - 0.05,
+            high: value + 0.05,
+            system: Some("http://unitsofmeasure.org".into()),
+            code: Some(unit.into()),
+            unit: Some(unit.into()),
+        },
+    }
+}
+
+pub(crate) fn observation(id: &str, patient: &str, code: &str, at: i64, value: f64) -> NewVersion {
+    NewVersion {
+        resource_type: "Observation".into(),
+        id: id.into(),
+        version: 1,
+        last_updated: at,
+        body: format!(r#"{{"resourceType":"Observation","id":"{id}","value":{value}}}"#)
+            .into_bytes(),
+        patient: Some(patient.into()),
+        app: Some("app-1".into()),
+        index: vec![
+            token("code", LOINC, code),
+            token("status", "http://hl7.org/fhir/observation-status", "final"),
+            token("identifier", "urn:app", &format!("obs-{id}")),
+            reference("subject", "Patient", patient),
+            reference("patient", "Patient", patient),
+            instant("date", at),
+            quantity("value-quantity", value, "mmol/L"),
+            IndexEntry {
+                param: "code-value-quantity".into(),
+                value: IndexValue::Composite(vec![
+                    IndexValue::Token {
+                        system: Some(LOINC.into()),
+                        code: Some(code.into()),
+                        text: None,
+                    },
+                    IndexValue::Quantity {
+                        value,
+                        low: value - 0.05,
+                        high: value + 0.05,
+                        system: Some("http://unitsofmeasure.org".into()),
+                        code: Some("mmol/L".into()),
+                        unit: None,
+                    },
+                ]),
+            },
+        ],
+    }
+}
+
+pub(crate) fn create(store: &dyn Storage, new: NewVersion) -> WriteOutcome {
+    let mut results = store
+        .write(
+            vec![WriteOp::Create {
+                new,
+                if_none_exist: None,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    results.remove(0).expect("accepted")
+}
+
+pub(crate) fn query(patient: &str, clauses: Vec<Clause>) -> SearchQuery {
+    SearchQuery {
+        resource_type: "Observation".into(),
+        compartment: Some(patient.into()),
+        clauses,
+        count: 100,
+        ..SearchQuery::default()
+    }
+}
+
+pub(crate) fn clause(param: &str, values: Vec<QueryValue>) -> Clause {
+    Clause {
+        param: param.into(),
+        modifier: None,
+        chain: None,
+        values,
+    }
+}
+
+pub(crate) fn code(c: &str) -> QueryValue {
+    QueryValue::Token {
+        system: Some(TokenSystem::Is(LOINC.into())),
+        code: Some(c.into()),
+    }
+}
+
+pub(crate) fn date(prefix: Prefix, low: i64, high: i64) -> QueryValue {
+    QueryValue::Date { prefix, low, high }
+}
+
+pub(crate) fn ids(page: &SearchPage) -> Vec<String> {
+    page.matches.iter().map(|m| m.id.clone()).collect()
+}
+
+pub(crate) fn search_ids(store: &dyn Storage, q: &SearchQuery) -> Vec<String> {
+    let mut all = ids(&store.search(q, None).expect("searches"));
+    all.sort();
+    all
+}
+
+pub(crate) fn create_then_read_returns_the_body_as_written<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let new = observation("o1", "p1", GLUCOSE, JAN1, 5.5);
+    assert_eq!(
+        create(&store, new.clone()),
+        WriteOutcome::Created { version: 1 }
+    );
+    let read = store
+        .read("Observation", "o1")
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(read.body, new.body);
+    assert_eq!(read.version, 1);
+    assert_eq!(read.patient.as_deref(), Some("p1"));
+    assert_eq!(read.created_by.as_deref(), Some("app-1"));
+    assert!(!read.deleted);
+    assert_eq!(store.read("Observation", "nope").expect("reads"), None);
+    assert_eq!(store.read("NoSuchType", "o1").expect("reads"), None);
+}
+
+pub(crate) fn data_survives_reopening_and_the_schema_is_versioned<E: Engine>() {
+    let db = E::new();
+    {
+        let store = db.open();
+        create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    }
+    let store = db.open();
+    assert!(store.read("Observation", "o1").expect("reads").is_some());
+    assert!(db.schema_is_current(), "the schema version is recorded");
+    // Writes after reopening continue the sequence instead of reusing it.
+    create(&store, observation("o2", "p1", GLUCOSE, JAN1 + HOUR, 6.0));
+    assert_eq!(search_ids(&store, &query("p1", vec![])), vec!["o1", "o2"]);
+}
+
+pub(crate) fn update_needs_the_next_version_and_keeps_every_version<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    let mut v2 = observation("o1", "p1", GLUCOSE, JAN1, 7.5);
+    v2.version = 2;
+    let stale = WriteOp::Update {
+        new: NewVersion {
+            version: 3,
+            ..v2.clone()
+        },
+        create_if_missing: false,
+    };
+    let results = store
+        .write(vec![stale], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert_eq!(
+        results[0],
+        Err(Rejection::VersionConflict {
+            expected: Some(2),
+            current: Some(1)
+        })
+    );
+    let results = store
+        .write(
+            vec![WriteOp::Update {
+                new: v2.clone(),
+                create_if_missing: false,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Updated { version: 2 }));
+    assert_eq!(
+        store
+            .read("Observation", "o1")
+            .expect("reads")
+            .expect("exists")
+            .body,
+        v2.body
+    );
+    let v1 = store
+        .vread("Observation", "o1", 1)
+        .expect("reads")
+        .expect("kept");
+    assert!(String::from_utf8_lossy(&v1.body).contains("5.5"));
+    // The index follows the current version only.
+    let q = query(
+        "p1",
+        vec![clause(
+            "value-quantity",
+            vec![QueryValue::Quantity {
+                prefix: Prefix::Gt,
+                value: 7.0,
+                low: 6.95,
+                high: 7.05,
+                system: None,
+                code: None,
+            }],
+        )],
+    );
+    assert_eq!(search_ids(&store, &q), vec!["o1"]);
+    let q = query(
+        "p1",
+        vec![clause(
+            "value-quantity",
+            vec![QueryValue::Quantity {
+                prefix: Prefix::Lt,
+                value: 6.0,
+                low: 5.95,
+                high: 6.05,
+                system: None,
+                code: None,
+            }],
+        )],
+    );
+    assert!(search_ids(&store, &q).is_empty());
+}
+
+pub(crate) fn update_of_a_missing_resource_creates_only_when_allowed<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let new = observation("o9", "p1", GLUCOSE, JAN1, 5.0);
+    let results = store
+        .write(
+            vec![WriteOp::Update {
+                new: new.clone(),
+                create_if_missing: false,
+            }],
+            Atomicity::Independent,
+        )
+        .expect("writes");
+    assert!(matches!(results[0], Err(Rejection::NotFound { .. })));
+    let results = store
+        .write(
+            vec![WriteOp::Update {
+                new,
+                create_if_missing: true,
+            }],
+            Atomicity::Independent,
+        )
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Created { version: 1 }));
+}
+
+pub(crate) fn delete_writes_a_tombstone_and_hides_the_resource_from_search<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    let delete = |version| WriteOp::Delete {
+        resource_type: "Observation".into(),
+        id: "o1".into(),
+        version,
+        last_updated: JAN1 + DAY,
+        app: Some("app-1".into()),
+    };
+    let results = store
+        .write(vec![delete(5)], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert!(matches!(results[0], Err(Rejection::VersionConflict { .. })));
+    let results = store
+        .write(vec![delete(2)], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Deleted { version: 2 }));
+    let read = store
+        .read("Observation", "o1")
+        .expect("reads")
+        .expect("tombstone");
+    assert!(read.deleted);
+    assert!(read.body.is_empty());
+    assert_eq!(read.version, 2);
+    assert!(
+        store
+            .vread("Observation", "o1", 1)
+            .expect("reads")
+            .is_some()
+    );
+    assert!(
+        search_ids(
+            &store,
+            &query("p1", vec![clause("code", vec![code(GLUCOSE)])])
+        )
+        .is_empty()
+    );
+    assert!(search_ids(&store, &query("p1", vec![])).is_empty());
+    // Deleting again is a no-op that reports the current tombstone.
+    let results = store
+        .write(vec![delete(3)], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Deleted { version: 2 }));
+}
+
+pub(crate) fn transaction_with_a_rejected_op_stores_nothing<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("exists", "p1", GLUCOSE, JAN1, 5.5));
+    let ops = vec![
+        WriteOp::Create {
+            new: observation("t1", "p1", GLUCOSE, JAN1, 1.0),
+            if_none_exist: None,
+        },
+        WriteOp::Create {
+            new: observation("t2", "p1", GLUCOSE, JAN1, 2.0),
+            if_none_exist: None,
+        },
+        WriteOp::Create {
+            new: observation("exists", "p1", GLUCOSE, JAN1, 3.0),
+            if_none_exist: None,
+        },
+    ];
+    let results = store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    assert!(matches!(results[2], Err(Rejection::AlreadyExists { .. })));
+    assert_eq!(store.read("Observation", "t1").expect("reads"), None);
+    assert_eq!(store.read("Observation", "t2").expect("reads"), None);
+    assert_eq!(search_ids(&store, &query("p1", vec![])), vec!["exists"]);
+}
+
+pub(crate) fn batch_rejects_ops_one_by_one<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("exists", "p1", GLUCOSE, JAN1, 5.5));
+    let ops = vec![
+        WriteOp::Create {
+            new: observation("b1", "p1", GLUCOSE, JAN1, 1.0),
+            if_none_exist: None,
+        },
+        WriteOp::Create {
+            new: observation("exists", "p1", GLUCOSE, JAN1, 3.0),
+            if_none_exist: None,
+        },
+        WriteOp::Create {
+            new: observation("b2", "p1", GLUCOSE, JAN1, 2.0),
+            if_none_exist: None,
+        },
+    ];
+    let results = store.write(ops, Atomicity::Independent).expect("writes");
+    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![])),
+        vec!["b1", "b2", "exists"]
+    );
+}
+
+pub(crate) fn names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes<
+    E: Engine,
+>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("exists", "p1", GLUCOSE, JAN1, 5.5));
+    let mut fresh = observation("t1", "p-new", "new-code", JAN1, 1.0);
+    fresh
+        .index
+        .push(token("brand-new-param", "urn:brand-new-system", "x"));
+    let ops = vec![
+        WriteOp::Create {
+            new: fresh.clone(),
+            if_none_exist: None,
+        },
+        WriteOp::Create {
+            new: observation("exists", "p1", GLUCOSE, JAN1, 3.0),
+            if_none_exist: None,
+        },
+    ];
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    // The same names written again must get ids that exist.
+    create(&store, fresh);
+    let q = query(
+        "p-new",
+        vec![clause(
+            "brand-new-param",
+            vec![QueryValue::Token {
+                system: Some(TokenSystem::Is("urn:brand-new-system".into())),
+                code: Some("x".into()),
+            }],
+        )],
+    );
+    assert_eq!(search_ids(&store, &q), vec!["t1"]);
+}
+
+pub(crate) fn conditional_create_returns_the_existing_resource_by_identifier<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    let condition = IdentifierCondition {
+        system: Some("urn:app".into()),
+        value: "obs-o1".into(),
+    };
+    let op = WriteOp::Create {
+        new: observation("o2", "p1", GLUCOSE, JAN1, 5.5),
+        if_none_exist: Some(condition.clone()),
+    };
+    let results = store
+        .write(vec![op], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert_eq!(
+        results[0],
+        Ok(WriteOutcome::Existing {
+            ids: vec!["o1".into()]
+        })
+    );
+    assert_eq!(store.read("Observation", "o2").expect("reads"), None);
+    assert_eq!(
+        store
+            .find_by_identifier("Observation", Some("p1"), &condition)
+            .expect("finds"),
+        vec!["o1"]
+    );
+    // Another citizen's identical identifier is not a match.
+    assert!(
+        store
+            .find_by_identifier("Observation", Some("p2"), &condition)
+            .expect("finds")
+            .is_empty()
+    );
+    let any_system = IdentifierCondition {
+        system: None,
+        value: "obs-o1".into(),
+    };
+    assert_eq!(
+        store
+            .find_by_identifier("Observation", Some("p1"), &any_system)
+            .expect("finds"),
+        vec!["o1"]
+    );
+}
+
+pub(crate) fn racing_conditional_creates_create_only_one<E: Engine>() {
+    let db = E::new();
+    let store = Arc::new(db.open());
+    let condition = IdentifierCondition {
+        system: Some("urn:app".into()),
+        value: "shared".into(),
+    };
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let condition = condition.clone();
+            std::thread::spawn(move || {
+                let mut new = observation(&format!("race-{i}"), "p1", GLUCOSE, JAN1, 1.0);
+                new.index.retain(|e| e.param != "identifier");
+                new.index.push(token("identifier", "urn:app", "shared"));
+                store
+                    .write(
+                        vec![WriteOp::Create {
+                            new,
+                            if_none_exist: Some(condition),
+                        }],
+                        Atomicity::AllOrNothing,
+                    )
+                    .expect("writes")
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let created = outcomes
+        .iter()
+        .filter(|r| matches!(r[0], Ok(WriteOutcome::Created { .. })))
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(
+        store
+            .find_by_identifier("Observation", Some("p1"), &condition)
+            .expect("finds")
+            .len(),
+        1
+    );
+}
+
+pub(crate) fn history_lists_versions_newest_first_with_since_and_paging<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 1.0));
+    for v in 2..=5u64 {
+        let mut new = observation("o1", "p1", GLUCOSE, JAN1 + v as i64 * HOUR, v as f64);
+        new.version = v;
+        store
+            .write(
+                vec![WriteOp::Update {
+                    new,
+                    create_if_missing: false,
+                }],
+                Atomicity::AllOrNothing,
+            )
+            .expect("writes");
+    }
+    create(
+        &store,
+        observation("o2", "p2", GLUCOSE, JAN1 + 10 * HOUR, 1.0),
+    );
+    let mut q = HistoryQuery {
+        resource_type: Some("Observation".into()),
+        id: Some("o1".into()),
+        count: 2,
+        ..HistoryQuery::default()
+    };
+    let mut versions = Vec::new();
+    loop {
+        let page = store.history(&q).expect("history");
+        assert!(page.versions.len() <= 2);
+        versions.extend(page.versions.iter().map(|v| v.version));
+        match page.next {
+            Some(next) => q.page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(versions, vec![5, 4, 3, 2, 1]);
+    let since = HistoryQuery {
+        resource_type: Some("Observation".into()),
+        id: Some("o1".into()),
+        since: Some(JAN1 + 4 * HOUR),
+        count: 10,
+        ..HistoryQuery::default()
+    };
+    let page = store.history(&since).expect("history");
+    assert_eq!(
+        page.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![5, 4]
+    );
+    let by_type = HistoryQuery {
+        resource_type: Some("Observation".into()),
+        count: 10,
+        ..HistoryQuery::default()
+    };
+    assert_eq!(store.history(&by_type).expect("history").versions.len(), 6);
+    let compartment = HistoryQuery {
+        compartment: Some("p2".into()),
+        count: 10,
+        ..HistoryQuery::default()
+    };
+    let page = store.history(&compartment).expect("history");
+    assert_eq!(
+        page.versions
+            .iter()
+            .map(|v| v.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["o2"]
+    );
+    let system = HistoryQuery {
+        count: 100,
+        ..HistoryQuery::default()
+    };
+    assert_eq!(store.history(&system).expect("history").versions.len(), 6);
+    let mut forged = by_type.clone();
+    forged.page = Some("AAAA".into());
+    assert!(matches!(store.history(&forged), Err(StoreError::BadCursor)));
+}
+
+/// Six hourly glucose values and a weight for p1, one glucose value for p2.
+pub(crate) fn timeline(store: &dyn Storage) {
+    let mut ops = Vec::new();
+    for h in 0..6 {
+        ops.push(WriteOp::Create {
+            new: observation(
+                &format!("g{h}"),
+                "p1",
+                GLUCOSE,
+                JAN1 + h * HOUR,
+                5.0 + h as f64,
+            ),
+            if_none_exist: None,
+        });
+    }
+    ops.push(WriteOp::Create {
+        new: observation("w1", "p1", WEIGHT, JAN1 + 2 * HOUR, 80.0),
+        if_none_exist: None,
+    });
+    ops.push(WriteOp::Create {
+        new: observation("other", "p2", GLUCOSE, JAN1 + HOUR, 5.0),
+        if_none_exist: None,
+    });
+    let results = store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    assert!(results.iter().all(|r| r.is_ok()));
+}
+
+pub(crate) fn portal_timeline_finds_one_code_in_a_period_sorted_by_date<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut q = query(
+        "p1",
+        vec![
+            clause("code", vec![code(GLUCOSE)]),
+            clause(
+                "date",
+                vec![date(Prefix::Ge, JAN1 + HOUR, JAN1 + HOUR + 999_999)],
+            ),
+            clause(
+                "date",
+                vec![date(Prefix::Lt, JAN1 + 4 * HOUR, JAN1 + 4 * HOUR + 999_999)],
+            ),
+        ],
+    );
+    q.sort = vec![SortKey {
+        param: "date".into(),
+        descending: false,
+    }];
+    assert_eq!(
+        ids(&store.search(&q, None).expect("searches")),
+        vec!["g1", "g2", "g3"]
+    );
+    q.sort[0].descending = true;
+    assert_eq!(
+        ids(&store.search(&q, None).expect("searches")),
+        vec!["g3", "g2", "g1"]
+    );
+    q.summary = Summary::Count;
+    let page = store.search(&q, None).expect("counts");
+    assert_eq!(page.total, Some(3));
+    assert!(page.matches.is_empty());
+}
+
+pub(crate) fn search_never_crosses_the_compartment<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    assert_eq!(
+        search_ids(
+            &store,
+            &query("p2", vec![clause("code", vec![code(GLUCOSE)])])
+        ),
+        vec!["other"]
+    );
+    assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["other"]);
+    assert!(search_ids(&store, &query("nobody", vec![])).is_empty());
+    // Without a compartment (system access) every compartment is searched.
+    let mut q = query("p1", vec![]);
+    q.compartment = None;
+    let mut everyone = search_ids(&store, &query("p1", vec![]));
+    everyone.extend(search_ids(&store, &query("p2", vec![])));
+    everyone.sort();
+    let mut found = search_ids(&store, &q);
+    found.sort();
+    assert_eq!(found, everyone);
+}
+
+pub(crate) fn date_prefixes_follow_the_fhir_definitions<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    // Search value: the hour 02:00:00.000000..02:59:59.999999 (minute precision would do too).
+    let (lo, hi) = (JAN1 + 2 * HOUR, JAN1 + 3 * HOUR - 1);
+    let cases: [(Prefix, &[&str]); 8] = [
+        (Prefix::Eq, &["g2", "w1"]),
+        (Prefix::Ne, &["g0", "g1", "g3", "g4", "g5"]),
+        (Prefix::Gt, &["g3", "g4", "g5"]),
+        (Prefix::Lt, &["g0", "g1"]),
+        (Prefix::Ge, &["g2", "g3", "g4", "g5", "w1"]),
+        (Prefix::Le, &["g0", "g1", "g2", "w1"]),
+        (Prefix::Sa, &["g3", "g4", "g5"]),
+        (Prefix::Eb, &["g0", "g1"]),
+    ];
+    for (prefix, expected) in cases {
+        // Both through the driver (sorted by date) and as a plain subquery (sorted by _id).
+        let mut q = query("p1", vec![clause("date", vec![date(prefix, lo, hi)])]);
+        assert_eq!(search_ids(&store, &q), expected, "{prefix:?} as driver");
+        q.sort = vec![SortKey {
+            param: "_id".into(),
+            descending: false,
+        }];
+        q.clauses.push(clause(
+            "status",
+            vec![QueryValue::Token {
+                system: None,
+                code: Some("final".into()),
+            }],
+        ));
+        assert_eq!(search_ids(&store, &q), expected, "{prefix:?} as filter");
+    }
+    let q = query("p1", vec![clause("date", vec![date(Prefix::Ap, lo, hi)])]);
+    assert!(search_ids(&store, &q).contains(&"g2".to_owned()));
+}
+
+pub(crate) fn quantity_prefixes_and_units_match<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let qv = |prefix, value: f64, system: Option<&str>, code: Option<&str>| QueryValue::Quantity {
+        prefix,
+        value,
+        low: value - 0.5,
+        high: value + 0.5,
+        system: system.map(Into::into),
+        code: code.map(Into::into),
+    };
+    let run = |v| {
+        search_ids(
+            &store,
+            &query("p1", vec![clause("value-quantity", vec![v])]),
+        )
+    };
+    assert_eq!(run(qv(Prefix::Eq, 7.0, None, None)), vec!["g2"]);
+    assert_eq!(
+        run(qv(
+            Prefix::Gt,
+            8.0,
+            Some("http://unitsofmeasure.org"),
+            Some("mmol/L")
+        )),
+        vec!["g4", "g5", "w1"]
+    );
+    assert_eq!(
+        run(qv(Prefix::Le, 6.0, None, Some("mmol/L"))),
+        vec!["g0", "g1"]
+    );
+    assert!(run(qv(Prefix::Gt, 1.0, None, Some("kg"))).is_empty());
+    assert_eq!(run(qv(Prefix::Ap, 80.0, None, None)), vec!["w1"]);
+    let composite = QueryValue::Composite(vec![
+        code(GLUCOSE),
+        qv(Prefix::Ge, 9.0, None, Some("mmol/L")),
+    ]);
+    assert_eq!(
+        search_ids(
+            &store,
+            &query("p1", vec![clause("code-value-quantity", vec![composite])])
+        ),
+        vec!["g4", "g5"]
+    );
+}
+
+pub(crate) fn or_within_a_clause_and_and_across_clauses<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let q = query(
+        "p1",
+        vec![clause("code", vec![code(GLUCOSE), code(WEIGHT)])],
+    );
+    assert_eq!(search_ids(&store, &q).len(), 7);
+    let q = query(
+        "p1",
+        vec![
+            clause("code", vec![code(GLUCOSE), code(WEIGHT)]),
+            clause(
+                "date",
+                vec![date(Prefix::Eq, JAN1 + 2 * HOUR, JAN1 + 3 * HOUR - 1)],
+            ),
+        ],
+    );
+    assert_eq!(search_ids(&store, &q), vec!["g2", "w1"]);
+}
+
+pub(crate) fn token_modifiers_not_text_and_missing<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut noted = observation("n1", "p1", "x-1", JAN1, 1.0);
+    noted.index.push(IndexEntry {
+        param: "category".into(),
+        value: IndexValue::Token {
+            system: Some("urn:cat".into()),
+            code: Some("vital-signs".into()),
+            text: Some("Vital Signs".into()),
+        },
+    });
+    create(&store, noted);
+    let mut not = clause("code", vec![code(GLUCOSE)]);
+    not.modifier = Some(Modifier::Not);
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![not])),
+        vec!["n1", "w1"]
+    );
+    let mut text = clause(
+        "category",
+        vec![QueryValue::Token {
+            system: None,
+            code: Some("sign".into()),
+        }],
+    );
+    text.modifier = Some(Modifier::Text);
+    assert_eq!(search_ids(&store, &query("p1", vec![text])), vec!["n1"]);
+    let mut missing = clause("category", vec![]);
+    missing.modifier = Some(Modifier::Missing(false));
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![missing.clone()])),
+        vec!["n1"]
+    );
+    missing.modifier = Some(Modifier::Missing(true));
+    assert_eq!(search_ids(&store, &query("p1", vec![missing])).len(), 7);
+    let no_system = clause(
+        "code",
+        vec![QueryValue::Token {
+            system: None,
+            code: Some(WEIGHT.into()),
+        }],
+    );
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![no_system])),
+        vec!["w1"]
+    );
+    let unknown_system = clause(
+        "code",
+        vec![QueryValue::Token {
+            system: Some(TokenSystem::Is("urn:nope".into())),
+            code: Some(WEIGHT.into()),
+        }],
+    );
+    assert!(search_ids(&store, &query("p1", vec![unknown_system])).is_empty());
+    let mut in_vs = clause("code", vec![QueryValue::Uri("http://vs".into())]);
+    in_vs.modifier = Some(Modifier::In);
+    assert!(matches!(
+        store.search(&query("p1", vec![in_vs]), None),
+        Err(StoreError::Unsupported(_))
+    ));
+}
+
+pub(crate) fn patient(id: &str, family: &str) -> NewVersion {
+    NewVersion {
+        resource_type: "Patient".into(),
+        id: id.into(),
+        version: 1,
+        last_updated: JAN1,
+        body: format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#).into_bytes(),
+        patient: Some(id.into()),
+        app: None,
+        index: vec![
+            IndexEntry {
+                param: "family".into(),
+                value: IndexValue::String {
+                    normalized: rows::phr_search_normalize(family),
+                    exact: family.into(),
+                },
+            },
+            token("identifier", "urn:pseudonym", &format!("{id}-uuid")),
+            IndexEntry {
+                param: "profile".into(),
+                value: IndexValue::Uri(
+                    "http://phr.kanta.fi/StructureDefinition/fiphr-patient".into(),
+                ),
+            },
+        ],
+    }
+}
+
+pub(crate) fn string_and_uri_matching<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    let run = |modifier, value: &str| {
+        let mut c = clause("family", vec![QueryValue::String(value.into())]);
+        c.modifier = modifier;
+        let mut q = query("p1", vec![c]);
+        q.resource_type = "Patient".into();
+        search_ids(&store, &q)
+    };
+    assert_eq!(run(None, "MAK"), vec!["p1"]);
+    assert!(run(None, "kinen").is_empty());
+    assert_eq!(run(Some(Modifier::Contains), "KIN"), vec!["p1"]);
+    assert_eq!(run(Some(Modifier::Exact), "Mäkinen"), vec!["p1"]);
+    assert!(run(Some(Modifier::Exact), "makinen").is_empty());
+    let uri = |modifier, value: &str| {
+        let mut c = clause("profile", vec![QueryValue::Uri(value.into())]);
+        c.modifier = modifier;
+        let mut q = query("p1", vec![c]);
+        q.resource_type = "Patient".into();
+        search_ids(&store, &q)
+    };
+    assert_eq!(
+        uri(
+            None,
+            "http://phr.kanta.fi/StructureDefinition/fiphr-patient"
+        ),
+        vec!["p1"]
+    );
+    assert_eq!(
+        uri(
+            Some(Modifier::Below),
+            "http://phr.kanta.fi/StructureDefinition"
+        ),
+        vec!["p1"]
+    );
+    assert!(uri(None, "http://phr.kanta.fi/StructureDefinition").is_empty());
+    assert_eq!(
+        uri(
+            Some(Modifier::Above),
+            "http://phr.kanta.fi/StructureDefinition/fiphr-patient/extra"
+        ),
+        vec!["p1"]
+    );
+}
+
+pub(crate) fn references_chains_and_has<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    timeline(&store);
+    let by_ref = clause(
+        "subject",
+        vec![QueryValue::Reference {
+            target_type: Some("Patient".into()),
+            id: "p1".into(),
+            version: None,
+            url: None,
+        }],
+    );
+    assert_eq!(search_ids(&store, &query("p1", vec![by_ref])).len(), 7);
+    let chained = Clause {
+        param: "subject".into(),
+        modifier: None,
+        chain: Some(Box::new(Chain::Forward {
+            target_type: "Patient".into(),
+            inner: clause(
+                "identifier",
+                vec![QueryValue::Token {
+                    system: Some(TokenSystem::Is("urn:pseudonym".into())),
+                    code: Some("p1-uuid".into()),
+                }],
+            ),
+        })),
+        values: vec![],
+    };
+    assert_eq!(
+        search_ids(
+            &store,
+            &query(
+                "p1",
+                vec![chained.clone(), clause("code", vec![code(WEIGHT)])]
+            )
+        ),
+        vec!["w1"]
+    );
+    let has = Clause {
+        param: "_has".into(),
+        modifier: None,
+        chain: Some(Box::new(Chain::Reverse {
+            source_type: "Observation".into(),
+            reference_param: "subject".into(),
+            inner: clause("code", vec![code(WEIGHT)]),
+        })),
+        values: vec![],
+    };
+    let mut q = query("p1", vec![has.clone()]);
+    q.resource_type = "Patient".into();
+    assert_eq!(search_ids(&store, &q), vec!["p1"]);
+    let nothing = Clause {
+        chain: Some(Box::new(Chain::Reverse {
+            source_type: "Observation".into(),
+            reference_param: "subject".into(),
+            inner: clause("code", vec![code("no-such-code")]),
+        })),
+        ..has
+    };
+    q.clauses = vec![nothing];
+    assert!(search_ids(&store, &q).is_empty());
+}
+
+pub(crate) fn include_and_revinclude_add_referenced_resources<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    create(&store, patient("p2", "Virtanen"));
+    timeline(&store);
+    let mut q = query("p1", vec![clause("code", vec![code(WEIGHT)])]);
+    q.include = vec![Include {
+        source_type: "Observation".into(),
+        param: "subject".into(),
+        target_type: None,
+        iterate: false,
+    }];
+    let page = store.search(&q, None).expect("searches");
+    assert_eq!(ids(&page), vec!["w1"]);
+    assert_eq!(
+        page.included
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["p1"]
+    );
+    let mut q = query("p1", vec![]);
+    q.resource_type = "Patient".into();
+    q.revinclude = vec![Include {
+        source_type: "Observation".into(),
+        param: "subject".into(),
+        target_type: None,
+        iterate: false,
+    }];
+    let page = store.search(&q, None).expect("searches");
+    assert_eq!(ids(&page), vec!["p1"]);
+    assert_eq!(page.included.len(), 7, "p1's observations, never p2's");
+    assert!(
+        page.included
+            .iter()
+            .all(|r| r.patient.as_deref() == Some("p1"))
+    );
+}
+
+pub(crate) fn sort_by_several_keys_with_ties_broken_stably<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut q = query("p1", vec![]);
+    q.sort = vec![
+        SortKey {
+            param: "code".into(),
+            descending: true,
+        },
+        SortKey {
+            param: "date".into(),
+            descending: true,
+        },
+    ];
+    assert_eq!(
+        ids(&store.search(&q, None).expect("searches")),
+        vec!["w1", "g5", "g4", "g3", "g2", "g1", "g0"]
+    );
+    q.sort = vec![SortKey {
+        param: "value-quantity".into(),
+        descending: false,
+    }];
+    assert_eq!(
+        ids(&store.search(&q, None).expect("searches")),
+        vec!["g0", "g1", "g2", "g3", "g4", "g5", "w1"]
+    );
+    q.sort = vec![
+        SortKey {
+            param: "_lastUpdated".into(),
+            descending: true,
+        },
+        SortKey {
+            param: "_id".into(),
+            descending: false,
+        },
+    ];
+    assert_eq!(
+        ids(&store.search(&q, None).expect("searches")),
+        vec!["g5", "g4", "g3", "g2", "w1", "g1", "g0"]
+    );
+}
+
+pub(crate) fn totals_accurate_estimate_and_none<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    q.count = 2;
+    assert_eq!(store.search(&q, None).expect("searches").total, None);
+    q.total = TotalMode::Accurate;
+    let first = store.search(&q, None).expect("searches");
+    assert_eq!(first.total, Some(6));
+    let second = store.search(&q, first.next.as_deref()).expect("pages");
+    assert_eq!(second.total, Some(6));
+    q.total = TotalMode::Estimate;
+    assert_eq!(store.search(&q, None).expect("searches").total, Some(6));
+}
+
+/// Walks every page forward from the first.
+pub(crate) fn all_pages(store: &dyn Storage, q: &SearchQuery) -> Vec<String> {
+    let mut page = store.search(q, None).expect("first page");
+    let mut out = ids(&page);
+    while let Some(next) = page.next.clone() {
+        page = store.search(q, Some(&next)).expect("next page");
+        out.extend(ids(&page));
+    }
+    out
+}
+
+pub(crate) fn paging_forward_and_back_visits_every_match_once<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let ops = (0..25)
+        .map(|i| WriteOp::Create {
+            new: observation(
+                &format!("o{i:02}"),
+                "p1",
+                GLUCOSE,
+                JAN1 + (i % 7) * HOUR,
+                i as f64,
+            ),
+            if_none_exist: None,
+        })
+        .collect();
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    for sort in [
+        vec![],
+        vec![SortKey {
+            param: "date".into(),
+            descending: true,
+        }],
+        vec![SortKey {
+            param: "value-quantity".into(),
+            descending: false,
+        }],
+    ] {
+        let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+        q.count = 4;
+        q.sort = sort;
+        let forward = all_pages(&store, &q);
+        let mut unique = forward.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 25, "{forward:?}");
+        assert_eq!(forward.len(), 25);
+        // Walk back from the last page.
+        let mut page = store.search(&q, None).expect("first");
+        let mut pages = vec![ids(&page)];
+        while let Some(next) = page.next.clone() {
+            page = store.search(&q, Some(&next)).expect("next");
+            pages.push(ids(&page));
+        }
+        let mut back = Vec::new();
+        while let Some(prev) = page.previous.clone() {
+            page = store.search(&q, Some(&prev)).expect("previous");
+            back.push(ids(&page));
+        }
+        pages.pop();
+        back.reverse();
+        assert_eq!(back, pages);
+        // `self` gives the same page again.
+        let again = store.search(&q, page.this.as_deref()).expect("self");
+        assert_eq!(ids(&again), ids(&page));
+    }
+}
+
+pub(crate) fn paging_under_concurrent_writes_sees_the_first_pages_snapshot<E: Engine>() {
+    let db = E::new();
+    let store = Arc::new(db.open());
+    let ops = (0..40)
+        .map(|i| WriteOp::Create {
+            new: observation(
+                &format!("o{i:02}"),
+                "p1",
+                GLUCOSE,
+                JAN1 + i * HOUR,
+                i as f64,
+            ),
+            if_none_exist: None,
+        })
+        .collect();
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    q.count = 5;
+    q.sort = vec![SortKey {
+        param: "date".into(),
+        descending: false,
+    }];
+    let mut page = store.search(&q, None).expect("first page");
+    let mut seen = ids(&page);
+    let mut round = 0;
+    while let Some(next) = page.next.clone() {
+        round += 1;
+        // Between pages: new matches before and after the cursor, an update that moves a
+        // later resource before the cursor, and a delete of a later resource.
+        let mut ops = vec![
+            WriteOp::Create {
+                new: observation(
+                    &format!("new-early-{round}"),
+                    "p1",
+                    GLUCOSE,
+                    JAN1 - HOUR,
+                    1.0,
+                ),
+                if_none_exist: None,
+            },
+            WriteOp::Create {
+                new: observation(
+                    &format!("new-late-{round}"),
+                    "p1",
+                    GLUCOSE,
+                    JAN1 + 100 * HOUR,
+                    1.0,
+                ),
+                if_none_exist: None,
+            },
+        ];
+        if round == 2 {
+            let mut moved = observation("o35", "p1", GLUCOSE, JAN1 - 2 * HOUR, 35.0);
+            moved.version = 2;
+            ops.push(WriteOp::Update {
+                new: moved,
+                create_if_missing: false,
+            });
+            ops.push(WriteOp::Delete {
+                resource_type: "Observation".into(),
+                id: "o36".into(),
+                version: 2,
+                last_updated: JAN1,
+                app: None,
+            });
+        }
+        let results = store.write(ops, Atomicity::AllOrNothing).expect("writes");
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        page = store.search(&q, Some(&next)).expect("next page");
+        seen.extend(ids(&page));
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("o{i:02}")).collect();
+    assert_eq!(seen, expected);
+    // A fresh search sees the new state.
+    let fresh = all_pages(&*store, &q);
+    assert!(fresh.contains(&"new-early-1".to_owned()) && !fresh.contains(&"o36".to_owned()));
+    assert_eq!(fresh.iter().position(|id| id == "o35"), Some(0));
+}
+
+pub(crate) fn tampered_or_foreign_cursors_are_rejected<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    q.count = 2;
+    let page = store.search(&q, None).expect("searches");
+    let next = page.next.expect("more pages");
+    let mut bytes = next.clone().into_bytes();
+    let last = bytes.len() - 3;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    assert!(matches!(
+        store.search(&q, Some(&tampered)),
+        Err(StoreError::BadCursor)
+    ));
+    let mut other = q.clone();
+    other.compartment = Some("p2".into());
+    assert!(matches!(
+        store.search(&other, Some(&next)),
+        Err(StoreError::BadCursor)
+    ));
+    // Another database has another key.
+    let db2 = E::new();
+    let store2 = db2.open();
+    timeline(&store2);
+    assert!(matches!(
+        store2.search(&q, Some(&next)),
+        Err(StoreError::BadCursor)
+    ));
+    assert!(store.search(&q, Some(&next)).is_ok());
+}
+
+pub(crate) fn pruning_drops_superseded_rows_and_refuses_older_cursors<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    q.count = 2;
+    let next = store
+        .search(&q, None)
+        .expect("searches")
+        .next
+        .expect("more");
+    let mut v2 = observation("g0", "p1", GLUCOSE, JAN1, 50.0);
+    v2.version = 2;
+    store
+        .write(
+            vec![WriteOp::Update {
+                new: v2,
+                create_if_missing: false,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert!(db.stale_index_rows() > 0);
+    assert_eq!(E::prune(&store, Duration::ZERO), 1);
+    assert_eq!(db.stale_index_rows(), 0);
+    assert!(matches!(
+        store.search(&q, Some(&next)),
+        Err(StoreError::BadCursor)
+    ));
+    assert_eq!(
+        search_ids(
+            &store,
+            &query("p1", vec![clause("code", vec![code(GLUCOSE)])])
+        )
+        .len(),
+        6
+    );
+}
+
+pub(crate) fn erasure_leaves_no_rows_in_any_table<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    timeline(&store);
+    let mut from_other_app = observation("x1", "p1", WEIGHT, JAN1, 81.0);
+    from_other_app.app = Some("app-2".into());
+    create(&store, from_other_app);
+    let mut v2 = observation("g0", "p1", GLUCOSE, JAN1, 50.0);
+    v2.version = 2;
+    store
+        .write(
+            vec![WriteOp::Update {
+                new: v2,
+                create_if_missing: false,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+
+    let one = db.versions_of(&["g0"]);
+    assert_eq!(one.len(), 2);
+    assert_eq!(
+        store
+            .erase(
+                "p1",
+                &Erasure::One {
+                    resource_type: "Observation".into(),
+                    id: "g0".into()
+                }
+            )
+            .expect("erases"),
+        1
+    );
+    assert_eq!(db.rows_mentioning(&one, None), Vec::<String>::new());
+    assert_eq!(store.read("Observation", "g0").expect("reads"), None);
+    assert_eq!(
+        store
+            .erase(
+                "p2",
+                &Erasure::One {
+                    resource_type: "Observation".into(),
+                    id: "g1".into()
+                }
+            )
+            .expect("erases"),
+        0,
+        "not p2's"
+    );
+
+    let app2 = db.versions_of(&["x1"]);
+    assert_eq!(
+        store
+            .erase(
+                "p1",
+                &Erasure::FromApp {
+                    app: "app-2".into()
+                }
+            )
+            .expect("erases"),
+        1
+    );
+    assert_eq!(db.rows_mentioning(&app2, None), Vec::<String>::new());
+    assert!(store.read("Observation", "g1").expect("reads").is_some());
+
+    let pid = db.compartment_marker("p1");
+    let rest = db.versions_of(&["p1", "g1", "g2", "g3", "g4", "g5", "w1"]);
+    assert_eq!(store.erase("p1", &Erasure::Everything).expect("erases"), 7);
+    assert_eq!(db.rows_mentioning(&rest, Some(pid)), Vec::<String>::new());
+    assert!(
+        !db.compartment_exists("p1"),
+        "the compartment itself is gone"
+    );
+    assert!(
+        store.read("Observation", "other").expect("reads").is_some(),
+        "p2 untouched"
+    );
+    // The compartment can be used again afterwards.
+    create(&store, observation("again", "p1", GLUCOSE, JAN1, 1.0));
+    assert_eq!(search_ids(&store, &query("p1", vec![])), vec!["again"]);
+}
+
+pub(crate) fn stats_count_commits_requests_and_batches<E: Engine>() {
+    let db = E::new();
+    let store = Arc::new(db.open());
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    create(
+                        &*store,
+                        observation(&format!("t{t}-{i}"), "p1", GLUCOSE, JAN1 + i, 1.0),
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let stats = store.stats();
+    assert_eq!(stats.requests, 80);
+    assert_eq!(stats.ops, 80);
+    assert!(stats.commits >= 1 && stats.commits <= 80);
+    assert_eq!(stats.batch_histogram.iter().sum::<u64>(), stats.commits);
+    assert!(stats.max_batch >= 1);
+}
+
+pub(crate) fn writes_after_close_fail_with_closed<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    E::close(&store);
+    let result = store.write(
+        vec![WriteOp::Create {
+            new: observation("o1", "p1", GLUCOSE, JAN1, 1.0),
+            if_none_exist: None,
+        }],
+        Atomicity::AllOrNothing,
+    );
+    assert!(matches!(result, Err(StoreError::Closed)));
+}
+
+pub(crate) fn resources_without_a_date_are_found_and_sorted_last<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    timeline(&store);
+    let mut undated = observation("undated", "p1", GLUCOSE, JAN1, 1.0);
+    undated.index.retain(|e| e.param != "date");
+    create(&store, undated);
+    let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    assert_eq!(search_ids(&store, &q).len(), 7);
+    for descending in [false, true] {
+        q.sort = vec![SortKey {
+            param: "date".into(),
+            descending,
+        }];
+        let found = ids(&store.search(&q, None).expect("searches"));
+        assert_eq!(found.len(), 7);
+        assert_eq!(
+            found.last().map(String::as_str),
+            Some("undated"),
+            "descending: {descending}"
+        );
+    }
+    let in_january = clause("date", vec![date(Prefix::Ge, JAN1, JAN1 + DAY - 1)]);
+    q.clauses.push(in_january);
+    assert!(!search_ids(&store, &q).contains(&"undated".to_owned()));
+    let mut not_dated = clause("date", vec![date(Prefix::Ge, JAN1, JAN1 + DAY - 1)]);
+    not_dated.modifier = Some(Modifier::Not);
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![not_dated])),
+        vec!["undated"]
+    );
+    let mut missing = clause("date", vec![]);
+    missing.modifier = Some(Modifier::Missing(true));
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![missing])),
+        vec!["undated"]
+    );
+}
+
+pub(crate) fn reads_in_a_compartment_see_only_that_compartment<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    let in_p1 = store
+        .read_in("p1", "Observation", "o1")
+        .expect("reads")
+        .expect("in p1");
+    assert_eq!(Some(in_p1), store.read("Observation", "o1").expect("reads"));
+    assert_eq!(
+        store.read_in("p2", "Observation", "o1").expect("reads"),
+        None
+    );
+    assert_eq!(
+        store.read_in("p1", "Observation", "nope").expect("reads"),
+        None
+    );
+    assert!(
+        store
+            .read_in("p1", "Patient", "p1")
+            .expect("reads")
+            .is_some(),
+        "a Patient is in its own compartment"
+    );
+    assert!(
+        store
+            .vread_in("p1", "Observation", "o1", 1)
+            .expect("reads")
+            .is_some()
+    );
+    assert_eq!(
+        store.vread_in("p1", "Observation", "o1", 2).expect("reads"),
+        None
+    );
+    assert_eq!(
+        store.vread_in("p2", "Observation", "o1", 1).expect("reads"),
+        None
+    );
+}
+
+pub(crate) fn an_update_can_move_a_resource_to_another_compartment<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    create(&store, observation("o2", "p2", GLUCOSE, JAN1, 6.5));
+    let mut moved = observation("o1", "p2", GLUCOSE, JAN1 + HOUR, 7.5);
+    moved.version = 2;
+    let results = store
+        .write(
+            vec![WriteOp::Update {
+                new: moved,
+                create_if_missing: false,
+            }],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Updated { version: 2 }));
+    let current = store
+        .read("Observation", "o1")
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(current.patient.as_deref(), Some("p2"));
+    assert_eq!(current.created_by.as_deref(), Some("app-1"));
+    assert_eq!(
+        store.read_in("p1", "Observation", "o1").expect("reads"),
+        None
+    );
+    assert!(
+        store
+            .read_in("p2", "Observation", "o1")
+            .expect("reads")
+            .is_some()
+    );
+    let first = store
+        .vread("Observation", "o1", 1)
+        .expect("reads")
+        .expect("kept");
+    assert_eq!(first.patient.as_deref(), Some("p1"));
+    assert!(search_ids(&store, &query("p1", vec![])).is_empty());
+    assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["o1", "o2"]);
+    let history = store
+        .history(&HistoryQuery {
+            resource_type: Some("Observation".into()),
+            id: Some("o1".into()),
+            count: 10,
+            ..HistoryQuery::default()
+        })
+        .expect("history");
+    assert_eq!(
+        history
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    // It can be updated and deleted where it is now.
+    let mut again = observation("o1", "p2", GLUCOSE, JAN1 + 2 * HOUR, 8.5);
+    again.version = 3;
+    let results = store
+        .write(
+            vec![
+                WriteOp::Update {
+                    new: again,
+                    create_if_missing: false,
+                },
+                WriteOp::Delete {
+                    resource_type: "Observation".into(),
+                    id: "o1".into(),
+                    version: 4,
+                    last_updated: JAN1 + 3 * HOUR,
+                    app: None,
+                },
+            ],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert_eq!(
+        results,
+        vec![
+            Ok(WriteOutcome::Updated { version: 3 }),
+            Ok(WriteOutcome::Deleted { version: 4 })
+        ]
+    );
+    assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["o2"]);
+}
