@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use phr_search::model::SearchQuery;
+use phr_search::model::{SearchQuery, TotalMode};
 use phr_store::{Storage, StoreError, StoredResource};
 use serde_json::{Value, json};
 
@@ -55,6 +55,7 @@ pub fn search_all(
         resource_type: resource_type.to_string(),
         compartment: compartment.map(str::to_string),
         count: PAGE,
+        total: TotalMode::None,
         ..SearchQuery::default()
     };
     let mut out = Vec::new();

@@ -159,8 +159,7 @@ fn execute(
     plan: Plan,
     cursor: Cursor,
 ) -> Result<SearchPage, StoreError> {
-    let wants_total = matches!(query.total, TotalMode::Estimate | TotalMode::Accurate)
-        || query.summary == Summary::Count;
+    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
     let base_values = ctx.sql.values.clone();
     let where_sql = if plan.conds.is_empty() {
         ALWAYS.to_owned()
@@ -168,9 +167,13 @@ fn execute(
         plan.conds.join(" AND ")
     };
     let mut total = cursor.total;
+    // Counted up front when no page of matches will be read (`_summary=count`, `_count=0`)
+    // or when asked to count.
     if wants_total
         && total.is_none()
-        && (query.summary == Summary::Count || query.total == TotalMode::Accurate)
+        && (query.summary == Summary::Count
+            || query.count == 0
+            || query.total == TotalMode::Accurate)
     {
         total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
     }
@@ -248,10 +251,6 @@ fn execute(
         if let Some(v) = ctx.store.fetch_version(ctx.conn, seq_of(row)?)? {
             versions.push(v);
         }
-    }
-    let everything_on_this_page = cursor.direction == Direction::Start && !more;
-    if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
-        total = Some(rows.len() as u64);
     }
     if wants_total && total.is_none() {
         // `estimate`: free when everything fits on the first page, else counted.

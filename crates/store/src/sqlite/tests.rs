@@ -1141,20 +1141,35 @@ fn sort_by_several_keys_with_ties_broken_stably() {
 }
 
 #[test]
-fn totals_accurate_estimate_and_none() {
+fn totals_by_default_accurate_estimate_and_none() {
     let dir = TempDir::new();
     let store = open(&dir);
     timeline(&store);
     let mut q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
     q.count = 2;
+    for mode in [
+        TotalMode::default(),
+        TotalMode::Estimate,
+        TotalMode::Accurate,
+    ] {
+        q.total = mode;
+        let first = store.search(&q, None).expect("searches");
+        assert_eq!(first.total, Some(6), "{mode:?}");
+        let second = store.search(&q, first.next.as_deref()).expect("pages");
+        assert_eq!(
+            second.total,
+            Some(6),
+            "{mode:?}: later pages carry the total"
+        );
+    }
+    q.total = TotalMode::None;
     assert_eq!(store.search(&q, None).expect("searches").total, None);
-    q.total = TotalMode::Accurate;
-    let first = store.search(&q, None).expect("searches");
-    assert_eq!(first.total, Some(6));
-    let second = store.search(&q, first.next.as_deref()).expect("pages");
-    assert_eq!(second.total, Some(6));
-    q.total = TotalMode::Estimate;
-    assert_eq!(store.search(&q, None).expect("searches").total, Some(6));
+    // No page of matches read: the total alone.
+    q.total = TotalMode::default();
+    q.count = 0;
+    let counted = store.search(&q, None).expect("searches");
+    assert_eq!(counted.total, Some(6));
+    assert!(counted.matches.is_empty() && counted.next.is_none());
 }
 
 /// Walks every page forward from the first.
