@@ -153,6 +153,8 @@ fn compartment_search_serves_the_patient_compartment_types_only() {
         "{text}"
     );
     assert_eq!(server.get(&format!("Patient/{p}/Nope")).status(), 404);
+    assert_eq!(server.get("Patient/a%20b/Observation").status(), 400);
+    assert_eq!(server.get("Patient/a%20b/AuditEvent").status(), 400);
     assert_eq!(
         server.get(&format!("Encounter/{p}/Observation")).status(),
         404

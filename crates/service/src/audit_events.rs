@@ -121,6 +121,9 @@ impl FhirService {
     }
 
     fn audit_request(&self, path: Option<&str>, params: &[(String, String)]) -> Result<Request> {
+        if let Some(patient) = path {
+            crate::search::check_compartment_id(patient)?;
+        }
         let mut patient = path.map(str::to_string);
         let mut count = self.settings.default_page_size;
         let mut offset = 0usize;

@@ -100,12 +100,18 @@ pub fn collection_bundle(mut by_type: BTreeMap<String, Vec<Value>>, base: &str) 
             json!({"fullUrl": url, "resource": r})
         })
         .collect();
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": crate::time::to_instant(crate::time::now_micros()),
-        "entry": entries,
-    })
+    });
+    // FHIR JSON has no empty arrays.
+    if !entries.is_empty()
+        && let Some(object) = bundle.as_object_mut()
+    {
+        object.insert("entry".into(), Value::Array(entries));
+    }
+    bundle
 }
 
 /// NDJSON: one resource per line.

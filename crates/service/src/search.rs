@@ -150,8 +150,9 @@ impl FhirService {
     ) -> Result<SearchResult> {
         let resource_type = scope.resource_type;
         self.check_type(resource_type)?;
-        if scope.patient.is_some() {
+        if let Some(patient) = scope.patient {
             self.check_compartment_type(resource_type)?;
+            check_compartment_id(patient)?;
         }
         let page = params
             .iter()
@@ -203,6 +204,18 @@ impl FhirService {
             "{resource_type} is not in the Patient compartment. Patient/[id]/[type] searches: {}",
             served.join(", ")
         )))
+    }
+}
+
+/// The Patient id of a compartment search is a FHIR id: it goes into the paging links' path
+/// as it is.
+pub(crate) fn check_compartment_id(patient: &str) -> Result<()> {
+    match phr_fhir::primitives::check("id", &serde_json::Value::String(patient.to_string())) {
+        Some(problem) => Err(Error::invalid(format!(
+            "{COMPARTMENT_TYPE}/{patient}: {}",
+            problem.message
+        ))),
+        None => Ok(()),
     }
 }
 

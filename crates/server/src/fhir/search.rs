@@ -24,9 +24,9 @@ struct Target {
 
 impl Target {
     fn scope(&self) -> Scope<'_> {
-        Scope {
-            resource_type: &self.resource_type,
-            patient: self.patient.as_deref(),
+        match &self.patient {
+            Some(patient) => Scope::compartment(patient, &self.resource_type),
+            None => Scope::of_type(&self.resource_type),
         }
     }
 }
