@@ -133,7 +133,7 @@ fn compartment_search_answers_as_the_patient_parameter_with_working_links() {
     // The Patient is in its own compartment.
     assert_eq!(
         match_ids(&body(server.get(&format!("Patient/{p}/Patient")))),
-        [p.clone()]
+        std::slice::from_ref(&p)
     );
 }
 
