@@ -1,6 +1,7 @@
 //! FHIR search over HTTP: every parameter type, prefixes, modifiers, sorting,
-//! paging under concurrent writes, includes, chaining, strict handling, Kanta's rules, and
-//! counts over Kanta's 300-entry batch that are computed here from the bundle itself.
+//! paging under concurrent writes, includes, chaining, strict and lenient handling, totals,
+//! compartment search, Kanta's rules, and counts over Kanta's 300-entry batch that are
+//! computed here from the bundle itself.
 
 mod common;
 
@@ -646,35 +647,166 @@ fn summary_and_elements_subset_the_results() {
     assert!(data["entry"][0]["resource"].get("text").is_none());
 }
 
+/// The entries of a searchset with `search.mode` `mode`.
+fn entries_in_mode<'a>(bundle: &'a Value, mode: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == mode)
+        .collect()
+}
+
+/// A GET with a `Prefer` header.
+fn get_preferring(server: &Server, query: &str, prefer: &str) -> reqwest::blocking::Response {
+    server
+        .client
+        .get(server.url(query))
+        .header("Prefer", prefer)
+        .send()
+        .unwrap()
+}
+
+/// The diagnostics of a 400 answer.
+fn refusal(response: reqwest::blocking::Response) -> String {
+    assert_eq!(response.status(), 400);
+    let outcome = body(response);
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    outcome["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
-fn unknown_parameters_warn_and_strict_handling_refuses() {
+fn unknown_parameters_and_sort_keys_are_refused_naming_the_supported_ones() {
     let server = Server::open_sandbox();
     let p = create_patient(&server, &uuid());
     create(&server, &weight(&p, 80.0));
-    let lenient = body(server.get(&format!("Observation?patient={p}&shoe-size=42")));
-    let outcome = lenient["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["search"]["mode"] == "outcome")
-        .expect("outcome entry");
-    assert!(outcome["resource"].to_string().contains("shoe-size"));
+    for prefer in [None, Some("handling=strict")] {
+        let query = format!("Observation?patient={p}&shoe-size=42");
+        let response = match prefer {
+            Some(prefer) => get_preferring(&server, &query, prefer),
+            None => server.get(&query),
+        };
+        let text = refusal(response);
+        for needle in ["shoe-size", "code", "date", "_sort"] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
+    let text = refusal(server.get(&format!("Observation?patient={p}&_sort=shoe-size")));
+    assert!(
+        text.contains("shoe-size") && text.contains("date"),
+        "{text}"
+    );
+    // MedicationAdministration has no `date`: its sort key is effective-time.
+    let text = refusal(server.get(&format!("MedicationAdministration?patient={p}&_sort=date")));
+    assert!(text.contains("effective-time"), "{text}");
     assert_eq!(
-        lenient["entry"]
+        status(
+            &server,
+            &format!("MedicationAdministration?patient={p}&_sort=effective-time")
+        ),
+        200
+    );
+    let text = refusal(server.get(&format!("Observation?patient={p}&_contained=true")));
+    assert!(text.contains("_contained"), "{text}");
+    // A parameter without a value asks for nothing.
+    let empty = body(server.get(&format!("Observation?patient={p}&code=")));
+    assert_eq!(entries_in_mode(&empty, "match").len(), 1);
+    assert!(entries_in_mode(&empty, "outcome").is_empty());
+}
+
+#[test]
+fn lenient_handling_ignores_and_reports_in_one_outcome_entry() {
+    let server = Server::open_sandbox();
+    let p = create_patient(&server, &uuid());
+    create(&server, &weight(&p, 80.0));
+    let lenient = body(get_preferring(
+        &server,
+        &format!("Observation?patient={p}&shoe-size=42&_sort=shoe-size,-date"),
+        "handling=lenient",
+    ));
+    assert_eq!(entries_in_mode(&lenient, "match").len(), 1);
+    assert_eq!(lenient["total"], 1);
+    let outcomes = entries_in_mode(&lenient, "outcome");
+    assert_eq!(outcomes.len(), 1, "{lenient:#}");
+    let outcome = &outcomes[0]["resource"];
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert_eq!(outcome["issue"].as_array().unwrap().len(), 2);
+    assert!(outcome.to_string().contains("shoe-size"));
+    assert!(
+        outcome["issue"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["search"]["mode"] == "match")
-            .count(),
-        1
+            .all(|i| i["severity"] == "warning")
     );
-    let strict = server
-        .client
-        .get(server.url(&format!("Observation?patient={p}&shoe-size=42")))
-        .header("Prefer", "handling=strict")
-        .send()
-        .unwrap();
-    assert_eq!(strict.status(), 400);
+    // Nothing to report: no outcome entry, leniently or not.
+    let clean = body(get_preferring(
+        &server,
+        &format!("Observation?patient={p}&_count=20000"),
+        "handling=lenient",
+    ));
+    assert!(entries_in_mode(&clean, "outcome").is_empty(), "{clean:#}");
+}
+
+#[test]
+fn every_searchset_carries_its_total_on_every_page_unless_none_is_asked() {
+    let server = Server::open_sandbox();
+    let p = create_patient(&server, &uuid());
+    for day in 1..=7 {
+        create(
+            &server,
+            &weight_at(
+                &p,
+                70.0 + f64::from(day),
+                &format!("2024-03-0{day}T08:00:00Z"),
+            ),
+        );
+    }
+    for total in ["", "&_total=estimate", "&_total=accurate"] {
+        let mut url = server.url(&format!("Observation?patient={p}&_count=3{total}"));
+        let mut read = 0;
+        let mut pages = 0;
+        loop {
+            let page = body(server.client.get(&url).send().unwrap());
+            assert_eq!(page["total"], 7, "page {pages} of '{total}': {page:#}");
+            read += entries_in_mode(&page, "match").len();
+            pages += 1;
+            match next_link(&page) {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        assert_eq!((read, pages), (7, 3), "{total}");
+    }
+    let none = body(server.get(&format!("Observation?patient={p}&_count=3&_total=none")));
+    assert!(none.get("total").is_none(), "{none:#}");
+    assert_eq!(entries_in_mode(&none, "match").len(), 3);
+    // Nothing matches: a total of 0 and no entries.
+    let nothing = body(server.get(&format!("Observation?patient={p}&code=8867-4")));
+    assert_eq!(nothing["total"], 0);
+    assert!(nothing.get("entry").is_none(), "{nothing:#}");
+}
+
+#[test]
+fn count_zero_and_summary_count_answer_the_total_alone() {
+    let server = Server::open_sandbox();
+    let p = create_patient(&server, &uuid());
+    for _ in 0..4 {
+        create(&server, &weight(&p, 80.0));
+    }
+    for query in [
+        format!("Observation?patient={p}&_count=0"),
+        format!("Observation?patient={p}&_summary=count"),
+        format!("Patient/{p}/Observation?_count=0"),
+    ] {
+        let bundle = body(server.get(&query));
+        assert_eq!(bundle["total"], 4, "{query}: {bundle:#}");
+        assert!(bundle.get("entry").is_none(), "{query}: {bundle:#}");
+        assert!(next_link(&bundle).is_none(), "{query}");
+    }
 }
 
 #[test]
@@ -694,7 +826,7 @@ fn post_search_takes_form_parameters() {
 }
 
 #[test]
-fn count_is_capped_and_defaults() {
+fn count_above_the_maximum_is_capped_silently_and_the_next_link_carries_on() {
     let server = Server::open_sandbox();
     let p = create_patient(&server, &uuid());
     for _ in 0..3 {
@@ -704,13 +836,36 @@ fn count_is_capped_and_defaults() {
     assert_eq!(one["entry"].as_array().unwrap().len(), 1);
     assert!(next_link(&one).is_some());
     let capped = body(server.get(&format!("Observation?patient={p}&_count=100000")));
-    assert_eq!(
-        capped["entry"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["search"]["mode"] == "match")
-            .count(),
-        3
-    );
+    assert_eq!(entries_in_mode(&capped, "match").len(), 3);
+    assert_eq!(capped["entry"].as_array().unwrap().len(), 3, "{capped:#}");
+
+    // On a server whose pages hold two, `_count=20000` pages through by twos.
+    let small = Server::start(&["--open-sandbox", "--config", &small_pages(&server)]);
+    let p = create_patient(&small, &uuid());
+    for _ in 0..5 {
+        create(&small, &weight(&p, 80.0));
+    }
+    let mut url = small.url(&format!("Observation?patient={p}&_count=20000"));
+    let mut sizes = Vec::new();
+    loop {
+        let page = body(small.client.get(&url).send().unwrap());
+        assert_eq!(page["total"], 5);
+        assert!(entries_in_mode(&page, "outcome").is_empty(), "{page:#}");
+        sizes.push(page["entry"].as_array().unwrap().len());
+        match next_link(&page) {
+            Some(next) => {
+                assert!(next.contains("_count=20000"), "{next}");
+                url = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+}
+
+/// A configuration file with a maximum page size of 2, written into `server`'s data folder.
+fn small_pages(server: &Server) -> String {
+    let path = server.data.join("small-pages.toml");
+    std::fs::write(&path, "default_page_size = 2\nmax_page_size = 2\n").unwrap();
+    path.display().to_string()
 }

@@ -214,15 +214,16 @@ pub struct SortKey {
     pub descending: bool,
 }
 
-/// `_total`. Without the parameter a total is given only when it costs nothing: the first
-/// page holds every match.
+/// `_total`. Without the parameter every searchset carries its total (Kanta's clients read
+/// `Bundle.total` before the entries), as with `estimate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TotalMode {
-    #[default]
-    WhenFree,
     /// `_total=none`: never.
     None,
-    /// `_total=estimate`: free on a single page, else counted.
+    /// `_total=estimate`, and the default: the exact count, free when the first page holds
+    /// every match, else counted once on the first page (later pages carry it in their
+    /// cursor).
+    #[default]
     Estimate,
     /// `_total=accurate`: always counted.
     Accurate,

@@ -112,6 +112,7 @@ impl AppState {
                 version: env!("CARGO_PKG_VERSION"),
                 open_sandbox: config.open_sandbox,
                 max_bundle_entries: config.max_bundle_entries,
+                max_page_size: fhir.settings.max_page_size,
                 oauth: OAuthUris {
                     authorize: &endpoints.authorization,
                     token: &endpoints.token,

@@ -1,7 +1,8 @@
 //! `AuditEvent?patient=<id>`: the citizen's own access log, read from the authorization
 //! server's audit records as a searchset Bundle. A token may only read its own patient's
 //! records. Paging is by offset (`_page=<n>`): a `_page` that is not a number, or that lies
-//! past the last record, is an error.
+//! past the last record, is an error. The compartment form `Patient/[id]/AuditEvent` is the
+//! same search with `patient=[id]`.
 
 use phr_auth::{AuthService, Interaction};
 use serde_json::{Value, json};
@@ -25,17 +26,21 @@ struct Request {
     patient: String,
     count: usize,
     offset: usize,
+    /// `_total=none`.
+    no_total: bool,
 }
 
 impl FhirService {
-    /// Searches the access log of a patient.
+    /// Searches the access log of a patient: `patient` from the path of a compartment
+    /// search, or from the parameters.
     pub fn audit_events(
         &self,
         auth: &AuthService,
         caller: &Caller,
+        patient: Option<&str>,
         params: &[(String, String)],
     ) -> Result<AuditEvents> {
-        let request = self.audit_request(params)?;
+        let request = self.audit_request(patient, params)?;
         if let Some(own) = caller.compartment()
             && own != request.patient
         {
@@ -58,13 +63,21 @@ impl FhirService {
             )));
         }
         let link = |offset: usize| {
-            let params = [
-                ("patient".to_string(), request.patient.clone()),
-                ("_count".to_string(), request.count.to_string()),
-                (PAGE_PARAMETER.to_string(), offset.to_string()),
-            ];
+            let mut params = Vec::with_capacity(4);
+            if patient.is_none() {
+                params.push(("patient".to_string(), request.patient.clone()));
+            }
+            params.push(("_count".to_string(), request.count.to_string()));
+            if request.no_total {
+                params.push(("_total".to_string(), "none".to_string()));
+            }
+            params.push((PAGE_PARAMETER.to_string(), offset.to_string()));
+            let path = match patient {
+                Some(p) => format!("Patient/{p}/AuditEvent"),
+                None => "AuditEvent".to_string(),
+            };
             format!(
-                "{}/AuditEvent?{}",
+                "{}/{path}?{}",
                 self.settings.base_url,
                 encode_query(&params)
             )
@@ -90,21 +103,53 @@ impl FhirService {
                     "search": {"mode": "match"}})
             })
             .collect();
+        let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
+        if let Some(object) = bundle.as_object_mut() {
+            if !request.no_total {
+                object.insert("total".into(), json!(page.total));
+            }
+            object.insert("link".into(), Value::Array(links));
+            if !entries.is_empty() {
+                object.insert("entry".into(), Value::Array(entries));
+            }
+        }
         Ok(AuditEvents {
-            bundle: json!({"resourceType": "Bundle", "type": "searchset", "total": page.total,
-                "link": links, "entry": entries}),
+            bundle,
             patient: request.patient,
             amount,
         })
     }
 
-    fn audit_request(&self, params: &[(String, String)]) -> Result<Request> {
-        let mut patient = None;
+    fn audit_request(&self, path: Option<&str>, params: &[(String, String)]) -> Result<Request> {
+        if let Some(patient) = path {
+            crate::search::check_compartment_id(patient)?;
+        }
+        let mut patient = path.map(str::to_string);
         let mut count = self.settings.default_page_size;
         let mut offset = 0usize;
+        let mut no_total = false;
         for (name, value) in params {
             match name.as_str() {
-                "patient" => patient = Some(value.trim_start_matches("Patient/").to_string()),
+                "patient" => {
+                    let named = value.trim_start_matches("Patient/").to_string();
+                    if path.is_some_and(|p| p != named) {
+                        return Err(Error::invalid(format!(
+                            "patient names another Patient than the compartment searched ('{named}')"
+                        )));
+                    }
+                    patient = Some(named);
+                }
+                "_total" => {
+                    no_total = match value.as_str() {
+                        "none" => true,
+                        "estimate" | "accurate" => false,
+                        other => {
+                            return Err(Error::invalid(format!(
+                                "_total must be none, estimate or accurate, not '{other}'"
+                            )));
+                        }
+                    }
+                }
                 "_count" => {
                     count = value
                         .parse::<usize>()
@@ -122,9 +167,13 @@ impl FhirService {
                 }
                 "_format" | "_pretty" => {}
                 other => {
-                    return Err(Error::invalid(format!(
-                        "AuditEvent search supports patient and _count, not '{other}'"
-                    )));
+                    return Err(Error::new(
+                        crate::ErrorKind::Invalid,
+                        phr_fhir::IssueType::NotSupported,
+                        format!(
+                            "unknown search parameter '{other}' for AuditEvent. Valid search parameters are: patient; result parameters: _count, _total"
+                        ),
+                    ));
                 }
             }
         }
@@ -135,6 +184,7 @@ impl FhirService {
             patient,
             count,
             offset,
+            no_total,
         })
     }
 }
@@ -166,18 +216,34 @@ mod tests {
         let fhir = service();
         for bad in ["x", "-1", "1.5", "99999999999999999999999"] {
             let err = fhir
-                .audit_request(&params(&[("patient", "p"), ("_page", bad)]))
+                .audit_request(None, &params(&[("patient", "p"), ("_page", bad)]))
                 .unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{bad}");
         }
         assert_eq!(
-            fhir.audit_request(&params(&[("patient", "Patient/p"), ("_page", "3")]))
+            fhir.audit_request(None, &params(&[("patient", "Patient/p"), ("_page", "3")]))
                 .unwrap(),
             Request {
                 patient: "p".into(),
                 count: 50,
-                offset: 3
+                offset: 3,
+                no_total: false,
             }
         );
+    }
+
+    #[test]
+    fn the_compartment_names_the_patient() {
+        let fhir = service();
+        let request = fhir.audit_request(Some("p"), &[]).unwrap();
+        assert_eq!(request.patient, "p");
+        assert!(
+            fhir.audit_request(Some("p"), &params(&[("patient", "p")]))
+                .is_ok()
+        );
+        let err = fhir
+            .audit_request(Some("p"), &params(&[("patient", "q")]))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Invalid);
     }
 }

@@ -1,8 +1,9 @@
 //! The CapabilityStatement at `/metadata`, generated from what this server really does: the
-//! resource types the pipeline accepts, the interactions the handlers implement and the
-//! restrictions the service enforces.
+//! resource types the pipeline accepts, the interactions the handlers implement, the
+//! restrictions the service enforces and the search rules (in the `documentation` texts).
+//! Like every response, it has no empty arrays.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::conformance::is_conformance_type;
 use crate::delete::UNDELETABLE_TYPES;
@@ -16,6 +17,8 @@ pub struct ServerFacts<'a> {
     pub version: &'a str,
     pub open_sandbox: bool,
     pub max_bundle_entries: usize,
+    /// The largest search page (`_count` above it is lowered to it).
+    pub max_page_size: usize,
     /// Where the authorization server's endpoints are (SMART `oauth-uris`).
     pub oauth: OAuthUris<'a>,
 }
@@ -36,6 +39,30 @@ fn deletable(resource_type: &str) -> bool {
     !UNDELETABLE_TYPES.contains(&resource_type)
 }
 
+/// The search rules every client meets, as `rest.documentation` says them.
+fn search_rules(max_page_size: usize) -> String {
+    format!(
+        "Search: every searchset carries Bundle.total unless _total=none is asked (_total=estimate \
+         answers the exact count too); _count=0 answers the total alone. A _count above \
+         {max_page_size} is lowered to {max_page_size} silently and the next link carries on. An \
+         unknown or unsupported search parameter, _sort key, _elements name or _include=* is a 400 \
+         OperationOutcome naming what is supported; with the header Prefer: handling=lenient it \
+         is ignored instead and reported in one OperationOutcome entry (search.mode = outcome), \
+         the only OperationOutcome a searchset ever carries. A parameter without a value is \
+         skipped. Searching {} needs patient=[id]; the compartment search Patient/[id]/[type] \
+         (GET, or POST .../_search) follows the rules of [type]?patient=[id]. A token bound to a \
+         citizen searches that citizen's compartment only.",
+        phr_search::kanta::PATIENT_REQUIRED.join(", ")
+    )
+}
+
+/// Inserts `key` unless `values` is empty (FHIR JSON has no empty arrays).
+fn insert_list<T: serde::Serialize>(object: &mut Map<String, Value>, key: &str, values: Vec<T>) {
+    if !values.is_empty() {
+        object.insert(key.into(), json!(values));
+    }
+}
+
 pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
     let search = phr_search::Registry::global();
     let catalog = phr_catalog::Catalog::get();
@@ -54,30 +81,47 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
             if deletable(t) && interactions.contains(&"create") {
                 interactions.push("delete");
             }
-            let mut resource = json!({
-                "type": t,
-                "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-                "interaction": interactions.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
-                "versioning": "versioned-update",
-                "readHistory": true,
-                "updateCreate": update_create(t),
-                "conditionalCreate": interactions.contains(&"create"),
-                "conditionalRead": "not-supported",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
-                "referencePolicy": ["literal", "local"],
-                "searchInclude": search.search_includes(t),
-                "searchRevInclude": search.search_rev_includes(t),
-                "searchParam": search.capability_search_params(t),
-                "operation": [validate.clone()],
-            });
-            let profiles: Vec<&str> = catalog.profiles_for_type(t).map(|p| p.url).collect();
-            if !profiles.is_empty()
-                && let Some(object) = resource.as_object_mut()
-            {
-                object.insert("supportedProfile".into(), json!(profiles));
+            let mut resource = Map::new();
+            resource.insert("type".into(), json!(t));
+            resource.insert(
+                "profile".into(),
+                json!(format!("http://hl7.org/fhir/StructureDefinition/{t}")),
+            );
+            insert_list(
+                &mut resource,
+                "supportedProfile",
+                catalog.profiles_for_type(t).map(|p| p.url).collect(),
+            );
+            if phr_search::kanta::patient_required(t) {
+                resource.insert(
+                    "documentation".into(),
+                    json!(format!(
+                        "Searching {t} needs patient=[id], or the compartment search Patient/[id]/{t}."
+                    )),
+                );
             }
-            resource
+            insert_list(
+                &mut resource,
+                "interaction",
+                interactions.iter().map(|code| json!({"code": code})).collect(),
+            );
+            for (key, value) in [
+                ("versioning", json!("versioned-update")),
+                ("readHistory", json!(true)),
+                ("updateCreate", json!(update_create(t))),
+                ("conditionalCreate", json!(interactions.contains(&"create"))),
+                ("conditionalRead", json!("not-supported")),
+                ("conditionalUpdate", json!(false)),
+                ("conditionalDelete", json!("not-supported")),
+                ("referencePolicy", json!(["literal", "local"])),
+            ] {
+                resource.insert(key.into(), value);
+            }
+            insert_list(&mut resource, "searchInclude", search.search_includes(t));
+            insert_list(&mut resource, "searchRevInclude", search.search_rev_includes(t));
+            insert_list(&mut resource, "searchParam", search.capability_search_params(t));
+            resource.insert("operation".into(), json!([validate.clone()]));
+            Value::Object(resource)
         })
         .collect();
     let mut security = json!({
@@ -117,12 +161,14 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": format!(
-                "Batch and transaction Bundles of up to {} entries. Conditional create only with If-None-Exist: identifier=...",
-                facts.max_bundle_entries
+                "Batch and transaction Bundles of up to {} entries. Conditional create only with If-None-Exist: identifier=... {}",
+                facts.max_bundle_entries,
+                search_rules(facts.max_page_size),
             ),
             "security": security,
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            "compartment": ["http://hl7.org/fhir/CompartmentDefinition/patient"],
         }],
     })
 }
@@ -137,6 +183,7 @@ mod tests {
             version: "0",
             open_sandbox: true,
             max_bundle_entries: 300,
+            max_page_size: 1000,
             oauth: OAuthUris {
                 authorize: "http://x/oauth/authorize",
                 token: "http://x/oauth/token",
@@ -227,6 +274,25 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn search_rules_and_the_patient_compartment_are_documented() {
+        let cs = statement();
+        let rest = &cs["rest"][0];
+        let text = rest["documentation"].as_str().unwrap();
+        for needle in [
+            "_total=none",
+            "lowered to 1000 silently",
+            "Prefer: handling=lenient",
+            "Patient/[id]/[type]",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert_eq!(
+            rest["compartment"][0],
+            "http://hl7.org/fhir/CompartmentDefinition/patient"
+        );
     }
 
     #[test]

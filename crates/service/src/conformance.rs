@@ -8,7 +8,7 @@ use phr_catalog::Catalog;
 use phr_fhir::{Issue, IssueType};
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Types served from the catalogue.
 pub const TYPES: &[&str] = &["StructureDefinition", "CodeSystem", "ValueSet"];
@@ -54,13 +54,14 @@ impl Conformance {
             .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))
     }
 
-    /// Search by `url` (with optional `|version`) and `_id`; other parameters are reported
-    /// and ignored, or refused under strict handling. `base_url` is the FHIR base.
+    /// Search by `url` (with optional `|version`) and `_id`; other parameters are refused
+    /// (400 naming these), or ignored and reported when `lenient`. `base_url` is the FHIR
+    /// base.
     pub fn search(
         &self,
         resource_type: &str,
         params: &[(String, String)],
-        strict: bool,
+        lenient: bool,
         base_url: &str,
     ) -> Result<Value> {
         let mut matches: Vec<&Value> = self.all(resource_type).iter().collect();
@@ -77,17 +78,18 @@ impl Conformance {
                 }
                 "_id" => matches.retain(|r| value.split(',').any(|id| r["id"] == id)),
                 "_format" | "_pretty" | "_count" | "_total" => {}
+                other if lenient => warnings.push(Issue::warning(
+                    IssueType::NotSupported,
+                    format!("{resource_type} search supports url and _id; '{other}' was ignored"),
+                )),
                 other => {
-                    let issue = Issue::warning(
+                    return Err(Error::new(
+                        ErrorKind::Invalid,
                         IssueType::NotSupported,
                         format!(
-                            "{resource_type} search supports url and _id; '{other}' was ignored"
+                            "unknown search parameter '{other}' for {resource_type}. Valid search parameters are: url, _id"
                         ),
-                    );
-                    if strict {
-                        return Err(Error::invalid(issue.message));
-                    }
-                    warnings.push(issue);
+                    ));
                 }
             }
         }
@@ -108,7 +110,13 @@ impl Conformance {
                 "search": {"mode": "outcome"},
             }));
         }
-        Ok(json!({"resourceType": "Bundle", "type": "searchset", "total": total, "entry": entries}))
+        let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": total});
+        if !entries.is_empty()
+            && let Some(object) = bundle.as_object_mut()
+        {
+            object.insert("entry".into(), Value::Array(entries));
+        }
+        Ok(bundle)
     }
 }
 
@@ -158,12 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_parameters_warn_or_fail_under_strict() {
+    fn unknown_parameters_fail_unless_lenient() {
         let c = Conformance::new();
         let params = vec![("name".to_string(), "x".to_string())];
-        let bundle = c.search("ValueSet", &params, false, "http://x").unwrap();
+        let error = c
+            .search("ValueSet", &params, false, "http://x")
+            .unwrap_err();
+        assert!(error.issues()[0].message.contains("url, _id"));
+        let bundle = c.search("ValueSet", &params, true, "http://x").unwrap();
         let last = bundle["entry"].as_array().unwrap().last().unwrap();
         assert_eq!(last["search"]["mode"], "outcome");
-        assert!(c.search("ValueSet", &params, true, "http://x").is_err());
+    }
+
+    #[test]
+    fn no_match_leaves_the_entries_out() {
+        let c = Conformance::new();
+        let params = vec![("url".to_string(), "http://nowhere".to_string())];
+        let bundle = c.search("ValueSet", &params, false, "http://x").unwrap();
+        assert_eq!(bundle["total"], 0);
+        assert!(bundle.get("entry").is_none());
     }
 }

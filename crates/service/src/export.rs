@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use phr_search::model::SearchQuery;
+use phr_search::model::{SearchQuery, TotalMode};
 use phr_store::{Storage, StoreError, StoredResource};
 use serde_json::{Value, json};
 
@@ -55,6 +55,7 @@ pub fn search_all(
         resource_type: resource_type.to_string(),
         compartment: compartment.map(str::to_string),
         count: PAGE,
+        total: TotalMode::None,
         ..SearchQuery::default()
     };
     let mut out = Vec::new();
@@ -99,12 +100,18 @@ pub fn collection_bundle(mut by_type: BTreeMap<String, Vec<Value>>, base: &str) 
             json!({"fullUrl": url, "resource": r})
         })
         .collect();
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": crate::time::to_instant(crate::time::now_micros()),
-        "entry": entries,
-    })
+    });
+    // FHIR JSON has no empty arrays.
+    if !entries.is_empty()
+        && let Some(object) = bundle.as_object_mut()
+    {
+        object.insert("entry".into(), Value::Array(entries));
+    }
+    bundle
 }
 
 /// NDJSON: one resource per line.

@@ -181,11 +181,17 @@ impl FhirService {
         if let Some(next) = &page.next {
             links.push(json!({"relation": "next", "url": page_link(self_link, next)}));
         }
-        json!({
+        let mut bundle = json!({
             "resourceType": "Bundle",
             "type": "history",
             "link": links,
-            "entry": entries,
-        })
+        });
+        // FHIR JSON has no empty arrays: an empty page has no `entry`.
+        if !entries.is_empty()
+            && let Some(object) = bundle.as_object_mut()
+        {
+            object.insert("entry".into(), Value::Array(entries));
+        }
+        bundle
     }
 }

@@ -198,6 +198,7 @@ fn patient_ids(storage: &dyn Storage) -> Result<Vec<String>, StoreError> {
     let query = SearchQuery {
         resource_type: "Patient".into(),
         count: PAGE,
+        total: TotalMode::None,
         ..SearchQuery::default()
     };
     let mut ids = Vec::new();

@@ -1,7 +1,13 @@
 //! Search: parameters to a `SearchQuery` (phr-search), confined to the caller's compartment
 //! and granular scopes, executed by storage, answered as a searchset Bundle
-//! ([`crate::searchset`]). The catalogue's conformance resources are searched in
-//! [`crate::conformance`].
+//! ([`crate::searchset`]). A search reads one resource type ([`Scope::of_type`]), or one
+//! type within a Patient's compartment ([`Scope::compartment`], `Patient/[id]/[type]`), which
+//! follows exactly the rules of `[type]?patient=[id]`. The catalogue's conformance resources
+//! are searched in [`crate::conformance`].
+//!
+//! Strictness (`lenient`, from `Prefer: handling=lenient`) is decided in phr-search: by
+//! default what cannot be honoured is refused; leniently it is ignored and reported in the
+//! Bundle's one OperationOutcome entry (`search.mode = outcome`).
 
 use std::collections::BTreeSet;
 
@@ -18,6 +24,53 @@ use crate::service::FhirService;
 
 /// The parameter carrying a page cursor in `next`/`previous`/`self` links.
 pub const PAGE_PARAMETER: &str = "_page";
+
+/// The compartment a compartment search names (`Patient/[id]/[type]`).
+pub const COMPARTMENT_TYPE: &str = "Patient";
+
+/// Where a search looks: every resource of a type the caller may see (`GET [type]?…`), or
+/// those in one Patient's compartment (`GET Patient/[id]/[type]?…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    pub resource_type: &'a str,
+    /// The Patient id of a compartment search.
+    pub patient: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn of_type(resource_type: &'a str) -> Self {
+        Scope {
+            resource_type,
+            patient: None,
+        }
+    }
+
+    pub fn compartment(patient: &'a str, resource_type: &'a str) -> Self {
+        Scope {
+            resource_type,
+            patient: Some(patient),
+        }
+    }
+
+    /// The path searched, relative to the FHIR base: `Observation` or
+    /// `Patient/p1/Observation` (for the `self` and paging links).
+    pub fn path(&self) -> String {
+        match self.patient {
+            Some(patient) => format!("{COMPARTMENT_TYPE}/{patient}/{}", self.resource_type),
+            None => self.resource_type.to_string(),
+        }
+    }
+}
+
+/// The resource types a Patient compartment search serves: those the R4 CompartmentDefinition
+/// puts in the Patient compartment, among `served`.
+pub fn compartment_types<'t>(served: impl IntoIterator<Item = &'t str>) -> Vec<&'t str> {
+    let registry = phr_search::Registry::global();
+    served
+        .into_iter()
+        .filter(|t| !registry.patient_compartment_params(t).is_empty())
+        .collect()
+}
 
 /// A search that ran: the page, the query it ran, and warnings about ignored parameters.
 pub struct SearchResult {
@@ -43,28 +96,29 @@ pub fn search_criteria(params: &[(String, String)]) -> String {
 }
 
 impl FhirService {
-    /// `GET [type]?…` / `POST [type]/_search`: the searchset Bundle. `strict` is
-    /// `Prefer: handling=strict` (unknown parameters are errors, not warnings).
+    /// `GET [type]?…` / `POST [type]/_search` and their compartment forms: the searchset
+    /// Bundle. `lenient` is `Prefer: handling=lenient`.
     pub fn search_request(
         &self,
         caller: &Caller,
-        resource_type: &str,
+        scope: Scope<'_>,
         params: &[(String, String)],
-        strict: bool,
+        lenient: bool,
     ) -> Result<Searched> {
-        if conformance::is_conformance_type(resource_type) {
+        let resource_type = scope.resource_type;
+        if conformance::is_conformance_type(resource_type) && scope.patient.is_none() {
             // The catalogue's definitions are public: no scope is needed to search them.
             self.check_type(resource_type)?;
             let bundle =
                 self.conformance
-                    .search(resource_type, params, strict, &self.settings.base_url)?;
+                    .search(resource_type, params, lenient, &self.settings.base_url)?;
             return Ok(Searched {
                 bundle: crate::resource::to_bytes(&bundle)?,
                 resources: Vec::new(),
                 patient: None,
             });
         }
-        let result = self.search(caller, resource_type, params, strict)?;
+        let result = self.search(caller, scope, params, lenient)?;
         let resources = result
             .page
             .matches
@@ -75,7 +129,7 @@ impl FhirService {
         let bundle = searchset(
             &result,
             &self.settings.base_url,
-            resource_type,
+            &scope.path(),
             params,
             &self.subsetter,
         )?;
@@ -90,21 +144,27 @@ impl FhirService {
     pub fn search(
         &self,
         caller: &Caller,
-        resource_type: &str,
+        scope: Scope<'_>,
         params: &[(String, String)],
-        strict: bool,
+        lenient: bool,
     ) -> Result<SearchResult> {
+        let resource_type = scope.resource_type;
         self.check_type(resource_type)?;
+        if let Some(patient) = scope.patient {
+            self.check_compartment_type(resource_type)?;
+            check_compartment_id(patient)?;
+        }
         let page = params
             .iter()
             .find(|(name, _)| name == PAGE_PARAMETER)
             .map(|(_, v)| v.as_str());
         let options = ParseOptions {
-            strict,
+            lenient,
             default_count: self.settings.default_page_size,
             max_count: self.settings.max_page_size,
             kanta_rules: true,
             base_url: Some(self.settings.base_url.clone()),
+            compartment: scope.patient.map(str::to_string),
             ..ParseOptions::default()
         };
         let parsed = phr_search::parse(resource_type, params, &options)
@@ -129,6 +189,33 @@ impl FhirService {
             query,
             warnings: parsed.warnings,
         })
+    }
+
+    /// A compartment search names a type of the Patient compartment (400 naming them).
+    pub fn check_compartment_type(&self, resource_type: &str) -> Result<()> {
+        if !phr_search::Registry::global()
+            .patient_compartment_params(resource_type)
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let served = compartment_types(self.pipeline.resource_types());
+        Err(Error::invalid(format!(
+            "{resource_type} is not in the Patient compartment. Patient/[id]/[type] searches: {}",
+            served.join(", ")
+        )))
+    }
+}
+
+/// The Patient id of a compartment search is a FHIR id: it goes into the paging links' path
+/// as it is.
+pub(crate) fn check_compartment_id(patient: &str) -> Result<()> {
+    match phr_fhir::primitives::check("id", &serde_json::Value::String(patient.to_string())) {
+        Some(problem) => Err(Error::invalid(format!(
+            "{COMPARTMENT_TYPE}/{patient}: {}",
+            problem.message
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -3,6 +3,10 @@
 //!
 //! The entries are written straight from the stored bytes: a full page is not parsed and
 //! re-serialized unless `_summary`/`_elements` cut the resources down.
+//!
+//! FHIR's JSON rules: `entry` is left out when there is none (never `"entry": []`), `total`
+//! is there whenever storage counted (every search unless `_total=none`), and the only
+//! OperationOutcome entry is the one a lenient search's ignored parameters make.
 
 use phr_search::Summary;
 use serde_json::{Map, Value, json};
@@ -35,12 +39,13 @@ pub(crate) fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Re
         .map_err(|e| Error::internal(format!("JSON encoding failed: {e}")))
 }
 
-/// The searchset Bundle. `base_url` is the FHIR base; `request_params` are the parameters as
-/// sent (for the links).
+/// The searchset Bundle. `base_url` is the FHIR base; `path` what was searched below it
+/// (`Observation`, `Patient/p1/Observation`); `request_params` are the parameters as sent
+/// (for the links).
 pub fn searchset(
     result: &SearchResult,
     base_url: &str,
-    resource_type: &str,
+    path: &str,
     request_params: &[(String, String)],
     subsetter: &Subsetter,
 ) -> Result<Vec<u8>> {
@@ -49,7 +54,7 @@ pub fn searchset(
             .iter()
             .filter(|(name, _)| name != PAGE_PARAMETER),
     );
-    let mut link_base = format!("{base_url}/{resource_type}");
+    let mut link_base = format!("{base_url}/{path}");
     if !query.is_empty() {
         link_base.push('?');
         link_base.push_str(&query);
@@ -73,14 +78,16 @@ pub fn searchset(
     head.insert("link".into(), Value::Array(links));
     let mut out = Vec::with_capacity(4096);
     write_json(&mut out, &Value::Object(head))?;
-    // Reopen the head object to append the entries.
+    // Reopen the head object to append the entries, if there are any.
     out.pop();
-    out.extend_from_slice(br#","entry":["#);
     let mut first = true;
     let mut separate = |out: &mut Vec<u8>| {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
+        let separator: &[u8] = if std::mem::take(&mut first) {
+            br#","entry":["#
+        } else {
+            b","
+        };
+        out.extend_from_slice(separator);
     };
     if result.query.summary != Summary::Count {
         let shape = Shape::of(&result.query);
@@ -119,7 +126,10 @@ pub fn searchset(
         });
         write_json(&mut out, &entry)?;
     }
-    out.extend_from_slice(b"]}");
+    if !first {
+        out.push(b']');
+    }
+    out.push(b'}');
     Ok(out)
 }
 

@@ -133,13 +133,27 @@ pub fn audit_event(record: &AuditRecord) -> Value {
         }
         entities.push(query_entity);
     }
-    crate::set_field(&mut event, "entity", Value::Array(entities));
+    // FHIR JSON has no empty arrays: a record that names nothing has no `entity` (the last
+    // key, so removing it keeps the order of the others).
+    if !entities.is_empty() {
+        crate::set_field(&mut event, "entity", Value::Array(entities));
+    } else if let Some(object) = event.as_object_mut() {
+        object.remove("entity");
+    }
     event
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_naming_nothing_has_no_entity() {
+        let record = AuditRecord::new(Usage::Authorization, "system");
+        let event = audit_event(&record);
+        assert!(event.get("entity").is_none(), "{event}");
+        assert!(event["agent"].as_array().is_some_and(|a| !a.is_empty()));
+    }
 
     #[test]
     fn audit_event_carries_the_log_register_fields() {

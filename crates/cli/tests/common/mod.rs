@@ -236,6 +236,46 @@ pub fn weight(patient: &str, kg: f64) -> Value {
     })
 }
 
+/// A blood glucose Observation valid under the Kanta profile, for `patient` at `when` (an
+/// instant), as a CGM uploader writes it.
+pub fn glucose(patient: &str, when: &str, mmol: f64) -> Value {
+    let id = uuid();
+    serde_json::json!({
+        "resourceType": "Observation",
+        "meta": {"profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose"]},
+        "language": "fi",
+        "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">Verensokeri {mmol} mmol/l</div>")},
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}")}],
+        "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "14745-4", "display": "Glucose [Moles/volume] in Body fluid"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": when,
+        "issued": when,
+        "performer": [{"reference": format!("Patient/{patient}")}],
+        "valueQuantity": {"value": mmol, "unit": "mmol/l", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+    })
+}
+
+/// A batch Bundle creating `resources` conditionally by their first identifier, as Kanta's
+/// uploaders send them (`POST Observation/` with `ifNoneExist`).
+pub fn conditional_batch(resources: &[Value]) -> Value {
+    let entries: Vec<Value> = resources
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "resource": r,
+                "request": {
+                    "method": "POST",
+                    "url": format!("{}/", r["resourceType"].as_str().expect("resourceType")),
+                    "ifNoneExist": format!("identifier={}", r["identifier"][0]["value"].as_str().expect("identifier")),
+                },
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": entries})
+}
+
 /// A random UUID (tests must not depend on the server's id generator).
 pub fn uuid() -> String {
     let mut bytes = [0u8; 16];

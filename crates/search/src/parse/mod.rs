@@ -6,9 +6,15 @@
 //! (anything else is an error); `_sort`, `_count`, `_total`, `_summary`, `_elements`,
 //! `_include` / `_revinclude` (with `:iterate`); one level of chaining and `_has`; and Kanta's
 //! rules (`patient` mandatory for some types and setting the compartment, default code
-//! systems). Unknown or unsupported parameters are warnings, or errors under
-//! `Prefer: handling=strict`. Parameters the server itself handles (`_format`, `_pretty`,
-//! paging cursors) are accepted silently.
+//! systems).
+//!
+//! Strictness is that of Kanta's HAPI-based server: whatever the server would have to ignore
+//! (an unknown or unsupported parameter, `_sort` key, `_elements` name, `_include=*`) is an
+//! error naming what is supported, unless the client asked for `Prefer: handling=lenient`
+//! ([`ParseOptions::lenient`]), which ignores it with a warning. A `_count` above the maximum
+//! is lowered silently and a parameter without a value is skipped silently, in both modes.
+//! Parameters the server itself handles (`_format`, `_pretty`, paging cursors) are accepted
+//! silently.
 
 use phr_fhir::{Issue, IssueType};
 
@@ -39,13 +45,25 @@ const UNSUPPORTED_RESULT_PARAMETERS: &[&str] = &[
     "_score",
 ];
 
+/// The search result parameters this parser handles, named when a parameter is refused.
+const RESULT_PARAMETERS: &[&str] = &[
+    "_count",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_sort",
+    "_summary",
+    "_total",
+];
+
 #[derive(Debug, Clone)]
 pub struct ParseOptions {
-    /// `Prefer: handling=strict`: unknown or unsupported parameters are errors.
-    pub strict: bool,
+    /// `Prefer: handling=lenient`: unknown or unsupported parameters are ignored with a
+    /// warning instead of being errors.
+    pub lenient: bool,
     /// Page size when `_count` is absent.
     pub default_count: usize,
-    /// The largest `_count` honoured; larger values are lowered with a warning.
+    /// The largest `_count` honoured; larger values are lowered to it silently.
     pub max_count: usize,
     /// Kanta PHR rules: `patient` mandatory for Observation, MedicationAdministration,
     /// QuestionnaireResponse and CarePlan; default code systems for `code`.
@@ -55,22 +73,27 @@ pub struct ParseOptions {
     pub base_url: Option<String>,
     /// Parameters the HTTP layer handles (default [`SERVER_PARAMETERS`]).
     pub server_parameters: Vec<String>,
+    /// The Patient compartment the search is confined to by its path
+    /// (`Patient/[id]/[type]`): as if `patient=[id]` came first, so Kanta's mandatory
+    /// `patient` is satisfied and a `patient` parameter must name the same Patient.
+    pub compartment: Option<String>,
 }
 
 impl Default for ParseOptions {
     fn default() -> Self {
         ParseOptions {
-            strict: false,
+            lenient: false,
             default_count: 50,
             max_count: 1000,
             kanta_rules: true,
             base_url: None,
             server_parameters: SERVER_PARAMETERS.iter().map(|s| s.to_string()).collect(),
+            compartment: None,
         }
     }
 }
 
-/// A parsed search and the warnings it raised (ignored parameters, a lowered `_count`).
+/// A parsed search and the warnings it raised (what `lenient` ignored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedSearch {
     pub query: SearchQuery,
@@ -101,6 +124,7 @@ impl Registry {
             options,
             query: SearchQuery {
                 resource_type: resource_type.to_string(),
+                compartment: options.compartment.clone(),
                 count: options.default_count.min(options.max_count),
                 ..SearchQuery::default()
             },
@@ -160,17 +184,45 @@ fn invalid(message: String) -> Issue {
 }
 
 impl<'a> Parser<'a> {
-    /// An unknown or unsupported parameter: a warning, or an error when strict.
-    fn ignored(&mut self, message: String) {
-        if self.options.strict {
-            self.errors
-                .push(Issue::error(IssueType::NotSupported, message));
-        } else {
+    /// Something the server cannot honour: an error saying what is supported (`supported`),
+    /// or, when lenient, a warning that it was ignored.
+    fn ignored(&mut self, message: String, supported: String) {
+        if self.options.lenient {
             self.warnings.push(Issue::warning(
                 IssueType::NotSupported,
                 format!("{message}: ignored"),
             ));
+        } else {
+            self.errors.push(Issue::error(
+                IssueType::NotSupported,
+                format!("{message}. {supported}"),
+            ));
         }
+    }
+
+    /// The parameters a search on `rt` may use, for an error message.
+    fn supported_parameters(&self, rt: &str) -> String {
+        let params: Vec<&str> = self
+            .registry
+            .supported_params(rt)
+            .map(|p| p.code.as_str())
+            .collect();
+        format!(
+            "Valid search parameters for {rt} are: {}; result parameters: {}",
+            params.join(", "),
+            RESULT_PARAMETERS.join(", ")
+        )
+    }
+
+    /// The parameters `rt` can be sorted by, for an error message.
+    fn sortable_parameters(&self) -> String {
+        let params: Vec<&str> = self
+            .registry
+            .supported_params(self.rt)
+            .filter(|p| sortable(p))
+            .map(|p| p.code.as_str())
+            .collect();
+        format!("{} can be sorted by: {}", self.rt, params.join(", "))
     }
 
     fn once(&mut self, name: &'static str) -> bool {
@@ -204,13 +256,14 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         if UNSUPPORTED_RESULT_PARAMETERS.contains(&name.split(':').next().unwrap_or(name)) {
-            return self.ignored(format!("search parameter '{name}' is not supported"));
+            let supported = self.supported_parameters(self.rt);
+            return self.ignored(
+                format!("search parameter '{name}' is not supported"),
+                supported,
+            );
         }
+        // A parameter without a value asks for nothing (HAPI skips it too).
         if value.is_empty() {
-            self.warnings.push(Issue::warning(
-                IssueType::Value,
-                format!("search parameter '{name}' has no value: ignored"),
-            ));
             return;
         }
         if let Some(rest) = name.strip_prefix("_has:") {
@@ -297,13 +350,19 @@ impl<'a> Parser<'a> {
         match registry.param(rt, code) {
             Some(p) if p.is_supported() => Some(p),
             Some(_) => {
-                self.ignored(format!(
-                    "search parameter '{name}' is not supported for {rt}"
-                ));
+                let supported = self.supported_parameters(rt);
+                self.ignored(
+                    format!("search parameter '{name}' is not supported for {rt}"),
+                    supported,
+                );
                 None
             }
             None => {
-                self.ignored(format!("unknown search parameter '{name}' for {rt}"));
+                let supported = self.supported_parameters(rt);
+                self.ignored(
+                    format!("unknown search parameter '{name}' for {rt}"),
+                    supported,
+                );
                 None
             }
         }
@@ -608,9 +667,12 @@ impl<'a> Parser<'a> {
                 .collect(),
         };
         let Some(first) = candidates.first() else {
-            return self.ignored(format!(
-                "search parameter '{name}': no type {code} refers to has a parameter '{inner_code}'"
-            ));
+            return self.ignored(
+                format!(
+                    "search parameter '{name}': no type {code} refers to has a parameter '{inner_code}'"
+                ),
+                format!("{code} refers to {}", param.targets.join(", ")),
+            );
         };
         let Some(inner) = self.find(first, inner_code, name) else {
             return;
@@ -728,20 +790,26 @@ impl<'a> Parser<'a> {
                 None => (false, key),
             };
             match self.registry.param(self.rt, code) {
-                Some(p)
-                    if p.is_supported()
-                        && !matches!(p.param_type, ParamType::Composite | ParamType::Special) =>
-                {
+                Some(p) if sortable(p) => {
                     self.query.sort.push(SortKey {
                         param: code.to_string(),
                         descending,
                     });
                 }
-                Some(_) => self.ignored(format!("_sort: cannot sort {} by '{code}'", self.rt)),
-                None => self.ignored(format!(
-                    "_sort: unknown search parameter '{code}' for {}",
-                    self.rt
-                )),
+                Some(_) => {
+                    let sortable = self.sortable_parameters();
+                    self.ignored(
+                        format!("_sort: cannot sort {} by '{code}'", self.rt),
+                        sortable,
+                    )
+                }
+                None => {
+                    let sortable = self.sortable_parameters();
+                    self.ignored(
+                        format!("_sort: unknown search parameter '{code}' for {}", self.rt),
+                        sortable,
+                    )
+                }
             }
         }
     }
@@ -751,17 +819,8 @@ impl<'a> Parser<'a> {
             return;
         }
         match value.trim().parse::<usize>() {
-            Ok(n) if n > self.options.max_count => {
-                self.warnings.push(Issue::warning(
-                    IssueType::Value,
-                    format!(
-                        "_count {n} is more than the maximum {}: {} used",
-                        self.options.max_count, self.options.max_count
-                    ),
-                ));
-                self.query.count = self.options.max_count;
-            }
-            Ok(n) => self.query.count = n,
+            // Lowered silently, as HAPI does: the `next` link carries on from the page.
+            Ok(n) => self.query.count = n.min(self.options.max_count),
             Err(_) => self.errors.push(invalid(format!(
                 "_count must be a non-negative whole number, not '{value}'"
             ))),
@@ -803,7 +862,8 @@ impl<'a> Parser<'a> {
     }
 
     fn elements(&mut self, value: &str) {
-        let names = self.registry.element_names(self.rt);
+        let registry: &'a Registry = self.registry;
+        let names = registry.element_names(self.rt);
         for element in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let known = names.iter().any(|n| {
                 n == element
@@ -815,7 +875,10 @@ impl<'a> Parser<'a> {
                     self.query.elements.push(element.to_string());
                 }
             } else {
-                self.ignored(format!("_elements: {} has no element '{element}'", self.rt));
+                self.ignored(
+                    format!("_elements: {} has no element '{element}'", self.rt),
+                    format!("{} has the elements {}", self.rt, names.join(", ")),
+                );
             }
         }
     }
@@ -829,7 +892,10 @@ impl<'a> Parser<'a> {
             name.to_string()
         };
         if value == "*" {
-            return self.ignored(format!("{shown}=* is not supported"));
+            return self.ignored(
+                format!("{shown}=* is not supported"),
+                format!("name the reference: {shown}=Source:parameter[:Target]"),
+            );
         }
         let parts: Vec<&str> = value.split(':').collect();
         let (source, code, target) = match parts.as_slice() {
@@ -894,6 +960,11 @@ impl<'a> Parser<'a> {
             self.query.include.push(include);
         }
     }
+}
+
+/// Whether results can be sorted by `param`.
+fn sortable(param: &SearchParam) -> bool {
+    param.is_supported() && !matches!(param.param_type, ParamType::Composite | ParamType::Special)
 }
 
 /// `code:modifier` → (`code`, `Some("modifier")`).

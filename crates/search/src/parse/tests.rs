@@ -21,6 +21,13 @@ fn ok(rt: &str, query: &str) -> ParsedSearch {
         .unwrap_or_else(|issues| panic!("{rt}?{query}: {issues:#?}"))
 }
 
+fn lenient() -> ParseOptions {
+    ParseOptions {
+        lenient: true,
+        ..ParseOptions::default()
+    }
+}
+
 fn ok_with(rt: &str, query: &str, options: &ParseOptions) -> ParsedSearch {
     parse(rt, &pairs(query), options).unwrap_or_else(|issues| panic!("{rt}?{query}: {issues:#?}"))
 }
@@ -660,16 +667,33 @@ fn sort_keys_in_order_with_descending() {
 }
 
 #[test]
-fn sort_by_unknown_parameter_warns_or_fails_when_strict() {
-    let p = obs("_sort=shoe-size");
-    assert!(p.query.sort.is_empty());
+fn sort_by_unknown_or_unsortable_parameter_fails_naming_the_sortable_ones_unless_lenient() {
+    let issue = obs_err(
+        "_sort=shoe-size",
+        &["shoe-size", "can be sorted by", "date"],
+    );
+    assert_eq!(issue.code, IssueType::NotSupported);
+    obs_err(
+        "_sort=code-value-quantity",
+        &[
+            "cannot sort Observation by 'code-value-quantity'",
+            "_lastUpdated",
+        ],
+    );
+    single_error(
+        "MedicationAdministration",
+        "patient=p1&_sort=date",
+        &["'date'", "effective-time"],
+    );
+    let p = ok_with(
+        "Observation",
+        "patient=p1&_sort=shoe-size,-date",
+        &lenient(),
+    );
+    assert_eq!(p.query.sort.len(), 1);
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].message.contains("shoe-size"));
-    let strict = ParseOptions {
-        strict: true,
-        ..ParseOptions::default()
-    };
-    assert!(parse("Observation", &pairs("patient=p1&_sort=shoe-size"), &strict).is_err());
+    assert_eq!(p.warnings[0].severity, Severity::Warning);
     obs_err("_sort=date&_sort=_id", &["_sort may be given only once"]);
 }
 
@@ -678,9 +702,13 @@ fn count_default_maximum_and_errors() {
     assert_eq!(obs("").query.count, 50);
     assert_eq!(obs("_count=10").query.count, 10);
     assert_eq!(obs("_count=0").query.count, 0);
+    // Above the maximum: lowered silently, leniently or not.
     let p = obs("_count=20000");
     assert_eq!(p.query.count, 1000);
-    assert!(p.warnings[0].message.contains("maximum 1000"));
+    assert!(p.warnings.is_empty());
+    let p = ok_with("Observation", "patient=p1&_count=20000", &lenient());
+    assert_eq!(p.query.count, 1000);
+    assert!(p.warnings.is_empty());
     let small = ParseOptions {
         max_count: 100,
         default_count: 500,
@@ -720,8 +748,18 @@ fn total_and_summary_values() {
 
 #[test]
 fn elements_are_checked_against_the_type() {
-    let p = obs("_elements=code,valueQuantity,effective,nonsense");
+    let p = obs("_elements=code,valueQuantity,effective");
     assert_eq!(p.query.elements, ["code", "valueQuantity", "effective"]);
+    obs_err(
+        "_elements=code,nonsense",
+        &["no element 'nonsense'", "value[x]"],
+    );
+    let p = ok_with(
+        "Observation",
+        "patient=p1&_elements=code,nonsense",
+        &lenient(),
+    );
+    assert_eq!(p.query.elements, ["code"]);
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].message.contains("nonsense"));
 }
@@ -782,8 +820,13 @@ fn include_errors() {
 }
 
 #[test]
-fn include_of_unknown_parameter_warns() {
-    let p = obs("_include=Observation:nope");
+fn include_of_unknown_parameter_fails_unless_lenient() {
+    obs_err("_include=Observation:nope", &["nope", "subject"]);
+    let p = ok_with(
+        "Observation",
+        "patient=p1&_include=Observation:nope",
+        &lenient(),
+    );
     assert!(p.query.include.is_empty());
     assert!(p.warnings[0].message.contains("nope"));
 }
@@ -828,8 +871,26 @@ fn patient_must_be_one_local_patient() {
 }
 
 #[test]
-fn unknown_parameters_warn_by_default_and_fail_when_strict() {
-    let p = obs("shoe-size=42&_contained=true");
+fn unknown_parameters_fail_naming_the_supported_ones_unless_lenient() {
+    let issue = obs_err(
+        "shoe-size=42",
+        &[
+            "unknown search parameter 'shoe-size' for Observation",
+            "code",
+            "date",
+            "_sort",
+        ],
+    );
+    assert_eq!(issue.code, IssueType::NotSupported);
+    obs_err(
+        "_contained=true",
+        &["'_contained' is not supported", "_count"],
+    );
+    let p = ok_with(
+        "Observation",
+        "patient=p1&shoe-size=42&_contained=true",
+        &lenient(),
+    );
     assert!(p.query.clauses.is_empty());
     assert_eq!(p.warnings.len(), 2);
     assert!(
@@ -838,12 +899,6 @@ fn unknown_parameters_warn_by_default_and_fail_when_strict() {
             .all(|w| w.severity == Severity::Warning && w.code == IssueType::NotSupported)
     );
     assert!(p.warnings[0].message.contains("shoe-size"));
-    let strict = ParseOptions {
-        strict: true,
-        ..ParseOptions::default()
-    };
-    let issues = parse("Observation", &pairs("patient=p1&shoe-size=42"), &strict).unwrap_err();
-    assert!(issues[0].is_error() && issues[0].message.contains("shoe-size"));
 }
 
 #[test]
@@ -853,11 +908,30 @@ fn server_parameters_are_not_reported() {
 }
 
 #[test]
-fn empty_values_are_ignored_with_a_warning() {
-    let p = obs("code=");
+fn empty_values_are_skipped_silently() {
+    let p = obs("code=&shoe-size=");
     assert!(p.query.clauses.is_empty());
-    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings.is_empty());
     obs_err("code=a,,b", &["empty value"]);
+}
+
+#[test]
+fn a_compartment_from_the_path_satisfies_the_patient_rule() {
+    let options = ParseOptions {
+        compartment: Some("p1".into()),
+        ..ParseOptions::default()
+    };
+    let p = ok_with("Observation", "code=14745-4", &options);
+    assert_eq!(p.query.compartment.as_deref(), Some("p1"));
+    assert_eq!(
+        ok_with("Observation", "patient=p1", &options).query,
+        ok("Observation", "patient=p1").query
+    );
+    let issues = parse("Observation", &pairs("patient=p2"), &options).unwrap_err();
+    assert!(
+        issues[0].message.contains("different values"),
+        "{issues:#?}"
+    );
 }
 
 #[test]

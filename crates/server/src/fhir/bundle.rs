@@ -57,11 +57,11 @@ pub fn to_json(
     let mut out = Vec::with_capacity(size + 64);
     out.extend_from_slice(br#"{"resourceType":"Bundle","type":""#);
     out.extend_from_slice(response.kind.response_type().as_bytes());
-    out.extend_from_slice(br#"","entry":["#);
+    out.push(b'"');
     for (i, entry) in response.entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+        // FHIR JSON has no empty arrays: an empty Bundle's answer has no `entry`.
+        let separator: &[u8] = if i == 0 { br#","entry":["# } else { b"," };
+        out.extend_from_slice(separator);
         out.push(b'{');
         if let Some(v) = entry.version() {
             out.extend_from_slice(br#""fullUrl":"#);
@@ -80,7 +80,10 @@ pub fn to_json(
         write_json(&mut out, &entry_response(entry))?;
         out.push(b'}');
     }
-    out.extend_from_slice(b"]}");
+    if !response.entries.is_empty() {
+        out.push(b']');
+    }
+    out.push(b'}');
     Ok(out)
 }
 
@@ -169,6 +172,19 @@ mod tests {
         assert_eq!(
             bundle["entry"][3]["response"]["outcome"]["issue"][0]["code"],
             "required"
+        );
+    }
+
+    #[test]
+    fn an_empty_bundle_is_answered_without_entries() {
+        let response = BundleResponse {
+            kind: BundleKind::Batch,
+            entries: vec![],
+        };
+        let bytes = to_json(&response, "http://x/fhir/r4", Return::Representation).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"resourceType":"Bundle","type":"batch-response"}"#
         );
     }
 

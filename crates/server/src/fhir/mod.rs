@@ -56,6 +56,14 @@ pub fn routes() -> Router<AppState> {
             get(read::read).put(write::update).delete(write::delete),
         )
         .route("/{type}/{id}/_history", get(history::history_instance))
+        .route(
+            "/{type}/{id}/{compartment_type}",
+            get(search::compartment_get),
+        )
+        .route(
+            "/{type}/{id}/{compartment_type}/_search",
+            post(search::compartment_post),
+        )
         .route("/{type}/{id}/_history/{vid}", get(read::vread))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

@@ -175,11 +175,12 @@ pub enum Return {
     OperationOutcome,
 }
 
-/// The `Prefer` header: `return=` and `handling=strict|lenient`.
+/// The `Prefer` header: `return=` and `handling=strict|lenient`. Search is strict unless
+/// `handling=lenient` is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Prefer {
     pub return_: Return,
-    pub strict: bool,
+    pub lenient: bool,
 }
 
 pub fn prefer(headers: &HeaderMap) -> Prefer {
@@ -191,8 +192,8 @@ pub fn prefer(headers: &HeaderMap) -> Prefer {
                 "return=minimal" => prefer.return_ = Return::Minimal,
                 "return=representation" => prefer.return_ = Return::Representation,
                 "return=operationoutcome" => prefer.return_ = Return::OperationOutcome,
-                "handling=strict" => prefer.strict = true,
-                "handling=lenient" => prefer.strict = false,
+                "handling=strict" => prefer.lenient = false,
+                "handling=lenient" => prefer.lenient = true,
                 _ => {}
             }
         }
@@ -284,6 +285,26 @@ pub fn outcome_response(status: StatusCode, issues: &[Issue], format: Format) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefer_reads_return_and_handling() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(prefer(&headers), Prefer::default());
+        assert!(!prefer(&headers).lenient);
+        headers.insert(
+            "prefer",
+            HeaderValue::from_static("return=minimal; handling=lenient"),
+        );
+        assert_eq!(
+            prefer(&headers),
+            Prefer {
+                return_: Return::Minimal,
+                lenient: true
+            }
+        );
+        headers.insert("prefer", HeaderValue::from_static("handling=strict"));
+        assert!(!prefer(&headers).lenient);
+    }
 
     #[test]
     fn http_dates_are_gmt() {

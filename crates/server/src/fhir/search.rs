@@ -1,12 +1,14 @@
 //! Search: `GET [type]?…` and `POST [type]/_search` (form-encoded parameters, with or without
-//! more in the URL), and the citizen's access log as `AuditEvent?patient=…`.
+//! more in the URL), their Patient compartment forms `GET Patient/[id]/[type]?…` and
+//! `POST Patient/[id]/[type]/_search`, and the citizen's access log as
+//! `AuditEvent?patient=…`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use phr_fhir::IssueType;
-use phr_service::search::search_criteria;
+use phr_service::search::{COMPARTMENT_TYPE, Scope, search_criteria};
 use phr_service::{Error, ErrorKind};
 
 use super::error::FhirError;
@@ -14,13 +16,28 @@ use super::request::{Fhir, blocking, read_body};
 use super::respond;
 use crate::AppState;
 
+/// What a search request reads: a type, or a type in one Patient's compartment.
+struct Target {
+    resource_type: String,
+    patient: Option<String>,
+}
+
+impl Target {
+    fn scope(&self) -> Scope<'_> {
+        match &self.patient {
+            Some(patient) => Scope::compartment(patient, &self.resource_type),
+            None => Scope::of_type(&self.resource_type),
+        }
+    }
+}
+
 pub async fn search_get(
     State(state): State<AppState>,
     Path(rtype): Path<String>,
     req: Fhir,
 ) -> Result<Response, FhirError> {
     let params = req.query.clone();
-    search(state, rtype, req, params).await
+    search(state, of_type(rtype), req, params).await
 }
 
 /// `POST [type]/_search`: parameters in a form-encoded body, and/or in the URL.
@@ -30,6 +47,60 @@ pub async fn search_post(
     req: Fhir,
     body: Body,
 ) -> Result<Response, FhirError> {
+    let params = form_parameters(&state, &req, body).await?;
+    search(state, of_type(rtype), req, params).await
+}
+
+/// `GET Patient/[id]/[type]?…`.
+pub async fn compartment_get(
+    State(state): State<AppState>,
+    Path((compartment, id, rtype)): Path<(String, String, String)>,
+    req: Fhir,
+) -> Result<Response, FhirError> {
+    let target = in_compartment(&compartment, id, rtype)?;
+    let params = req.query.clone();
+    search(state, target, req, params).await
+}
+
+/// `POST Patient/[id]/[type]/_search`.
+pub async fn compartment_post(
+    State(state): State<AppState>,
+    Path((compartment, id, rtype)): Path<(String, String, String)>,
+    req: Fhir,
+    body: Body,
+) -> Result<Response, FhirError> {
+    let target = in_compartment(&compartment, id, rtype)?;
+    let params = form_parameters(&state, &req, body).await?;
+    search(state, target, req, params).await
+}
+
+fn of_type(resource_type: String) -> Target {
+    Target {
+        resource_type,
+        patient: None,
+    }
+}
+
+/// Only the Patient compartment is served (`Encounter/[id]/[type]` and the like are not).
+fn in_compartment(compartment: &str, id: String, rtype: String) -> Result<Target, Error> {
+    if compartment != COMPARTMENT_TYPE {
+        return Err(Error::not_found(format!(
+            "nothing is served at {compartment}/{id}/{rtype}: compartment search covers the \
+             Patient compartment only (Patient/[id]/[type])"
+        )));
+    }
+    Ok(Target {
+        resource_type: rtype,
+        patient: Some(id),
+    })
+}
+
+/// The parameters of a `_search` POST: the URL's, then the form body's.
+async fn form_parameters(
+    state: &AppState,
+    req: &Fhir,
+    body: Body,
+) -> Result<Vec<(String, String)>, Error> {
     let content_type = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -40,29 +111,29 @@ pub async fn search_post(
             ErrorKind::UnsupportedMediaType,
             IssueType::NotSupported,
             "POST _search takes application/x-www-form-urlencoded parameters",
-        )
-        .into());
+        ));
     }
-    let bytes = read_body(&state, body, "the search form").await?;
+    let bytes = read_body(state, body, "the search form").await?;
     let mut params = req.query.clone();
     params.extend(url::form_urlencoded::parse(&bytes).into_owned());
-    search(state, rtype, req, params).await
+    Ok(params)
 }
 
 async fn search(
     state: AppState,
-    rtype: String,
+    target: Target,
     req: Fhir,
     params: Vec<(String, String)>,
 ) -> Result<Response, FhirError> {
-    req.audit.interaction("search-type", Some(&rtype));
+    req.audit
+        .interaction("search-type", Some(&target.resource_type));
     req.audit.search_criteria(search_criteria(&params));
     let format = req.format;
-    if rtype == "AuditEvent" {
+    if target.resource_type == "AuditEvent" {
         let auth = state.auth.clone();
         let caller = req.caller;
         let events = blocking(&state, move |fhir| {
-            fhir.audit_events(&auth, &caller, &params)
+            fhir.audit_events(&auth, &caller, target.patient.as_deref(), &params)
         })
         .await?;
         req.audit.subject(Some(events.patient));
@@ -73,10 +144,10 @@ async fn search(
             format,
         ));
     }
-    let strict = req.prefer.strict;
+    let lenient = req.prefer.lenient;
     let caller = req.caller;
     let searched = blocking(&state, move |fhir| {
-        fhir.search_request(&caller, &rtype, &params, strict)
+        fhir.search_request(&caller, target.scope(), &params, lenient)
     })
     .await?;
     req.audit.subject(searched.patient);

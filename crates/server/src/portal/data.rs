@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use phr_service::Error as ApiError;
-use phr_service::search::PAGE_PARAMETER;
+use phr_service::search::{PAGE_PARAMETER, Scope};
 
 use crate::AppState;
 
@@ -55,7 +55,8 @@ fn params(
     )
 }
 
-/// As [`params`], with the `code` parameter given (one of the content's codes, say).
+/// As [`params`], with the `code` parameter given (one of the content's codes, say). No
+/// total is asked: the portal counts with `_summary=count` where it shows one.
 fn params_with_code(
     content: &DataContent,
     code: Option<String>,
@@ -82,6 +83,7 @@ fn params_with_code(
     };
     params.push(("_sort".into(), sort));
     params.push(("_count".into(), count.to_string()));
+    params.push(("_total".into(), "none".into()));
     params
 }
 
@@ -111,7 +113,7 @@ pub fn latest(
     let caller = super::caller(patient);
     let result = state.fhir.search(
         &caller,
-        content.resource_type,
+        Scope::of_type(content.resource_type),
         &params(content, patient, None, true, 1),
         false,
     )?;
@@ -144,8 +146,11 @@ pub fn series(
     to: OffsetDateTime,
 ) -> Result<Series, ApiError> {
     let caller = super::caller(patient);
-    let search =
-        |p: &[(String, String)]| state.fhir.search(&caller, content.resource_type, p, false);
+    let search = |p: &[(String, String)]| {
+        state
+            .fhir
+            .search(&caller, Scope::of_type(content.resource_type), p, false)
+    };
     let mut count_params = params(content, patient, Some((from, to)), false, 1);
     count_params.push(("_summary".into(), "count".into()));
     let total = search(&count_params)?.page.total.unwrap_or(0) as usize;
@@ -235,6 +240,6 @@ pub fn table_page(
     }
     let result = state
         .fhir
-        .search(&caller, content.resource_type, &p, false)?;
+        .search(&caller, Scope::of_type(content.resource_type), &p, false)?;
     Ok((entries(result.page.matches), result.page.next))
 }

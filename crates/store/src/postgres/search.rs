@@ -396,8 +396,7 @@ fn execute(
     cursor: Cursor,
 ) -> Result<SearchPage, Fail> {
     let shared = ctx.snap.shared;
-    let wants_total = matches!(query.total, TotalMode::Estimate | TotalMode::Accurate)
-        || query.summary == Summary::Count;
+    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
     let base_values = ctx.sql.values.clone();
     let where_sql = if plan.conds.is_empty() {
         ALWAYS.to_owned()
@@ -405,9 +404,13 @@ fn execute(
         plan.conds.join(" AND ")
     };
     let mut total = cursor.total;
+    // Counted up front when no page of matches will be read (`_summary=count`, `_count=0`)
+    // or when asked to count.
     if wants_total
         && total.is_none()
-        && (query.summary == Summary::Count || query.total == TotalMode::Accurate)
+        && (query.summary == Summary::Count
+            || query.count == 0
+            || query.total == TotalMode::Accurate)
     {
         total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
     }
@@ -486,9 +489,6 @@ fn execute(
     }
     let versions: Vec<VersionRow> = rows.iter().map(|r| r.1.clone()).collect();
     let everything_on_this_page = cursor.direction == Direction::Start && !more;
-    if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
-        total = Some(rows.len() as u64);
-    }
     if wants_total && total.is_none() {
         total = if everything_on_this_page {
             Some(rows.len() as u64)

@@ -159,8 +159,7 @@ fn execute(
     plan: Plan,
     cursor: Cursor,
 ) -> Result<SearchPage, StoreError> {
-    let wants_total = matches!(query.total, TotalMode::Estimate | TotalMode::Accurate)
-        || query.summary == Summary::Count;
+    let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
     let base_values = ctx.sql.values.clone();
     let where_sql = if plan.conds.is_empty() {
         ALWAYS.to_owned()
@@ -168,9 +167,13 @@ fn execute(
         plan.conds.join(" AND ")
     };
     let mut total = cursor.total;
+    // Counted up front when no page of matches will be read (`_summary=count`, `_count=0`)
+    // or when asked to count.
     if wants_total
         && total.is_none()
-        && (query.summary == Summary::Count || query.total == TotalMode::Accurate)
+        && (query.summary == Summary::Count
+            || query.count == 0
+            || query.total == TotalMode::Accurate)
     {
         total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
     }
@@ -249,10 +252,6 @@ fn execute(
             versions.push(v);
         }
     }
-    let everything_on_this_page = cursor.direction == Direction::Start && !more;
-    if total.is_none() && query.total == TotalMode::WhenFree && everything_on_this_page {
-        total = Some(rows.len() as u64);
-    }
     if wants_total && total.is_none() {
         // `estimate`: free when everything fits on the first page, else counted.
         total = if cursor.direction == Direction::Start && !more {
@@ -329,11 +328,13 @@ fn count(
     values: &[Value],
 ) -> Result<u64, StoreError> {
     let text = format!("SELECT count(*) FROM {from} WHERE {where_sql}");
+    let mut stmt = conn.prepare_cached(&text)?;
+    // The sort keys' joins are bound after every condition and are not part of a count:
+    // their values, last in the list, are left out.
+    let values = values.get(..stmt.parameter_count()).unwrap_or(values);
     #[cfg(test)]
     plans::record(conn, &text, values);
-    let n: i64 = conn
-        .prepare_cached(&text)?
-        .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+    let n: i64 = stmt.query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
     Ok(n as u64)
 }
 
