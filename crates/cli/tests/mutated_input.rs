@@ -41,11 +41,8 @@ const EXAMPLES: &[&str] = &[
     "MedicationAdministration-InsulinDosage-mandatory.json",
     "example-patient.json",
 ];
-/// Every path of these gets every kind of wrong JSON type; the others a sample of paths.
-const EVERY_PATH: &[&str] = &[
-    "Observation-example-BodyWeight-max.json",
-    "Observation-example-Bloodpressure-min.json",
-];
+/// Every path of this one gets every other JSON type; the others a sample of paths each.
+const EVERY_PATH: &[&str] = &["Observation-example-BodyWeight-max.json"];
 const KANTA_BUNDLE: &str = "diabetes-data-bundle-kantaphr-r4-en.json";
 const KANTA_BUNDLE_PATIENT: &str = "77c2c8d2-11ce-41d5-8150-75489f8b0b0a";
 const SCOPE: &str = "patient/Observation.read patient/Observation.write \
@@ -283,7 +280,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
         for kind in kinds {
             let mut v = resource.clone();
             *node(&mut v, path) = of_kind(kind);
-            out.push(m(format!("type {kind} at {}", describe(path)), to_text(&v), true));
+            out.push(m(
+                format!("type {kind} at {}", describe(path)),
+                to_text(&v),
+                true,
+            ));
         }
     }
 
@@ -325,7 +326,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
         v["extension"] = json!(MARKER);
         out.push(m(
             format!("extensions {depth} deep"),
-            with_raw(v, &[Step::Key("extension".into())], &nested_extensions(depth)),
+            with_raw(
+                v,
+                &[Step::Key("extension".into())],
+                &nested_extensions(depth),
+            ),
             depth > 64,
         ));
     }
@@ -339,7 +344,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
     for path in rng.sample(&strings, 3) {
         let (raw, invalid) = UNICODE[rng.below(UNICODE.len())];
         out.push(m(
-            format!("unicode {} at {}", String::from_utf8_lossy(raw), describe(&path)),
+            format!(
+                "unicode {} at {}",
+                String::from_utf8_lossy(raw),
+                describe(&path)
+            ),
             with_raw(resource.clone(), &path, raw),
             invalid,
         ));
@@ -350,7 +359,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
         for empty in [json!(""), json!([]), json!({})] {
             let mut v = resource.clone();
             *node(&mut v, &path) = empty.clone();
-            out.push(m(format!("empty {empty} at {}", describe(&path)), to_text(&v), true));
+            out.push(m(
+                format!("empty {empty} at {}", describe(&path)),
+                to_text(&v),
+                true,
+            ));
         }
     }
 
@@ -358,7 +371,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
     let objects: Vec<Path> = std::iter::once(Vec::new())
         .chain(
             all.iter()
-                .filter(|p| node(&mut resource.clone(), p).as_object().is_some_and(|o| !o.is_empty()))
+                .filter(|p| {
+                    node(&mut resource.clone(), p)
+                        .as_object()
+                        .is_some_and(|o| !o.is_empty())
+                })
                 .cloned(),
         )
         .collect();
@@ -375,7 +392,10 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
                 with_raw(resource.clone(), &path, &raw)
             };
             out.push(m(
-                format!("duplicate {key} (escaped: {escaped}) at {}", describe(&path)),
+                format!(
+                    "duplicate {key} (escaped: {escaped}) at {}",
+                    describe(&path)
+                ),
                 text,
                 true,
             ));
@@ -388,7 +408,11 @@ fn mutations(resource: &Value, every_path: bool, rng: &mut Rng) -> Vec<Mutation>
         if let Some(object) = node(&mut v, &path).as_object_mut() {
             object.insert("unknownProperty".into(), json!("x"));
         }
-        out.push(m(format!("unknown property at {}", describe(&path)), to_text(&v), true));
+        out.push(m(
+            format!("unknown property at {}", describe(&path)),
+            to_text(&v),
+            true,
+        ));
     }
     out
 }
@@ -402,6 +426,14 @@ enum Send {
     Transaction,
 }
 
+/// What a request is, for its checks: its description, whether it carries the token, and
+/// whether the mutated resource in it cannot be valid.
+struct Case<'a> {
+    label: &'a str,
+    with_token: bool,
+    invalid: bool,
+}
+
 struct Poster<'a> {
     server: &'a Server,
     token: String,
@@ -413,16 +445,7 @@ struct Poster<'a> {
 }
 
 impl Poster<'_> {
-    fn send(
-        &mut self,
-        label: &str,
-        send: Send,
-        with_token: bool,
-        resource_type: &str,
-        id: &str,
-        text: &[u8],
-        invalid: bool,
-    ) {
+    fn send(&mut self, case: &Case, send: Send, resource_type: &str, id: &str, text: &[u8]) {
         let (path, body, methods, condition) = match send {
             Send::Create => (resource_type.to_owned(), text.to_vec(), vec!["POST"], None),
             Send::Conditional => (
@@ -438,8 +461,16 @@ impl Poster<'_> {
                 None,
             ),
             Send::Batch | Send::Transaction => {
-                let kind = if matches!(send, Send::Batch) { "batch" } else { "transaction" };
-                let patient = if with_token { &self.token_patient } else { &self.open_patient };
+                let kind = if matches!(send, Send::Batch) {
+                    "batch"
+                } else {
+                    "transaction"
+                };
+                let patient = if case.with_token {
+                    &self.token_patient
+                } else {
+                    &self.open_patient
+                };
                 let good = serde_json::to_vec(&weight(patient, 70.0)).unwrap();
                 let body = [
                     format!(r#"{{"resourceType":"Bundle","type":"{kind}","entry":[{{"fullUrl":"urn:uuid:{}","resource":"#, uuid()).as_bytes(),
@@ -452,30 +483,26 @@ impl Poster<'_> {
                 (String::new(), body, vec!["POST", "POST"], None)
             }
         };
-        self.post(
-            label,
-            &path,
-            body,
-            &methods,
-            condition,
-            with_token,
-            matches!(send, Send::Update),
-            invalid,
-        );
+        let put = matches!(send, Send::Update);
+        self.post(case, &path, body, &methods, condition, put);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends one request and checks its answer; `methods` are those of the entries when it
+    /// is a Bundle, to count the versions its answer says were written.
     fn post(
         &mut self,
-        label: &str,
+        case: &Case,
         path: &str,
         body: Vec<u8>,
         methods: &[&str],
         condition: Option<String>,
-        with_token: bool,
         put: bool,
-        invalid: bool,
     ) {
+        let Case {
+            label,
+            with_token,
+            invalid,
+        } = *case;
         let url = self.server.url(path);
         let mut request = if put {
             self.server.client.put(url)
@@ -497,7 +524,10 @@ impl Poster<'_> {
         let answer: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{label}: {status}: not JSON ({e}): {text}"));
         if status >= 400 {
-            assert_eq!(answer["resourceType"], "OperationOutcome", "{label}: {text}");
+            assert_eq!(
+                answer["resourceType"], "OperationOutcome",
+                "{label}: {text}"
+            );
             return;
         }
         // Accepted: then never the mutated resource when it cannot be valid (in a batch, its
@@ -570,7 +600,13 @@ fn mutated_kanta_examples_and_bundles_are_refused_cleanly_and_store_nothing() {
         requests: 0,
     };
     let mut rng = Rng(SEED);
-    let sends = [Send::Create, Send::Update, Send::Conditional, Send::Batch, Send::Transaction];
+    let sends = [
+        Send::Create,
+        Send::Update,
+        Send::Conditional,
+        Send::Batch,
+        Send::Transaction,
+    ];
     let mut n = 0usize;
     for (e, name) in EXAMPLES.iter().enumerate() {
         let mut example = kanta_example(name);
@@ -593,7 +629,11 @@ fn mutated_kanta_examples_and_bundles_are_refused_cleanly_and_store_nothing() {
                 &poster.open_patient
             };
             let id = uuid();
-            let mut text = replace(&text, &json!(MUTATION_ID).to_string(), &json!(id).to_string());
+            let mut text = replace(
+                &text,
+                &json!(MUTATION_ID).to_string(),
+                &json!(id).to_string(),
+            );
             for reference in &references {
                 text = replace(
                     &text,
@@ -602,7 +642,12 @@ fn mutated_kanta_examples_and_bundles_are_refused_cleanly_and_store_nothing() {
                 );
             }
             let label = format!("{name}: {label} ({send:?}, token: {with_token})");
-            poster.send(&label, send, with_token, &resource_type, &id, &text, invalid);
+            let case = Case {
+                label: &label,
+                with_token,
+                invalid,
+            };
+            poster.send(&case, send, &resource_type, &id, &text);
         }
         // Nothing but what the answers said was stored, after each example's mutations.
         assert_eq!(versions(&server), before + poster.written, "after {name}");
@@ -654,9 +699,18 @@ fn mutated_kanta_examples_and_bundles_are_refused_cleanly_and_store_nothing() {
         } else {
             text
         };
-        poster.post(&label, "", text, &["POST"; 300], None, with_token, false, invalid);
+        let case = Case {
+            label: &label,
+            with_token,
+            invalid,
+        };
+        poster.post(&case, "", text, &["POST"; 300], None, false);
     }
-    assert_eq!(versions(&server), before + poster.written, "after the Bundles");
+    assert_eq!(
+        versions(&server),
+        before + poster.written,
+        "after the Bundles"
+    );
     eprintln!(
         "posted {} mutated requests; {} versions written by the ones accepted",
         poster.requests, poster.written
@@ -675,7 +729,9 @@ fn example_patients(example: &Value) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(v: &Value, out: &mut Vec<String>) {
         match v {
-            Value::String(s) if s.starts_with("Patient/") && !out.contains(s) => out.push(s.clone()),
+            Value::String(s) if s.starts_with("Patient/") && !out.contains(s) => {
+                out.push(s.clone())
+            }
             Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
             Value::Object(map) => map.values().for_each(|v| walk(v, out)),
             _ => {}

@@ -169,7 +169,10 @@ mod tests {
             r#"{"x": {"\u00e4": 1, "ä": 2}}"#,
         ] {
             let e = parse(text.as_bytes()).unwrap_err();
-            assert!(e.message.starts_with("duplicate property name"), "{text}: {e}");
+            assert!(
+                e.message.starts_with("duplicate property name"),
+                "{text}: {e}"
+            );
         }
         // Different names that only look alike are not duplicates.
         parse(r#"{"a\u0301": 1, "á": 2, "\\u0061": 3, "a": 4}"#.as_bytes()).unwrap();

@@ -218,10 +218,22 @@ mod tests {
     #[test]
     fn stamp_refuses_server_assigned_properties_of_the_wrong_json_type() {
         for (body, at) in [
-            (json!({"resourceType": "Observation", "id": 42}), "Observation.id"),
-            (json!({"resourceType": "Observation", "id": null}), "Observation.id"),
-            (json!({"resourceType": "Observation", "id": ["a"]}), "Observation.id"),
-            (json!({"resourceType": "Observation", "id": ""}), "Observation.id"),
+            (
+                json!({"resourceType": "Observation", "id": 42}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": null}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": ["a"]}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": ""}),
+                "Observation.id",
+            ),
             (
                 json!({"resourceType": "Observation", "meta": {"versionId": 1}}),
                 "Observation.meta.versionId",

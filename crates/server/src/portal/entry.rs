@@ -390,7 +390,11 @@ mod tests {
         }
         let earliest = read(
             Measure::Glucose,
-            &form(&[("glucose", "5,2"), ("date", "1900-01-01"), ("time", "00:00")]),
+            &form(&[
+                ("glucose", "5,2"),
+                ("date", "1900-01-01"),
+                ("time", "00:00"),
+            ]),
             now,
             &super::super::texts::EN,
             Lang::En,
