@@ -25,7 +25,10 @@ fn signed(body: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    phr_fuzz::sqlite_service();
+}, |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

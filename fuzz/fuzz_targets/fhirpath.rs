@@ -44,7 +44,20 @@ fn profile(expression: &str, element: &str) -> serde_json::Value {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    // libFuzzer's panic hook aborts on any panic. A panic inside the third-party engine is
+    // caught by the adapter (`phr_fhir::fhirpath`, tested there) and becomes an error: let
+    // those unwind to it; any other panic is a finding.
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_engine = info.location().is_some_and(|l| l.file().contains("rh-fhirpath"));
+        if !in_engine {
+            abort(info);
+        }
+    }));
+    DEFINITIONS.with(|_| {});
+}, |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

@@ -166,7 +166,10 @@ fn jwt(u: &mut Unstructured, f: &Fixture, mut header: Value, mut claims: Value) 
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    fixture();
+}, |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

@@ -33,7 +33,10 @@ struct Input {
 
 const NAMES: &[&str] = &["weight", "systolic", "diastolic", "pulse", "heart_rate", "glucose", "date", "time", "csrf", "x"];
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    phr_fuzz::service();
+}, |data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(input) = Input::arbitrary(&mut u) else {
         return;

@@ -11,7 +11,10 @@ use libfuzzer_sys::fuzz_target;
 use phr_fuzz::{caller, check_answer, mutate, seeds, service};
 use serde_json::Value;
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    phr_fuzz::service();
+}, |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

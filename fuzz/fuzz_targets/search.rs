@@ -54,7 +54,11 @@ struct Input {
     params: Vec<Param>,
 }
 
-fuzz_target!(|data: &[u8]| {
+// Shared state is built before the first input, outside the per-input timeout.
+fuzz_target!(init: {
+    phr_fuzz::sqlite_service();
+    phr_fuzz::service();
+}, |data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(input) = Input::arbitrary(&mut u) else {
         return;
@@ -108,5 +112,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let fhir = sqlite_service();
-    check_answer(&fhir.search(&caller(input.caller), resource_type, &pairs, input.strict));
+    let answer = fhir.search(&caller(input.caller), resource_type, &pairs, input.strict);
+    if let Err(e) = &answer {
+        assert!(
+            !matches!(e.kind(), phr_service::ErrorKind::Internal),
+            "{resource_type}?{pairs:?}: {e}"
+        );
+    }
+    check_answer(&answer);
 });
