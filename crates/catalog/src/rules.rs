@@ -701,12 +701,16 @@ pub fn apply_creating_application(resource: &mut Value, app: App<'_>) -> Vec<Iss
 }
 
 /// Sets `Observation.issued` to `instant`, the time of storage (a FHIR instant). Other
-/// resource types have no `issued`; returns whether it was set.
+/// resource types have no `issued`, and an `issued` that is not a JSON string is left for
+/// the validator to refuse; returns whether it was set.
 pub fn set_issued(resource: &mut Value, instant: &str) -> bool {
     if resource_type(resource) != "Observation" {
         return false;
     }
     match resource.as_object_mut() {
+        // A client's `issued` of the wrong JSON type stays for the validator to report:
+        // replacing it would hide malformed input.
+        Some(object) if object.get("issued").is_some_and(|v| !v.is_string()) => false,
         Some(object) => {
             let effective = [
                 "effectiveDateTime",

@@ -631,6 +631,23 @@ fn issued_is_the_storage_time() {
     assert!(ma.get("issued").is_none());
 }
 
+// Found by the black-box mutation test: `"issued": 42` was replaced by the storage time
+// without a word. A wrong JSON type stays, for the validator to refuse.
+#[test]
+fn an_issued_of_the_wrong_json_type_is_left_for_the_validator() {
+    for wrong in [
+        json!(42),
+        json!(null),
+        json!(["2024-01-01T00:00:00Z"]),
+        json!({}),
+    ] {
+        let mut weight = body_weight();
+        weight["issued"] = wrong.clone();
+        assert!(!rules::set_issued(&mut weight, "2026-11-23T15:20:01.123Z"));
+        assert_eq!(weight["issued"], wrong);
+    }
+}
+
 #[test]
 fn a_mistyped_uuid_is_accepted_with_a_warning() {
     // Kanta's own CalorieIntake and MVPA examples carry such identifiers.

@@ -1,5 +1,9 @@
 //! FHIRPath behind our own interface, so the engine can be swapped without touching callers.
 //! Today the engine is `rh-fhirpath` (see STACK.md §3).
+//!
+//! Expressions come from definitions a package may bring, so the engine sees text nobody
+//! checked: a panic inside it (an arithmetic overflow on `'' ~ 2`, found by fuzzing) is
+//! caught here and becomes a `PathError`, never a failed request.
 
 use serde_json::Value;
 
@@ -21,8 +25,7 @@ thread_local! {
 
 impl CompiledPath {
     pub fn compile(source: &str) -> Result<Self, PathError> {
-        let expr = rh_fhirpath::FhirPathParser::new()
-            .parse(source)
+        let expr = guarded(source, || rh_fhirpath::FhirPathParser::new().parse(source))?
             .map_err(|e| PathError(format!("cannot parse `{source}`: {e}")))?;
         Ok(CompiledPath {
             source: source.to_string(),
@@ -38,10 +41,7 @@ impl CompiledPath {
     /// collection as JSON values.
     pub fn evaluate(&self, resource: &Value) -> Result<Vec<Value>, PathError> {
         let context = rh_fhirpath::EvaluationContext::new(resource.clone());
-        let out = EVALUATOR
-            .with(|ev| ev.evaluate(&self.expr, &context))
-            .map_err(|e| PathError(format!("cannot evaluate `{}`: {e}", self.source)))?;
-        Ok(flatten(out))
+        self.run(&context)
     }
 
     /// Evaluates a boolean expression such as an invariant: `None` when the result is empty.
@@ -52,9 +52,14 @@ impl CompiledPath {
     /// Evaluates against a prepared input (see `PathInput`): the way to evaluate many
     /// expressions at one node without copying the JSON for each.
     pub fn evaluate_input(&self, input: &PathInput) -> Result<Vec<Value>, PathError> {
-        let out = EVALUATOR
-            .with(|ev| ev.evaluate(&self.expr, &input.context))
-            .map_err(|e| PathError(format!("cannot evaluate `{}`: {e}", self.source)))?;
+        self.run(&input.context)
+    }
+
+    fn run(&self, context: &rh_fhirpath::EvaluationContext) -> Result<Vec<Value>, PathError> {
+        let out = guarded(&self.source, || {
+            EVALUATOR.with(|ev| ev.evaluate(&self.expr, context))
+        })?
+        .map_err(|e| PathError(format!("cannot evaluate `{}`: {e}", self.source)))?;
         Ok(flatten(out))
     }
 
@@ -102,6 +107,14 @@ impl PathInput {
     }
 }
 
+/// Runs the engine, turning a panic inside it into an error naming the expression.
+fn guarded<T>(source: &str, work: impl FnOnce() -> T) -> Result<T, PathError> {
+    // The engine's state is a function table (per thread) and the values it was handed; an
+    // unwound call leaves nothing half-changed that a later call would see.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|_| PathError(format!("the FHIRPath engine failed on `{source}`")))
+}
+
 fn single_bool(source: &str, out: Vec<Value>) -> Result<Option<bool>, PathError> {
     match out.as_slice() {
         [] => Ok(None),
@@ -127,6 +140,24 @@ fn flatten(value: rh_fhirpath::FhirPathValue) -> Vec<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    // Found by the fhirpath fuzz target: the engine's quantity equivalence overflows an
+    // i32 on zero (`'' ~ 2`), a panic in builds with overflow checks.
+    #[test]
+    fn a_panic_inside_the_engine_is_an_error() {
+        let obs = json!({"resourceType": "Observation", "status": "final"});
+        for source in ["'' ~ 2", "0 ~ 2", "2 ~ 0"] {
+            let path = CompiledPath::compile(source).unwrap();
+            // Either an answer or an error; never a panic out of the adapter.
+            let _ = path.evaluate(&obs);
+            let _ = path.evaluate_bool_input(&PathInput::resource(&obs));
+        }
+        let caught = guarded("x", || -> u8 { panic!("engine bug") });
+        assert_eq!(
+            caught.unwrap_err().to_string(),
+            "FHIRPath: the FHIRPath engine failed on `x`"
+        );
+    }
 
     #[test]
     fn evaluates_paths_and_invariants() {

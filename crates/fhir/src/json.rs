@@ -107,14 +107,12 @@ fn duplicate_keys(bytes: &[u8]) -> Result<(), JsonError> {
                     && *expect_key
                 {
                     *expect_key = false;
-                    if !keys.insert(text.to_vec()) {
+                    let name = property_name(text, bytes.get(start - 1..=end));
+                    if !keys.insert(name.as_bytes().to_vec()) {
                         return Err(JsonError {
                             line: start_line,
                             column: start_column,
-                            message: format!(
-                                "duplicate property name '{}'",
-                                String::from_utf8_lossy(text)
-                            ),
+                            message: format!("duplicate property name '{name}'"),
                         });
                     }
                 }
@@ -124,6 +122,17 @@ fn duplicate_keys(bytes: &[u8]) -> Result<(), JsonError> {
         i += 1;
     }
     Ok(())
+}
+
+/// A property name as its members compare: escapes decoded (`"\u0061"` is `"a"`), so a name
+/// cannot appear twice under two spellings. `quoted` is the name with its quotes.
+fn property_name<'a>(text: &'a [u8], quoted: Option<&[u8]>) -> std::borrow::Cow<'a, str> {
+    if text.contains(&b'\\')
+        && let Some(decoded) = quoted.and_then(|q| serde_json::from_slice::<String>(q).ok())
+    {
+        return std::borrow::Cow::Owned(decoded);
+    }
+    String::from_utf8_lossy(text)
 }
 
 #[cfg(test)]
@@ -147,6 +156,26 @@ mod tests {
         assert!(parse(b"").is_err());
         assert!(parse(b"{\"a\": NaN}").is_err());
         assert!(parse(b"{} {}").is_err());
+    }
+
+    // Found by the black-box mutation test: a name written once plainly and once with an
+    // escape was two names here and one in serde_json, which kept the last value silently.
+    #[test]
+    fn a_property_name_repeated_under_an_escaped_spelling_is_a_duplicate() {
+        for text in [
+            r#"{"status": "final", "st\u0061tus": "amended"}"#,
+            r#"{"\u0073tatus": "final", "status": "amended"}"#,
+            r#"{"a\/b": 1, "a/b": 2}"#,
+            r#"{"x": {"\u00e4": 1, "ä": 2}}"#,
+        ] {
+            let e = parse(text.as_bytes()).unwrap_err();
+            assert!(
+                e.message.starts_with("duplicate property name"),
+                "{text}: {e}"
+            );
+        }
+        // Different names that only look alike are not duplicates.
+        parse(r#"{"a\u0301": 1, "á": 2, "\\u0061": 3, "a": 4}"#.as_bytes()).unwrap();
     }
 
     #[test]

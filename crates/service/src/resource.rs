@@ -95,7 +95,8 @@ pub fn stamp(
 ) -> Result<Map<String, Value>> {
     let mut rest = resource;
     let resource_type = rest.shift_remove("resourceType").unwrap_or(Value::Null);
-    rest.shift_remove("id");
+    let type_name = resource_type.as_str().unwrap_or("Resource").to_owned();
+    replaced_string(rest.shift_remove("id"), || format!("{type_name}.id"))?;
     let mut meta = match rest.shift_remove("meta") {
         Some(Value::Object(meta)) => meta,
         None => Map::new(),
@@ -111,8 +112,12 @@ pub fn stamp(
             ));
         }
     };
-    meta.shift_remove("versionId");
-    meta.shift_remove("lastUpdated");
+    replaced_string(meta.shift_remove("versionId"), || {
+        format!("{type_name}.meta.versionId")
+    })?;
+    replaced_string(meta.shift_remove("lastUpdated"), || {
+        format!("{type_name}.meta.lastUpdated")
+    })?;
     let mut stamped_meta = Map::new();
     stamped_meta.insert("versionId".into(), Value::String(version.to_string()));
     stamped_meta.insert(
@@ -133,6 +138,34 @@ pub fn stamp(
 /// are strings); if it ever did, the request fails instead of the process.
 pub fn to_bytes(value: &Value) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::internal(format!("JSON encoding failed: {e}")))
+}
+
+/// A property the server assigns (`id`, `meta.versionId`, `meta.lastUpdated`) is replaced,
+/// whatever the client wrote there; but a value of the wrong JSON type, or an empty string,
+/// is malformed FHIR JSON: an error, never silently dropped.
+fn replaced_string(value: Option<Value>, at: impl Fn() -> String) -> Result<()> {
+    let problem = match value {
+        None => return Ok(()),
+        Some(Value::String(s)) if !s.is_empty() => return Ok(()),
+        Some(Value::String(_)) => "must not be empty (FHIR JSON has no empty strings)".to_owned(),
+        Some(other) => format!("must be a JSON string, not {}", json_kind(&other)),
+    };
+    let at = at();
+    Err(Error::with_issues(
+        ErrorKind::Invalid,
+        vec![Issue::error(IssueType::Structure, format!("{at} {problem}")).at(at)],
+    ))
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +211,45 @@ mod tests {
             serde_json::to_string(&out).unwrap(),
             r#"{"resourceType":"Observation","id":"abc","meta":{"versionId":"2","lastUpdated":"1970-01-01T00:00:00.000Z","profile":["p"]},"status":"final"}"#
         );
+    }
+
+    // Found by the black-box mutation test: `"id": 42` in a created resource was replaced
+    // by the new id without a word, as were `meta.versionId`/`lastUpdated` of any type.
+    #[test]
+    fn stamp_refuses_server_assigned_properties_of_the_wrong_json_type() {
+        for (body, at) in [
+            (
+                json!({"resourceType": "Observation", "id": 42}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": null}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": ["a"]}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "id": ""}),
+                "Observation.id",
+            ),
+            (
+                json!({"resourceType": "Observation", "meta": {"versionId": 1}}),
+                "Observation.meta.versionId",
+            ),
+            (
+                json!({"resourceType": "Observation", "meta": {"lastUpdated": {}}}),
+                "Observation.meta.lastUpdated",
+            ),
+        ] {
+            let Value::Object(map) = body.clone() else {
+                unreachable!()
+            };
+            let e = stamp(map, "abc", 1, 0).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{body}");
+            assert_eq!(e.issues()[0].expression.as_deref(), Some(at), "{body}");
+        }
     }
 
     #[test]

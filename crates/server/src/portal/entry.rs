@@ -103,6 +103,10 @@ pub fn field_label(name: &str, t: &'static T) -> &'static str {
     }
 }
 
+/// The earliest year a reading may be dated: FHIR has no year 0, and a measurement from
+/// before 1900 is a typing error, not a measurement.
+const EARLIEST_YEAR: i32 = 1900;
+
 /// A form read successfully.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
@@ -197,6 +201,8 @@ pub fn read(
             let at = local.assume_offset(helsinki_offset(guess));
             if at > now + Duration::minutes(5) {
                 errors.push(("date".into(), t.err_future.to_owned()));
+            } else if d.year() < EARLIEST_YEAR {
+                errors.push(("date".into(), t.err_past.to_owned()));
             }
             Some(at)
         }
@@ -363,6 +369,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.values, vec![72.5]);
+    }
+
+    // Found by the portal fuzz target: the date parser takes year 0000 (and any year), which
+    // FHIR's dateTime does not; the write path refused what the form had accepted.
+    #[test]
+    fn a_date_before_1900_is_a_field_error_not_a_refused_write() {
+        let now = OffsetDateTime::now_utc();
+        for date in ["0000-01-01", "1899-12-31", "-0001-01-01"] {
+            let errors = read(
+                Measure::Glucose,
+                &form(&[("glucose", "5,2"), ("date", date), ("time", "03:53")]),
+                now,
+                &super::super::texts::EN,
+                Lang::En,
+            )
+            .unwrap_err();
+            assert_eq!(errors.len(), 1, "{date}: {errors:?}");
+            assert_eq!(errors[0].0, "date", "{date}");
+        }
+        let earliest = read(
+            Measure::Glucose,
+            &form(&[
+                ("glucose", "5,2"),
+                ("date", "1900-01-01"),
+                ("time", "00:00"),
+            ]),
+            now,
+            &super::super::texts::EN,
+            Lang::En,
+        );
+        assert!(earliest.is_ok(), "{earliest:?}");
     }
 
     #[test]

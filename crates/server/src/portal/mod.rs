@@ -16,11 +16,12 @@
 
 mod chart;
 mod data;
-mod entry;
+// Public (with the words they need) so the fuzz targets can feed the entry forms directly.
+pub mod entry;
 mod format;
 mod pages;
 mod session;
-mod texts;
+pub mod texts;
 
 use axum::Router;
 use axum::routing::{get, post};
