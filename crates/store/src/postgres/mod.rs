@@ -17,7 +17,7 @@
 //! never hold a lock on a compartment row outside a write transaction.
 
 mod names;
-mod pool;
+pub mod pool;
 pub mod schema;
 mod search;
 mod writer;

@@ -8,6 +8,9 @@
 //! reuse, and new ones are opened on demand: when the database comes back the pool recovers
 //! by itself. Each connection keeps its prepared statements. This module must never retry a
 //! statement: callers decide what is safe to retry.
+//!
+//! Public because the authorization state's PostgreSQL stores (`phr-auth`) use the same pool,
+//! so both engines bound their waits and report an unreachable database the same way.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -149,6 +152,12 @@ impl Pool {
                 .map_err(|_| PgError::Closed)?
                 .0;
         }
+    }
+
+    /// A connection with the pool's settings that the pool does not manage (a `LISTEN`
+    /// that lasts as long as its owner). Not counted against the pool's size.
+    pub fn connect_dedicated(&self) -> Result<Client, PgError> {
+        Ok(self.config.connect(NoTls)?)
     }
 
     /// An idle connection is usable, or `None`: closed ones are dropped, and one idle for a
