@@ -260,6 +260,13 @@ fn migrate(conn: &mut Conn) -> Result<Vec<MigratedModule>, PgError> {
     })
 }
 
+/// A node setting (`cluster::PUBLIC_URL`, ...) of the database at `url`, for commands that
+/// need nothing else of the authorization state (`phr export`).
+pub fn read_setting(url: &str, key: &str) -> Result<Option<String>> {
+    let pg = Postgres::open(url)?;
+    crate::cluster::ClusterStore::setting(&crate::cluster::PostgresClusterStore::new(pg), key)
+}
+
 /// Tables copied from an SQLite `auth.db` by [`copy_from_sqlite`], in this order (the audit
 /// table last: its chain head is set from it).
 const COPIED_TABLES: &[&str] = &[

@@ -180,33 +180,11 @@ fn demo_server() -> Server {
 
 /// An access token of the demo app for the first demo citizen, and their Patient id.
 fn app_token(server: &Server) -> (String, String) {
-    let out = common::phr()
-        .args(["token", "--data"])
-        .arg(&server.data)
-        .args([
-            "--hetu",
-            DEMO_HETU,
-            "--app",
-            "demo-app",
-            "--scope",
-            "patient/Observation.read patient/Patient.read",
-            "--public-url",
-            &server.root,
-        ])
-        .output()
-        .expect("phr token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (patient, token) = server.token(
+        DEMO_HETU,
+        "demo-app",
+        "patient/Observation.read patient/Patient.read",
     );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    let patient = text
-        .lines()
-        .find_map(|l| l.strip_prefix("patient: "))
-        .expect("patient line")
-        .to_string();
-    let token = text.lines().last().expect("token").to_string();
     (token, patient)
 }
 

@@ -209,10 +209,33 @@ impl Pool {
         if let Ok(mut state) = self.state.lock() {
             state.closed = true;
             state.open = state.open.saturating_sub(state.idle.len());
-            state.idle.clear();
+            close_off_async(std::mem::take(&mut state.idle));
         }
         self.freed.notify_all();
     }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Closes connections on a thread of their own: closing one blocks on the driver's runtime,
+/// which must not happen on an async worker (the last owner of a store may be dropped on
+/// one, at a server's shutdown say).
+fn close_off_async(connections: Vec<Conn>) {
+    if connections.is_empty() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        drop(connections);
+        return;
+    }
+    // Only a machine out of threads fails this; nothing better can be done then.
+    let _ = std::thread::Builder::new()
+        .name("phr-pg-close".into())
+        .spawn(move || drop(connections));
 }
 
 /// A checked-out connection.
