@@ -351,7 +351,7 @@ fn copy_table(source: &rusqlite::Connection, conn: &mut Conn, table: &str) -> Re
         .client
         .query(
             "SELECT a.attname, a.atttypid FROM pg_attribute a
-             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&table],
         )
         .map_err(db)?

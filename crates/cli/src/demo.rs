@@ -413,12 +413,18 @@ pub fn welcome(config: &Config, report: &DemoReport) -> String {
                 "  try (with a token for the first test citizen and the app '{}'):",
                 DEMO_APP.id
             );
+            let place = match &config.database {
+                Some(url) => format!(
+                    "--database '{}' --identity-key {}",
+                    crate::serve::redact(url),
+                    config.auth.identity_key_path().display()
+                ),
+                None => format!("--data {}", config.data.display()),
+            };
             let _ = writeln!(
                 out,
-                "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
-                config.data.display(),
-                CITIZENS[0].hetu,
-                DEMO_APP.id
+                "    TOKEN=$(phr token {place} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
+                CITIZENS[0].hetu, DEMO_APP.id
             );
             let _ = writeln!(
                 out,

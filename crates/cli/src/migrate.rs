@@ -96,10 +96,9 @@ pub fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
     };
     PostgresStore::migrate(&args.to, layout)
         .with_context(|| format!("creating the schema in {place}"))?;
-    let source = SqliteStore::open(&phr_db)
-        .with_context(|| format!("opening {}", phr_db.display()))?;
-    let target =
-        PostgresStore::open(&args.to).with_context(|| format!("opening {place}"))?;
+    let source =
+        SqliteStore::open(&phr_db).with_context(|| format!("opening {}", phr_db.display()))?;
+    let target = PostgresStore::open(&args.to).with_context(|| format!("opening {place}"))?;
     if target.counts()?.versions > 0 {
         bail!("{place} already holds resources: copy into a new database");
     }
@@ -128,7 +127,10 @@ pub fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
     if auth_db.is_file() {
         copy_authorization(from, &auth_db, &args.to, &place)?;
     } else {
-        println!("no auth.db in {}: no authorization state copied", from.display());
+        println!(
+            "no auth.db in {}: no authorization state copied",
+            from.display()
+        );
     }
     println!(
         "done: give every node --database and the identity key file {}",

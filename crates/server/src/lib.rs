@@ -107,7 +107,12 @@ pub fn open_auth(
             if recorded_url && config.public_url.is_none() {
                 config.public_url = stores.cluster.setting(phr_auth::cluster::PUBLIC_URL)?;
             }
-            Ok(AuthService::assemble(config.auth_config(), stores, key, clock)?)
+            Ok(AuthService::assemble(
+                config.auth_config(),
+                stores,
+                key,
+                clock,
+            )?)
         }
         None => {
             if recorded_url && config.public_url.is_none() {

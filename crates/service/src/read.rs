@@ -56,9 +56,7 @@ impl FhirService {
             Some(patient) => self.storage.vread_in(patient, resource_type, id, number)?,
             None => self.storage.vread(resource_type, id, number)?,
         }
-        .ok_or_else(|| {
-                Error::not_found(format!("{resource_type}/{id} has no version {number}"))
-            })?;
+        .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} has no version {number}")))?;
         caller.may_see(&stored)?;
         if stored.deleted {
             return Err(Error::gone(format!(

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,7 +75,7 @@ pub fn database_args(data: &Path) -> Vec<String> {
 }
 
 /// The engine's arguments for a command on the data folder `data`: none on SQLite.
-fn engine_args(data: &Path) -> Vec<String> {
+pub fn engine_args(data: &Path) -> Vec<String> {
     if on_postgres() {
         database_args(data)
     } else {
@@ -140,26 +142,41 @@ impl Server {
     }
 
     /// Starts on the database `url` with the identity key `key` (whatever the engine of the
-    /// run), at the public URL `public_url` (nodes behind one load balancer share it).
-    pub fn start_node(data: &Path, url: &str, key: &Path, public_url: &str) -> Server {
+    /// run). Nodes behind one load balancer share one public URL: `public_url`, or without it
+    /// this node's own address.
+    pub fn start_node(
+        data: &Path,
+        url: &str,
+        key: &Path,
+        public_url: Option<&str>,
+        args: &[&str],
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let own = format!("http://127.0.0.1:{port}");
         let key = key.display().to_string();
+        let mut all = vec![
+            "--public-url",
+            public_url.unwrap_or(&own),
+            "--database",
+            url,
+            "--identity-key",
+            &key,
+        ];
+        all.extend(args);
         Server::spawn_with(
             data,
             &format!("127.0.0.1:{port}"),
-            &[
-                "--public-url",
-                public_url,
-                "--database",
-                url,
-                "--identity-key",
-                &key,
-            ],
-            Some(format!("http://127.0.0.1:{port}/fhir/r4")),
+            &all,
+            Some(format!("{own}/fhir/r4")),
         )
+    }
+
+    /// Starts on SQLite files in `data`, whatever the engine of the run.
+    pub fn start_sqlite(data: &Path, args: &[&str]) -> Server {
+        Server::spawn_with(data, "127.0.0.1:0", args, None)
     }
 
     fn spawn(data: &Path, listen: &str, args: &[&str], local_base: Option<String>) -> Server {

@@ -58,6 +58,7 @@ impl Conn {
 
 pub struct Pool {
     config: ::postgres::Config,
+    connect_timeout: Duration,
     max: usize,
     checkout_timeout: Duration,
     validate_after: Duration,
@@ -93,6 +94,7 @@ impl Pool {
             ));
         Ok(Pool {
             config: pg,
+            connect_timeout: config.connect_timeout,
             max: config.pool_size.max(1),
             checkout_timeout: config.checkout_timeout,
             validate_after: Duration::from_secs(1),
@@ -127,7 +129,7 @@ impl Pool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.connect() {
                     Ok(client) => Ok(self.pooled(Conn {
                         client,
                         statements: HashMap::new(),
@@ -157,7 +159,31 @@ impl Pool {
     /// A connection with the pool's settings that the pool does not manage (a `LISTEN`
     /// that lasts as long as its owner). Not counted against the pool's size.
     pub fn connect_dedicated(&self) -> Result<Client, PgError> {
-        Ok(self.config.connect(NoTls)?)
+        self.connect()
+    }
+
+    /// A new connection within the connect timeout. The driver bounds only the TCP
+    /// connection attempt; a server that accepts but never finishes the start-up (one still
+    /// recovering on an overloaded machine, say) would hold the caller forever, so the
+    /// attempt runs on a thread of its own and is abandoned at the deadline (that thread
+    /// drops whatever it gets later).
+    fn connect(&self) -> Result<Client, PgError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let config = self.config.clone();
+        std::thread::Builder::new()
+            .name("phr-pg-connect".into())
+            .spawn(move || {
+                let _ = sender.send(config.connect(NoTls));
+            })
+            .map_err(|e| PgError::Unavailable(format!("cannot start a connection: {e}")))?;
+        let wait = self.connect_timeout + Duration::from_secs(1);
+        match receiver.recv_timeout(wait) {
+            Ok(connected) => Ok(connected?),
+            Err(_) => Err(PgError::Unavailable(format!(
+                "the database did not accept a connection within {} s",
+                wait.as_secs()
+            ))),
+        }
     }
 
     /// An idle connection is usable, or `None`: closed ones are dropped, and one idle for a
