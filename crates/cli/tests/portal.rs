@@ -6,8 +6,9 @@
 mod common;
 
 use common::Server;
-use common::browser::{Browser, Page, csrf, csrf_of};
+use common::browser::{Browser, Page, csrf};
 use reqwest::StatusCode;
+use reqwest::blocking::Client;
 use serde_json::Value;
 
 const DEMO_HETU: &str = "010190-900P";

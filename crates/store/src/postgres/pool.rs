@@ -137,7 +137,7 @@ impl Pool {
                     })),
                     Err(e) => {
                         self.forget_one();
-                        Err(PgError::from(e))
+                        Err(e)
                     }
                 };
             }
