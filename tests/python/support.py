@@ -3,6 +3,8 @@ its command line:
 
 - `PhrServer`: the real `phr` binary (path in $PHR_BIN) serving without --open-sandbox on a
   free loopback port with a temporary data folder, and operator commands on that folder;
+  with PHR_TEST_ENGINE=postgres on a fresh database of the cluster $PHR_TEST_POSTGRES_URL
+  names instead (with an identity key file in the data folder);
 - `Browser`: a person at the sandbox identity provider, terms and consent pages (plain
   `requests` with a cookie jar, HTML forms parsed with the standard library);
 - `authorize`: the SMART authorization-code flow with PKCE S256 driven by authlib;
@@ -35,13 +37,32 @@ PUBLIC_SCOPE = (
 CONFIDENTIAL_SCOPE = "launch/patient offline_access patient/Observation.read"
 
 
+def engine_args(data):
+    """`--database URL --identity-key FILE` for a fresh PostgreSQL database when the run is on
+    PostgreSQL (PHR_TEST_ENGINE=postgres), else nothing (SQLite files in the data folder)."""
+    if os.environ.get("PHR_TEST_ENGINE") != "postgres":
+        return []
+    server = os.environ.get("PHR_TEST_POSTGRES_URL")
+    if not server:
+        raise RuntimeError("PHR_TEST_ENGINE=postgres needs PHR_TEST_POSTGRES_URL (scripts/test sets it)")
+    name = f"py_{os.getpid()}_{generate_token(8).lower()}"
+    subprocess.run(["psql", server, "-qc", f"CREATE DATABASE {name}"], check=True, timeout=60)
+    base, _, query = server.partition("?")
+    url = base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
+    key = os.path.join(data, "identity.key")
+    with open(key, "wb") as f:
+        f.write(os.urandom(32))
+    return ["--database", url, "--identity-key", key]
+
+
 class PhrServer:
     def __init__(self, binary):
         self.binary = binary
         self.data = tempfile.mkdtemp(prefix="phr-python-")
+        self.engine = engine_args(self.data)
         env = dict(os.environ, PHR_LOG="warn")
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data],
+            [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data, *self.engine],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -67,7 +88,7 @@ class PhrServer:
     def admin(self, *args, check=True):
         """Runs an operator command on this server's data folder; returns stdout."""
         done = subprocess.run(
-            [self.binary, *args, "--data", self.data, "--public-url", self.root],
+            [self.binary, *args, "--data", self.data, *self.engine, "--public-url", self.root],
             capture_output=True,
             text=True,
             timeout=120,

@@ -12,6 +12,10 @@ pub enum AuthError {
     Storage(String),
     #[error("auth storage: {0}")]
     Io(#[from] std::io::Error),
+    /// The database cannot be reached or did not answer in time (HTTP 503); the engine
+    /// reconnects by itself.
+    #[error("the authorization database is unavailable: {0}")]
+    Unavailable(String),
     #[error("auth configuration: {0}")]
     Config(String),
     #[error("signing key: {0}")]
@@ -90,6 +94,11 @@ impl From<AuthError> for OAuthError {
         match error {
             AuthError::NotAllowed(d) => OAuthError::unauthorized_client(d),
             AuthError::Invalid(d) => OAuthError::invalid_request(d),
+            AuthError::Unavailable(_) => OAuthError::new(
+                "temporarily_unavailable",
+                503,
+                "the authorization server cannot reach its database; try again shortly",
+            ),
             other => {
                 tracing::error!(error = %other, "token endpoint failed");
                 OAuthError::server_error("the authorization server failed")
@@ -126,6 +135,9 @@ pub enum AccessError {
     },
     #[error("the authorization check failed")]
     Internal,
+    /// The authorization database cannot be reached: the request may be retried later.
+    #[error("the authorization database is unavailable; try again shortly")]
+    Unavailable,
 }
 
 impl AccessError {
@@ -133,7 +145,16 @@ impl AccessError {
         match self {
             AccessError::InsufficientScope { .. } => 403,
             AccessError::Internal => 500,
+            AccessError::Unavailable => 503,
             _ => 401,
+        }
+    }
+
+    /// A failed look-up: unavailable (503) when the database is out of reach, else internal.
+    pub fn from_storage(error: &AuthError) -> AccessError {
+        match error {
+            AuthError::Unavailable(_) => AccessError::Unavailable,
+            _ => AccessError::Internal,
         }
     }
 
@@ -167,6 +188,7 @@ impl AccessError {
             }
             AccessError::InsufficientScope { .. } => IssueType::Forbidden,
             AccessError::Internal => IssueType::Exception,
+            AccessError::Unavailable => IssueType::Throttled,
         };
         operation_outcome(&[Issue::error(code, self.to_string())])
     }

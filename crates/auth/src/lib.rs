@@ -9,7 +9,8 @@
 //!
 //! Each table is owned by one module behind a small storage trait with its SQLite
 //! implementation beside it ([`apps`], [`citizens`], [`grants`], [`sessions`], [`tokens`],
-//! [`keys`], [`audit`]); [`service`] wires them. Every call is synchronous and may block on
+//! [`keys`], [`audit`], [`cluster`]), and a PostgreSQL one ([`postgres`]) for several nodes on
+//! one database; [`service`] wires them. Every call is synchronous and may block on
 //! storage: call it from a blocking thread, never on an async worker.
 //!
 //! The personal identity code never leaves this crate: it is not stored (only a keyed
@@ -26,6 +27,7 @@ pub mod apps;
 pub mod audit;
 pub mod citizens;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod enforce;
 pub mod error;
@@ -35,6 +37,7 @@ pub mod hetu;
 pub mod keys;
 pub mod oidc;
 pub mod params;
+pub mod postgres;
 pub mod scope;
 pub mod secrets;
 pub mod service;
@@ -46,6 +49,7 @@ pub use apps::{App, AppKind, AppStatus, AppStore, ClientType, NewApp, Registered
 pub use audit::{AuditPage, AuditQuery, AuditRecord, AuditStore, Usage, audit_event};
 pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_resource};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use cluster::ClusterStore;
 pub use config::{AuthConfig, Endpoints, Mode, OidcUpstreamConfig, UpstreamClientAuth};
 pub use enforce::{AccessContext, StatusSignal, bearer_token};
 pub use error::{AccessError, AuthError, OAuthError};

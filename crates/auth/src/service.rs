@@ -13,33 +13,39 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::apps::{App, AppStatus, AppStore, Apps, NewApp, RegisteredApp, SqliteAppStore};
+use crate::apps::{
+    App, AppStatus, AppStore, Apps, NewApp, PostgresAppStore, RegisteredApp, SqliteAppStore,
+};
 use crate::audit::{
-    AuditLog, AuditPage, AuditQuery, AuditRecord, AuditStore, SqliteAuditStore, Usage,
+    AuditLog, AuditPage, AuditQuery, AuditRecord, AuditStore, PostgresAuditStore, SqliteAuditStore,
+    Usage,
 };
 use crate::citizens::{
     Citizen, CitizenStore, Citizens, Identified, PatientRegistry, PendingCitizen,
-    SqliteCitizenStore,
+    PostgresCitizenStore, SqliteCitizenStore,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::{ClusterStore, IDENTITY_KEY_CHECK, PostgresClusterStore, SqliteClusterStore};
 use crate::config::AuthConfig;
 use crate::enforce::{
-    AccessContext, Enforcer, Expected, GrantState, SqliteStatusSignal, StatusSignal, StatusSource,
+    AccessContext, Enforcer, Expected, GrantState, PostgresStatusSignal, SqliteStatusSignal,
+    StatusSignal, StatusSource,
 };
 use crate::error::{AccessError, AuthError, Result};
 use crate::flows::client_auth::ClientKeys;
-use crate::grants::{Grant, GrantStore, Grants, SqliteGrantStore, StoredGrant};
+use crate::grants::{Grant, GrantStore, Grants, PostgresGrantStore, SqliteGrantStore, StoredGrant};
 use crate::hetu::Hetu;
-use crate::keys::{KeyRing, KeyStore, SqliteKeyStore};
+use crate::keys::{KeyRing, KeyStore, PostgresKeyStore, SqliteKeyStore};
 use crate::oidc::OidcClient;
+use crate::postgres::Postgres;
 use crate::scope::{Access, Interaction, ScopeSet};
-use crate::sessions::{SessionStore, Sessions, SqliteSessionStore};
+use crate::sessions::{PostgresSessionStore, SessionStore, Sessions, SqliteSessionStore};
 use crate::sqlite::Sqlite;
-use crate::tokens::{SqliteTokenStore, TokenStore, Tokens};
+use crate::tokens::{PostgresTokenStore, SqliteTokenStore, TokenStore, Tokens};
 
 /// The storage behind one [`AuthService`]: one implementation of each module's trait, and
-/// the cross-process status signal. [`Stores::sqlite`] is the embedded default; another
-/// engine provides the same traits.
+/// the cross-process status signal. [`Stores::sqlite`] is the embedded default,
+/// [`Stores::postgres`] the one several nodes share.
 #[derive(Clone)]
 pub struct Stores {
     pub apps: Arc<dyn AppStore>,
@@ -54,6 +60,8 @@ pub struct Stores {
     /// What audit queries read through.
     pub audit_reads: Arc<dyn AuditStore>,
     pub signal: Arc<dyn StatusSignal>,
+    /// Job claims and node settings.
+    pub cluster: Arc<dyn ClusterStore>,
 }
 
 impl Stores {
@@ -72,7 +80,27 @@ impl Stores {
             keys: Arc::new(SqliteKeyStore::new(db.clone())),
             audit_writes: Arc::new(SqliteAuditStore::new(audit_db)),
             audit_reads: Arc::new(SqliteAuditStore::new(db.clone())),
+            cluster: Arc::new(SqliteClusterStore::new(db.clone())),
             signal: Arc::new(SqliteStatusSignal::new(db, clock)),
+        })
+    }
+
+    /// The PostgreSQL stores at `url` (the schema is migrated as needed; a newer one is
+    /// refused), with a status signal on `LISTEN`/`NOTIFY`.
+    pub fn postgres(url: &str, clock: Arc<dyn Clock>) -> Result<Stores> {
+        let pg = Postgres::open(url)?;
+        let audit: Arc<dyn AuditStore> = Arc::new(PostgresAuditStore::new(pg.clone()));
+        Ok(Stores {
+            apps: Arc::new(PostgresAppStore::new(pg.clone())),
+            citizens: Arc::new(PostgresCitizenStore::new(pg.clone())),
+            grants: Arc::new(PostgresGrantStore::new(pg.clone())),
+            sessions: Arc::new(PostgresSessionStore::new(pg.clone())),
+            tokens: Arc::new(PostgresTokenStore::new(pg.clone())),
+            keys: Arc::new(PostgresKeyStore::new(pg.clone())),
+            audit_writes: audit.clone(),
+            audit_reads: audit,
+            cluster: Arc::new(PostgresClusterStore::new(pg.clone())),
+            signal: Arc::new(PostgresStatusSignal::start(pg, clock)?),
         })
     }
 }
@@ -99,6 +127,7 @@ pub(crate) struct Inner {
     pub enforcer: Enforcer,
     pub oidc: Option<OidcClient>,
     pub client_keys: ClientKeys,
+    pub cluster: Arc<dyn ClusterStore>,
 }
 
 /// The authorization service. Cheap to clone.
@@ -168,7 +197,21 @@ impl AuthService {
         Self::assemble(config, stores, identity_key, clock)
     }
 
-    /// The service over given stores (any engine).
+    /// The service over the PostgreSQL stores at `database`, with the identity key from the
+    /// configured file (which must exist: see [`identity_key_for_database`]).
+    pub fn open_postgres(
+        config: AuthConfig,
+        database: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AuthService> {
+        config.check().map_err(AuthError::Config)?;
+        let identity_key = identity_key_for_database(&config)?;
+        let stores = Stores::postgres(database, clock.clone())?;
+        Self::assemble(config, stores, identity_key, clock)
+    }
+
+    /// The service over given stores (any engine). Refuses an identity key other than the
+    /// one the stores' citizens were identified with (by a check value stored with them).
     pub fn assemble(
         config: AuthConfig,
         stores: Stores,
@@ -176,6 +219,7 @@ impl AuthService {
         clock: Arc<dyn Clock>,
     ) -> Result<AuthService> {
         config.check().map_err(AuthError::Config)?;
+        check_identity_key(stores.cluster.as_ref(), &identity_key, &config)?;
         let now = clock.now();
         let retention = config.access_token_lifetime.max(config.session_lifetime) + 60;
         let keys = Arc::new(KeyRing::open(
@@ -241,6 +285,7 @@ impl AuthService {
             audit,
             enforcer,
             oidc,
+            cluster: stores.cluster,
         })))
     }
 
@@ -382,6 +427,28 @@ impl AuthService {
         self.0.keys.jwks()
     }
 
+    /// Rotates the signing key by age, claiming the rotation among nodes.
+    pub(crate) fn rotate_key_if_due(&self) -> Result<()> {
+        self.0.keys.rotate_if_due(self.now(), &|replaced| {
+            self.claim_job("key-rotation", replaced)
+        })
+    }
+
+    /// Claims occurrence `slot` of a scheduled job (its due time, say): `true` for exactly
+    /// one node among those sharing the database, which then runs it.
+    pub fn claim_job(&self, job: &str, slot: i64) -> Result<bool> {
+        self.0.cluster.claim(job, slot, self.now())
+    }
+
+    /// A node setting shared through the database (`cluster::PUBLIC_URL`, ...).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.0.cluster.setting(key)
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.0.cluster.set_setting(key, value)
+    }
+
     /// Makes a new signing key now (operator command; keys also rotate by age).
     pub fn rotate_signing_key(&self) -> Result<String> {
         let kid = self.0.keys.rotate(self.now())?;
@@ -391,13 +458,18 @@ impl AuthService {
         Ok(kid)
     }
 
-    /// Rotates the signing key when it is due and deletes expired one-time records. The
-    /// server calls this periodically (e.g. once a minute); token issuing also rotates.
+    /// Rotates the signing key when it is due (one node makes the new key, every node picks
+    /// it up) and deletes expired one-time records (one node per minute). The server calls
+    /// this periodically (e.g. once a minute); token issuing also rotates.
     pub fn maintenance(&self) -> Result<()> {
-        self.0.keys.rotate_if_due(self.now())?;
-        self.0.sessions.delete_expired()?;
-        self.0.tokens.delete_expired()?;
         self.0.enforcer.prune();
+        self.rotate_key_if_due()?;
+        let now = self.now();
+        if self.claim_job("auth-maintenance", now.div_euclid(60))? {
+            self.0.sessions.delete_expired()?;
+            self.0.tokens.delete_expired()?;
+            self.0.cluster.forget_claims_before(now - 7 * 86_400)?;
+        }
         Ok(())
     }
 
@@ -600,6 +672,56 @@ impl AuthService {
     pub fn sessions(&self) -> &Sessions {
         &self.0.sessions
     }
+}
+
+/// The identity key of a node on a shared database: read from the configured file, which
+/// must exist. Never created here (nodes creating their own would hash identity codes
+/// differently) and never stored in the database (a leaked database alone must not be
+/// enough to test identity codes against the stored digests).
+pub fn identity_key_for_database(config: &AuthConfig) -> Result<Vec<u8>> {
+    let Some(path) = &config.identity_key_file else {
+        return Err(AuthError::Config(
+            "with a database every node needs the same identity key file: set [auth] \
+             identity_key_file or --identity-key FILE (32 or more random bytes, e.g. \
+             `head -c 32 /dev/urandom > identity.key`, readable by phr only); the key is \
+             never stored in the database"
+                .into(),
+        ));
+    };
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+        Ok(_) => Err(AuthError::Config(format!(
+            "identity key file {} is too short (32 bytes at least)",
+            path.display()
+        ))),
+        Err(e) => Err(AuthError::Config(format!(
+            "cannot read the identity key file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The check value of an identity key: an HMAC of a fixed text, which tells keys apart
+/// without revealing anything that helps to test identity codes.
+fn identity_key_check(key: &[u8]) -> String {
+    crate::secrets::keyed_digest(key, b"phr identity key check 1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Records the key's check value with the first start; refuses another key afterwards.
+fn check_identity_key(cluster: &dyn ClusterStore, key: &[u8], config: &AuthConfig) -> Result<()> {
+    let ours = identity_key_check(key);
+    let stored = cluster.setting_or_insert(IDENTITY_KEY_CHECK, &ours)?;
+    if stored != ours {
+        return Err(AuthError::Config(format!(
+            "the identity key file {} is not the key this database's citizens were identified \
+             with: give every node the same key file",
+            config.identity_key_path().display()
+        )));
+    }
+    Ok(())
 }
 
 /// Reads the 32-byte identity key, creating it (mode 0600) on first start. The key makes the

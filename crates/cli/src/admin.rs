@@ -1,14 +1,16 @@
-//! The operator's commands on a data folder's authorization database (`<data>/auth.db`):
+//! The operator's commands on the authorization state (a data folder's `<data>/auth.db`, or
+//! the PostgreSQL database given with `--database`):
 //! the application registry (`phr app`), sandbox test tokens (`phr token`), withdrawing a
 //! test citizen's grant (`phr grant withdraw`), the audit log (`phr audit export|verify`) and
 //! the token signing key (`phr key rotate`).
 //!
-//! They may run while a server serves the same folder: the authorization server re-reads
-//! statuses another process changed within half a second, so a suspension or a withdrawal
-//! cuts the app's tokens almost at once. Settings come from the same places as for
+//! They may run while servers serve the same folder or database: every server learns of a
+//! status another process changed within a second (SQLite: a counter polled every half
+//! second; PostgreSQL: a notification), so a suspension or a withdrawal cuts the app's
+//! tokens almost at once. Settings come from the same places as for
 //! `phr serve` (`--config` file, environment, flags), because a token is only accepted by a
 //! server whose public URL is the token's issuer. Without `--public-url`, the URL is the one
-//! the server serving the data folder recorded there (`phr serve` writes it at start-up).
+//! the server serving the data folder (or database) recorded there at start-up.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,11 +29,17 @@ pub struct AuthArgs {
     /// Folder of the database files.
     #[arg(long, env = "PHR_DATA", global = true)]
     data: Option<PathBuf>,
+    /// The PostgreSQL database the servers share (instead of a data folder).
+    #[arg(long, env = "PHR_DATABASE", global = true)]
+    database: Option<String>,
+    /// The identity key file the servers of `--database` are given.
+    #[arg(long, env = "PHR_IDENTITY_KEY_FILE", global = true)]
+    identity_key: Option<PathBuf>,
     /// The server's TOML configuration file (its `[auth]` table: mode, lifetimes, ...).
     #[arg(long, env = "PHR_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// The server's public base URL, the issuer of its tokens (default: the one the server
-    /// recorded in the data folder, else from the configuration, else
+    /// recorded in the data folder or database, else from the configuration, else
     /// http://<listen address>).
     #[arg(long, env = "PHR_PUBLIC_URL", global = true)]
     public_url: Option<String>,
@@ -47,30 +55,37 @@ impl AuthArgs {
         if let Some(data) = &self.data {
             config.data = data.clone();
         }
+        if let Some(database) = &self.database {
+            config.database = Some(database.clone());
+        }
+        if let Some(key) = &self.identity_key {
+            config.auth.identity_key_file = Some(key.clone());
+        }
         if let Some(url) = &self.public_url {
             config.public_url = Some(url.clone());
-        } else if let Some(url) = phr_server::config::recorded_public_url(&config.data) {
-            config.public_url = Some(url);
         }
         Ok(config)
     }
 
-    /// Opens the authorization database as the server would (same issuer, same identity
-    /// key), on `clock`. `create` allows a first use of an empty data folder.
+    /// Opens the authorization state as the server would (same issuer, same identity key),
+    /// on `clock`. `create` allows a first use of an empty data folder.
     fn open_with_clock(&self, create: bool, clock: Arc<dyn Clock>) -> anyhow::Result<AuthService> {
-        let config = self.server_config()?;
-        if !create && !config.data.join("auth.db").exists() {
-            bail!(
-                "{} holds no authorization database (has `phr serve` run there?)",
-                config.data.display()
-            );
-        }
-        AuthService::open_with_clock(config.auth_config(), clock).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the authorization database in {}: {e}",
-                config.data.display()
-            )
-        })
+        let mut config = self.server_config()?;
+        let place = match &config.database {
+            Some(url) => crate::serve::redact(url),
+            None => {
+                if !create && !config.data.join("auth.db").exists() {
+                    bail!(
+                        "{} holds no authorization database (has `phr serve` run there?)",
+                        config.data.display()
+                    );
+                }
+                config.data.display().to_string()
+            }
+        };
+        // Without --public-url, act for the server that recorded its URL there.
+        phr_server::open_auth(&mut config, clock, true)
+            .map_err(|e| anyhow::anyhow!("cannot open the authorization state in {place}: {e}"))
     }
 }
 

@@ -13,7 +13,9 @@
 //! data folder's authorization database for generated sandbox citizens (`--data`). `--scale N`
 //! first stores N Observations straight into the data folder's storage (index extraction as in
 //! the server, validation skipped), so search can be measured at 1M and 10M; run it before
-//! starting the server on that folder.
+//! starting the server on that folder. With `--database` (and the servers' `--identity-key`)
+//! tokens are minted from, and `--scale` loads into, that PostgreSQL database instead; the
+//! scale manifest stays in `--data`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,10 +76,36 @@ pub struct BenchArgs {
     /// The server's process id, for its memory use (found by the port's owner otherwise).
     #[arg(long)]
     pid: Option<u32>,
-    /// Store this many Observations directly into `--data` first (the server must not be
-    /// running on that folder).
+    /// Store this many Observations directly into `--data` (or `--database`) first (the
+    /// server must not be running on that folder).
     #[arg(long)]
     scale: Option<u64>,
+    /// The servers' PostgreSQL database: tokens are minted from it and `--scale` loads into
+    /// it (the scale manifest stays in `--data`).
+    #[arg(long, env = "PHR_DATABASE")]
+    database: Option<String>,
+    /// The servers' identity key file (with `--database`).
+    #[arg(long, env = "PHR_IDENTITY_KEY_FILE")]
+    identity_key: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The authorization state's place: the database, or the data folder.
+    fn place(&self, data: &Path) -> Place {
+        Place {
+            data: data.to_path_buf(),
+            database: self.database.clone(),
+            identity_key: self.identity_key.clone(),
+        }
+    }
+}
+
+/// Where the servers keep their data.
+#[derive(Debug, Clone)]
+struct Place {
+    data: PathBuf,
+    database: Option<String>,
+    identity_key: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -85,7 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let Some(data) = &args.data else {
             bail!("--scale needs --data FOLDER (the server's data folder)");
         };
-        scale::load(data, n, args.seed)?;
+        scale::load(&args.place(data), n, args.seed)?;
     }
     let Some(url) = args.url.clone() else {
         if args.scale.is_some() {
@@ -296,7 +324,9 @@ async fn drive(args: &BenchArgs, url: &str) -> anyhow::Result<Summary> {
                 "the server wants tokens: pass --data FOLDER (the server's data folder) to mint them"
             );
         };
-        Some(Minter::open(data, &root)?)
+        let place = args.place(data);
+        // The minter blocks on its database: not on an async worker.
+        Some(tokio::task::block_in_place(|| Minter::open(&place, &root))?)
     } else {
         None
     };
@@ -314,7 +344,7 @@ async fn drive(args: &BenchArgs, url: &str) -> anyhow::Result<Summary> {
     for i in 0..args.clients {
         let number = HETU_BASE + (args.seed % 1000) * 1000 + i as u64;
         let identity = match &minter {
-            Some(m) => m.identity(number)?,
+            Some(m) => tokio::task::block_in_place(|| m.identity(number))?,
             None => Identity {
                 patient: Rng::derive(args.seed, &format!("bench-patient/{run_key}/{i}")).uuid(),
                 token: None,
@@ -793,9 +823,16 @@ struct Minter {
 }
 
 impl Minter {
-    fn open(data: &Path, root: &str) -> anyhow::Result<Minter> {
-        let auth = phr_auth::AuthService::open(phr_auth::AuthConfig::sandbox(data, root))
-            .map_err(|e| anyhow::anyhow!("cannot open the authorization database: {e}"))?;
+    fn open(place: &Place, root: &str) -> anyhow::Result<Minter> {
+        let mut config = phr_server::Config {
+            data: place.data.clone(),
+            database: place.database.clone(),
+            public_url: Some(root.to_string()),
+            ..phr_server::Config::default()
+        };
+        config.auth.identity_key_file = place.identity_key.clone();
+        let auth = phr_server::open_auth(&mut config, Arc::new(phr_auth::SystemClock), false)
+            .map_err(|e| anyhow::anyhow!("cannot open the authorization state: {e}"))?;
         if auth
             .app(BENCH_APP)
             .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -935,16 +972,25 @@ mod scale {
         Persona::Active,
     ];
 
-    pub fn load(data: &Path, target: u64, seed: u64) -> anyhow::Result<()> {
+    pub fn load(place: &Place, target: u64, seed: u64) -> anyhow::Result<()> {
+        let data = place.data.as_path();
         std::fs::create_dir_all(data)?;
-        let store = phr_store::sqlite::SqliteStore::open(&data.join("phr.db"))
-            .with_context(|| format!("cannot open the database in {}", data.display()))?;
+        let store: Box<dyn Storage> = match &place.database {
+            Some(url) => Box::new(
+                phr_store::postgres::PostgresStore::open(url)
+                    .with_context(|| format!("cannot open {}", crate::serve::redact(url)))?,
+            ),
+            None => Box::new(
+                phr_store::sqlite::SqliteStore::open(&data.join("phr.db"))
+                    .with_context(|| format!("cannot open the database in {}", data.display()))?,
+            ),
+        };
         // The scale load only takes citizens into use (their Patient ids); the issuer does not
         // matter here, but the server's own is the honest one.
         let issuer = phr_server::config::recorded_public_url(data)
             .unwrap_or_else(|| phr_server::Config::default().base_url());
-        let minter = if data.join("auth.db").is_file() {
-            Some(Minter::open(data, &issuer)?)
+        let minter = if place.database.is_some() || data.join("auth.db").is_file() {
+            Some(Minter::open(place, &issuer)?)
         } else {
             None
         };
@@ -1003,14 +1049,14 @@ mod scale {
                 }
                 ops.push(op);
                 if ops.len() >= WRITE_BATCH {
-                    write(&store, std::mem::take(&mut ops))?;
+                    write(store.as_ref(), std::mem::take(&mut ops))?;
                 }
             }
             citizen += 1;
         }
-        write(&store, ops)?;
+        write(store.as_ref(), ops)?;
         progress.finish();
-        store.close();
+        drop(store);
         let manifest = ScaleManifest {
             seed,
             observations,

@@ -7,7 +7,7 @@
 //! A `demo.json` in the data folder records what was loaded (seed, period, Patient ids — never
 //! an identity code); a second run finds it and loads nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -30,9 +30,8 @@ pub const MARKER: &str = "demo.json";
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Folder for the database files (created if missing).
-    #[arg(long, env = "PHR_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    place: crate::Place,
     /// Seed of the generated data: the same seed gives the same data.
     #[arg(long, default_value_t = phr_demo::DEFAULT_SEED)]
     seed: u64,
@@ -78,13 +77,8 @@ pub struct DemoReport {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let data = crate::data_dir(args.data);
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("cannot create the data folder {}", data.display()))?;
-    let config = Config {
-        data: data.clone(),
-        ..Config::default()
-    };
+    let config = args.place.config()?;
+    let data = config.data.clone();
     let core = crate::serve::open_core(&config)?;
     let options = DemoOptions {
         seed: args.seed,
@@ -419,12 +413,18 @@ pub fn welcome(config: &Config, report: &DemoReport) -> String {
                 "  try (with a token for the first test citizen and the app '{}'):",
                 DEMO_APP.id
             );
+            let place = match &config.database {
+                Some(url) => format!(
+                    "--database '{}' --identity-key {}",
+                    crate::serve::redact(url),
+                    config.auth.identity_key_path().display()
+                ),
+                None => format!("--data {}", config.data.display()),
+            };
             let _ = writeln!(
                 out,
-                "    TOKEN=$(phr token --data {} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
-                config.data.display(),
-                CITIZENS[0].hetu,
-                DEMO_APP.id
+                "    TOKEN=$(phr token {place} --hetu {} --app {} --scope 'patient/Observation.read' | tail -1)",
+                CITIZENS[0].hetu, DEMO_APP.id
             );
             let _ = writeln!(
                 out,

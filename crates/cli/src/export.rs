@@ -25,9 +25,8 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Folder of the database files.
-    #[arg(long, env = "PHR_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    place: crate::Place,
     /// Export only this Patient's compartment (its id); everyone by default.
     #[arg(long)]
     patient: Option<String>,
@@ -56,17 +55,18 @@ fn body(stored: &StoredResource) -> anyhow::Result<Value> {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let data = crate::data_dir(args.data);
-    if !data.join("phr.db").is_file() {
+    let data = crate::data_dir(args.place.data.clone());
+    if args.place.database.is_none() && !data.join("phr.db").is_file() {
         bail!("{} holds no PHR database (phr.db)", data.display());
     }
-    // fullUrls name the server that serves this folder, when one has recorded its URL.
-    let config = phr_server::Config {
-        public_url: phr_server::config::recorded_public_url(&data),
-        data: data.clone(),
-        ..phr_server::Config::default()
-    };
+    let mut config = args.place.config()?;
     let storage = crate::serve::open_storage(&config)?;
+    // fullUrls name the server that serves this data, when one has recorded its URL.
+    config.public_url = match &config.database {
+        Some(url) => phr_auth::postgres::read_setting(url, phr_auth::cluster::PUBLIC_URL)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => phr_server::config::recorded_public_url(&data),
+    };
     let format = match (args.format, &args.out) {
         (Some(f), _) => f,
         (None, Some(out)) if out.is_dir() => Format::Ndjson,

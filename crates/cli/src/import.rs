@@ -25,9 +25,8 @@ pub struct ImportArgs {
     /// NDJSON files (one resource a line) and/or JSON files holding a Bundle or one resource.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Folder of the database files (created if missing).
-    #[arg(long, env = "PHR_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    place: crate::Place,
     /// Write as this registered application (fills `creatingApplication`); by default the
     /// operator writes and the resources keep the `creatingApplication` they carry.
     #[arg(long)]
@@ -191,18 +190,12 @@ pub fn read_resources(
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<()> {
-    let data = crate::data_dir(args.data.clone());
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("cannot create the data folder {}", data.display()))?;
     for f in &args.files {
         if !f.is_file() {
             bail!("{} is not a file", f.display());
         }
     }
-    let config = phr_server::Config {
-        data: data.clone(),
-        ..phr_server::Config::default()
-    };
+    let config = args.place.config()?;
     let core = crate::serve::open_core(&config)?;
     let caller = Caller::Operator {
         app: args.app.as_ref().map(|id| App {

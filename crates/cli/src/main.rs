@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod export;
 mod import;
+mod migrate;
 mod serve;
 mod validate;
 
@@ -55,6 +56,11 @@ enum Command {
     Audit(admin::AuditArgs),
     /// Rotate the token signing key.
     Key(admin::KeyArgs),
+    /// Create or upgrade the PostgreSQL schema (nodes also do it when they start).
+    Migrate(migrate::MigrateArgs),
+    /// Copy an SQLite data folder (every version, the index, the authorization state and
+    /// the audit chain) into a new PostgreSQL database, and check the copy.
+    MigrateStore(migrate::MigrateStoreArgs),
     /// Validate FHIR JSON files against StructureDefinition snapshots (the built-in catalogue
     /// and folders of conformance JSON).
     Validate(validate::ValidateArgs),
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Command::Grant(args) => admin::grant(args),
         Command::Audit(args) => admin::audit(args),
         Command::Key(args) => admin::key(args),
+        Command::Migrate(args) => migrate::migrate(args),
+        Command::MigrateStore(args) => migrate::migrate_store(args),
         Command::Validate(args) => validate::run(args),
     };
     match result {
@@ -87,4 +95,36 @@ fn main() -> ExitCode {
 /// The data folder from a flag, `PHR_DATA`, or the default.
 pub fn data_dir(flag: Option<PathBuf>) -> PathBuf {
     flag.unwrap_or_else(|| PathBuf::from("./phr-data"))
+}
+
+/// Where a command finds the data: a data folder (SQLite), or the PostgreSQL database the
+/// servers share with the identity key file they are given.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Place {
+    /// Folder of the database files (created if missing).
+    #[arg(long, env = "PHR_DATA")]
+    pub data: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://user@host/db) instead of a data folder.
+    #[arg(long, env = "PHR_DATABASE")]
+    pub database: Option<String>,
+    /// The identity key file of the servers of --database.
+    #[arg(long, env = "PHR_IDENTITY_KEY_FILE")]
+    pub identity_key: Option<PathBuf>,
+}
+
+impl Place {
+    /// A server configuration for this place (the data folder is created when missing).
+    pub fn config(&self) -> anyhow::Result<phr_server::Config> {
+        let data = data_dir(self.data.clone());
+        std::fs::create_dir_all(&data).map_err(|e| {
+            anyhow::anyhow!("cannot create the data folder {}: {e}", data.display())
+        })?;
+        let mut config = phr_server::Config {
+            data,
+            database: self.database.clone(),
+            ..phr_server::Config::default()
+        };
+        config.auth.identity_key_file = self.identity_key.clone();
+        Ok(config)
+    }
 }

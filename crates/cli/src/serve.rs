@@ -17,6 +17,14 @@ pub struct ServeArgs {
     /// Folder for the database files (created if missing).
     #[arg(long, env = "PHR_DATA")]
     data: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://user@host/db): the FHIR store and all authorization state
+    /// live there, so any number of nodes can serve it (needs --identity-key).
+    #[arg(long, env = "PHR_DATABASE")]
+    database: Option<String>,
+    /// The file holding the secret key identity codes are hashed with; every node of one
+    /// database needs the same file (default with SQLite: <data>/identity.key, created).
+    #[arg(long, env = "PHR_IDENTITY_KEY_FILE")]
+    identity_key: Option<PathBuf>,
     /// A TOML configuration file; flags and environment override it.
     #[arg(long, env = "PHR_CONFIG")]
     config: Option<PathBuf>,
@@ -71,6 +79,12 @@ impl ServeArgs {
         if let Some(v) = self.data {
             config.data = v;
         }
+        if let Some(v) = self.database {
+            config.database = Some(v);
+        }
+        if let Some(v) = self.identity_key {
+            config.auth.identity_key_file = Some(v);
+        }
         if let Some(v) = self.public_url {
             config.public_url = Some(v);
         }
@@ -109,13 +123,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let state = AppState::open(
-            Config {
-                listen: address,
-                ..config
-            },
-            storage,
-        )?;
+        // Opening talks to the database with a blocking client: not on an async worker.
+        let state = tokio::task::spawn_blocking(move || {
+            AppState::open(
+                Config {
+                    listen: address,
+                    ..config
+                },
+                storage,
+            )
+        })
+        .await??;
         let demo_report = if demo {
             let core = phr_server::Core {
                 fhir: state.fhir.clone(),
@@ -134,10 +152,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Sandbox retention runs only where data is test data by definition.
         let sandbox = state.config.open_sandbox || demo;
         if let Some(schedule) = state.config.retention.schedule(sandbox)? {
+            let auth = state.auth.clone();
             tokio::spawn(phr_server::retention::run_scheduled(
                 state.fhir.storage.clone(),
                 schedule,
                 time::OffsetDateTime::now_utc,
+                Arc::new(move |due| {
+                    auth.claim_job("sandbox-retention", due)
+                        .unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "claiming the retention run failed");
+                            false
+                        })
+                }),
             ));
         }
         let mut banner = format!("PHR is serving FHIR R4 at {}/fhir/r4\n", state.base_url);
@@ -164,10 +190,28 @@ pub fn open_core(config: &Config) -> anyhow::Result<phr_server::Core> {
     Ok(phr_server::open_core(config, storage)?)
 }
 
+/// The FHIR store of `config`: PostgreSQL when it names a database (its schema migrated at
+/// open, a newer one refused), else SQLite in the data folder.
 pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storage>> {
+    if let Some(url) = &config.database {
+        let store = phr_store::postgres::PostgresStore::open(url)
+            .with_context(|| format!("cannot open the database {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
     let store = phr_store::sqlite::SqliteStore::open(&config.data.join("phr.db"))
         .with_context(|| format!("cannot open the database in {}", config.data.display()))?;
     Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 fn init_logging() {

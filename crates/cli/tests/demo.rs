@@ -11,6 +11,7 @@ fn demo_loads_once_and_its_data_is_served() {
     let output = phr()
         .args(["demo", "--days", "12", "--data"])
         .arg(tmp.path())
+        .args(engine_args(tmp.path()))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -40,6 +41,7 @@ fn demo_loads_once_and_its_data_is_served() {
     let again = phr()
         .args(["demo", "--days", "12", "--data"])
         .arg(tmp.path())
+        .args(engine_args(tmp.path()))
         .output()
         .unwrap();
     assert!(again.status.success());

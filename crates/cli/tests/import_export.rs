@@ -8,8 +8,19 @@ use common::*;
 
 const KANTA_PATIENT: &str = "77c2c8d2-11ce-41d5-8150-75489f8b0b0a";
 
+/// Runs `phr` on the data folder `--data` names, on the run's engine.
 fn run(args: &[&str]) -> (bool, String, String) {
-    let output = phr().args(args).output().unwrap();
+    let mut command = phr();
+    command.args(args);
+    if let Some(data) = args
+        .iter()
+        .position(|a| *a == "--data")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::create_dir_all(data).unwrap();
+        command.args(engine_args(std::path::Path::new(data)));
+    }
+    let output = command.output().unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).to_string(),

@@ -11,8 +11,13 @@ use serde::Deserialize;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Folder holding the database files.
+    /// Folder holding the database files (with `database`: only files of this node, such as
+    /// audit records that could not reach the database).
     pub data: PathBuf,
+    /// A PostgreSQL URL (`postgres://user@host/db`): the FHIR store and all authorization
+    /// state live in that database, so any number of nodes can serve it. Without it, SQLite
+    /// files in `data`.
+    pub database: Option<String>,
     /// The public base URL clients see (for `Location`, `fullUrl` and links). Defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
@@ -48,6 +53,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("./phr-data"),
+            database: None,
             public_url: None,
             open_sandbox: false,
             i_know_this_is_open: false,

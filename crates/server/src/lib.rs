@@ -70,9 +70,16 @@ impl Deref for AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open the authorization server: {0}")]
-    Auth(#[from] phr_auth::AuthError),
+    Auth(phr_auth::AuthError),
     #[error(transparent)]
     Package(#[from] phr_service::PackageError),
+}
+
+// Not `#[from]`: the message already holds the cause, which must not be printed twice.
+impl From<phr_auth::AuthError> for OpenError {
+    fn from(e: phr_auth::AuthError) -> Self {
+        OpenError::Auth(e)
+    }
 }
 
 /// The application core on a data folder, without any HTTP: the FHIR service and the
@@ -84,9 +91,41 @@ pub struct Core {
     pub auth: AuthService,
 }
 
+/// Opens the authorization server of `config`: on its database when it names one (the
+/// identity key then comes from the configured file), else in its data folder. With
+/// `recorded_url`, a configuration without a public URL takes the one the serving node
+/// recorded (in the database or the data folder): the operator's commands act for it.
+pub fn open_auth(
+    config: &mut Config,
+    clock: Arc<dyn phr_auth::Clock>,
+    recorded_url: bool,
+) -> Result<AuthService, OpenError> {
+    match config.database.clone() {
+        Some(url) => {
+            let key = phr_auth::service::identity_key_for_database(&config.auth_config())?;
+            let stores = phr_auth::Stores::postgres(&url, clock.clone())?;
+            if recorded_url && config.public_url.is_none() {
+                config.public_url = stores.cluster.setting(phr_auth::cluster::PUBLIC_URL)?;
+            }
+            Ok(AuthService::assemble(
+                config.auth_config(),
+                stores,
+                key,
+                clock,
+            )?)
+        }
+        None => {
+            if recorded_url && config.public_url.is_none() {
+                config.public_url = config::recorded_public_url(&config.data);
+            }
+            Ok(AuthService::open_with_clock(config.auth_config(), clock)?)
+        }
+    }
+}
+
 /// Opens the application core of `config` over `storage`.
 pub fn open_core(config: &Config, storage: Arc<dyn Storage>) -> Result<Core, OpenError> {
-    let auth = AuthService::open(config.auth_config())?;
+    let auth = open_auth(&mut config.clone(), Arc::new(phr_auth::SystemClock), false)?;
     let pipeline = Pipeline::with_packages(&config.packages)?;
     let fhir = Arc::new(FhirService::new(
         storage,
@@ -104,6 +143,7 @@ impl AppState {
         let base_url = config.base_url();
         config.auth = config.auth_config();
         let Core { fhir, auth } = open_core(&config, storage)?;
+        portal::register_client(&auth, &base_url);
         let endpoints = &auth.config().endpoints;
         let capabilities = capability_statement(
             &fhir.pipeline,
@@ -178,8 +218,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The operator's commands read the URL the server answers at from here (`phr token`).
-    if let Err(e) = config::record_public_url(&state.config.data, &state.base_url) {
-        tracing::warn!(error = %e, "could not record the public URL in the data folder");
+    let recorded = match &state.config.database {
+        Some(_) => {
+            let (auth, url) = (state.auth.clone(), state.base_url.clone());
+            tokio::task::spawn_blocking(move || {
+                auth.set_setting(phr_auth::cluster::PUBLIC_URL, &url)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        }
+        None => config::record_public_url(&state.config.data, &state.base_url)
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "could not record the public URL");
     }
     let maintenance = tokio::spawn(auth_maintenance(state.auth.clone()));
     let auth = state.auth.clone();

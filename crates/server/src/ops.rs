@@ -323,9 +323,13 @@ pub fn render(state: &AppState) -> String {
     );
     let _ = writeln!(
         out,
-        "# HELP phr_store_size_bytes Size of the database files on disk (database, WAL).\n\
+        "# HELP phr_store_size_bytes Size of the database on disk (SQLite: database and WAL files).\n\
          # TYPE phr_store_size_bytes gauge\nphr_store_size_bytes {}",
-        data_size(&state.config.data)
+        state
+            .fhir
+            .storage
+            .size_bytes()
+            .unwrap_or_else(|| data_size(&state.config.data))
     );
     if let Some(rss) = resident_bytes() {
         let _ = writeln!(

@@ -1,6 +1,8 @@
 //! Runs sandbox retention (`phr_service::retention`) on its schedule in the background of
 //! the server: sleeps until the next run on an injected clock, then erases on the blocking
-//! pool. The rules (when, what) are the service's; this module only keeps time.
+//! pool. With several nodes on one database every node keeps time, and the one that claims
+//! a run (by its due time) does it. The rules (when, what) are the service's; this module
+//! only keeps time.
 
 use std::sync::Arc;
 
@@ -8,12 +10,17 @@ use phr_service::retention::{Schedule, run_once};
 use phr_store::Storage;
 use time::OffsetDateTime;
 
+/// Decides, on the blocking pool, whether this node runs the occurrence due at the given
+/// Unix time (`AuthService::claim_job` across nodes; always with one node).
+pub type Claim = Arc<dyn Fn(i64) -> bool + Send + Sync>;
+
 /// Runs the job on its schedule until the process ends. `now` is the clock (injected so the
 /// scheduling can be tested).
 pub async fn run_scheduled(
     storage: Arc<dyn Storage>,
     schedule: Schedule,
     now: impl Fn() -> OffsetDateTime + Send + 'static,
+    claim: Claim,
 ) {
     loop {
         let current = now();
@@ -33,9 +40,20 @@ pub async fn run_scheduled(
         }
         let cutoff = schedule.cutoff(next);
         let storage = storage.clone();
-        let result = tokio::task::spawn_blocking(move || run_once(storage.as_ref(), cutoff)).await;
+        let claim = claim.clone();
+        let due = next.unix_timestamp();
+        let result = tokio::task::spawn_blocking(move || {
+            claim(due)
+                .then(|| run_once(storage.as_ref(), cutoff))
+                .transpose()
+        })
+        .await;
         match result {
-            Ok(Ok(report)) => tracing::info!(
+            Ok(Ok(None)) => tracing::info!(
+                target: "phr::retention",
+                "sandbox retention ran on another node"
+            ),
+            Ok(Ok(Some(report))) => tracing::info!(
                 target: "phr::retention",
                 patients = report.patients,
                 erased = report.erased,
@@ -77,7 +95,7 @@ mod tests {
         // Three hours of paused time pass instantly; the job's wait must end at 02:00.
         let store = Arc::new(CountingStore::default());
         let storage: Arc<dyn Storage> = store.clone();
-        let handle = tokio::spawn(run_scheduled(storage.clone(), s, clock));
+        let handle = tokio::spawn(run_scheduled(storage.clone(), s, clock, Arc::new(|_| true)));
         tokio::time::sleep(std::time::Duration::from_secs(2 * 3600 + 59 * 60)).await;
         tokio::task::yield_now().await;
         assert_eq!(searches(&storage), 0, "ran before 02:00");
@@ -85,6 +103,35 @@ mod tests {
         // ran, and the clock says when.
         store.ran.notified().await;
         assert_eq!(clock(), datetime!(2026-03-01 02:00 UTC), "ran late");
+        handle.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_another_node_claimed_is_not_run_here() {
+        let start = tokio::time::Instant::now();
+        let base = datetime!(2026-02-28 23:00 UTC);
+        let clock = move || base + (tokio::time::Instant::now() - start);
+        let store = Arc::new(CountingStore::default());
+        let storage: Arc<dyn Storage> = store.clone();
+        let asked = Arc::new(tokio::sync::Notify::new());
+        let claimed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let claim: Claim = {
+            let (asked, claimed) = (asked.clone(), claimed.clone());
+            Arc::new(move |due| {
+                claimed.lock().unwrap().push(due);
+                asked.notify_one();
+                false
+            })
+        };
+        let handle = tokio::spawn(run_scheduled(storage.clone(), schedule(), clock, claim));
+        asked.notified().await;
+        tokio::task::yield_now().await;
+        assert_eq!(
+            *claimed.lock().unwrap(),
+            [datetime!(2026-03-01 02:00 UTC).unix_timestamp()],
+            "claimed by its due time"
+        );
+        assert_eq!(searches(&storage), 0, "another node runs it");
         handle.abort();
     }
 

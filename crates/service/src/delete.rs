@@ -64,8 +64,7 @@ impl FhirService {
         }
         let access = caller.permit(resource_type, Interaction::Delete)?;
         let current = self
-            .storage
-            .read(resource_type, id)?
+            .current_for(caller, resource_type, id)?
             .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
         caller.may_see(&current)?;
         check_filtered(&access, &current)?;

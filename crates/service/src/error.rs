@@ -148,15 +148,19 @@ impl Error {
         let kind = match err.status() {
             403 => ErrorKind::Forbidden,
             500 => ErrorKind::Internal,
+            503 => ErrorKind::Unavailable,
             _ => ErrorKind::Unauthorized,
         };
         let code = match kind {
             ErrorKind::Forbidden => IssueType::Forbidden,
             ErrorKind::Unauthorized => IssueType::Login,
+            ErrorKind::Unavailable => IssueType::Throttled,
             _ => IssueType::Exception,
         };
         let mut error = Error::new(kind, code, err.to_string());
-        error.challenge = Some(err.www_authenticate());
+        if kind != ErrorKind::Unavailable {
+            error.challenge = Some(err.www_authenticate());
+        }
         error
     }
 

@@ -58,7 +58,7 @@ impl FhirService {
         query.compartment = caller.compartment().map(str::to_string);
         if let (Some(resource_type), Some(id)) = (&query.resource_type, &query.id) {
             // An instance's history is visible exactly when the instance is.
-            match self.storage.read(resource_type, id)? {
+            match self.current_for(caller, resource_type, id)? {
                 Some(current) => caller.may_see(&current)?,
                 None => {
                     return Err(Error::not_found(format!(

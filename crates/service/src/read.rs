@@ -20,8 +20,7 @@ impl FhirService {
             return self.conformance_read(resource_type, id);
         }
         let stored = self
-            .storage
-            .read(resource_type, id)?
+            .current_for(caller, resource_type, id)?
             .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
         caller.may_see(&stored)?;
         if stored.deleted {
@@ -53,12 +52,11 @@ impl FhirService {
                 "'{version}' is not a version of {resource_type}/{id}"
             ))
         })?;
-        let stored = self
-            .storage
-            .vread(resource_type, id, number)?
-            .ok_or_else(|| {
-                Error::not_found(format!("{resource_type}/{id} has no version {number}"))
-            })?;
+        let stored = match caller.compartment() {
+            Some(patient) => self.storage.vread_in(patient, resource_type, id, number)?,
+            None => self.storage.vread(resource_type, id, number)?,
+        }
+        .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} has no version {number}")))?;
         caller.may_see(&stored)?;
         if stored.deleted {
             return Err(Error::gone(format!(
@@ -67,6 +65,22 @@ impl FhirService {
         }
         check_filtered(&access, &stored)?;
         Ok(stored)
+    }
+
+    /// The current version of a stored resource as `caller` may look for it: a caller
+    /// confined to a citizen's compartment sees nothing outside it anyway, so the read asks
+    /// that citizen's data alone (one partition, one Citus shard); others read everywhere.
+    /// For reads only: a write must see a resource wherever it is.
+    pub(crate) fn current_for(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>> {
+        Ok(match caller.compartment() {
+            Some(patient) => self.storage.read_in(patient, resource_type, id)?,
+            None => self.storage.read(resource_type, id)?,
+        })
     }
 
     /// A catalogue conformance resource as if stored (version 1, written at start-up).

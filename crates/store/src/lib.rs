@@ -249,6 +249,22 @@ pub trait Storage: Send + Sync {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+    /// The size of the database in bytes, when the engine measures it itself (a database
+    /// server); `None` when the caller measures the files (SQLite).
+    fn size_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// What an engine holds, for checking a copy between engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    /// Resources (current versions, deleted ones included).
+    pub resources: u64,
+    /// Versions of every resource, tombstones included.
+    pub versions: u64,
+    /// Resources whose current version is a deletion.
+    pub deleted: u64,
 }
 
 /// Writer counters since the store was opened. With SQLite, `commits` equals the number of

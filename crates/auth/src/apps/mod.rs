@@ -5,9 +5,10 @@
 //! layer writes into `creatingApplication`. Client secrets are shown once at registration
 //! and stored only as digests.
 //!
-//! Owns the `apps` table, through [`AppStore`] (SQLite in `sqlite.rs`). Never audits and never
+//! Owns the `apps` table, through [`AppStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Never audits and never
 //! touches the enforcer's cache: the service handle does both after a change here.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ use crate::error::{AuthError, Result};
 use crate::scope::{ScopeSet, Special};
 use crate::secrets::{constant_time_eq, digest, random_token};
 
+pub(crate) use postgres::PostgresAppStore;
 pub(crate) use sqlite::SqliteAppStore;
 
 /// Where applications are kept. Implementations hold no logic: validation and status rules

@@ -10,11 +10,12 @@
 //! Each record carries a hash chained to the previous one over a canonical, versioned
 //! encoding (`encoding.rs`), and there is no API that changes or deletes a record.
 //!
-//! Owns the `audit` table through [`AuditStore`] (SQLite in `sqlite.rs`, whose table also
+//! Owns the `audit` table through [`AuditStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`, whose table also
 //! refuses UPDATE and DELETE).
 
 pub mod encoding;
 mod event;
+pub(crate) mod postgres;
 mod sqlite;
 mod writer;
 
@@ -32,6 +33,7 @@ use crate::error::{AuthError, Result};
 use crate::scope::Interaction;
 
 pub use event::{APPLICATION_ID_SYSTEM, audit_event};
+pub(crate) use postgres::PostgresAuditStore;
 pub(crate) use sqlite::SqliteAuditStore;
 
 /// Through which channel the access happened (Kela: usage type).

@@ -1,6 +1,9 @@
 //! The audit writer thread: takes records from a bounded queue and appends them to the store
 //! in batches of up to [`BATCH`]. Never drops a record: a failed write is retried, and what
-//! cannot be written at shutdown is saved to a file.
+//! cannot be written at shutdown is saved to a file. Callers never wait without bound: when
+//! the queue stays full for [`QUEUE_WAIT`] (the database has been out of reach for a while)
+//! a record goes to the same kind of file instead, and a flush gives up after
+//! [`FLUSH_WAIT`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +18,10 @@ use crate::error::{AuthError, Result};
 
 /// Records per write transaction at most.
 const BATCH: usize = 1000;
+/// Longest a caller waits for room in a full queue before its record goes to a file.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// Longest a flush waits for the queue to reach the store.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
 
 enum Message {
     Record(Box<AuditRecord>),
@@ -24,6 +31,14 @@ enum Message {
 pub(super) struct Writer {
     sender: Mutex<Option<Sender<Message>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Where records go that found the queue full for too long.
+    overflow: Mutex<Overflow>,
+}
+
+/// One file per process for records that could not be queued, opened on first use.
+struct Overflow {
+    dir: PathBuf,
+    file: Option<(PathBuf, std::fs::File)>,
 }
 
 impl Writer {
@@ -33,12 +48,14 @@ impl Writer {
         fallback_dir: PathBuf,
     ) -> Result<Writer> {
         let (sender, receiver) = bounded(capacity.max(1));
+        let dir = fallback_dir.clone();
         let thread = std::thread::Builder::new()
             .name("phr-audit".into())
             .spawn(move || run(store.as_ref(), receiver, fallback_dir))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
+            overflow: Mutex::new(Overflow { dir, file: None }),
         })
     }
 
@@ -51,17 +68,53 @@ impl Writer {
     }
 
     pub fn record(&self, record: AuditRecord) -> Result<()> {
-        self.sender()?
-            .send(Message::Record(Box::new(record)))
-            .map_err(|_| AuthError::AuditClosed)
+        match self
+            .sender()?
+            .send_timeout(Message::Record(Box::new(record)), QUEUE_WAIT)
+        {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::SendTimeoutError::Timeout(Message::Record(record))) => {
+                self.overflow(&record)
+            }
+            Err(_) => Err(AuthError::AuditClosed),
+        }
+    }
+
+    /// Appends a record the queue had no room for to this process's overflow file.
+    fn overflow(&self, record: &AuditRecord) -> Result<()> {
+        let mut overflow = self.overflow.lock().map_err(|_| AuthError::AuditClosed)?;
+        if overflow.file.is_none() {
+            let path = overflow
+                .dir
+                .join(format!("audit-unwritten-{}.ndjson", uuid::Uuid::new_v4()));
+            let file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)?;
+            tracing::error!(path = %path.display(), "the audit queue is full (is the database reachable?): records go to a file");
+            overflow.file = Some((path, file));
+        }
+        if let Some((_, file)) = &mut overflow.file {
+            let mut line = serde_json::to_vec(record).map_err(|e| AuthError::Io(e.into()))?;
+            line.push(b'\n');
+            file.write_all(&line)?;
+            file.sync_data()?;
+        }
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<()> {
         let (done, wait) = bounded(1);
         self.sender()?
-            .send(Message::Flush(done))
-            .map_err(|_| AuthError::AuditClosed)?;
-        wait.recv().map_err(|_| AuthError::AuditClosed)
+            .send_timeout(Message::Flush(done), FLUSH_WAIT)
+            .map_err(|_| AuthError::Unavailable("the audit log is not being written".into()))?;
+        match wait.recv_timeout(FLUSH_WAIT) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(AuthError::Unavailable(
+                "the audit log could not be written in time".into(),
+            )),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(AuthError::AuditClosed),
+        }
     }
 
     /// Drains the queue and stops the thread.

@@ -4,9 +4,10 @@
 //! Only a keyed digest of the identity code is stored (to find the citizen again) together
 //! with the birth date; the code itself is dropped as soon as it has been checked.
 //!
-//! Owns the `citizens` table through [`CitizenStore`] (SQLite in `sqlite.rs`) and the
+//! Owns the `citizens` table through [`CitizenStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`) and the
 //! identity key. Never stores, logs or returns an identity code.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::hetu::Hetu;
 
+pub(crate) use postgres::PostgresCitizenStore;
 pub(crate) use sqlite::SqliteCitizenStore;
 
 /// A citizen who has taken the service into use.

@@ -12,6 +12,7 @@
 //! Owns the verified-token cache, the status cache and the status signal. Never writes
 //! anything but the signal: what it cannot find in its caches it asks a [`StatusSource`].
 
+pub(crate) mod postgres;
 mod signal;
 mod status;
 
@@ -30,6 +31,7 @@ use crate::scope::{Access, Interaction, ScopeSet};
 use crate::secrets::digest;
 use crate::tokens::AccessClaims;
 
+pub(crate) use postgres::PostgresStatusSignal;
 pub(crate) use signal::SqliteStatusSignal;
 pub use signal::StatusSignal;
 use status::StatusCache;
@@ -199,7 +201,7 @@ impl Enforcer {
                     Ok(false) => return Err(self.unverifiable(token)),
                     Err(e) => {
                         tracing::error!(error = %e, "re-reading the signing keys failed");
-                        return Err(AccessError::Internal);
+                        return Err(AccessError::from_storage(&e));
                     }
                 }
             }
@@ -259,7 +261,7 @@ impl Enforcer {
         }
         let internal = |e: crate::error::AuthError| {
             tracing::error!(error = %e, "authorization status lookup failed");
-            AccessError::Internal
+            AccessError::from_storage(&e)
         };
         let (name, status) = self
             .app(&claims.client_id)

@@ -161,7 +161,7 @@ fn answer(
     request: &TokenRequest,
 ) -> Result<(String, TokenResponse), OAuthError> {
     let app = client_auth::authenticate(auth, &request.client)?;
-    auth.0.keys.rotate_if_due(auth.now())?;
+    auth.rotate_key_if_due()?;
     let response = match &request.grant {
         Grant::AuthorizationCode {
             code,

@@ -6,10 +6,11 @@
 //! app keeps working); a consent with a different scope supersedes it, so tokens issued
 //! under the old scope stop working.
 //!
-//! Owns the `grants` table through [`GrantStore`] (SQLite in `sqlite.rs`). Never ends token
+//! Owns the `grants` table through [`GrantStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Never ends token
 //! families or touches the enforcer's cache itself: the service handle does that with the
 //! grant ids this module returns.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::scope::ScopeSet;
 
+pub(crate) use postgres::PostgresGrantStore;
 pub(crate) use sqlite::SqliteGrantStore;
 
 /// A grant as the portal lists it.

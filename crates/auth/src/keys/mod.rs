@@ -5,9 +5,10 @@
 //! expired, then they leave the JWKS. Keys live in the database so that several server
 //! processes sharing it sign and verify with the same set.
 //!
-//! Owns the `signing_keys` table through [`KeyStore`] (SQLite in `sqlite.rs`). Private keys
+//! Owns the `signing_keys` table through [`KeyStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Private keys
 //! never leave this module except as stored PKCS#8 bytes.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{AuthError, Result};
 use crate::secrets::random_bytes;
 
+pub(crate) use postgres::PostgresKeyStore;
 pub(crate) use sqlite::SqliteKeyStore;
 
 /// A signing key as stored.
@@ -123,14 +125,16 @@ impl KeyRing {
     }
 
     /// Rotates when the signing key is older than the rotation interval, and picks up keys
-    /// another process made.
-    pub fn rotate_if_due(&self, now: i64) -> Result<()> {
+    /// another process made. `claim(created_at of the key to replace)` decides which of
+    /// several nodes sharing the database makes the new key (the others pick it up).
+    pub fn rotate_if_due(&self, now: i64, claim: &dyn Fn(i64) -> Result<bool>) -> Result<()> {
         let due = self
             .read()
             .is_some_and(|l| now - l.signing_created_at >= self.rotation_interval);
         if due {
             let newest = self.store.newest_signing_created_at()?;
-            if newest.is_none_or(|created| now - created >= self.rotation_interval) {
+            let stale = newest.is_none_or(|created| now - created >= self.rotation_interval);
+            if stale && claim(newest.unwrap_or(0))? {
                 create_key(self.store.as_ref(), now)?;
             }
             self.reload(now)?;
@@ -333,9 +337,9 @@ mod tests {
         let old_kid = ring.signing_kid();
         let old_token = ring.sign(&json!({"n": 1})).unwrap();
 
-        ring.rotate_if_due(1099).unwrap();
+        ring.rotate_if_due(1099, &|_| Ok(true)).unwrap();
         assert_eq!(ring.signing_kid(), old_kid, "not due yet");
-        ring.rotate_if_due(1100).unwrap();
+        ring.rotate_if_due(1100, &|_| Ok(true)).unwrap();
         let new_kid = ring.signing_kid();
         assert_ne!(new_kid, old_kid);
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
@@ -357,6 +361,36 @@ mod tests {
         );
         assert!(ring.verify::<Value>(&new_token).is_ok());
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_node_that_does_not_win_the_rotation_picks_up_the_new_key() {
+        let store = store();
+        let a = KeyRing::open(store.clone(), 1000, 100, 50).unwrap();
+        let b = KeyRing::open(store, 1000, 100, 50).unwrap();
+        let first = a.signing_kid();
+        assert_eq!(b.signing_kid(), first);
+        let claimed = std::sync::Mutex::new(Vec::new());
+        let claim = |slot: i64| {
+            let mut seen = claimed.lock().unwrap();
+            let won = !seen.contains(&slot);
+            seen.push(slot);
+            Ok(won)
+        };
+        a.rotate_if_due(1100, &claim).unwrap();
+        b.rotate_if_due(1100, &claim).unwrap();
+        assert_eq!(
+            *claimed.lock().unwrap(),
+            [1000],
+            "b found the new key without asking"
+        );
+        assert_ne!(a.signing_kid(), first);
+        assert_eq!(
+            a.signing_kid(),
+            b.signing_kid(),
+            "one new key, used by both"
+        );
+        assert_eq!(b.jwks()["keys"].as_array().unwrap().len(), 2);
     }
 
     #[test]

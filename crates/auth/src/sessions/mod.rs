@@ -7,9 +7,10 @@
 //! in any case. [`SessionKind`] keeps the two users' records apart: a portal cookie value is
 //! never a login session and the other way round.
 //!
-//! Owns the `sessions` table through [`SessionStore`] (SQLite in `sqlite.rs`). Knows nothing
+//! Owns the `sessions` table through [`SessionStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Knows nothing
 //! of cookies or of what the data means.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::secrets::{digest, random_token};
 
+pub(crate) use postgres::PostgresSessionStore;
 pub(crate) use sqlite::SqliteSessionStore;
 
 /// Whose session it is.

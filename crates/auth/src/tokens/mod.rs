@@ -6,9 +6,10 @@
 //! when refreshable, the family (`fid`), so the enforcer can cut them off when either ends.
 //!
 //! Owns the `auth_codes`, `token_families`, `refresh_tokens`, `revoked_access_tokens` and
-//! `client_assertions` tables through [`TokenStore`] (SQLite in `sqlite.rs`). Decides
+//! `client_assertions` tables through [`TokenStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Decides
 //! nothing about clients, grants or scopes: the OAuth flows (`crate::flows`) do.
 
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, Result};
 use crate::secrets::{digest, random_token};
 
+pub(crate) use postgres::PostgresTokenStore;
 pub(crate) use sqlite::SqliteTokenStore;
 
 /// Claims of the access tokens this server issues.

@@ -1,7 +1,16 @@
 //! Black-box test support: starts the real `phr` binary on a free port with its own data
 //! folder and talks HTTP to it.
+//!
+//! The engine: by default every server stores in SQLite files in its data folder. With
+//! `PHR_TEST_ENGINE=postgres` every server gets a fresh PostgreSQL database instead
+//! (`--database`, on the cluster `PHR_TEST_POSTGRES_URL` names or a private one) and an
+//! identity key file in its data folder; the data folder remembers its database, so a
+//! restart on the same folder and the operator commands run through [`phr_ok`] /
+//! [`phr_fails`] / [`Server::admin`] with `--data` reach the same database.
 
 #![allow(dead_code)]
+
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +35,74 @@ pub struct Server {
 
 pub fn phr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_phr"))
+}
+
+/// The variable that chooses the black-box suites' engine (`sqlite`, the default, or
+/// `postgres`).
+pub const ENGINE_VAR: &str = "PHR_TEST_ENGINE";
+
+/// Whether servers started by this harness store in PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var(ENGINE_VAR).is_ok_and(|v| v == "postgres")
+}
+
+/// The file in a data folder naming the database its servers use (PostgreSQL runs only).
+const DATABASE_FILE: &str = "test-database";
+
+/// A fresh PostgreSQL database and an identity key file in `data`, unless `data` has them
+/// already; returns the `--database URL --identity-key FILE` arguments.
+pub fn database_args(data: &Path) -> Vec<String> {
+    let file = data.join(DATABASE_FILE);
+    let url = match std::fs::read_to_string(&file) {
+        Ok(url) => url.trim().to_string(),
+        Err(_) => {
+            let url = phr_test_postgres::database("blackbox");
+            std::fs::write(&file, &url).expect("remember the database");
+            url
+        }
+    };
+    let key = data.join("identity.key");
+    if !key.exists() {
+        let bytes: Vec<u8> = (0..32).map(|_| fastrand_byte()).collect();
+        std::fs::write(&key, bytes).expect("write the identity key");
+    }
+    vec![
+        "--database".into(),
+        url,
+        "--identity-key".into(),
+        key.display().to_string(),
+    ]
+}
+
+/// The engine's arguments for a command on the data folder `data`: none on SQLite.
+pub fn engine_args(data: &Path) -> Vec<String> {
+    if on_postgres() {
+        database_args(data)
+    } else {
+        vec![]
+    }
+}
+
+/// Commands that take `--database` like `--data`.
+const DATABASE_COMMANDS: &[&str] = &[
+    "app", "token", "grant", "audit", "key", "import", "export", "demo",
+];
+
+/// `args` with the engine's arguments for the data folder they name (PostgreSQL runs).
+fn with_engine(args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let takes_database = args.first().is_some_and(|c| DATABASE_COMMANDS.contains(c));
+    let data = args
+        .iter()
+        .position(|a| *a == "--data")
+        .and_then(|i| args.get(i + 1))
+        .map(Path::new);
+    if let (true, true, Some(data)) = (on_postgres(), takes_database, data)
+        && data.join(DATABASE_FILE).exists()
+    {
+        all.extend(database_args(data));
+    }
+    all
 }
 
 impl Server {
@@ -64,7 +141,52 @@ impl Server {
         )
     }
 
+    /// Starts on the database `url` with the identity key `key` (whatever the engine of the
+    /// run). Nodes behind one load balancer share one public URL: `public_url`, or without it
+    /// this node's own address.
+    pub fn start_node(
+        data: &Path,
+        url: &str,
+        key: &Path,
+        public_url: Option<&str>,
+        args: &[&str],
+    ) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let own = format!("http://127.0.0.1:{port}");
+        let key = key.display().to_string();
+        let mut all = vec![
+            "--public-url",
+            public_url.unwrap_or(&own),
+            "--database",
+            url,
+            "--identity-key",
+            &key,
+        ];
+        all.extend(args);
+        Server::spawn_with(
+            data,
+            &format!("127.0.0.1:{port}"),
+            &all,
+            Some(format!("{own}/fhir/r4")),
+        )
+    }
+
+    /// Starts on SQLite files in `data`, whatever the engine of the run.
+    pub fn start_sqlite(data: &Path, args: &[&str]) -> Server {
+        Server::spawn_with(data, "127.0.0.1:0", args, None)
+    }
+
     fn spawn(data: &Path, listen: &str, args: &[&str], local_base: Option<String>) -> Server {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(engine_args(data));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Server::spawn_with(data, listen, &all, local_base)
+    }
+
+    fn spawn_with(data: &Path, listen: &str, args: &[&str], local_base: Option<String>) -> Server {
         let mut child = phr()
             .arg("serve")
             .arg("--listen")
@@ -114,7 +236,12 @@ impl Server {
         self.child.id()
     }
 
+    /// `path` under the FHIR base, or `path` itself when it is already absolute (a link the
+    /// server wrote).
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 
@@ -325,7 +452,7 @@ pub fn create_patient(server: &Server, id: &str) -> String {
 /// Runs `phr` with `args` and returns its standard output; panics with its error output
 /// when it fails.
 pub fn phr_ok(args: &[&str]) -> String {
-    let output = phr().args(args).output().expect("run phr");
+    let output = phr().args(with_engine(args)).output().expect("run phr");
     assert!(
         output.status.success(),
         "phr {args:?} failed: {}",
@@ -336,7 +463,7 @@ pub fn phr_ok(args: &[&str]) -> String {
 
 /// Runs `phr` with `args`, expects it to fail, and returns its error output.
 pub fn phr_fails(args: &[&str]) -> String {
-    let output = phr().args(args).output().expect("run phr");
+    let output = phr().args(with_engine(args)).output().expect("run phr");
     assert!(
         !output.status.success(),
         "phr {args:?} succeeded: {}",

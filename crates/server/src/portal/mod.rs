@@ -39,17 +39,22 @@ pub const ROOT: &str = "/portal";
 pub const CALLBACK_PATH: &str = "/portal/callback";
 pub const STYLE_PATH: &str = "/portal/static/portal.css";
 
-/// The portal's routes, with the state applied. Registers the portal as a first-party client
-/// of the authorization server (idempotent; the redirect URI follows the public base URL).
-pub fn router(state: &AppState) -> Router {
-    if let Err(e) = state.auth.register_first_party_client(
+/// Registers the portal as a first-party client of the authorization server (idempotent;
+/// the redirect URI follows the public base URL). Blocks on storage: [`AppState::open`]
+/// calls it, off the async workers.
+pub fn register_client(auth: &phr_auth::AuthService, base_url: &str) {
+    if let Err(e) = auth.register_first_party_client(
         PORTAL_APP_ID,
         PORTAL_APP_NAME,
-        &format!("{}{CALLBACK_PATH}", state.base_url),
+        &format!("{base_url}{CALLBACK_PATH}"),
         PORTAL_SCOPE,
     ) {
         tracing::error!(error = %e, "could not register the portal at the authorization server");
     }
+}
+
+/// The portal's routes, with the state applied.
+pub fn router(state: &AppState) -> Router {
     Router::new()
         .route("/", get(|| async { see_other(ROOT) }))
         .route(ROOT, get(pages::overview))

@@ -17,7 +17,7 @@
 //! never hold a lock on a compartment row outside a write transaction.
 
 mod names;
-mod pool;
+pub mod pool;
 pub mod schema;
 mod search;
 mod writer;
@@ -302,6 +302,27 @@ impl PostgresStore {
         let pool = Pool::new(&config)?;
         let mut pooled = pool.get()?;
         Ok(schema::migrate(&mut pooled.conn()?.client, layout)?)
+    }
+
+    /// How many resources, versions and deleted resources are stored (asks every partition).
+    pub fn counts(&self) -> Result<crate::StoreCounts, StoreError> {
+        self.with_conn(|conn| {
+            let row = conn
+                .query_opt(
+                    "SELECT (SELECT count(*) FROM resources), (SELECT count(*) FROM versions),
+                            (SELECT count(*) FROM resources WHERE deleted)",
+                    &[],
+                )?
+                .ok_or_else(|| PgError::Corrupt("no counts".into()))?;
+            let n = |i: usize| -> Result<u64, PgError> {
+                Ok(u64::try_from(row.try_get::<_, i64>(i)?).unwrap_or(0))
+            };
+            Ok(crate::StoreCounts {
+                resources: n(0)?,
+                versions: n(1)?,
+                deleted: n(2)?,
+            })
+        })
     }
 
     /// Refuses further requests and stops the pruner. Idempotent.
@@ -714,6 +735,16 @@ impl Storage for PostgresStore {
 
     fn stats(&self) -> StoreStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        self.with_conn(|conn| {
+            let row = conn.query_opt("SELECT pg_database_size(current_database())", &[])?;
+            Ok(row.map(|r| r.try_get::<_, i64>(0)).transpose()?)
+        })
+        .ok()
+        .flatten()
+        .map(|n| u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -8,6 +8,9 @@
 //! reuse, and new ones are opened on demand: when the database comes back the pool recovers
 //! by itself. Each connection keeps its prepared statements. This module must never retry a
 //! statement: callers decide what is safe to retry.
+//!
+//! Public because the authorization state's PostgreSQL stores (`phr-auth`) use the same pool,
+//! so both engines bound their waits and report an unreachable database the same way.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
@@ -55,6 +58,7 @@ impl Conn {
 
 pub struct Pool {
     config: ::postgres::Config,
+    connect_timeout: Duration,
     max: usize,
     checkout_timeout: Duration,
     validate_after: Duration,
@@ -90,6 +94,7 @@ impl Pool {
             ));
         Ok(Pool {
             config: pg,
+            connect_timeout: config.connect_timeout,
             max: config.pool_size.max(1),
             checkout_timeout: config.checkout_timeout,
             validate_after: Duration::from_secs(1),
@@ -124,7 +129,7 @@ impl Pool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.connect() {
                     Ok(client) => Ok(self.pooled(Conn {
                         client,
                         statements: HashMap::new(),
@@ -132,7 +137,7 @@ impl Pool {
                     })),
                     Err(e) => {
                         self.forget_one();
-                        Err(PgError::from(e))
+                        Err(e)
                     }
                 };
             }
@@ -148,6 +153,36 @@ impl Pool {
                 .wait_timeout(state, deadline - now)
                 .map_err(|_| PgError::Closed)?
                 .0;
+        }
+    }
+
+    /// A connection with the pool's settings that the pool does not manage (a `LISTEN`
+    /// that lasts as long as its owner). Not counted against the pool's size.
+    pub fn connect_dedicated(&self) -> Result<Client, PgError> {
+        self.connect()
+    }
+
+    /// A new connection within the connect timeout. The driver bounds only the TCP
+    /// connection attempt; a server that accepts but never finishes the start-up (one still
+    /// recovering on an overloaded machine, say) would hold the caller forever, so the
+    /// attempt runs on a thread of its own and is abandoned at the deadline (that thread
+    /// drops whatever it gets later).
+    fn connect(&self) -> Result<Client, PgError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let config = self.config.clone();
+        std::thread::Builder::new()
+            .name("phr-pg-connect".into())
+            .spawn(move || {
+                let _ = sender.send(config.connect(NoTls));
+            })
+            .map_err(|e| PgError::Unavailable(format!("cannot start a connection: {e}")))?;
+        let wait = self.connect_timeout + Duration::from_secs(1);
+        match receiver.recv_timeout(wait) {
+            Ok(connected) => Ok(connected?),
+            Err(_) => Err(PgError::Unavailable(format!(
+                "the database did not accept a connection within {} s",
+                wait.as_secs()
+            ))),
         }
     }
 
@@ -200,10 +235,33 @@ impl Pool {
         if let Ok(mut state) = self.state.lock() {
             state.closed = true;
             state.open = state.open.saturating_sub(state.idle.len());
-            state.idle.clear();
+            close_off_async(std::mem::take(&mut state.idle));
         }
         self.freed.notify_all();
     }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Closes connections on a thread of their own: closing one blocks on the driver's runtime,
+/// which must not happen on an async worker (the last owner of a store may be dropped on
+/// one, at a server's shutdown say).
+fn close_off_async(connections: Vec<Conn>) {
+    if connections.is_empty() {
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        drop(connections);
+        return;
+    }
+    // Only a machine out of threads fails this; nothing better can be done then.
+    let _ = std::thread::Builder::new()
+        .name("phr-pg-close".into())
+        .spawn(move || drop(connections));
 }
 
 /// A checked-out connection.

@@ -363,6 +363,47 @@ impl SqliteStore {
         })
     }
 
+    /// Up to `limit` versions committed after `after` (a commit sequence number, 0 for the
+    /// start), oldest first, with their sequence numbers: every version ever written and
+    /// not erased, tombstones included (`phr migrate-store` copies them in this order).
+    pub fn versions_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, StoredResource)>, StoreError> {
+        self.with_reader(|conn| {
+            let sql = format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v JOIN resources r ON r.rid = v.rid
+                 WHERE v.seq > ?1 ORDER BY v.seq LIMIT ?2"
+            );
+            let rows = conn
+                .prepare_cached(&sql)?
+                .query_map(
+                    rusqlite::params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                    VersionRow::from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter()
+                .map(|row| Ok((row.seq, self.stored(conn, row)?)))
+                .collect()
+        })
+    }
+
+    /// How many resources, versions and deleted resources are stored.
+    pub fn counts(&self) -> Result<crate::StoreCounts, StoreError> {
+        self.with_reader(|conn| {
+            let count = |sql: &str| -> Result<u64, StoreError> {
+                let n: i64 = conn.query_row(sql, [], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            };
+            Ok(crate::StoreCounts {
+                resources: count("SELECT count(*) FROM resources")?,
+                versions: count("SELECT count(*) FROM versions")?,
+                deleted: count("SELECT count(*) FROM resources WHERE deleted <> 0")?,
+            })
+        })
+    }
+
     fn fetch_version(&self, conn: &Connection, seq: i64) -> Result<Option<VersionRow>, StoreError> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN resources r ON r.rid = v.rid WHERE v.seq = ?1"

@@ -1,0 +1,168 @@
+//! The `apps` table in PostgreSQL.
+
+use std::sync::Arc;
+
+use phr_store::postgres::PgError;
+use postgres::Row;
+use serde_json::Value;
+
+use super::{App, AppKind, AppStatus, AppStore, ClientType};
+use crate::error::Result;
+use crate::postgres::{Postgres, Sql, get};
+
+pub(crate) const SCHEMA: &[&str] = &[r#"
+CREATE TABLE apps (
+    app_id            TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    kind              TEXT NOT NULL,             -- wellbeing | professional
+    client_type       TEXT NOT NULL,             -- public | confidential | private_key_jwt
+    secret_digest     BYTEA,
+    jwks              TEXT,
+    jwks_uri          TEXT,
+    redirect_uris     TEXT NOT NULL,             -- JSON array
+    scope             TEXT NOT NULL,
+    status            TEXT NOT NULL,             -- sandbox | accepted | suspended | revoked
+    contact           TEXT,
+    created_at        BIGINT NOT NULL,
+    status_changed_at BIGINT NOT NULL
+);
+"#];
+
+pub(crate) struct PostgresAppStore {
+    pg: Arc<Postgres>,
+}
+
+impl PostgresAppStore {
+    pub fn new(pg: Arc<Postgres>) -> PostgresAppStore {
+        PostgresAppStore { pg }
+    }
+}
+
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at";
+
+fn app_from_row(row: &Row) -> Result<App, PgError> {
+    let text = |i: usize| get::<String>(row, i);
+    let bad = |what: &str| PgError::Corrupt(format!("unknown {what} in apps"));
+    let redirect_uris: Vec<String> =
+        serde_json::from_str(&text(4)?).map_err(|_| bad("redirect list"))?;
+    let jwks: Option<String> = get(row, 8)?;
+    Ok(App {
+        app_id: text(0)?,
+        name: text(1)?,
+        kind: AppKind::parse(&text(2)?).ok_or_else(|| bad("kind"))?,
+        client_type: ClientType::parse(&text(3)?).ok_or_else(|| bad("client type"))?,
+        redirect_uris,
+        scope: text(5)?,
+        status: AppStatus::parse(&text(6)?).ok_or_else(|| bad("status"))?,
+        contact: get(row, 7)?,
+        jwks: jwks.and_then(|j| serde_json::from_str(&j).ok()),
+        jwks_uri: get(row, 9)?,
+        created_at: get(row, 10)?,
+        status_changed_at: get(row, 11)?,
+    })
+}
+
+fn redirect_list(app: &App) -> String {
+    serde_json::to_string(&app.redirect_uris).unwrap_or_else(|_| "[]".into())
+}
+
+impl AppStore for PostgresAppStore {
+    fn insert(&self, app: &App, secret_digest: Option<&[u8]>) -> Result<bool> {
+        let jwks = app.jwks.as_ref().map(Value::to_string);
+        let redirects = redirect_list(app);
+        self.pg.write(|conn| {
+            let inserted = conn.exec(
+                &format!(
+                    "INSERT INTO apps ({COLUMNS}, secret_digest)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     ON CONFLICT (app_id) DO NOTHING"
+                ),
+                &[
+                    &app.app_id,
+                    &app.name,
+                    &app.kind.code(),
+                    &app.client_type.code(),
+                    &redirects,
+                    &app.scope,
+                    &app.status.code(),
+                    &app.contact,
+                    &jwks,
+                    &app.jwks_uri,
+                    &app.created_at,
+                    &app.status_changed_at,
+                    &secret_digest,
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn get(&self, app_id: &str) -> Result<Option<App>> {
+        self.pg.read(|conn| {
+            conn.row(
+                &format!("SELECT {COLUMNS} FROM apps WHERE app_id = $1"),
+                &[&app_id],
+            )?
+            .map(|r| app_from_row(&r))
+            .transpose()
+        })
+    }
+
+    fn list(&self) -> Result<Vec<App>> {
+        self.pg.read(|conn| {
+            conn.rows(
+                &format!("SELECT {COLUMNS} FROM apps ORDER BY created_at, app_id"),
+                &[],
+            )?
+            .iter()
+            .map(app_from_row)
+            .collect()
+        })
+    }
+
+    fn set_status(&self, app_id: &str, status: AppStatus, at: i64) -> Result<bool> {
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET status = $1, status_changed_at = $2 WHERE app_id = $3",
+                &[&status.code(), &at, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn secret_digest(&self, app_id: &str) -> Result<Option<Vec<u8>>> {
+        self.pg.read(|conn| {
+            let row = conn.row(
+                "SELECT secret_digest FROM apps WHERE app_id = $1",
+                &[&app_id],
+            )?;
+            Ok(row
+                .map(|r| get::<Option<Vec<u8>>>(&r, 0))
+                .transpose()?
+                .flatten())
+        })
+    }
+
+    fn upsert_first_party(&self, app: &App) -> Result<()> {
+        let redirects = redirect_list(app);
+        self.pg.write(|conn| {
+            conn.exec(
+                "INSERT INTO apps (app_id, name, kind, client_type, redirect_uris, scope, status, created_at, status_changed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 ON CONFLICT (app_id) DO UPDATE SET name = excluded.name, client_type = excluded.client_type,
+                     redirect_uris = excluded.redirect_uris, scope = excluded.scope",
+                &[
+                    &app.app_id,
+                    &app.name,
+                    &app.kind.code(),
+                    &app.client_type.code(),
+                    &redirects,
+                    &app.scope,
+                    &app.status.code(),
+                    &app.created_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
