@@ -107,12 +107,25 @@ impl PathInput {
     }
 }
 
+thread_local! {
+    static IN_ENGINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while this thread runs the engine under `guarded`: a panic hook can tell a panic
+/// that is about to become a `PathError` (inside the engine or a crate it calls, such as
+/// `rust_decimal` overflowing) from one that is a real fault.
+pub fn engine_running() -> bool {
+    IN_ENGINE.with(|flag| flag.get())
+}
+
 /// Runs the engine, turning a panic inside it into an error naming the expression.
 fn guarded<T>(source: &str, work: impl FnOnce() -> T) -> Result<T, PathError> {
     // The engine's state is a function table (per thread) and the values it was handed; an
     // unwound call leaves nothing half-changed that a later call would see.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-        .map_err(|_| PathError(format!("the FHIRPath engine failed on `{source}`")))
+    let outer = IN_ENGINE.with(|flag| flag.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    IN_ENGINE.with(|flag| flag.set(outer));
+    result.map_err(|_| PathError(format!("the FHIRPath engine failed on `{source}`")))
 }
 
 fn single_bool(source: &str, out: Vec<Value>) -> Result<Option<bool>, PathError> {
@@ -157,6 +170,19 @@ mod tests {
             caught.unwrap_err().to_string(),
             "FHIRPath: the FHIRPath engine failed on `x`"
         );
+    }
+
+    // Found by the long fuzz run: rounding a decimal difference multiplies past
+    // rust_decimal's range and panics there, outside the engine's own files.
+    #[test]
+    fn a_panic_in_a_crate_the_engine_calls_is_an_error_and_flagged() {
+        let obs = json!({"resourceType": "Observation", "status": "final"});
+        let path = CompiledPath::compile("-61/7.7+2-60/7-75-61/7.7+15/7.7+2-61/7.1/7.7").unwrap();
+        let _ = path.evaluate(&obs);
+        assert!(!engine_running());
+        let seen = guarded("x", engine_running).unwrap();
+        assert!(seen);
+        assert!(!engine_running());
     }
 
     #[test]
