@@ -43,13 +43,14 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
             NewApp {
                 app_id: Some("1.2.246.10.backend".into()),
                 name: "Backend".into(),
-                kind: AppKind::Professional,
+                kind: AppKind::Wellbeing,
                 client_type: ClientType::PrivateKeyJwt,
                 redirect_uris: vec![],
                 scope: "system/Observation.rs".into(),
                 contact: None,
                 jwks: Some(jwks),
                 jwks_uri: None,
+                org: None,
             },
             AppStatus::Sandbox,
         )

@@ -49,6 +49,11 @@ pub enum Caller {
     System,
     /// Nobody in particular: a request without a token to Kanta's open sandbox.
     OpenSandbox,
+    /// A social welfare or healthcare professional through a professional application of
+    /// their organisation (`context.professional` is set). Reads only, and only what a
+    /// citizen's consent and a care relationship with the organisation open, decided at
+    /// each request ([`crate::professional`]).
+    Professional(AccessContext),
 }
 
 impl Caller {
@@ -63,6 +68,24 @@ impl Caller {
                 Ok(Access::Unrestricted)
             }
             Caller::OpenSandbox => Ok(Access::Unrestricted),
+            Caller::Professional(context) => {
+                if interaction.is_write() {
+                    return Err(Error::forbidden(
+                        "professional applications only read: a professional cannot create, change or delete a citizen's data",
+                    ));
+                }
+                context
+                    .require(resource_type, interaction)
+                    .map_err(Error::from_access)
+            }
+        }
+    }
+
+    /// The professional's token, for a professional caller.
+    pub fn professional(&self) -> Option<&AccessContext> {
+        match self {
+            Caller::Professional(context) => Some(context),
+            _ => None,
         }
     }
 
@@ -89,14 +112,18 @@ impl Caller {
         match self {
             Caller::App(context) => context.patient.as_deref(),
             Caller::Citizen { patient } => Some(patient),
-            Caller::Operator { .. } | Caller::System | Caller::OpenSandbox => None,
+            // Each request names the citizen; the consent and care checks confine it.
+            Caller::Operator { .. }
+            | Caller::System
+            | Caller::OpenSandbox
+            | Caller::Professional(_) => None,
         }
     }
 
     /// The application writes are attributed to (`creatingApplication`, a version's source).
     pub fn app(&self) -> Option<AppRef<'_>> {
         match self {
-            Caller::App(context) => Some(AppRef {
+            Caller::App(context) | Caller::Professional(context) => Some(AppRef {
                 id: &context.app_id,
                 name: &context.app_name,
             }),
@@ -120,7 +147,7 @@ impl Caller {
     /// crosses compartments: applications may not.
     pub fn may_read_wide_history(&self) -> bool {
         match self {
-            Caller::App(_) => false,
+            Caller::App(_) | Caller::Professional(_) => false,
             Caller::Citizen { .. }
             | Caller::Operator { .. }
             | Caller::System
@@ -135,6 +162,8 @@ impl Caller {
             Caller::App(_) | Caller::Citizen { .. } => self
                 .compartment()
                 .is_some_and(|own| stored.patient.as_deref() != Some(own)),
+            // Decided with the consent and the care relationship (`crate::professional`).
+            Caller::Professional(_) => false,
             Caller::Operator { .. } | Caller::System | Caller::OpenSandbox => false,
         };
         if hidden {
@@ -152,6 +181,7 @@ impl Caller {
         let allowed = match self {
             Caller::Citizen { .. } | Caller::System | Caller::OpenSandbox => true,
             Caller::Operator { app: None } => true,
+            Caller::Professional(_) => false,
             Caller::App(_) | Caller::Operator { app: Some(_) } => {
                 stored.created_by.is_some() && stored.created_by.as_deref() == self.app_id()
             }
