@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 const ORG: &str = "1.2.246.10.1111111.10.0";
 const OTHER_ORG: &str = "1.2.246.10.2222222.10.0";
 const PRO_SCOPE: &str = "user/Observation.rs user/Patient.rs";
-const WELLBEING_SCOPE: &str = "patient/Observation.cruds patient/Patient.read";
+const WELLBEING_SCOPE: &str =
+    "patient/Observation.cruds patient/Patient.read patient/Consent.cruds patient/EpisodeOfCare.cruds";
 const GLUCOSE_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose";
 const WEIGHT_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bodyweight";
 
@@ -549,6 +550,28 @@ fn withdrawing_consent_cuts_an_issued_token_at_once_and_giving_it_again_restores
         &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.0),
     );
     assert_eq!(response.status(), 201);
+    // A wellbeing application cannot open the citizen's data to professionals.
+    let forged_consent = json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://phr.kanta.fi/fiphr-cs-consentcategory", "code": "1"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "provision": {"type": "permit"}
+    });
+    let refused = server.post_as(&own, "Consent", &forged_consent);
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("only the citizen"));
+    let forged_care = json!({
+        "resourceType": "EpisodeOfCare",
+        "status": "active",
+        "patient": {"reference": format!("Patient/{patient}")},
+        "managingOrganization": {"identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:oid:{ORG}")}},
+        "period": {"start": "2026-01-01"}
+    });
+    let refused = server.post_as(&own, "EpisodeOfCare", &forged_care);
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("organisation's own system"));
     server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
     let token = pro_token(&server, "pro-app", "tp-2");
     let search = || server.get_as(&token, &format!("Observation?patient={patient}"));

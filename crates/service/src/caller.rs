@@ -95,6 +95,7 @@ impl Caller {
             .get("resourceType")
             .and_then(Value::as_str)
             .unwrap_or("Resource");
+        self.may_write_professional_access(resource_type, resource)?;
         if self
             .permit(resource_type, interaction)?
             .permits_resource(resource)
@@ -104,6 +105,42 @@ impl Caller {
             Err(Error::forbidden(format!(
                 "the token's scopes do not cover this {resource_type} (its category is outside the granted ones)"
             )))
+        }
+    }
+
+    /// What opens a citizen's data to professionals is written only by whom it belongs to:
+    /// the sharing Consent by the citizen (the portal) or the operator's helpers; a care
+    /// relationship (EpisodeOfCare) by the system of the organisation it names (a
+    /// `system/` token of that organisation's professional application) or the operator.
+    fn may_write_professional_access(&self, resource_type: &str, resource: &Value) -> Result<()> {
+        let own = matches!(
+            self,
+            Caller::Citizen { .. } | Caller::Operator { .. } | Caller::System
+        );
+        match resource_type {
+            "Consent" if crate::professional::is_sharing_consent(resource) && !own => {
+                Err(Error::forbidden(
+                    "only the citizen gives or withdraws consent to share with professionals (in the portal)",
+                ))
+            }
+            "EpisodeOfCare" if !own => {
+                let org = match self {
+                    Caller::App(context) if context.is_system() => context.org.as_deref(),
+                    _ => None,
+                };
+                match org {
+                    Some(org) if crate::professional::care_organisation(resource) == Some(org) => {
+                        Ok(())
+                    }
+                    Some(org) => Err(Error::forbidden(format!(
+                        "an organisation's system records care relationships of its own organisation only: managingOrganization.identifier must be urn:oid:{org}"
+                    ))),
+                    None => Err(Error::forbidden(
+                        "care relationships are recorded by the organisation's own system (SMART Backend Services, system/EpisodeOfCare.write)",
+                    )),
+                }
+            }
+            _ => Ok(()),
         }
     }
 
