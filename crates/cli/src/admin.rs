@@ -306,7 +306,11 @@ pub struct TokenArgs {
     auth: AuthArgs,
     /// A test personal identity code (individual number 900–999); the citizen is taken into
     /// use if needed.
-    #[arg(long, required_unless_present = "professional", conflicts_with = "professional")]
+    #[arg(
+        long,
+        required_unless_present = "professional",
+        conflicts_with = "professional"
+    )]
     hetu: Option<String>,
     /// Instead of a citizen: a test professional's identifier, for a professional
     /// application of their organisation (--org). The token names no citizen: each request
@@ -467,10 +471,7 @@ pub fn org(args: OrgArgs) -> anyhow::Result<()> {
 
 /// The FHIR store and authorization state of these commands' server, and the citizen of a
 /// test identity (sandbox mode only; taken into use if needed).
-fn sandbox_citizen(
-    auth_args: &AuthArgs,
-    hetu: &str,
-) -> anyhow::Result<(phr_server::Core, String)> {
+fn sandbox_citizen(auth_args: &AuthArgs, hetu: &str) -> anyhow::Result<(phr_server::Core, String)> {
     let config = auth_args.server_config()?;
     let core = crate::serve::open_core(&config)?;
     if !core.auth.config().mode.is_sandbox() {
@@ -515,8 +516,7 @@ enum CareCommand {
 
 fn check_fhir_date(text: &str) -> anyhow::Result<()> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    if time::Date::parse(text, &format).is_ok()
-        || phr_service::time::parse_instant(text).is_some()
+    if time::Date::parse(text, &format).is_ok() || phr_service::time::parse_instant(text).is_some()
     {
         Ok(())
     } else {
@@ -541,9 +541,8 @@ pub fn care(args: CareArgs) -> anyhow::Result<()> {
                 .org(&org)
                 .map_err(auth_error)?
                 .ok_or_else(|| anyhow::anyhow!("organisation {org} is not registered"))?;
-            let start = from.unwrap_or_else(|| {
-                phr_service::time::to_instant(phr_service::time::now_micros())
-            });
+            let start = from
+                .unwrap_or_else(|| phr_service::time::to_instant(phr_service::time::now_micros()));
             let episode = phr_service::professional::episode_of_care(
                 &patient,
                 &organisation.oid,
@@ -632,7 +631,11 @@ pub fn consent(args: ConsentArgs) -> anyhow::Result<()> {
     match (give, written.last()) {
         (Some(_), Some(last)) => println!(
             "Patient/{patient} shares {} with professionals ({})",
-            if profiles.is_some() { "the chosen data" } else { "all data" },
+            if profiles.is_some() {
+                "the chosen data"
+            } else {
+                "all data"
+            },
             last.version.reference()
         ),
         (None, _) => println!(

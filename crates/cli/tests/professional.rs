@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 const ORG: &str = "1.2.246.10.1111111.10.0";
 const OTHER_ORG: &str = "1.2.246.10.2222222.10.0";
 const PRO_SCOPE: &str = "user/Observation.rs user/Patient.rs";
-const WELLBEING_SCOPE: &str =
-    "patient/Observation.cruds patient/Patient.read patient/Consent.cruds patient/EpisodeOfCare.cruds";
+const WELLBEING_SCOPE: &str = "patient/Observation.cruds patient/Patient.read patient/Consent.cruds patient/EpisodeOfCare.cruds";
 const GLUCOSE_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose";
 const WEIGHT_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bodyweight";
 
@@ -100,7 +99,13 @@ fn organisations_are_registered_by_oid_and_professional_apps_bound_to_one() {
     let server = Server::start(&[]);
     register_orgs(&server);
     let json: Value = serde_json::from_str(&server.admin(&[
-        "org", "register", "--oid", "urn:oid:1.2.246.10.3", "--name", "Kolmas", "--json",
+        "org",
+        "register",
+        "--oid",
+        "urn:oid:1.2.246.10.3",
+        "--name",
+        "Kolmas",
+        "--json",
     ]))
     .expect("JSON");
     assert_eq!(json["oid"], "1.2.246.10.3");
@@ -121,7 +126,11 @@ fn organisations_are_registered_by_oid_and_professional_apps_bound_to_one() {
             &json!("Test Health Centre")
         )
     );
-    assert!(server.admin(&["org", "list"]).contains("Test Health Centre"));
+    assert!(
+        server
+            .admin(&["org", "list"])
+            .contains("Test Health Centre")
+    );
     let taken = server.admin_fails(&["org", "register", "--oid", ORG, "--name", "X"]);
     assert!(taken.contains("already registered"), "{taken}");
     let bad = server.admin_fails(&["org", "register", "--oid", "1.2.x", "--name", "X"]);
@@ -202,9 +211,15 @@ fn organisations_are_registered_by_oid_and_professional_apps_bound_to_one() {
         phr_fails(&refs)
     };
     let other_org = run_fails(as_strs(&token("pro-app", OTHER_ORG)));
-    assert!(other_org.contains("not a professional application of"), "{other_org}");
+    assert!(
+        other_org.contains("not a professional application of"),
+        "{other_org}"
+    );
     let wellbeing = run_fails(as_strs(&token("wellbeing-app", ORG)));
-    assert!(wellbeing.contains("not a professional application of"), "{wellbeing}");
+    assert!(
+        wellbeing.contains("not a professional application of"),
+        "{wellbeing}"
+    );
 }
 
 /// What the citizen has consented to share.
@@ -361,7 +376,10 @@ fn the_authorization_matrix_of_professionals() {
     for (state, token) in &tokens {
         if matches!(state, AppState::Suspended | AppState::Revoked) {
             eventually_status("cut app", 401, || {
-                server.get_as(token, &format!("Observation?patient={}", subjects[5].patient))
+                server.get_as(
+                    token,
+                    &format!("Observation?patient={}", subjects[5].patient),
+                )
             });
         }
     }
@@ -375,26 +393,27 @@ fn the_authorization_matrix_of_professionals() {
                 && matches!(s.consent, Consent::All | Consent::GlucoseOnly)
                 && s.care == Care::Active;
             let weight_shared = allowed && s.consent == Consent::All;
-            let expect = |response: reqwest::blocking::Response,
-                          status: u16,
-                          interaction: &str|
-             -> Value {
-                let got = response.status().as_u16();
-                let text = response.text().unwrap();
-                let expected = if usable { status } else { 401 };
-                assert_eq!(got, expected, "{what}: {interaction}: {text}");
-                // Nobody else's data, ever.
-                for other in all_patients.iter().filter(|p| **p != s.patient) {
-                    assert!(!text.contains(other.as_str()), "{what}: {interaction} leaks");
-                }
-                if !weight_shared {
-                    assert!(
-                        !text.contains(WEIGHT_PROFILE),
-                        "{what}: {interaction} shows what was not shared: {text}"
-                    );
-                }
-                serde_json::from_str(&text).unwrap_or(Value::Null)
-            };
+            let expect =
+                |response: reqwest::blocking::Response, status: u16, interaction: &str| -> Value {
+                    let got = response.status().as_u16();
+                    let text = response.text().unwrap();
+                    let expected = if usable { status } else { 401 };
+                    assert_eq!(got, expected, "{what}: {interaction}: {text}");
+                    // Nobody else's data, ever.
+                    for other in all_patients.iter().filter(|p| **p != s.patient) {
+                        assert!(
+                            !text.contains(other.as_str()),
+                            "{what}: {interaction} leaks"
+                        );
+                    }
+                    if !weight_shared {
+                        assert!(
+                            !text.contains(WEIGHT_PROFILE),
+                            "{what}: {interaction} shows what was not shared: {text}"
+                        );
+                    }
+                    serde_json::from_str(&text).unwrap_or(Value::Null)
+                };
 
             // read
             expect(
@@ -440,7 +459,10 @@ fn the_authorization_matrix_of_professionals() {
             let bundle = expect(
                 server.get_as(
                     token,
-                    &format!("Observation?patient={}&_include=Observation:subject", s.patient),
+                    &format!(
+                        "Observation?patient={}&_include=Observation:subject",
+                        s.patient
+                    ),
                 ),
                 if allowed { 200 } else { 403 },
                 "_include",
@@ -450,7 +472,11 @@ fn the_authorization_matrix_of_professionals() {
                     .into_iter()
                     .filter(|r| r["resourceType"] == "Patient")
                     .collect();
-                assert_eq!(included.len(), 1, "{what}: the citizen's Patient is included");
+                assert_eq!(
+                    included.len(),
+                    1,
+                    "{what}: the citizen's Patient is included"
+                );
                 assert_eq!(included[0]["id"], json!(s.patient));
             }
 
@@ -487,7 +513,10 @@ fn the_authorization_matrix_of_professionals() {
                     assert_eq!(found[0]["id"], json!(s.patient));
                 }
                 let text = lookup.to_string();
-                assert!(!text.contains(&s.hetu), "{what}: the identity code is echoed");
+                assert!(
+                    !text.contains(&s.hetu),
+                    "{what}: the identity code is echoed"
+                );
             }
             let posted = server
                 .client
@@ -504,7 +533,11 @@ fn the_authorization_matrix_of_professionals() {
 
             // write and delete: never
             expect(
-                server.post_as(token, "Observation", &glucose(&s.patient, "2026-11-02T08:00:00+02:00", 6.1)),
+                server.post_as(
+                    token,
+                    "Observation",
+                    &glucose(&s.patient, "2026-11-02T08:00:00+02:00", 6.1),
+                ),
                 403,
                 "create",
             );
@@ -532,7 +565,10 @@ fn the_authorization_matrix_of_professionals() {
 
     // The data is still all there for the citizen's own app.
     let (_, own) = server.token(&subjects[5].hetu, "wellbeing-app", WELLBEING_SCOPE);
-    let bundle = body(server.get_as(&own, &format!("Observation?patient={}", subjects[5].patient)));
+    let bundle = body(server.get_as(
+        &own,
+        &format!("Observation?patient={}", subjects[5].patient),
+    ));
     assert_eq!(bundle["total"], 2);
 }
 
@@ -571,15 +607,31 @@ fn withdrawing_consent_cuts_an_issued_token_at_once_and_giving_it_again_restores
     });
     let refused = server.post_as(&own, "EpisodeOfCare", &forged_care);
     assert_eq!(refused.status(), 403);
-    assert!(refused.text().unwrap().contains("organisation's own system"));
+    assert!(
+        refused
+            .text()
+            .unwrap()
+            .contains("organisation's own system")
+    );
     server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
     let token = pro_token(&server, "pro-app", "tp-2");
     let search = || server.get_as(&token, &format!("Observation?patient={patient}"));
     assert_eq!(search().status(), 403, "no consent yet");
-    server.admin(&["consent", "give", "--hetu", &hetu, "--content", "blood-glucose"]);
+    server.admin(&[
+        "consent",
+        "give",
+        "--hetu",
+        &hetu,
+        "--content",
+        "blood-glucose",
+    ]);
     assert_eq!(search().status(), 200);
     server.admin(&["consent", "withdraw", "--hetu", &hetu]);
-    assert_eq!(search().status(), 403, "withdrawn: the same token is refused");
+    assert_eq!(
+        search().status(),
+        403,
+        "withdrawn: the same token is refused"
+    );
     server.admin(&["consent", "give", "--hetu", &hetu]);
     assert_eq!(search().status(), 200);
     let bad = server.admin_fails(&["consent", "give", "--hetu", &hetu, "--content", "nonsense"]);

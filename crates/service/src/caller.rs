@@ -280,4 +280,88 @@ mod tests {
                 .is_ok()
         );
     }
+
+    fn context(
+        patient: Option<&str>,
+        org: Option<&str>,
+        professional: bool,
+        scope: &str,
+    ) -> AccessContext {
+        AccessContext {
+            patient: patient.map(str::to_string),
+            app_id: "a".into(),
+            app_name: "A".into(),
+            scopes: phr_auth::ScopeSet::parse(scope).unwrap(),
+            scope: scope.into(),
+            grant_id: patient.map(|_| "g".to_string()),
+            token_id: "t".into(),
+            expires_at: 0,
+            org: org.map(str::to_string),
+            professional: professional.then(|| phr_auth::Professional {
+                id: "tp".into(),
+                name: None,
+                org: org.unwrap_or_default().to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn only_the_organisations_system_records_its_care_relationships() {
+        let care =
+            |org: &str| crate::professional::episode_of_care("p1", org, "C", "2026-01-01", None);
+        let system = Caller::App(context(
+            None,
+            Some("1.2.3"),
+            false,
+            "system/EpisodeOfCare.cruds",
+        ));
+        assert!(
+            system
+                .permit_resource(Interaction::Create, &care("1.2.3"))
+                .is_ok()
+        );
+        assert!(
+            system
+                .permit_resource(Interaction::Create, &care("1.2.4"))
+                .is_err()
+        );
+        let wellbeing = Caller::App(context(Some("p1"), None, false, "patient/*.cruds"));
+        assert!(
+            wellbeing
+                .permit_resource(Interaction::Create, &care("1.2.3"))
+                .is_err()
+        );
+        let consent = crate::professional::sharing_consent("p1", None, "fi", "x", 0);
+        assert!(
+            wellbeing
+                .permit_resource(Interaction::Create, &consent)
+                .is_err()
+        );
+        let citizen = Caller::Citizen {
+            patient: "p1".into(),
+        };
+        assert!(
+            citizen
+                .permit_resource(Interaction::Create, &consent)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_professional_only_reads_and_is_confined_to_no_compartment_of_its_own() {
+        let pro = Caller::Professional(context(None, Some("1.2.3"), true, "user/Observation.rs"));
+        assert!(pro.permit("Observation", Interaction::Read).is_ok());
+        assert!(pro.permit("Observation", Interaction::Search).is_ok());
+        for write in [
+            Interaction::Create,
+            Interaction::Update,
+            Interaction::Delete,
+        ] {
+            assert!(pro.permit("Observation", write).is_err());
+        }
+        assert!(pro.permit("Condition", Interaction::Read).is_err());
+        assert_eq!(pro.compartment(), None);
+        assert!(!pro.may_read_wide_history());
+        assert!(pro.may_delete(&stored("p1", Some("a"))).is_err());
+    }
 }

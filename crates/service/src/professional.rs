@@ -122,9 +122,9 @@ pub fn is_sharing_consent(resource: &Value) -> bool {
     resource["category"].as_array().is_some_and(|list| {
         list.iter().any(|c| {
             c["coding"].as_array().is_some_and(|codings| {
-                codings.iter().any(|x| {
-                    x["system"] == CONSENT_CATEGORY && x["code"] == SHARING_CATEGORY_CODE
-                })
+                codings
+                    .iter()
+                    .any(|x| x["system"] == CONSENT_CATEGORY && x["code"] == SHARING_CATEGORY_CODE)
             })
         })
     })
@@ -294,8 +294,7 @@ impl FhirService {
     pub fn professional_permit(&self, org: &str, patient: &str) -> Result<Option<Permit>> {
         let mut profiles = BTreeSet::new();
         let mut consent = None;
-        for stored in crate::export::search_all(self.storage.as_ref(), "Consent", Some(patient))?
-        {
+        for stored in crate::export::search_all(self.storage.as_ref(), "Consent", Some(patient))? {
             let Ok(resource) = serde_json::from_slice::<Value>(&stored.body) else {
                 continue;
             };
@@ -308,12 +307,13 @@ impl FhirService {
             return Ok(None);
         };
         let now = crate::time::now_micros();
-        let care = crate::export::search_all(self.storage.as_ref(), "EpisodeOfCare", Some(patient))?
-            .into_iter()
-            .find(|stored| {
-                serde_json::from_slice::<Value>(&stored.body)
-                    .is_ok_and(|episode| care_is_active(&episode, org, now))
-            });
+        let care =
+            crate::export::search_all(self.storage.as_ref(), "EpisodeOfCare", Some(patient))?
+                .into_iter()
+                .find(|stored| {
+                    serde_json::from_slice::<Value>(&stored.body)
+                        .is_ok_and(|episode| care_is_active(&episode, org, now))
+                });
         Ok(care.map(|care| Permit {
             patient: patient.to_string(),
             consent,

@@ -564,7 +564,10 @@ mod tests {
         };
         let ok = apps
             .register(
-                professional("user/Observation.rs user/Patient.read openid fhirUser", Some("1.2.3")),
+                professional(
+                    "user/Observation.rs user/Patient.read openid fhirUser",
+                    Some("1.2.3"),
+                ),
                 AppStatus::Sandbox,
             )
             .unwrap();
@@ -586,7 +589,9 @@ mod tests {
         assert!(apps.register(wellbeing, AppStatus::Sandbox).is_err());
         let mut system = professional("system/EpisodeOfCare.cruds", Some("1.2.3"));
         system.client_type = ClientType::PrivateKeyJwt;
-        system.jwks = Some(serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}));
+        system.jwks = Some(
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}),
+        );
         apps.register(system.clone(), AppStatus::Sandbox).unwrap();
         system.scope = "system/Observation.rs".into();
         assert!(apps.register(system, AppStatus::Sandbox).is_err());

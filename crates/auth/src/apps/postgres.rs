@@ -10,7 +10,8 @@ use super::{App, AppKind, AppStatus, AppStore, ClientType};
 use crate::error::Result;
 use crate::postgres::{Postgres, Sql, get};
 
-pub(crate) const SCHEMA: &[&str] = &[r#"
+pub(crate) const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     app_id            TEXT PRIMARY KEY,
     name              TEXT NOT NULL,
@@ -26,9 +27,11 @@ CREATE TABLE apps (
     created_at        BIGINT NOT NULL,
     status_changed_at BIGINT NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 ALTER TABLE apps ADD COLUMN org TEXT;            -- the organisation of a professional app
-"#];
+"#,
+];
 
 pub(crate) struct PostgresAppStore {
     pg: Arc<Postgres>,

@@ -94,7 +94,11 @@ impl Orgs {
     }
 
     pub fn register(&self, new: NewOrganisation) -> Result<Organisation> {
-        let oid = new.oid.trim().strip_prefix("urn:oid:").unwrap_or(new.oid.trim());
+        let oid = new
+            .oid
+            .trim()
+            .strip_prefix("urn:oid:")
+            .unwrap_or(new.oid.trim());
         if !is_oid(oid) {
             return Err(AuthError::Invalid(format!(
                 "{oid:?} is not an OID (numbers separated by dots, e.g. 1.2.246.10.1234567.10.0)"

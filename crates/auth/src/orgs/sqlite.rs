@@ -38,7 +38,13 @@ impl OrgStore for SqliteOrgStore {
                     "INSERT INTO organisations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (oid) DO NOTHING"
                 ),
-                params![org.oid, org.name_fi, org.name_sv, org.name_en, org.created_at],
+                params![
+                    org.oid,
+                    org.name_fi,
+                    org.name_sv,
+                    org.name_en,
+                    org.created_at
+                ],
             )?;
             Ok(inserted == 1)
         })

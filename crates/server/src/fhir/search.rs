@@ -156,7 +156,8 @@ async fn search(
     req.audit
         .interaction("search-type", Some(&target.resource_type));
     // A personal identity code is never recorded, whoever searches with one.
-    req.audit.search_criteria(search_criteria(&without_identity_codes(&params)));
+    req.audit
+        .search_criteria(search_criteria(&without_identity_codes(&params)));
     let format = req.format;
     if target.resource_type == "Patient"
         && target.patient.is_none()
