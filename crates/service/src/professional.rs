@@ -178,7 +178,9 @@ pub fn sharing_consent(
                 json!({"system": URI_SYSTEM, "code": p, "display": names.join(", ")})
             })
             .collect();
-        provision["class"] = Value::Array(classes);
+        if let Some(map) = provision.as_object_mut() {
+            map.insert("class".into(), Value::Array(classes));
+        }
     }
     let escaped = narrative
         .replace('&', "&amp;")
@@ -267,8 +269,8 @@ pub fn episode_of_care(
     end: Option<&str>,
 ) -> Value {
     let mut period = json!({"start": start});
-    if let Some(end) = end {
-        period["end"] = json!(end);
+    if let (Some(end), Some(map)) = (end, period.as_object_mut()) {
+        map.insert("end".into(), json!(end));
     }
     json!({
         "resourceType": "EpisodeOfCare",
@@ -431,8 +433,9 @@ impl FhirService {
                 .into_iter()
                 .filter_map(|stored| {
                     let resource: Value = serde_json::from_slice(&stored.body).ok()?;
-                    (resource["status"] == "active" && is_sharing_consent(&resource))
-                        .then_some((stored.id, resource))
+                    (resource.get("status").and_then(Value::as_str) == Some("active")
+                        && is_sharing_consent(&resource))
+                    .then_some((stored.id, resource))
                 })
                 .collect(),
         )
@@ -443,7 +446,9 @@ impl FhirService {
     pub fn withdraw_sharing(&self, caller: &Caller, patient: &str) -> Result<Vec<Written>> {
         let mut written = Vec::new();
         for (id, mut consent) in self.active_sharing_consents(patient)? {
-            consent["status"] = json!("inactive");
+            if let Some(map) = consent.as_object_mut() {
+                map.insert("status".into(), json!("inactive"));
+            }
             written.push(self.update(caller, "Consent", &id, consent, None)?);
         }
         Ok(written)
