@@ -21,6 +21,7 @@ fn main() {
                 contact: None,
                 jwks: None,
                 jwks_uri: None,
+                org: None,
             },
             AppStatus::Sandbox,
         )

@@ -37,6 +37,7 @@ pub(crate) type Param<'a> = &'a (dyn ToSql + Sync);
 const MODULES: &[(&str, &[&str])] = &[
     ("cluster", crate::cluster::postgres::SCHEMA),
     ("apps", crate::apps::postgres::SCHEMA),
+    ("orgs", crate::orgs::postgres::SCHEMA),
     ("citizens", crate::citizens::postgres::SCHEMA),
     ("grants", crate::grants::postgres::SCHEMA),
     ("sessions", crate::sessions::postgres::SCHEMA),
@@ -270,6 +271,7 @@ pub fn read_setting(url: &str, key: &str) -> Result<Option<String>> {
 /// Tables copied from an SQLite `auth.db` by [`copy_from_sqlite`], in this order (the audit
 /// table last: its chain head is set from it).
 const COPIED_TABLES: &[&str] = &[
+    "organisations",
     "apps",
     "citizens",
     "grants",

@@ -37,6 +37,9 @@ use crate::grants::{Grant, GrantStore, Grants, PostgresGrantStore, SqliteGrantSt
 use crate::hetu::Hetu;
 use crate::keys::{KeyRing, KeyStore, PostgresKeyStore, SqliteKeyStore};
 use crate::oidc::OidcClient;
+use crate::orgs::{
+    NewOrganisation, OrgStore, Organisation, Orgs, PostgresOrgStore, SqliteOrgStore,
+};
 use crate::postgres::Postgres;
 use crate::scope::{Access, Interaction, ScopeSet};
 use crate::sessions::{PostgresSessionStore, SessionStore, Sessions, SqliteSessionStore};
@@ -62,6 +65,7 @@ pub struct Stores {
     pub signal: Arc<dyn StatusSignal>,
     /// Job claims and node settings.
     pub cluster: Arc<dyn ClusterStore>,
+    pub orgs: Arc<dyn OrgStore>,
 }
 
 impl Stores {
@@ -81,6 +85,7 @@ impl Stores {
             audit_writes: Arc::new(SqliteAuditStore::new(audit_db)),
             audit_reads: Arc::new(SqliteAuditStore::new(db.clone())),
             cluster: Arc::new(SqliteClusterStore::new(db.clone())),
+            orgs: Arc::new(SqliteOrgStore::new(db.clone())),
             signal: Arc::new(SqliteStatusSignal::new(db, clock)),
         })
     }
@@ -100,6 +105,7 @@ impl Stores {
             audit_writes: audit.clone(),
             audit_reads: audit,
             cluster: Arc::new(PostgresClusterStore::new(pg.clone())),
+            orgs: Arc::new(PostgresOrgStore::new(pg.clone())),
             signal: Arc::new(PostgresStatusSignal::start(pg, clock)?),
         })
     }
@@ -128,6 +134,7 @@ pub(crate) struct Inner {
     pub oidc: Option<OidcClient>,
     pub client_keys: ClientKeys,
     pub cluster: Arc<dyn ClusterStore>,
+    pub orgs: Orgs,
 }
 
 /// The authorization service. Cheap to clone.
@@ -229,6 +236,7 @@ impl AuthService {
             retention,
         )?);
         let apps = Arc::new(Apps::new(stores.apps, clock.clone()));
+        let clock_for_orgs = clock.clone();
         let citizens = Arc::new(Citizens::new(
             stores.citizens,
             clock.clone(),
@@ -286,6 +294,7 @@ impl AuthService {
             enforcer,
             oidc,
             cluster: stores.cluster,
+            orgs: Orgs::new(stores.orgs, clock_for_orgs),
         })))
     }
 
@@ -478,6 +487,13 @@ impl AuthService {
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
     pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        if let Some(org) = &new.org
+            && self.0.orgs.get(org)?.is_none()
+        {
+            return Err(AuthError::Invalid(format!(
+                "organisation {org} is not registered (phr org register)"
+            )));
+        }
         let registered = self.0.apps.register(new, status)?;
         // Only the operator registers apps straight into another status; sandbox apps come
         // from self-service registration.
@@ -492,6 +508,26 @@ impl AuthService {
         record.interaction = Some(format!("app-register:{}", status.code()));
         self.audit(record)?;
         Ok(registered)
+    }
+
+    // --- organisations --------------------------------------------------------------------
+
+    /// Operator: registers a service provider.
+    pub fn register_org(&self, new: NewOrganisation) -> Result<Organisation> {
+        let org = self.0.orgs.register(new)?;
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.interaction = Some("org-register".into());
+        record.search_criteria = Some(format!("oid={}", org.oid));
+        self.audit(record)?;
+        Ok(org)
+    }
+
+    pub fn org(&self, oid: &str) -> Result<Option<Organisation>> {
+        self.0.orgs.get(oid)
+    }
+
+    pub fn list_orgs(&self) -> Result<Vec<Organisation>> {
+        self.0.orgs.list()
     }
 
     pub fn app(&self, app_id: &str) -> Result<Option<App>> {
@@ -561,6 +597,15 @@ impl AuthService {
     /// citizens). A known identity keeps the Patient id it has.
     pub fn enroll_sandbox_identity(&self, hetu: &Hetu, patient_id: &str) -> Result<Citizen> {
         self.0.citizens.enroll_sandbox_identity(hetu, patient_id)
+    }
+
+    /// The Patient id of the citizen with the identity code `hetu`, if they use the service;
+    /// `None` as well for text that is not a valid identity code. Takes nobody into use.
+    pub fn patient_of_identity(&self, hetu: &str) -> Result<Option<String>> {
+        match Hetu::parse(hetu) {
+            Ok(hetu) => self.0.citizens.patient_of(&hetu),
+            Err(_) => Ok(None),
+        }
     }
 
     pub fn citizen(&self, patient_id: &str) -> Result<Option<Citizen>> {

@@ -195,6 +195,16 @@ ALTER TABLE audit ADD COLUMN encoding INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE audit ADD COLUMN route TEXT;
 ALTER TABLE audit ADD COLUMN method TEXT;
 "#,
+    r#"
+CREATE TABLE organisations (
+    oid        TEXT PRIMARY KEY,
+    name_fi    TEXT NOT NULL,
+    name_sv    TEXT NOT NULL,
+    name_en    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+ALTER TABLE apps ADD COLUMN org TEXT;        -- the organisation of a professional app
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

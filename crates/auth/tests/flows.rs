@@ -49,6 +49,7 @@ fn fixture() -> Fixture {
                 contact: None,
                 jwks: None,
                 jwks_uri: None,
+                org: None,
             },
             AppStatus::Sandbox,
         )

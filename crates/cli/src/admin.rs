@@ -178,6 +178,10 @@ struct RegisterArgs {
     /// Where the public keys of a private_key_jwt client are published.
     #[arg(long)]
     jwks_uri: Option<String>,
+    /// The organisation (OID, registered with `phr org register`) a professional
+    /// application belongs to; required with --kind professional.
+    #[arg(long)]
+    org: Option<String>,
     /// Register with status `sandbox` (usable in sandbox mode only) instead of `accepted`.
     #[arg(long)]
     sandbox: bool,
@@ -209,17 +213,22 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             } else {
                 writeln!(
                     out,
-                    "{:<40} {:<10} {:<16} NAME",
-                    "APP ID", "STATUS", "CLIENT"
+                    "{:<40} {:<10} {:<16} {:<13} NAME",
+                    "APP ID", "STATUS", "CLIENT", "KIND"
                 )?;
                 for app in &apps {
                     writeln!(
                         out,
-                        "{:<40} {:<10} {:<16} {}",
+                        "{:<40} {:<10} {:<16} {:<13} {}{}",
                         app.app_id,
                         app.status.code(),
                         app.client_type.code(),
-                        app.name
+                        app.kind.code(),
+                        app.name,
+                        app.org
+                            .as_deref()
+                            .map(|o| format!(" (organisation {o})"))
+                            .unwrap_or_default()
                     )?;
                 }
             }
@@ -260,6 +269,7 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
                 contact: args.contact,
                 jwks,
                 jwks_uri: args.jwks_uri,
+                org: args.org,
             },
             status,
         )
@@ -296,8 +306,24 @@ pub struct TokenArgs {
     auth: AuthArgs,
     /// A test personal identity code (individual number 900–999); the citizen is taken into
     /// use if needed.
-    #[arg(long)]
-    hetu: String,
+    #[arg(
+        long,
+        required_unless_present = "professional",
+        conflicts_with = "professional"
+    )]
+    hetu: Option<String>,
+    /// Instead of a citizen: a test professional's identifier, for a professional
+    /// application of their organisation (--org). The token names no citizen: each request
+    /// reads only what a citizen's consent and a care relationship with the organisation
+    /// open.
+    #[arg(long, requires = "org")]
+    professional: Option<String>,
+    /// The test professional's name (shown to the citizen in the access log).
+    #[arg(long, requires = "professional")]
+    professional_name: Option<String>,
+    /// The professional's organisation (OID).
+    #[arg(long, requires = "professional")]
+    org: Option<String>,
     /// The application the token is for.
     #[arg(long)]
     app: String,
@@ -322,8 +348,27 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
         )),
     };
     with_service_at(&args.auth, true, clock, |auth| {
+        if let (Some(professional), Some(org)) = (&args.professional, &args.org) {
+            let issued = phr_auth::flows::token::issue_professional_for_cli(
+                auth,
+                professional,
+                args.professional_name.as_deref(),
+                org,
+                &args.app,
+                &args.scope,
+            )
+            .map_err(auth_error)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "professional: {}", issued.professional)?;
+            writeln!(out, "org: {}", issued.org)?;
+            writeln!(out, "scope: {}", issued.token.scope)?;
+            writeln!(out, "expires_in: {}", issued.token.expires_in)?;
+            writeln!(out, "{}", issued.token.access_token)?;
+            return Ok(());
+        }
+        let hetu = args.hetu.as_deref().unwrap_or_default();
         let issued = auth
-            .issue_token_for_cli(&args.hetu, &args.app, &args.scope)
+            .issue_token_for_cli(hetu, &args.app, &args.scope)
             .map_err(auth_error)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "patient: {}", issued.patient_id)?;
@@ -335,6 +380,271 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", issued.token.access_token)?;
         Ok(())
     })
+}
+
+// ---------------------------------------------------------------- phr org
+
+#[derive(Args, Debug)]
+pub struct OrgArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: OrgCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCommand {
+    /// Register a social welfare or healthcare organisation (a service provider) by its OID.
+    Register {
+        /// The OID in the national register of social and health care organisations.
+        #[arg(long)]
+        oid: String,
+        /// The name in Finnish (and in Swedish and English unless given).
+        #[arg(long)]
+        name: String,
+        /// The name in Swedish.
+        #[arg(long)]
+        name_sv: Option<String>,
+        /// The name in English.
+        #[arg(long)]
+        name_en: Option<String>,
+        /// Print the organisation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered organisations.
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn org(args: OrgArgs) -> anyhow::Result<()> {
+    match args.command {
+        OrgCommand::Register {
+            oid,
+            name,
+            name_sv,
+            name_en,
+            json,
+        } => with_service(&args.auth, true, |auth| {
+            let org = auth
+                .register_org(phr_auth::NewOrganisation {
+                    oid,
+                    name_fi: name,
+                    name_sv,
+                    name_en,
+                })
+                .map_err(auth_error)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &org)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "registered organisation {} ({})", org.oid, org.name_fi)?;
+            }
+            Ok(())
+        }),
+        OrgCommand::List { json } => with_service(&args.auth, false, |auth| {
+            let orgs = auth.list_orgs().map_err(auth_error)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &orgs)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{:<32} NAME (fi / sv / en)", "OID")?;
+                for org in &orgs {
+                    writeln!(
+                        out,
+                        "{:<32} {} / {} / {}",
+                        org.oid, org.name_fi, org.name_sv, org.name_en
+                    )?;
+                }
+            }
+            Ok(())
+        }),
+    }
+}
+
+// ---------------------------------------------------------------- phr care, phr consent
+
+/// The FHIR store and authorization state of these commands' server, and the citizen of a
+/// test identity (sandbox mode only; taken into use if needed).
+fn sandbox_citizen(auth_args: &AuthArgs, hetu: &str) -> anyhow::Result<(phr_server::Core, String)> {
+    let config = auth_args.server_config()?;
+    let core = crate::serve::open_core(&config)?;
+    if !core.auth.config().mode.is_sandbox() {
+        bail!("this test helper works in sandbox mode only");
+    }
+    let hetu = phr_auth::Hetu::parse(hetu).map_err(|e| anyhow::anyhow!("identity code: {e}"))?;
+    let citizen = core
+        .auth
+        .citizen_for_sandbox_identity(&hetu)
+        .map_err(auth_error)?;
+    Ok((core, citizen.patient_id))
+}
+
+#[derive(Args, Debug)]
+pub struct CareArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: CareCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum CareCommand {
+    /// Record a care relationship (an EpisodeOfCare) between a test citizen and an
+    /// organisation, as the organisation's system would (sandbox test helper).
+    Add {
+        /// The test personal identity code (individual number 900–999).
+        #[arg(long)]
+        hetu: String,
+        /// The organisation (OID).
+        #[arg(long)]
+        org: String,
+        /// The last day of the relationship (YYYY-MM-DD, or a date-time); open-ended when
+        /// absent.
+        #[arg(long)]
+        until: Option<String>,
+        /// The first day (YYYY-MM-DD, or a date-time); now when absent.
+        #[arg(long)]
+        from: Option<String>,
+    },
+}
+
+fn check_fhir_date(text: &str) -> anyhow::Result<()> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    if time::Date::parse(text, &format).is_ok() || phr_service::time::parse_instant(text).is_some()
+    {
+        Ok(())
+    } else {
+        bail!("'{text}': use a date like 2026-12-31 or a date-time like 2026-12-31T16:00:00+02:00")
+    }
+}
+
+pub fn care(args: CareArgs) -> anyhow::Result<()> {
+    match args.command {
+        CareCommand::Add {
+            hetu,
+            org,
+            until,
+            from,
+        } => {
+            for date in until.iter().chain(&from) {
+                check_fhir_date(date)?;
+            }
+            let (core, patient) = sandbox_citizen(&args.auth, &hetu)?;
+            let organisation = core
+                .auth
+                .org(&org)
+                .map_err(auth_error)?
+                .ok_or_else(|| anyhow::anyhow!("organisation {org} is not registered"))?;
+            let start = from
+                .unwrap_or_else(|| phr_service::time::to_instant(phr_service::time::now_micros()));
+            let episode = phr_service::professional::episode_of_care(
+                &patient,
+                &organisation.oid,
+                &organisation.name_fi,
+                &start,
+                until.as_deref(),
+            );
+            let written = core
+                .fhir
+                .create(&phr_service::Caller::Operator { app: None }, episode, None)
+                .map_err(|e| anyhow::anyhow!("{}", crate::import::rejection_text(&e)))?;
+            core.auth.flush_audit().map_err(auth_error)?;
+            println!(
+                "care relationship {} of Patient/{patient} with {}",
+                written.version.reference(),
+                organisation.oid
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ConsentArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: ConsentCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConsentCommand {
+    /// Give a test citizen's consent to share with professionals, as they would in the
+    /// portal: all data, or the data contents named (sandbox test helper).
+    Give {
+        /// The test personal identity code (individual number 900–999).
+        #[arg(long)]
+        hetu: String,
+        /// A data content to share (blood-pressure, blood-glucose, ...; repeat for
+        /// several); all data when absent.
+        #[arg(long = "content")]
+        contents: Vec<String>,
+    },
+    /// Withdraw a test citizen's consent to share with professionals.
+    Withdraw {
+        /// The test personal identity code (individual number 900–999).
+        #[arg(long)]
+        hetu: String,
+    },
+}
+
+pub fn consent(args: ConsentArgs) -> anyhow::Result<()> {
+    let (hetu, give) = match &args.command {
+        ConsentCommand::Give { hetu, contents } => (hetu, Some(contents)),
+        ConsentCommand::Withdraw { hetu } => (hetu, None),
+    };
+    let profiles = match give {
+        Some(contents) if !contents.is_empty() => Some(
+            phr_service::professional::profiles_of_contents(contents)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        _ => None,
+    };
+    let (core, patient) = sandbox_citizen(&args.auth, hetu)?;
+    let caller = phr_service::Caller::Citizen {
+        patient: patient.clone(),
+    };
+    let fail = |e: phr_service::Error| anyhow::anyhow!("{}", crate::import::rejection_text(&e));
+    let written = match give {
+        Some(_) => core
+            .fhir
+            .give_sharing(
+                &caller,
+                &patient,
+                profiles.as_ref(),
+                "en",
+                "Consent to share wellbeing information with social welfare and healthcare service providers",
+            )
+            .map_err(fail)?,
+        None => core.fhir.withdraw_sharing(&caller, &patient).map_err(fail)?,
+    };
+    core.auth
+        .set_professional_sharing(&patient, give.is_some())
+        .map_err(auth_error)?;
+    core.auth.flush_audit().map_err(auth_error)?;
+    match (give, written.last()) {
+        (Some(_), Some(last)) => println!(
+            "Patient/{patient} shares {} with professionals ({})",
+            if profiles.is_some() {
+                "the chosen data"
+            } else {
+                "all data"
+            },
+            last.version.reference()
+        ),
+        (None, _) => println!(
+            "Patient/{patient} shares nothing with professionals ({} consent(s) withdrawn)",
+            written.len()
+        ),
+        (Some(_), None) => {}
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- phr grant

@@ -849,6 +849,7 @@ impl Minter {
                     contact: None,
                     jwks: None,
                     jwks_uri: None,
+                    org: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )

@@ -173,6 +173,7 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
                     contact: None,
                     jwks: None,
                     jwks_uri: None,
+                    org: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )?;

@@ -52,6 +52,13 @@ enum Command {
     Token(admin::TokenArgs),
     /// Withdraw a test citizen's grant to an application.
     Grant(admin::GrantArgs),
+    /// Register and list social welfare and healthcare organisations (service providers).
+    Org(admin::OrgArgs),
+    /// Record a test citizen's care relationship with an organisation (sandbox helper).
+    Care(admin::CareArgs),
+    /// Give or withdraw a test citizen's consent to share with professionals (sandbox
+    /// helper).
+    Consent(admin::ConsentArgs),
     /// Export the audit log or verify its hash chain.
     Audit(admin::AuditArgs),
     /// Rotate the token signing key.
@@ -77,6 +84,9 @@ fn main() -> ExitCode {
         Command::App(args) => admin::app(args),
         Command::Token(args) => admin::token(args),
         Command::Grant(args) => admin::grant(args),
+        Command::Org(args) => admin::org(args),
+        Command::Care(args) => admin::care(args),
+        Command::Consent(args) => admin::consent(args),
         Command::Audit(args) => admin::audit(args),
         Command::Key(args) => admin::key(args),
         Command::Migrate(args) => migrate::migrate(args),

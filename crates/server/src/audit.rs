@@ -136,6 +136,14 @@ fn describe_caller(record: &mut AuditRecord, caller: &Caller) {
         Caller::Operator { .. } => (Usage::Operator, "operator".to_owned()),
         Caller::System => (Usage::Operator, "system".to_owned()),
         Caller::OpenSandbox => (Usage::OpenSandbox, "anonymous".to_owned()),
+        Caller::Professional(context) => {
+            record.user_rights = Some(context.scope.clone());
+            let actor = match &context.professional {
+                Some(p) => format!("Practitioner/{}", p.id),
+                None => "professional".to_owned(),
+            };
+            (Usage::Application, actor)
+        }
     };
     record.usage = usage;
     record.actor = actor;

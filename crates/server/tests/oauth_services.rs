@@ -43,13 +43,14 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
             NewApp {
                 app_id: Some("1.2.246.10.backend".into()),
                 name: "Backend".into(),
-                kind: AppKind::Professional,
+                kind: AppKind::Wellbeing,
                 client_type: ClientType::PrivateKeyJwt,
                 redirect_uris: vec![],
                 scope: "system/Observation.rs".into(),
                 contact: None,
                 jwks: Some(jwks),
                 jwks_uri: None,
+                org: None,
             },
             AppStatus::Sandbox,
         )
@@ -470,4 +471,55 @@ async fn a_token_for_another_public_url_is_refused_naming_both_urls() {
             h.base
         )
     );
+}
+
+#[tokio::test]
+async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organisation() {
+    let h = start(|_| {}).await;
+    let (key, jwks) = backend_key();
+    h.service
+        .register_org(phr_auth::NewOrganisation {
+            oid: "1.2.246.10.55".into(),
+            name_fi: "Terveysasema".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let app = h
+        .service
+        .register_app(
+            NewApp {
+                app_id: Some("1.2.246.10.55.system".into()),
+                name: "Potilastietojärjestelmä".into(),
+                kind: AppKind::Professional,
+                client_type: ClientType::PrivateKeyJwt,
+                redirect_uris: vec![],
+                scope: "system/EpisodeOfCare.cruds user/Observation.rs".into(),
+                contact: None,
+                jwks: Some(jwks),
+                jwks_uri: None,
+                org: Some("1.2.246.10.55".into()),
+            },
+            AppStatus::Accepted,
+        )
+        .unwrap()
+        .app
+        .app_id;
+    let signed = assertion(&h, &key, &app, "jti-care");
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "system/EpisodeOfCare.cruds"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", signed.as_str()),
+    ];
+    let (status, token) = token_request(&h, &form, None).await;
+    assert_eq!(status, 200, "{token}");
+    let (context, _) = h
+        .service
+        .authorize(Some(&bearer(&token)), "EpisodeOfCare", Interaction::Create)
+        .unwrap();
+    assert!(context.is_system() && context.professional.is_none());
+    assert_eq!(context.org.as_deref(), Some("1.2.246.10.55"));
 }

@@ -49,6 +49,11 @@ pub enum Caller {
     System,
     /// Nobody in particular: a request without a token to Kanta's open sandbox.
     OpenSandbox,
+    /// A social welfare or healthcare professional through a professional application of
+    /// their organisation (`context.professional` is set). Reads only, and only what a
+    /// citizen's consent and a care relationship with the organisation open, decided at
+    /// each request ([`crate::professional`]).
+    Professional(AccessContext),
 }
 
 impl Caller {
@@ -63,6 +68,24 @@ impl Caller {
                 Ok(Access::Unrestricted)
             }
             Caller::OpenSandbox => Ok(Access::Unrestricted),
+            Caller::Professional(context) => {
+                if interaction.is_write() {
+                    return Err(Error::forbidden(
+                        "professional applications only read: a professional cannot create, change or delete a citizen's data",
+                    ));
+                }
+                context
+                    .require(resource_type, interaction)
+                    .map_err(Error::from_access)
+            }
+        }
+    }
+
+    /// The professional's token, for a professional caller.
+    pub fn professional(&self) -> Option<&AccessContext> {
+        match self {
+            Caller::Professional(context) => Some(context),
+            _ => None,
         }
     }
 
@@ -72,6 +95,7 @@ impl Caller {
             .get("resourceType")
             .and_then(Value::as_str)
             .unwrap_or("Resource");
+        self.may_write_professional_access(resource_type, resource)?;
         if self
             .permit(resource_type, interaction)?
             .permits_resource(resource)
@@ -84,19 +108,59 @@ impl Caller {
         }
     }
 
+    /// What opens a citizen's data to professionals is written only by whom it belongs to:
+    /// the sharing Consent by the citizen (the portal) or the operator's helpers; a care
+    /// relationship (EpisodeOfCare) by the system of the organisation it names (a
+    /// `system/` token of that organisation's professional application) or the operator.
+    fn may_write_professional_access(&self, resource_type: &str, resource: &Value) -> Result<()> {
+        let own = matches!(
+            self,
+            Caller::Citizen { .. } | Caller::Operator { .. } | Caller::System
+        );
+        match resource_type {
+            "Consent" if crate::professional::is_sharing_consent(resource) && !own => {
+                Err(Error::forbidden(
+                    "only the citizen gives or withdraws consent to share with professionals (in the portal)",
+                ))
+            }
+            "EpisodeOfCare" if !own => {
+                let org = match self {
+                    Caller::App(context) if context.is_system() => context.org.as_deref(),
+                    _ => None,
+                };
+                match org {
+                    Some(org) if crate::professional::care_organisation(resource) == Some(org) => {
+                        Ok(())
+                    }
+                    Some(org) => Err(Error::forbidden(format!(
+                        "an organisation's system records care relationships of its own organisation only: managingOrganization.identifier must be urn:oid:{org}"
+                    ))),
+                    None => Err(Error::forbidden(
+                        "care relationships are recorded by the organisation's own system (SMART Backend Services, system/EpisodeOfCare.write)",
+                    )),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The citizen whose compartment the caller is confined to.
     pub fn compartment(&self) -> Option<&str> {
         match self {
             Caller::App(context) => context.patient.as_deref(),
             Caller::Citizen { patient } => Some(patient),
-            Caller::Operator { .. } | Caller::System | Caller::OpenSandbox => None,
+            // Each request names the citizen; the consent and care checks confine it.
+            Caller::Operator { .. }
+            | Caller::System
+            | Caller::OpenSandbox
+            | Caller::Professional(_) => None,
         }
     }
 
     /// The application writes are attributed to (`creatingApplication`, a version's source).
     pub fn app(&self) -> Option<AppRef<'_>> {
         match self {
-            Caller::App(context) => Some(AppRef {
+            Caller::App(context) | Caller::Professional(context) => Some(AppRef {
                 id: &context.app_id,
                 name: &context.app_name,
             }),
@@ -120,7 +184,7 @@ impl Caller {
     /// crosses compartments: applications may not.
     pub fn may_read_wide_history(&self) -> bool {
         match self {
-            Caller::App(_) => false,
+            Caller::App(_) | Caller::Professional(_) => false,
             Caller::Citizen { .. }
             | Caller::Operator { .. }
             | Caller::System
@@ -135,6 +199,8 @@ impl Caller {
             Caller::App(_) | Caller::Citizen { .. } => self
                 .compartment()
                 .is_some_and(|own| stored.patient.as_deref() != Some(own)),
+            // Decided with the consent and the care relationship (`crate::professional`).
+            Caller::Professional(_) => false,
             Caller::Operator { .. } | Caller::System | Caller::OpenSandbox => false,
         };
         if hidden {
@@ -152,6 +218,7 @@ impl Caller {
         let allowed = match self {
             Caller::Citizen { .. } | Caller::System | Caller::OpenSandbox => true,
             Caller::Operator { app: None } => true,
+            Caller::Professional(_) => false,
             Caller::App(_) | Caller::Operator { app: Some(_) } => {
                 stored.created_by.is_some() && stored.created_by.as_deref() == self.app_id()
             }
@@ -212,5 +279,89 @@ mod tests {
                 .may_delete(&stored("p1", Some("a2")))
                 .is_ok()
         );
+    }
+
+    fn context(
+        patient: Option<&str>,
+        org: Option<&str>,
+        professional: bool,
+        scope: &str,
+    ) -> AccessContext {
+        AccessContext {
+            patient: patient.map(str::to_string),
+            app_id: "a".into(),
+            app_name: "A".into(),
+            scopes: phr_auth::ScopeSet::parse(scope).unwrap(),
+            scope: scope.into(),
+            grant_id: patient.map(|_| "g".to_string()),
+            token_id: "t".into(),
+            expires_at: 0,
+            org: org.map(str::to_string),
+            professional: professional.then(|| phr_auth::Professional {
+                id: "tp".into(),
+                name: None,
+                org: org.unwrap_or_default().to_string(),
+            }),
+        }
+    }
+
+    #[test]
+    fn only_the_organisations_system_records_its_care_relationships() {
+        let care =
+            |org: &str| crate::professional::episode_of_care("p1", org, "C", "2026-01-01", None);
+        let system = Caller::App(context(
+            None,
+            Some("1.2.3"),
+            false,
+            "system/EpisodeOfCare.cruds",
+        ));
+        assert!(
+            system
+                .permit_resource(Interaction::Create, &care("1.2.3"))
+                .is_ok()
+        );
+        assert!(
+            system
+                .permit_resource(Interaction::Create, &care("1.2.4"))
+                .is_err()
+        );
+        let wellbeing = Caller::App(context(Some("p1"), None, false, "patient/*.cruds"));
+        assert!(
+            wellbeing
+                .permit_resource(Interaction::Create, &care("1.2.3"))
+                .is_err()
+        );
+        let consent = crate::professional::sharing_consent("p1", None, "fi", "x", 0);
+        assert!(
+            wellbeing
+                .permit_resource(Interaction::Create, &consent)
+                .is_err()
+        );
+        let citizen = Caller::Citizen {
+            patient: "p1".into(),
+        };
+        assert!(
+            citizen
+                .permit_resource(Interaction::Create, &consent)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_professional_only_reads_and_is_confined_to_no_compartment_of_its_own() {
+        let pro = Caller::Professional(context(None, Some("1.2.3"), true, "user/Observation.rs"));
+        assert!(pro.permit("Observation", Interaction::Read).is_ok());
+        assert!(pro.permit("Observation", Interaction::Search).is_ok());
+        for write in [
+            Interaction::Create,
+            Interaction::Update,
+            Interaction::Delete,
+        ] {
+            assert!(pro.permit("Observation", write).is_err());
+        }
+        assert!(pro.permit("Condition", Interaction::Read).is_err());
+        assert_eq!(pro.compartment(), None);
+        assert!(!pro.may_read_wide_history());
+        assert!(pro.may_delete(&stored("p1", Some("a"))).is_err());
     }
 }

@@ -50,6 +50,11 @@ impl FhirService {
                     "history is not available to tokens restricted to some categories; search instead",
                 ));
             }
+            if query.id.is_none() && caller.professional().is_some() {
+                return Err(Error::forbidden(
+                    "a professional reads the history of one resource at a time; search with patient=[id] instead",
+                ));
+            }
         } else if !caller.may_read_wide_history() {
             return Err(Error::forbidden(
                 "system-wide history is not available to applications",
@@ -59,7 +64,18 @@ impl FhirService {
         if let (Some(resource_type), Some(id)) = (&query.resource_type, &query.id) {
             // An instance's history is visible exactly when the instance is.
             match self.current_for(caller, resource_type, id)? {
-                Some(current) => caller.may_see(&current)?,
+                Some(current) => {
+                    caller.may_see(&current)?;
+                    if let Some(permit) = self.professional_may_see(caller, &current)? {
+                        let mut page = self.storage.history(&HistoryQuery {
+                            compartment: None,
+                            ..query
+                        })?;
+                        // Every version shown must itself be shared.
+                        page.versions.retain(|v| v.deleted || permit.covers(v));
+                        return Ok(page);
+                    }
+                }
                 None => {
                     return Err(Error::not_found(format!(
                         "{resource_type}/{id} is not known"

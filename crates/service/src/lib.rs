@@ -29,6 +29,7 @@ pub mod export;
 pub mod history;
 pub mod patients;
 pub mod pipeline;
+pub mod professional;
 mod read;
 pub mod resource;
 pub mod retention;

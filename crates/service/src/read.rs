@@ -23,6 +23,7 @@ impl FhirService {
             .current_for(caller, resource_type, id)?
             .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
         caller.may_see(&stored)?;
+        self.professional_may_see(caller, &stored)?;
         if stored.deleted {
             return Err(Error::gone(format!("{resource_type}/{id} was deleted")));
         }
@@ -58,6 +59,7 @@ impl FhirService {
         }
         .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} has no version {number}")))?;
         caller.may_see(&stored)?;
+        self.professional_may_see(caller, &stored)?;
         if stored.deleted {
             return Err(Error::gone(format!(
                 "version {number} of {resource_type}/{id} is a deletion"

@@ -183,7 +183,11 @@ impl FhirService {
                 _ => query.compartment = Some(own.to_string()),
             }
         }
-        let page = self.storage.search(&query, page)?;
+        let permit = self.professional_search(caller, &mut query)?;
+        let mut page = self.storage.search(&query, page)?;
+        if let Some(permit) = &permit {
+            crate::professional::confine_included(&mut page, permit);
+        }
         Ok(SearchResult {
             page,
             query,

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::config::Mode;
 use crate::error::{AuthError, Result};
-use crate::scope::{ScopeSet, Special};
+use crate::scope::{ScopeContext, ScopeSet, Special};
 use crate::secrets::{constant_time_eq, digest, random_token};
 
 pub(crate) use postgres::PostgresAppStore;
@@ -158,6 +158,9 @@ pub struct App {
     pub jwks_uri: Option<String>,
     pub created_at: i64,
     pub status_changed_at: i64,
+    /// The organisation (OID) a professional application belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 impl App {
@@ -193,6 +196,10 @@ pub struct NewApp {
     pub jwks: Option<Value>,
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// The organisation (OID) of a professional application; required for those, refused
+    /// for wellbeing applications.
+    #[serde(default)]
+    pub org: Option<String>,
 }
 
 fn default_kind() -> AppKind {
@@ -231,6 +238,49 @@ fn check_redirect_uri(uri: &str) -> Result<()> {
             "redirect URI {uri:?}: use https or a reverse-domain private scheme"
         ))),
     }
+}
+
+/// The resource types an organisation's own system may write with `system/` scopes: its
+/// care relationships with citizens.
+pub const PROFESSIONAL_SYSTEM_TYPES: &[&str] = &["EpisodeOfCare"];
+
+/// A professional application belongs to an organisation and may only read (`user/….read`,
+/// `.r`, `.s`, `.rs`); its organisation's system may also hold `system/` scopes on the care
+/// relationships it writes. A wellbeing application has no organisation.
+fn check_kind(kind: AppKind, org: Option<&str>, scopes: &ScopeSet) -> Result<()> {
+    match kind {
+        AppKind::Wellbeing => {
+            if org.is_some() {
+                return Err(AuthError::Invalid(
+                    "only professional applications belong to an organisation".into(),
+                ));
+            }
+        }
+        AppKind::Professional => {
+            if org.is_none() {
+                return Err(AuthError::Invalid(
+                    "a professional application needs its organisation (--org OID)".into(),
+                ));
+            }
+            for scope in scopes.resource_scopes() {
+                let allowed = match scope.context {
+                    ScopeContext::User => crate::scope::Perms::READ.contains(scope.perms),
+                    ScopeContext::System => scope
+                        .resource_type
+                        .as_deref()
+                        .is_some_and(|t| PROFESSIONAL_SYSTEM_TYPES.contains(&t)),
+                    ScopeContext::Patient => false,
+                };
+                if !allowed {
+                    return Err(AuthError::Invalid(format!(
+                        "a professional application may only read (user/….read or user/….rs scopes), and its organisation's system write care relationships (system/EpisodeOfCare): {} is not allowed",
+                        scope
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_app_id(id: &str) -> Result<()> {
@@ -297,6 +347,7 @@ impl Apps {
                 "system/ scopes need a private_key_jwt client".into(),
             ));
         }
+        check_kind(new.kind, new.org.as_deref(), &scopes)?;
         if let Some(jwks) = &new.jwks {
             parse_jwks(jwks).map_err(AuthError::Invalid)?;
         }
@@ -325,6 +376,7 @@ impl Apps {
             jwks_uri: new.jwks_uri,
             created_at: now,
             status_changed_at: now,
+            org: new.org,
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -409,6 +461,7 @@ impl Apps {
             jwks_uri: None,
             created_at: now,
             status_changed_at: now,
+            org: None,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());
@@ -471,6 +524,7 @@ mod tests {
             contact: Some("dev@example.fi".into()),
             jwks: None,
             jwks_uri: None,
+            org: None,
         }
     }
 
@@ -496,6 +550,51 @@ mod tests {
             .unwrap();
         assert_eq!(public.client_secret, None);
         assert!(!apps.check_secret(&public.app.app_id, "").unwrap());
+        assert_eq!(apps.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn professional_apps_belong_to_an_organisation_and_only_read() {
+        let apps = apps();
+        let professional = |scope: &str, org: Option<&str>| NewApp {
+            kind: AppKind::Professional,
+            scope: scope.into(),
+            org: org.map(str::to_string),
+            ..new_app(ClientType::Public)
+        };
+        let ok = apps
+            .register(
+                professional(
+                    "user/Observation.rs user/Patient.read openid fhirUser",
+                    Some("1.2.3"),
+                ),
+                AppStatus::Sandbox,
+            )
+            .unwrap();
+        assert_eq!(ok.app.org.as_deref(), Some("1.2.3"));
+        for (scope, org) in [
+            ("user/Observation.rs", None),
+            ("user/Observation.write", Some("1.2.3")),
+            ("user/Observation.cruds", Some("1.2.3")),
+            ("patient/Observation.rs", Some("1.2.3")),
+        ] {
+            assert!(
+                apps.register(professional(scope, org), AppStatus::Sandbox)
+                    .is_err(),
+                "{scope} {org:?}"
+            );
+        }
+        let mut wellbeing = new_app(ClientType::Public);
+        wellbeing.org = Some("1.2.3".into());
+        assert!(apps.register(wellbeing, AppStatus::Sandbox).is_err());
+        let mut system = professional("system/EpisodeOfCare.cruds", Some("1.2.3"));
+        system.client_type = ClientType::PrivateKeyJwt;
+        system.jwks = Some(
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}),
+        );
+        apps.register(system.clone(), AppStatus::Sandbox).unwrap();
+        system.scope = "system/Observation.rs".into();
+        assert!(apps.register(system, AppStatus::Sandbox).is_err());
         assert_eq!(apps.list().unwrap().len(), 2);
     }
 

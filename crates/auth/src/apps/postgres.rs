@@ -10,7 +10,8 @@ use super::{App, AppKind, AppStatus, AppStore, ClientType};
 use crate::error::Result;
 use crate::postgres::{Postgres, Sql, get};
 
-pub(crate) const SCHEMA: &[&str] = &[r#"
+pub(crate) const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     app_id            TEXT PRIMARY KEY,
     name              TEXT NOT NULL,
@@ -26,7 +27,11 @@ CREATE TABLE apps (
     created_at        BIGINT NOT NULL,
     status_changed_at BIGINT NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE apps ADD COLUMN org TEXT;            -- the organisation of a professional app
+"#,
+];
 
 pub(crate) struct PostgresAppStore {
     pg: Arc<Postgres>,
@@ -38,7 +43,7 @@ impl PostgresAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org";
 
 fn app_from_row(row: &Row) -> Result<App, PgError> {
     let text = |i: usize| get::<String>(row, i);
@@ -59,6 +64,7 @@ fn app_from_row(row: &Row) -> Result<App, PgError> {
         jwks_uri: get(row, 9)?,
         created_at: get(row, 10)?,
         status_changed_at: get(row, 11)?,
+        org: get(row, 12)?,
     })
 }
 
@@ -74,7 +80,7 @@ impl AppStore for PostgresAppStore {
             let inserted = conn.exec(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 &[
@@ -90,6 +96,7 @@ impl AppStore for PostgresAppStore {
                     &app.jwks_uri,
                     &app.created_at,
                     &app.status_changed_at,
+                    &app.org,
                     &secret_digest,
                 ],
             )?;

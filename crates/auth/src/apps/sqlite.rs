@@ -19,7 +19,7 @@ impl SqliteAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -46,6 +46,7 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
         jwks_uri: row.get(9)?,
         created_at: row.get(10)?,
         status_changed_at: row.get(11)?,
+        org: row.get(12)?,
     })
 }
 
@@ -59,7 +60,7 @@ impl AppStore for SqliteAppStore {
             let inserted = conn.execute(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 params![
@@ -75,6 +76,7 @@ impl AppStore for SqliteAppStore {
                     app.jwks_uri,
                     app.created_at,
                     app.status_changed_at,
+                    app.org,
                     secret_digest,
                 ],
             )?;
@@ -166,6 +168,7 @@ mod tests {
             jwks_uri: Some("https://a.example/jwks".into()),
             created_at,
             status_changed_at: created_at,
+            org: Some("1.2.246.10.1".into()),
         }
     }
 

@@ -219,6 +219,15 @@ impl Citizens {
         }
     }
 
+    /// The Patient id of a citizen who has taken the service into use, looked up by identity
+    /// code without taking anyone into use (a professional system looking the citizen up).
+    pub fn patient_of(&self, hetu: &Hetu) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .by_identity(&self.identity_digest(hetu))?
+            .map(|c| c.patient_id))
+    }
+
     pub fn get(&self, patient_id: &str) -> Result<Option<Citizen>> {
         self.store.by_patient(patient_id)
     }

@@ -56,13 +56,28 @@ pub struct AccessContext {
     /// The token's `jti` (never the token itself).
     pub token_id: String,
     pub expires_at: i64,
+    /// The organisation (OID) of a professional application (its professionals' tokens and
+    /// its organisation's system tokens).
+    pub org: Option<String>,
+    /// The professional signed in to a professional application.
+    pub professional: Option<Professional>,
+}
+
+/// A social welfare or healthcare professional, as their token names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Professional {
+    /// Their professional identifier (e.g. the register number of Valvira, or a test id).
+    pub id: String,
+    pub name: Option<String>,
+    /// The organisation (OID) they act for.
+    pub org: String,
 }
 
 impl AccessContext {
     /// Whether `interaction` on `resource_type` is allowed and under which granular filters.
     pub fn access(&self, resource_type: &str, interaction: Interaction) -> Access {
         self.scopes
-            .access(resource_type, interaction, self.patient.is_none())
+            .access(resource_type, interaction, self.is_system())
     }
 
     /// Like [`AccessContext::access`], as a 403 error when denied.
@@ -82,7 +97,7 @@ impl AccessContext {
 
     /// True for backend-service tokens (client_credentials, `system/` scopes).
     pub fn is_system(&self) -> bool {
-        self.patient.is_none()
+        self.patient.is_none() && self.professional.is_none()
     }
 }
 
@@ -168,7 +183,22 @@ impl Enforcer {
         let claims = self.verify(token)?;
         let app_name = self.check(&claims)?;
         let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
+        let professional = match (&claims.professional, &claims.org) {
+            (Some(id), Some(org)) => Some(Professional {
+                id: id.clone(),
+                name: claims.professional_name.clone(),
+                org: org.clone(),
+            }),
+            (Some(_), None) => return Err(AccessError::InvalidToken),
+            (None, _) => None,
+        };
+        if professional.is_some() && claims.patient.is_some() {
+            // A professional's token names no citizen: each request names one.
+            return Err(AccessError::InvalidToken);
+        }
         Ok(AccessContext {
+            org: claims.org,
+            professional,
             patient: claims.patient,
             app_id: claims.client_id,
             app_name,

@@ -131,6 +131,9 @@ impl Fixture {
             gid: Some("g".into()),
             fid: Some("f".into()),
             fhir_user: None,
+            org: None,
+            professional: None,
+            professional_name: None,
         }
     }
 

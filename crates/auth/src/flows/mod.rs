@@ -93,6 +93,9 @@ pub(crate) fn mint(
             .patient
             .filter(|_| scopes.has(Special::FhirUser))
             .map(|p| fhir_user(auth, p)),
+        org: app.org.clone(),
+        professional: None,
+        professional_name: None,
     };
     let access_token = auth.0.keys.sign(&claims)?;
     Ok(TokenResponse {

@@ -90,6 +90,7 @@ pub fn register_client(auth: &AuthService, body: &[u8]) -> Result<Value, Registr
             contact: metadata.contacts.into_iter().next(),
             jwks: metadata.jwks,
             jwks_uri: metadata.jwks_uri,
+            org: None,
         },
         AppStatus::Sandbox,
     )?;
@@ -155,6 +156,7 @@ pub fn register_from_page(
         contact: Some(form.contact.clone()).filter(|c| !c.is_empty()),
         jwks: None,
         jwks_uri: None,
+        org: None,
     };
     Ok(auth.register_app(new, AppStatus::Sandbox)?)
 }

@@ -454,3 +454,126 @@ pub fn issue_for_cli(
         token,
     })
 }
+
+/// What `phr token --professional` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedProfessionalToken {
+    pub professional: String,
+    pub org: String,
+    pub token: TokenResponse,
+}
+
+/// Operator/test helper (`phr token --professional`): a token of the professional
+/// application `app_id` for the test professional `professional` of the organisation `org`
+/// (the application's own). Sandbox mode only. Whose data it reads is decided per request:
+/// only a citizen's who has consented and has an active care relationship with `org`.
+pub fn issue_professional_for_cli(
+    auth: &AuthService,
+    professional: &str,
+    professional_name: Option<&str>,
+    org: &str,
+    app_id: &str,
+    scope: &str,
+) -> Result<IssuedProfessionalToken, AuthError> {
+    if !auth.config().mode.is_sandbox() {
+        return Err(AuthError::NotAllowed(
+            "phr token works in sandbox mode only".into(),
+        ));
+    }
+    let professional = professional.trim();
+    if professional.is_empty()
+        || professional.len() > 64
+        || !professional
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err(AuthError::Invalid(
+            "professional id: 1–64 characters of A–Z a–z 0–9 - . _".into(),
+        ));
+    }
+    let org = auth
+        .org(org)?
+        .ok_or_else(|| AuthError::NotFound(format!("organisation {org}")))?;
+    let app = auth
+        .app(app_id)?
+        .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+    if app.kind != crate::apps::AppKind::Professional || app.org.as_deref() != Some(&org.oid) {
+        return Err(AuthError::NotAllowed(format!(
+            "application {app_id} is not a professional application of organisation {}",
+            org.oid
+        )));
+    }
+    if !app.status.is_usable(auth.config().mode) {
+        return Err(AuthError::NotAllowed(format!(
+            "application {app_id} is {}",
+            app.status.code()
+        )));
+    }
+    let asked = ScopeSet::parse(scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    let granted = asked.intersect(&app.allowed_scopes());
+    if !granted.has_patient_scopes() {
+        return Err(AuthError::Invalid(
+            "none of the requested scopes is registered for this application".into(),
+        ));
+    }
+    let scope = granted.to_string();
+    let name = professional_name.map(str::trim).filter(|n| !n.is_empty());
+    let token = mint_professional(auth, &app, professional, name, &scope)
+        .map_err(|e| AuthError::Invalid(e.to_string()))?;
+    let mut record = AuditRecord::new(Usage::Operator, "operator");
+    record.app_id = Some(app.app_id.clone());
+    record.app_name = Some(app.name.clone());
+    record.interaction = Some("token:cli-professional".into());
+    record.user_rights = Some(scope);
+    auth.audit(record)?;
+    Ok(IssuedProfessionalToken {
+        professional: professional.to_owned(),
+        org: org.oid,
+        token,
+    })
+}
+
+/// Signs a professional's access token: no citizen, no grant; the organisation and the
+/// professional in the claims, `fhirUser` naming the professional.
+pub(crate) fn mint_professional(
+    auth: &AuthService,
+    app: &crate::apps::App,
+    professional: &str,
+    name: Option<&str>,
+    scope: &str,
+) -> Result<TokenResponse, OAuthError> {
+    let config = auth.config();
+    let now = auth.now();
+    let lifetime = config.access_token_lifetime;
+    let claims = crate::tokens::AccessClaims {
+        iss: config.issuer().to_owned(),
+        sub: professional.to_owned(),
+        aud: config.fhir_base_url(),
+        exp: now + lifetime,
+        iat: now,
+        jti: uuid::Uuid::new_v4().to_string(),
+        client_id: app.app_id.clone(),
+        scope: scope.to_owned(),
+        patient: None,
+        gid: None,
+        fid: None,
+        fhir_user: Some(format!(
+            "{}/Practitioner/{professional}",
+            config.fhir_base_url()
+        )),
+        org: app.org.clone(),
+        professional: Some(professional.to_owned()),
+        professional_name: name.map(str::to_owned),
+    };
+    let access_token = auth.0.keys.sign(&claims)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: lifetime,
+        scope: scope.to_owned(),
+        patient: None,
+        sub: None,
+        refresh_token: None,
+        id_token: None,
+    })
+}

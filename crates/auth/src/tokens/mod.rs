@@ -44,6 +44,17 @@ pub struct AccessClaims {
     pub fid: Option<String>,
     #[serde(default, rename = "fhirUser", skip_serializing_if = "Option::is_none")]
     pub fhir_user: Option<String>,
+    /// The organisation (OID) of a professional application's token: of the professional
+    /// signed in, or of the organisation's own system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The professional signed in (their professional identifier), for a professional
+    /// application's user token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub professional: Option<String>,
+    /// The professional's name as their identity provider gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub professional_name: Option<String>,
 }
 
 /// What an authorization code stands for, stored with it.

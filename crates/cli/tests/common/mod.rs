@@ -85,7 +85,7 @@ pub fn engine_args(data: &Path) -> Vec<String> {
 
 /// Commands that take `--database` like `--data`.
 const DATABASE_COMMANDS: &[&str] = &[
-    "app", "token", "grant", "audit", "key", "import", "export", "demo",
+    "app", "token", "grant", "audit", "key", "import", "export", "demo", "org", "care", "consent",
 ];
 
 /// `args` with the engine's arguments for the data folder they name (PostgreSQL runs).

@@ -87,7 +87,13 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> 
     tokio::task::spawn_blocking(move || auth.authenticate(authorization.as_deref()))
         .await
         .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
-        .map(Caller::App)
+        .map(|context| {
+            if context.professional.is_some() {
+                Caller::Professional(context)
+            } else {
+                Caller::App(context)
+            }
+        })
         .map_err(Error::from_access)
 }
 

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use phr_fhir::IssueType;
+use phr_service::professional::{identity_code_searched, without_identity_codes};
 use phr_service::search::{COMPARTMENT_TYPE, Scope, search_criteria};
 use phr_service::{Error, ErrorKind};
 
@@ -15,6 +16,33 @@ use super::error::FhirError;
 use super::request::{Fhir, blocking, read_body};
 use super::respond;
 use crate::AppState;
+
+/// A professional looking a citizen up by personal identity code: the pseudonymous Patient
+/// when consent and a care relationship allow, else an empty searchset whether or not the
+/// person uses the service. The identity code goes no further than the citizen lookup.
+async fn professional_lookup(
+    state: AppState,
+    req: Fhir,
+    hetu: String,
+) -> Result<Response, FhirError> {
+    let auth = state.auth.clone();
+    let caller = req.caller;
+    let format = req.format;
+    let searched = blocking(&state, move |fhir| {
+        let patient = auth
+            .patient_of_identity(&hetu)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        fhir.professional_patient_search(&caller, patient.as_deref())
+    })
+    .await?;
+    req.audit.subject(searched.patient);
+    req.audit.touched(searched.resources);
+    Ok(respond::resource_response(
+        StatusCode::OK,
+        &searched.bundle,
+        format,
+    ))
+}
 
 /// What a search request reads: a type, or a type in one Patient's compartment.
 struct Target {
@@ -127,8 +155,17 @@ async fn search(
 ) -> Result<Response, FhirError> {
     req.audit
         .interaction("search-type", Some(&target.resource_type));
-    req.audit.search_criteria(search_criteria(&params));
+    // A personal identity code is never recorded, whoever searches with one.
+    req.audit
+        .search_criteria(search_criteria(&without_identity_codes(&params)));
     let format = req.format;
+    if target.resource_type == "Patient"
+        && target.patient.is_none()
+        && req.caller.professional().is_some()
+        && let Some(hetu) = identity_code_searched(&params).map(str::to_owned)
+    {
+        return professional_lookup(state, req, hetu).await;
+    }
     if target.resource_type == "AuditEvent" {
         let auth = state.auth.clone();
         let caller = req.caller;

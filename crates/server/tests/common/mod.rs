@@ -113,6 +113,7 @@ pub fn register(
                 contact: None,
                 jwks: None,
                 jwks_uri: None,
+                org: None,
             },
             status,
         )

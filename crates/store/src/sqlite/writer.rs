@@ -318,6 +318,17 @@ impl Writer {
             }
             return;
         }
+        // Another process (an operator command such as `phr care add` or `phr consent give`
+        // while this server runs) may have written since: continue after its versions.
+        // Cheap under the write lock just taken.
+        if let Ok(last) =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+        {
+            self.next_seq = self.next_seq.max(last + 1);
+        }
         let seq_before = self.next_seq;
         for command in batch {
             requests += 1;

@@ -1,0 +1,645 @@
+//! Professional access, black-box: the real `phr` binary, organisations and professional
+//! applications registered with the operator commands (`phr org`, `phr app`), professionals'
+//! tokens minted with `phr token --professional`, care relationships and consents recorded
+//! with the sandbox helpers (`phr care add`, `phr consent give|withdraw`), and every answer
+//! checked over HTTP: consent × care relationship × application status × interaction.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const ORG: &str = "1.2.246.10.1111111.10.0";
+const OTHER_ORG: &str = "1.2.246.10.2222222.10.0";
+const PRO_SCOPE: &str = "user/Observation.rs user/Patient.rs";
+const WELLBEING_SCOPE: &str = "patient/Observation.cruds patient/Patient.read patient/Consent.cruds patient/EpisodeOfCare.cruds";
+const GLUCOSE_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose";
+const WEIGHT_PROFILE: &str = "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bodyweight";
+
+fn register_orgs(server: &Server) {
+    server.admin(&[
+        "org",
+        "register",
+        "--oid",
+        ORG,
+        "--name",
+        "Testin terveysasema",
+        "--name-sv",
+        "Testets hälsocentral",
+        "--name-en",
+        "Test Health Centre",
+    ]);
+    server.admin(&["org", "register", "--oid", OTHER_ORG, "--name", "Toinen"]);
+}
+
+fn register_pro_app(server: &Server, id: &str, org: &str, sandbox: bool) {
+    let mut args = vec![
+        "app",
+        "register",
+        "--id",
+        id,
+        "--name",
+        "Potilastietojärjestelmä",
+        "--kind",
+        "professional",
+        "--org",
+        org,
+        "--scope",
+        PRO_SCOPE,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+    ];
+    if sandbox {
+        args.push("--sandbox");
+    }
+    server.admin(&args);
+}
+
+fn pro_token(server: &Server, app: &str, professional: &str) -> String {
+    let out = server.admin(&[
+        "token",
+        "--professional",
+        professional,
+        "--professional-name",
+        "Doctor Test Person",
+        "--org",
+        ORG,
+        "--app",
+        app,
+        "--scope",
+        PRO_SCOPE,
+    ]);
+    assert!(out.contains(&format!("org: {ORG}")), "{out}");
+    out.lines().last().expect("a token").to_string()
+}
+
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn eventually_status(what: &str, status: u16, request: impl Fn() -> reqwest::blocking::Response) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = request().status().as_u16();
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {got} after 3 s, expected {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn organisations_are_registered_by_oid_and_professional_apps_bound_to_one() {
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    let json: Value = serde_json::from_str(&server.admin(&[
+        "org",
+        "register",
+        "--oid",
+        "urn:oid:1.2.246.10.3",
+        "--name",
+        "Kolmas",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(json["oid"], "1.2.246.10.3");
+    assert_eq!(json["name_en"], "Kolmas");
+    let listed: Value =
+        serde_json::from_str(&server.admin(&["org", "list", "--json"])).expect("JSON list");
+    let test = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["oid"] == ORG)
+        .expect("listed");
+    assert_eq!(
+        (&test["name_fi"], &test["name_sv"], &test["name_en"]),
+        (
+            &json!("Testin terveysasema"),
+            &json!("Testets hälsocentral"),
+            &json!("Test Health Centre")
+        )
+    );
+    assert!(
+        server
+            .admin(&["org", "list"])
+            .contains("Test Health Centre")
+    );
+    let taken = server.admin_fails(&["org", "register", "--oid", ORG, "--name", "X"]);
+    assert!(taken.contains("already registered"), "{taken}");
+    let bad = server.admin_fails(&["org", "register", "--oid", "1.2.x", "--name", "X"]);
+    assert!(bad.contains("not an OID"), "{bad}");
+
+    // A professional application belongs to a registered organisation and only reads.
+    let register = |scope: &str, org: Option<&str>| -> Vec<String> {
+        let mut args = vec![
+            "app",
+            "register",
+            "--name",
+            "Pro",
+            "--kind",
+            "professional",
+            "--scope",
+            scope,
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ];
+        if let Some(org) = org {
+            args.extend(["--org", org]);
+        }
+        args.into_iter().map(str::to_string).collect()
+    };
+    let register = |scope: &str, org: Option<&str>| register(scope, org);
+    let no_org = server.admin_fails(&refs(&register(PRO_SCOPE, None)));
+    assert!(no_org.contains("organisation"), "{no_org}");
+    let unknown = server.admin_fails(&refs(&register(PRO_SCOPE, Some("1.2.246.10.9"))));
+    assert!(unknown.contains("not registered"), "{unknown}");
+    for scope in [
+        "user/Observation.write",
+        "user/Observation.cruds",
+        "patient/Observation.rs",
+        "user/Observation.rs user/Observation.c",
+    ] {
+        let refused = server.admin_fails(&refs(&register(scope, Some(ORG))));
+        assert!(refused.contains("may only read"), "{scope}: {refused}");
+    }
+    server.admin(&refs(&register(PRO_SCOPE, Some(ORG))));
+    let wellbeing_with_org = server.admin_fails(&[
+        "app",
+        "register",
+        "--name",
+        "W",
+        "--org",
+        ORG,
+        "--scope",
+        "patient/Observation.rs",
+        "--redirect-uri",
+        "http://127.0.0.1:9/cb",
+    ]);
+    assert!(
+        wellbeing_with_org.contains("only professional"),
+        "{wellbeing_with_org}"
+    );
+    let apps = server.admin(&["app", "list"]);
+    assert!(apps.contains(&format!("(organisation {ORG})")), "{apps}");
+
+    // Tokens: only for a professional app of the professional's own organisation.
+    register_pro_app(&server, "pro-app", ORG, false);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    let token = |app: &str, org: &str| {
+        server.admin_args(&[
+            "token",
+            "--professional",
+            "tp-1",
+            "--org",
+            org,
+            "--app",
+            app,
+            "--scope",
+            PRO_SCOPE,
+        ])
+    };
+    let as_strs = |v: &Vec<String>| v.iter().map(String::clone).collect::<Vec<_>>();
+    let run_fails = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        phr_fails(&refs)
+    };
+    let other_org = run_fails(as_strs(&token("pro-app", OTHER_ORG)));
+    assert!(
+        other_org.contains("not a professional application of"),
+        "{other_org}"
+    );
+    let wellbeing = run_fails(as_strs(&token("wellbeing-app", ORG)));
+    assert!(
+        wellbeing.contains("not a professional application of"),
+        "{wellbeing}"
+    );
+}
+
+/// What the citizen has consented to share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Consent {
+    None,
+    All,
+    GlucoseOnly,
+    Withdrawn,
+}
+
+/// The citizen's care relationship.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Care {
+    None,
+    Active,
+    Expired,
+    OtherOrg,
+}
+
+struct Subject {
+    consent: Consent,
+    care: Care,
+    hetu: String,
+    patient: String,
+    glucose: String,
+    weight: String,
+}
+
+/// The professional application's status when the requests are made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AppState {
+    Sandbox,
+    Certified,
+    Suspended,
+    Revoked,
+}
+
+fn entries(bundle: &Value) -> Vec<Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|list| list.iter().map(|e| e["resource"].clone()).collect())
+        .unwrap_or_default()
+}
+
+fn profiles(resources: &[Value]) -> Vec<String> {
+    resources
+        .iter()
+        .filter_map(|r| r.pointer("/meta/profile/0").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_authorization_matrix_of_professionals() {
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    let apps = [
+        ("pro-sandbox", AppState::Sandbox),
+        ("pro-certified", AppState::Certified),
+        ("pro-suspended", AppState::Suspended),
+        ("pro-revoked", AppState::Revoked),
+    ];
+    for (id, state) in apps {
+        register_pro_app(&server, id, ORG, state == AppState::Sandbox);
+    }
+    // Tokens are minted while every app is usable: suspension and revocation must cut
+    // tokens already issued.
+    let tokens: Vec<(AppState, String)> = apps
+        .iter()
+        .map(|(id, state)| (*state, pro_token(&server, id, "tp-1")))
+        .collect();
+
+    let consents = [
+        Consent::None,
+        Consent::All,
+        Consent::GlucoseOnly,
+        Consent::Withdrawn,
+    ];
+    let cares = [Care::None, Care::Active, Care::Expired, Care::OtherOrg];
+    let mut subjects = Vec::new();
+    let mut individual = 900;
+    for consent in consents {
+        for care in cares {
+            individual += 1;
+            let hetu = test_hetu("150375", individual);
+            let (patient, token) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+            let store = |resource: Value| {
+                let response = server.post_as(&token, "Observation", &resource);
+                assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+                body(response)["id"].as_str().unwrap().to_string()
+            };
+            let glucose = store(glucose(&patient, "2026-11-01T08:00:00+02:00", 5.6));
+            let weight = store(weight(&patient, 80.5));
+            match consent {
+                Consent::None => {}
+                Consent::All => {
+                    server.admin(&["consent", "give", "--hetu", &hetu]);
+                }
+                Consent::GlucoseOnly => {
+                    server.admin(&[
+                        "consent",
+                        "give",
+                        "--hetu",
+                        &hetu,
+                        "--content",
+                        "blood-glucose",
+                    ]);
+                }
+                Consent::Withdrawn => {
+                    server.admin(&["consent", "give", "--hetu", &hetu]);
+                    server.admin(&["consent", "withdraw", "--hetu", &hetu]);
+                }
+            }
+            match care {
+                Care::None => {}
+                Care::Active => {
+                    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+                }
+                Care::Expired => {
+                    server.admin(&[
+                        "care",
+                        "add",
+                        "--hetu",
+                        &hetu,
+                        "--org",
+                        ORG,
+                        "--from",
+                        "2020-01-01",
+                        "--until",
+                        "2021-12-31",
+                    ]);
+                }
+                Care::OtherOrg => {
+                    server.admin(&["care", "add", "--hetu", &hetu, "--org", OTHER_ORG]);
+                }
+            }
+            subjects.push(Subject {
+                consent,
+                care,
+                hetu,
+                patient,
+                glucose,
+                weight,
+            });
+        }
+    }
+    let all_patients: Vec<String> = subjects.iter().map(|s| s.patient.clone()).collect();
+
+    // Now cut the apps that should be cut, and wait until the server has heard of it.
+    server.admin(&["app", "suspend", "pro-suspended"]);
+    server.admin(&["app", "revoke", "pro-revoked"]);
+    for (state, token) in &tokens {
+        if matches!(state, AppState::Suspended | AppState::Revoked) {
+            eventually_status("cut app", 401, || {
+                server.get_as(
+                    token,
+                    &format!("Observation?patient={}", subjects[5].patient),
+                )
+            });
+        }
+    }
+
+    let mut checked = 0;
+    for (state, token) in &tokens {
+        let usable = matches!(state, AppState::Sandbox | AppState::Certified);
+        for s in &subjects {
+            let what = format!("{state:?} app, consent {:?}, care {:?}", s.consent, s.care);
+            let allowed = usable
+                && matches!(s.consent, Consent::All | Consent::GlucoseOnly)
+                && s.care == Care::Active;
+            let weight_shared = allowed && s.consent == Consent::All;
+            let expect =
+                |response: reqwest::blocking::Response, status: u16, interaction: &str| -> Value {
+                    let got = response.status().as_u16();
+                    let text = response.text().unwrap();
+                    let expected = if usable { status } else { 401 };
+                    assert_eq!(got, expected, "{what}: {interaction}: {text}");
+                    // Nobody else's data, ever.
+                    for other in all_patients.iter().filter(|p| **p != s.patient) {
+                        assert!(
+                            !text.contains(other.as_str()),
+                            "{what}: {interaction} leaks"
+                        );
+                    }
+                    if !weight_shared {
+                        assert!(
+                            !text.contains(WEIGHT_PROFILE),
+                            "{what}: {interaction} shows what was not shared: {text}"
+                        );
+                    }
+                    serde_json::from_str(&text).unwrap_or(Value::Null)
+                };
+
+            // read
+            expect(
+                server.get_as(token, &format!("Observation/{}", s.glucose)),
+                if allowed { 200 } else { 404 },
+                "read glucose",
+            );
+            expect(
+                server.get_as(token, &format!("Observation/{}", s.weight)),
+                if weight_shared { 200 } else { 404 },
+                "read weight",
+            );
+            expect(
+                server.get_as(token, &format!("Patient/{}", s.patient)),
+                if allowed { 200 } else { 404 },
+                "read Patient",
+            );
+
+            // search
+            let bundle = expect(
+                server.get_as(token, &format!("Observation?patient={}", s.patient)),
+                if allowed { 200 } else { 403 },
+                "search",
+            );
+            if allowed {
+                let mut found = profiles(&entries(&bundle));
+                found.sort();
+                let mut wanted = vec![GLUCOSE_PROFILE.to_string()];
+                if weight_shared {
+                    wanted.push(WEIGHT_PROFILE.to_string());
+                    wanted.sort();
+                }
+                assert_eq!(found, wanted, "{what}: search");
+                assert_eq!(bundle["total"], json!(wanted.len()), "{what}: total");
+            }
+            expect(
+                server.get_as(token, "Observation"),
+                if usable { 400 } else { 401 },
+                "search without patient",
+            );
+
+            // _include
+            let bundle = expect(
+                server.get_as(
+                    token,
+                    &format!(
+                        "Observation?patient={}&_include=Observation:subject",
+                        s.patient
+                    ),
+                ),
+                if allowed { 200 } else { 403 },
+                "_include",
+            );
+            if allowed {
+                let included: Vec<Value> = entries(&bundle)
+                    .into_iter()
+                    .filter(|r| r["resourceType"] == "Patient")
+                    .collect();
+                assert_eq!(
+                    included.len(),
+                    1,
+                    "{what}: the citizen's Patient is included"
+                );
+                assert_eq!(included[0]["id"], json!(s.patient));
+            }
+
+            // history
+            expect(
+                server.get_as(token, &format!("Observation/{}/_history", s.glucose)),
+                if allowed { 200 } else { 404 },
+                "history",
+            );
+            expect(
+                server.get_as(token, &format!("Observation/{}/_history", s.weight)),
+                if weight_shared { 200 } else { 404 },
+                "history of weight",
+            );
+            expect(
+                server.get_as(token, "Observation/_history"),
+                403,
+                "type history",
+            );
+
+            // the citizen by identity code, GET and POST
+            let lookup = expect(
+                server.get_as(
+                    token,
+                    &format!("Patient?identifier=urn:oid:1.2.246.21|{}", s.hetu),
+                ),
+                200,
+                "Patient by identity code",
+            );
+            if usable {
+                let found = entries(&lookup);
+                assert_eq!(found.len(), usize::from(allowed), "{what}: lookup");
+                if allowed {
+                    assert_eq!(found[0]["id"], json!(s.patient));
+                }
+                let text = lookup.to_string();
+                assert!(
+                    !text.contains(&s.hetu),
+                    "{what}: the identity code is echoed"
+                );
+            }
+            let posted = server
+                .client
+                .post(server.url("Patient/_search"))
+                .bearer_auth(token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("identifier=urn%3Aoid%3A1.2.246.21%7C{}", s.hetu))
+                .send()
+                .unwrap();
+            let posted = expect(posted, 200, "POST Patient/_search");
+            if usable {
+                assert_eq!(entries(&posted).len(), usize::from(allowed), "{what}: POST");
+            }
+
+            // write and delete: never
+            expect(
+                server.post_as(
+                    token,
+                    "Observation",
+                    &glucose(&s.patient, "2026-11-02T08:00:00+02:00", 6.1),
+                ),
+                403,
+                "create",
+            );
+            let conditional = server
+                .json(
+                    server
+                        .client
+                        .post(server.url("Observation"))
+                        .bearer_auth(token)
+                        .header("If-None-Exist", "identifier=urn:ietf:rfc:3986|urn:uuid:x"),
+                    &glucose(&s.patient, "2026-11-02T08:00:00+02:00", 6.1),
+                )
+                .send()
+                .unwrap();
+            expect(conditional, 403, "conditional create");
+            expect(
+                server.delete_as(token, &format!("Observation/{}", s.glucose)),
+                403,
+                "delete",
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 4 * 16);
+
+    // The data is still all there for the citizen's own app.
+    let (_, own) = server.token(&subjects[5].hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let bundle = body(server.get_as(
+        &own,
+        &format!("Observation?patient={}", subjects[5].patient),
+    ));
+    assert_eq!(bundle["total"], 2);
+}
+
+#[test]
+fn withdrawing_consent_cuts_an_issued_token_at_once_and_giving_it_again_restores_it() {
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 950);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let response = server.post_as(
+        &own,
+        "Observation",
+        &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.0),
+    );
+    assert_eq!(response.status(), 201);
+    // A wellbeing application cannot open the citizen's data to professionals.
+    let forged_consent = json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://phr.kanta.fi/fiphr-cs-consentcategory", "code": "1"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "provision": {"type": "permit"}
+    });
+    let refused = server.post_as(&own, "Consent", &forged_consent);
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("only the citizen"));
+    let forged_care = json!({
+        "resourceType": "EpisodeOfCare",
+        "status": "active",
+        "patient": {"reference": format!("Patient/{patient}")},
+        "managingOrganization": {"identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:oid:{ORG}")}},
+        "period": {"start": "2026-01-01"}
+    });
+    let refused = server.post_as(&own, "EpisodeOfCare", &forged_care);
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .unwrap()
+            .contains("organisation's own system")
+    );
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    let token = pro_token(&server, "pro-app", "tp-2");
+    let search = || server.get_as(&token, &format!("Observation?patient={patient}"));
+    assert_eq!(search().status(), 403, "no consent yet");
+    server.admin(&[
+        "consent",
+        "give",
+        "--hetu",
+        &hetu,
+        "--content",
+        "blood-glucose",
+    ]);
+    assert_eq!(search().status(), 200);
+    server.admin(&["consent", "withdraw", "--hetu", &hetu]);
+    assert_eq!(
+        search().status(),
+        403,
+        "withdrawn: the same token is refused"
+    );
+    server.admin(&["consent", "give", "--hetu", &hetu]);
+    assert_eq!(search().status(), 200);
+    let bad = server.admin_fails(&["consent", "give", "--hetu", &hetu, "--content", "nonsense"]);
+    assert!(bad.contains("not a data content"), "{bad}");
+    let bad = server.admin_fails(&[
+        "care", "add", "--hetu", &hetu, "--org", ORG, "--until", "tomorrow",
+    ]);
+    assert!(bad.contains("use a date"), "{bad}");
+    let bad = server.admin_fails(&["care", "add", "--hetu", &hetu, "--org", "1.2.3.4"]);
+    assert!(bad.contains("not registered"), "{bad}");
+}
