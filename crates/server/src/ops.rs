@@ -226,8 +226,12 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// `/ready`: storage answers a read. 503 otherwise, so a load balancer stops sending traffic.
+/// `/ready`: storage answers a read and the server is not shutting down. 503 otherwise, so a
+/// load balancer stops sending traffic.
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.limits.draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     let storage = state.fhir.storage.clone();
     let answered = tokio::task::spawn_blocking(move || storage.read("Patient", "ready-probe"))
         .await
@@ -261,6 +265,7 @@ pub fn render(state: &AppState) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(8192);
     state.metrics.render_requests(&mut out);
+    state.limits.refusals.render(&mut out);
 
     let stats = state.fhir.storage.stats();
     let mut counter = |name: &str, help: &str, value: f64| {
