@@ -363,6 +363,23 @@ fn a_request_held_past_the_timeout_gets_503() {
     assert!(text.contains("OperationOutcome"), "{text}");
     assert!(server.get("metadata").status().is_success());
     assert_eq!(refused(&server, "timeout"), 1);
+    // Memory is reported as anonymous and mapped, separately.
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.root))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for kind in ["anonymous", "mapped"] {
+        let series = format!("phr_process_memory_bytes{{kind=\"{kind}\"}} ");
+        let bytes: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics"));
+        assert!(bytes > 0, "{kind}");
+    }
 }
 
 /// Whether process `pid` has exited (it is gone or a zombie waiting to be reaped).
