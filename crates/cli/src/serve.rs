@@ -118,7 +118,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let grace = std::time::Duration::from_secs(config.limits.grace_seconds);
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -180,7 +181,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         phr_server::serve(state, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
-    })
+    });
+    // Blocking work of requests cut off at the end of the grace period is not waited for
+    // beyond it.
+    runtime.shutdown_timeout(grace);
+    served
 }
 
 /// The application core on `config`'s data folder, for the operator's commands that write
@@ -243,5 +248,5 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutdown signal received");
 }

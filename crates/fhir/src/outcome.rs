@@ -47,6 +47,7 @@ pub enum IssueType {
     BusinessRule,
     Conflict,
     Throttled,
+    Timeout,
     Exception,
     Informational,
 }
@@ -77,6 +78,7 @@ impl IssueType {
             BusinessRule => "business-rule",
             Conflict => "conflict",
             Throttled => "throttled",
+            Timeout => "timeout",
             Exception => "exception",
             Informational => "informational",
         }

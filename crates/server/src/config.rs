@@ -46,6 +46,10 @@ pub struct Config {
     /// Folders of extra conformance resources (StructureDefinitions, ValueSets, CodeSystems
     /// as JSON) loaded over the catalogue, e.g. a newer official Kanta release.
     pub packages: Vec<PathBuf>,
+    /// Browser apps on other origins (`[cors]` table).
+    pub cors: crate::web::cors::CorsConfig,
+    /// Budgets, requests in flight, timeouts, drain on shutdown (`[limits]` table).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             auth: phr_auth::AuthConfig::default(),
             retention: phr_service::retention::RetentionConfig::default(),
             packages: Vec::new(),
+            cors: crate::web::cors::CorsConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 }
@@ -121,6 +127,8 @@ impl Config {
                 "max_bundle_entries must be at least 1".into(),
             ));
         }
+        self.cors.check().map_err(ConfigError::Invalid)?;
+        self.limits.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

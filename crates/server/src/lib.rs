@@ -21,13 +21,14 @@
 pub mod audit;
 pub mod config;
 pub mod fhir;
+pub mod limits;
 pub mod oauth;
 pub mod ops;
 pub mod portal;
 pub mod retention;
 pub mod web;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -57,6 +58,10 @@ pub struct Inner {
     pub capabilities: Value,
     /// Request counters and latency histograms for `/metrics`.
     pub metrics: ops::Metrics,
+    /// The origins browser apps may call from.
+    pub cors: web::cors::Origins,
+    /// Budgets, requests in flight, timeouts, drain.
+    pub limits: limits::Limits,
 }
 
 impl Deref for AppState {
@@ -161,6 +166,8 @@ impl AppState {
                 },
             },
         );
+        let cors = web::cors::Origins::new(&config.cors, &base_url, auth.clone());
+        let limits = limits::Limits::new(config.limits.clone());
         Ok(AppState(Arc::new(Inner {
             config,
             base_url,
@@ -168,6 +175,8 @@ impl AppState {
             auth,
             capabilities,
             metrics: ops::Metrics::default(),
+            cors,
+            limits,
         })))
     }
 }
@@ -201,6 +210,12 @@ pub fn router(state: AppState) -> Router {
             ))
             .into_response()
         }))
+        // The in-flight limit and the request timeout, inside the audit layer: a request
+        // refused or abandoned leaves its record too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
@@ -209,9 +224,17 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             ops::track,
         ))
+        // Outermost: every answer, refusals too (429, 503), carries the CORS headers, so that
+        // a browser app can read it.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            web::cors::layer,
+        ))
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves until `shutdown` completes, then drains: `/ready` answers 503 for the configured
+/// drain time while requests are still served, then the server stops accepting and the
+/// requests in flight have the grace period to finish before it returns anyway.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -236,10 +259,40 @@ pub async fn serve(
     }
     let maintenance = tokio::spawn(auth_maintenance(state.auth.clone()));
     let auth = state.auth.clone();
+    let drain = std::time::Duration::from_secs(state.config.limits.drain_seconds);
+    let grace = std::time::Duration::from_secs(state.config.limits.grace_seconds);
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let drained = {
+        let (state, stopping) = (state.clone(), stopping.clone());
+        async move {
+            shutdown.await;
+            state.limits.start_draining();
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "shutting down: /ready answers 503, still serving"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!(
+                seconds = grace.as_secs(),
+                "shutting down: no longer accepting, finishing requests in flight"
+            );
+            stopping.notify_one();
+        }
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(drained)
+        .into_future();
+    let served = tokio::select! {
+        served = served => served,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutting down: the grace period is over, requests still in flight are cut off");
+            Ok(())
+        }
+    };
     maintenance.abort();
     // Every audit record of the requests just finished reaches the disk before exit.
     if let Err(e) = tokio::task::spawn_blocking(move || auth.flush_audit())

@@ -226,8 +226,12 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// `/ready`: storage answers a read. 503 otherwise, so a load balancer stops sending traffic.
+/// `/ready`: storage answers a read and the server is not shutting down. 503 otherwise, so a
+/// load balancer stops sending traffic.
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.limits.draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     let storage = state.fhir.storage.clone();
     let answered = tokio::task::spawn_blocking(move || storage.read("Patient", "ready-probe"))
         .await
@@ -261,6 +265,7 @@ pub fn render(state: &AppState) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(8192);
     state.metrics.render_requests(&mut out);
+    state.limits.refusals.render(&mut out);
 
     let stats = state.fhir.storage.stats();
     let mut counter = |name: &str, help: &str, value: f64| {
@@ -338,6 +343,19 @@ pub fn render(state: &AppState) -> String {
              # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
         );
     }
+    if let Some((anonymous, mapped)) = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|text| memory_split(&text))
+    {
+        let _ = writeln!(
+            out,
+            "# HELP phr_process_memory_bytes Resident memory by kind: anonymous (heap, stacks, \
+             caches) and mapped (files: the program, database pages read through a memory map).\n\
+             # TYPE phr_process_memory_bytes gauge\n\
+             phr_process_memory_bytes{{kind=\"anonymous\"}} {anonymous}\n\
+             phr_process_memory_bytes{{kind=\"mapped\"}} {mapped}"
+        );
+    }
     if let Ok(tokens) = state.auth.token_stats() {
         let _ = writeln!(
             out,
@@ -374,6 +392,21 @@ pub fn data_size(folder: &Path) -> u64 {
         .sum()
 }
 
+/// Resident memory split into anonymous and file-mapped bytes, from the text of
+/// `/proc/<pid>/smaps_rollup` (Linux only).
+pub fn memory_split(smaps_rollup: &str) -> Option<(u64, u64)> {
+    let kib = |name: &str| -> Option<u64> {
+        smaps_rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let rss = kib("Rss:")?;
+    let anonymous = kib("Anonymous:")?;
+    Some((anonymous * 1024, rss.saturating_sub(anonymous) * 1024))
+}
+
 /// This process's resident set size, from `/proc/self/status` (Linux only).
 pub fn resident_bytes() -> Option<u64> {
     resident_bytes_of("self")
@@ -390,6 +423,14 @@ pub fn resident_bytes_of(pid: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_split_into_anonymous_and_mapped() {
+        let text = "00400000-7ffd [rollup]\nRss:              204800 kB\nPss:              200000 kB\n\
+                    Anonymous:        153600 kB\nSwap:                  0 kB\n";
+        assert_eq!(memory_split(text), Some((153_600 * 1024, 51_200 * 1024)));
+        assert_eq!(memory_split("Rss: 1 kB\n"), None);
+    }
 
     #[test]
     fn requests_are_counted_per_route_template_and_status() {

@@ -36,8 +36,13 @@ pub enum ErrorKind {
     Internal,
     /// A feature this server does not have.
     NotImplemented,
-    /// Storage is shutting down or not answering; try again later.
+    /// Storage is shutting down or not answering, or the server is at its limit of requests
+    /// in flight or took too long; try again later.
     Unavailable,
+    /// The caller has used up its request budget; try again after `Error::retry_after`.
+    TooManyRequests,
+    /// The client did not send its request (the body) in time.
+    RequestTimeout,
 }
 
 impl ErrorKind {
@@ -59,6 +64,8 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::NotImplemented => "not-implemented",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::TooManyRequests => "too-many-requests",
+            ErrorKind::RequestTimeout => "request-timeout",
         }
     }
 }
@@ -71,6 +78,8 @@ pub struct Error {
     issues: Vec<Issue>,
     /// The RFC 6750 `Bearer` challenge of a refused token, for the web layer to send back.
     challenge: Option<String>,
+    /// Seconds after which a refused caller may try again (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl Error {
@@ -84,7 +93,33 @@ impl Error {
             kind,
             issues,
             challenge: None,
+            retry_after: None,
         }
+    }
+
+    /// The caller is over its request budget: try again in `retry_after` seconds.
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut error = Self::new(ErrorKind::TooManyRequests, IssueType::Throttled, message);
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// The server cannot answer now (overloaded, shutting down, too slow): try again in
+    /// `retry_after` seconds.
+    pub fn unavailable(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut error = Self::new(ErrorKind::Unavailable, IssueType::Throttled, message);
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// The client did not send its request in time.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::RequestTimeout, IssueType::Timeout, message)
+    }
+
+    /// Seconds after which a refused caller may try again, if this refusal says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {

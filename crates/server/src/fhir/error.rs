@@ -28,6 +28,8 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
     }
 }
 
@@ -58,8 +60,9 @@ pub fn status_line(status: StatusCode) -> String {
     )
 }
 
-/// A failure as a response: its status, an OperationOutcome in `format`, and the
-/// `WWW-Authenticate` challenge of a refused token.
+/// A failure as a response: its status, an OperationOutcome in `format`, the
+/// `WWW-Authenticate` challenge of a refused token and the `Retry-After` of a refusal that
+/// says when to come back.
 pub fn render(error: &Error, format: Format) -> Response {
     let mut response = outcome_response(status_of(error.kind()), error.issues(), format);
     if let Some(challenge) = error.challenge()
@@ -68,6 +71,17 @@ pub fn render(error: &Error, format: Format) -> Response {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
+    }
+    if error.kind() == ErrorKind::RequestTimeout {
+        // The rest of a body that came too slowly is not waited for.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response.extensions_mut().insert(Failure(error.clone()));
     response

@@ -44,6 +44,7 @@ impl FromRequestParts<AppState> for Fhir {
         let audit = AuditSlot::of(&parts.extensions);
         let caller = caller(state, &parts.headers).await?;
         audit.caller(&caller);
+        state.limits.charge(&caller)?;
         Ok(Fhir {
             caller,
             format,
@@ -124,15 +125,22 @@ pub async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Res
     read_body(state, body, "the request body").await
 }
 
-/// Reads a body within the configured size limit.
+/// Reads a body within the configured size limit and body timeout (a client that trickles
+/// its body is cut off).
 pub async fn read_body(state: &AppState, body: Body, what: &str) -> Result<Bytes, Error> {
     let limit = state.config.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Error::too_large(
-            IssueType::TooLong,
-            format!("{what} is larger than the limit of {limit} bytes"),
-        )
-    })
+    match crate::limits::read_body(state, body, limit).await {
+        Some(read) => read.map_err(|_| {
+            Error::too_large(
+                IssueType::TooLong,
+                format!("{what} is larger than the limit of {limit} bytes"),
+            )
+        }),
+        None => Err(Error::request_timeout(format!(
+            "{what} did not arrive within {} s",
+            state.limits.config.body_timeout_seconds
+        ))),
+    }
 }
 
 /// Parses a request body as FHIR JSON: a byte-order mark is accepted, anything else

@@ -19,10 +19,8 @@ mod pages;
 pub mod texts;
 
 use axum::Router;
-use axum::http::header;
 use axum::routing::{get, post};
 use phr_auth::{AuthConfig, AuthService, Endpoints};
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::web::Cookies;
 
@@ -80,8 +78,8 @@ pub fn router(auth: AuthService) -> Router {
         cookies: Cookies::for_public_url(auth.config().issuer()),
         auth,
     };
-    // Machine endpoints are called from browser apps too (SMART JS clients): open CORS, no
-    // cookies involved.
+    // Machine endpoints are called from browser apps too (SMART JS clients): the server's
+    // CORS layer (`web::cors`) answers them.
     let api = Router::new()
         .route(
             "/.well-known/smart-configuration",
@@ -100,13 +98,7 @@ pub fn router(auth: AuthService) -> Router {
         .route(REVOKE_PATH, post(api::revoke))
         .route(JWKS_PATH, get(api::jwks))
         .route(USERINFO_PATH, get(api::userinfo))
-        .route(REGISTER_API_PATH, post(api::register))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
-        );
+        .route(REGISTER_API_PATH, post(api::register));
     let pages = Router::new()
         .route(
             AUTHORIZE_PATH,

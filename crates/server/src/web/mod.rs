@@ -15,6 +15,7 @@
 
 pub mod chrome;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 pub mod headers;
 pub mod lang;
