@@ -68,6 +68,8 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
         contact: None,
         jwks,
         jwks_uri: None,
+        org: None,
+        certificate_oid: None,
     }
 }
 
@@ -206,7 +208,7 @@ fuzz_target!(init: {
                     (Some(format!("Basic {}", STANDARD.encode(basic))), form)
                 }
             };
-            check(&token::form_request(auth, &Params::parse(&form), header.as_deref()));
+            check(&token::form_request(auth, &Params::parse(&form), header.as_deref(), None));
         }
         1 => {
             // private_key_jwt: a client assertion built from a valid one.
@@ -228,7 +230,7 @@ fuzz_target!(init: {
             if u.ratio(1, 4).unwrap_or(false) {
                 pairs.push(("client_id".into(), f.backend.clone()));
             }
-            check(&token::form_request(auth, &Params::new(pairs), None));
+            check(&token::form_request(auth, &Params::new(pairs), None, None));
         }
         2 => {
             // An authorization request: client, redirect URI, PKCE, scope, aud.
@@ -354,7 +356,7 @@ fuzz_target!(init: {
             if let Some(r) = pick(&mut u, REDIRECT, &mut b) {
                 pairs.push(("redirect_uri".into(), r.into()));
             }
-            check(&token::form_request(auth, &Params::new(pairs), None));
+            check(&token::form_request(auth, &Params::new(pairs), None, None));
         }
     }
 });
