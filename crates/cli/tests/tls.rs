@@ -529,6 +529,8 @@ fn a_certificate_bound_application_gets_and_uses_its_tokens_only_with_its_certif
         "{smart}"
     );
     assert_eq!(smart["tls_client_certificate_bound_access_tokens"], true);
+    // SIGTERM drains and stops an HTTPS server as it does a plain one.
+    assert!(tls.terminate().success());
 }
 
 #[test]
