@@ -579,3 +579,38 @@ fn tls_settings_that_cannot_work_are_refused_at_start() {
         assert!(error.contains(why), "{why}: {error}");
     }
 }
+
+#[test]
+fn in_production_a_wellbeing_application_is_registered_with_its_certificate_oid() {
+    let dir = tempfile::tempdir().unwrap();
+    // Production needs an upstream identity provider; nothing here talks to it.
+    let config = write(
+        dir.path(),
+        "phr.toml",
+        "public_url = \"https://phr.example.fi\"\n[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n",
+    );
+    let data = dir.path().join("data").display().to_string();
+    let register = |extra: &[&'static str]| {
+        let mut args: Vec<&str> = vec![
+            "app",
+            "register",
+            "--config",
+            config.as_str(),
+            "--data",
+            data.as_str(),
+            "--name",
+            "Steps",
+            "--scope",
+            SCOPE,
+            "--redirect-uri",
+            "https://steps.example.fi/cb",
+        ];
+        args.extend(extra);
+        args
+    };
+    let refused = phr_fails(&register(&[]));
+    assert!(refused.contains("--certificate-oid"), "{refused}");
+    let out = phr_ok(&register(&["--certificate-oid", OID]));
+    assert!(out.contains(&format!("certificate_oid: {OID}")), "{out}");
+}
