@@ -28,7 +28,7 @@ use serde_json::Value;
 
 const OID: &str = "1.2.246.10.12345678.10.1";
 const OTHER_OID: &str = "1.2.246.10.87654321.10.1";
-const SCOPE: &str = "patient/Observation.rs patient/Patient.rs";
+const SCOPE: &str = "patient/Observation.rs patient/Patient.rs offline_access";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const HEADER: &str = "X-SSL-Client-Cert";
 
@@ -374,6 +374,7 @@ fn a_certificate_bound_application_gets_and_uses_its_tokens_only_with_its_certif
     assert_eq!(status, 200, "{answer}");
     let token = answer["access_token"].as_str().unwrap().to_string();
     let patient = answer["patient"].as_str().unwrap().to_string();
+    let refresh_token = answer["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(
         claims(&token)["cnf"]["x5t#S256"],
         pki.right.thumbprint(),
@@ -529,6 +530,33 @@ fn a_certificate_bound_application_gets_and_uses_its_tokens_only_with_its_certif
         "{smart}"
     );
     assert_eq!(smart["tls_client_certificate_bound_access_tokens"], true);
+    // A refresh needs the certificate too, and the new token is bound to it.
+    let refresh = |certificate: Option<&Identity>| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", "steps"),
+        ];
+        let (status, body) = https(
+            &pki,
+            &address,
+            certificate,
+            &post_form("/oauth/token", &form, ""),
+        );
+        (status, json(&body))
+    };
+    let (status, answer) = refresh(None);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{answer}"
+    );
+    let (status, answer) = refresh(Some(&pki.right));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        claims(answer["access_token"].as_str().unwrap())["cnf"]["x5t#S256"],
+        pki.right.thumbprint()
+    );
     // SIGTERM drains and stops an HTTPS server as it does a plain one.
     assert!(tls.terminate().success());
 }
