@@ -49,11 +49,9 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
     NewApp {
         app_id: None,
         name: name.into(),
-        kind: if jwks.is_some() {
-            AppKind::Professional
-        } else {
-            AppKind::Wellbeing
-        },
+        // A backend service of a wellbeing application (a professional application would
+        // need a registered organisation).
+        kind: AppKind::Wellbeing,
         client_type,
         redirect_uris: if jwks.is_some() {
             vec![]
