@@ -66,10 +66,10 @@ pub struct ServeArgs {
     )]
     trusted_proxies: Vec<String>,
     /// Serve HTTPS with this PEM certificate chain (the server's certificate first).
-    #[arg(long, env = "PHR_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(long, env = "PHR_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
-    #[arg(long, env = "PHR_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, env = "PHR_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// A PEM bundle of the trusted issuers of application certificates: clients are asked
     /// for a certificate (optional at the TLS level), and applications registered with

@@ -591,6 +591,7 @@ fn tls_settings_that_cannot_work_are_refused_at_start() {
     let data = data.path().display().to_string();
     for (args, why) in [
         (vec!["--client-ca", client_ca.as_str()], "need TLS"),
+        (vec!["--tls-cert", client_ca.as_str()], "give both"),
         (
             vec![
                 "--tls-cert",
