@@ -948,7 +948,11 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
         let started = Instant::now();
         let first = store.search(q, None).expect("searches");
         let warm = started.elapsed().as_secs_f64() * 1000.0;
-        let runs = if warm > 2000.0 { 3 } else { args.queries.min(50).max(5) };
+        let runs = if warm > 2000.0 {
+            3
+        } else {
+            args.queries.min(50).max(5)
+        };
         let mut firsts = Vec::new();
         let mut thirds = Vec::new();
         for _ in 0..runs {
