@@ -7,7 +7,7 @@
 //!  [--ingest-observations 120000] [--skip-ingest] [--reuse] [--cache-mib 256]
 //!  [--postgres URL [--partitions 16]]`
 //!
-//! `store-bench --shapes [--queries 20] [--reuse]`: instead, one diabetic citizen's year
+//! `store-bench --shapes [--queries 20] [--reuse] [--only TEXT]`: instead, one diabetic citizen's year
 //! (CGM glucose every 5 minutes, daily steps, weekly weight, blood pressure twice a day:
 //! about 106,000 Observations) and the query shapes that have no dedicated index: `_sort`
 //! on every parameter the Observations carry, in both directions, first and third pages,
@@ -370,6 +370,7 @@ struct Args {
     postgres: Option<String>,
     partitions: u32,
     shapes: bool,
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -384,6 +385,7 @@ fn args() -> Args {
         postgres: None,
         partitions: 16,
         shapes: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -397,6 +399,7 @@ fn args() -> Args {
             "--skip-ingest" => a.skip_ingest = true,
             "--reuse" => a.reuse = true,
             "--shapes" => a.shapes = true,
+            "--only" => a.only = Some(value()),
             "--postgres" => a.postgres = Some(value()),
             "--partitions" => a.partitions = value().parse().expect("a number"),
             other => panic!("unknown option {other}"),
@@ -944,6 +947,13 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
     }
     let mut worst: f64 = 0.0;
     for (label, q) in &shapes {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !label.contains(o.as_str()))
+        {
+            continue;
+        }
         // Warm once; a shape slower than 2 s is measured 3 times, not --queries times.
         let started = Instant::now();
         let first = store.search(q, None).expect("searches");

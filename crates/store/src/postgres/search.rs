@@ -828,18 +828,21 @@ impl Ctx<'_> {
             format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"),
             format!("c.seq <= {snap} AND c.seq_to > {snap}"),
         ];
-        for clause in &query.clauses {
-            let scope = Scope {
-                pids: vec![self.pid],
-                tid: self.tid,
+        if !query.clauses.is_empty() {
+            // The matches, as one semi-join on the unsorted plan (its driver range scan and
+            // clauses): cheaper than each clause on its own.
+            let from = base.from.split(" INDEXED BY ").next().unwrap_or(&base.from);
+            let where_sql = base.conds.join(" AND ");
+            let matches = if base.arms.is_empty() {
+                format!("SELECT c.seq FROM {from} WHERE {where_sql}")
+            } else {
+                base.arms
+                    .iter()
+                    .map(|arm| format!("SELECT c.seq FROM {from} WHERE {where_sql} AND {arm}"))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
             };
-            let cond = self.clause_cond(&scope, clause, "c")?;
-            if cond == NEVER {
-                return Ok(Some(self.nothing(&pid_sql)));
-            }
-            if cond != ALWAYS {
-                conds.push(cond);
-            }
+            conds.push(format!("c.seq IN ({matches})"));
         }
         let columns: &[&str] = match kind {
             Kind::Token => &["c.code"],
