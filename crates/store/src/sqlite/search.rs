@@ -6,6 +6,9 @@
 //! same compartment by its key prefix. The driver is, in order of preference: the code x
 //! date pair table (portal timelines), a single-valued date parameter (date sorts), an
 //! equality on a token or reference, or every `_id` row of the type in the compartment.
+//! An OR of codes on the pairs is one ordered scan per code (arms), merged. A single sort key
+//! the driver does not order by is read by walking that parameter's index instead (see
+//! [`Walk`]).
 //! Paging is keyset paging on the sort keys plus `seq`, pinned to a snapshot sequence
 //! number carried in a signed cursor; nothing is cached on the server.
 
