@@ -961,7 +961,7 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
         let runs = if warm > 2000.0 {
             3
         } else {
-            args.queries.min(50).max(5)
+            args.queries.clamp(5, 50)
         };
         let mut firsts = Vec::new();
         let mut thirds = Vec::new();
