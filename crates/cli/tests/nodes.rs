@@ -34,8 +34,14 @@ impl Nodes {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let key = dir_a.path().join("shared-identity.key");
         std::fs::write(&key, [7u8; 32]).unwrap();
-        let a = Server::start_node(dir_a.path(), &url, &key, None, &[]);
-        let b = Server::start_node(dir_b.path(), &url, &key, Some(&a.root), &[]);
+        // These tests race one citizen's writes across nodes (800 requests in one test): the
+        // citizen's budget, tested in `edges.rs`, is off so that every answer is the race's.
+        let config = dir_a.path().join("phr.toml");
+        std::fs::write(&config, "[limits.citizen]\nburst = 0\nper_hour = 0\n").unwrap();
+        let config = config.display().to_string();
+        let args = ["--config", config.as_str()];
+        let a = Server::start_node(dir_a.path(), &url, &key, None, &args);
+        let b = Server::start_node(dir_b.path(), &url, &key, Some(&a.root), &args);
         Nodes {
             url,
             key,
@@ -217,9 +223,7 @@ fn a_withdrawal_or_suspension_on_one_node_cuts_tokens_on_the_other_within_a_seco
 fn clients_racing_on_both_nodes_store_each_identifier_once() {
     let nodes = Arc::new(Nodes::start("nodes_race"));
     let (patient, token) = nodes.token("race-app");
-    // 16 clients × 20 identifiers: 160 requests per node, inside one citizen's default
-    // budget (400 per node), so every answer is the race's and none a 429.
-    let identifiers: Vec<String> = (0..20).map(|_| format!("urn:uuid:{}", uuid())).collect();
+    let identifiers: Vec<String> = (0..50).map(|_| format!("urn:uuid:{}", uuid())).collect();
     let threads: Vec<_> = (0..16)
         .map(|t| {
             let (nodes, patient, token, identifiers) = (
@@ -263,7 +267,7 @@ fn clients_racing_on_both_nodes_store_each_identifier_once() {
         &token,
         &format!("Observation?patient={patient}&_summary=count"),
     ));
-    assert_eq!(counted["total"], 20);
+    assert_eq!(counted["total"], 50);
 }
 
 /// Posts weights through `node` from `clients` threads until `stop`, recording the ids of
