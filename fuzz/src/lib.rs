@@ -128,6 +128,8 @@ fn app_caller(patient: Option<&str>, scope: &str) -> Caller {
         grant_id: patient.map(|_| "fuzz-grant".to_owned()),
         token_id: "fuzz-token".into(),
         expires_at: i64::MAX,
+        org: None,
+        professional: None,
     })
 }
 
