@@ -397,7 +397,8 @@ async fn drive(args: &BenchArgs, url: &str) -> anyhow::Result<Summary> {
     if let Some(m) = &minter {
         for t in &search_targets {
             if let (Some(n), false) = (t.citizen, identities_by_patient.contains_key(&t.patient)) {
-                let identity = m.identity(n)?;
+                // On PostgreSQL the minter blocks on its database: not on an async worker.
+                let identity = tokio::task::block_in_place(|| m.identity(n))?;
                 identities_by_patient.insert(identity.patient.clone(), identity);
             }
         }
