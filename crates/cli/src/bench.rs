@@ -397,7 +397,8 @@ async fn drive(args: &BenchArgs, url: &str) -> anyhow::Result<Summary> {
     if let Some(m) = &minter {
         for t in &search_targets {
             if let (Some(n), false) = (t.citizen, identities_by_patient.contains_key(&t.patient)) {
-                let identity = m.identity(n)?;
+                // On PostgreSQL the minter blocks on its database: not on an async worker.
+                let identity = tokio::task::block_in_place(|| m.identity(n))?;
                 identities_by_patient.insert(identity.patient.clone(), identity);
             }
         }
@@ -746,7 +747,16 @@ async fn read_once(shared: &Shared, rng: &mut Rng, stats: &mut OpStats) {
     .await;
     let ok = match response {
         Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-        _ => false,
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            note_first_error(|| format!("HTTP {status}: {text}"));
+            false
+        }
+        Err(e) => {
+            note_first_error(|| format!("request failed: {e}"));
+            false
+        }
     };
     stats.latencies.push(started.elapsed().as_micros() as u64);
     if ok {
@@ -991,11 +1001,10 @@ mod scale {
         // matter here, but the server's own is the honest one.
         let issuer = phr_server::config::recorded_public_url(data)
             .unwrap_or_else(|| phr_server::Config::default().base_url());
-        let minter = if place.database.is_some() || data.join("auth.db").is_file() {
-            Some(Minter::open(place, &issuer)?)
-        } else {
-            None
-        };
+        // Citizens are always taken into use (the authorization state is created if this is
+        // a fresh folder), so a server with authorization on can be benched on the load: a
+        // load of bare Patients had no citizen to mint a token for, and every read was a 401.
+        let minter = Minter::open(place, &issuer)?;
         let registry = phr_search::Registry::global();
         let period = Period::last_days(365);
         let started = Instant::now();
@@ -1009,10 +1018,7 @@ mod scale {
         let now = phr_service::time::now_micros();
         while observations < target {
             let number = HETU_BASE + 500_000 + citizen;
-            let patient = match &minter {
-                Some(m) => m.patient(number)?,
-                None => Rng::derive(seed, &format!("scale-patient/{citizen}")).uuid(),
-            };
+            let patient = minter.patient(number)?;
             let persona = MIX[(citizen % MIX.len() as u64) as usize];
             ops.push(prepare(
                 registry,
@@ -1024,7 +1030,7 @@ mod scale {
                 patient: patient.clone(),
                 first_day: phr_demo::time::fhir_date(period.first_day),
                 days: period.days,
-                citizen: minter.as_ref().map(|_| number),
+                citizen: Some(number),
             });
             let timeline = Timeline::new(
                 seed,

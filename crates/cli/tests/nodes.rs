@@ -34,8 +34,14 @@ impl Nodes {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let key = dir_a.path().join("shared-identity.key");
         std::fs::write(&key, [7u8; 32]).unwrap();
-        let a = Server::start_node(dir_a.path(), &url, &key, None, &[]);
-        let b = Server::start_node(dir_b.path(), &url, &key, Some(&a.root), &[]);
+        // These tests race one citizen's writes across nodes (800 requests in one test): the
+        // citizen's budget, tested in `edges.rs`, is off so that every answer is the race's.
+        let config = dir_a.path().join("phr.toml");
+        std::fs::write(&config, "[limits.citizen]\nburst = 0\nper_hour = 0\n").unwrap();
+        let config = config.display().to_string();
+        let args = ["--config", config.as_str()];
+        let a = Server::start_node(dir_a.path(), &url, &key, None, &args);
+        let b = Server::start_node(dir_b.path(), &url, &key, Some(&a.root), &args);
         Nodes {
             url,
             key,

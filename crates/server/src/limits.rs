@@ -95,9 +95,10 @@ impl LimitsConfig {
 }
 
 /// A token bucket: up to `burst` requests at once, refilled at `per_hour`. `burst = 0`: no
-/// budget.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// budget. A table that names only `burst = 0` turns the budget off; one that sets a burst
+/// must set `per_hour` too (`LimitsConfig::check`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Budget {
     pub burst: u32,
     pub per_hour: u32,
@@ -432,6 +433,16 @@ mod tests {
         assert_eq!(buckets.take("a", t0), Ok(()));
         assert_eq!(buckets.take("a", t0), Err(60));
         assert_eq!(buckets.take("a", t0 + Duration::from_secs(30)), Err(30));
+    }
+
+    #[test]
+    fn a_budget_table_with_only_a_zero_burst_turns_it_off() {
+        let off: LimitsConfig = toml::from_str("[citizen]\nburst = 0\n").unwrap();
+        assert_eq!(off.citizen, Budget::default());
+        assert_eq!(off.app, LimitsConfig::default().app);
+        assert!(off.check().is_ok());
+        let half: LimitsConfig = toml::from_str("[citizen]\nburst = 5\n").unwrap();
+        assert!(half.check().unwrap_err().contains("per_hour"));
     }
 
     #[test]

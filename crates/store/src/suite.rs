@@ -45,7 +45,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -1725,4 +1725,344 @@ pub(crate) fn an_update_can_move_a_resource_to_another_compartment<E: Engine>() 
         ]
     );
     assert_eq!(search_ids(&store, &query("p2", vec![])), vec!["o2"]);
+}
+
+/// What the naive evaluation knows of one test Observation.
+struct Naive {
+    id: String,
+    code: Vec<&'static str>,
+    at: i64,
+    values: Vec<(f64, &'static str)>,
+    status: Vec<&'static str>,
+    performers: Vec<String>,
+    issued: Vec<i64>,
+    note: Option<String>,
+}
+
+/// Observations whose sort parameters have several values, several units, ties and gaps.
+fn sort_data() -> Vec<Naive> {
+    (0..23)
+        .map(|i: i64| {
+            let code = match i % 4 {
+                0 => vec![GLUCOSE],
+                1 => vec![WEIGHT],
+                2 => vec![GLUCOSE, WEIGHT],
+                _ => vec!["8480-6"],
+            };
+            let values = match i % 5 {
+                0 => vec![],
+                1 => vec![((i * 7 % 11) as f64, "kg")],
+                2 => vec![((i * 3 % 13) as f64, "mmol/L"), ((20 - i) as f64, "kg")],
+                _ => vec![((i % 6) as f64, "mmol/L")],
+            };
+            let status = match i % 3 {
+                0 => vec!["final"],
+                1 => vec!["amended", "preliminary"],
+                _ => vec![],
+            };
+            let performers = match i % 4 {
+                0 => vec![format!("pr{}", i % 5)],
+                1 => vec![format!("pr{}", (i * 3) % 7), format!("pr{}", (i * 5) % 7)],
+                _ => vec![],
+            };
+            let issued = match i % 3 {
+                0 => vec![JAN1 + (i % 4) * DAY],
+                1 => vec![JAN1 + (i % 7) * DAY, JAN1 - (i % 5) * DAY],
+                _ => vec![],
+            };
+            Naive {
+                id: format!("s{i:02}"),
+                code,
+                at: JAN1 + ((i * 5) % 17) * HOUR,
+                values,
+                status,
+                performers,
+                issued,
+                note: (i % 2 == 0).then(|| format!("note {}", (i * 7) % 9)),
+            }
+        })
+        .collect()
+}
+
+fn sort_version(n: &Naive, last_updated: i64) -> NewVersion {
+    let mut index = vec![
+        token("identifier", "urn:app", &format!("obs-{}", n.id)),
+        reference("patient", "Patient", "p1"),
+        instant("date", n.at),
+    ];
+    for c in &n.code {
+        index.push(token("code", LOINC, c));
+    }
+    for (v, unit) in &n.values {
+        index.push(quantity("value-quantity", *v, unit));
+    }
+    for s in &n.status {
+        index.push(token("status", "http://hl7.org/fhir/observation-status", s));
+    }
+    for p in &n.performers {
+        index.push(reference("performer", "Practitioner", p));
+    }
+    for at in &n.issued {
+        index.push(instant("issued", *at));
+    }
+    if let Some(note) = &n.note {
+        index.push(IndexEntry {
+            param: "note".into(),
+            value: IndexValue::String {
+                normalized: rows::phr_search_normalize(note),
+                exact: note.clone(),
+            },
+        });
+    }
+    NewVersion {
+        resource_type: "Observation".into(),
+        id: n.id.clone(),
+        version: 1,
+        last_updated,
+        body: format!(r#"{{"resourceType":"Observation","id":"{}"}}"#, n.id).into_bytes(),
+        patient: Some("p1".into()),
+        app: Some("app-1".into()),
+        index,
+    }
+}
+
+/// A sort key's value for the naive evaluation: numbers and text compare as SQL does.
+#[derive(Clone, PartialEq, PartialOrd, Debug)]
+enum NaiveKey {
+    Number(f64),
+    Text(String),
+}
+
+/// The expected order: by the smallest (largest, descending) value, ties in write order
+/// (reversed descending); then the matches without a value, in any order.
+fn naive_order(
+    data: &[Naive],
+    matching: &[&str],
+    param: &str,
+    descending: bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut valued: Vec<(NaiveKey, usize, String)> = Vec::new();
+    let mut rest = Vec::new();
+    for (n, item) in data.iter().enumerate() {
+        if !matching.contains(&item.id.as_str()) {
+            continue;
+        }
+        let keys: Vec<NaiveKey> = match param {
+            "value-quantity" => item.values.iter().map(|v| NaiveKey::Number(v.0)).collect(),
+            "status" => item
+                .status
+                .iter()
+                .map(|s| NaiveKey::Text((*s).into()))
+                .collect(),
+            "code" => item
+                .code
+                .iter()
+                .map(|s| NaiveKey::Text((*s).into()))
+                .collect(),
+            "performer" => item
+                .performers
+                .iter()
+                .map(|s| NaiveKey::Text(s.clone()))
+                .collect(),
+            "issued" => item
+                .issued
+                .iter()
+                .map(|at| NaiveKey::Number((if descending { at + 999_999 } else { *at }) as f64))
+                .collect(),
+            "note" => item
+                .note
+                .iter()
+                .map(|s| NaiveKey::Text(rows::phr_search_normalize(s)))
+                .collect(),
+            "_id" => vec![NaiveKey::Text(item.id.clone())],
+            "_lastUpdated" => vec![NaiveKey::Number(n as f64)],
+            other => panic!("no naive key for {other}"),
+        };
+        let best = keys.into_iter().reduce(|a, b| {
+            let b_first = if descending { b > a } else { b < a };
+            if b_first { b } else { a }
+        });
+        match best {
+            Some(k) => valued.push((k, n, item.id.clone())),
+            None => rest.push(item.id.clone()),
+        }
+    }
+    valued.sort_by(|a, b| {
+        let order =
+            a.0.partial_cmp(&b.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1));
+        if descending { order.reverse() } else { order }
+    });
+    rest.sort();
+    (valued.into_iter().map(|v| v.2).collect(), rest)
+}
+
+pub(crate) fn every_sort_key_pages_like_a_naive_sort<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let data = sort_data();
+    let ops = data
+        .iter()
+        .enumerate()
+        .map(|(n, item)| WriteOp::Create {
+            new: sort_version(item, JAN1 + n as i64 * HOUR),
+            if_none_exist: None,
+        })
+        .collect();
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    create(&store, observation("elsewhere", "p2", GLUCOSE, JAN1, 1.0));
+    let everything: Vec<&str> = data.iter().map(|d| d.id.as_str()).collect();
+    let glucose_before_noon: Vec<&str> = data
+        .iter()
+        .filter(|d| d.code.contains(&GLUCOSE) && d.at < JAN1 + 12 * HOUR)
+        .map(|d| d.id.as_str())
+        .collect();
+    let filters = [
+        (vec![], everything),
+        (
+            vec![
+                clause("code", vec![code(GLUCOSE)]),
+                clause(
+                    "date",
+                    vec![date(Prefix::Lt, JAN1 + 12 * HOUR, JAN1 + 12 * HOUR)],
+                ),
+            ],
+            glucose_before_noon,
+        ),
+    ];
+    for param in [
+        "value-quantity",
+        "status",
+        "code",
+        "performer",
+        "issued",
+        "note",
+        "_id",
+        "_lastUpdated",
+    ] {
+        for descending in [false, true] {
+            for (clauses, matching) in &filters {
+                let mut q = query("p1", clauses.clone());
+                q.sort = vec![SortKey {
+                    param: param.into(),
+                    descending,
+                }];
+                let (valued, rest) = naive_order(&data, matching, param, descending);
+                let what = format!(
+                    "_sort={}{param} with {} clauses",
+                    if descending { "-" } else { "" },
+                    clauses.len()
+                );
+                for count in [100, 4] {
+                    q.count = count;
+                    let first = store.search(&q, None).expect("searches");
+                    assert_eq!(first.total, Some(matching.len() as u64), "{what}");
+                    let found = all_pages(&store, &q);
+                    assert_eq!(
+                        found.get(..valued.len()),
+                        Some(&valued[..]),
+                        "{what}, pages of {count}"
+                    );
+                    let mut tail = found.get(valued.len()..).unwrap_or_default().to_vec();
+                    tail.sort();
+                    assert_eq!(tail, rest, "{what}, pages of {count}");
+                }
+                // Back from the last page gives the same pages.
+                let mut page = store.search(&q, None).expect("first");
+                let mut pages = vec![ids(&page)];
+                while let Some(next) = page.next.clone() {
+                    page = store.search(&q, Some(&next)).expect("next");
+                    pages.push(ids(&page));
+                }
+                let mut back = Vec::new();
+                while let Some(prev) = page.previous.clone() {
+                    page = store.search(&q, Some(&prev)).expect("previous");
+                    back.push(ids(&page));
+                }
+                pages.pop();
+                back.reverse();
+                assert_eq!(back, pages, "{what}, backwards");
+            }
+        }
+    }
+}
+
+pub(crate) fn an_or_of_codes_finds_each_match_once_in_date_order<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let data = sort_data();
+    let ops = data
+        .iter()
+        .enumerate()
+        .map(|(n, item)| WriteOp::Create {
+            new: sort_version(item, JAN1 + n as i64 * HOUR),
+            if_none_exist: None,
+        })
+        .collect();
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    create(
+        &store,
+        observation("elsewhere", "p2", GLUCOSE, JAN1 + HOUR, 1.0),
+    );
+    let (from, to) = (JAN1 + 2 * HOUR, JAN1 + 15 * HOUR);
+    let codes_sets: [&[&str]; 3] = [
+        &[GLUCOSE, WEIGHT],
+        &[WEIGHT, "8480-6", GLUCOSE, "0000-0"],
+        &["0000-0", GLUCOSE],
+    ];
+    for codes in codes_sets {
+        let mut expected: Vec<(i64, usize, String)> = data
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.code.iter().any(|c| codes.contains(c)) && d.at >= from && d.at < to)
+            .map(|(n, d)| (d.at, n, d.id.clone()))
+            .collect();
+        expected.sort();
+        for sort in [None, Some(false), Some(true)] {
+            let mut q = query(
+                "p1",
+                vec![
+                    clause("code", codes.iter().map(|c| code(c)).collect()),
+                    clause("date", vec![date(Prefix::Ge, from, from)]),
+                    clause("date", vec![date(Prefix::Lt, to, to)]),
+                ],
+            );
+            q.sort = sort
+                .map(|descending| SortKey {
+                    param: "date".into(),
+                    descending,
+                })
+                .into_iter()
+                .collect();
+            let what = format!("{codes:?} sorted {sort:?}");
+            for count in [100, 3] {
+                q.count = count;
+                let first = store.search(&q, None).expect("searches");
+                assert_eq!(first.total, Some(expected.len() as u64), "{what}");
+                let found = all_pages(&store, &q);
+                let mut in_order: Vec<String> = expected.iter().map(|e| e.2.clone()).collect();
+                if sort == Some(true) {
+                    // Descending by date, ties by version descending.
+                    in_order.reverse();
+                }
+                if sort.is_some() {
+                    assert_eq!(found, in_order, "{what}, pages of {count}");
+                } else {
+                    let mut sorted = found.clone();
+                    sorted.sort();
+                    let mut want = in_order.clone();
+                    want.sort();
+                    assert_eq!(sorted, want, "{what}, pages of {count}");
+                }
+            }
+            let mut counted = q.clone();
+            counted.summary = Summary::Count;
+            assert_eq!(
+                store.search(&counted, None).expect("counts").total,
+                Some(expected.len() as u64),
+                "{what}"
+            );
+        }
+    }
 }

@@ -69,11 +69,26 @@ fn nice_step(raw: f64) -> f64 {
     nice * power
 }
 
+/// A y-axis label with as many decimals as the tick step needs (a step of 0.02 gives two),
+/// so neighbouring labels never read the same.
 fn label(value: f64, step: f64, decimal_comma: bool) -> String {
-    let text = if step >= 1.0 {
-        format!("{value:.0}")
+    let decimals = if step > 0.0 && step.is_finite() {
+        // Steps are 1, 2 or 5 times a power of ten; the epsilon absorbs 0.1 -> 0.0999...
+        (-(step.log10() + 1e-9).floor()).clamp(0.0, 12.0) as usize
     } else {
-        format!("{value:.1}")
+        0
+    };
+    let text = format!("{value:.decimals$}");
+    // "-0" / "-0.00" for a value rounded to zero.
+    let text = if text.starts_with('-')
+        && text
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c == '0' || c == '.')
+    {
+        text.trim_start_matches('-').to_owned()
+    } else {
+        text
     };
     if decimal_comma {
         text.replace('.', ",")
@@ -222,8 +237,8 @@ pub fn svg(spec: &Spec, points: &[Point], from: i64, to: i64, decimal_comma: boo
         );
     }
     // Horizontal grid and y labels.
-    let mut v = y_min;
     let mut guard = 0;
+    let mut v = y_min;
     while v <= y_max + step / 2.0 && guard < 20 {
         let yy = y(v);
         let _ = write!(
@@ -234,8 +249,9 @@ pub fn svg(spec: &Spec, points: &[Point], from: i64, to: i64, decimal_comma: boo
             yy + 4.0,
             label(v, step, decimal_comma)
         );
-        v += step;
         guard += 1;
+        // From the start each time: repeated additions drift (69.4 + 0.02 + ...).
+        v = y_min + step * f64::from(guard);
     }
     // X ticks.
     for (t, day) in x_ticks(from, to) {
@@ -326,6 +342,39 @@ mod tests {
             title: "Paino <kg>".into(),
             desc: "d".into(),
         }
+    }
+
+    #[test]
+    fn axis_labels_stay_distinct_on_narrow_ranges() {
+        // A year of weights between 69.4 and 69.5 kg.
+        let points: Vec<Point> = (0..52)
+            .map(|w| Point {
+                t: 1_704_067_200 + w * 7 * 86_400,
+                values: vec![Some(69.4 + (w % 11) as f64 / 100.0)],
+            })
+            .collect();
+        let svg = svg(
+            &spec(Style::Line, 1),
+            &points,
+            1_704_067_200,
+            1_704_067_200 + 365 * 86_400,
+            true,
+        );
+        let labels: Vec<&str> = svg
+            .split(r##"text-anchor="end" font-size="12" fill="#1a1a1a">"##)
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .collect();
+        assert!(labels.len() >= 3, "{labels:?}");
+        let mut distinct = labels.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        assert!(labels.contains(&"69,40"), "{labels:?}");
+        assert_eq!(label(5.0, 0.5, false), "5.0");
+        assert_eq!(label(120.0, 20.0, false), "120");
+        assert_eq!(label(0.30000000000000004, 0.1, false), "0.3");
+        assert_eq!(label(-0.0001, 0.01, false), "0.00");
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //!  [--ingest-observations 120000] [--skip-ingest] [--reuse] [--cache-mib 256]
 //!  [--postgres URL [--partitions 16]]`
 //!
+//! `store-bench --shapes [--queries 20] [--reuse] [--only TEXT]`: instead, one diabetic citizen's year
+//! (CGM glucose every 5 minutes, daily steps, weekly weight, blood pressure twice a day:
+//! about 106,000 Observations) and the query shapes that have no dedicated index: `_sort`
+//! on every parameter the Observations carry, in both directions, first and third pages,
+//! and an OR of 2 to 10 codes over a month and the year. Prints p50/p99 per shape.
+//!
 //! With `--postgres URL` (a database the user may create databases from) the same load and
 //! queries run on the PostgreSQL engine, each phase in a database of its own
 //! (`phr_bench_ingest_N`, `phr_bench_query_N`, dropped and created anew unless reused).
@@ -97,13 +103,17 @@ fn citizen(n: usize) -> Citizen {
 
 /// Instants of one kind of measurement for a citizen over the period.
 fn times(kind: Kind) -> Vec<i64> {
+    times_over(kind, DAYS)
+}
+
+fn times_over(kind: Kind, days: i64) -> Vec<i64> {
     let step = match kind {
         Kind::Glucose => 5 * MINUTE,
         Kind::Steps => DAY,
         Kind::Weight => 7 * DAY,
         Kind::BloodPressure => DAY / 2,
     };
-    (0..DAYS * DAY / step)
+    (0..days * DAY / step)
         .map(|i| START + i * step + 7 * MINUTE)
         .collect()
 }
@@ -359,6 +369,8 @@ struct Args {
     cache_mib: i64,
     postgres: Option<String>,
     partitions: u32,
+    shapes: bool,
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -372,6 +384,8 @@ fn args() -> Args {
         cache_mib: 256,
         postgres: None,
         partitions: 16,
+        shapes: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -384,6 +398,8 @@ fn args() -> Args {
             "--cache-mib" => a.cache_mib = value().parse().expect("a number"),
             "--skip-ingest" => a.skip_ingest = true,
             "--reuse" => a.reuse = true,
+            "--shapes" => a.shapes = true,
+            "--only" => a.only = Some(value()),
             "--postgres" => a.postgres = Some(value()),
             "--partitions" => a.partitions = value().parse().expect("a number"),
             other => panic!("unknown option {other}"),
@@ -567,6 +583,10 @@ fn main() {
         format!("\"observations\":{}", args.observations),
     ];
     println!("engine: {}", engine.name());
+    if args.shapes {
+        shapes(&engine, &args, summary);
+        return;
+    }
 
     // (a) ingest of prepared batches.
     if !args.skip_ingest {
@@ -767,5 +787,212 @@ fn main() {
             "\"{name}_p50_ms\":{p50:.3},\"{name}_p95_ms\":{p95:.3},\"{name}_p99_ms\":{p99:.3}"
         ));
     }
+    println!("{{{}}}", summary.join(","));
+}
+
+/// The demo diabetic: every kind of measurement for a year.
+fn diabetic_batches() -> (Citizen, Vec<Vec<NewVersion>>) {
+    let c = Citizen {
+        id: "d1abe71c-0000-4000-8000-000000000001".into(),
+        kinds: vec![
+            Kind::Glucose,
+            Kind::Steps,
+            Kind::Weight,
+            Kind::BloodPressure,
+        ],
+    };
+    let mut rng = Rng(SEED ^ 0xd1abe71c);
+    let mut all: Vec<(i64, Kind)> = c
+        .kinds
+        .iter()
+        .flat_map(|&k| times_over(k, 365).into_iter().map(move |t| (t, k)))
+        .collect();
+    all.sort_by_key(|(t, _)| *t);
+    let mut serial = 7u64 << 40;
+    let versions: Vec<NewVersion> = all
+        .into_iter()
+        .map(|(t, k)| {
+            serial += 1;
+            observation(&c, k, t, serial, &mut rng)
+        })
+        .collect();
+    let batches = versions.chunks(BATCH).map(|b| b.to_vec()).collect();
+    (c, batches)
+}
+
+/// Query shapes without a dedicated index on the demo diabetic's year.
+fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
+    let name = "shapes";
+    let (citizen, batches) = diabetic_batches();
+    let existing = if args.reuse {
+        engine.existing(&args.dir, name)
+    } else {
+        None
+    };
+    let store = match existing {
+        Some(s) => s,
+        None => {
+            let store = engine.fresh(&args.dir, name);
+            let started = Instant::now();
+            write_batches(store.as_ref(), &batches, 4);
+            let n: usize = batches.iter().map(Vec::len).sum();
+            println!(
+                "load: {n} Observations for one citizen in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            store
+        }
+    };
+    let loinc = |code: &str| QueryValue::Token {
+        system: Some(TokenSystem::Is(LOINC.into())),
+        code: Some(code.into()),
+    };
+    let clause = |param: &str, values: Vec<QueryValue>| Clause {
+        param: param.into(),
+        modifier: None,
+        chain: None,
+        values,
+    };
+    let date = |prefix, at: i64| QueryValue::Date {
+        prefix,
+        low: at,
+        high: at + DAY - 1,
+    };
+    let year = vec![
+        clause("date", vec![date(Prefix::Ge, START)]),
+        clause("date", vec![date(Prefix::Lt, START + 365 * DAY)]),
+    ];
+    let month = vec![
+        clause("date", vec![date(Prefix::Ge, START + 120 * DAY)]),
+        clause("date", vec![date(Prefix::Lt, START + 150 * DAY)]),
+    ];
+    let base = SearchQuery {
+        resource_type: "Observation".into(),
+        compartment: Some(citizen.id.clone()),
+        count: 100,
+        ..SearchQuery::default()
+    };
+    let mut shapes: Vec<(String, SearchQuery)> = Vec::new();
+    let sort_keys = [
+        "date",
+        "_lastUpdated",
+        "_id",
+        "code",
+        "status",
+        "category",
+        "value-quantity",
+        "identifier",
+        "patient",
+        "performer",
+        "_profile",
+        "component-code",
+    ];
+    for key in sort_keys {
+        for descending in [false, true] {
+            let sort = vec![SortKey {
+                param: key.into(),
+                descending,
+            }];
+            let label = format!("{}{key}", if descending { "-" } else { "" });
+            shapes.push((
+                format!("_sort={label}"),
+                SearchQuery {
+                    sort: sort.clone(),
+                    ..base.clone()
+                },
+            ));
+            let mut clauses = vec![clause("code", vec![loinc("15074-8")])];
+            clauses.extend(year.clone());
+            shapes.push((
+                format!("code=glucose&date=year&_sort={label}"),
+                SearchQuery {
+                    clauses,
+                    sort,
+                    ..base.clone()
+                },
+            ));
+        }
+    }
+    // Present codes first, then absent ones.
+    let codes = [
+        "15074-8", "29463-7", "85354-9", "55423-8", "8480-6", "2345-7", "4548-4", "8867-4",
+        "9279-1", "8310-5",
+    ];
+    for n in [2usize, 3, 5, 10] {
+        let values: Vec<QueryValue> = codes.iter().take(n).map(|c| loinc(c)).collect();
+        for (range_name, range) in [("month", &month), ("year", &year)] {
+            for sort in [None, Some(false), Some(true)] {
+                let mut clauses = vec![clause("code", values.clone())];
+                clauses.extend(range.iter().cloned());
+                let sort_name = match sort {
+                    None => String::new(),
+                    Some(d) => format!("&_sort={}date", if d { "-" } else { "" }),
+                };
+                shapes.push((
+                    format!("code={n} codes&date={range_name}{sort_name}"),
+                    SearchQuery {
+                        clauses,
+                        sort: sort
+                            .map(|descending| SortKey {
+                                param: "date".into(),
+                                descending,
+                            })
+                            .into_iter()
+                            .collect(),
+                        ..base.clone()
+                    },
+                ));
+            }
+        }
+    }
+    let mut worst: f64 = 0.0;
+    for (label, q) in &shapes {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !label.contains(o.as_str()))
+        {
+            continue;
+        }
+        // Warm once; a shape slower than 2 s is measured 3 times, not --queries times.
+        let started = Instant::now();
+        let first = store.search(q, None).expect("searches");
+        let warm = started.elapsed().as_secs_f64() * 1000.0;
+        let runs = if warm > 2000.0 {
+            3
+        } else {
+            args.queries.clamp(5, 50)
+        };
+        let mut firsts = Vec::new();
+        let mut thirds = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let page = store.search(q, None).expect("searches");
+            firsts.push(started.elapsed().as_secs_f64() * 1000.0);
+            let second = page
+                .next
+                .as_deref()
+                .map(|c| store.search(q, Some(c)).expect("page 2"));
+            if let Some(next) = second.as_ref().and_then(|p| p.next.clone()) {
+                let started = Instant::now();
+                store.search(q, Some(&next)).expect("page 3");
+                thirds.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        firsts.sort_by(f64::total_cmp);
+        thirds.sort_by(f64::total_cmp);
+        let p99 = percentile(&firsts, 0.99).max(percentile(&thirds, 0.99));
+        worst = worst.max(p99);
+        println!(
+            "{label:<45} total {:>6}  page 1 p50 {:>8.2} ms p99 {:>8.2} ms | page 3 p50 {:>8.2} ms p99 {:>8.2} ms ({runs} runs)",
+            first.total.unwrap_or(0),
+            percentile(&firsts, 0.5),
+            percentile(&firsts, 0.99),
+            percentile(&thirds, 0.5),
+            percentile(&thirds, 0.99),
+        );
+    }
+    println!("worst p99 of any shape: {worst:.2} ms");
+    summary.push(format!("\"shapes_worst_p99_ms\":{worst:.3}"));
     println!("{{{}}}", summary.join(","));
 }

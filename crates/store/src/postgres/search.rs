@@ -35,8 +35,9 @@ use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
-    EVERY_COMPARTMENT, Key, Sql, date_cond, in_patient_compartments, is_plain_date,
-    is_single_system_code, keyset, like_escape, number_cond, uri_prefixes,
+    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, date_cond, in_patient_compartments, is_plain_date,
+    is_single_system_code, is_system_codes, keyset, like_escape, number_cond, uri_prefixes,
+    walk_key,
 };
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
@@ -152,11 +153,27 @@ struct Snapshots {
     shared: i64,
 }
 
+#[derive(Clone)]
 struct Plan {
     from: String,
     joins: Vec<String>,
     conds: Vec<String>,
     keys: Vec<Key>,
+    /// The driver as a union of ordered arms (as in the SQLite planner); compartment
+    /// searches only.
+    arms: Vec<String>,
+    /// A walk over the sort parameter's index (as in the SQLite planner); compartment
+    /// searches only.
+    walk: Option<Box<Walk>>,
+}
+
+#[derive(Clone)]
+struct Walk {
+    rows: Plan,
+    param: i64,
+    kind: Kind,
+    descending: bool,
+    rest: Plan,
 }
 
 struct Ctx<'a> {
@@ -397,12 +414,6 @@ fn execute(
 ) -> Result<SearchPage, Fail> {
     let shared = ctx.snap.shared;
     let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
-    let base_values = ctx.sql.values.clone();
-    let where_sql = if plan.conds.is_empty() {
-        ALWAYS.to_owned()
-    } else {
-        plan.conds.join(" AND ")
-    };
     let mut total = cursor.total;
     // Counted up front when no page of matches will be read (`_summary=count`, `_count=0`)
     // or when asked to count.
@@ -412,7 +423,7 @@ fn execute(
             || query.count == 0
             || query.total == TotalMode::Accurate)
     {
-        total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
+        total = Some(count_plan(ctx, &plan)?);
     }
     let encode = |c: &Cursor, key: &[u8]| cursor::encode(&c.clone().with_shared(shared), key);
     let mut page = SearchPage::default();
@@ -424,64 +435,17 @@ fn execute(
         return Ok(page);
     }
     let backward = cursor.direction == Direction::Before;
-    let mut keys = plan.keys.clone();
-    let seq_desc = keys.last().is_some_and(|k| k.descending);
-    if ctx.pid == EVERY_COMPARTMENT {
-        // Sequences repeat across compartments: the compartment breaks ties too.
-        keys.push(Key {
-            expr: "c.pid".into(),
-            descending: seq_desc,
-        });
-    }
-    keys.push(Key {
-        expr: "c.seq".into(),
-        descending: seq_desc,
-    });
-    let mut sql = Sql {
-        values: base_values,
-    };
-    let mut conds = vec![where_sql];
-    if cursor.direction != Direction::Start {
-        if cursor.keys.len() != keys.len() {
-            return Err(Fail::Store(StoreError::BadCursor));
+    let limit = query.count + 1;
+    let mut rows: Vec<(Vec<Value>, VersionRow)> = match &plan.walk {
+        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit)?,
+        None => {
+            let after = match cursor.direction {
+                Direction::Start => None,
+                _ => Some(cursor.keys.as_slice()),
+            };
+            page_rows(ctx, &plan, after, backward, limit)?
         }
-        conds.push(keyset(&mut sql, &keys, &cursor.keys, backward));
-    }
-    let order: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {}",
-                k.expr,
-                if k.descending != backward {
-                    "DESC"
-                } else {
-                    "ASC"
-                }
-            )
-        })
-        .collect();
-    // The versions come with the page (one round trip): the keys, then the version.
-    let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
-    let limit = sql.bind(query.count as i64 + 1);
-    let text = format!(
-        "SELECT {}, {VERSION_COLUMNS} FROM {} {} JOIN versions v ON v.pid = c.pid AND v.seq = c.seq
-         WHERE {} ORDER BY {} LIMIT {limit}",
-        select.join(", "),
-        plan.from,
-        plan.joins.join(" "),
-        conds.join(" AND "),
-        order.join(", ")
-    );
-    let result = query_values(ctx.conn, &text, &sql.values)?;
-    let width = keys.len();
-    let mut rows: Vec<(Vec<Value>, VersionRow)> = Vec::with_capacity(result.len());
-    for r in &result {
-        let values: Vec<Value> = (0..width)
-            .map(|i| key_value(r, i))
-            .collect::<Result<_, _>>()?;
-        rows.push((values, VersionRow::from_row_at(r, width)?));
-    }
+    };
     let more = rows.len() > query.count;
     rows.truncate(query.count);
     if backward {
@@ -493,12 +457,7 @@ fn execute(
         total = if everything_on_this_page {
             Some(rows.len() as u64)
         } else {
-            Some(count(
-                ctx.conn,
-                &plan.from,
-                &where_sql_of(&plan),
-                &ctx.sql.values,
-            )?)
+            Some(count_plan(ctx, &plan)?)
         };
     }
     let make = |direction: Direction, keys: Vec<Value>| {
@@ -558,11 +517,210 @@ fn where_sql_of(plan: &Plan) -> String {
     }
 }
 
-fn count(conn: &mut Conn, from: &str, where_sql: &str, values: &[Value]) -> Result<u64, PgError> {
-    let text = format!("SELECT count(*) FROM {from} WHERE {where_sql}");
-    let rows = query_values(conn, &text, values)?;
+/// The matches of a plan (without keyset): one count, or one per arm summed.
+fn count_plan(ctx: &mut Ctx<'_>, plan: &Plan) -> Result<u64, PgError> {
+    let where_sql = where_sql_of(plan);
+    let text = if plan.arms.is_empty() {
+        format!("SELECT count(*) FROM {} WHERE {where_sql}", plan.from)
+    } else {
+        let parts: Vec<String> = plan
+            .arms
+            .iter()
+            .map(|arm| {
+                format!(
+                    "SELECT count(*) AS n FROM {} WHERE {where_sql} AND {arm}",
+                    plan.from
+                )
+            })
+            .collect();
+        format!(
+            "SELECT coalesce(sum(n), 0)::bigint FROM ({}) counted",
+            parts.join(" UNION ALL ")
+        )
+    };
+    let rows = query_values(ctx.conn, &text, &ctx.sql.values)?;
     let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
     Ok(n as u64)
+}
+
+/// The keys (sort keys, the compartment across compartments, then `seq`) and versions of
+/// up to `limit` rows of `plan` in its order (reversed when `backward`), strictly after
+/// (before) `after` when given.
+fn page_rows(
+    ctx: &mut Ctx<'_>,
+    plan: &Plan,
+    after: Option<&[Value]>,
+    backward: bool,
+    limit: usize,
+) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
+    let mut keys = plan.keys.clone();
+    let seq_desc = keys.last().is_some_and(|k| k.descending);
+    if ctx.pid == EVERY_COMPARTMENT {
+        // Sequences repeat across compartments: the compartment breaks ties too.
+        keys.push(Key {
+            expr: "c.pid".into(),
+            descending: seq_desc,
+        });
+    }
+    keys.push(Key {
+        expr: "c.seq".into(),
+        descending: seq_desc,
+    });
+    let mut sql = Sql {
+        values: ctx.sql.values.clone(),
+    };
+    let mut conds = vec![where_sql_of(plan)];
+    if let Some(after) = after {
+        if after.len() != keys.len() {
+            return Err(Fail::Store(StoreError::BadCursor));
+        }
+        conds.push(keyset(&mut sql, &keys, after, backward));
+    }
+    let direction = |k: &Key| {
+        if k.descending != backward {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    };
+    let limit = sql.bind(limit as i64);
+    // The versions come with the page (one round trip): the keys, then the version.
+    let text = if plan.arms.is_empty() {
+        let order: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {}", k.expr, direction(k)))
+            .collect();
+        let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
+        format!(
+            "SELECT {}, {VERSION_COLUMNS} FROM {} {} JOIN versions v ON v.pid = c.pid AND v.seq = c.seq
+             WHERE {} ORDER BY {} LIMIT {limit}",
+            select.join(", "),
+            plan.from,
+            plan.joins.join(" "),
+            conds.join(" AND "),
+            order.join(", ")
+        )
+    } else {
+        let mut select: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} AS k{i}", k.expr))
+            .collect();
+        select.push("c.pid AS kpid".into());
+        let inner_order: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {}", k.expr, direction(k)))
+            .collect();
+        let outer_order: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("u.k{i} {}", direction(k)))
+            .collect();
+        let names: Vec<String> = (0..keys.len()).map(|i| format!("u.k{i}")).collect();
+        let seq_name = names.last().cloned().unwrap_or_default();
+        let parts: Vec<String> = plan
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(n, arm)| {
+                format!(
+                    "SELECT * FROM (SELECT {} FROM {} {} WHERE {} AND {arm} ORDER BY {} LIMIT {limit}) a{n}",
+                    select.join(", "),
+                    plan.from,
+                    plan.joins.join(" "),
+                    conds.join(" AND "),
+                    inner_order.join(", ")
+                )
+            })
+            .collect();
+        format!(
+            "SELECT {}, {VERSION_COLUMNS} FROM ({}) u JOIN versions v ON v.pid = u.kpid AND v.seq = {seq_name}
+             ORDER BY {} LIMIT {limit}",
+            names.join(", "),
+            parts.join(" UNION ALL "),
+            outer_order.join(", ")
+        )
+    };
+    let result = query_values(ctx.conn, &text, &sql.values)?;
+    let width = keys.len();
+    let mut rows: Vec<(Vec<Value>, VersionRow)> = Vec::with_capacity(result.len());
+    for r in &result {
+        let values: Vec<Value> = (0..width)
+            .map(|i| key_value(r, i))
+            .collect::<Result<_, _>>()?;
+        rows.push((values, VersionRow::from_row_at(r, width)?));
+    }
+    Ok(rows)
+}
+
+/// As the SQLite planner's walk: phase 1 the sort parameter's rows, one per version (by
+/// its manifest), then phase 2 the versions without a value; keys prefixed by the phase.
+fn walk_rows(
+    ctx: &mut Ctx<'_>,
+    walk: &Walk,
+    cursor: &Cursor,
+    backward: bool,
+    limit: usize,
+) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
+    let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
+    let (start, mut after) = match cursor.direction {
+        Direction::Start => (phases[0], None),
+        _ => match cursor.keys.split_first() {
+            Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
+            _ => return Err(Fail::Store(StoreError::BadCursor)),
+        },
+    };
+    let with_phase = |phase: i64, (mut keys, v): (Vec<Value>, VersionRow)| {
+        keys.insert(0, Value::Integer(phase));
+        (keys, v)
+    };
+    let mut out = Vec::new();
+    let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
+    for &phase in phases.iter().skip(skip) {
+        if phase == 2 {
+            let rows = page_rows(
+                ctx,
+                &walk.rest,
+                after.as_deref(),
+                backward,
+                limit - out.len(),
+            )?;
+            out.extend(rows.into_iter().map(|r| with_phase(2, r)));
+        } else {
+            let width = walk.rows.keys.len();
+            let mut chunk = (limit * 2).max(64);
+            let mut seen: HashSet<i64> = HashSet::new();
+            loop {
+                let rows = page_rows(ctx, &walk.rows, after.as_deref(), backward, chunk)?;
+                let exhausted = rows.len() < chunk;
+                after = rows.last().map(|r| r.0.clone());
+                for row in rows {
+                    let seq = row.1.seq;
+                    if seen.contains(&seq) {
+                        continue;
+                    }
+                    let manifest = rows::decode_manifest(&row.1.manifest)?;
+                    let key = walk_key(&manifest, walk.param, walk.kind, walk.descending);
+                    if key.as_deref() == row.0.get(..width) {
+                        seen.insert(seq);
+                        out.push(with_phase(1, row));
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                if exhausted {
+                    break;
+                }
+                chunk = chunk.saturating_mul(4);
+            }
+        }
+        if out.len() >= limit {
+            break;
+        }
+        after = None;
+    }
+    Ok(out)
 }
 
 /// Compartments a subquery may look in.
@@ -622,7 +780,156 @@ impl Ctx<'_> {
         format!("({})", parts.join(" OR "))
     }
 
+    /// As the SQLite planner: a single sort key the driver does not order by is read by
+    /// walking that parameter's index (compartment searches).
     fn plan(&mut self, query: &SearchQuery) -> Result<Plan, Fail> {
+        let bound = self.sql.values.len();
+        let plan = self.plan_driver(query)?;
+        if plan.joins.is_empty()
+            || query.sort.len() != 1
+            || self.pid == EVERY_COMPARTMENT
+            || plan.conds.iter().any(|c| c == NEVER)
+        {
+            return Ok(plan);
+        }
+        self.sql.values.truncate(bound);
+        match self.walk_plan(query)? {
+            Some(plan) => Ok(plan),
+            None => {
+                self.sql.values.truncate(bound);
+                self.plan_driver(query)
+            }
+        }
+    }
+
+    fn walk_plan(&mut self, query: &SearchQuery) -> Result<Option<Plan>, Fail> {
+        let Some(key) = query.sort.first() else {
+            return Ok(None);
+        };
+        let param = name_id(&key.param);
+        let kind = match self.kinds(self.tid, param)?.as_slice() {
+            [k] if *k != Kind::Composite => *k,
+            _ => return Ok(None),
+        };
+        let unsorted = SearchQuery {
+            sort: vec![],
+            ..query.clone()
+        };
+        let base = self.plan_driver(&unsorted)?;
+        if base.conds.iter().any(|c| c == NEVER) {
+            return Ok(Some(base));
+        }
+        let descending = key.descending;
+        let pid_sql = self.pid_test();
+        let tid_sql = self.sql.bind(self.tid);
+        let snap = self.sql.bind(self.snap.own);
+        let p = self.sql.bind(param);
+        let mut conds = vec![
+            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"),
+            format!("c.seq <= {snap} AND c.seq_to > {snap}"),
+        ];
+        if !query.clauses.is_empty() {
+            // The matches, as one semi-join on the unsorted plan (its driver range scan and
+            // clauses): cheaper than each clause on its own.
+            let from = base.from.split(" INDEXED BY ").next().unwrap_or(&base.from);
+            let where_sql = base.conds.join(" AND ");
+            let matches = if base.arms.is_empty() {
+                format!("SELECT c.seq FROM {from} WHERE {where_sql}")
+            } else {
+                base.arms
+                    .iter()
+                    .map(|arm| format!("SELECT c.seq FROM {from} WHERE {where_sql} AND {arm}"))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            };
+            conds.push(format!("c.seq IN ({matches})"));
+        }
+        let columns: &[&str] = match kind {
+            Kind::Token => &["c.code"],
+            Kind::String => &["c.norm"],
+            Kind::Date if descending => &["c.high"],
+            Kind::Date => &["c.low"],
+            Kind::Number | Kind::Quantity => &["c.value"],
+            Kind::Reference => &["c.target_id", "c.ttype", "c.url"],
+            Kind::Uri => &["c.uri"],
+            Kind::Composite => return Ok(None),
+        };
+        let keys = columns
+            .iter()
+            .map(|c| Key {
+                expr: (*c).to_owned(),
+                descending,
+            })
+            .collect();
+        let mut arms = Vec::new();
+        if kind == Kind::Quantity {
+            for (sys, code) in self.units(param)? {
+                arms.push(format!(
+                    "c.sys = {} AND c.code = {}",
+                    self.sql.bind(sys),
+                    self.sql.bind(code)
+                ));
+            }
+            if arms.len() > MAX_CODE_ARMS {
+                return Ok(None);
+            }
+            if arms.is_empty() {
+                conds.push(NEVER.into());
+            }
+        }
+        let rows = Plan {
+            from: format!("{} c", kind.table()),
+            joins: vec![],
+            conds,
+            keys,
+            arms,
+            walk: None,
+        };
+        let (pid_p, tid_p, p2) = (
+            self.pid_test(),
+            self.sql.bind(self.tid),
+            self.sql.bind(param),
+        );
+        let mut rest = base.clone();
+        rest.conds.push(format!(
+            "c.seq NOT IN (SELECT x.seq FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param = {p2})",
+            kind.table()
+        ));
+        Ok(Some(Plan {
+            walk: Some(Box::new(Walk {
+                rows,
+                param,
+                kind,
+                descending,
+                rest,
+            })),
+            ..base
+        }))
+    }
+
+    /// The units (system, code) of a quantity parameter in the compartment: one index seek
+    /// each.
+    fn units(&mut self, param: i64) -> Result<Vec<(i64, String)>, PgError> {
+        let mut out: Vec<(i64, String)> = Vec::new();
+        let mut last: (i64, String) = (i64::MIN, String::new());
+        loop {
+            let rows = self.conn.query(
+                "SELECT sys, code FROM idx_quantity WHERE pid = $1 AND tid = $2 AND param = $3
+                   AND (sys, code) > ($4, $5::text) ORDER BY sys, code LIMIT 1",
+                &[&self.pid, &self.tid, &param, &last.0, &last.1],
+            )?;
+            let Some(row) = rows.first() else { break };
+            let next: (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+            out.push(next.clone());
+            if out.len() > MAX_CODE_ARMS {
+                break;
+            }
+            last = next;
+        }
+        Ok(out)
+    }
+
+    fn plan_driver(&mut self, query: &SearchQuery) -> Result<Plan, Fail> {
         let pid_sql = self.pid_test();
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snap.own);
@@ -630,6 +937,7 @@ impl Ctx<'_> {
         let mut conds = Vec::new();
         let mut natural: Vec<Key> = Vec::new();
         let mut driver_date_param: Option<String> = None;
+        let mut arms: Vec<String> = Vec::new();
         let first_sort = query.sort.first();
         let single_valued_dates = self.single_valued_dates(&query.resource_type);
 
@@ -644,11 +952,15 @@ impl Ctx<'_> {
             .map(|p| (p.token_param.clone(), p.date_param.clone()))
             .collect();
         for (tparam_name, dparam_name) in pairs {
-            let Some(ci) = query
-                .clauses
-                .iter()
-                .position(|c| c.param == tparam_name && is_single_system_code(c))
-            else {
+            let every = self.pid == EVERY_COMPARTMENT;
+            let Some(ci) = query.clauses.iter().position(|c| {
+                c.param == tparam_name
+                    && if every {
+                        is_single_system_code(c)
+                    } else {
+                        is_system_codes(c)
+                    }
+            }) else {
                 continue;
             };
             let date_clauses: Vec<usize> = query
@@ -662,26 +974,47 @@ impl Ctx<'_> {
             if date_clauses.is_empty() && !sorted_by_it && first_sort.is_some() {
                 continue;
             }
-            let Some(QueryValue::Token {
-                system: Some(TokenSystem::Is(system)),
-                code: Some(code),
-            }) = query.clauses.get(ci).and_then(|c| c.values.first())
-            else {
+            let mut codes: Vec<(String, i64)> = Vec::new();
+            for value in query.clauses.get(ci).map_or(&[][..], |c| &c.values[..]) {
+                if let QueryValue::Token {
+                    system: Some(TokenSystem::Is(system)),
+                    code: Some(code),
+                } = value
+                {
+                    let sys = name_id(system);
+                    if !codes.iter().any(|(c, s)| c == code && *s == sys) {
+                        codes.push((code.clone(), sys));
+                    }
+                }
+            }
+            if codes.is_empty() {
                 continue;
-            };
+            }
             if let Some(u) = used.get_mut(ci) {
                 *u = true;
             }
             let (tparam, dparam) = (name_id(&tparam_name), name_id(&dparam_name));
-            let (tp, dp, code_p, sys_p) = (
-                self.sql.bind(tparam),
-                self.sql.bind(dparam),
-                self.sql.bind(code.clone()),
-                self.sql.bind(name_id(system)),
-            );
+            let (tp, dp) = (self.sql.bind(tparam), self.sql.bind(dparam));
             conds.push(format!(
-                "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp} AND c.code = {code_p} AND c.sys = {sys_p}"
+                "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp}"
             ));
+            let bound: Vec<(String, String)> = codes
+                .iter()
+                .map(|(code, sys)| (self.sql.bind(code.clone()), self.sql.bind(*sys)))
+                .collect();
+            for (n, (code_p, sys_p)) in bound.iter().enumerate() {
+                let mut arm = format!("c.code = {code_p} AND c.sys = {sys_p}");
+                for (earlier_code, earlier_sys) in bound.iter().take(n) {
+                    arm.push_str(&format!(
+                        " AND NOT EXISTS (SELECT 1 FROM idx_code_date d WHERE d.pid = c.pid AND d.tid = c.tid AND d.tparam = c.tparam AND d.dparam = c.dparam AND d.code = {earlier_code} AND d.sys = {earlier_sys} AND d.low = c.low AND d.seq = c.seq)"
+                    ));
+                }
+                arms.push(arm);
+            }
+            if let [only] = arms.as_slice() {
+                conds.push(only.clone());
+                arms.clear();
+            }
             let span = self.span(dparam)?;
             let descending = sorted_by_it && first_sort.is_some_and(|k| k.descending);
             for &i in &date_clauses {
@@ -842,6 +1175,8 @@ impl Ctx<'_> {
             joins,
             conds,
             keys,
+            arms,
+            walk: None,
         })
     }
 
@@ -851,6 +1186,8 @@ impl Ctx<'_> {
             joins: vec![],
             conds: vec![format!("c.pid {pid_sql}"), "false".into()],
             keys: vec![],
+            arms: vec![],
+            walk: None,
         }
     }
 

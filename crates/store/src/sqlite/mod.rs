@@ -404,6 +404,18 @@ impl SqliteStore {
         })
     }
 
+    /// The index rows of version `seq` (empty when it is gone).
+    fn manifest(&self, conn: &Connection, seq: i64) -> Result<Vec<rows::Row>, StoreError> {
+        let bytes: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT manifest FROM versions WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
+        match bytes {
+            Some(b) => Ok(rows::decode_manifest(&b)?),
+            None => Ok(vec![]),
+        }
+    }
+
     fn fetch_version(&self, conn: &Connection, seq: i64) -> Result<Option<VersionRow>, StoreError> {
         let sql = format!(
             "SELECT {VERSION_COLUMNS} FROM versions v JOIN resources r ON r.rid = v.rid WHERE v.seq = ?1"

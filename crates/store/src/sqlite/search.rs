@@ -6,6 +6,9 @@
 //! same compartment by its key prefix. The driver is, in order of preference: the code x
 //! date pair table (portal timelines), a single-valued date parameter (date sorts), an
 //! equality on a token or reference, or every `_id` row of the type in the compartment.
+//! An OR of codes on the pairs is one ordered scan per code (arms), merged. A single sort key
+//! the driver does not order by is read by walking that parameter's index instead (see
+//! [`Walk`]).
 //! Paging is keyset paging on the sort keys plus `seq`, pinned to a snapshot sequence
 //! number carried in a signed cursor; nothing is cached on the server.
 
@@ -64,6 +67,7 @@ pub(crate) struct Key {
     pub(crate) descending: bool,
 }
 
+#[derive(Clone)]
 struct Plan {
     /// `FROM ... c [LEFT JOIN ...]`
     from: String,
@@ -71,6 +75,30 @@ struct Plan {
     /// Conditions on the driver and the clauses (no keyset).
     conds: Vec<String>,
     keys: Vec<Key>,
+    /// The driver as a union of arms, each one ordered range scan (an OR of codes on the
+    /// code x date pairs, the units of a quantity sort): every arm's own condition, AND-ed
+    /// with `conds`. Arms never yield the same version twice. Empty: `conds` alone.
+    arms: Vec<String>,
+    /// Sorted by a parameter the driver does not order by: the page is read by walking that
+    /// parameter's index instead (`from`/`conds`/`arms` above stay the unsorted plan, used
+    /// for the total).
+    walk: Option<Box<Walk>>,
+}
+
+/// A sort by a parameter that is not the driver's: walk the parameter's index rows in sort
+/// order (the matches' other clauses as subqueries), keeping for each version only the row
+/// that holds its sort key (the smallest value ascending, the largest descending: a version
+/// may have several), then the matches without any value for it, last in either direction.
+/// Cursor keys start with the phase (1: walking the values, 2: the rest).
+#[derive(Clone)]
+struct Walk {
+    /// The parameter's rows with every clause; `keys` are the row's sort columns.
+    rows: Plan,
+    param: i64,
+    kind: Kind,
+    descending: bool,
+    /// The matches without a value, in the unsorted plan's order.
+    rest: Plan,
 }
 
 struct Ctx<'a> {
@@ -166,12 +194,6 @@ fn execute(
     cursor: Cursor,
 ) -> Result<SearchPage, StoreError> {
     let wants_total = query.total != TotalMode::None || query.summary == Summary::Count;
-    let base_values = ctx.sql.values.clone();
-    let where_sql = if plan.conds.is_empty() {
-        ALWAYS.to_owned()
-    } else {
-        plan.conds.join(" AND ")
-    };
     let mut total = cursor.total;
     // Counted up front when no page of matches will be read (`_summary=count`, `_count=0`)
     // or when asked to count.
@@ -181,7 +203,7 @@ fn execute(
             || query.count == 0
             || query.total == TotalMode::Accurate)
     {
-        total = Some(count(ctx.conn, &plan.from, &where_sql, &base_values)?);
+        total = Some(count_plan(ctx, &plan)?);
     }
     let mut page = SearchPage::default();
     if query.summary == Summary::Count || query.count == 0 {
@@ -192,55 +214,17 @@ fn execute(
         return Ok(page);
     }
     let backward = cursor.direction == Direction::Before;
-    let mut keys = plan.keys.clone();
-    let seq_desc = keys.last().is_some_and(|k| k.descending);
-    keys.push(Key {
-        expr: "c.seq".into(),
-        descending: seq_desc,
-    });
-    let mut sql = Sql {
-        values: base_values,
-    };
-    let mut conds = vec![where_sql];
-    if cursor.direction != Direction::Start {
-        if cursor.keys.len() != keys.len() {
-            return Err(StoreError::BadCursor);
+    let limit = query.count + 1;
+    let mut rows: Vec<Vec<Value>> = match &plan.walk {
+        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit)?,
+        None => {
+            let after = match cursor.direction {
+                Direction::Start => None,
+                _ => Some(cursor.keys.as_slice()),
+            };
+            page_rows(ctx, &plan, after, backward, limit)?
         }
-        conds.push(keyset(&mut sql, &keys, &cursor.keys, backward));
-    }
-    let order: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            format!(
-                "{} {}",
-                k.expr,
-                if k.descending != backward {
-                    "DESC"
-                } else {
-                    "ASC"
-                }
-            )
-        })
-        .collect();
-    let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
-    let limit = sql.bind(query.count as i64 + 1);
-    let text = format!(
-        "SELECT {} FROM {} {} WHERE {} ORDER BY {} LIMIT {limit}",
-        select.join(", "),
-        plan.from,
-        plan.joins.join(" "),
-        conds.join(" AND "),
-        order.join(", ")
-    );
-    #[cfg(test)]
-    plans::record(ctx.conn, &text, &sql.values);
-    let mut stmt = ctx.conn.prepare_cached(&text)?;
-    let width = keys.len();
-    let mut rows: Vec<Vec<Value>> = stmt
-        .query_map(rusqlite::params_from_iter(sql.values.iter()), |r| {
-            (0..width).map(|i| r.get::<_, Value>(i)).collect()
-        })?
-        .collect::<Result<_, _>>()?;
+    };
     let more = rows.len() > query.count;
     rows.truncate(query.count);
     if backward {
@@ -263,12 +247,7 @@ fn execute(
         total = if cursor.direction == Direction::Start && !more {
             Some(rows.len() as u64)
         } else {
-            Some(count(
-                ctx.conn,
-                &plan.from,
-                &conds_without_keyset(&plan),
-                &ctx.sql.values,
-            )?)
+            Some(count_plan(ctx, &plan)?)
         };
     }
     let make = |direction: Direction, keys: Vec<Value>| {
@@ -319,29 +298,308 @@ fn execute(
     Ok(page)
 }
 
-fn conds_without_keyset(plan: &Plan) -> String {
-    if plan.conds.is_empty() {
+fn where_of(conds: &[String]) -> String {
+    if conds.is_empty() {
         ALWAYS.to_owned()
     } else {
-        plan.conds.join(" AND ")
+        conds.join(" AND ")
     }
 }
 
-fn count(
-    conn: &Connection,
-    from: &str,
-    where_sql: &str,
-    values: &[Value],
-) -> Result<u64, StoreError> {
-    let text = format!("SELECT count(*) FROM {from} WHERE {where_sql}");
-    let mut stmt = conn.prepare_cached(&text)?;
-    // The sort keys' joins are bound after every condition and are not part of a count:
-    // their values, last in the list, are left out.
+/// The matches of a plan (without keyset): one count, or one per arm summed.
+fn count_plan(ctx: &Ctx<'_>, plan: &Plan) -> Result<u64, StoreError> {
+    let where_sql = where_of(&plan.conds);
+    // A count needs no order: the driver's order hint (a date index by the end of the
+    // period, which lacks `seq_to`) would cost a table lookup per row.
+    let from = plan.from.split(" INDEXED BY ").next().unwrap_or(&plan.from);
+    let text = if plan.arms.is_empty() {
+        format!("SELECT count(*) FROM {from} WHERE {where_sql}")
+    } else {
+        let parts: Vec<String> = plan
+            .arms
+            .iter()
+            .map(|arm| format!("SELECT count(*) AS n FROM {from} WHERE {where_sql} AND {arm}"))
+            .collect();
+        format!("SELECT sum(n) FROM ({})", parts.join(" UNION ALL "))
+    };
+    let mut stmt = ctx.conn.prepare_cached(&text)?;
+    // Values bound later (sort joins, other plans) are not referred to: left out.
+    let values = &ctx.sql.values;
     let values = values.get(..stmt.parameter_count()).unwrap_or(values);
     #[cfg(test)]
-    plans::record(conn, &text, values);
+    plans::record(ctx.conn, &text, values);
     let n: i64 = stmt.query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
     Ok(n as u64)
+}
+
+/// The keys (sort keys then `seq`) of up to `limit` rows of `plan` in its order (reversed
+/// when `backward`), strictly after (before) `after` when given.
+fn page_rows(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    after: Option<&[Value]>,
+    backward: bool,
+    limit: usize,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    let mut keys = plan.keys.clone();
+    let seq_desc = keys.last().is_some_and(|k| k.descending);
+    keys.push(Key {
+        expr: "c.seq".into(),
+        descending: seq_desc,
+    });
+    let mut sql = Sql {
+        values: ctx.sql.values.clone(),
+    };
+    let mut conds = vec![where_of(&plan.conds)];
+    if let Some(after) = after {
+        if after.len() != keys.len() {
+            return Err(StoreError::BadCursor);
+        }
+        conds.push(keyset(&mut sql, &keys, after, backward));
+    }
+    let direction = |k: &Key| {
+        if k.descending != backward {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    };
+    let limit = sql.bind(limit as i64);
+    let text = if plan.arms.is_empty() {
+        let order: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {}", k.expr, direction(k)))
+            .collect();
+        let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
+        format!(
+            "SELECT {} FROM {} {} WHERE {} ORDER BY {} LIMIT {limit}",
+            select.join(", "),
+            plan.from,
+            plan.joins.join(" "),
+            conds.join(" AND "),
+            order.join(", ")
+        )
+    } else {
+        // Each arm is read in order up to the limit, then the arms are merged.
+        let select: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} AS k{i}", k.expr))
+            .collect();
+        let inner_order: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} {}", k.expr, direction(k)))
+            .collect();
+        let outer_order: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("k{i} {}", direction(k)))
+            .collect();
+        let names: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+        let parts: Vec<String> = plan
+            .arms
+            .iter()
+            .map(|arm| {
+                format!(
+                    "SELECT * FROM (SELECT {} FROM {} {} WHERE {} AND {arm} ORDER BY {} LIMIT {limit})",
+                    select.join(", "),
+                    plan.from,
+                    plan.joins.join(" "),
+                    conds.join(" AND "),
+                    inner_order.join(", ")
+                )
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM ({}) ORDER BY {} LIMIT {limit}",
+            names.join(", "),
+            parts.join(" UNION ALL "),
+            outer_order.join(", ")
+        )
+    };
+    let mut stmt = ctx.conn.prepare_cached(&text)?;
+    let values = sql
+        .values
+        .get(..stmt.parameter_count())
+        .unwrap_or(&sql.values);
+    #[cfg(test)]
+    plans::record(ctx.conn, &text, values);
+    let width = keys.len();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            (0..width).map(|i| r.get::<_, Value>(i)).collect()
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The rows of a walk's page: phase 1 (the sort parameter's index, one row per version),
+/// then phase 2 (versions without a value), each key list prefixed by its phase.
+fn walk_rows(
+    ctx: &Ctx<'_>,
+    walk: &Walk,
+    cursor: &Cursor,
+    backward: bool,
+    limit: usize,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
+    let (start, mut after) = match cursor.direction {
+        Direction::Start => (phases[0], None),
+        _ => match cursor.keys.split_first() {
+            Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
+            _ => return Err(StoreError::BadCursor),
+        },
+    };
+    let mut out: Vec<Vec<Value>> = Vec::new();
+    let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
+    for &phase in phases.iter().skip(skip) {
+        if phase == 2 {
+            let rows = page_rows(
+                ctx,
+                &walk.rest,
+                after.as_deref(),
+                backward,
+                limit - out.len(),
+            )?;
+            out.extend(rows.into_iter().map(|r| with_phase(2, r)));
+        } else {
+            let width = walk.rows.keys.len();
+            let mut chunk = (limit * 2).max(64);
+            let mut seen: HashSet<i64> = HashSet::new();
+            loop {
+                let rows = page_rows(ctx, &walk.rows, after.as_deref(), backward, chunk)?;
+                let exhausted = rows.len() < chunk;
+                for row in &rows {
+                    let Some(Value::Integer(seq)) = row.last() else {
+                        return Err(StoreError::Engine("a walk row without a sequence".into()));
+                    };
+                    if seen.contains(seq) {
+                        continue;
+                    }
+                    let manifest = ctx.store.manifest(ctx.conn, *seq)?;
+                    let key = walk_key(&manifest, walk.param, walk.kind, walk.descending);
+                    if key.as_deref() == row.get(..width) {
+                        seen.insert(*seq);
+                        out.push(with_phase(1, row.clone()));
+                        if out.len() >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                after = rows.last().cloned();
+                if exhausted {
+                    break;
+                }
+                chunk = chunk.saturating_mul(4);
+            }
+        }
+        if out.len() >= limit {
+            break;
+        }
+        after = None;
+    }
+    Ok(out)
+}
+
+fn with_phase(phase: i64, mut row: Vec<Value>) -> Vec<Value> {
+    row.insert(0, Value::Integer(phase));
+    row
+}
+
+/// A version's sort key for `param` from its manifest: the columns the walk selects, of
+/// the smallest row ascending or the largest descending; None without any row.
+pub(crate) fn walk_key(
+    rows: &[Row],
+    param: i64,
+    kind: Kind,
+    descending: bool,
+) -> Option<Vec<Value>> {
+    let mut best: Option<Vec<Value>> = None;
+    for row in rows {
+        let key = match (row, kind) {
+            (Row::Token { param: p, code, .. }, Kind::Token) if *p == param => {
+                vec![Value::Text(code.clone())]
+            }
+            (Row::String { param: p, norm, .. }, Kind::String) if *p == param => {
+                vec![Value::Text(norm.clone())]
+            }
+            (
+                Row::Date {
+                    param: p,
+                    low,
+                    high,
+                },
+                Kind::Date,
+            ) if *p == param => {
+                vec![Value::Integer(if descending { *high } else { *low })]
+            }
+            (
+                Row::Number {
+                    param: p, value, ..
+                },
+                Kind::Number,
+            ) if *p == param => {
+                vec![Value::Real(*value)]
+            }
+            (
+                Row::Quantity {
+                    param: p, value, ..
+                },
+                Kind::Quantity,
+            ) if *p == param => {
+                vec![Value::Real(*value)]
+            }
+            (
+                Row::Reference {
+                    param: p,
+                    target_id,
+                    ttype,
+                    url,
+                    ..
+                },
+                Kind::Reference,
+            ) if *p == param => vec![
+                Value::Text(target_id.clone()),
+                Value::Integer(*ttype),
+                Value::Text(url.clone()),
+            ],
+            (Row::Uri { param: p, uri }, Kind::Uri) if *p == param => {
+                vec![Value::Text(uri.clone())]
+            }
+            _ => continue,
+        };
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                let order = compare_keys(&key, b);
+                if descending {
+                    order == std::cmp::Ordering::Greater
+                } else {
+                    order == std::cmp::Ordering::Less
+                }
+            }
+        };
+        if better {
+            best = Some(key);
+        }
+    }
+    best
+}
+
+/// SQL's order of values of one type (text byte-wise, as both engines compare).
+fn compare_keys(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x, y) {
+            (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
+            (Value::Real(x), Value::Real(y)) => x.total_cmp(y),
+            (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+            _ => std::cmp::Ordering::Equal,
+        };
+        if order != std::cmp::Ordering::Equal {
+            return order;
+        }
+    }
+    std::cmp::Ordering::Equal
 }
 
 /// `(k1, k2, ..., seq)` strictly after (or before) `values` in the keys' own directions.
@@ -376,7 +634,172 @@ impl Ctx<'_> {
         self.store.param_id(self.conn, name)
     }
 
+    /// The plan of a query: its driver and clauses; a single sort key the driver does not
+    /// order by is read by walking that parameter's index.
     fn plan(&mut self, query: &SearchQuery) -> Result<Plan, StoreError> {
+        let bound = self.sql.values.len();
+        let plan = self.plan_driver(query)?;
+        if plan.joins.is_empty() || query.sort.len() != 1 || plan.conds.iter().any(|c| c == NEVER) {
+            return Ok(plan);
+        }
+        // The sort key came through a join: every match's key would be computed and sorted.
+        self.sql.values.truncate(bound);
+        match self.walk_plan(query)? {
+            Some(plan) => Ok(plan),
+            None => {
+                self.sql.values.truncate(bound);
+                self.plan_driver(query)
+            }
+        }
+    }
+
+    /// A walk over the sort parameter's index (see [`Walk`]), or None when its values are
+    /// not in one index table.
+    fn walk_plan(&mut self, query: &SearchQuery) -> Result<Option<Plan>, StoreError> {
+        let Some(key) = query.sort.first() else {
+            return Ok(None);
+        };
+        let Some(param) = self.param(&key.param)? else {
+            return Ok(None);
+        };
+        let kind = match self.kinds(param)?.as_slice() {
+            [k] if *k != Kind::Composite => *k,
+            _ => return Ok(None),
+        };
+        let unsorted = SearchQuery {
+            sort: vec![],
+            ..query.clone()
+        };
+        let base = self.plan_driver(&unsorted)?;
+        if base.conds.iter().any(|c| c == NEVER) {
+            return Ok(Some(base));
+        }
+        let descending = key.descending;
+        let pid_sql = pid_test(self.pid, &mut self.sql);
+        let tid_sql = self.sql.bind(self.tid);
+        let snap = self.sql.bind(self.snapshot);
+        let p = self.sql.bind(param);
+        let mut conds = vec![
+            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"),
+            format!("c.seq <= {snap} AND c.seq_to > {snap}"),
+        ];
+        if !query.clauses.is_empty() {
+            // The matches, as one semi-join on the unsorted plan (its driver range scan and
+            // clauses): cheaper than each clause on its own.
+            let from = base.from.split(" INDEXED BY ").next().unwrap_or(&base.from);
+            let where_sql = base.conds.join(" AND ");
+            let matches = if base.arms.is_empty() {
+                format!("SELECT c.seq FROM {from} WHERE {where_sql}")
+            } else {
+                base.arms
+                    .iter()
+                    .map(|arm| format!("SELECT c.seq FROM {from} WHERE {where_sql} AND {arm}"))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            };
+            conds.push(format!("c.seq IN ({matches})"));
+        }
+        let columns: &[&str] = match kind {
+            Kind::Token => &["c.code"],
+            Kind::String => &["c.norm"],
+            Kind::Date if descending => &["c.high"],
+            Kind::Date => &["c.low"],
+            Kind::Number | Kind::Quantity => &["c.value"],
+            Kind::Reference => &["c.target_id", "c.ttype", "c.url"],
+            Kind::Uri => &["c.uri"],
+            Kind::Composite => return Ok(None),
+        };
+        let keys = columns
+            .iter()
+            .map(|c| Key {
+                expr: (*c).to_owned(),
+                descending,
+            })
+            .collect();
+        let mut arms = Vec::new();
+        if kind == Kind::Quantity {
+            // The index is in value order within a unit: one arm per unit.
+            for (sys, code) in self.units(param)? {
+                arms.push(format!(
+                    "c.sys = {} AND c.code = {}",
+                    self.sql.bind(sys),
+                    self.sql.bind(code)
+                ));
+            }
+            if arms.len() > MAX_CODE_ARMS {
+                return Ok(None);
+            }
+            if arms.is_empty() {
+                conds.push(NEVER.into());
+            }
+        }
+        let from = match kind {
+            Kind::Date if descending => "idx_date c INDEXED BY idx_date_high".to_owned(),
+            _ => format!("{} c", kind.table()),
+        };
+        let rows = Plan {
+            from,
+            joins: vec![],
+            conds,
+            keys,
+            arms,
+            walk: None,
+        };
+        let (pid_p, tid_p, p2) = (
+            pid_test(self.pid, &mut self.sql),
+            self.sql.bind(self.tid),
+            self.sql.bind(param),
+        );
+        let mut rest = base.clone();
+        rest.conds.push(format!(
+            "c.seq NOT IN (SELECT seq FROM {} WHERE pid {pid_p} AND tid = {tid_p} AND param = {p2})",
+            kind.table()
+        ));
+        Ok(Some(Plan {
+            walk: Some(Box::new(Walk {
+                rows,
+                param,
+                kind,
+                descending,
+                rest,
+            })),
+            ..base
+        }))
+    }
+
+    /// The units (system, code) a quantity parameter was stored with in the compartment:
+    /// one index seek each.
+    fn units(&self, param: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let pid_op = if self.pid == EVERY_COMPARTMENT {
+            ">="
+        } else {
+            "="
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT sys, code FROM idx_quantity WHERE pid {pid_op} ?1 AND tid = ?2 AND param = ?3
+               AND (sys > ?4 OR (sys = ?4 AND code > ?5)) ORDER BY sys, code LIMIT 1"
+        ))?;
+        let mut out: Vec<(i64, String)> = Vec::new();
+        let mut last: (i64, String) = (i64::MIN, String::new());
+        loop {
+            use rusqlite::OptionalExtension;
+            let next: Option<(i64, String)> = stmt
+                .query_row(
+                    rusqlite::params![self.pid, self.tid, param, last.0, last.1],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some(next) = next else { break };
+            out.push(next.clone());
+            if out.len() > MAX_CODE_ARMS {
+                break;
+            }
+            last = next;
+        }
+        Ok(out)
+    }
+
+    fn plan_driver(&mut self, query: &SearchQuery) -> Result<Plan, StoreError> {
         let pid_sql = pid_test(self.pid, &mut self.sql);
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snapshot);
@@ -385,6 +808,7 @@ impl Ctx<'_> {
         let mut conds = Vec::new();
         let mut natural: Vec<Key> = Vec::new();
         let mut driver_date_param: Option<String> = None;
+        let mut arms: Vec<String> = Vec::new();
         let first_sort = query.sort.first();
         let single_valued_dates = self.single_valued_dates(&query.resource_type);
 
@@ -401,7 +825,7 @@ impl Ctx<'_> {
             let Some(ci) = query
                 .clauses
                 .iter()
-                .position(|c| c.param == tparam_name && is_single_system_code(c))
+                .position(|c| c.param == tparam_name && is_system_codes(c))
             else {
                 continue;
             };
@@ -421,26 +845,46 @@ impl Ctx<'_> {
             else {
                 return Ok(self.nothing(&pid_sql));
             };
-            let Some(QueryValue::Token {
-                system: Some(TokenSystem::Is(system)),
-                code: Some(code),
-            }) = query.clauses.get(ci).and_then(|c| c.values.first())
-            else {
-                continue;
-            };
-            let Some(sys) = self.store.system_id(self.conn, system)? else {
+            // The codes of the OR, known systems only (an unknown one matches nothing).
+            let mut codes: Vec<(String, i64)> = Vec::new();
+            for value in query.clauses.get(ci).map_or(&[][..], |c| &c.values[..]) {
+                if let QueryValue::Token {
+                    system: Some(TokenSystem::Is(system)),
+                    code: Some(code),
+                } = value
+                    && let Some(sys) = self.store.system_id(self.conn, system)?
+                    && !codes.iter().any(|(c, s)| c == code && *s == sys)
+                {
+                    codes.push((code.clone(), sys));
+                }
+            }
+            if codes.is_empty() {
                 return Ok(self.nothing(&pid_sql));
-            };
+            }
             used.insert(ci);
-            let (tp, dp, code_p, sys_p) = (
-                self.sql.bind(tparam),
-                self.sql.bind(dparam),
-                self.sql.bind(code.clone()),
-                self.sql.bind(sys),
-            );
+            let (tp, dp) = (self.sql.bind(tparam), self.sql.bind(dparam));
             conds.push(format!(
-                "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp} AND c.code = {code_p} AND c.sys = {sys_p}"
+                "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp}"
             ));
+            // One ordered range scan per code, merged (an arm); a resource carrying several
+            // of the codes is kept by the first arm whose code it has.
+            let bound: Vec<(String, String)> = codes
+                .iter()
+                .map(|(code, sys)| (self.sql.bind(code.clone()), self.sql.bind(*sys)))
+                .collect();
+            for (n, (code_p, sys_p)) in bound.iter().enumerate() {
+                let mut arm = format!("c.code = {code_p} AND c.sys = {sys_p}");
+                for (earlier_code, earlier_sys) in bound.iter().take(n) {
+                    arm.push_str(&format!(
+                        " AND NOT EXISTS (SELECT 1 FROM idx_code_date d WHERE d.pid = c.pid AND d.tid = c.tid AND d.tparam = c.tparam AND d.dparam = c.dparam AND d.code = {earlier_code} AND d.sys = {earlier_sys} AND d.low = c.low AND d.seq = c.seq)"
+                    ));
+                }
+                arms.push(arm);
+            }
+            if let [only] = arms.as_slice() {
+                conds.push(only.clone());
+                arms.clear();
+            }
             let span = self.span(dparam)?;
             let descending = sorted_by_it && first_sort.is_some_and(|k| k.descending);
             for (i, clause) in date_clauses {
@@ -618,6 +1062,8 @@ impl Ctx<'_> {
             joins,
             conds,
             keys,
+            arms,
+            walk: None,
         })
     }
 
@@ -628,6 +1074,8 @@ impl Ctx<'_> {
             joins: vec![],
             conds: vec![format!("c.pid {pid_sql}"), NEVER.into()],
             keys: vec![],
+            arms: vec![],
+            walk: None,
         }
     }
 
@@ -1288,6 +1736,26 @@ fn kinds_of(conn: &Connection, tid: i64, param: i64) -> Result<Vec<Kind>, StoreE
         .query_map([tid, param], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(kinds.into_iter().filter_map(Kind::from_i64).collect())
+}
+
+/// At most this many codes in an OR are driven by the code x date pairs (one scan each).
+pub(crate) const MAX_CODE_ARMS: usize = 32;
+
+/// A plain clause whose every value is a `system|code` (the pairs' driver takes an OR of them).
+pub(crate) fn is_system_codes(clause: &Clause) -> bool {
+    clause.modifier.is_none()
+        && clause.chain.is_none()
+        && !clause.values.is_empty()
+        && clause.values.len() <= MAX_CODE_ARMS
+        && clause.values.iter().all(|v| {
+            matches!(
+                v,
+                QueryValue::Token {
+                    system: Some(TokenSystem::Is(_)),
+                    code: Some(_)
+                }
+            )
+        })
 }
 
 pub(crate) fn is_single_system_code(clause: &Clause) -> bool {
