@@ -22,8 +22,7 @@ use phr_auth::flows::{registration, token};
 use phr_auth::params::Params;
 use phr_auth::secrets::pkce_s256_challenge;
 use phr_auth::{
-    AppKind, AppStatus, AuthConfig, AuthService, ClientType, ManualClock, NewApp,
-    NewOrganisation, OAuthError,
+    AppKind, AppStatus, AuthConfig, AuthService, ClientType, ManualClock, NewApp, OAuthError,
 };
 use phr_fuzz::{mutate, string};
 use serde_json::{Value, json};
@@ -35,10 +34,6 @@ const VERIFIER: &str = "a-long-enough-pkce-code-verifier-0123456789abcdefghij";
 /// A sandbox test identity (individual number 900–999).
 const HETU: &str = "010180-9015";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-// The backend (private_key_jwt) application is its organisation's system: professional
-// applications belong to a registered organisation and write care relationships.
-const ORG: &str = "1.2.246.10.999";
-const BACKEND_SCOPE: &str = "system/EpisodeOfCare.write";
 
 struct Fixture {
     auth: AuthService,
@@ -54,11 +49,9 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
     NewApp {
         app_id: None,
         name: name.into(),
-        kind: if jwks.is_some() {
-            AppKind::Professional
-        } else {
-            AppKind::Wellbeing
-        },
+        // A backend service of a wellbeing application (a professional application would
+        // need a registered organisation).
+        kind: AppKind::Wellbeing,
         client_type,
         redirect_uris: if jwks.is_some() {
             vec![]
@@ -66,14 +59,15 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
             vec![REDIRECT.into()]
         },
         scope: if jwks.is_some() {
-            BACKEND_SCOPE.into()
+            "system/Observation.rs".into()
         } else {
             "patient/Observation.read patient/Observation.write offline_access".into()
         },
         contact: None,
-        org: jwks.as_ref().map(|_| ORG.to_owned()),
         jwks,
         jwks_uri: None,
+        org: None,
+        certificate_oid: None,
     }
 }
 
@@ -91,13 +85,6 @@ fn fixture() -> &'static Fixture {
         config.endpoints.token = TOKEN_URL.into();
         let clock = Arc::new(ManualClock::starting_now());
         let auth = AuthService::open_with_clock(config, clock).expect("the auth service opens");
-        auth.register_org(NewOrganisation {
-            oid: ORG.into(),
-            name_fi: "Fuzz Terveys".into(),
-            name_sv: None,
-            name_en: None,
-        })
-        .expect("the organisation registers");
         let register = |new| {
             auth.register_app(new, AppStatus::Sandbox)
                 .expect("an app registers")
@@ -219,7 +206,7 @@ fuzz_target!(init: {
                     (Some(format!("Basic {}", STANDARD.encode(basic))), form)
                 }
             };
-            check(&token::form_request(auth, &Params::parse(&form), header.as_deref()));
+            check(&token::form_request(auth, &Params::parse(&form), header.as_deref(), None));
         }
         1 => {
             // private_key_jwt: a client assertion built from a valid one.
@@ -235,13 +222,13 @@ fuzz_target!(init: {
             if let Some(t) = pick(&mut u, ASSERTION_TYPE, &mut a) {
                 pairs.push(("client_assertion_type".into(), t.into()));
             }
-            if let Some(s) = pick(&mut u, BACKEND_SCOPE, &mut b) {
+            if let Some(s) = pick(&mut u, "system/Observation.rs", &mut b) {
                 pairs.push(("scope".into(), s.into()));
             }
             if u.ratio(1, 4).unwrap_or(false) {
                 pairs.push(("client_id".into(), f.backend.clone()));
             }
-            check(&token::form_request(auth, &Params::new(pairs), None));
+            check(&token::form_request(auth, &Params::new(pairs), None, None));
         }
         2 => {
             // An authorization request: client, redirect URI, PKCE, scope, aud.
@@ -367,7 +354,7 @@ fuzz_target!(init: {
             if let Some(r) = pick(&mut u, REDIRECT, &mut b) {
                 pairs.push(("redirect_uri".into(), r.into()));
             }
-            check(&token::form_request(auth, &Params::new(pairs), None));
+            check(&token::form_request(auth, &Params::new(pairs), None, None));
         }
     }
 });

@@ -22,6 +22,7 @@ fn main() {
                 jwks: None,
                 jwks_uri: None,
                 org: None,
+                certificate_oid: None,
             },
             AppStatus::Sandbox,
         )

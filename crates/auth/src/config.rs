@@ -112,6 +112,11 @@ pub struct AuthConfig {
     /// Set by the server, not read from configuration.
     #[serde(skip)]
     pub endpoints: Endpoints,
+    /// Whether the server reads client certificates (TLS with trusted issuers of application
+    /// certificates, or a trusted proxy's header), so that `tls_client_auth` and
+    /// certificate-bound tokens can be offered. Set by the server.
+    #[serde(skip)]
+    pub client_certificates: bool,
 }
 
 impl Default for AuthConfig {
@@ -128,6 +133,7 @@ impl Default for AuthConfig {
             session_lifetime: 30 * 60,
             key_rotation_interval: 30 * 24 * 3600,
             terms_version: "2026-1".to_owned(),
+            client_certificates: false,
             minimum_age: 16,
             identity_key_file: None,
             audit_queue: 10_000,

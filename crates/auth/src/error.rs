@@ -124,6 +124,9 @@ pub enum AccessError {
     WrongAudience { audience: String, expected: String },
     #[error("the access token has been revoked")]
     Revoked,
+    /// A certificate-bound token over a connection without that certificate (RFC 8705).
+    #[error("{0}")]
+    CertificateMismatch(&'static str),
     #[error("the citizen has withdrawn this application's access")]
     GrantWithdrawn,
     #[error("the application is not active (status {0})")]
@@ -183,9 +186,10 @@ impl AccessError {
             | AccessError::WrongIssuer { .. }
             | AccessError::WrongAudience { .. } => IssueType::Login,
             AccessError::Expired => IssueType::Expired,
-            AccessError::Revoked | AccessError::GrantWithdrawn | AccessError::AppInactive(_) => {
-                IssueType::Security
-            }
+            AccessError::Revoked
+            | AccessError::GrantWithdrawn
+            | AccessError::AppInactive(_)
+            | AccessError::CertificateMismatch(_) => IssueType::Security,
             AccessError::InsufficientScope { .. } => IssueType::Forbidden,
             AccessError::Internal => IssueType::Exception,
             AccessError::Unavailable => IssueType::Throttled,

@@ -25,6 +25,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod certificate;
 pub mod citizens;
 pub mod clock;
 pub mod cluster;
@@ -48,6 +49,7 @@ pub mod tokens;
 
 pub use apps::{App, AppKind, AppStatus, AppStore, ClientType, NewApp, RegisteredApp};
 pub use audit::{AuditPage, AuditQuery, AuditRecord, AuditStore, Usage, audit_event};
+pub use certificate::PresentedCertificate;
 pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_resource};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::ClusterStore;

@@ -329,6 +329,18 @@ impl AuthService {
         self.0.enforcer.authenticate(authorization)
     }
 
+    /// Authenticates a request that came with `certificate` (a certificate-bound token is
+    /// accepted only with its certificate).
+    pub fn authenticate_presenting(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&crate::certificate::PresentedCertificate>,
+    ) -> Result<AccessContext, AccessError> {
+        self.0
+            .enforcer
+            .authenticate_presenting(authorization, certificate)
+    }
+
     /// Authenticates and checks that the scopes allow `interaction` on `resource_type`.
     /// The returned [`Access`] carries granular filters the FHIR layer must apply.
     pub fn authorize(

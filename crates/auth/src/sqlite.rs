@@ -205,6 +205,9 @@ CREATE TABLE organisations (
 );
 ALTER TABLE apps ADD COLUMN org TEXT;        -- the organisation of a professional app
 "#,
+    r#"
+ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -50,6 +50,7 @@ fn fixture() -> Fixture {
                 jwks: None,
                 jwks_uri: None,
                 org: None,
+                certificate_oid: None,
             },
             AppStatus::Sandbox,
         )
@@ -133,6 +134,7 @@ fn exchange(f: &Fixture, code: &str) -> Result<phr_auth::TokenResponse, phr_auth
                 redirect_uri: Some(REDIRECT.into()),
                 code_verifier: Some(VERIFIER.into()),
             },
+            certificate: None,
         },
     )
 }
@@ -151,6 +153,7 @@ fn refresh(
                 refresh_token: refresh_token.into(),
                 scope: None,
             },
+            certificate: None,
         },
     )
 }

@@ -182,6 +182,12 @@ struct RegisterArgs {
     /// application belongs to; required with --kind professional.
     #[arg(long)]
     org: Option<String>,
+    /// The OID in the Subject serialNumber of the application's client certificate (its
+    /// service certificate): the application must then present that certificate at the token
+    /// endpoint and on every FHIR call, and its tokens are bound to it. Required for
+    /// wellbeing applications in production mode.
+    #[arg(long, value_name = "OID")]
+    certificate_oid: Option<String>,
     /// Register with status `sandbox` (usable in sandbox mode only) instead of `accepted`.
     #[arg(long)]
     sandbox: bool,
@@ -252,6 +258,14 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if auth.config().mode == phr_auth::Mode::Production
+        && args.kind == AppKind::Wellbeing
+        && args.certificate_oid.is_none()
+    {
+        anyhow::bail!(
+            "in production a wellbeing application is bound to its service certificate: give its OID with --certificate-oid"
+        );
+    }
     let status = if args.sandbox {
         AppStatus::Sandbox
     } else {
@@ -270,6 +284,7 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
                 jwks,
                 jwks_uri: args.jwks_uri,
                 org: args.org,
+                certificate_oid: args.certificate_oid,
             },
             status,
         )
@@ -283,6 +298,9 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
     writeln!(out, "app_id: {}", registered.app.app_id)?;
     writeln!(out, "status: {}", registered.app.status.code())?;
     writeln!(out, "scope: {}", registered.app.scope)?;
+    if let Some(oid) = &registered.app.certificate_oid {
+        writeln!(out, "certificate_oid: {oid}")?;
+    }
     if let Some(secret) = &registered.client_secret {
         writeln!(out, "client_secret: {secret}")?;
         eprintln!("phr: the client secret is shown only now; store it in the application");

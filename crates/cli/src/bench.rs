@@ -860,6 +860,7 @@ impl Minter {
                     jwks: None,
                     jwks_uri: None,
                     org: None,
+                    certificate_oid: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )

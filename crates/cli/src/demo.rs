@@ -174,6 +174,7 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
                     jwks: None,
                     jwks_uri: None,
                     org: None,
+                    certificate_oid: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )?;

@@ -65,6 +65,21 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first).
+    #[arg(long, env = "PHR_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "PHR_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// A PEM bundle of the trusted issuers of application certificates: clients are asked
+    /// for a certificate (optional at the TLS level), and applications registered with
+    /// --certificate-oid must present one from these issuers.
+    #[arg(long, env = "PHR_CLIENT_CA", value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// The header in which a TLS-terminating proxy (one of --trusted-proxy) passes the client
+    /// certificate as URL-encoded PEM (nginx: $ssl_client_escaped_cert).
+    #[arg(long, env = "PHR_CLIENT_CERTIFICATE_HEADER", value_name = "NAME")]
+    client_certificate_header: Option<String>,
 }
 
 impl ServeArgs {
@@ -97,6 +112,18 @@ impl ServeArgs {
             config.max_bundle_entries = v;
         }
         config.packages.extend(self.packages);
+        if let Some(v) = self.tls_cert {
+            config.tls.cert = Some(v);
+        }
+        if let Some(v) = self.tls_key {
+            config.tls.key = Some(v);
+        }
+        if let Some(v) = self.client_ca {
+            config.tls.client_ca = Some(v);
+        }
+        if let Some(v) = self.client_certificate_header {
+            config.tls.client_certificate_header = Some(v);
+        }
         if !self.trusted_proxies.is_empty() {
             config.trusted_proxies =
                 phr_server::config::TrustedProxies::parse(&self.trusted_proxies)

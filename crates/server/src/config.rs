@@ -50,6 +50,8 @@ pub struct Config {
     pub cors: crate::web::cors::CorsConfig,
     /// Budgets, requests in flight, timeouts, drain on shutdown (`[limits]` table).
     pub limits: crate::limits::LimitsConfig,
+    /// HTTPS and application client certificates (`[tls]` table).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             packages: Vec::new(),
             cors: crate::web::cors::CorsConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -129,6 +132,7 @@ impl Config {
         }
         self.cors.check().map_err(ConfigError::Invalid)?;
         self.limits.check().map_err(ConfigError::Invalid)?;
+        self.tls.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -136,6 +140,7 @@ impl Config {
     pub fn base_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
+            None if self.tls.enabled() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }
@@ -160,6 +165,7 @@ impl Config {
     pub fn auth_config(&self) -> phr_auth::AuthConfig {
         let mut auth = self.auth.clone();
         auth.data_dir = self.data.clone();
+        auth.client_certificates = self.tls.reads_client_certificates();
         crate::oauth::configure(&mut auth, &self.base_url(), crate::fhir::BASE_PATH);
         auth
     }

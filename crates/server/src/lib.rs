@@ -26,6 +26,7 @@ pub mod oauth;
 pub mod ops;
 pub mod portal;
 pub mod retention;
+pub mod tls;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
@@ -62,6 +63,10 @@ pub struct Inner {
     pub cors: web::cors::Origins,
     /// Budgets, requests in flight, timeouts, drain.
     pub limits: limits::Limits,
+    /// The trusted issuers of application certificates, when client certificates are read.
+    pub client_certificates: Option<Arc<tls::client::ClientCertificates>>,
+    /// The TLS acceptor, when the server speaks HTTPS itself.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Deref for AppState {
@@ -78,6 +83,8 @@ pub enum OpenError {
     Auth(phr_auth::AuthError),
     #[error(transparent)]
     Package(#[from] phr_service::PackageError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 // Not `#[from]`: the message already holds the cause, which must not be printed twice.
@@ -168,6 +175,8 @@ impl AppState {
         );
         let cors = web::cors::Origins::new(&config.cors, &base_url, auth.clone());
         let limits = limits::Limits::new(config.limits.clone());
+        let client_certificates = tls::client_certificates(&config.tls)?.map(Arc::new);
+        let tls = tls::acceptor(&config.tls, client_certificates.as_deref())?;
         Ok(AppState(Arc::new(Inner {
             config,
             base_url,
@@ -177,6 +186,8 @@ impl AppState {
             metrics: ops::Metrics::default(),
             cors,
             limits,
+            client_certificates,
+            tls,
         })))
     }
 }
@@ -224,11 +235,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             ops::track,
         ))
-        // Outermost: every answer, refusals too (429, 503), carries the CORS headers, so that
-        // a browser app can read it.
+        // Every answer, refusals too (429, 503), carries the CORS headers, so that a browser
+        // app can read it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::cors::layer,
+        ))
+        // Outermost: the peer's address and client certificate, for every layer inside.
         .layer(axum::middleware::from_fn_with_state(
             state,
-            web::cors::layer,
+            tls::client::layer,
         ))
 }
 
@@ -279,10 +295,27 @@ pub async fn serve(
             stopping.notify_one();
         }
     };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(drained)
-        .into_future();
+    let served: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match state.tls.clone() {
+            Some(acceptor) => {
+                let clients = state.client_certificates.clone();
+                let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+                let listener = tls::TlsListener::new(listener, acceptor, clients)?;
+                Box::pin(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(drained)
+                        .into_future(),
+                )
+            }
+            None => {
+                let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+                Box::pin(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(drained)
+                        .into_future(),
+                )
+            }
+        };
     let served = tokio::select! {
         served = served => served,
         () = async {

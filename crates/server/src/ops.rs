@@ -266,6 +266,9 @@ pub fn render(state: &AppState) -> String {
     let mut out = String::with_capacity(8192);
     state.metrics.render_requests(&mut out);
     state.limits.refusals.render(&mut out);
+    if let Some(clients) = &state.client_certificates {
+        clients.render(&mut out);
+    }
 
     let stats = state.fhir.storage.stats();
     let mut counter = |name: &str, help: &str, value: f64| {

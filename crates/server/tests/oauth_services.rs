@@ -51,6 +51,7 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
                 jwks: Some(jwks),
                 jwks_uri: None,
                 org: None,
+                certificate_oid: None,
             },
             AppStatus::Sandbox,
         )
@@ -498,6 +499,7 @@ async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organ
                 jwks: Some(jwks),
                 jwks_uri: None,
                 org: Some("1.2.246.10.55".into()),
+                certificate_oid: None,
             },
             AppStatus::Accepted,
         )

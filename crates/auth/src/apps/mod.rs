@@ -161,6 +161,10 @@ pub struct App {
     /// The organisation (OID) a professional application belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// The OID its client certificate's Subject `serialNumber` carries: the application must
+    /// present that certificate, and its tokens are bound to it (see `crate::certificate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_oid: Option<String>,
 }
 
 impl App {
@@ -200,6 +204,9 @@ pub struct NewApp {
     /// for wellbeing applications.
     #[serde(default)]
     pub org: Option<String>,
+    /// The OID in the Subject `serialNumber` of the application's client certificate.
+    #[serde(default)]
+    pub certificate_oid: Option<String>,
 }
 
 fn default_kind() -> AppKind {
@@ -348,6 +355,13 @@ impl Apps {
             ));
         }
         check_kind(new.kind, new.org.as_deref(), &scopes)?;
+        if let Some(oid) = &new.certificate_oid
+            && !crate::certificate::is_oid(oid)
+        {
+            return Err(AuthError::Invalid(format!(
+                "certificate OID {oid:?} is not an OID (dotted decimal, e.g. 1.2.246.10.12345678.10.1)"
+            )));
+        }
         if let Some(jwks) = &new.jwks {
             parse_jwks(jwks).map_err(AuthError::Invalid)?;
         }
@@ -377,6 +391,7 @@ impl Apps {
             created_at: now,
             status_changed_at: now,
             org: new.org,
+            certificate_oid: new.certificate_oid,
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -462,6 +477,7 @@ impl Apps {
             created_at: now,
             status_changed_at: now,
             org: None,
+            certificate_oid: None,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());
@@ -525,6 +541,7 @@ mod tests {
             jwks: None,
             jwks_uri: None,
             org: None,
+            certificate_oid: None,
         }
     }
 

@@ -31,6 +31,9 @@ CREATE TABLE apps (
     r#"
 ALTER TABLE apps ADD COLUMN org TEXT;            -- the organisation of a professional app
 "#,
+    r#"
+ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
+"#,
 ];
 
 pub(crate) struct PostgresAppStore {
@@ -43,7 +46,7 @@ impl PostgresAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid";
 
 fn app_from_row(row: &Row) -> Result<App, PgError> {
     let text = |i: usize| get::<String>(row, i);
@@ -65,6 +68,7 @@ fn app_from_row(row: &Row) -> Result<App, PgError> {
         created_at: get(row, 10)?,
         status_changed_at: get(row, 11)?,
         org: get(row, 12)?,
+        certificate_oid: get(row, 13)?,
     })
 }
 
@@ -80,7 +84,7 @@ impl AppStore for PostgresAppStore {
             let inserted = conn.exec(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 &[
@@ -97,6 +101,7 @@ impl AppStore for PostgresAppStore {
                     &app.created_at,
                     &app.status_changed_at,
                     &app.org,
+                    &app.certificate_oid,
                     &secret_digest,
                 ],
             )?;

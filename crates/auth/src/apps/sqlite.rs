@@ -19,7 +19,7 @@ impl SqliteAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -47,6 +47,7 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
         created_at: row.get(10)?,
         status_changed_at: row.get(11)?,
         org: row.get(12)?,
+        certificate_oid: row.get(13)?,
     })
 }
 
@@ -60,7 +61,7 @@ impl AppStore for SqliteAppStore {
             let inserted = conn.execute(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 params![
@@ -77,6 +78,7 @@ impl AppStore for SqliteAppStore {
                     app.created_at,
                     app.status_changed_at,
                     app.org,
+                    app.certificate_oid,
                     secret_digest,
                 ],
             )?;
@@ -169,6 +171,7 @@ mod tests {
             created_at,
             status_changed_at: created_at,
             org: Some("1.2.246.10.1".into()),
+            certificate_oid: Some("1.2.246.10.99.1".into()),
         }
     }
 

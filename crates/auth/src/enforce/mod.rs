@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 use crate::apps::AppStatus;
+use crate::certificate::PresentedCertificate;
 use crate::clock::Clock;
 use crate::config::Mode;
 use crate::error::{AccessError, Result};
@@ -176,11 +177,28 @@ impl Enforcer {
         Ok(enforcer)
     }
 
-    /// Authenticates a request from its `Authorization` header value (`None` when absent).
+    /// Authenticates a request from its `Authorization` header value (`None` when absent),
+    /// made without a client certificate.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<AccessContext, AccessError> {
+        self.authenticate_presenting(authorization, None)
+    }
+
+    /// Authenticates a request from its `Authorization` header value and the client
+    /// certificate it came with: a token bound to a certificate is accepted only with that
+    /// certificate.
+    pub fn authenticate_presenting(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&PresentedCertificate>,
+    ) -> Result<AccessContext, AccessError> {
         let header = authorization.ok_or(AccessError::MissingToken)?;
         let token = bearer_token(header).ok_or(AccessError::InvalidToken)?;
         let claims = self.verify(token)?;
+        if let Some(confirmation) = &claims.cnf
+            && let Some(why) = crate::certificate::bound_token_refusal(confirmation, certificate)
+        {
+            return Err(AccessError::CertificateMismatch(why));
+        }
         let app_name = self.check(&claims)?;
         let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
         let professional = match (&claims.professional, &claims.org) {

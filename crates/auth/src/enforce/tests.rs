@@ -134,6 +134,7 @@ impl Fixture {
             org: None,
             professional: None,
             professional_name: None,
+            cnf: None,
         }
     }
 
@@ -366,5 +367,49 @@ fn lookup_failures_are_internal_errors() {
     assert_eq!(
         (error.clone(), error.status()),
         (AccessError::Internal, 500)
+    );
+}
+
+#[test]
+fn a_certificate_bound_token_needs_its_certificate() {
+    use crate::certificate::{Confirmation, PresentedCertificate};
+    let f = fixture();
+    let mut claims = f.claims();
+    claims.cnf = Some(Confirmation {
+        x5t_s256: "thumb".into(),
+    });
+    let header = f.header(&claims);
+    let presenting = |thumbprint: &str, trust: Result<(), String>| PresentedCertificate {
+        thumbprint: thumbprint.into(),
+        serial_number: Some("1.2.246.10.1".into()),
+        trust,
+    };
+    assert!(
+        f.enforcer
+            .authenticate_presenting(Some(&header), Some(&presenting("thumb", Ok(()))))
+            .is_ok()
+    );
+    for refused in [
+        f.enforcer.authenticate(Some(&header)),
+        f.enforcer
+            .authenticate_presenting(Some(&header), Some(&presenting("other", Ok(())))),
+        f.enforcer.authenticate_presenting(
+            Some(&header),
+            Some(&presenting("thumb", Err("unknown issuer".into()))),
+        ),
+    ] {
+        let error = refused.unwrap_err();
+        assert!(
+            matches!(error, AccessError::CertificateMismatch(_)),
+            "{error:?}"
+        );
+        assert_eq!(error.status(), 401);
+    }
+    // An unbound token needs no certificate, and is not hurt by one.
+    let unbound = f.header(&f.claims());
+    assert!(
+        f.enforcer
+            .authenticate_presenting(Some(&unbound), Some(&presenting("thumb", Ok(()))))
+            .is_ok()
     );
 }

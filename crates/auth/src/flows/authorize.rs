@@ -127,7 +127,9 @@ pub fn validate(
                 "code_challenge is missing",
             )));
         }
-        (None, None) if app.client_type == ClientType::Public => {
+        // A client bound to its certificate proves itself with it at the token endpoint
+        // (RFC 8705 `tls_client_auth`): the code is of no use to anyone without it.
+        (None, None) if app.client_type == ClientType::Public && app.certificate_oid.is_none() => {
             return Err(fail(OAuthError::invalid_request(
                 "PKCE (code_challenge with S256) is required for public clients",
             )));

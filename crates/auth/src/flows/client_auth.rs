@@ -1,6 +1,8 @@
 //! Who the calling client is, at the token, introspection and revocation endpoints:
 //! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523, as profiled by
-//! SMART Backend Services) and public clients identified by `client_id` alone.
+//! SMART Backend Services), `tls_client_auth` (RFC 8705: a client registered with a
+//! certificate OID names itself by `client_id` alone and presents that certificate) and
+//! public clients identified by `client_id` alone.
 //!
 //! The method must match how the app was registered; a confidential client cannot fall back
 //! to acting as a public one. A `private_key_jwt` client registered with a `jwks_uri` needs
@@ -19,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::apps::{App, ClientType, parse_jwks};
+use crate::certificate::PresentedCertificate;
 use crate::error::{AuthError, OAuthError};
 use crate::params::Params;
 use crate::service::AuthService;
@@ -150,6 +153,17 @@ pub fn authenticate(
     auth: &AuthService,
     credentials: &ClientCredentials,
 ) -> Result<App, OAuthError> {
+    authenticate_with_certificate(auth, credentials, None)
+}
+
+/// Authenticates the calling client, which may present a client certificate: a client
+/// registered with a certificate OID authenticates by that certificate alone
+/// (`tls_client_auth`) when it sends no other credentials.
+pub fn authenticate_with_certificate(
+    auth: &AuthService,
+    credentials: &ClientCredentials,
+    certificate: Option<&PresentedCertificate>,
+) -> Result<App, OAuthError> {
     match credentials {
         ClientCredentials::Secret { client_id, secret } => secret_client(auth, client_id, secret),
         ClientCredentials::Assertion {
@@ -158,7 +172,11 @@ pub fn authenticate(
         } => assertion_client(auth, assertion, client_id.as_deref()),
         ClientCredentials::Public { client_id } => {
             let app = usable_app(auth, client_id)?;
-            if app.client_type != ClientType::Public {
+            let by_certificate = app
+                .certificate_oid
+                .as_deref()
+                .is_some_and(|oid| crate::certificate::mismatch(oid, certificate).is_none());
+            if app.client_type != ClientType::Public && !by_certificate {
                 return Err(OAuthError::invalid_client("this client must authenticate"));
             }
             Ok(app)

@@ -7,8 +7,14 @@ use crate::error::OAuthError;
 use crate::scope::{ScopeContext, ScopeSet};
 use crate::service::AuthService;
 
-/// Issues a system token to an authenticated client.
-pub fn grant(auth: &AuthService, app: &App, scope: &str) -> Result<TokenResponse, OAuthError> {
+/// Issues a system token to an authenticated client, bound to `certificate` (a thumbprint)
+/// when the client is bound to one.
+pub fn grant(
+    auth: &AuthService,
+    app: &App,
+    scope: &str,
+    certificate: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if app.client_type != ClientType::PrivateKeyJwt {
         return Err(OAuthError::unauthorized_client(
             "client_credentials needs a private_key_jwt client",
@@ -33,6 +39,7 @@ pub fn grant(auth: &AuthService, app: &App, scope: &str) -> Result<TokenResponse
             scope: &granted.to_string(),
             grant_id: None,
             family_id: None,
+            certificate,
         },
     )
 }

@@ -30,6 +30,22 @@ fn algorithm_names() -> Vec<String> {
         .collect()
 }
 
+/// With client certificates read, RFC 8705: `tls_client_auth` at the token endpoint and
+/// tokens bound to the client's certificate.
+fn advertise_mutual_tls(config: &AuthConfig, doc: &mut Value) {
+    if !config.client_certificates {
+        return;
+    }
+    if let Some(Value::Array(methods)) = doc.get_mut("token_endpoint_auth_methods_supported") {
+        methods.push(json!("tls_client_auth"));
+    }
+    crate::set_field(
+        doc,
+        "tls_client_certificate_bound_access_tokens",
+        json!(true),
+    );
+}
+
 /// `/.well-known/smart-configuration`.
 pub fn smart_configuration(config: &AuthConfig) -> Value {
     let e = &config.endpoints;
@@ -66,6 +82,7 @@ pub fn smart_configuration(config: &AuthConfig) -> Value {
     if config.mode.is_sandbox() {
         crate::set_field(&mut doc, "registration_endpoint", json!(e.registration));
     }
+    advertise_mutual_tls(config, &mut doc);
     doc
 }
 
@@ -96,5 +113,6 @@ pub fn openid_configuration(config: &AuthConfig) -> Value {
     if config.mode.is_sandbox() {
         crate::set_field(&mut doc, "registration_endpoint", json!(e.registration));
     }
+    advertise_mutual_tls(config, &mut doc);
     doc
 }

@@ -6,7 +6,8 @@
 //! - [`token`]: the token endpoint's code exchange and refresh (rotation, reuse detection),
 //!   and the operator's `phr token`;
 //! - [`client_credentials`]: SMART Backend Services tokens;
-//! - [`client_auth`]: who the calling client is (secret, `private_key_jwt`, public);
+//! - [`client_auth`]: who the calling client is (secret, `private_key_jwt`, certificate,
+//!   public);
 //! - [`introspection`]: introspection, revocation and userinfo;
 //! - [`registration`]: dynamic (RFC 7591) and page registration of sandbox apps;
 //! - [`discovery`]: the SMART and OpenID discovery documents.
@@ -65,6 +66,8 @@ pub(crate) struct Subject<'a> {
     pub scope: &'a str,
     pub grant_id: Option<&'a str>,
     pub family_id: Option<&'a str>,
+    /// The thumbprint of the client certificate the token is bound to.
+    pub certificate: Option<&'a str>,
 }
 
 /// Signs an access token for `app` and builds the response around it.
@@ -73,6 +76,11 @@ pub(crate) fn mint(
     app: &App,
     subject: &Subject<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    if app.certificate_oid.is_some() && subject.certificate.is_none() {
+        return Err(OAuthError::invalid_client(
+            "this application is bound to its client certificate: it gets tokens only at the token endpoint, presenting that certificate",
+        ));
+    }
     let config = auth.config();
     let now = auth.now();
     let lifetime = config.access_token_lifetime;
@@ -96,6 +104,11 @@ pub(crate) fn mint(
         org: app.org.clone(),
         professional: None,
         professional_name: None,
+        cnf: subject
+            .certificate
+            .map(|thumbprint| crate::certificate::Confirmation {
+                x5t_s256: thumbprint.to_owned(),
+            }),
     };
     let access_token = auth.0.keys.sign(&claims)?;
     Ok(TokenResponse {

@@ -91,6 +91,7 @@ pub fn register_client(auth: &AuthService, body: &[u8]) -> Result<Value, Registr
             jwks: metadata.jwks,
             jwks_uri: metadata.jwks_uri,
             org: None,
+            certificate_oid: None,
         },
         AppStatus::Sandbox,
     )?;
@@ -157,6 +158,7 @@ pub fn register_from_page(
         jwks: None,
         jwks_uri: None,
         org: None,
+        certificate_oid: None,
     };
     Ok(auth.register_app(new, AppStatus::Sandbox)?)
 }

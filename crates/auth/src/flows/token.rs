@@ -13,6 +13,7 @@ use super::client_auth::{self, ClientCredentials};
 use super::{IssuedToken, Subject, TokenResponse, fhir_user, mint};
 use crate::apps::App;
 use crate::audit::{AuditRecord, Usage};
+use crate::certificate::{self, PresentedCertificate};
 use crate::error::{AuthError, OAuthError};
 use crate::hetu::Hetu;
 use crate::params::Params;
@@ -55,6 +56,8 @@ impl Grant {
 pub struct TokenRequest {
     pub client: ClientCredentials,
     pub grant: Grant,
+    /// The client certificate the request came with (over TLS or from a trusted proxy).
+    pub certificate: Option<PresentedCertificate>,
 }
 
 impl TokenRequest {
@@ -92,7 +95,11 @@ impl TokenRequest {
                 )));
             }
         };
-        Ok(TokenRequest { client, grant })
+        Ok(TokenRequest {
+            client,
+            grant,
+            certificate: None,
+        })
     }
 }
 
@@ -108,15 +115,20 @@ pub fn request(auth: &AuthService, request: &TokenRequest) -> Result<TokenRespon
     result
 }
 
-/// Answers a token request as the token endpoint received it (form parameters and the
-/// `Authorization` header value); a malformed request is refused and audited too.
+/// Answers a token request as the token endpoint received it (form parameters, the
+/// `Authorization` header value and the client certificate); a malformed request is refused
+/// and audited too.
 pub fn form_request(
     auth: &AuthService,
     params: &Params,
     authorization: Option<&str>,
+    certificate: Option<PresentedCertificate>,
 ) -> Result<TokenResponse, OAuthError> {
     match TokenRequest::from_form(params, authorization) {
-        Ok(parsed) => request(auth, &parsed),
+        Ok(mut parsed) => {
+            parsed.certificate = certificate;
+            request(auth, &parsed)
+        }
         Err(error) => {
             let result = Err(error);
             let grant_type = params.get("grant_type").ok().flatten().unwrap_or("");
@@ -160,7 +172,12 @@ fn answer(
     auth: &AuthService,
     request: &TokenRequest,
 ) -> Result<(String, TokenResponse), OAuthError> {
-    let app = client_auth::authenticate(auth, &request.client)?;
+    let presented = request.certificate.as_ref();
+    let app = client_auth::authenticate_with_certificate(auth, &request.client, presented)?;
+    // A client registered with a certificate OID gets nothing without that certificate, and
+    // its tokens are bound to it.
+    let binding = certificate::binding_for(&app, presented)?;
+    let binding = binding.as_deref();
     auth.rotate_key_if_due()?;
     let response = match &request.grant {
         Grant::AuthorizationCode {
@@ -173,12 +190,15 @@ fn answer(
             code,
             redirect_uri.as_deref(),
             code_verifier.as_deref(),
+            binding,
         ),
         Grant::RefreshToken {
             refresh_token,
             scope,
-        } => refresh(auth, &app, refresh_token, scope.as_deref()),
-        Grant::ClientCredentials { scope } => super::client_credentials::grant(auth, &app, scope),
+        } => refresh(auth, &app, refresh_token, scope.as_deref(), binding),
+        Grant::ClientCredentials { scope } => {
+            super::client_credentials::grant(auth, &app, scope, binding)
+        }
     }?;
     Ok((app.app_id, response))
 }
@@ -204,6 +224,7 @@ fn exchange_code(
     code: &str,
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
+    certificate: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = auth.now();
     let tokens = &auth.0.tokens;
@@ -287,6 +308,7 @@ fn exchange_code(
             scope: &data.scope,
             grant_id: Some(&data.grant_id),
             family_id: family.as_ref().map(|(f, _)| f.as_str()),
+            certificate,
         },
     )?;
     response.refresh_token = family.map(|(_, refresh)| refresh);
@@ -316,6 +338,7 @@ fn refresh(
     app: &App,
     token: &str,
     narrowed: Option<&str>,
+    certificate: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let tokens = &auth.0.tokens;
     let unknown = || OAuthError::invalid_grant("unknown refresh token");
@@ -374,6 +397,7 @@ fn refresh(
             scope: &scope,
             grant_id: Some(&found.grant_id),
             family_id: Some(&found.family_id),
+            certificate,
         },
     )?;
     response.refresh_token = Some(next);
@@ -437,6 +461,7 @@ pub fn issue_for_cli(
             scope: &grant.scope,
             grant_id: Some(&grant.grant_id),
             family_id: family.as_ref().map(|(f, _)| f.as_str()),
+            certificate: None,
         },
     )
     .map_err(|e| AuthError::Invalid(e.to_string()))?;
@@ -542,6 +567,11 @@ pub(crate) fn mint_professional(
     name: Option<&str>,
     scope: &str,
 ) -> Result<TokenResponse, OAuthError> {
+    if app.certificate_oid.is_some() {
+        return Err(OAuthError::invalid_client(
+            "this application is bound to its client certificate: it gets tokens only at the token endpoint, presenting that certificate",
+        ));
+    }
     let config = auth.config();
     let now = auth.now();
     let lifetime = config.access_token_lifetime;
@@ -564,6 +594,7 @@ pub(crate) fn mint_professional(
         org: app.org.clone(),
         professional: Some(professional.to_owned()),
         professional_name: name.map(str::to_owned),
+        cnf: None,
     };
     let access_token = auth.0.keys.sign(&claims)?;
     Ok(TokenResponse {

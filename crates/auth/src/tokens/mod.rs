@@ -55,6 +55,9 @@ pub struct AccessClaims {
     /// The professional's name as their identity provider gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub professional_name: Option<String>,
+    /// The client certificate the token is bound to (RFC 8705).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::certificate::Confirmation>,
 }
 
 /// What an authorization code stands for, stored with it.

@@ -174,6 +174,11 @@ impl Server {
         )
     }
 
+    /// Starts on an existing data folder listening on `listen` (e.g. a port chosen before).
+    pub fn start_listening(data: &Path, listen: &str, args: &[&str]) -> Server {
+        Server::spawn(data, listen, args, None)
+    }
+
     /// Starts on SQLite files in `data`, whatever the engine of the run.
     pub fn start_sqlite(data: &Path, args: &[&str]) -> Server {
         Server::spawn_with(data, "127.0.0.1:0", args, None)

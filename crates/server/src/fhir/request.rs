@@ -15,6 +15,9 @@ use super::error::FhirError;
 use super::respond::{self, Format, Prefer};
 use crate::AppState;
 use crate::audit::AuditSlot;
+use crate::tls::client::RequestCertificate;
+use phr_auth::PresentedCertificate;
+use std::sync::Arc;
 
 /// The outcome of content negotiation, decided once by the FHIR router's format layer.
 #[derive(Debug, Clone)]
@@ -42,7 +45,11 @@ impl FromRequestParts<AppState> for Fhir {
         let query = parse_query(parts.uri.query());
         let format = negotiated(parts, &query)?;
         let audit = AuditSlot::of(&parts.extensions);
-        let caller = caller(state, &parts.headers).await?;
+        let certificate = parts
+            .extensions
+            .get::<RequestCertificate>()
+            .and_then(|c| c.0.clone());
+        let caller = caller(state, &parts.headers, certificate).await?;
         audit.caller(&caller);
         state.limits.charge(&caller)?;
         Ok(Fhir {
@@ -74,9 +81,14 @@ fn negotiated(parts: &Parts, query: &[(String, String)]) -> Result<Format, Error
 }
 
 /// Who is calling: the bearer token's application (and citizen), or in the open sandbox and
-/// without a token, nobody in particular. A token, when sent, is always checked. The check
-/// may read the authorization database, so it runs on the blocking pool.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
+/// without a token, nobody in particular. A token, when sent, is always checked, a
+/// certificate-bound one against the request's client certificate. The check may read the
+/// authorization database, so it runs on the blocking pool.
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    certificate: Option<Arc<PresentedCertificate>>,
+) -> Result<Caller, Error> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -85,17 +97,19 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Error> 
         return Ok(Caller::OpenSandbox);
     }
     let auth = state.auth.clone();
-    tokio::task::spawn_blocking(move || auth.authenticate(authorization.as_deref()))
-        .await
-        .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
-        .map(|context| {
-            if context.professional.is_some() {
-                Caller::Professional(context)
-            } else {
-                Caller::App(context)
-            }
-        })
-        .map_err(Error::from_access)
+    tokio::task::spawn_blocking(move || {
+        auth.authenticate_presenting(authorization.as_deref(), certificate.as_deref())
+    })
+    .await
+    .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
+    .map(|context| {
+        if context.professional.is_some() {
+            Caller::Professional(context)
+        } else {
+            Caller::App(context)
+        }
+    })
+    .map_err(Error::from_access)
 }
 
 /// Decodes a query string into parameters, in order.

@@ -2,11 +2,11 @@
 //! and the sandbox registration API. JSON in and out, `Cache-Control: no-store` on
 //! everything carrying a credential.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use phr_auth::OAuthError;
 use phr_auth::flows::client_auth::{self, ClientCredentials, is_basic};
 use phr_auth::flows::introspection::{self, TokenQuestion};
@@ -16,6 +16,7 @@ use phr_auth::params::Params;
 use serde_json::{Value, json};
 
 use super::OAuth;
+use crate::tls::client::RequestCertificate;
 use crate::web::blocking;
 
 fn public_json(doc: Value, max_age: &'static str) -> Response {
@@ -112,7 +113,15 @@ async fn fetch_client_keys(o: &OAuth, credentials: Option<ClientCredentials>) {
     }
 }
 
-pub async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(o): State<OAuth>,
+    certificate: Option<Extension<RequestCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let certificate = certificate
+        .and_then(|Extension(RequestCertificate(c))| c)
+        .map(|c| (*c).clone());
     let authorization = authorization(&headers);
     let used_basic = authorization.as_deref().is_some_and(is_basic);
     let params = match form_params(&headers, &body) {
@@ -125,9 +134,11 @@ pub async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> R
     )
     .await;
     let auth = o.auth.clone();
-    let answer = blocking(move || token::form_request(&auth, &params, authorization.as_deref()))
-        .await
-        .unwrap_or_else(|| Err(stopped()));
+    let answer = blocking(move || {
+        token::form_request(&auth, &params, authorization.as_deref(), certificate)
+    })
+    .await
+    .unwrap_or_else(|| Err(stopped()));
     match answer {
         Ok(answer) => json_no_store(
             StatusCode::OK,

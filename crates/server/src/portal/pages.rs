@@ -322,6 +322,7 @@ pub async fn callback(State(state): State<AppState>, ctx: Ctx) -> Response {
                 redirect_uri: Some(format!("{}{CALLBACK_PATH}", state.base_url)),
                 code_verifier: Some(pending.verifier.clone()),
             },
+            certificate: None,
         };
         let token = phr_auth::flows::token::request(&state.auth, &request)
             .map_err(|e| Fail::Internal(format!("login failed: {}", e.code)))?;

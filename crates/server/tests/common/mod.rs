@@ -114,6 +114,7 @@ pub fn register(
                 jwks: None,
                 jwks_uri: None,
                 org: None,
+                certificate_oid: None,
             },
             status,
         )
