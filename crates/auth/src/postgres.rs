@@ -273,6 +273,8 @@ pub fn read_setting(url: &str, key: &str) -> Result<Option<String>> {
 const COPIED_TABLES: &[&str] = &[
     "organisations",
     "apps",
+    "app_contents",
+    "app_rounds",
     "citizens",
     "grants",
     "sessions",

@@ -208,6 +208,29 @@ ALTER TABLE apps ADD COLUMN org TEXT;        -- the organisation of a profession
     r#"
 ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
 "#,
+    r#"
+-- The public application list and joint testing: who makes the app and where it runs, the
+-- data contents it is accepted for in production, and the test rounds per content.
+ALTER TABLE apps ADD COLUMN supplier TEXT;
+ALTER TABLE apps ADD COLUMN platform TEXT;      -- web | ios | android | server
+CREATE TABLE app_contents (
+    app_id      TEXT NOT NULL REFERENCES apps(app_id),
+    content     TEXT NOT NULL,                 -- catalogue code, e.g. blood-pressure
+    can_read    INTEGER NOT NULL,
+    can_write   INTEGER NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, content)
+);
+CREATE TABLE app_rounds (
+    app_id  TEXT NOT NULL REFERENCES apps(app_id),
+    content TEXT NOT NULL,
+    round   INTEGER NOT NULL,                  -- 1..3 per content
+    at      INTEGER NOT NULL,
+    outcome TEXT NOT NULL,                     -- pass | fail
+    note    TEXT,
+    PRIMARY KEY (app_id, content, round)
+);
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -175,6 +175,8 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
                     jwks_uri: None,
                     org: None,
                     certificate_oid: None,
+                    supplier: None,
+                    platform: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )?;

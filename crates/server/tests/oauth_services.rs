@@ -52,6 +52,8 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Sandbox,
         )
@@ -500,6 +502,8 @@ async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organ
                 jwks_uri: None,
                 org: Some("1.2.246.10.55".into()),
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Accepted,
         )

@@ -115,6 +115,8 @@ pub fn register(
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             status,
         )
