@@ -1,5 +1,6 @@
-//! The application registry's joint testing, driven through the real binary: operator
-//! commands record test rounds and accepted data contents.
+//! The application registry's joint testing and the public application list, driven through
+//! the real binary: operator commands record test rounds and accepted data contents, and
+//! `/apps` lists accepted applications and hides suspended ones at once.
 
 mod common;
 
@@ -219,3 +220,137 @@ fn joint_testing_rounds_and_accepted_contents_are_recorded_and_shown() {
     assert_eq!(response.status(), 201, "{}", response.text().unwrap());
 }
 
+/// Registers a sandbox app, passes one round of each content and accepts them.
+fn accepted_app(server: &Server, id: &str, name: &str, write: &[&str], read: &[&str]) {
+    register_sandbox_app(server, id, name);
+    for content in write.iter().chain(read) {
+        server.admin(&[
+            "app",
+            "round",
+            id,
+            "--content",
+            content,
+            "--outcome",
+            "pass",
+        ]);
+    }
+    for content in write {
+        server.admin(&["app", "accept", id, "--content", content, "--write"]);
+    }
+    for content in read {
+        server.admin(&["app", "accept", id, "--content", content, "--read"]);
+    }
+}
+
+fn get(server: &Server, path: &str, accept: Option<&str>) -> reqwest::blocking::Response {
+    let mut request = server.client.get(format!("{}{path}", server.root));
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    request.send().expect("GET")
+}
+
+#[test]
+fn the_public_list_shows_accepted_apps_and_hides_a_suspended_one_at_once() {
+    let server = Server::start(&[]);
+    accepted_app(
+        &server,
+        "steps-app",
+        "Askelmittari",
+        &["steps"],
+        &["body-weight"],
+    );
+    accepted_app(&server, "sugar-app", "Sokerikirja", &["blood-glucose"], &[]);
+    // Registered but never tested: not listed.
+    register_sandbox_app(&server, "draft-app", "Keskeneräinen");
+
+    let page = get(&server, "/apps?lang=en", None);
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{headers:?}"
+    );
+    let cache = headers["cache-control"].to_str().unwrap();
+    assert!(
+        cache.starts_with("public") && cache.contains("max-age="),
+        "{cache}"
+    );
+    assert!(headers.contains_key("content-security-policy"));
+    assert!(
+        !headers.contains_key("set-cookie"),
+        "a public page sets no cookie"
+    );
+    let html = page.text().unwrap();
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+    for expected in [
+        "Askelmittari",
+        "Sokerikirja",
+        "Askel Oy",
+        "iOS",
+        "Steps",
+        "Blood glucose",
+    ] {
+        assert!(html.contains(expected), "{expected} missing: {html}");
+    }
+    assert!(!html.contains("Keskeneräinen"), "{html}");
+    let finnish = get(&server, "/apps?lang=fi", None).text().unwrap();
+    assert!(
+        finnish.contains("Askelmäärä") && finnish.contains("Tallentaa"),
+        "{finnish}"
+    );
+
+    let json: Value = get(&server, "/apps.json", None).json().unwrap();
+    let apps = json["applications"].as_array().expect("applications");
+    assert_eq!(apps.len(), 2, "{json}");
+    let steps = apps
+        .iter()
+        .find(|a| a["id"] == "steps-app")
+        .expect("steps-app");
+    assert_eq!(steps["name"], "Askelmittari");
+    assert_eq!(steps["supplier"], "Askel Oy");
+    assert_eq!(steps["platform"], "ios");
+    assert_eq!(steps["writes"][0]["code"], "steps");
+    assert_eq!(steps["writes"][0]["name"]["en"], "Steps");
+    assert_eq!(steps["reads"][0]["code"], "body-weight");
+    assert_eq!(steps["writes"].as_array().unwrap().len(), 1);
+    let since = steps["since"].as_str().expect("since");
+    assert_eq!(since.len(), 10, "a date: {since}");
+    assert!(steps.get("contact").is_none() && steps.get("redirect_uris").is_none());
+    let negotiated = get(&server, "/apps", Some("application/json"));
+    assert!(
+        negotiated.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let negotiated: Value = negotiated.json().unwrap();
+    assert_eq!(negotiated, json);
+
+    server.admin(&["app", "suspend", "sugar-app"]);
+    let json: Value = get(&server, "/apps.json", None).json().unwrap();
+    let ids: Vec<&str> = json["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["steps-app"]);
+    let html = get(&server, "/apps", None).text().unwrap();
+    assert!(
+        !html.contains("Sokerikirja") && html.contains("Askelmittari"),
+        "{html}"
+    );
+    server.admin(&["app", "revoke", "steps-app"]);
+    let json: Value = get(&server, "/apps.json", None).json().unwrap();
+    assert_eq!(
+        json["applications"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
+    // The sandbox's own registration page is still where it was.
+    assert_eq!(get(&server, "/apps/register", None).status(), 200);
+}

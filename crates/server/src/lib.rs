@@ -18,6 +18,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod applist;
 pub mod audit;
 pub mod config;
 pub mod fhir;
@@ -211,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(app)
         .merge(oauth::router(state.auth.clone()))
         .merge(portal::router(&state))
+        .merge(applist::router(&state))
         .fallback(fhir::unknown_route)
         // Route layers, innermost first: they see the matched route template. The panic guard
         // is the last resort (client input never reaches it); the audit layer sits outside it
