@@ -169,7 +169,7 @@ mod tests {
     fn app(read: &[&str], write: &[&str]) -> Caller {
         let set = |codes: &[&str]| codes.iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
         Caller::App(AccessContext {
-            patient: Some("p1".into()),
+            patient: Some(PATIENT.into()),
             app_id: "a".into(),
             app_name: "A".into(),
             scopes: phr_auth::ScopeSet::parse("patient/*.cruds").unwrap(),
@@ -258,5 +258,146 @@ mod tests {
             ..SearchQuery::default()
         };
         assert_eq!(confine_search(&caller, &mut patients).unwrap(), None);
+    }
+
+    fn service() -> (tempfile::TempDir, crate::FhirService) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = phr_store::sqlite::SqliteStore::open(&dir.path().join("phr.db")).unwrap();
+        let fhir = crate::FhirService::new(
+            std::sync::Arc::new(storage),
+            crate::pipeline::Pipeline::new(),
+            crate::service::Settings::default(),
+        );
+        (dir, fhir)
+    }
+
+    const PATIENT: &str = "3f2b8d3e-6f0a-4c57-9a51-6a2f3c2b1e01";
+
+    fn measurement(
+        profile: &str,
+        (code, display): (&str, &str),
+        unit: &str,
+        ucum: &str,
+        value: f64,
+    ) -> Value {
+        let id = uuid::Uuid::new_v4();
+        serde_json::json!({
+            "resourceType": "Observation",
+            "meta": {"profile": [profile]},
+            "language": "fi",
+            "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Mittaus</div>"},
+            "identifier": [{"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{id}")}],
+            "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+            "subject": {"reference": format!("Patient/{PATIENT}")},
+            "performer": [{"reference": format!("Patient/{PATIENT}")}],
+            "effectiveDateTime": "2026-11-01T08:00:00+02:00",
+            "issued": "2026-11-01T08:00:00+02:00",
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": ucum},
+        })
+    }
+
+    fn weight() -> Value {
+        measurement(WEIGHT, ("29463-7", "Body weight"), "kg", "kg", 80.5)
+    }
+
+    fn glucose() -> Value {
+        measurement(
+            "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose",
+            ("14745-4", "Glucose [Moles/volume] in Body fluid"),
+            "mmol/l",
+            "mmol/L",
+            5.5,
+        )
+    }
+
+    #[test]
+    fn every_interaction_of_a_limited_app_keeps_to_its_contents() {
+        let (_dir, fhir) = service();
+        let patient = serde_json::json!({
+            "resourceType": "Patient",
+            "id": PATIENT,
+            "meta": {"profile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-patient"]},
+            "identifier": [{"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{PATIENT}")}],
+        });
+        fhir.update(&Caller::System, "Patient", PATIENT, patient, None)
+            .unwrap();
+        // Stored before by the citizen in the portal: a glucose the app may not read.
+        let theirs = fhir
+            .create(
+                &Caller::Citizen {
+                    patient: PATIENT.into(),
+                },
+                glucose(),
+                None,
+            )
+            .unwrap();
+        let caller = app(&["body-weight"], &["body-weight"]);
+
+        let mine = fhir.create(&caller, weight(), None).unwrap();
+        let refused = fhir.create(&caller, glucose(), None).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Forbidden);
+        assert!(
+            refused
+                .issues()
+                .iter()
+                .any(|i| i.message.contains("blood-glucose")),
+            "{refused:?}"
+        );
+
+        // A batch: the accepted entry is stored, the other refused on its own.
+        let batch = serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": weight(), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": glucose(), "request": {"method": "POST", "url": "Observation"}},
+        ]});
+        let response = fhir.process_bundle(&caller, batch).unwrap();
+        let kinds: Vec<Option<ErrorKind>> = response
+            .entries
+            .iter()
+            .map(|e| e.result().err().map(Error::kind))
+            .collect();
+        assert_eq!(kinds, [None, Some(ErrorKind::Forbidden)]);
+
+        assert!(fhir.read(&caller, "Observation", &mine.version.id).is_ok());
+        let error = fhir
+            .read(&caller, "Observation", &theirs.version.id)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Forbidden);
+        assert!(fhir.read(&caller, "Patient", PATIENT).is_ok());
+
+        let params = vec![("patient".to_string(), PATIENT.to_string())];
+        let result = fhir
+            .search(
+                &caller,
+                crate::search::Scope::of_type("Observation"),
+                &params,
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            result.page.matches.len(),
+            2,
+            "the two weights, not the glucose"
+        );
+        let error = fhir
+            .search(
+                &caller,
+                crate::search::Scope::of_type("CarePlan"),
+                &params,
+                false,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(error.kind(), ErrorKind::Forbidden);
+
+        // Deleting what it may no longer write is refused too.
+        let reader = app(&["body-weight"], &[]);
+        let error = fhir
+            .delete(&reader, "Observation", &mine.version.id, None)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Forbidden);
+        fhir.delete(&caller, "Observation", &mine.version.id, None)
+            .unwrap();
     }
 }
