@@ -46,6 +46,7 @@ pub mod service;
 pub mod sessions;
 mod sqlite;
 pub mod tokens;
+pub mod traffic;
 
 pub use apps::{
     AcceptedContent, App, AppDetails, AppKind, AppStatus, AppStore, ClientType, ContentRights,

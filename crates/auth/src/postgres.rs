@@ -45,6 +45,7 @@ const MODULES: &[(&str, &[&str])] = &[
     ("keys", crate::keys::postgres::SCHEMA),
     ("audit", crate::audit::postgres::SCHEMA),
     ("status", crate::enforce::postgres::SCHEMA),
+    ("traffic", crate::traffic::postgres::SCHEMA),
 ];
 
 /// Serializes schema changes of nodes starting together (`pg_advisory_xact_lock`).

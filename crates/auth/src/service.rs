@@ -46,6 +46,10 @@ use crate::scope::{Access, Interaction, ScopeSet};
 use crate::sessions::{PostgresSessionStore, SessionStore, Sessions, SqliteSessionStore};
 use crate::sqlite::Sqlite;
 use crate::tokens::{PostgresTokenStore, SqliteTokenStore, TokenStore, Tokens};
+use crate::traffic::checks::{Observed, Report};
+use crate::traffic::{
+    PostgresTrafficStore, RETENTION_DAYS, SqliteTrafficStore, TrafficRow, TrafficStore,
+};
 
 /// The storage behind one [`AuthService`]: one implementation of each module's trait, and
 /// the cross-process status signal. [`Stores::sqlite`] is the embedded default,
@@ -67,6 +71,8 @@ pub struct Stores {
     /// Job claims and node settings.
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Arc<dyn OrgStore>,
+    /// The sandbox traffic record.
+    pub traffic: Arc<dyn TrafficStore>,
 }
 
 impl Stores {
@@ -87,6 +93,7 @@ impl Stores {
             audit_reads: Arc::new(SqliteAuditStore::new(db.clone())),
             cluster: Arc::new(SqliteClusterStore::new(db.clone())),
             orgs: Arc::new(SqliteOrgStore::new(db.clone())),
+            traffic: Arc::new(SqliteTrafficStore::new(db.clone())),
             signal: Arc::new(SqliteStatusSignal::new(db, clock)),
         })
     }
@@ -107,6 +114,7 @@ impl Stores {
             audit_reads: audit,
             cluster: Arc::new(PostgresClusterStore::new(pg.clone())),
             orgs: Arc::new(PostgresOrgStore::new(pg.clone())),
+            traffic: Arc::new(PostgresTrafficStore::new(pg.clone())),
             signal: Arc::new(PostgresStatusSignal::start(pg, clock)?),
         })
     }
@@ -136,6 +144,7 @@ pub(crate) struct Inner {
     pub client_keys: ClientKeys,
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Orgs,
+    pub traffic: Arc<dyn TrafficStore>,
 }
 
 /// The authorization service. Cheap to clone.
@@ -315,6 +324,7 @@ impl AuthService {
             enforcer,
             oidc,
             cluster: stores.cluster,
+            traffic: stores.traffic,
             orgs: Orgs::new(stores.orgs, clock_for_orgs),
         })))
     }
@@ -511,6 +521,9 @@ impl AuthService {
             self.0.sessions.delete_expired()?;
             self.0.tokens.delete_expired()?;
             self.0.cluster.forget_claims_before(now - 7 * 86_400)?;
+            self.0
+                .traffic
+                .delete_before((now - RETENTION_DAYS * 86_400).saturating_mul(1_000_000))?;
         }
         Ok(())
     }
@@ -541,6 +554,56 @@ impl AuthService {
         record.interaction = Some(format!("app-register:{}", status.code()));
         self.audit(record)?;
         Ok(registered)
+    }
+
+    // --- sandbox traffic and acceptance ---------------------------------------------------
+
+    /// Records what applications did (sandbox mode only: in production nothing is kept).
+    /// Strings that parse as personal identity codes are replaced in every detail.
+    pub fn record_traffic(&self, rows: Vec<TrafficRow>) -> Result<()> {
+        if !self.0.config.mode.is_sandbox() || rows.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<TrafficRow> = rows
+            .into_iter()
+            .map(|mut row| {
+                row.detail = crate::traffic::redact_value(&row.detail);
+                row
+            })
+            .collect();
+        self.0.traffic.insert(&rows)
+    }
+
+    /// The application's sandbox traffic of the retention period, oldest first.
+    pub fn traffic(&self, app_id: &str) -> Result<Vec<TrafficRow>> {
+        let since = (self.now() - RETENTION_DAYS * 86_400).saturating_mul(1_000_000);
+        self.0.traffic.list(app_id, since)
+    }
+
+    /// Runs the acceptance checks over the application's sandbox traffic of the retention
+    /// period for one data content (`content`, stored as `resource_type`).
+    pub fn acceptance_report(
+        &self,
+        app_id: &str,
+        content: &str,
+        resource_type: &str,
+    ) -> Result<Report> {
+        if self.0.apps.get(app_id)?.is_none() {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        let until = self.0.clock.now_micros();
+        let since = until - RETENTION_DAYS * 86_400 * 1_000_000;
+        let rows = self.0.traffic.list(app_id, since)?;
+        Ok(crate::traffic::checks::report(
+            app_id,
+            &Observed {
+                content,
+                resource_type,
+                rows: &rows,
+            },
+            since,
+            until,
+        ))
     }
 
     // --- organisations --------------------------------------------------------------------

@@ -231,6 +231,23 @@ CREATE TABLE app_rounds (
     PRIMARY KEY (app_id, content, round)
 );
 "#,
+    r#"
+-- What applications did in the sandbox, for the acceptance checks (30 days, no identity
+-- codes): see traffic/mod.rs.
+CREATE TABLE sandbox_traffic (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id        TEXT NOT NULL,
+    at_us         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,                -- request | resource
+    interaction   TEXT NOT NULL,
+    resource_type TEXT,
+    status        INTEGER NOT NULL,
+    content       TEXT,
+    detail        TEXT NOT NULL                 -- JSON
+);
+CREATE INDEX sandbox_traffic_by_app ON sandbox_traffic (app_id, at_us);
+CREATE INDEX sandbox_traffic_by_time ON sandbox_traffic (at_us);
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

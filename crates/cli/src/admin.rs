@@ -174,6 +174,17 @@ enum AppCommand {
         #[arg(long, requires = "contents")]
         write: bool,
     },
+    /// Run the acceptance checks over the application's sandbox traffic (the last 30 days)
+    /// for one data content; exits non-zero when a check fails.
+    Acceptance {
+        app_id: String,
+        /// The data content to judge.
+        #[arg(long, value_name = "CODE")]
+        content: String,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Record a joint-testing round of one data content (at most three per content).
     Round {
         app_id: String,
@@ -346,6 +357,89 @@ fn print_details(details: &phr_auth::AppDetails) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An instant of microseconds since the epoch, RFC 3339 in UTC.
+fn instant(micros: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| micros.to_string())
+}
+
+fn print_report(report: &phr_auth::traffic::checks::Report, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "acceptance of {} for {}: {} ({} requests, {} resources of the content, {} to {})",
+        report.app_id,
+        report.content,
+        if report.passed { "passed" } else { "FAILED" },
+        report.requests,
+        report.resources,
+        instant(report.since_us),
+        instant(report.until_us)
+    )?;
+    for check in &report.checks {
+        writeln!(
+            out,
+            "{} {} — {}",
+            if check.passed { "PASS" } else { "FAIL" },
+            check.id,
+            check.title
+        )?;
+        if !check.passed {
+            writeln!(out, "     rule: {}", check.kanta_rule)?;
+            if let Some(reason) = check.reason {
+                writeln!(out, "     {reason}")?;
+            }
+            if check.failures > 0 {
+                writeln!(out, "     {} failing, for example:", check.failures)?;
+            }
+            for example in &check.examples {
+                let mut line = format!(
+                    "     {} {} {} → {}",
+                    instant(example.at_us),
+                    example.interaction,
+                    example.resource_type.as_deref().unwrap_or("-"),
+                    example.status
+                );
+                if let Some(identifier) = example.detail.get("identifier").and_then(|v| v.as_str())
+                {
+                    line.push_str(&format!(" identifier {identifier}"));
+                }
+                if let Some(issues) = example
+                    .detail
+                    .pointer("/outcome/issue")
+                    .and_then(|v| v.as_array())
+                {
+                    for issue in issues.iter().take(3) {
+                        line.push_str(&format!(
+                            "\n       {} {}",
+                            issue
+                                .pointer("/expression/0")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or(""),
+                            issue
+                                .get("diagnostics")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                        ));
+                    }
+                }
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_kind(text: &str) -> Result<AppKind, String> {
     AppKind::parse(text).ok_or_else(|| format!("'{text}': use wellbeing or professional"))
 }
@@ -453,6 +547,32 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             })
         }
         AppCommand::Accept { app_id, .. } => set_status(&args.auth, &app_id, AppStatus::Accepted),
+        AppCommand::Acceptance {
+            app_id,
+            content,
+            json,
+        } => {
+            check_content(&content)?;
+            let resource_type = phr_catalog::Catalog::get()
+                .contents()
+                .iter()
+                .find(|c| c.kind.key() == content)
+                .map(|c| c.resource_type)
+                .unwrap_or("Observation");
+            let report = with_service(&args.auth, false, |auth| {
+                auth.acceptance_report(&app_id, &content, resource_type)
+                    .map_err(auth_error)
+            })?;
+            print_report(&report, json)?;
+            if !report.passed {
+                bail!(
+                    "{app_id} fails {} of {} acceptance checks for {content}",
+                    report.checks.iter().filter(|c| !c.passed).count(),
+                    report.checks.len()
+                );
+            }
+            Ok(())
+        }
         AppCommand::Round {
             app_id,
             content,

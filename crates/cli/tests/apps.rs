@@ -354,3 +354,211 @@ fn the_public_list_shows_accepted_apps_and_hides_a_suspended_one_at_once() {
     // The sandbox's own registration page is still where it was.
     assert_eq!(get(&server, "/apps/register", None).status(), 200);
 }
+
+/// The acceptance report of `app` for `content` as JSON, and whether the command passed.
+fn acceptance(server: &Server, app: &str, content: &str) -> (bool, Value, String) {
+    let args = server.admin_args(&["app", "acceptance", app, "--content", content, "--json"]);
+    let output = phr()
+        .args(engine_args_for(&args))
+        .output()
+        .expect("run phr");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.success(), report, stdout)
+}
+
+/// `args` with the engine's arguments (PostgreSQL runs), as `phr_ok` adds them.
+fn engine_args_for(args: &[String]) -> Vec<String> {
+    let mut all = args.to_vec();
+    let data = args
+        .iter()
+        .position(|a| a == "--data")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .expect("--data");
+    all.extend(engine_args(&data));
+    all
+}
+
+fn failed_checks(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("phr.toml");
+    // Twelve requests per citizen and application, no refill within the test; Bundles of at
+    // most five entries.
+    std::fs::write(&config, "[limits.citizen]\nburst = 12\nper_hour = 1\n").unwrap();
+    let config = config.display().to_string();
+    let server = Server::start_in(
+        dir.path(),
+        &["--config", &config, "--max-bundle-entries", "5"],
+    );
+    let scope = "patient/Observation.cruds patient/Patient.read";
+    server.register_app("careful-app", scope);
+    server.register_app("careless-app", scope);
+    let careful_hetu = test_hetu("010190", 911);
+    let careless_hetu = test_hetu("020290", 912);
+    let (anna, careful) = server.token(&careful_hetu, "careful-app", scope);
+    let (bert, careless) = server.token(&careless_hetu, "careless-app", scope);
+
+    // The careful client: conditional batches within the limit, resent after a "failure"
+    // without duplicates, one conditional single create, searches that name the citizen.
+    let readings: Vec<Value> = (0..3)
+        .map(|i| {
+            glucose(
+                &anna,
+                &format!("2026-11-0{}T08:00:00+02:00", i + 1),
+                5.0 + f64::from(i),
+            )
+        })
+        .collect();
+    for _ in 0..2 {
+        let response = server.post_as(&careful, "", &conditional_batch(&readings));
+        assert_eq!(response.status(), 200);
+    }
+    let single = glucose(&anna, "2026-11-05T08:00:00+02:00", 6.1);
+    let identifier = single["identifier"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = server
+        .json(
+            server
+                .client
+                .post(server.url("Observation"))
+                .bearer_auth(&careful)
+                .header("If-None-Exist", format!("identifier={identifier}")),
+            &single,
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let response = server.get_as(
+        &careful,
+        &format!("Observation?patient={anna}&code=http://loinc.org|14745-4"),
+    );
+    assert_eq!(response.status(), 200);
+
+    let (passed, report, _) = acceptance(&server, "careful-app", "blood-glucose");
+    assert!(failed_checks(&report).is_empty(), "{report:#}");
+    assert!(passed);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 6);
+    assert!(
+        report["checks"][0]["kanta_rule"].is_string()
+            && report["checks"][0]["rationale"].is_string()
+    );
+
+    // The careless client: the same reading twice without a condition, an invalid reading
+    // (its status is an identity code, which the error echoes), a Bundle over the limit, a
+    // search without patient, and requests until it is throttled.
+    let reading = glucose(&bert, "2026-11-01T08:00:00+02:00", 7.0);
+    for _ in 0..2 {
+        assert_eq!(
+            server.post_as(&careless, "Observation", &reading).status(),
+            201
+        );
+    }
+    let mut invalid = glucose(&bert, "2026-11-02T08:00:00+02:00", 7.5);
+    invalid["status"] = Value::String(careless_hetu.clone());
+    assert_eq!(
+        server.post_as(&careless, "Observation", &invalid).status(),
+        422
+    );
+    let too_many: Vec<Value> = (0..6)
+        .map(|i| glucose(&bert, &format!("2026-11-1{i}T08:00:00+02:00"), 6.0))
+        .collect();
+    assert_eq!(
+        server
+            .post_as(&careless, "", &conditional_batch(&too_many))
+            .status(),
+        413
+    );
+    assert_eq!(
+        server
+            .get_as(&careless, "Observation?code=http://loinc.org|14745-4")
+            .status(),
+        400
+    );
+    let throttled = (0..20).any(|_| {
+        server
+            .get_as(&careless, &format!("Patient/{bert}"))
+            .status()
+            == 429
+    });
+    assert!(throttled, "the careless client reaches its budget");
+
+    let (passed, report, text) = acceptance(&server, "careless-app", "blood-glucose");
+    assert!(!passed, "a failed report exits non-zero");
+    assert_eq!(
+        failed_checks(&report),
+        [
+            "valid-resources",
+            "conditional-create",
+            "no-duplicates",
+            "bundle-limit",
+            "hourly-budget",
+            "search-patient"
+        ],
+        "{report:#}"
+    );
+    let invalid_example = &report["checks"][0]["examples"][0];
+    assert_eq!(invalid_example["status"], 422);
+    assert_eq!(
+        invalid_example["detail"]["profile"],
+        "http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose"
+    );
+    assert!(
+        invalid_example["detail"]["outcome"]["issue"].is_array(),
+        "{invalid_example}"
+    );
+    let duplicate = &report["checks"][2]["examples"][0];
+    assert_eq!(
+        duplicate["detail"]["identifier"],
+        reading["identifier"][0]["value"]
+    );
+    assert!(
+        !text.contains(&careless_hetu) && !text.contains(&careful_hetu),
+        "no identity code in a report: {text}"
+    );
+    let text = server.admin_fails(&[
+        "app",
+        "acceptance",
+        "careless-app",
+        "--content",
+        "blood-glucose",
+    ]);
+    assert!(text.contains("fails 6 of 6 acceptance checks"), "{text}");
+    let args = server.admin_args(&[
+        "app",
+        "acceptance",
+        "careless-app",
+        "--content",
+        "blood-glucose",
+    ]);
+    let output = phr().args(engine_args_for(&args)).output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("FAIL no-duplicates") && text.contains("rule: "),
+        "{text}"
+    );
+    // The careful app's report knows nothing of the careless one's traffic.
+    let (passed, _, _) = acceptance(&server, "careful-app", "blood-glucose");
+    assert!(passed);
+    // A content the careful app never wrote cannot pass.
+    let (passed, report, _) = acceptance(&server, "careful-app", "body-weight");
+    assert!(!passed);
+    assert_eq!(
+        failed_checks(&report),
+        ["valid-resources", "conditional-create"]
+    );
+}

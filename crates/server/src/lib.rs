@@ -28,6 +28,7 @@ pub mod ops;
 pub mod portal;
 pub mod retention;
 pub mod tls;
+pub mod traffic;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
