@@ -697,9 +697,9 @@ impl AuthService {
         Ok(round)
     }
 
-    /// Operator: accepts the application for data contents (each with its rights) whose
-    /// last joint-testing round passed. A sandbox application becomes accepted. Every
-    /// node applies the new limits from its next request.
+    /// Operator: accepts the application for data contents whose last joint-testing round
+    /// passed, all or none. A sandbox application becomes accepted. Every node applies the
+    /// new limits from its next request.
     pub fn accept_app_contents(
         &self,
         app_id: &str,
@@ -707,13 +707,7 @@ impl AuthService {
         read: bool,
         write: bool,
     ) -> Result<(App, Vec<AcceptedContent>)> {
-        if contents.is_empty() {
-            return Err(AuthError::Invalid("name at least one data content".into()));
-        }
-        let mut accepted = Vec::new();
-        for content in contents {
-            accepted.push(self.0.apps.accept_content(app_id, content, read, write)?);
-        }
+        let accepted = self.0.apps.accept_contents(app_id, contents, read, write)?;
         let app = self
             .0
             .apps

@@ -804,6 +804,48 @@ impl Apps {
         read: bool,
         write: bool,
     ) -> Result<AcceptedContent> {
+        self.accept_contents(app_id, &[content.to_owned()], read, write)?
+            .pop()
+            .ok_or_else(|| AuthError::Invalid("name at least one data content".into()))
+    }
+
+    /// Operator: accepts the app for data contents with the same rights, all or none: every
+    /// content is checked before any is stored.
+    pub fn accept_contents(
+        &self,
+        app_id: &str,
+        contents: &[String],
+        read: bool,
+        write: bool,
+    ) -> Result<Vec<AcceptedContent>> {
+        if contents.is_empty() {
+            return Err(AuthError::Invalid("name at least one data content".into()));
+        }
+        for content in contents {
+            self.check_acceptable(app_id, content, read, write)?;
+        }
+        let stored = self.store.contents(app_id)?;
+        let now = self.clock.now();
+        let mut accepted = Vec::new();
+        for content in contents {
+            let accepted_at = stored
+                .iter()
+                .find(|c| &c.content == content)
+                .map_or(now, |c| c.accepted_at);
+            let one = AcceptedContent {
+                content: content.clone(),
+                read,
+                write,
+                accepted_at,
+            };
+            self.store.set_content(app_id, &one)?;
+            accepted.push(one);
+        }
+        Ok(accepted)
+    }
+
+    /// Whether `content` may be accepted for `app_id` now (see [`Apps::accept_contents`]).
+    fn check_acceptable(&self, app_id: &str, content: &str, read: bool, write: bool) -> Result<()> {
         check_content_code(content)?;
         if !read && !write {
             return Err(AuthError::Invalid(
@@ -839,20 +881,7 @@ impl Apps {
                 )));
             }
         }
-        let accepted_at = self
-            .store
-            .contents(app_id)?
-            .into_iter()
-            .find(|c| c.content == content)
-            .map_or_else(|| self.clock.now(), |c| c.accepted_at);
-        let accepted = AcceptedContent {
-            content: content.to_owned(),
-            read,
-            write,
-            accepted_at,
-        };
-        self.store.set_content(app_id, &accepted)?;
-        Ok(accepted)
+        Ok(())
     }
 
     /// The public application list: accepted wellbeing applications with at least one
@@ -1186,6 +1215,23 @@ pub(crate) mod tests {
         apps.accept_content("steps", "body-weight", true, false)
             .unwrap();
         assert!(apps.accept_content("steps", "steps", false, false).is_err());
+        // All or none: a content without a passed round keeps the others from changing.
+        assert!(
+            apps.accept_contents(
+                "steps",
+                &["body-weight".into(), "blood-pressure".into()],
+                true,
+                true
+            )
+            .is_err()
+        );
+        let weight = apps
+            .contents("steps")
+            .unwrap()
+            .into_iter()
+            .find(|c| c.content == "body-weight")
+            .unwrap();
+        assert!(weight.read && !weight.write, "unchanged");
         assert!(
             apps.accept_content("steps", "Not A Code", true, true)
                 .is_err()
