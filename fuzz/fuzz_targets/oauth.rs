@@ -68,6 +68,8 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
         jwks_uri: None,
         org: None,
         certificate_oid: None,
+        supplier: None,
+        platform: None,
     }
 }
 

@@ -130,6 +130,7 @@ fn app_caller(patient: Option<&str>, scope: &str) -> Caller {
         expires_at: i64::MAX,
         org: None,
         professional: None,
+        contents: None,
     })
 }
 

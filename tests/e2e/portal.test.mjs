@@ -274,3 +274,24 @@ test('the citizen downloads all their data', async () => {
   assert.ok(lines.length > 100 && lines.every((l) => JSON.parse(l).resourceType === 'Observation'));
   assert.ok(!JSON.stringify(bundle).includes(DEMO_HETU));
 });
+
+test('the public list shows accepted applications, links from the portal and hides a suspended one', async () => {
+  const admin = (...args) => execFileSync(phr, ['app', ...args, '--data', data, '--public-url', base], { encoding: 'utf8' });
+  admin('round', 'demo-app', '--content', 'blood-glucose', '--outcome', 'pass');
+  admin('accept', 'demo-app', '--content', 'blood-glucose', '--write');
+  admin('update', 'demo-app', '--supplier', 'PHR Demo Oy', '--platform', 'web');
+  await nav('Applications');
+  await page.getByRole('link', { name: 'Accepted applications and the data they process' }).click();
+  await page.getByRole('heading', { name: 'Accepted wellbeing applications', level: 1 }).waitFor();
+  const card = page.locator('section.card', { has: page.getByRole('heading', { name: 'PHR Demo' }) });
+  await card.getByText('Blood glucose').waitFor();
+  await card.getByText('PHR Demo Oy').waitFor();
+  await checkA11y('public application list');
+  await page.getByRole('link', { name: 'Suomeksi' }).click();
+  await page.getByRole('heading', { name: 'Hyväksytyt hyvinvointisovellukset', level: 1 }).waitFor();
+  await checkA11y('public application list (fi)');
+  admin('suspend', 'demo-app');
+  await page.reload();
+  assert.equal(await card.count(), 0, 'a suspended application is gone at once');
+  await checkA11y('public application list without the suspended application');
+});

@@ -23,6 +23,8 @@ fn main() {
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Sandbox,
         )

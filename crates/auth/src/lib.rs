@@ -46,15 +46,19 @@ pub mod service;
 pub mod sessions;
 mod sqlite;
 pub mod tokens;
+pub mod traffic;
 
-pub use apps::{App, AppKind, AppStatus, AppStore, ClientType, NewApp, RegisteredApp};
+pub use apps::{
+    AcceptedContent, App, AppDetails, AppKind, AppStatus, AppStore, ClientType, ContentRights,
+    ListedApp, NewApp, Platform, RegisteredApp, RoundOutcome, TestRound,
+};
 pub use audit::{AuditPage, AuditQuery, AuditRecord, AuditStore, Usage, audit_event};
 pub use certificate::PresentedCertificate;
 pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_resource};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::ClusterStore;
 pub use config::{AuthConfig, Endpoints, Mode, OidcUpstreamConfig, UpstreamClientAuth};
-pub use enforce::{AccessContext, Professional, StatusSignal, bearer_token};
+pub use enforce::{AccessContext, AppStanding, Professional, StatusSignal, bearer_token};
 pub use error::{AccessError, AuthError, OAuthError};
 pub use flows::{IssuedToken, TokenResponse};
 pub use grants::{Grant, GrantStore};

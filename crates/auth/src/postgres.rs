@@ -45,6 +45,7 @@ const MODULES: &[(&str, &[&str])] = &[
     ("keys", crate::keys::postgres::SCHEMA),
     ("audit", crate::audit::postgres::SCHEMA),
     ("status", crate::enforce::postgres::SCHEMA),
+    ("traffic", crate::traffic::postgres::SCHEMA),
 ];
 
 /// Serializes schema changes of nodes starting together (`pg_advisory_xact_lock`).
@@ -273,6 +274,8 @@ pub fn read_setting(url: &str, key: &str) -> Result<Option<String>> {
 const COPIED_TABLES: &[&str] = &[
     "organisations",
     "apps",
+    "app_contents",
+    "app_rounds",
     "citizens",
     "grants",
     "sessions",

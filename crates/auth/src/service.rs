@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::apps::{
-    App, AppStatus, AppStore, Apps, NewApp, PostgresAppStore, RegisteredApp, SqliteAppStore,
+    AcceptedContent, App, AppDetails, AppKind, AppStatus, AppStore, Apps, ContentRights, ListedApp,
+    NewApp, Platform, PostgresAppStore, RegisteredApp, RoundOutcome, SqliteAppStore, TestRound,
 };
 use crate::audit::{
     AuditLog, AuditPage, AuditQuery, AuditRecord, AuditStore, PostgresAuditStore, SqliteAuditStore,
@@ -28,8 +29,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::cluster::{ClusterStore, IDENTITY_KEY_CHECK, PostgresClusterStore, SqliteClusterStore};
 use crate::config::AuthConfig;
 use crate::enforce::{
-    AccessContext, Enforcer, Expected, GrantState, PostgresStatusSignal, SqliteStatusSignal,
-    StatusSignal, StatusSource,
+    AccessContext, AppStanding, Enforcer, Expected, GrantState, PostgresStatusSignal,
+    SqliteStatusSignal, StatusSignal, StatusSource,
 };
 use crate::error::{AccessError, AuthError, Result};
 use crate::flows::client_auth::ClientKeys;
@@ -45,6 +46,10 @@ use crate::scope::{Access, Interaction, ScopeSet};
 use crate::sessions::{PostgresSessionStore, SessionStore, Sessions, SqliteSessionStore};
 use crate::sqlite::Sqlite;
 use crate::tokens::{PostgresTokenStore, SqliteTokenStore, TokenStore, Tokens};
+use crate::traffic::checks::{Observed, Report};
+use crate::traffic::{
+    PostgresTrafficStore, RETENTION_DAYS, SqliteTrafficStore, TrafficRow, TrafficStore,
+};
 
 /// The storage behind one [`AuthService`]: one implementation of each module's trait, and
 /// the cross-process status signal. [`Stores::sqlite`] is the embedded default,
@@ -66,6 +71,8 @@ pub struct Stores {
     /// Job claims and node settings.
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Arc<dyn OrgStore>,
+    /// The sandbox traffic record.
+    pub traffic: Arc<dyn TrafficStore>,
 }
 
 impl Stores {
@@ -86,6 +93,7 @@ impl Stores {
             audit_reads: Arc::new(SqliteAuditStore::new(db.clone())),
             cluster: Arc::new(SqliteClusterStore::new(db.clone())),
             orgs: Arc::new(SqliteOrgStore::new(db.clone())),
+            traffic: Arc::new(SqliteTrafficStore::new(db.clone())),
             signal: Arc::new(SqliteStatusSignal::new(db, clock)),
         })
     }
@@ -106,6 +114,7 @@ impl Stores {
             audit_reads: audit,
             cluster: Arc::new(PostgresClusterStore::new(pg.clone())),
             orgs: Arc::new(PostgresOrgStore::new(pg.clone())),
+            traffic: Arc::new(PostgresTrafficStore::new(pg.clone())),
             signal: Arc::new(PostgresStatusSignal::start(pg, clock)?),
         })
     }
@@ -135,6 +144,7 @@ pub(crate) struct Inner {
     pub client_keys: ClientKeys,
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Orgs,
+    pub traffic: Arc<dyn TrafficStore>,
 }
 
 /// The authorization service. Cheap to clone.
@@ -144,14 +154,33 @@ pub struct AuthService(pub(crate) Arc<Inner>);
 /// What the enforcer asks when its cache has no answer.
 struct Lookups {
     apps: Arc<Apps>,
+    mode: crate::config::Mode,
     grants: Arc<Grants>,
     citizens: Arc<Citizens>,
     tokens: Arc<Tokens>,
 }
 
 impl StatusSource for Lookups {
-    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
-        Ok(self.apps.get(app_id)?.map(|app| (app.name, app.status)))
+    fn app(&self, app_id: &str) -> Result<Option<AppStanding>> {
+        let Some(app) = self.apps.get(app_id)? else {
+            return Ok(None);
+        };
+        // In production an accepted wellbeing application reads and writes only the data
+        // contents joint testing accepted it for. The server's own clients (the portal) act
+        // for the citizen, not as a tested application.
+        let limited = self.mode == crate::config::Mode::Production
+            && app.kind == AppKind::Wellbeing
+            && !self.apps.is_first_party(app_id);
+        let contents = if limited {
+            Some(ContentRights::of(&self.apps.contents(app_id)?))
+        } else {
+            None
+        };
+        Ok(Some(AppStanding {
+            name: app.name,
+            status: app.status,
+            contents,
+        }))
     }
 
     fn grant(&self, grant_id: &str) -> Result<GrantState> {
@@ -260,6 +289,7 @@ impl AuthService {
             clock.clone(),
             Arc::new(Lookups {
                 apps: apps.clone(),
+                mode: config.mode,
                 grants: grants.clone(),
                 citizens: citizens.clone(),
                 tokens: tokens.clone(),
@@ -294,6 +324,7 @@ impl AuthService {
             enforcer,
             oidc,
             cluster: stores.cluster,
+            traffic: stores.traffic,
             orgs: Orgs::new(stores.orgs, clock_for_orgs),
         })))
     }
@@ -490,6 +521,9 @@ impl AuthService {
             self.0.sessions.delete_expired()?;
             self.0.tokens.delete_expired()?;
             self.0.cluster.forget_claims_before(now - 7 * 86_400)?;
+            self.0
+                .traffic
+                .delete_before((now - RETENTION_DAYS * 86_400).saturating_mul(1_000_000))?;
         }
         Ok(())
     }
@@ -520,6 +554,56 @@ impl AuthService {
         record.interaction = Some(format!("app-register:{}", status.code()));
         self.audit(record)?;
         Ok(registered)
+    }
+
+    // --- sandbox traffic and acceptance ---------------------------------------------------
+
+    /// Records what applications did (sandbox mode only: in production nothing is kept).
+    /// Strings that parse as personal identity codes are replaced in every detail.
+    pub fn record_traffic(&self, rows: Vec<TrafficRow>) -> Result<()> {
+        if !self.0.config.mode.is_sandbox() || rows.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<TrafficRow> = rows
+            .into_iter()
+            .map(|mut row| {
+                row.detail = crate::traffic::redact_value(&row.detail);
+                row
+            })
+            .collect();
+        self.0.traffic.insert(&rows)
+    }
+
+    /// The application's sandbox traffic of the retention period, oldest first.
+    pub fn traffic(&self, app_id: &str) -> Result<Vec<TrafficRow>> {
+        let since = (self.now() - RETENTION_DAYS * 86_400).saturating_mul(1_000_000);
+        self.0.traffic.list(app_id, since)
+    }
+
+    /// Runs the acceptance checks over the application's sandbox traffic of the retention
+    /// period for one data content (`content`, stored as `resource_type`).
+    pub fn acceptance_report(
+        &self,
+        app_id: &str,
+        content: &str,
+        resource_type: &str,
+    ) -> Result<Report> {
+        if self.0.apps.get(app_id)?.is_none() {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        let until = self.0.clock.now_micros();
+        let since = until - RETENTION_DAYS * 86_400 * 1_000_000;
+        let rows = self.0.traffic.list(app_id, since)?;
+        Ok(crate::traffic::checks::report(
+            app_id,
+            &Observed {
+                content,
+                resource_type,
+                rows: &rows,
+            },
+            since,
+            until,
+        ))
     }
 
     // --- organisations --------------------------------------------------------------------
@@ -562,6 +646,92 @@ impl AuthService {
         record.interaction = Some(format!("app-status:{}", status.code()));
         self.audit(record)?;
         Ok(after)
+    }
+
+    /// The app with its accepted data contents and joint-testing rounds.
+    pub fn app_details(&self, app_id: &str) -> Result<Option<AppDetails>> {
+        self.0.apps.details(app_id)
+    }
+
+    /// Every app with its contents and rounds, oldest first.
+    pub fn list_app_details(&self) -> Result<Vec<AppDetails>> {
+        self.0.apps.list_details()
+    }
+
+    /// The public application list: accepted wellbeing applications with their accepted
+    /// contents, by name. Read from storage at each call: a suspension shows at once.
+    pub fn listed_apps(&self) -> Result<Vec<ListedApp>> {
+        self.0.apps.listed()
+    }
+
+    /// Operator: sets the supplier and platform the public list shows (`None` keeps one).
+    pub fn update_app_listing(
+        &self,
+        app_id: &str,
+        supplier: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<App> {
+        let app = self.0.apps.set_listing(app_id, supplier, platform)?;
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-update".into());
+        self.audit(record)?;
+        Ok(app)
+    }
+
+    /// Operator: records a joint-testing round of one data content.
+    pub fn record_test_round(
+        &self,
+        app_id: &str,
+        content: &str,
+        outcome: RoundOutcome,
+        note: Option<&str>,
+    ) -> Result<TestRound> {
+        let round = self.0.apps.record_round(app_id, content, outcome, note)?;
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.app_id = Some(app_id.to_owned());
+        record.interaction = Some(format!("app-round:{}", outcome.code()));
+        record.search_criteria = Some(format!("content={content}&round={}", round.round));
+        self.audit(record)?;
+        Ok(round)
+    }
+
+    /// Operator: accepts the application for data contents whose last joint-testing round
+    /// passed, all or none. A sandbox application becomes accepted. Every node applies the
+    /// new limits from its next request.
+    pub fn accept_app_contents(
+        &self,
+        app_id: &str,
+        contents: &[String],
+        read: bool,
+        write: bool,
+    ) -> Result<(App, Vec<AcceptedContent>)> {
+        let accepted = self.0.apps.accept_contents(app_id, contents, read, write)?;
+        let app = self
+            .0
+            .apps
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        let app = if app.status == AppStatus::Sandbox {
+            self.set_app_status(app_id, AppStatus::Accepted)?
+        } else {
+            app
+        };
+        self.0.enforcer.forget_app(app_id);
+        self.0.enforcer.announce();
+        let rights = match (read, write) {
+            (true, true) => "read,write",
+            (true, false) => "read",
+            _ => "write",
+        };
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-contents".into());
+        record.search_criteria = Some(format!("content={}&rights={rights}", contents.join(",")));
+        self.audit(record)?;
+        Ok((app, accepted))
     }
 
     /// Registers (or refreshes) one of the server's own clients (the portal): a public client
@@ -816,4 +986,110 @@ fn load_or_create_identity_key(path: &Path) -> Result<Vec<u8>> {
 /// The data directory's database path (for operator tools that read it).
 pub fn database_path(config: &AuthConfig) -> PathBuf {
     config.data_dir.join("auth.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::ClientType;
+    use crate::config::Mode;
+
+    fn lookups(mode: Mode) -> Lookups {
+        let db = Sqlite::in_memory();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::at_micros(1_000_000));
+        let apps = Arc::new(Apps::new(
+            Arc::new(SqliteAppStore::new(db.clone())),
+            clock.clone(),
+        ));
+        let config = AuthConfig::sandbox(Path::new("/nonexistent"), "http://127.0.0.1:9");
+        Lookups {
+            grants: Arc::new(Grants::new(
+                Arc::new(SqliteGrantStore::new(db.clone())),
+                clock.clone(),
+            )),
+            citizens: Arc::new(Citizens::new(
+                Arc::new(SqliteCitizenStore::new(db.clone())),
+                clock.clone(),
+                vec![7; 32],
+                &config,
+            )),
+            tokens: Arc::new(Tokens::new(
+                Arc::new(SqliteTokenStore::new(db)),
+                clock,
+                60,
+                3600,
+            )),
+            apps,
+            mode,
+        }
+    }
+
+    fn register(lookups: &Lookups, id: &str, kind: AppKind, scope: &str, org: Option<&str>) {
+        lookups
+            .apps
+            .register(
+                NewApp {
+                    app_id: Some(id.into()),
+                    name: "Steps".into(),
+                    kind,
+                    client_type: ClientType::Public,
+                    redirect_uris: vec!["https://app.example.fi/cb".into()],
+                    scope: scope.into(),
+                    contact: None,
+                    jwks: None,
+                    jwks_uri: None,
+                    org: org.map(str::to_string),
+                    certificate_oid: None,
+                    supplier: None,
+                    platform: None,
+                },
+                AppStatus::Accepted,
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn in_production_a_wellbeing_app_is_limited_to_its_accepted_contents() {
+        let production = lookups(Mode::Production);
+        register(
+            &production,
+            "steps",
+            AppKind::Wellbeing,
+            "patient/Observation.cruds",
+            None,
+        );
+        register(
+            &production,
+            "pro",
+            AppKind::Professional,
+            "user/Observation.rs",
+            Some("1.2.3"),
+        );
+        let standing = production.app("steps").unwrap().unwrap();
+        assert_eq!(
+            standing.contents,
+            Some(ContentRights::default()),
+            "nothing accepted yet"
+        );
+        production
+            .apps
+            .record_round("steps", "steps", RoundOutcome::Pass, None)
+            .unwrap();
+        production
+            .apps
+            .accept_content("steps", "steps", false, true)
+            .unwrap();
+        let rights = production.app("steps").unwrap().unwrap().contents.unwrap();
+        assert!(rights.write.contains("steps") && rights.read.is_empty());
+        assert_eq!(production.app("pro").unwrap().unwrap().contents, None);
+        let sandbox = lookups(Mode::Sandbox);
+        register(
+            &sandbox,
+            "steps",
+            AppKind::Wellbeing,
+            "patient/Observation.cruds",
+            None,
+        );
+        assert_eq!(sandbox.app("steps").unwrap().unwrap().contents, None);
+    }
 }

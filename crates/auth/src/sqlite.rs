@@ -208,6 +208,46 @@ ALTER TABLE apps ADD COLUMN org TEXT;        -- the organisation of a profession
     r#"
 ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
 "#,
+    r#"
+-- The public application list and joint testing: who makes the app and where it runs, the
+-- data contents it is accepted for in production, and the test rounds per content.
+ALTER TABLE apps ADD COLUMN supplier TEXT;
+ALTER TABLE apps ADD COLUMN platform TEXT;      -- web | ios | android | server
+CREATE TABLE app_contents (
+    app_id      TEXT NOT NULL REFERENCES apps(app_id),
+    content     TEXT NOT NULL,                 -- catalogue code, e.g. blood-pressure
+    can_read    INTEGER NOT NULL,
+    can_write   INTEGER NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    PRIMARY KEY (app_id, content)
+);
+CREATE TABLE app_rounds (
+    app_id  TEXT NOT NULL REFERENCES apps(app_id),
+    content TEXT NOT NULL,
+    round   INTEGER NOT NULL,                  -- 1..3 per content
+    at      INTEGER NOT NULL,
+    outcome TEXT NOT NULL,                     -- pass | fail
+    note    TEXT,
+    PRIMARY KEY (app_id, content, round)
+);
+"#,
+    r#"
+-- What applications did in the sandbox, for the acceptance checks (30 days, no identity
+-- codes): see traffic/mod.rs.
+CREATE TABLE sandbox_traffic (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id        TEXT NOT NULL,
+    at_us         INTEGER NOT NULL,
+    kind          TEXT NOT NULL,                -- request | resource
+    interaction   TEXT NOT NULL,
+    resource_type TEXT,
+    status        INTEGER NOT NULL,
+    content       TEXT,
+    detail        TEXT NOT NULL                 -- JSON
+);
+CREATE INDEX sandbox_traffic_by_app ON sandbox_traffic (app_id, at_us);
+CREATE INDEX sandbox_traffic_by_time ON sandbox_traffic (at_us);
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -51,6 +51,8 @@ fn fixture() -> Fixture {
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Sandbox,
         )

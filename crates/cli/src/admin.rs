@@ -19,7 +19,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use phr_auth::{
-    AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, SystemClock,
+    AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, Platform,
+    RoundOutcome, SystemClock,
 };
 use phr_server::Config;
 
@@ -139,8 +140,64 @@ enum AppCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Accept an application, or reinstate a suspended one.
-    Accept { app_id: String },
+    /// Show one application: its registration, the data contents it is accepted for and
+    /// its joint-testing rounds.
+    Show {
+        app_id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change what the public application list shows of an application.
+    Update {
+        app_id: String,
+        /// Who makes the application.
+        #[arg(long)]
+        supplier: Option<String>,
+        /// web, ios, android or server.
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<Platform>,
+    },
+    /// Accept an application, or reinstate a suspended one. With --content: accept it for
+    /// those data contents (each must have passed its last joint-testing round); a sandbox
+    /// application becomes accepted.
+    Accept {
+        app_id: String,
+        /// A data content code of the catalogue (blood-pressure, steps, ...); repeatable.
+        #[arg(long = "content", value_name = "CODE")]
+        contents: Vec<String>,
+        /// The application may read the contents in production (with --write: both;
+        /// neither: both).
+        #[arg(long, requires = "contents")]
+        read: bool,
+        /// The application may write the contents in production.
+        #[arg(long, requires = "contents")]
+        write: bool,
+    },
+    /// Run the acceptance checks over the application's sandbox traffic (the last 30 days)
+    /// for one data content; exits non-zero when a check fails.
+    Acceptance {
+        app_id: String,
+        /// The data content to judge.
+        #[arg(long, value_name = "CODE")]
+        content: String,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a joint-testing round of one data content (at most three per content).
+    Round {
+        app_id: String,
+        /// The data content tested.
+        #[arg(long, value_name = "CODE")]
+        content: String,
+        /// pass or fail.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: RoundOutcome,
+        /// The operator's note (no personal data).
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Suspend an application: every token it holds stops working at once.
     Suspend { app_id: String },
     /// Revoke an application for good.
@@ -188,6 +245,12 @@ struct RegisterArgs {
     /// wellbeing applications in production mode.
     #[arg(long, value_name = "OID")]
     certificate_oid: Option<String>,
+    /// Who makes the application (shown on the public application list).
+    #[arg(long)]
+    supplier: Option<String>,
+    /// Where it runs: web, ios, android or server (shown on the public application list).
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<Platform>,
     /// Register with status `sandbox` (usable in sandbox mode only) instead of `accepted`.
     #[arg(long)]
     sandbox: bool,
@@ -201,6 +264,182 @@ fn parse_client_type(text: &str) -> Result<ClientType, String> {
         .ok_or_else(|| format!("'{text}': use public, confidential or private_key_jwt"))
 }
 
+fn parse_platform(text: &str) -> Result<Platform, String> {
+    Platform::parse(text).ok_or_else(|| format!("'{text}': use web, ios, android or server"))
+}
+
+fn parse_outcome(text: &str) -> Result<RoundOutcome, String> {
+    RoundOutcome::parse(text).ok_or_else(|| format!("'{text}': use pass or fail"))
+}
+
+/// A data content code the catalogue knows; an unknown one is an error naming the known.
+fn check_content(code: &str) -> anyhow::Result<()> {
+    let contents = phr_catalog::Catalog::get().contents();
+    if contents.iter().any(|c| c.kind.key() == code) {
+        return Ok(());
+    }
+    bail!(
+        "'{code}' is not a data content; use one of: {}",
+        contents
+            .iter()
+            .map(|c| c.kind.key())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A content with its rights, as `phr app show` and `list` print it: `steps (read, write)`.
+fn content_line(content: &phr_auth::AcceptedContent) -> String {
+    let rights = match (content.read, content.write) {
+        (true, true) => "read, write",
+        (true, false) => "read",
+        (false, true) => "write",
+        (false, false) => "none",
+    };
+    format!("{} ({rights})", content.content)
+}
+
+/// A UTC date of seconds since the epoch.
+fn date(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map(|t| t.date().to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
+fn print_details(details: &phr_auth::AppDetails) -> anyhow::Result<()> {
+    let app = &details.app;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "app_id: {}", app.app_id)?;
+    writeln!(out, "name: {}", app.name)?;
+    writeln!(out, "status: {}", app.status.code())?;
+    writeln!(out, "kind: {}", app.kind.code())?;
+    writeln!(out, "client_type: {}", app.client_type.code())?;
+    writeln!(out, "scope: {}", app.scope)?;
+    if let Some(supplier) = &app.supplier {
+        writeln!(out, "supplier: {supplier}")?;
+    }
+    if let Some(platform) = app.platform {
+        writeln!(out, "platform: {}", platform.code())?;
+    }
+    if let Some(org) = &app.org {
+        writeln!(out, "org: {org}")?;
+    }
+    if let Some(oid) = &app.certificate_oid {
+        writeln!(out, "certificate_oid: {oid}")?;
+    }
+    for uri in &app.redirect_uris {
+        writeln!(out, "redirect_uri: {uri}")?;
+    }
+    writeln!(out, "registered: {}", date(app.created_at))?;
+    for content in &details.contents {
+        writeln!(
+            out,
+            "content: {} since {}",
+            content_line(content),
+            date(content.accepted_at)
+        )?;
+    }
+    for round in &details.rounds {
+        writeln!(
+            out,
+            "round: {} #{} {} {}{}",
+            round.content,
+            round.round,
+            date(round.at),
+            round.outcome.code(),
+            round
+                .note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// An instant of microseconds since the epoch, RFC 3339 in UTC.
+fn instant(micros: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| micros.to_string())
+}
+
+fn print_report(report: &phr_auth::traffic::checks::Report, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "acceptance of {} for {}: {} ({} requests, {} resources of the content, {} to {})",
+        report.app_id,
+        report.content,
+        if report.passed { "passed" } else { "FAILED" },
+        report.requests,
+        report.resources,
+        instant(report.since_us),
+        instant(report.until_us)
+    )?;
+    for check in &report.checks {
+        writeln!(
+            out,
+            "{} {} — {}",
+            if check.passed { "PASS" } else { "FAIL" },
+            check.id,
+            check.title
+        )?;
+        if !check.passed {
+            writeln!(out, "     rule: {}", check.kanta_rule)?;
+            if let Some(reason) = check.reason {
+                writeln!(out, "     {reason}")?;
+            }
+            if check.failures > 0 {
+                writeln!(out, "     {} failing, for example:", check.failures)?;
+            }
+            for example in &check.examples {
+                let mut line = format!(
+                    "     {} {} {} → {}",
+                    instant(example.at_us),
+                    example.interaction,
+                    example.resource_type.as_deref().unwrap_or("-"),
+                    example.status
+                );
+                if let Some(identifier) = example.detail.get("identifier").and_then(|v| v.as_str())
+                {
+                    line.push_str(&format!(" identifier {identifier}"));
+                }
+                if let Some(issues) = example
+                    .detail
+                    .pointer("/outcome/issue")
+                    .and_then(|v| v.as_array())
+                {
+                    for issue in issues.iter().take(3) {
+                        line.push_str(&format!(
+                            "\n       {} {}",
+                            issue
+                                .pointer("/expression/0")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or(""),
+                            issue
+                                .get("diagnostics")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("")
+                        ));
+                    }
+                }
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_kind(text: &str) -> Result<AppKind, String> {
     AppKind::parse(text).ok_or_else(|| format!("'{text}': use wellbeing or professional"))
 }
@@ -211,7 +450,7 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             with_service(&args.auth, true, |auth| register_app(auth, register))
         }
         AppCommand::List { json } => with_service(&args.auth, false, |auth| {
-            let apps = auth.list_apps().map_err(auth_error)?;
+            let apps = auth.list_app_details().map_err(auth_error)?;
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &apps)?;
@@ -222,10 +461,12 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
                     "{:<40} {:<10} {:<16} {:<13} NAME",
                     "APP ID", "STATUS", "CLIENT", "KIND"
                 )?;
-                for app in &apps {
+                for details in &apps {
+                    let app = &details.app;
+                    let contents: Vec<String> = details.contents.iter().map(content_line).collect();
                     writeln!(
                         out,
-                        "{:<40} {:<10} {:<16} {:<13} {}{}",
+                        "{:<40} {:<10} {:<16} {:<13} {}{}{}",
                         app.app_id,
                         app.status.code(),
                         app.client_type.code(),
@@ -234,13 +475,124 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
                         app.org
                             .as_deref()
                             .map(|o| format!(" (organisation {o})"))
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        if contents.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", contents.join("; "))
+                        }
                     )?;
                 }
             }
             Ok(())
         }),
-        AppCommand::Accept { app_id } => set_status(&args.auth, &app_id, AppStatus::Accepted),
+        AppCommand::Show { app_id, json } => with_service(&args.auth, false, |auth| {
+            let details = auth
+                .app_details(&app_id)
+                .map_err(auth_error)?
+                .ok_or_else(|| anyhow::anyhow!("no application {app_id}"))?;
+            if json {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer_pretty(&mut out, &details)?;
+                writeln!(out)?;
+                Ok(())
+            } else {
+                print_details(&details)
+            }
+        }),
+        AppCommand::Update {
+            app_id,
+            supplier,
+            platform,
+        } => {
+            if supplier.is_none() && platform.is_none() {
+                bail!("nothing to change: give --supplier or --platform");
+            }
+            with_service(&args.auth, false, |auth| {
+                let app = auth
+                    .update_app_listing(&app_id, supplier.as_deref(), platform)
+                    .map_err(auth_error)?;
+                println!(
+                    "{}: supplier {}, platform {}",
+                    app.app_id,
+                    app.supplier.as_deref().unwrap_or("-"),
+                    app.platform.map_or("-", Platform::code)
+                );
+                Ok(())
+            })
+        }
+        AppCommand::Accept {
+            app_id,
+            contents,
+            read,
+            write,
+        } if !contents.is_empty() => {
+            for content in &contents {
+                check_content(content)?;
+            }
+            let (read, write) = if read || write {
+                (read, write)
+            } else {
+                (true, true)
+            };
+            with_service(&args.auth, false, |auth| {
+                let (app, accepted) = auth
+                    .accept_app_contents(&app_id, &contents, read, write)
+                    .map_err(auth_error)?;
+                for content in &accepted {
+                    println!("{} is accepted for {}", app.app_id, content_line(content));
+                }
+                println!("{} is now {}", app.app_id, app.status.code());
+                Ok(())
+            })
+        }
+        AppCommand::Accept { app_id, .. } => set_status(&args.auth, &app_id, AppStatus::Accepted),
+        AppCommand::Acceptance {
+            app_id,
+            content,
+            json,
+        } => {
+            check_content(&content)?;
+            let resource_type = phr_catalog::Catalog::get()
+                .contents()
+                .iter()
+                .find(|c| c.kind.key() == content)
+                .map(|c| c.resource_type)
+                .unwrap_or("Observation");
+            let report = with_service(&args.auth, false, |auth| {
+                auth.acceptance_report(&app_id, &content, resource_type)
+                    .map_err(auth_error)
+            })?;
+            print_report(&report, json)?;
+            if !report.passed {
+                bail!(
+                    "{app_id} fails {} of {} acceptance checks for {content}",
+                    report.checks.iter().filter(|c| !c.passed).count(),
+                    report.checks.len()
+                );
+            }
+            Ok(())
+        }
+        AppCommand::Round {
+            app_id,
+            content,
+            outcome,
+            note,
+        } => {
+            check_content(&content)?;
+            with_service(&args.auth, false, |auth| {
+                let round = auth
+                    .record_test_round(&app_id, &content, outcome, note.as_deref())
+                    .map_err(auth_error)?;
+                println!(
+                    "{app_id}: {} round {} {}",
+                    round.content,
+                    round.round,
+                    round.outcome.code()
+                );
+                Ok(())
+            })
+        }
         AppCommand::Suspend { app_id } => set_status(&args.auth, &app_id, AppStatus::Suspended),
         AppCommand::Revoke { app_id } => set_status(&args.auth, &app_id, AppStatus::Revoked),
     }
@@ -285,6 +637,8 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
                 jwks_uri: args.jwks_uri,
                 org: args.org,
                 certificate_oid: args.certificate_oid,
+                supplier: args.supplier,
+                platform: args.platform,
             },
             status,
         )

@@ -861,6 +861,8 @@ impl Minter {
                     jwks_uri: None,
                     org: None,
                     certificate_oid: None,
+                    supplier: None,
+                    platform: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )

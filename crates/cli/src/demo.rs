@@ -156,12 +156,32 @@ pub fn pseudonym_patient(id: &str) -> Value {
     })
 }
 
+/// How the demo's sample applications appear on the public application list (`/apps`):
+/// supplier, platform and the data contents they are accepted to read and write. The
+/// general demo application is left unlisted (accepted, no content), as one registered
+/// before joint testing.
+const LISTINGS: &[(&str, &str, phr_auth::Platform, &[&str])] = &[
+    (
+        "demo-glucose",
+        "Sokeritasku Oy (demo)",
+        phr_auth::Platform::Ios,
+        &["blood-glucose", "insulin-dosing"],
+    ),
+    (
+        "demo-activity",
+        "Askelkello Oy (demo)",
+        phr_auth::Platform::Android,
+        &["steps", "exercise"],
+    ),
+];
+
 /// Wires the demo into the authorization server: the sample applications are registered
 /// (accepted) and each test citizen has taken the service into use with their seeded Patient,
 /// so logging in as them (portal, apps, `phr token`) reaches their demo data.
 fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<()> {
     for app in APPS {
         if auth.app(app.id)?.is_none() {
+            let listing = LISTINGS.iter().find(|l| l.0 == app.id);
             auth.register_app(
                 phr_auth::NewApp {
                     app_id: Some(app.id.to_owned()),
@@ -175,9 +195,24 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
                     jwks_uri: None,
                     org: None,
                     certificate_oid: None,
+                    supplier: listing.map(|l| l.1.to_owned()),
+                    platform: listing.map(|l| l.2),
                 },
                 phr_auth::AppStatus::Accepted,
             )?;
+            // As if through joint testing: one passed round per content, then accepted.
+            if let Some((_, _, _, contents)) = listing {
+                let contents: Vec<String> = contents.iter().map(|c| (*c).to_owned()).collect();
+                for content in &contents {
+                    auth.record_test_round(
+                        app.id,
+                        content,
+                        phr_auth::RoundOutcome::Pass,
+                        Some("demo data"),
+                    )?;
+                }
+                auth.accept_app_contents(app.id, &contents, true, true)?;
+            }
         }
     }
     for (citizen, patient) in CITIZENS.iter().zip(patients) {

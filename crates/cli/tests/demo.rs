@@ -52,6 +52,21 @@ fn demo_loads_once_and_its_data_is_served() {
     );
 
     let server = Server::start_in(tmp.path(), &["--open-sandbox"]);
+    // The demo's glucose and activity apps are on the public list; the general one is not.
+    let listed = body(
+        server
+            .client
+            .get(format!("{}/apps.json", server.root))
+            .send()
+            .unwrap(),
+    );
+    let ids: Vec<&str> = listed["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["demo-activity", "demo-glucose"], "{listed}");
     let stored = body(server.get(&format!("Patient/{patient}")));
     assert_eq!(stored["id"], patient.as_str());
     let history = body(server.get("Observation/_history?_count=5"));

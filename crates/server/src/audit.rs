@@ -191,6 +191,15 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     start.method = Some(request.method().as_str().to_owned());
     let slot = AuditSlot::new(start);
     request.extensions_mut().insert(slot.clone());
+    let traffic = state
+        .auth
+        .config()
+        .mode
+        .is_sandbox()
+        .then(crate::traffic::TrafficSlot::default);
+    if let Some(traffic) = &traffic {
+        request.extensions_mut().insert(traffic.clone());
+    }
     let response = next.run(request).await;
     let mut record = slot.take();
     record.status = response.status().as_u16();
@@ -199,6 +208,21 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     {
         record.error_code = Some(issue.code.code().to_owned());
         record.error_detail = Some(issue.message.clone());
+    }
+    // The sandbox traffic record of an application's FHIR request, for the acceptance
+    // checks: stored before the answer leaves, so a report asked for next sees it.
+    if let Some(traffic) = traffic
+        && record.usage == Usage::Application
+        && record
+            .route
+            .as_deref()
+            .is_some_and(|r| r.starts_with(crate::fhir::BASE_PATH))
+    {
+        let rows = traffic.rows(&record, phr_service::time::now_micros());
+        let auth = state.auth.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || auth.record_traffic(rows)).await {
+            tracing::warn!(error = %e, "could not record sandbox traffic");
+        }
     }
     // Queuing waits only when the writer is 10 000 records behind; even then not on an
     // async worker.

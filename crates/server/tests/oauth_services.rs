@@ -52,6 +52,8 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Sandbox,
         )
@@ -500,6 +502,8 @@ async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organ
                 jwks_uri: None,
                 org: Some("1.2.246.10.55".into()),
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             AppStatus::Accepted,
         )
@@ -524,4 +528,87 @@ async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organ
         .unwrap();
     assert!(context.is_system() && context.professional.is_none());
     assert_eq!(context.org.as_deref(), Some("1.2.246.10.55"));
+}
+
+#[tokio::test]
+async fn in_production_a_wellbeing_apps_token_carries_its_accepted_contents_which_change_at_once() {
+    let h = start(|config| {
+        config.mode = phr_auth::Mode::Production;
+        config.oidc = Some(phr_auth::OidcUpstreamConfig {
+            issuer: "http://127.0.0.1:9/idp".into(),
+            client_id: "phr-rp".into(),
+            client_secret: "upstream-secret".into(),
+            hetu_claim: "urn:oid:1.2.246.21".into(),
+            scopes: vec![],
+            client_auth: phr_auth::UpstreamClientAuth::ClientSecretBasic,
+            acr_values: None,
+        });
+    })
+    .await;
+    let (key, jwks) = backend_key();
+    let app = h
+        .service
+        .register_app(
+            NewApp {
+                app_id: Some("1.2.246.10.steps".into()),
+                name: "Steps backend".into(),
+                kind: AppKind::Wellbeing,
+                client_type: ClientType::PrivateKeyJwt,
+                redirect_uris: vec![],
+                scope: "system/Observation.cruds".into(),
+                contact: None,
+                jwks: Some(jwks),
+                jwks_uri: None,
+                org: None,
+                certificate_oid: None,
+                supplier: Some("Askel Oy".into()),
+                platform: Some(phr_auth::Platform::Server),
+            },
+            AppStatus::Accepted,
+        )
+        .unwrap()
+        .app
+        .app_id;
+    let signed = assertion(&h, &key, &app, "jti-contents");
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "system/Observation.cruds"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", signed.as_str()),
+    ];
+    let (status, token) = token_request(&h, &form, None).await;
+    assert_eq!(status, 200, "{token}");
+    let context = h.service.authenticate(Some(&bearer(&token))).unwrap();
+    let rights = context.contents.expect("limited in production");
+    assert!(
+        rights.read.is_empty() && rights.write.is_empty(),
+        "nothing accepted yet"
+    );
+
+    h.service
+        .record_test_round(&app, "steps", phr_auth::RoundOutcome::Pass, None)
+        .unwrap();
+    h.service
+        .accept_app_contents(&app, &["steps".to_string()], false, true)
+        .unwrap();
+    // The same token, at its next request.
+    let rights = h
+        .service
+        .authenticate(Some(&bearer(&token)))
+        .unwrap()
+        .contents
+        .unwrap();
+    assert_eq!(
+        (
+            rights.write.iter().map(String::as_str).collect::<Vec<_>>(),
+            rights.read.len()
+        ),
+        (vec!["steps"], 0)
+    );
+    let listed = h.service.listed_apps().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].platform, Some(phr_auth::Platform::Server));
 }

@@ -96,6 +96,9 @@ impl Caller {
             .and_then(Value::as_str)
             .unwrap_or("Resource");
         self.may_write_professional_access(resource_type, resource)?;
+        if interaction.is_write() {
+            crate::contents::check_write(self, resource)?;
+        }
         if self
             .permit(resource_type, interaction)?
             .permits_resource(resource)
@@ -297,6 +300,7 @@ mod tests {
             token_id: "t".into(),
             expires_at: 0,
             org: org.map(str::to_string),
+            contents: None,
             professional: professional.then(|| phr_auth::Professional {
                 id: "tp".into(),
                 name: None,

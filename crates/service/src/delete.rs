@@ -80,6 +80,7 @@ impl FhirService {
             return Ok(None);
         }
         caller.may_delete(&current)?;
+        crate::contents::check_write_stored(caller, &current)?;
         Ok(Some(WriteOp::Delete {
             resource_type: resource_type.to_string(),
             id: id.to_string(),

@@ -66,6 +66,7 @@ impl FhirService {
             match self.current_for(caller, resource_type, id)? {
                 Some(current) => {
                     caller.may_see(&current)?;
+                    crate::contents::check_read(caller, &current)?;
                     if let Some(permit) = self.professional_may_see(caller, &current)? {
                         let mut page = self.storage.history(&HistoryQuery {
                             compartment: None,

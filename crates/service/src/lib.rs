@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod caller;
 pub mod capabilities;
 pub mod conformance;
+mod contents;
 mod create;
 mod delete;
 pub mod error;

@@ -27,6 +27,7 @@ impl FhirService {
         if stored.deleted {
             return Err(Error::gone(format!("{resource_type}/{id} was deleted")));
         }
+        crate::contents::check_read(caller, &stored)?;
         check_filtered(&access, &stored)?;
         Ok(stored)
     }
@@ -65,6 +66,7 @@ impl FhirService {
                 "version {number} of {resource_type}/{id} is a deletion"
             )));
         }
+        crate::contents::check_read(caller, &stored)?;
         check_filtered(&access, &stored)?;
         Ok(stored)
     }

@@ -184,9 +184,13 @@ impl FhirService {
             }
         }
         let permit = self.professional_search(caller, &mut query)?;
+        let confined = crate::contents::confine_search(caller, &mut query)?;
         let mut page = self.storage.search(&query, page)?;
         if let Some(permit) = &permit {
             crate::professional::confine_included(&mut page, permit);
+        }
+        if confined.is_some() {
+            crate::contents::confine_page(caller, &mut page);
         }
         Ok(SearchResult {
             page,

@@ -11,7 +11,7 @@
 pub(crate) mod postgres;
 mod sqlite;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,25 @@ pub trait AppStore: Send + Sync {
     /// and client type, leaving the status of an existing one alone (an operator's
     /// suspension holds).
     fn upsert_first_party(&self, app: &App) -> Result<()>;
+    /// Sets what the public application list shows of the app; `false` when there is no
+    /// such application.
+    fn set_listing(
+        &self,
+        app_id: &str,
+        supplier: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<bool>;
+    /// The data contents the app is accepted for, by content code.
+    fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>>;
+    /// Every application's accepted contents: (app id, content), by app and content code.
+    fn all_contents(&self) -> Result<Vec<(String, AcceptedContent)>>;
+    /// Stores the rights for one content, keeping the time it was first accepted.
+    fn set_content(&self, app_id: &str, content: &AcceptedContent) -> Result<()>;
+    /// The joint-testing rounds of the app, by content code and round number.
+    fn rounds(&self, app_id: &str) -> Result<Vec<TestRound>>;
+    /// Stores the next round of `round.content` with the number `round.round`; `false`
+    /// when that number is taken (another operator recorded a round meanwhile).
+    fn insert_round(&self, app_id: &str, round: &TestRound) -> Result<bool>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +159,138 @@ impl AppKind {
     }
 }
 
+/// Where an application runs, as the public application list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Web,
+    Ios,
+    Android,
+    /// A service without a user interface of its own (a device's cloud, an integration).
+    Server,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Web,
+        Platform::Ios,
+        Platform::Android,
+        Platform::Server,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Platform::Web => "web",
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+            Platform::Server => "server",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|p| p.code() == text)
+    }
+}
+
+/// A data content (a catalogue code such as `blood-pressure`) an application may read
+/// and/or write in production.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcceptedContent {
+    pub content: String,
+    pub read: bool,
+    pub write: bool,
+    /// When the content was first accepted (seconds since the epoch).
+    pub accepted_at: i64,
+}
+
+/// The outcome of a joint-testing round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundOutcome {
+    Pass,
+    Fail,
+}
+
+impl RoundOutcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            RoundOutcome::Pass => "pass",
+            RoundOutcome::Fail => "fail",
+        }
+    }
+    pub fn parse(text: &str) -> Option<RoundOutcome> {
+        match text {
+            "pass" => Some(RoundOutcome::Pass),
+            "fail" => Some(RoundOutcome::Fail),
+            _ => None,
+        }
+    }
+}
+
+/// One round of joint testing of one data content (Kanta: one to three rounds per content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestRound {
+    pub content: String,
+    /// 1, 2 or 3.
+    pub round: u32,
+    /// When it was recorded (seconds since the epoch).
+    pub at: i64,
+    pub outcome: RoundOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Kanta's joint testing has one to three rounds per data content.
+pub const MAX_ROUNDS: u32 = 3;
+
+/// What an application may read and write in production, by content code: the enforcer
+/// hands it to the FHIR layer with every request of an accepted wellbeing application in
+/// production mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContentRights {
+    pub read: BTreeSet<String>,
+    pub write: BTreeSet<String>,
+}
+
+impl ContentRights {
+    pub fn of(contents: &[AcceptedContent]) -> ContentRights {
+        let pick = |f: fn(&AcceptedContent) -> bool| {
+            contents
+                .iter()
+                .filter(|c| f(c))
+                .map(|c| c.content.clone())
+                .collect()
+        };
+        ContentRights {
+            read: pick(|c| c.read),
+            write: pick(|c| c.write),
+        }
+    }
+}
+
+/// An application with its accepted data contents and joint-testing rounds (`phr app
+/// show`, `phr app list --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppDetails {
+    #[serde(flatten)]
+    pub app: App,
+    pub contents: Vec<AcceptedContent>,
+    pub rounds: Vec<TestRound>,
+}
+
+/// One entry of the public application list: an accepted application and the contents it
+/// reads and writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListedApp {
+    pub app_id: String,
+    pub name: String,
+    pub supplier: Option<String>,
+    pub platform: Option<Platform>,
+    pub contents: Vec<AcceptedContent>,
+    /// Since when the application has been listed: its first accepted content.
+    pub since: i64,
+}
+
 /// A registered application, as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct App {
@@ -165,6 +316,9 @@ pub struct App {
     /// present that certificate, and its tokens are bound to it (see `crate::certificate`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_oid: Option<String>,
+    /// Who makes the application, for the public application list.
+    pub supplier: Option<String>,
+    pub platform: Option<Platform>,
 }
 
 impl App {
@@ -207,6 +361,11 @@ pub struct NewApp {
     /// The OID in the Subject `serialNumber` of the application's client certificate.
     #[serde(default)]
     pub certificate_oid: Option<String>,
+    /// Who makes the application (the public application list).
+    #[serde(default)]
+    pub supplier: Option<String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
 }
 
 fn default_kind() -> AppKind {
@@ -290,6 +449,25 @@ fn check_kind(kind: AppKind, org: Option<&str>, scopes: &ScopeSet) -> Result<()>
     Ok(())
 }
 
+/// Data contents are accepted, after joint testing, for wellbeing applications that are
+/// still in the registry's life (not revoked). Professional applications are certified as a
+/// whole and read what citizens share.
+fn check_content_rules(app: &App) -> Result<()> {
+    if app.kind != AppKind::Wellbeing {
+        return Err(AuthError::Invalid(format!(
+            "application {} is a professional application: data contents are accepted for wellbeing applications",
+            app.app_id
+        )));
+    }
+    if app.status == AppStatus::Revoked {
+        return Err(AuthError::NotAllowed(format!(
+            "application {} is revoked",
+            app.app_id
+        )));
+    }
+    Ok(())
+}
+
 fn check_app_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -303,6 +481,76 @@ fn check_app_id(id: &str) -> Result<()> {
             "application id: 1–128 characters of A–Z a–z 0–9 - . _".into(),
         ))
     }
+}
+
+/// A supplier's name: trimmed, 1–200 characters, no control characters; `None` stays `None`.
+fn check_supplier(supplier: Option<&str>) -> Result<Option<String>> {
+    let Some(supplier) = supplier else {
+        return Ok(None);
+    };
+    let trimmed = supplier.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 200 || trimmed.chars().any(char::is_control)
+    {
+        return Err(AuthError::Invalid(
+            "the supplier's name must have 1–200 characters and no control characters".into(),
+        ));
+    }
+    Ok(Some(trimmed.to_owned()))
+}
+
+/// A data content code as the catalogue writes them (`blood-pressure`). Whether the
+/// catalogue knows it is the caller's to check: this crate knows no catalogue.
+fn check_content_code(code: &str) -> Result<()> {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(format!(
+            "{code:?} is not a data content code (such as blood-pressure)"
+        )))
+    }
+}
+
+/// An operator's note on a test round: at most 1000 characters, and never a personal
+/// identity code (the registry is no place for personal data; the note is shown wherever
+/// the application is).
+fn check_note(note: Option<&str>) -> Result<Option<String>> {
+    let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if note.chars().count() > 1000 {
+        return Err(AuthError::Invalid(
+            "the note may have at most 1000 characters".into(),
+        ));
+    }
+    if note
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(AuthError::Invalid(
+            "the note may not contain control characters".into(),
+        ));
+    }
+    if contains_identity_code(note) {
+        return Err(AuthError::Invalid(
+            "the note contains a personal identity code: leave personal data out of the registry"
+                .into(),
+        ));
+    }
+    Ok(Some(note.to_owned()))
+}
+
+/// Whether `text` holds something that parses as a personal identity code.
+fn contains_identity_code(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    chars.windows(11).any(|w| {
+        let candidate: String = w.iter().collect();
+        crate::hetu::Hetu::parse(&candidate).is_ok()
+    })
 }
 
 /// The registry's rules over an [`AppStore`].
@@ -368,6 +616,7 @@ impl Apps {
         if let Some(uri) = &new.jwks_uri {
             url::Url::parse(uri).map_err(|_| AuthError::Invalid("jwks_uri is not a URL".into()))?;
         }
+        let supplier = check_supplier(new.supplier.as_deref())?;
         let app_id = match new.app_id {
             Some(id) => {
                 check_app_id(&id)?;
@@ -392,6 +641,8 @@ impl Apps {
             status_changed_at: now,
             org: new.org,
             certificate_oid: new.certificate_oid,
+            supplier,
+            platform: new.platform,
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -441,6 +692,236 @@ impl Apps {
         Ok((current, now))
     }
 
+    /// Operator: sets what the public application list shows of the app (a field left
+    /// `None` keeps its value).
+    pub fn set_listing(
+        &self,
+        app_id: &str,
+        supplier: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        let supplier = check_supplier(supplier)?.or(current.supplier);
+        let platform = platform.or(current.platform);
+        if !self
+            .store
+            .set_listing(app_id, supplier.as_deref(), platform)?
+        {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The app with its accepted contents and test rounds.
+    pub fn details(&self, app_id: &str) -> Result<Option<AppDetails>> {
+        let Some(app) = self.get(app_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(AppDetails {
+            contents: self.store.contents(app_id)?,
+            rounds: self.store.rounds(app_id)?,
+            app,
+        }))
+    }
+
+    /// Every application with its contents and rounds, oldest first.
+    pub fn list_details(&self) -> Result<Vec<AppDetails>> {
+        let mut contents = self.store.all_contents()?;
+        let mut out = Vec::new();
+        for app in self.list()? {
+            let (own, rest): (Vec<_>, Vec<_>) =
+                contents.into_iter().partition(|(id, _)| *id == app.app_id);
+            contents = rest;
+            out.push(AppDetails {
+                contents: own.into_iter().map(|(_, c)| c).collect(),
+                rounds: self.store.rounds(&app.app_id)?,
+                app,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The contents `app_id` is accepted for.
+    pub fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>> {
+        self.store.contents(app_id)
+    }
+
+    /// Operator: records a joint-testing round of one data content. Rounds are numbered
+    /// per content from 1; Kanta holds at most [`MAX_ROUNDS`]. Revoked applications are
+    /// not tested.
+    pub fn record_round(
+        &self,
+        app_id: &str,
+        content: &str,
+        outcome: RoundOutcome,
+        note: Option<&str>,
+    ) -> Result<TestRound> {
+        check_content_code(content)?;
+        let note = check_note(note)?;
+        let app = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        check_content_rules(&app)?;
+        let done = self
+            .store
+            .rounds(app_id)?
+            .into_iter()
+            .filter(|r| r.content == content)
+            .map(|r| r.round)
+            .max()
+            .unwrap_or(0);
+        if done >= MAX_ROUNDS {
+            return Err(AuthError::NotAllowed(format!(
+                "{content} of application {app_id} has had {done} joint-testing rounds, the most there are"
+            )));
+        }
+        let round = TestRound {
+            content: content.to_owned(),
+            round: done + 1,
+            at: self.clock.now(),
+            outcome,
+            note,
+        };
+        if !self.store.insert_round(app_id, &round)? {
+            return Err(AuthError::NotAllowed(format!(
+                "round {} of {content} was recorded meanwhile; look again with phr app show {app_id}",
+                round.round
+            )));
+        }
+        Ok(round)
+    }
+
+    /// Operator: accepts the app for one data content with the given rights (replacing
+    /// earlier ones). The content's last joint-testing round must have passed. Returns the
+    /// content as stored.
+    pub fn accept_content(
+        &self,
+        app_id: &str,
+        content: &str,
+        read: bool,
+        write: bool,
+    ) -> Result<AcceptedContent> {
+        self.accept_contents(app_id, &[content.to_owned()], read, write)?
+            .pop()
+            .ok_or_else(|| AuthError::Invalid("name at least one data content".into()))
+    }
+
+    /// Operator: accepts the app for data contents with the same rights, all or none: every
+    /// content is checked before any is stored.
+    pub fn accept_contents(
+        &self,
+        app_id: &str,
+        contents: &[String],
+        read: bool,
+        write: bool,
+    ) -> Result<Vec<AcceptedContent>> {
+        if contents.is_empty() {
+            return Err(AuthError::Invalid("name at least one data content".into()));
+        }
+        for content in contents {
+            self.check_acceptable(app_id, content, read, write)?;
+        }
+        let stored = self.store.contents(app_id)?;
+        let now = self.clock.now();
+        let mut accepted = Vec::new();
+        for content in contents {
+            let accepted_at = stored
+                .iter()
+                .find(|c| &c.content == content)
+                .map_or(now, |c| c.accepted_at);
+            let one = AcceptedContent {
+                content: content.clone(),
+                read,
+                write,
+                accepted_at,
+            };
+            self.store.set_content(app_id, &one)?;
+            accepted.push(one);
+        }
+        Ok(accepted)
+    }
+
+    /// Whether `content` may be accepted for `app_id` now (see [`Apps::accept_contents`]).
+    fn check_acceptable(&self, app_id: &str, content: &str, read: bool, write: bool) -> Result<()> {
+        check_content_code(content)?;
+        if !read && !write {
+            return Err(AuthError::Invalid(
+                "accept a content for reading, writing or both".into(),
+            ));
+        }
+        let app = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        check_content_rules(&app)?;
+        if matches!(app.status, AppStatus::Suspended) {
+            return Err(AuthError::NotAllowed(format!(
+                "application {app_id} is suspended: reinstate it with `phr app accept {app_id}` first"
+            )));
+        }
+        let last = self
+            .store
+            .rounds(app_id)?
+            .into_iter()
+            .filter(|r| r.content == content)
+            .max_by_key(|r| r.round);
+        match last {
+            Some(round) if round.outcome == RoundOutcome::Pass => {}
+            Some(round) => {
+                return Err(AuthError::NotAllowed(format!(
+                    "{content} failed joint-testing round {}: it can be accepted once a round passes",
+                    round.round
+                )));
+            }
+            None => {
+                return Err(AuthError::NotAllowed(format!(
+                    "{content} has no joint-testing round yet: record one with `phr app round {app_id} --content {content} --outcome pass`"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public application list: accepted wellbeing applications with at least one
+    /// accepted content, by name.
+    pub fn listed(&self) -> Result<Vec<ListedApp>> {
+        let mut contents = self.store.all_contents()?;
+        let mut listed = Vec::new();
+        for app in self.list()? {
+            let (own, rest): (Vec<_>, Vec<_>) =
+                contents.into_iter().partition(|(id, _)| *id == app.app_id);
+            contents = rest;
+            if app.status != AppStatus::Accepted || app.kind != AppKind::Wellbeing {
+                continue;
+            }
+            let own: Vec<AcceptedContent> = own
+                .into_iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.read || c.write)
+                .collect();
+            let Some(since) = own.iter().map(|c| c.accepted_at).min() else {
+                continue;
+            };
+            listed.push(ListedApp {
+                app_id: app.app_id,
+                name: app.name,
+                supplier: app.supplier,
+                platform: app.platform,
+                contents: own,
+                since,
+            });
+        }
+        listed.sort_by(|a, b| {
+            a.name
+                .to_lowercase()
+                .cmp(&b.name.to_lowercase())
+                .then_with(|| a.app_id.cmp(&b.app_id))
+        });
+        Ok(listed)
+    }
+
     /// Checks a client secret against the stored digest.
     pub fn check_secret(&self, app_id: &str, secret: &str) -> Result<bool> {
         Ok(match self.store.secret_digest(app_id)? {
@@ -478,6 +959,8 @@ impl Apps {
             status_changed_at: now,
             org: None,
             certificate_oid: None,
+            supplier: None,
+            platform: None,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());
@@ -506,7 +989,7 @@ pub fn parse_jwks(value: &Value) -> std::result::Result<jsonwebtoken::jwk::JwkSe
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -542,6 +1025,8 @@ mod tests {
             jwks_uri: None,
             org: None,
             certificate_oid: None,
+            supplier: None,
+            platform: None,
         }
     }
 
@@ -677,6 +1162,166 @@ mod tests {
             .unwrap();
         assert_eq!(again.status, AppStatus::Suspended);
         assert_eq!(again.redirect_uris, vec!["http://127.0.0.1:10/cb"]);
+    }
+
+    /// The joint-testing rules and the public list over any engine's store.
+    pub(crate) fn joint_testing_and_listing(store: Arc<dyn AppStore>) {
+        let clock = Arc::new(crate::clock::ManualClock::at_micros(1_000_000_000));
+        let apps = Apps::new(store, clock.clone());
+        let mut new = new_app(ClientType::Public);
+        new.app_id = Some("steps".into());
+        new.supplier = Some(" Askel Oy ".into());
+        new.platform = Some(Platform::Ios);
+        apps.register(new, AppStatus::Sandbox).unwrap();
+        let app = apps.get("steps").unwrap().unwrap();
+        assert_eq!(app.supplier.as_deref(), Some("Askel Oy"));
+        assert_eq!(app.platform, Some(Platform::Ios));
+
+        // No acceptance without a passed round; rounds are numbered per content.
+        let error = apps
+            .accept_content("steps", "steps", true, true)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("no joint-testing round"),
+            "{error}"
+        );
+        let first = apps
+            .record_round("steps", "steps", RoundOutcome::Fail, Some("duplicates"))
+            .unwrap();
+        assert_eq!((first.round, first.at), (1, 1000));
+        let error = apps
+            .accept_content("steps", "steps", true, true)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("failed joint-testing round 1"),
+            "{error}"
+        );
+        clock.advance(86_400);
+        let second = apps
+            .record_round("steps", "steps", RoundOutcome::Pass, None)
+            .unwrap();
+        assert_eq!(second.round, 2);
+        apps.record_round("steps", "body-weight", RoundOutcome::Pass, Some("  "))
+            .unwrap();
+        let accepted = apps.accept_content("steps", "steps", false, true).unwrap();
+        assert_eq!(
+            (accepted.read, accepted.write, accepted.accepted_at),
+            (false, true, 87_400)
+        );
+        clock.advance(10);
+        // Changing the rights keeps the time of acceptance.
+        let again = apps.accept_content("steps", "steps", true, true).unwrap();
+        assert_eq!((again.read, again.accepted_at), (true, 87_400));
+        apps.accept_content("steps", "body-weight", true, false)
+            .unwrap();
+        assert!(apps.accept_content("steps", "steps", false, false).is_err());
+        // All or none: a content without a passed round keeps the others from changing.
+        assert!(
+            apps.accept_contents(
+                "steps",
+                &["body-weight".into(), "blood-pressure".into()],
+                true,
+                true
+            )
+            .is_err()
+        );
+        let weight = apps
+            .contents("steps")
+            .unwrap()
+            .into_iter()
+            .find(|c| c.content == "body-weight")
+            .unwrap();
+        assert!(weight.read && !weight.write, "unchanged");
+        assert!(
+            apps.accept_content("steps", "Not A Code", true, true)
+                .is_err()
+        );
+
+        let details = apps.details("steps").unwrap().unwrap();
+        assert_eq!(
+            details
+                .contents
+                .iter()
+                .map(|c| (c.content.as_str(), c.read, c.write))
+                .collect::<Vec<_>>(),
+            [("body-weight", true, false), ("steps", true, true)]
+        );
+        assert_eq!(
+            details
+                .rounds
+                .iter()
+                .map(|r| (r.content.as_str(), r.round, r.outcome, r.note.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("body-weight", 1, RoundOutcome::Pass, None),
+                ("steps", 1, RoundOutcome::Fail, Some("duplicates")),
+                ("steps", 2, RoundOutcome::Pass, None),
+            ]
+        );
+        let rights = ContentRights::of(&details.contents);
+        assert!(rights.read.contains("body-weight") && !rights.write.contains("body-weight"));
+
+        // Three rounds at most per content.
+        apps.record_round("steps", "steps", RoundOutcome::Pass, None)
+            .unwrap();
+        let error = apps
+            .record_round("steps", "steps", RoundOutcome::Pass, None)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("3 joint-testing rounds"),
+            "{error}"
+        );
+        // No personal identity code in a note.
+        let error = apps
+            .record_round(
+                "steps",
+                "heart-rate",
+                RoundOutcome::Fail,
+                Some("tested with 010190-901R"),
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("identity code"), "{error}");
+
+        // The list shows accepted wellbeing apps with contents only, and hides a suspended one.
+        assert!(apps.listed().unwrap().is_empty(), "still in the sandbox");
+        apps.set_status("steps", AppStatus::Accepted).unwrap();
+        let mut other = new_app(ClientType::Public);
+        other.app_id = Some("another".into());
+        other.name = "Another".into();
+        apps.register(other, AppStatus::Accepted).unwrap();
+        let listed = apps.listed().unwrap();
+        assert_eq!(
+            listed.len(),
+            1,
+            "an accepted app without contents is not listed"
+        );
+        let steps = listed.first().unwrap();
+        assert_eq!((steps.name.as_str(), steps.since), ("Steps", 87_400));
+        assert_eq!(steps.contents.len(), 2);
+        apps.set_status("steps", AppStatus::Suspended).unwrap();
+        assert!(apps.listed().unwrap().is_empty());
+        assert!(apps.accept_content("steps", "steps", true, true).is_err());
+
+        let updated = apps.set_listing("steps", Some("Steps Ltd"), None).unwrap();
+        assert_eq!(
+            (updated.supplier.as_deref(), updated.platform),
+            (Some("Steps Ltd"), Some(Platform::Ios))
+        );
+        assert!(apps.set_listing("steps", Some(""), None).is_err());
+        assert!(apps.set_listing("nobody", None, None).is_err());
+        let all = apps.list_details().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(
+            all.iter()
+                .any(|d| d.app.app_id == "another" && d.contents.is_empty())
+        );
+    }
+
+    #[test]
+    fn joint_testing_and_the_public_list_on_sqlite() {
+        joint_testing_and_listing(Arc::new(SqliteAppStore::new(
+            crate::sqlite::Sqlite::in_memory(),
+        )));
     }
 
     #[test]

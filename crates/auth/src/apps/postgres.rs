@@ -6,7 +6,10 @@ use phr_store::postgres::PgError;
 use postgres::Row;
 use serde_json::Value;
 
-use super::{App, AppKind, AppStatus, AppStore, ClientType};
+use super::{
+    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, Platform, RoundOutcome,
+    TestRound,
+};
 use crate::error::Result;
 use crate::postgres::{Postgres, Sql, get};
 
@@ -34,6 +37,27 @@ ALTER TABLE apps ADD COLUMN org TEXT;            -- the organisation of a profes
     r#"
 ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
 "#,
+    r#"
+ALTER TABLE apps ADD COLUMN supplier TEXT;
+ALTER TABLE apps ADD COLUMN platform TEXT;        -- web | ios | android | server
+CREATE TABLE app_contents (
+    app_id      TEXT NOT NULL,
+    content     TEXT NOT NULL,                    -- catalogue code, e.g. blood-pressure
+    can_read    BOOLEAN NOT NULL,
+    can_write   BOOLEAN NOT NULL,
+    accepted_at BIGINT NOT NULL,
+    PRIMARY KEY (app_id, content)
+);
+CREATE TABLE app_rounds (
+    app_id  TEXT NOT NULL,
+    content TEXT NOT NULL,
+    round   BIGINT NOT NULL,                      -- 1..3 per content
+    at      BIGINT NOT NULL,
+    outcome TEXT NOT NULL,                        -- pass | fail
+    note    TEXT,
+    PRIMARY KEY (app_id, content, round)
+);
+"#,
 ];
 
 pub(crate) struct PostgresAppStore {
@@ -46,7 +70,7 @@ impl PostgresAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform";
 
 fn app_from_row(row: &Row) -> Result<App, PgError> {
     let text = |i: usize| get::<String>(row, i);
@@ -69,6 +93,36 @@ fn app_from_row(row: &Row) -> Result<App, PgError> {
         status_changed_at: get(row, 11)?,
         org: get(row, 12)?,
         certificate_oid: get(row, 13)?,
+        supplier: get(row, 14)?,
+        platform: get::<Option<String>>(row, 15)?
+            .map(|p| Platform::parse(&p).ok_or_else(|| bad("platform")))
+            .transpose()?,
+    })
+}
+
+fn content_from_row(row: &Row) -> Result<(String, AcceptedContent), PgError> {
+    Ok((
+        get(row, 0)?,
+        AcceptedContent {
+            content: get(row, 1)?,
+            read: get(row, 2)?,
+            write: get(row, 3)?,
+            accepted_at: get(row, 4)?,
+        },
+    ))
+}
+
+fn round_from_row(row: &Row) -> Result<TestRound, PgError> {
+    let outcome: String = get(row, 3)?;
+    let round: i64 = get(row, 1)?;
+    Ok(TestRound {
+        content: get(row, 0)?,
+        round: u32::try_from(round)
+            .map_err(|_| PgError::Corrupt("round number out of range in app_rounds".into()))?,
+        at: get(row, 2)?,
+        outcome: RoundOutcome::parse(&outcome)
+            .ok_or_else(|| PgError::Corrupt("unknown outcome in app_rounds".into()))?,
+        note: get(row, 4)?,
     })
 }
 
@@ -84,7 +138,7 @@ impl AppStore for PostgresAppStore {
             let inserted = conn.exec(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 &[
@@ -102,6 +156,8 @@ impl AppStore for PostgresAppStore {
                     &app.status_changed_at,
                     &app.org,
                     &app.certificate_oid,
+                    &app.supplier,
+                    &app.platform.map(Platform::code),
                     &secret_digest,
                 ],
             )?;
@@ -176,5 +232,111 @@ impl AppStore for PostgresAppStore {
             )?;
             Ok(())
         })
+    }
+
+    fn set_listing(
+        &self,
+        app_id: &str,
+        supplier: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<bool> {
+        let platform = platform.map(Platform::code);
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET supplier = $1, platform = $2 WHERE app_id = $3",
+                &[&supplier, &platform, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>> {
+        self.pg.read(|conn| {
+            conn.rows(
+                "SELECT app_id, content, can_read, can_write, accepted_at FROM app_contents
+                 WHERE app_id = $1 ORDER BY content",
+                &[&app_id],
+            )?
+            .iter()
+            .map(|r| content_from_row(r).map(|(_, c)| c))
+            .collect()
+        })
+    }
+
+    fn all_contents(&self) -> Result<Vec<(String, AcceptedContent)>> {
+        self.pg.read(|conn| {
+            conn.rows(
+                "SELECT app_id, content, can_read, can_write, accepted_at FROM app_contents
+                 ORDER BY app_id, content",
+                &[],
+            )?
+            .iter()
+            .map(content_from_row)
+            .collect()
+        })
+    }
+
+    fn set_content(&self, app_id: &str, content: &AcceptedContent) -> Result<()> {
+        self.pg.write(|conn| {
+            conn.exec(
+                "INSERT INTO app_contents (app_id, content, can_read, can_write, accepted_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (app_id, content) DO UPDATE
+                 SET can_read = excluded.can_read, can_write = excluded.can_write",
+                &[
+                    &app_id,
+                    &content.content,
+                    &content.read,
+                    &content.write,
+                    &content.accepted_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn rounds(&self, app_id: &str) -> Result<Vec<TestRound>> {
+        self.pg.read(|conn| {
+            conn.rows(
+                "SELECT content, round, at, outcome, note FROM app_rounds
+                 WHERE app_id = $1 ORDER BY content, round",
+                &[&app_id],
+            )?
+            .iter()
+            .map(round_from_row)
+            .collect()
+        })
+    }
+
+    fn insert_round(&self, app_id: &str, round: &TestRound) -> Result<bool> {
+        let number = i64::from(round.round);
+        self.pg.write(|conn| {
+            let inserted = conn.exec(
+                "INSERT INTO app_rounds (app_id, content, round, at, outcome, note)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (app_id, content, round) DO NOTHING",
+                &[
+                    &app_id,
+                    &round.content,
+                    &number,
+                    &round.at,
+                    &round.outcome.code(),
+                    &round.note,
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joint_testing_and_the_public_list_on_postgres() {
+        crate::apps::tests::joint_testing_and_listing(Arc::new(PostgresAppStore::new(
+            crate::postgres::tests::database("auth_apps"),
+        )));
     }
 }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::{App, AppKind, AppStatus, AppStore, ClientType};
+use super::{
+    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, Platform, RoundOutcome,
+    TestRound,
+};
 use crate::error::Result;
 use crate::sqlite::Sqlite;
 
@@ -19,7 +22,7 @@ impl SqliteAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -48,6 +51,40 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
         status_changed_at: row.get(11)?,
         org: row.get(12)?,
         certificate_oid: row.get(13)?,
+        supplier: row.get(14)?,
+        platform: row
+            .get::<_, Option<String>>(15)?
+            .map(|p| Platform::parse(&p).ok_or_else(|| bad(15, "platform")))
+            .transpose()?,
+    })
+}
+
+fn content_from_row(row: &Row<'_>) -> rusqlite::Result<(String, AcceptedContent)> {
+    Ok((
+        row.get(0)?,
+        AcceptedContent {
+            content: row.get(1)?,
+            read: row.get(2)?,
+            write: row.get(3)?,
+            accepted_at: row.get(4)?,
+        },
+    ))
+}
+
+fn round_from_row(row: &Row<'_>) -> rusqlite::Result<TestRound> {
+    let outcome: String = row.get(3)?;
+    Ok(TestRound {
+        content: row.get(0)?,
+        round: row.get(1)?,
+        at: row.get(2)?,
+        outcome: RoundOutcome::parse(&outcome).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                "unknown outcome".into(),
+            )
+        })?,
+        note: row.get(4)?,
     })
 }
 
@@ -61,7 +98,7 @@ impl AppStore for SqliteAppStore {
             let inserted = conn.execute(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 params![
@@ -79,6 +116,8 @@ impl AppStore for SqliteAppStore {
                     app.status_changed_at,
                     app.org,
                     app.certificate_oid,
+                    app.supplier,
+                    app.platform.map(Platform::code),
                     secret_digest,
                 ],
             )?;
@@ -150,6 +189,90 @@ impl AppStore for SqliteAppStore {
             Ok(())
         })
     }
+
+    fn set_listing(
+        &self,
+        app_id: &str,
+        supplier: Option<&str>,
+        platform: Option<Platform>,
+    ) -> Result<bool> {
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET supplier = ?1, platform = ?2 WHERE app_id = ?3",
+                params![supplier, platform.map(Platform::code), app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>> {
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT app_id, content, can_read, can_write, accepted_at FROM app_contents
+                 WHERE app_id = ?1 ORDER BY content",
+            )?;
+            stmt.query_map([app_id], |r| content_from_row(r).map(|(_, c)| c))?
+                .collect()
+        })
+    }
+
+    fn all_contents(&self) -> Result<Vec<(String, AcceptedContent)>> {
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT app_id, content, can_read, can_write, accepted_at FROM app_contents
+                 ORDER BY app_id, content",
+            )?;
+            stmt.query_map([], content_from_row)?.collect()
+        })
+    }
+
+    fn set_content(&self, app_id: &str, content: &AcceptedContent) -> Result<()> {
+        self.db.run(|conn| {
+            conn.execute(
+                "INSERT INTO app_contents (app_id, content, can_read, can_write, accepted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (app_id, content) DO UPDATE
+                 SET can_read = excluded.can_read, can_write = excluded.can_write",
+                params![
+                    app_id,
+                    content.content,
+                    content.read,
+                    content.write,
+                    content.accepted_at
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn rounds(&self, app_id: &str) -> Result<Vec<TestRound>> {
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT content, round, at, outcome, note FROM app_rounds
+                 WHERE app_id = ?1 ORDER BY content, round",
+            )?;
+            stmt.query_map([app_id], round_from_row)?.collect()
+        })
+    }
+
+    fn insert_round(&self, app_id: &str, round: &TestRound) -> Result<bool> {
+        self.db.run(|conn| {
+            let inserted = conn.execute(
+                "INSERT INTO app_rounds (app_id, content, round, at, outcome, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (app_id, content, round) DO NOTHING",
+                params![
+                    app_id,
+                    round.content,
+                    round.round,
+                    round.at,
+                    round.outcome.code(),
+                    round.note
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +295,8 @@ mod tests {
             status_changed_at: created_at,
             org: Some("1.2.246.10.1".into()),
             certificate_oid: Some("1.2.246.10.99.1".into()),
+            supplier: Some("Example Oy".into()),
+            platform: Some(Platform::Android),
         }
     }
 

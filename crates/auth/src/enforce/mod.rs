@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::apps::AppStatus;
+use crate::apps::{AppStatus, ContentRights};
 use crate::certificate::PresentedCertificate;
 use crate::clock::Clock;
 use crate::config::Mode;
@@ -62,6 +62,11 @@ pub struct AccessContext {
     pub org: Option<String>,
     /// The professional signed in to a professional application.
     pub professional: Option<Professional>,
+    /// In production mode, the data contents an accepted wellbeing application may read
+    /// and write (what joint testing accepted); `None` where no such limit applies (sandbox
+    /// mode, professional applications). The FHIR layer enforces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contents: Option<ContentRights>,
 }
 
 /// A social welfare or healthcare professional, as their token names them.
@@ -118,10 +123,32 @@ pub struct GrantState {
     pub cacheable: bool,
 }
 
+/// What the enforcer needs to know of an application at each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppStanding {
+    pub name: String,
+    pub status: AppStatus,
+    /// The data contents it is limited to, where a limit applies (see
+    /// [`AccessContext::contents`]).
+    pub contents: Option<ContentRights>,
+}
+
+impl AppStanding {
+    /// An application without content limits.
+    pub fn new(name: impl Into<String>, status: AppStatus) -> AppStanding {
+        AppStanding {
+            name: name.into(),
+            status,
+            contents: None,
+        }
+    }
+}
+
 /// Where the enforcer looks up what its caches do not hold.
 pub trait StatusSource: Send + Sync {
-    /// The application's name and status; `None` for an unknown application.
-    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>>;
+    /// The application's name, status and content limits; `None` for an unknown
+    /// application.
+    fn app(&self, app_id: &str) -> Result<Option<AppStanding>>;
     fn grant(&self, grant_id: &str) -> Result<GrantState>;
     fn family_active(&self, family_id: &str) -> Result<bool>;
     /// Revoked access-token ids that have not expired, with their expiry.
@@ -199,7 +226,7 @@ impl Enforcer {
         {
             return Err(AccessError::CertificateMismatch(why));
         }
-        let app_name = self.check(&claims)?;
+        let standing = self.check(&claims)?;
         let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
         let professional = match (&claims.professional, &claims.org) {
             (Some(id), Some(org)) => Some(Professional {
@@ -219,7 +246,8 @@ impl Enforcer {
             professional,
             patient: claims.patient,
             app_id: claims.client_id,
-            app_name,
+            app_name: standing.name,
+            contents: standing.contents,
             scopes,
             scope: claims.scope,
             grant_id: claims.gid,
@@ -298,8 +326,8 @@ impl Enforcer {
     }
 
     /// Expiry, revocation, app, grant and family status of verified claims; returns the
-    /// app's name.
-    pub fn check(&self, claims: &AccessClaims) -> Result<String, AccessError> {
+    /// app's standing (name and content limits).
+    pub fn check(&self, claims: &AccessClaims) -> Result<AppStanding, AccessError> {
         if claims.exp <= self.clock.now() {
             return Err(AccessError::Expired);
         }
@@ -311,12 +339,12 @@ impl Enforcer {
             tracing::error!(error = %e, "authorization status lookup failed");
             AccessError::from_storage(&e)
         };
-        let (name, status) = self
+        let standing = self
             .app(&claims.client_id)
             .map_err(internal)?
             .ok_or(AccessError::InvalidToken)?;
-        if !status.is_usable(self.expected.mode) {
-            return Err(AccessError::AppInactive(status.code().to_owned()));
+        if !standing.status.is_usable(self.expected.mode) {
+            return Err(AccessError::AppInactive(standing.status.code().to_owned()));
         }
         if let Some(grant) = &claims.gid
             && !self.grant_active(grant).map_err(internal)?
@@ -332,10 +360,10 @@ impl Enforcer {
             // Patient tokens are always issued under a grant.
             return Err(AccessError::InvalidToken);
         }
-        Ok(name)
+        Ok(standing)
     }
 
-    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
+    fn app(&self, app_id: &str) -> Result<Option<AppStanding>> {
         if let Some(hit) = self.status.app(app_id) {
             return Ok(Some(hit));
         }

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::apps::AppStatus;
+use super::AppStanding;
 
 #[derive(Default)]
 pub(super) struct StatusCache {
-    apps: RwLock<HashMap<String, (String, AppStatus)>>,
+    apps: RwLock<HashMap<String, AppStanding>>,
     grants: RwLock<HashMap<String, bool>>,
     families: RwLock<HashMap<String, bool>>,
     /// Revoked access-token ids with their tokens' expiry.
@@ -39,10 +39,10 @@ fn clear<V>(map: &RwLock<HashMap<String, V>>) {
 }
 
 impl StatusCache {
-    pub fn app(&self, app_id: &str) -> Option<(String, AppStatus)> {
+    pub fn app(&self, app_id: &str) -> Option<AppStanding> {
         get(&self.apps, app_id)
     }
-    pub fn set_app(&self, app_id: &str, value: (String, AppStatus)) {
+    pub fn set_app(&self, app_id: &str, value: AppStanding) {
         set(&self.apps, app_id, value);
     }
     pub fn forget_app(&self, app_id: &str) {

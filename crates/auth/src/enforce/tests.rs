@@ -14,7 +14,7 @@ const AUDIENCE: &str = "https://phr.example.fi/fhir/r4";
 
 #[derive(Default)]
 struct Source {
-    apps: Mutex<HashMap<String, (String, AppStatus)>>,
+    apps: Mutex<HashMap<String, AppStanding>>,
     grants: Mutex<HashMap<String, GrantState>>,
     families: Mutex<HashMap<String, bool>>,
     revoked: Mutex<Vec<(String, i64)>>,
@@ -22,7 +22,7 @@ struct Source {
 }
 
 impl StatusSource for Source {
-    fn app(&self, app_id: &str) -> Result<Option<(String, AppStatus)>> {
+    fn app(&self, app_id: &str) -> Result<Option<AppStanding>> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         Ok(self.apps.lock().unwrap().get(app_id).cloned())
     }
@@ -84,7 +84,7 @@ fn fixture() -> Fixture {
         .apps
         .lock()
         .unwrap()
-        .insert("app".into(), ("Steps".into(), AppStatus::Accepted));
+        .insert("app".into(), AppStanding::new("Steps", AppStatus::Accepted));
     source.grants.lock().unwrap().insert(
         "g".into(),
         GrantState {
@@ -251,11 +251,10 @@ fn status_changes_in_this_process_apply_at_once() {
     f.enforcer.forget_grant("g", &["f".to_string()]);
     assert_eq!(f.check(&claims), Err(AccessError::GrantWithdrawn));
 
-    f.source
-        .apps
-        .lock()
-        .unwrap()
-        .insert("app".into(), ("Steps".into(), AppStatus::Suspended));
+    f.source.apps.lock().unwrap().insert(
+        "app".into(),
+        AppStanding::new("Steps", AppStatus::Suspended),
+    );
     f.enforcer.forget_app("app");
     assert_eq!(
         f.check(&claims),
@@ -335,7 +334,7 @@ fn this_processs_own_announcement_does_not_drop_the_cache() {
 fn lookup_failures_are_internal_errors() {
     struct Broken;
     impl StatusSource for Broken {
-        fn app(&self, _: &str) -> Result<Option<(String, AppStatus)>> {
+        fn app(&self, _: &str) -> Result<Option<AppStanding>> {
             Err(AuthError::Storage("down".into()))
         }
         fn grant(&self, _: &str) -> Result<GrantState> {

@@ -92,6 +92,8 @@ pub fn register_client(auth: &AuthService, body: &[u8]) -> Result<Value, Registr
             jwks_uri: metadata.jwks_uri,
             org: None,
             certificate_oid: None,
+            supplier: None,
+            platform: None,
         },
         AppStatus::Sandbox,
     )?;
@@ -159,6 +161,8 @@ pub fn register_from_page(
         jwks_uri: None,
         org: None,
         certificate_oid: None,
+        supplier: None,
+        platform: None,
     };
     Ok(auth.register_app(new, AppStatus::Sandbox)?)
 }

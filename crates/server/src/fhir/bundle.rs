@@ -23,6 +23,16 @@ pub async fn transaction_or_batch(
 ) -> Result<Response, FhirError> {
     req.audit.interaction("batch", None);
     let bytes = json_body(&state, &req.headers, body).await?;
+    let noted = super::write::noted_body(&state, &bytes);
+    let entries: Vec<Value> = noted
+        .as_ref()
+        .and_then(|b| b.get("entry"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if noted.is_some() {
+        req.traffic.note("entries", json!(entries.len()));
+    }
     let caller = req.caller.clone();
     let audit = req.audit.clone();
     let response = blocking(&state, move |fhir| {
@@ -33,6 +43,7 @@ pub async fn transaction_or_batch(
         fhir.process_bundle(&caller, bundle)
     })
     .await?;
+    note_entries(&req, &entries, &response);
     req.audit.touched(response.touched());
     let body = to_json(&response, &state.fhir.settings.base_url, req.prefer.return_)?;
     Ok(respond::resource_response(
@@ -40,6 +51,27 @@ pub async fn transaction_or_batch(
         &body,
         req.format,
     ))
+}
+
+/// Notes every written entry of a processed Bundle in the sandbox traffic record.
+fn note_entries(req: &Fhir, entries: &[Value], response: &BundleResponse) {
+    for (entry, outcome) in entries.iter().zip(&response.entries) {
+        let interaction = match entry.pointer("/request/method").and_then(Value::as_str) {
+            Some("POST") => "create",
+            Some("PUT") => "update",
+            _ => continue,
+        };
+        let conditional = entry
+            .pointer("/request/ifNoneExist")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty());
+        let result = match outcome.result() {
+            Ok(success) => Ok(success_status(success).as_u16()),
+            Err(error) => Err(error),
+        };
+        req.traffic
+            .resource(interaction, entry.get("resource"), conditional, result);
+    }
 }
 
 /// The `batch-response` or `transaction-response` Bundle. Resource bodies are copied in as

@@ -33,6 +33,8 @@ pub struct Fhir {
     pub headers: HeaderMap,
     /// Where the handler puts what the audit record should say.
     pub audit: AuditSlot,
+    /// Where the handler notes what the sandbox traffic record should say.
+    pub traffic: crate::traffic::TrafficSlot,
 }
 
 impl FromRequestParts<AppState> for Fhir {
@@ -59,6 +61,7 @@ impl FromRequestParts<AppState> for Fhir {
             query,
             headers: parts.headers.clone(),
             audit,
+            traffic: crate::traffic::TrafficSlot::of(&parts.extensions),
         })
     }
 }

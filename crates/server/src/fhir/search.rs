@@ -155,6 +155,17 @@ async fn search(
 ) -> Result<Response, FhirError> {
     req.audit
         .interaction("search-type", Some(&target.resource_type));
+    // Whether the search named the citizen (never the value: it may be an identity code).
+    req.traffic.note(
+        "patient",
+        serde_json::json!(
+            target.patient.is_some()
+                || params.iter().any(|(name, _)| {
+                    let name = name.split(':').next().unwrap_or(name);
+                    name == "patient" || name == "subject"
+                })
+        ),
+    );
     // A personal identity code is never recorded, whoever searches with one.
     req.audit
         .search_criteria(search_criteria(&without_identity_codes(&params)));

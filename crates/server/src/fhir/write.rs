@@ -31,6 +31,8 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let caller = req.caller.clone();
+    let noted = noted_body(&state, &bytes);
+    let conditional = if_none_exist.is_some();
     let written = blocking(&state, move |fhir| {
         let resource = parse_json(&bytes)?;
         let body_type = phr_service::resource::resource_type_of(&resource)?;
@@ -41,7 +43,9 @@ pub async fn create(
         }
         fhir.create(&caller, resource, if_none_exist.as_deref())
     })
-    .await?;
+    .await;
+    note_write(&req, "create", noted.as_ref(), conditional, &written);
+    let written = written?;
     touched(&req.audit, &req.caller, &written);
     Ok(written_response(&state, written, &req))
 }
@@ -57,10 +61,13 @@ pub async fn update(
     let if_match = respond::if_match(&req.headers)?;
     let bytes = json_body(&state, &req.headers, body).await?;
     let caller = req.caller.clone();
+    let noted = noted_body(&state, &bytes);
     let written = blocking(&state, move |fhir| {
         fhir.update(&caller, &rtype, &id, parse_json(&bytes)?, if_match)
     })
-    .await?;
+    .await;
+    note_write(&req, "update", noted.as_ref(), false, &written);
+    let written = written?;
     touched(&req.audit, &req.caller, &written);
     Ok(written_response(&state, written, &req))
 }
@@ -79,6 +86,31 @@ pub async fn delete(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The body as JSON for the sandbox traffic record (sandbox mode only; `None` when it is
+/// not JSON, which the write itself then reports).
+pub(super) fn noted_body(state: &AppState, bytes: &[u8]) -> Option<Value> {
+    if !state.auth.config().mode.is_sandbox() {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+/// Notes a single write in the sandbox traffic record.
+fn note_write(
+    req: &Fhir,
+    interaction: &str,
+    resource: Option<&Value>,
+    conditional: bool,
+    written: &Result<Written, FhirError>,
+) {
+    let result = match written {
+        Ok(w) => Ok(super::error::written_status(w.change).as_u16()),
+        Err(FhirError(e)) => Err(e),
+    };
+    req.traffic
+        .resource(interaction, resource, conditional, result);
 }
 
 /// What a write touched, and whose data it was when the caller does not say.

@@ -115,6 +115,8 @@ pub fn register(
                 jwks_uri: None,
                 org: None,
                 certificate_oid: None,
+                supplier: None,
+                platform: None,
             },
             status,
         )
@@ -287,6 +289,11 @@ pub async fn consent_flow(
         .get(&h.http, &format!("{}/oauth/consent", h.base))
         .await;
     assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(
+        consent.body.contains("href=\"/apps?lang="),
+        "the consent page links to the public application list: {}",
+        consent.body
+    );
     let csrf = csrf_of(&consent.body);
     let count = consent.body.matches("name=\"item\"").count();
     let indexes: Vec<String> = (0..count).map(|i| i.to_string()).collect();

@@ -1,0 +1,133 @@
+//! Records what applications do in the sandbox, for the acceptance checks (`phr app
+//! acceptance`): one row per FHIR request of an application (interaction, resource type,
+//! status, whether a search named `patient`, how many entries a Bundle had) and one per
+//! resource it wrote, alone or in a Bundle (its data content, the profile it claimed, its
+//! business identifier, whether the create was conditional, the OperationOutcome of a
+//! refusal).
+//!
+//! The audit layer puts a [`TrafficSlot`] in every request's extensions in sandbox mode and,
+//! once the response is ready, hands the rows to the authorization server
+//! ([`phr_auth::AuthService::record_traffic`], which keeps them 30 days and redacts anything
+//! that parses as an identity code). Handlers note what only they see. Never records query
+//! strings, tokens or resource bodies.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use phr_auth::AuditRecord;
+use phr_auth::traffic::{RowKind, TrafficRow};
+use phr_catalog::Catalog;
+use phr_service::Error;
+use serde_json::{Map, Value, json};
+
+use crate::fhir::error::status_of;
+
+/// What handlers noted about one request.
+#[derive(Default)]
+struct Notes {
+    detail: Map<String, Value>,
+    resources: Vec<TrafficRow>,
+}
+
+/// The request's notes (empty and unused outside sandbox mode).
+#[derive(Clone, Default)]
+pub struct TrafficSlot(Arc<Mutex<Notes>>);
+
+impl TrafficSlot {
+    /// The slot of a request, or a detached one.
+    pub fn of(extensions: &axum::http::Extensions) -> Self {
+        extensions.get::<TrafficSlot>().cloned().unwrap_or_default()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Notes)) {
+        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// A fact about the request (`patient`, `entries`).
+    pub fn note(&self, key: &str, value: Value) {
+        self.update(|notes| {
+            notes.detail.insert(key.to_owned(), value);
+        });
+    }
+
+    /// A resource written (`create` or `update`), with how it ended.
+    pub fn resource(
+        &self,
+        interaction: &str,
+        resource: Option<&Value>,
+        conditional: bool,
+        result: Result<u16, &Error>,
+    ) {
+        let mut detail = Map::new();
+        detail.insert("conditional".into(), json!(conditional));
+        let mut content = None;
+        let mut resource_type = None;
+        if let Some(resource) = resource {
+            resource_type = resource
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(profile) = resource.pointer("/meta/profile/0").and_then(Value::as_str) {
+                detail.insert("profile".into(), json!(profile));
+            }
+            if let Some(identifier) = resource
+                .pointer("/identifier/0/value")
+                .and_then(Value::as_str)
+            {
+                detail.insert("identifier".into(), json!(identifier));
+            }
+            content = Catalog::get()
+                .content_of(resource)
+                .map(|c| c.kind.key().to_owned());
+        }
+        let status = match result {
+            Ok(status) => status,
+            Err(error) => {
+                detail.insert(
+                    "outcome".into(),
+                    phr_fhir::outcome::operation_outcome(error.issues()),
+                );
+                status_of(error.kind()).as_u16()
+            }
+        };
+        let row = TrafficRow {
+            app_id: String::new(),
+            at_us: 0,
+            kind: RowKind::Resource,
+            interaction: interaction.to_owned(),
+            resource_type,
+            status,
+            content,
+            detail: Value::Object(detail),
+        };
+        self.update(|notes| notes.resources.push(row));
+    }
+
+    /// The rows of a finished request of the application in `record` (none for other
+    /// callers).
+    pub fn rows(&self, record: &AuditRecord, at_us: i64) -> Vec<TrafficRow> {
+        let Some(app_id) = record.app_id.clone() else {
+            return Vec::new();
+        };
+        let notes = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let request = TrafficRow {
+            app_id: app_id.clone(),
+            at_us,
+            kind: RowKind::Request,
+            interaction: record
+                .interaction
+                .clone()
+                .unwrap_or_else(|| "request".to_owned()),
+            resource_type: record.resource_type.clone(),
+            status: record.status,
+            content: None,
+            detail: Value::Object(notes.detail),
+        };
+        std::iter::once(request)
+            .chain(notes.resources.into_iter().map(|mut row| {
+                row.app_id = app_id.clone();
+                row.at_us = at_us;
+                row
+            }))
+            .collect()
+    }
+}
