@@ -208,6 +208,16 @@ ALTER TABLE apps ADD COLUMN org TEXT;        -- the organisation of a profession
     r#"
 ALTER TABLE apps ADD COLUMN certificate_oid TEXT; -- Subject serialNumber of its client certificate
 "#,
+    r#"
+-- A professional's access names the professional, their organisation, the care relationship
+-- it was allowed under and the data contents read (JSON array of catalogue keys).
+ALTER TABLE audit ADD COLUMN professional_id TEXT;
+ALTER TABLE audit ADD COLUMN professional_name TEXT;
+ALTER TABLE audit ADD COLUMN org_oid TEXT;
+ALTER TABLE audit ADD COLUMN org_name TEXT;
+ALTER TABLE audit ADD COLUMN care_id TEXT;
+ALTER TABLE audit ADD COLUMN contents TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -643,3 +643,92 @@ fn withdrawing_consent_cuts_an_issued_token_at_once_and_giving_it_again_restores
     let bad = server.admin_fails(&["care", "add", "--hetu", &hetu, "--org", "1.2.3.4"]);
     assert!(bad.contains("not registered"), "{bad}");
 }
+
+#[test]
+fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professional_and_contents() {
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    server.register_app("log-app", "patient/AuditEvent.read");
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 951);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let created = server.post_as(
+        &own,
+        "Observation",
+        &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.4),
+    );
+    assert_eq!(created.status(), 201);
+    let observation = body(created)["id"].as_str().expect("id").to_string();
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    server.admin(&[
+        "consent",
+        "give",
+        "--hetu",
+        &hetu,
+        "--content",
+        "blood-glucose",
+    ]);
+    let token = pro_token(&server, "pro-app", "tp-7");
+    let searched = server.get_as(&token, &format!("Observation?patient={patient}"));
+    assert_eq!(searched.status(), 200);
+    let read = server.get_as(&token, &format!("Observation/{observation}"));
+    assert_eq!(read.status(), 200);
+    server.admin(&["consent", "withdraw", "--hetu", &hetu]);
+    let refused = server.get_as(&token, &format!("Observation/{observation}"));
+    assert_eq!(refused.status(), 404, "withdrawn: not even its existence");
+
+    // The FHIR view of the log: the professional, the organisation, the care relationship
+    // and the data content read.
+    let (_, log_token) = server.token(&hetu, "log-app", "patient/AuditEvent.read");
+    let events = body(server.get_as(&log_token, &format!("AuditEvent?patient={patient}")));
+    let by_professional: Vec<&Value> = events["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|e| {
+            e["agent"].as_array().is_some_and(|agents| {
+                agents
+                    .iter()
+                    .any(|a| a["who"]["identifier"]["value"] == "tp-7")
+            })
+        })
+        .collect();
+    // The refused read named no citizen it could be shown to (404 for what is not shared).
+    assert_eq!(by_professional.len(), 2, "the search and the read");
+    let read_event = by_professional
+        .iter()
+        .find(|e| e["subtype"][0]["code"] == "read" && e["outcome"] == "0")
+        .expect("the read");
+    let text = read_event.to_string();
+    for expected in [
+        "Doctor Test Person",
+        &format!("urn:oid:{ORG}"),
+        "Testin terveysasema",
+        "EpisodeOfCare/",
+        "blood-glucose",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(!text.contains(&hetu), "never the identity code");
+
+    // The portal's access log names them in the citizen's language.
+    let mut browser = common::browser::Browser::new(&server);
+    browser.login(&hetu);
+    let log = browser.get("/portal/log?lang=en");
+    assert_eq!(log.status, 200);
+    assert!(
+        log.body.contains("Test Health Centre, Doctor Test Person"),
+        "{}",
+        log.body
+    );
+    assert!(log.body.contains("viewed blood glucose"), "{}", log.body);
+    let log = browser.get("/portal/log?lang=fi");
+    assert!(
+        log.body.contains("Testin terveysasema, Doctor Test Person"),
+        "{}",
+        log.body
+    );
+    assert!(log.body.contains("katsoi verensokeri"), "{}", log.body);
+}

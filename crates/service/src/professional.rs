@@ -51,7 +51,37 @@ pub struct Permit {
     pub profiles: BTreeSet<String>,
 }
 
+/// What a professional was shown, for the audit log: the citizen, the care relationship the
+/// access was allowed under and the data contents read (catalogue keys, sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub patient: String,
+    pub care: String,
+    pub contents: Vec<String>,
+}
+
+/// The data contents (catalogue keys) of `resources`, each once, sorted.
+pub fn contents_of<'a>(resources: impl IntoIterator<Item = &'a StoredResource>) -> Vec<String> {
+    let catalog = Catalog::get();
+    let keys: BTreeSet<&str> = resources
+        .into_iter()
+        .filter(|r| !r.deleted && r.resource_type != "Patient")
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|resource| catalog.content_of(&resource).map(|c| c.kind.key()))
+        .collect();
+    keys.into_iter().map(str::to_string).collect()
+}
+
 impl Permit {
+    /// What showing `resources` under this permit means for the audit log.
+    pub fn shown<'a>(&self, resources: impl IntoIterator<Item = &'a StoredResource>) -> Shown {
+        Shown {
+            patient: self.patient.clone(),
+            care: self.care.clone(),
+            contents: contents_of(resources),
+        }
+    }
+
     /// Whether `stored` (a version in the citizen's compartment) may be shown.
     pub fn covers(&self, stored: &StoredResource) -> bool {
         if stored.patient.as_deref() != Some(self.patient.as_str()) {
@@ -535,6 +565,7 @@ impl FhirService {
             .iter()
             .map(|r| format!("{}/{}", r.resource_type, r.id))
             .collect();
+        let shown = permit.as_ref().map(|p| p.shown(&page.matches));
         let result = crate::search::SearchResult {
             page,
             query: SearchQuery {
@@ -542,6 +573,7 @@ impl FhirService {
                 ..SearchQuery::default()
             },
             warnings: Vec::new(),
+            permit: None,
         };
         let bundle = crate::searchset::searchset(
             &result,
@@ -554,6 +586,7 @@ impl FhirService {
             bundle,
             resources,
             patient: permit.map(|p| p.patient),
+            shown,
         })
     }
 }

@@ -37,6 +37,7 @@ async fn professional_lookup(
     .await?;
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
+    req.audit.shown(searched.shown);
     Ok(respond::resource_response(
         StatusCode::OK,
         &searched.bundle,
@@ -189,6 +190,7 @@ async fn search(
     .await?;
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
+    req.audit.shown(searched.shown);
     Ok(respond::resource_response(
         StatusCode::OK,
         &searched.bundle,

@@ -1468,6 +1468,7 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
             .auth
             .audit_records_for_patient(&patient, &query, LOG_PAGE, offset)?;
         let names = state.auth.audited_apps_for_patient(&patient)?;
+        let orgs = state.auth.list_orgs()?;
         let rows = records
             .iter()
             .map(|r| {
@@ -1482,6 +1483,9 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
                     })
                     .or(r.app_id.clone())
                     .unwrap_or_default();
+                if let Some(professional) = &r.professional_id {
+                    return professional_row(r, professional, &orgs, t, ctx.lang);
+                }
                 let who = match r.usage {
                     Usage::CitizenPortal => t.who_you.to_owned(),
                     Usage::Authorization if app_name.is_empty() => t.who_login.to_owned(),
@@ -1549,6 +1553,78 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
         )
     })
     .await
+}
+
+/// A professional's access as the citizen reads it: "Demo Health Centre, Doctor Test
+/// Person" viewed "blood pressure". The organisation is named in the citizen's language from
+/// the registry, else as recorded, else by its OID.
+fn professional_row(
+    r: &AuditRecord,
+    professional: &str,
+    orgs: &[phr_auth::Organisation],
+    t: &T,
+    lang: Lang,
+) -> LogRow {
+    let org = r.org_oid.as_deref().map(|oid| {
+        orgs.iter()
+            .find(|o| o.oid == oid)
+            .map(|o| o.name(lang.code()).to_owned())
+            .or_else(|| r.org_name.clone())
+            .unwrap_or_else(|| oid.to_owned())
+    });
+    let person = r
+        .professional_name
+        .clone()
+        .unwrap_or_else(|| professional.to_owned());
+    let who = match org {
+        Some(org) => format!("{org}, {person}"),
+        None => person,
+    };
+    let catalog = phr_catalog::Catalog::get();
+    let contents: Vec<String> = r
+        .contents
+        .iter()
+        .map(|key| {
+            catalog
+                .contents()
+                .iter()
+                .find(|c| c.kind.key() == key)
+                .map(|c| in_sentence(c.name(catalog_lang(lang))))
+                .unwrap_or_else(|| key.clone())
+        })
+        .collect();
+    let what = if contents.is_empty() {
+        let mut what = r.interaction.clone().unwrap_or_default();
+        if let Some(rt) = r.resource_type.as_deref().filter(|rt| !rt.is_empty()) {
+            what = format!("{what}: {}", resource_name(rt, lang));
+        }
+        what
+    } else {
+        format!("{} {}", t.viewed, contents.join(", "))
+    };
+    LogRow {
+        time: format::micros_time(r.recorded_us, lang),
+        who,
+        what,
+        result: if r.status < 400 {
+            t.result_ok.to_owned()
+        } else {
+            format!("{} ({})", t.result_refused, r.status)
+        },
+        amount: r.amount,
+    }
+}
+
+/// A name as it reads inside a sentence: "Blood pressure" becomes "blood pressure", but
+/// an abbreviation ("HbA1c", "BMI") keeps its capitals.
+fn in_sentence(name: &str) -> String {
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if first.is_uppercase() && !second.is_uppercase() => {
+            first.to_lowercase().chain(name.chars().skip(1)).collect()
+        }
+        _ => name.to_owned(),
+    }
 }
 
 // --- export ---------------------------------------------------------------------------------
