@@ -732,3 +732,230 @@ fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professiona
     );
     assert!(log.body.contains("katsoi verensokeri"), "{}", log.body);
 }
+
+#[test]
+fn the_citizen_chooses_what_to_share_hides_single_entries_and_withdraws_in_the_portal() {
+    use common::browser::{Browser, csrf};
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 952);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let mut glucose_ids = Vec::new();
+    for (when, value) in [
+        ("2026-11-01T08:00:00+02:00", 5.1),
+        ("2026-11-02T08:00:00+02:00", 6.2),
+    ] {
+        let created = server.post_as(&own, "Observation", &glucose(&patient, when, value));
+        assert_eq!(created.status(), 201);
+        glucose_ids.push(body(created)["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        server
+            .post_as(&own, "Observation", &weight(&patient, 71.5))
+            .status(),
+        201
+    );
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    let token = pro_token(&server, "pro-app", "tp-3");
+    let search = || server.get_as(&token, &format!("Observation?patient={patient}"));
+    let shared = || {
+        let response = search();
+        assert_eq!(response.status(), 200);
+        let bundle = body(response);
+        let ids: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        (bundle["total"].as_u64(), ids, profiles(&entries(&bundle)))
+    };
+
+    let mut browser = Browser::new(&server);
+    browser.login(&hetu);
+    let page = browser.get("/portal/sharing?lang=en");
+    assert!(
+        page.body.contains("You have not consented"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"blood-glucose\""),
+        "{}",
+        page.body
+    );
+    let token_field = csrf(&page.body);
+
+    // Bad input: a readable page, and nothing changes.
+    let none_chosen = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "chosen"),
+        ],
+    );
+    assert_eq!(none_chosen.status, 400);
+    assert!(
+        none_chosen.body.contains("Choose at least one"),
+        "{}",
+        none_chosen.body
+    );
+    for form in [
+        vec![
+            ("decision", "give"),
+            ("scope", "chosen"),
+            ("content", "blood-glucose"),
+            ("content", "nonsense"),
+        ],
+        vec![("decision", "give"), ("scope", "some")],
+        vec![("decision", "perhaps")],
+    ] {
+        let mut fields = vec![("csrf", token_field.as_str())];
+        fields.extend(form);
+        let page = browser.post("/portal/sharing", &fields);
+        assert_eq!(page.status, 400, "{fields:?}: {}", page.body);
+    }
+    let forged = browser.post(
+        "/portal/sharing",
+        &[("csrf", "forged"), ("decision", "give"), ("scope", "all")],
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(search().status(), 403, "still no consent");
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You have not consented")
+    );
+
+    // Chosen contents: glucose only.
+    let given = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "chosen"),
+            ("content", "blood-glucose"),
+        ],
+    );
+    assert_eq!(given.status, 303, "{}", given.body);
+    let page = browser.get("/portal/sharing");
+    assert!(page.body.contains("You share this data:"), "{}", page.body);
+    let (total, ids, seen_profiles) = shared();
+    assert_eq!(total, Some(2));
+    assert_eq!(ids.len(), 2);
+    assert!(seen_profiles.iter().all(|p| p == GLUCOSE_PROFILE));
+
+    // One entry hidden: professionals never see it, its source still does, and it keeps
+    // naming the application that made it.
+    let hidden = &glucose_ids[0];
+    let entry = browser.get(&format!("/portal/entry/Observation/{hidden}"));
+    assert!(
+        entry.body.contains("Hide from professionals"),
+        "{}",
+        entry.body
+    );
+    let hide = browser.post(
+        "/portal/sharing/entry",
+        &[
+            ("csrf", &token_field),
+            ("decision", "hide"),
+            ("type", "Observation"),
+            ("id", hidden),
+        ],
+    );
+    assert_eq!(hide.status, 303, "{}", hide.body);
+    assert!(
+        browser
+            .get(&format!("/portal/entry/Observation/{hidden}?lang=en"))
+            .body
+            .contains("This entry is hidden from professionals")
+    );
+    let (total, ids, _) = shared();
+    assert_eq!(total, Some(1), "not counted either");
+    assert_eq!(ids, vec![glucose_ids[1].clone()]);
+    assert_eq!(
+        server
+            .get_as(&token, &format!("Observation/{hidden}"))
+            .status(),
+        404
+    );
+    assert_eq!(
+        server
+            .get_as(&token, &format!("Observation/{hidden}/_history"))
+            .status(),
+        404
+    );
+    let own_view = body(server.get_as(&own, &format!("Observation/{hidden}")));
+    assert_eq!(own_view["meta"]["security"][0]["code"], "R");
+    assert!(
+        own_view
+            .to_string()
+            .contains("\"valueString\":\"wellbeing-app\""),
+        "{own_view}"
+    );
+    let listed = browser.get("/portal/sharing");
+    assert!(
+        listed
+            .body
+            .contains(&format!("/portal/entry/Observation/{hidden}")),
+        "{}",
+        listed.body
+    );
+    for (decision, rtype, id, status) in [
+        ("hide", "Bogus", hidden.as_str(), 404),
+        ("hide", "Observation", "no-such-entry", 404),
+        ("maybe", "Observation", hidden.as_str(), 400),
+    ] {
+        let page = browser.post(
+            "/portal/sharing/entry",
+            &[
+                ("csrf", &token_field),
+                ("decision", decision),
+                ("type", rtype),
+                ("id", id),
+            ],
+        );
+        assert_eq!(
+            page.status, status,
+            "{decision} {rtype}/{id}: {}",
+            page.body
+        );
+    }
+    let show = browser.post(
+        "/portal/sharing/entry",
+        &[
+            ("csrf", &token_field),
+            ("decision", "show"),
+            ("type", "Observation"),
+            ("id", hidden),
+        ],
+    );
+    assert_eq!(show.status, 303);
+    assert_eq!(shared().0, Some(2));
+
+    // All data, then withdrawal with one action.
+    let all = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "all"),
+        ],
+    );
+    assert_eq!(all.status, 303);
+    assert_eq!(shared().0, Some(3));
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You share all your wellbeing data")
+    );
+    let withdrawn = browser.post(
+        "/portal/sharing",
+        &[("csrf", &token_field), ("decision", "withdraw")],
+    );
+    assert_eq!(withdrawn.status, 303);
+    assert_eq!(search().status(), 403, "withdrawn at once");
+}

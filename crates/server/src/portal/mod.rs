@@ -79,6 +79,7 @@ pub fn router(state: &AppState) -> Router {
             "/portal/sharing",
             get(pages::sharing).post(pages::sharing_submit),
         )
+        .route("/portal/sharing/entry", post(pages::sharing_entry))
         .route("/portal/log", get(pages::access_log))
         .route("/portal/export", get(pages::export_page))
         .route("/portal/export/bundle.json", get(pages::export_bundle))
