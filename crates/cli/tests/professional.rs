@@ -959,3 +959,246 @@ fn the_citizen_chooses_what_to_share_hides_single_entries_and_withdraws_in_the_p
     assert_eq!(withdrawn.status, 303);
     assert_eq!(search().status(), 403, "withdrawn at once");
 }
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[test]
+fn a_professional_signs_in_with_a_smart_standalone_launch_and_reads_what_is_shared() {
+    use common::browser::{Browser, csrf};
+    use sha2::Digest;
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 953);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let created = server.post_as(
+        &own,
+        "Observation",
+        &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.5),
+    );
+    assert_eq!(created.status(), 201);
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    server.admin(&["consent", "give", "--hetu", &hetu]);
+
+    // Discovery describes the professional scopes.
+    let smart = body(server.get("/.well-known/smart-configuration"));
+    let scopes = smart["scopes_supported"].to_string();
+    assert!(scopes.contains("user/*.rs"), "{scopes}");
+    assert!(
+        smart["capabilities"]
+            .to_string()
+            .contains("permission-user")
+    );
+
+    let verifier = "professional-launch-verifier-0123456789-abcdefghijklmnop";
+    let challenge = base64url(&sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect = "http://127.0.0.1:9/callback";
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let scope = "openid fhirUser user/Observation.rs user/Patient.rs offline_access launch/patient";
+    let mut browser = Browser::new(&server);
+    let authorize = browser.get(&format!(
+        "/oauth/authorize?response_type=code&client_id=pro-app&redirect_uri={}&scope={}&state=st-1&code_challenge={challenge}&code_challenge_method=S256",
+        enc(redirect),
+        enc(scope)
+    ));
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    assert_eq!(
+        authorize.location.as_deref(),
+        Some("/oauth/professional-login")
+    );
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Professional sign-in"), "{}", page.body);
+    let token_field = csrf(&page.body);
+    let bad = browser.post(
+        "/oauth/professional-login",
+        &[("csrf", &token_field), ("professional", "not valid!")],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Check the identifier"), "{}", bad.body);
+    let forged = browser.post(
+        "/oauth/professional-login",
+        &[("csrf", "forged"), ("professional", "tp-9")],
+    );
+    assert_eq!(forged.status, 403);
+    let signed_in = browser.post(
+        "/oauth/professional-login",
+        &[
+            ("csrf", &token_field),
+            ("professional", "tp-9"),
+            ("name", "Doctor Test Person"),
+        ],
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let back = signed_in.location.expect("back to the application");
+    assert!(back.starts_with(redirect), "{back}");
+    assert_eq!(query_value(&back, "state").as_deref(), Some("st-1"));
+    let code = query_value(&back, "code").expect("a code");
+
+    let client = reqwest::blocking::Client::new();
+    let exchange = || {
+        client
+            .post(format!("{}/oauth/token", server.root))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect),
+                ("client_id", "pro-app"),
+                ("code_verifier", verifier),
+            ]))
+            .send()
+            .expect("token request")
+    };
+    let response = exchange();
+    assert_eq!(response.status(), 200);
+    let tokens = body(response);
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    assert!(tokens.get("patient").is_none(), "{tokens}");
+    assert!(!tokens["scope"].as_str().unwrap().contains("launch/patient"));
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    let payload = id_token.split('.').nth(1).expect("JWT payload");
+    let claims: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["sub"], "tp-9");
+    assert!(
+        claims["fhirUser"]
+            .as_str()
+            .unwrap()
+            .ends_with("/Practitioner/tp-9"),
+        "{claims}"
+    );
+    assert_eq!(exchange().status(), 400, "a code is used once");
+
+    // The token reads what the citizen shares, after looking them up by identity code.
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let found = client
+        .post(server.url("Patient/_search"))
+        .bearer_auth(&access)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[(
+            "identifier",
+            &format!("urn:oid:1.2.246.21|{hetu}"),
+        )]))
+        .send()
+        .expect("lookup");
+    assert_eq!(found.status(), 200);
+    let found = body(found);
+    assert_eq!(found["entry"][0]["resource"]["id"], patient.as_str());
+    assert!(!found.to_string().contains(&hetu));
+    let observations = server.get_as(&access, &format!("Observation?patient={patient}"));
+    assert_eq!(observations.status(), 200);
+    assert_eq!(body(observations)["total"], 1);
+    assert_eq!(
+        server
+            .post_as(
+                &access,
+                "Observation",
+                &glucose(&patient, "2026-11-02T08:00:00+02:00", 5.0)
+            )
+            .status(),
+        403,
+        "a professional only reads"
+    );
+}
+
+#[test]
+fn production_without_a_professional_identity_provider_answers_501() {
+    let dir = tempfile::tempdir().unwrap();
+    // Production needs the citizens' upstream identity provider; nothing here talks to it.
+    let config = dir.path().join("phr.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_behind(&data, "http://127.0.0.1:9", &["--config", &config]);
+    let admin = |args: &[&str]| {
+        let mut all = server.admin_args(args);
+        all.extend(["--config".to_string(), config.clone()]);
+        phr_ok(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    admin(&[
+        "org",
+        "register",
+        "--oid",
+        ORG,
+        "--name",
+        "Testin terveysasema",
+    ]);
+    admin(&[
+        "app",
+        "register",
+        "--id",
+        "pro-app",
+        "--name",
+        "Pro",
+        "--kind",
+        "professional",
+        "--org",
+        ORG,
+        "--scope",
+        PRO_SCOPE,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+        "--certificate-oid",
+        "1.2.246.10.1111111.10.7",
+    ]);
+    let mut browser = common::browser::Browser::new(&server);
+    let authorize = browser.get(
+        "/oauth/authorize?response_type=code&client_id=pro-app&scope=user%2FObservation.rs&state=s",
+    );
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    assert_eq!(
+        authorize.location.as_deref(),
+        Some("/oauth/professional-login")
+    );
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 501, "{}", page.body);
+    assert!(
+        page.body.contains("Professional sign-in is not set up"),
+        "{}",
+        page.body
+    );
+}

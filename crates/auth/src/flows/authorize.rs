@@ -40,6 +40,10 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// The organisation (OID) of a professional application: its user is a professional of
+    /// that organisation, who signs in at the professionals' login instead of a citizen's.
+    #[serde(default)]
+    pub org: Option<String>,
 }
 
 /// Why an authorization request is refused.
@@ -151,7 +155,25 @@ pub fn validate(
             "system/ scopes need the client_credentials grant",
         )));
     }
-    let grantable = requested.intersect(&app.allowed_scopes());
+    let mut grantable = requested.intersect(&app.allowed_scopes());
+    let org = match app.kind {
+        crate::apps::AppKind::Professional => {
+            // A professional names the citizen at each request, never at sign-in; a
+            // professional's sign-in has no refresh token (no citizen grant to hang it on).
+            grantable.special.retain(|s| {
+                !matches!(
+                    s,
+                    crate::scope::Special::LaunchPatient | crate::scope::Special::OfflineAccess
+                )
+            });
+            Some(app.org.clone().ok_or_else(|| {
+                AuthorizeRejection::Page(
+                    "the professional application names no organisation".into(),
+                )
+            })?)
+        }
+        _ => None,
+    };
     if !grantable.has_patient_scopes() {
         return Err(fail(OAuthError::invalid_scope(
             "none of the requested data scopes is registered for this application",
@@ -166,6 +188,7 @@ pub fn validate(
         state: state.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").ok().flatten().map(str::to_owned),
+        org,
     })
 }
 
@@ -213,6 +236,9 @@ pub enum LoginError {
     NotAvailable,
     #[error("the identity code is not valid")]
     InvalidIdentity,
+    /// The professional identifier or name typed at the test-professional login.
+    #[error("the professional identifier or name is not valid")]
+    InvalidProfessional,
     #[error("the sandbox accepts only test identities")]
     NotTestIdentity,
     #[error("the person is under the minimum age")]
@@ -505,6 +531,73 @@ fn issue_code(
         code_challenge: request.code_challenge.clone(),
         nonce: request.nonce.clone(),
         auth_time,
+        professional: None,
+        professional_name: None,
+    })?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(state) = &request.state {
+        pairs.push(("state", state));
+    }
+    let issuer = auth.config().issuer().to_owned();
+    pairs.push(("iss", &issuer));
+    Ok(redirect_with(&request.redirect_uri, &pairs))
+}
+
+/// A professional identifier: 1–64 characters of `A–Z a–z 0–9 - . _`.
+pub fn is_professional_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// The sandbox's test-professional login: the professional of the request's organisation
+/// types a test identifier and name. Ends the login and returns where the browser goes:
+/// back to the professional application with a code for that professional (no citizen
+/// consent page — what a professional may see is decided by the citizen's sharing consent
+/// and the care relationship at every request). Production has no test professionals.
+pub fn identify_test_professional(
+    auth: &AuthService,
+    login: &Login,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<String, LoginError> {
+    let request = login.state.request.as_ref().ok_or(LoginError::Expired)?;
+    let org = request.org.as_ref().ok_or(LoginError::Expired)?;
+    if !auth.config().mode.is_sandbox() {
+        return Err(LoginError::NotAvailable);
+    }
+    let id = id.map(str::trim).filter(|id| is_professional_id(id));
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    let (Some(id), name) = (id, name) else {
+        return Err(LoginError::InvalidProfessional);
+    };
+    if name.is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control)) {
+        return Err(LoginError::InvalidProfessional);
+    }
+    auth.sessions().end(&login.session)?;
+    let now = auth.now();
+    let mut record = AuditRecord::new(Usage::Authorization, format!("Practitioner/{id}"));
+    record.interaction = Some("login".into());
+    record.app_id = Some(request.client_id.clone());
+    record.app_name = Some(request.app_name.clone());
+    record.professional_id = Some(id.to_owned());
+    record.professional_name = name.map(str::to_owned);
+    record.org_oid = Some(org.clone());
+    auth.audit_quietly(record);
+    let code = auth.0.tokens.issue_code(&CodeData {
+        app_id: request.client_id.clone(),
+        patient_id: String::new(),
+        grant_id: String::new(),
+        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_given: request.redirect_uri_given,
+        scope: request.scope.clone(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: now,
+        professional: Some(id.to_owned()),
+        professional_name: name.map(str::to_owned),
     })?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &request.state {

@@ -21,6 +21,10 @@ const SCOPES_SUPPORTED: &[&str] = &[
     "patient/Observation.cud",
     "patient/MedicationAdministration.read",
     "patient/MedicationAdministration.write",
+    // Professional applications: a professional reads what citizens share with them.
+    "user/*.rs",
+    "user/Observation.rs",
+    "user/Patient.rs",
 ];
 
 fn algorithm_names() -> Vec<String> {

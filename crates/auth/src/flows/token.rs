@@ -279,6 +279,9 @@ fn exchange_code(
         }
         (None, None) => {}
     }
+    if let Some(professional) = &data.professional {
+        return professional_code(auth, app, &data, professional);
+    }
     if !grant_is_active(auth, &data.grant_id)? {
         return Err(OAuthError::invalid_grant(
             "the citizen's grant is no longer active",
@@ -323,6 +326,46 @@ fn exchange_code(
             auth_time: data.auth_time,
             nonce: data.nonce.as_deref(),
             fhir_user: fhir_user(auth, &data.patient_id),
+        };
+        response.id_token = Some(auth.0.keys.sign(&claims)?);
+    }
+    Ok(response)
+}
+
+/// The tokens of a professional's sign-in (SMART standalone launch): an access token naming
+/// the professional and their organisation, no refresh token, and with `openid` an ID token
+/// whose `fhirUser` is the professional (`Practitioner/[id]`).
+fn professional_code(
+    auth: &AuthService,
+    app: &App,
+    data: &crate::tokens::CodeData,
+    professional: &str,
+) -> Result<TokenResponse, OAuthError> {
+    if app.kind != crate::apps::AppKind::Professional || app.org.is_none() {
+        return Err(OAuthError::invalid_grant(
+            "the code is a professional's, and this is not a professional application",
+        ));
+    }
+    let mut response = mint_professional(
+        auth,
+        app,
+        professional,
+        data.professional_name.as_deref(),
+        &data.scope,
+    )?;
+    let scopes = ScopeSet::parse(&data.scope).unwrap_or_default();
+    if scopes.has(Special::OpenId) {
+        let config = auth.config();
+        let now = auth.now();
+        let claims = IdTokenClaims {
+            iss: config.issuer(),
+            sub: professional,
+            aud: &app.app_id,
+            exp: now + config.access_token_lifetime,
+            iat: now,
+            auth_time: data.auth_time,
+            nonce: data.nonce.as_deref(),
+            fhir_user: format!("{}/Practitioner/{professional}", config.fhir_base_url()),
         };
         response.id_token = Some(auth.0.keys.sign(&claims)?);
     }

@@ -32,6 +32,8 @@ pub const JWKS_PATH: &str = "/oauth/jwks";
 pub const USERINFO_PATH: &str = "/oauth/userinfo";
 pub const REGISTER_API_PATH: &str = "/oauth/register";
 pub const LOGIN_PATH: &str = "/oauth/login";
+/// Where a professional application's user signs in (the test-professional page in sandbox).
+pub const PROFESSIONAL_LOGIN_PATH: &str = "/oauth/professional-login";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 pub const TERMS_PATH: &str = "/oauth/terms";
 pub const CONSENT_PATH: &str = "/oauth/consent";
@@ -105,6 +107,10 @@ pub fn router(auth: AuthService) -> Router {
             get(pages::authorize_get).post(pages::authorize_post),
         )
         .route(LOGIN_PATH, get(pages::login_page).post(pages::login_submit))
+        .route(
+            PROFESSIONAL_LOGIN_PATH,
+            get(pages::professional_login_page).post(pages::professional_login_submit),
+        )
         .route(CALLBACK_PATH, get(pages::upstream_callback))
         .route(TERMS_PATH, get(pages::terms_page).post(pages::terms_submit))
         .route(
