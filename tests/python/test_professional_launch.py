@@ -5,11 +5,15 @@ and fhirclient reads what the citizen shares (and nothing after the consent is w
 
 import base64
 import json
+import tempfile
+import time
 import urllib.parse
+import uuid
 
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.jose import JsonWebKey, jwt
 from fhirclient.auth import FHIROAuth2Auth
 from fhirclient.models.observation import Observation
 from fhirclient.server import FHIRServer
@@ -35,18 +39,21 @@ def claims_of(jwt):
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def professional_sign_in(server, professional, name):
+def professional_sign_in(server, professional, name, scope=PRO_SCOPE, client_id="py-pro", **extra):
     """The authorization-code flow of the professional app up to its token response."""
     client = OAuth2Session(
-        client_id="py-pro",
+        client_id=client_id,
         redirect_uri=REDIRECT_URI,
-        scope=PRO_SCOPE,
+        scope=scope,
         code_challenge_method="S256",
         token_endpoint_auth_method="none",
     )
     verifier = generate_token(64)
     uri, state = client.create_authorization_url(
-        server.discovery()["authorization_endpoint"], code_verifier=verifier, aud=server.base
+        server.discovery()["authorization_endpoint"],
+        code_verifier=verifier,
+        aud=server.base,
+        **extra,
     )
     browser = requests.Session()
     response = browser.get(uri, allow_redirects=False, timeout=30)
@@ -127,3 +134,115 @@ def test_a_professional_completes_the_standalone_launch_and_reads_shared_data(se
         timeout=30,
     )
     assert refused.status_code == 403
+
+
+def system_token(server, client_id, key, scope):
+    """SMART Backend Services: a client_credentials token with a private_key_jwt assertion."""
+    endpoint = token_endpoint(server)
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"alg": "ES256", "kid": key.as_dict()["kid"], "typ": "JWT"},
+        {"iss": client_id, "sub": client_id, "aud": endpoint, "jti": str(uuid.uuid4()),
+         "exp": now + 240},
+        key,
+    ).decode()
+    response = requests.post(endpoint, data={
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def test_the_organisations_system_issues_an_ehr_launch_for_its_professional(server):
+    org = "1.2.246.10.7777777.10.1"
+    server.admin("org", "register", "--oid", org, "--name", "Python-sairaala")
+    key = JsonWebKey.generate_key("EC", "P-256", is_private=True)
+    key_id = key.thumbprint()
+    key = JsonWebKey.import_key(key.as_dict(is_private=True), {"kid": key_id})
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as jwks:
+        json.dump({"keys": [key.as_dict(is_private=False)]}, jwks)
+    server.admin(
+        "app", "register", "--id", "py-ehr-system", "--name", "Python EHR system",
+        "--kind", "professional", "--org", org, "--client-type", "private_key_jwt",
+        "--jwks", jwks.name, "--scope", "system/EpisodeOfCare.write",
+        "--redirect-uri", REDIRECT_URI,
+    )
+    server.admin(
+        "app", "register", "--id", "py-pro-ehr", "--name", "Python professional app",
+        "--kind", "professional", "--org", org,
+        "--scope", "user/Observation.rs user/Patient.rs", "--redirect-uri", REDIRECT_URI,
+    )
+    # Another organisation's professional app (the first test's, when it ran).
+    server.admin("org", "register", "--oid", ORG, "--name", "Python-terveysasema", check=False)
+    server.admin(
+        "app", "register", "--id", "py-pro", "--name", "Python professional app",
+        "--kind", "professional", "--org", ORG,
+        "--scope", "user/Observation.rs user/Patient.rs", "--redirect-uri", REDIRECT_URI,
+        check=False,
+    )
+    assert "launch-ehr" in server.discovery()["capabilities"]
+
+    hetu = make_hetu()
+    flow = authorize(server, hetu)
+    citizen = flow.client.fetch_token(
+        token_endpoint(server), authorization_response=flow.redirect, code_verifier=flow.verifier
+    )
+    patient = citizen["patient"]
+    system = system_token(server, "py-ehr-system", key, "system/EpisodeOfCare.write")
+
+    launch_url = f"{server.root}/oauth/launch"
+    assert requests.post(launch_url, data={"patient": patient}, timeout=30).status_code == 401
+    issued = requests.post(
+        launch_url,
+        data={"identifier": f"urn:oid:1.2.246.21|{hetu}"},
+        headers={"Authorization": f"Bearer {system}"},
+        timeout=30,
+    )
+    assert issued.status_code == 200, issued.text
+    assert hetu not in issued.text
+    launch = issued.json()["launch"]
+    bad = requests.post(
+        launch_url,
+        data={"identifier": "urn:oid:1.2.3|x"},
+        headers={"Authorization": f"Bearer {system}"},
+        timeout=30,
+    )
+    assert bad.status_code == 400
+
+    scope = "launch openid fhirUser user/Observation.rs user/Patient.rs"
+    token = professional_sign_in(
+        server, "tp-ehr", "Doctor EHR", scope=scope, client_id="py-pro-ehr", launch=launch
+    )
+    assert token["patient"] == patient
+    assert "refresh_token" not in token
+    assert claims_of(token["id_token"])["fhirUser"].endswith("/Practitioner/tp-ehr")
+
+    # A launch is used once, and only by its own organisation's applications.
+    client = OAuth2Session(
+        client_id="py-pro-ehr", redirect_uri=REDIRECT_URI, scope=scope,
+        code_challenge_method="S256",
+    )
+    uri, _ = client.create_authorization_url(
+        server.discovery()["authorization_endpoint"], code_verifier=generate_token(64),
+        launch=launch,
+    )
+    again = requests.get(uri, allow_redirects=False, timeout=30)
+    assert again.status_code == 303, again.text
+    assert query(again.headers["Location"])["error"] == "invalid_request"
+    other_org = requests.post(
+        launch_url, data={"patient": patient},
+        headers={"Authorization": f"Bearer {system}"}, timeout=30,
+    ).json()["launch"]
+    client = OAuth2Session(
+        client_id="py-pro", redirect_uri=REDIRECT_URI, scope=scope, code_challenge_method="S256",
+    )
+    uri, _ = client.create_authorization_url(
+        server.discovery()["authorization_endpoint"], code_verifier=generate_token(64),
+        launch=other_org,
+    )
+    refused = requests.get(uri, allow_redirects=False, timeout=30)
+    assert refused.status_code == 303, refused.text
+    assert query(refused.headers["Location"])["error"] == "invalid_request"

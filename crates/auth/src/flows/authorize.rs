@@ -44,6 +44,10 @@ pub struct AuthorizeRequest {
     /// that organisation, who signs in at the professionals' login instead of a citizen's.
     #[serde(default)]
     pub org: Option<String>,
+    /// The citizen (Patient id) of a SMART EHR launch, as the organisation's system named
+    /// them; the token response carries it as `patient` context.
+    #[serde(default)]
+    pub launch_patient: Option<String>,
 }
 
 /// Why an authorization request is refused.
@@ -174,6 +178,33 @@ pub fn validate(
         }
         _ => None,
     };
+    let launch_patient = match (params.get("launch").map_err(fail)?, &org) {
+        (None, _) => {
+            grantable.special.remove(&crate::scope::Special::Launch);
+            None
+        }
+        (Some(_), None) => {
+            return Err(fail(OAuthError::invalid_request(
+                "an EHR launch is for professional applications",
+            )));
+        }
+        (Some(_), Some(_)) if !grantable.special.contains(&crate::scope::Special::Launch) => {
+            return Err(fail(OAuthError::invalid_scope(
+                "an EHR launch (the launch parameter) asks for the launch scope",
+            )));
+        }
+        (Some(value), Some(org)) => {
+            let context = take_launch(auth, value)
+                .map_err(|e| AuthorizeRejection::Page(e.to_string()))?
+                .filter(|context| context.org == *org)
+                .ok_or_else(|| {
+                    fail(OAuthError::invalid_request(
+                        "the launch is unknown, already used, expired or of another organisation",
+                    ))
+                })?;
+            context.patient
+        }
+    };
     if !grantable.has_patient_scopes() {
         return Err(fail(OAuthError::invalid_scope(
             "none of the requested data scopes is registered for this application",
@@ -189,7 +220,49 @@ pub fn validate(
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").ok().flatten().map(str::to_owned),
         org,
+        launch_patient,
     })
+}
+
+/// How long a launch issued by an organisation's system waits for its authorization
+/// request (seconds).
+pub const LAUNCH_LIFETIME: i64 = 300;
+
+/// A SMART EHR launch context: the organisation whose system issued it and the citizen it
+/// is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct LaunchContext {
+    org: String,
+    patient: Option<String>,
+}
+
+/// Issues a `launch` value for an EHR launch (SMART App Launch): the organisation `org`'s
+/// system names the citizen its professional is about to open; a professional application
+/// of the same organisation presents it once, within [`LAUNCH_LIFETIME`].
+pub fn issue_launch(
+    auth: &AuthService,
+    org: &str,
+    patient: Option<String>,
+) -> Result<String, AuthError> {
+    let context = LaunchContext {
+        org: org.to_owned(),
+        patient,
+    };
+    let data = serde_json::to_string(&context).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    auth.sessions()
+        .create(SessionKind::Launch, &data, LAUNCH_LIFETIME, LAUNCH_LIFETIME)
+}
+
+/// The context of a launch, used up.
+fn take_launch(auth: &AuthService, value: &str) -> Result<Option<LaunchContext>, AuthError> {
+    let Some(data) = auth
+        .sessions()
+        .get(SessionKind::Launch, value, LAUNCH_LIFETIME)?
+    else {
+        return Ok(None);
+    };
+    auth.sessions().end(value)?;
+    Ok(serde_json::from_str(&data).ok())
 }
 
 /// The state of one login at the authorization pages, kept in the session store.
@@ -533,6 +606,7 @@ fn issue_code(
         auth_time,
         professional: None,
         professional_name: None,
+        launch_patient: None,
     })?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &request.state {
@@ -598,6 +672,7 @@ pub fn identify_test_professional(
         auth_time: now,
         professional: Some(id.to_owned()),
         professional_name: name.map(str::to_owned),
+        launch_patient: request.launch_patient.clone(),
     })?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &request.state {

@@ -25,6 +25,7 @@ const SCOPES_SUPPORTED: &[&str] = &[
     "user/*.rs",
     "user/Observation.rs",
     "user/Patient.rs",
+    "launch",
 ];
 
 fn algorithm_names() -> Vec<String> {
@@ -69,6 +70,8 @@ pub fn smart_configuration(config: &AuthConfig) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "capabilities": [
             "launch-standalone",
+            "launch-ehr",
+            "context-ehr-patient",
             "client-public",
             "client-confidential-symmetric",
             "client-confidential-asymmetric",

@@ -353,6 +353,9 @@ fn professional_code(
         data.professional_name.as_deref(),
         &data.scope,
     )?;
+    // An EHR launch's citizen is context for the application, not a confinement of the
+    // token: each request still names the citizen and is checked.
+    response.patient = data.launch_patient.clone();
     let scopes = ScopeSet::parse(&data.scope).unwrap_or_default();
     if scopes.has(Special::OpenId) {
         let config = auth.config();

@@ -79,6 +79,9 @@ pub struct CodeData {
     pub professional: Option<String>,
     #[serde(default)]
     pub professional_name: Option<String>,
+    /// The citizen of a professional's EHR launch (`patient` context of the response).
+    #[serde(default)]
+    pub launch_patient: Option<String>,
 }
 
 /// A presented authorization code, as the store found it.
@@ -339,6 +342,7 @@ mod tests {
             auth_time: 7,
             professional: None,
             professional_name: None,
+            launch_patient: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub const REVOKE_PATH: &str = "/oauth/revoke";
 pub const JWKS_PATH: &str = "/oauth/jwks";
 pub const USERINFO_PATH: &str = "/oauth/userinfo";
 pub const REGISTER_API_PATH: &str = "/oauth/register";
+/// Where an organisation's system gets a SMART EHR `launch` for its professional app.
+pub const LAUNCH_PATH: &str = "/oauth/launch";
 pub const LOGIN_PATH: &str = "/oauth/login";
 /// Where a professional application's user signs in (the test-professional page in sandbox).
 pub const PROFESSIONAL_LOGIN_PATH: &str = "/oauth/professional-login";
@@ -100,7 +102,8 @@ pub fn router(auth: AuthService) -> Router {
         .route(REVOKE_PATH, post(api::revoke))
         .route(JWKS_PATH, get(api::jwks))
         .route(USERINFO_PATH, get(api::userinfo))
-        .route(REGISTER_API_PATH, post(api::register));
+        .route(REGISTER_API_PATH, post(api::register))
+        .route(LAUNCH_PATH, post(api::launch));
     let pages = Router::new()
         .route(
             AUTHORIZE_PATH,
