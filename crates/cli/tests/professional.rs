@@ -1201,4 +1201,25 @@ fn production_without_a_professional_identity_provider_answers_501() {
         "{}",
         page.body
     );
+    drop(server);
+
+    // With [auth.professional_oidc] the login goes to that provider (here unreachable: 502).
+    let with_provider = dir.path().join("phr-pro.toml");
+    std::fs::write(
+        &with_provider,
+        "[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n\
+         [auth.professional_oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr-pro\"\n\
+         client_secret = \"s\"\nid_claim = \"urn:oid:1.2.246.537.26\"\norg_claim = \"org\"\n",
+    )
+    .unwrap();
+    let with_provider = with_provider.display().to_string();
+    let server = Server::start_behind(&data, "http://127.0.0.1:9", &["--config", &with_provider]);
+    let mut browser = common::browser::Browser::new(&server);
+    let authorize = browser.get(
+        "/oauth/authorize?response_type=code&client_id=pro-app&scope=user%2FObservation.rs&state=s",
+    );
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 502, "{}", page.body);
 }

@@ -312,6 +312,10 @@ pub enum LoginError {
     /// The professional identifier or name typed at the test-professional login.
     #[error("the professional identifier or name is not valid")]
     InvalidProfessional,
+    /// The professional's identity provider says they act for another organisation than
+    /// the application's.
+    #[error("the professional acts for another organisation")]
+    OtherOrganisation,
     #[error("the sandbox accepts only test identities")]
     NotTestIdentity,
     #[error("the person is under the minimum age")]
@@ -639,7 +643,7 @@ pub fn identify_test_professional(
 ) -> Result<String, LoginError> {
     let request = login.state.request.as_ref().ok_or(LoginError::Expired)?;
     let org = request.org.as_ref().ok_or(LoginError::Expired)?;
-    if !auth.config().mode.is_sandbox() {
+    if !auth.config().mode.is_sandbox() || auth.uses_professional_upstream() {
         return Err(LoginError::NotAvailable);
     }
     let id = id.map(str::trim).filter(|id| is_professional_id(id));
@@ -650,6 +654,121 @@ pub fn identify_test_professional(
     if name.is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control)) {
         return Err(LoginError::InvalidProfessional);
     }
+    professional_signed_in(auth, login, request, org, id, name)
+}
+
+/// Where to send a professional's browser to sign in at their identity provider.
+pub async fn professional_upstream_start(
+    auth: &AuthService,
+    login: &mut Login,
+) -> Result<String, LoginError> {
+    let (oidc, _) = auth
+        .0
+        .professional_oidc
+        .as_ref()
+        .ok_or(LoginError::NotAvailable)?;
+    let upstream = UpstreamLogin::new();
+    let url = oidc
+        .authorization_url(&upstream, auth.now())
+        .await
+        .map_err(|e| LoginError::Upstream(e.to_string()))?;
+    login.state.upstream = Some(upstream);
+    Ok(url)
+}
+
+/// A professional identified at their identity provider: (identifier, name, organisation
+/// OID) from the configured claims. Touches no storage; then call
+/// [`professional_upstream_signed_in`].
+pub async fn professional_upstream_finish(
+    auth: &AuthService,
+    login: &mut Login,
+    state: Option<&str>,
+    code: Option<&str>,
+    error: Option<&str>,
+) -> Result<(String, Option<String>, String), LoginError> {
+    if login
+        .state
+        .request
+        .as_ref()
+        .and_then(|r| r.org.as_ref())
+        .is_none()
+    {
+        return Err(LoginError::Expired);
+    }
+    let upstream = login.state.upstream.take().ok_or(LoginError::Expired)?;
+    let state_ok = state
+        .is_some_and(|s| crate::secrets::constant_time_eq(s.as_bytes(), upstream.state.as_bytes()));
+    if !state_ok {
+        return Err(LoginError::Forged);
+    }
+    if let Some(error) = error {
+        return Err(LoginError::UpstreamRefused(error.to_owned()));
+    }
+    let code = code.ok_or_else(|| LoginError::Upstream("no code in the callback".into()))?;
+    let (oidc, settings) = auth
+        .0
+        .professional_oidc
+        .as_ref()
+        .ok_or(LoginError::Expired)?;
+    let claims = oidc
+        .finish_claims(code, &upstream, auth.now())
+        .await
+        .map_err(|e| LoginError::Upstream(e.to_string()))?;
+    let text = |claim: &str| {
+        claims
+            .get(claim)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let id = text(&settings.id_claim)
+        .filter(|id| is_professional_id(id))
+        .ok_or_else(|| LoginError::Upstream(format!("no usable {} claim", settings.id_claim)))?;
+    let org = text(&settings.org_claim)
+        .map(|o| o.strip_prefix("urn:oid:").unwrap_or(&o).to_owned())
+        .ok_or_else(|| LoginError::Upstream(format!("no {} claim", settings.org_claim)))?;
+    let name = text(&settings.name_claim)
+        .filter(|n| n.chars().count() <= 200 && !n.chars().any(char::is_control));
+    Ok((id, name, org))
+}
+
+/// After [`professional_upstream_finish`]: the professional must act for the application's
+/// organisation; then back to the application with a code.
+pub fn professional_upstream_signed_in(
+    auth: &AuthService,
+    login: &Login,
+    id: &str,
+    name: Option<&str>,
+    acting_for: &str,
+) -> Result<String, LoginError> {
+    let request = login.state.request.as_ref().ok_or(LoginError::Expired)?;
+    let org = request.org.as_ref().ok_or(LoginError::Expired)?;
+    if acting_for != org {
+        auth.sessions().end(&login.session)?;
+        let mut record = AuditRecord::new(Usage::Authorization, format!("Practitioner/{id}"));
+        record.interaction = Some("login".into());
+        record.app_id = Some(request.client_id.clone());
+        record.professional_id = Some(id.to_owned());
+        record.org_oid = Some(acting_for.to_owned());
+        record.status = 403;
+        record.error_code = Some("other-organisation".into());
+        auth.audit_quietly(record);
+        return Err(LoginError::OtherOrganisation);
+    }
+    professional_signed_in(auth, login, request, org, id, name)
+}
+
+/// A professional of `org` signed in for `request`: ends the login, audits it and returns
+/// the redirect carrying the code.
+fn professional_signed_in(
+    auth: &AuthService,
+    login: &Login,
+    request: &AuthorizeRequest,
+    org: &str,
+    id: &str,
+    name: Option<&str>,
+) -> Result<String, LoginError> {
     auth.sessions().end(&login.session)?;
     let now = auth.now();
     let mut record = AuditRecord::new(Usage::Authorization, format!("Practitioner/{id}"));
@@ -658,7 +777,7 @@ pub fn identify_test_professional(
     record.app_name = Some(request.app_name.clone());
     record.professional_id = Some(id.to_owned());
     record.professional_name = name.map(str::to_owned);
-    record.org_oid = Some(org.clone());
+    record.org_oid = Some(org.to_owned());
     auth.audit_quietly(record);
     let code = auth.0.tokens.issue_code(&CodeData {
         app_id: request.client_id.clone(),

@@ -280,7 +280,7 @@ fn exchange_code(
         (None, None) => {}
     }
     if let Some(professional) = &data.professional {
-        return professional_code(auth, app, &data, professional);
+        return professional_code(auth, app, &data, professional, certificate);
     }
     if !grant_is_active(auth, &data.grant_id)? {
         return Err(OAuthError::invalid_grant(
@@ -340,6 +340,7 @@ fn professional_code(
     app: &App,
     data: &crate::tokens::CodeData,
     professional: &str,
+    certificate: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if app.kind != crate::apps::AppKind::Professional || app.org.is_none() {
         return Err(OAuthError::invalid_grant(
@@ -352,6 +353,7 @@ fn professional_code(
         professional,
         data.professional_name.as_deref(),
         &data.scope,
+        certificate,
     )?;
     // An EHR launch's citizen is context for the application, not a confinement of the
     // token: each request still names the citizen and is checked.
@@ -589,7 +591,7 @@ pub fn issue_professional_for_cli(
     }
     let scope = granted.to_string();
     let name = professional_name.map(str::trim).filter(|n| !n.is_empty());
-    let token = mint_professional(auth, &app, professional, name, &scope)
+    let token = mint_professional(auth, &app, professional, name, &scope, None)
         .map_err(|e| AuthError::Invalid(e.to_string()))?;
     let mut record = AuditRecord::new(Usage::Operator, "operator");
     record.app_id = Some(app.app_id.clone());
@@ -612,8 +614,9 @@ pub(crate) fn mint_professional(
     professional: &str,
     name: Option<&str>,
     scope: &str,
+    certificate: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    if app.certificate_oid.is_some() {
+    if app.certificate_oid.is_some() && certificate.is_none() {
         return Err(OAuthError::invalid_client(
             "this application is bound to its client certificate: it gets tokens only at the token endpoint, presenting that certificate",
         ));
@@ -640,7 +643,9 @@ pub(crate) fn mint_professional(
         org: app.org.clone(),
         professional: Some(professional.to_owned()),
         professional_name: name.map(str::to_owned),
-        cnf: None,
+        cnf: certificate.map(|thumbprint| crate::certificate::Confirmation {
+            x5t_s256: thumbprint.to_owned(),
+        }),
     };
     let access_token = auth.0.keys.sign(&claims)?;
     Ok(TokenResponse {

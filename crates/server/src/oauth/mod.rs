@@ -36,6 +36,8 @@ pub const LAUNCH_PATH: &str = "/oauth/launch";
 pub const LOGIN_PATH: &str = "/oauth/login";
 /// Where a professional application's user signs in (the test-professional page in sandbox).
 pub const PROFESSIONAL_LOGIN_PATH: &str = "/oauth/professional-login";
+/// Where the professionals' upstream identity provider sends them back.
+pub const PROFESSIONAL_CALLBACK_PATH: &str = "/oauth/professional-callback";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 pub const TERMS_PATH: &str = "/oauth/terms";
 pub const CONSENT_PATH: &str = "/oauth/consent";
@@ -55,6 +57,7 @@ pub fn endpoints(public_url: &str) -> Endpoints {
         userinfo: at(USERINFO_PATH),
         registration: at(REGISTER_API_PATH),
         upstream_callback: at(CALLBACK_PATH),
+        professional_callback: at(PROFESSIONAL_CALLBACK_PATH),
     }
 }
 
@@ -115,6 +118,10 @@ pub fn router(auth: AuthService) -> Router {
             get(pages::professional_login_page).post(pages::professional_login_submit),
         )
         .route(CALLBACK_PATH, get(pages::upstream_callback))
+        .route(
+            PROFESSIONAL_CALLBACK_PATH,
+            get(pages::professional_callback),
+        )
         .route(TERMS_PATH, get(pages::terms_page).post(pages::terms_submit))
         .route(
             CONSENT_PATH,

@@ -252,6 +252,13 @@ fn login_error(o: &OAuth, lang: Lang, path: &str, error: &LoginError) -> Respons
         LoginError::InvalidIdentity
         | LoginError::NotTestIdentity
         | LoginError::InvalidProfessional => expired(o, lang, path),
+        LoginError::OtherOrganisation => error_page(
+            o,
+            lang,
+            path,
+            StatusCode::FORBIDDEN,
+            texts(lang).pro_other_org,
+        ),
         LoginError::Failed(e) => failure(o, lang, path, e),
     }
 }
@@ -499,6 +506,9 @@ pub async fn professional_login_page(
     .await
     {
         Err(page) => page,
+        Ok(login) if o.auth.uses_professional_upstream() => {
+            professional_upstream(&o, lang.lang, login).await
+        }
         Ok(_) if !o.auth.config().mode.is_sandbox() => professionals_unavailable(&o, lang.lang),
         Ok(login) => render(
             &ProfessionalLoginPage {
@@ -517,6 +527,68 @@ pub async fn professional_login_page(
     };
     lang.remember(o.cookies, &mut response);
     response
+}
+
+/// Sends the professional to their identity provider.
+async fn professional_upstream(o: &OAuth, lang: Lang, mut login: Login) -> Response {
+    let url = match authorize::professional_upstream_start(&o.auth, &mut login).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(error = %e, "professionals' identity provider unavailable");
+            return upstream_failed(o, lang, StatusCode::BAD_GATEWAY, None);
+        }
+    };
+    match step(o, move |auth| authorize::save(auth, &login)).await {
+        Some(Ok(())) => see_other(&url),
+        Some(Err(e)) => failure(o, lang, PROFESSIONAL_LOGIN_PATH, &e),
+        None => failure(
+            o,
+            lang,
+            PROFESSIONAL_LOGIN_PATH,
+            &"saving the login stopped",
+        ),
+    }
+}
+
+/// The professionals' identity provider sends the professional back here.
+pub async fn professional_callback(
+    State(o): State<OAuth>,
+    Query(query): Query<Pairs>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = query_lang(&o, &Vec::new(), &headers).lang;
+    let path = super::PROFESSIONAL_CALLBACK_PATH;
+    let mut login = match login_for(&o, &headers, lang, path, |l| {
+        is_professional_login(l) && l.state.upstream.is_some()
+    })
+    .await
+    {
+        Ok(login) => login,
+        Err(page) => return page,
+    };
+    let params = Params::new(query);
+    let param = |name: &str| params.get(name).ok().flatten();
+    let (id, name, org) = match authorize::professional_upstream_finish(
+        &o.auth,
+        &mut login,
+        param("state"),
+        param("code"),
+        param("error"),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return login_error(&o, lang, path, &e),
+    };
+    match step(&o, move |auth| {
+        authorize::professional_upstream_signed_in(auth, &login, &id, name.as_deref(), &org)
+    })
+    .await
+    {
+        Some(Ok(url)) => see_other(&url),
+        Some(Err(e)) => login_error(&o, lang, path, &e),
+        None => failure(&o, lang, path, &"the login step stopped"),
+    }
 }
 
 pub async fn professional_login_submit(
