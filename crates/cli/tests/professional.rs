@@ -677,6 +677,8 @@ fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professiona
     server.admin(&["consent", "withdraw", "--hetu", &hetu]);
     let refused = server.get_as(&token, &format!("Observation/{observation}"));
     assert_eq!(refused.status(), 404, "withdrawn: not even its existence");
+    let refused_search = server.get_as(&token, &format!("Observation?patient={patient}"));
+    assert_eq!(refused_search.status(), 403);
 
     // The FHIR view of the log: the professional, the organisation, the care relationship
     // and the data content read.
@@ -695,8 +697,20 @@ fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professiona
             })
         })
         .collect();
-    // The refused read named no citizen it could be shown to (404 for what is not shared).
-    assert_eq!(by_professional.len(), 2, "the search and the read");
+    // The refused read named no citizen it could be shown to (404 for what is not shared);
+    // the refused search named the citizen.
+    assert_eq!(
+        by_professional.len(),
+        3,
+        "the search, the read, the refused search"
+    );
+    assert_eq!(
+        by_professional
+            .iter()
+            .filter(|e| e["outcome"] == "4")
+            .count(),
+        1
+    );
     let read_event = by_professional
         .iter()
         .find(|e| e["subtype"][0]["code"] == "read" && e["outcome"] == "0")
@@ -731,6 +745,7 @@ fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professiona
         log.body
     );
     assert!(log.body.contains("katsoi verensokeri"), "{}", log.body);
+    assert!(log.body.contains("hylättiin (403)"), "{}", log.body);
 }
 
 #[test]
