@@ -27,6 +27,7 @@ pub mod ops;
 pub mod portal;
 pub mod retention;
 pub mod tls;
+pub mod viewer;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
@@ -211,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(app)
         .merge(oauth::router(state.auth.clone()))
         .merge(portal::router(&state))
+        .merge(viewer::router(&state))
         .fallback(fhir::unknown_route)
         // Route layers, innermost first: they see the matched route template. The panic guard
         // is the last resort (client input never reaches it); the audit layer sits outside it
