@@ -1,7 +1,8 @@
 // Browser walk through the citizen portal ("My PHR") in headless Debian Chromium:
 // login -> take the service into use -> chart with demo data -> enter a weight -> delete it
-// -> withdraw an app (its token then gets 401) -> give and withdraw consent -> access log
-// -> export. axe-core checks every page for serious or critical violations; screenshots of
+// -> withdraw an app (its token then gets 401) -> share blood pressure only with Demo Health
+// Centre, see it (and not glucose) in the professional viewer, withdraw, the viewer refused
+// -> access log naming the organisation and the professional -> export. axe-core checks every page for serious or critical violations; screenshots of
 // the overview and a chart page are saved under tests/e2e/output/.
 //
 // Needs PHR_BIN (the phr binary). Starts its own server on a free port with a temporary
@@ -227,16 +228,50 @@ test('withdrawing an application stops its token at once', async () => {
   assert.equal((await api(`Patient/${patientId}`)).status, 401);
 });
 
-test('the citizen gives and withdraws consent to share with professionals', async () => {
+test('the citizen shares blood pressure only; the professional viewer shows it, and is refused after withdrawal', async () => {
+  // The demo citizen shares blood pressure and glucose with Demo Health Centre.
   await nav('Sharing');
-  await page.getByText('You have not consented').waitFor();
-  await checkA11y('sharing');
-  await page.getByRole('button', { name: 'Give consent' }).click();
-  await page.getByText('Consent given.').waitFor();
   await page.getByText('You have consented').waitFor();
+  await checkA11y('sharing');
+  await page.getByLabel('Only the data I choose:').check();
+  await page.getByLabel('Blood glucose', { exact: true }).uncheck();
+  await page.getByLabel('Blood pressure', { exact: true }).check();
+  await page.getByRole('button', { name: 'Save consent' }).click();
+  await page.getByText('Consent given.').waitFor();
+  const shared = await page.locator('#shared-contents').textContent();
+  assert.ok(shared.includes('Blood pressure') && !shared.includes('Blood glucose'), shared);
+
+  // A test professional of Demo Health Centre signs in to the viewer and looks the citizen up.
+  const pro = await (await browser.newContext({ locale: 'en-GB' })).newPage();
+  await pro.goto(`${base}/viewer`);
+  await pro.getByRole('link', { name: 'Sign in as a test professional' }).click();
+  await pro.locator('#professional').fill('tp-1');
+  await pro.locator('#name').fill('Doctor Test Person');
+  await pro.locator('main button[type=submit]').click();
+  await pro.waitForURL(`${base}/viewer`);
+  await pro.locator('#viewer-professional').waitFor();
+  await pro.getByLabel("Citizen's personal identity code").fill(DEMO_HETU);
+  await pro.getByRole('button', { name: 'Look up' }).click();
+  await pro.getByRole('heading', { name: 'Shared wellbeing data' }).waitFor();
+  await pro.getByRole('heading', { name: 'Blood pressure', level: 2 }).waitFor();
+  assert.equal(await pro.getByRole('heading', { name: 'Blood glucose' }).count(), 0, 'glucose is not shared');
+  assert.ok(await pro.locator('svg.chart').count() >= 1, 'a blood pressure chart');
+  assert.ok(!pro.url().includes(DEMO_HETU) && !(await pro.content()).includes(DEMO_HETU));
+  await pro.screenshot({ path: join(output, 'viewer.png'), fullPage: true });
+
+  // The citizen withdraws; the viewer's next request is refused.
   await page.getByRole('button', { name: 'Withdraw consent' }).click();
   await page.getByText('Consent withdrawn.').waitFor();
   await page.getByText('You have not consented').waitFor();
+  await pro.locator('#viewer-refresh').click();
+  await pro.getByRole('heading', { name: 'Access refused' }).waitFor();
+  assert.ok((await pro.locator('#viewer-message').textContent()).includes('403'));
+
+  // The citizen's access log names the organisation and the professional.
+  await nav('Access log');
+  await page.getByText('Demo Health Centre, Doctor Test Person').first().waitFor();
+  await page.getByText('viewed blood pressure').first().waitFor();
+  await pro.context().close();
 });
 
 test('the access log shows who used the data, filtered by application', async () => {

@@ -51,6 +51,61 @@ fn default_hetu_claim() -> String {
     "urn:oid:1.2.246.21".to_owned()
 }
 
+/// The upstream OpenID Connect provider of social welfare and healthcare professionals
+/// (`[auth.professional_oidc]`): who the professional is, their name and the organisation
+/// they act for come from configurable claims (of the ID token or, failing that, userinfo).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfessionalOidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Extra scopes besides `openid`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub client_auth: UpstreamClientAuth,
+    #[serde(default)]
+    pub acr_values: Option<String>,
+    /// The claim holding the professional identifier.
+    #[serde(default = "default_professional_id_claim")]
+    pub id_claim: String,
+    /// The claim holding the professional's name (optional in the answer).
+    #[serde(default = "default_professional_name_claim")]
+    pub name_claim: String,
+    /// The claim holding the OID of the organisation they act for (`urn:oid:` optional).
+    #[serde(default = "default_professional_org_claim")]
+    pub org_claim: String,
+}
+
+fn default_professional_id_claim() -> String {
+    "professional_id".to_owned()
+}
+
+fn default_professional_name_claim() -> String {
+    "name".to_owned()
+}
+
+fn default_professional_org_claim() -> String {
+    "organization_oid".to_owned()
+}
+
+impl ProfessionalOidcConfig {
+    /// The relying-party settings of the provider (the identifier claim is the one sought
+    /// in userinfo when the ID token lacks it).
+    pub fn provider(&self) -> OidcUpstreamConfig {
+        OidcUpstreamConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            hetu_claim: self.id_claim.clone(),
+            scopes: self.scopes.clone(),
+            client_auth: self.client_auth,
+            acr_values: self.acr_values.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamClientAuth {
@@ -75,6 +130,8 @@ pub struct Endpoints {
     pub registration: String,
     /// Where the upstream OpenID Connect provider sends the citizen back.
     pub upstream_callback: String,
+    /// Where the professionals' upstream provider sends the professional back.
+    pub professional_callback: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +147,9 @@ pub struct AuthConfig {
     pub fhir_path: String,
     /// Production only.
     pub oidc: Option<OidcUpstreamConfig>,
+    /// The professionals' identity provider; without it professionals sign in only on the
+    /// sandbox's test page (production answers 501).
+    pub professional_oidc: Option<ProfessionalOidcConfig>,
     /// Seconds an access token lives.
     pub access_token_lifetime: i64,
     /// Seconds a refresh token may wait unused (each refresh issues a new one).
@@ -127,6 +187,7 @@ impl Default for AuthConfig {
             issuer: "http://127.0.0.1:8080".to_owned(),
             fhir_path: "/fhir/r4".to_owned(),
             oidc: None,
+            professional_oidc: None,
             access_token_lifetime: 600,
             refresh_token_lifetime: 90 * 24 * 3600,
             code_lifetime: 60,

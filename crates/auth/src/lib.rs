@@ -57,7 +57,9 @@ pub use certificate::PresentedCertificate;
 pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_resource};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::ClusterStore;
-pub use config::{AuthConfig, Endpoints, Mode, OidcUpstreamConfig, UpstreamClientAuth};
+pub use config::{
+    AuthConfig, Endpoints, Mode, OidcUpstreamConfig, ProfessionalOidcConfig, UpstreamClientAuth,
+};
 pub use enforce::{AccessContext, AppStanding, Professional, StatusSignal, bearer_token};
 pub use error::{AccessError, AuthError, OAuthError};
 pub use flows::{IssuedToken, TokenResponse};

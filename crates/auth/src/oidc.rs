@@ -174,6 +174,28 @@ impl OidcClient {
 
     /// Exchanges the code, verifies the ID token and returns the identity code.
     pub async fn finish(&self, code: &str, login: &UpstreamLogin, now: i64) -> Result<Hetu> {
+        let claims = self.finish_claims(code, login, now).await?;
+        let hetu_text = claims
+            .get(&self.config.hetu_claim)
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                AuthError::Upstream(format!(
+                    "no {} claim from the identity provider",
+                    self.config.hetu_claim
+                ))
+            })?;
+        Hetu::parse(hetu_text).map_err(|e| AuthError::Upstream(format!("identity code claim: {e}")))
+    }
+
+    /// Exchanges the code, verifies the ID token and returns its claims; when the ID token
+    /// lacks the configured claim, the userinfo answer's claims are added (its `sub` must be
+    /// the ID token's).
+    pub async fn finish_claims(
+        &self,
+        code: &str,
+        login: &UpstreamLogin,
+        now: i64,
+    ) -> Result<serde_json::Map<String, Value>> {
         let found = self.discovered(now, false).await?;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -213,17 +235,16 @@ impl OidcClient {
         let id_token = answer
             .id_token
             .ok_or_else(|| AuthError::Upstream("no id_token in the token response".into()))?;
-        let claims = self.verify_id_token(&id_token, &login.nonce, now).await?;
-
-        let hetu_text = match claims.get(&self.config.hetu_claim).and_then(Value::as_str) {
-            Some(text) => text.to_owned(),
-            None => {
-                self.hetu_from_userinfo(&found, answer.access_token.as_deref(), &claims)
-                    .await?
+        let mut claims = self.verify_id_token(&id_token, &login.nonce, now).await?;
+        if claims.get(&self.config.hetu_claim).is_none() {
+            let info = self
+                .userinfo(&found, answer.access_token.as_deref(), &claims)
+                .await?;
+            for (name, value) in info {
+                claims.entry(name).or_insert(value);
             }
-        };
-        Hetu::parse(&hetu_text)
-            .map_err(|e| AuthError::Upstream(format!("identity code claim: {e}")))
+        }
+        Ok(claims)
     }
 
     async fn verify_id_token(
@@ -276,12 +297,12 @@ impl OidcClient {
         Ok(claims)
     }
 
-    async fn hetu_from_userinfo(
+    async fn userinfo(
         &self,
         found: &Discovered,
         access_token: Option<&str>,
         id_claims: &serde_json::Map<String, Value>,
-    ) -> Result<String> {
+    ) -> Result<serde_json::Map<String, Value>> {
         let missing = || {
             AuthError::Upstream(format!(
                 "no {} claim from the identity provider",
@@ -311,9 +332,6 @@ impl OidcClient {
                 "userinfo sub differs from the id_token".into(),
             ));
         }
-        info.get(&self.config.hetu_claim)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(missing)
+        Ok(info)
     }
 }

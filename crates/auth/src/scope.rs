@@ -386,15 +386,19 @@ pub enum Special {
     FhirUser,
     OfflineAccess,
     OnlineAccess,
+    /// SMART EHR launch: the authorization request carries a `launch` issued by the
+    /// organisation's system.
+    Launch,
 }
 
 impl Special {
-    const ALL: [(Special, &'static str); 5] = [
+    const ALL: [(Special, &'static str); 6] = [
         (Special::LaunchPatient, "launch/patient"),
         (Special::OpenId, "openid"),
         (Special::FhirUser, "fhirUser"),
         (Special::OfflineAccess, "offline_access"),
         (Special::OnlineAccess, "online_access"),
+        (Special::Launch, "launch"),
     ];
 
     pub fn text(self) -> &'static str {
@@ -686,8 +690,12 @@ mod tests {
 
     #[test]
     fn unknown_scopes_are_dropped_not_errors() {
-        let scopes = set("profile launch openid fhirUser offline_access launch/patient");
+        let scopes = set("profile launch/encounter openid fhirUser offline_access launch/patient");
         assert!(scopes.resources.is_empty());
+        assert!(
+            set("launch").has(Special::Launch),
+            "the EHR launch scope is known"
+        );
         assert!(scopes.has(Special::OpenId) && scopes.has(Special::FhirUser));
         assert!(scopes.has(Special::OfflineAccess) && scopes.has(Special::LaunchPatient));
         assert_eq!(

@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     pub audit: AuditLog,
     pub enforcer: Enforcer,
     pub oidc: Option<OidcClient>,
+    /// The professionals' identity provider, with the claims to read.
+    pub professional_oidc: Option<(OidcClient, crate::config::ProfessionalOidcConfig)>,
     pub client_keys: ClientKeys,
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Orgs,
@@ -310,6 +312,16 @@ impl AuthService {
             )?),
             _ => None,
         };
+        let professional_oidc = match &config.professional_oidc {
+            Some(settings) => Some((
+                OidcClient::new(
+                    settings.provider(),
+                    config.endpoints.professional_callback.clone(),
+                )?,
+                settings.clone(),
+            )),
+            None => None,
+        };
         Ok(AuthService(Arc::new(Inner {
             sessions: Sessions::new(stores.sessions, clock.clone()),
             client_keys: ClientKeys::new()?,
@@ -323,6 +335,7 @@ impl AuthService {
             audit,
             enforcer,
             oidc,
+            professional_oidc,
             cluster: stores.cluster,
             traffic: stores.traffic,
             orgs: Orgs::new(stores.orgs, clock_for_orgs),
@@ -347,6 +360,11 @@ impl AuthService {
     /// than on the sandbox identity page.
     pub fn uses_upstream_login(&self) -> bool {
         self.0.oidc.is_some()
+    }
+
+    /// Whether professionals sign in at their upstream OpenID Connect provider.
+    pub fn uses_professional_upstream(&self) -> bool {
+        self.0.professional_oidc.is_some()
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -248,6 +248,16 @@ CREATE TABLE sandbox_traffic (
 CREATE INDEX sandbox_traffic_by_app ON sandbox_traffic (app_id, at_us);
 CREATE INDEX sandbox_traffic_by_time ON sandbox_traffic (at_us);
 "#,
+    r#"
+-- A professional's access names the professional, their organisation, the care relationship
+-- it was allowed under and the data contents read (JSON array of catalogue keys).
+ALTER TABLE audit ADD COLUMN professional_id TEXT;
+ALTER TABLE audit ADD COLUMN professional_name TEXT;
+ALTER TABLE audit ADD COLUMN org_oid TEXT;
+ALTER TABLE audit ADD COLUMN org_name TEXT;
+ALTER TABLE audit ADD COLUMN care_id TEXT;
+ALTER TABLE audit ADD COLUMN contents TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -65,7 +65,15 @@ pub struct DemoOptions {
     pub seed: u64,
     pub period: Period,
     pub progress: bool,
+    /// The public URL of the server the demo runs in: its professional viewer is registered
+    /// with a redirect URI there (`phr demo` without a server registers none).
+    pub viewer_base: Option<String>,
 }
+
+/// The demo's service provider.
+pub const DEMO_ORG: &str = "1.2.246.10.99999999.10.0";
+/// What the demo's citizen 010190-900P shares with Demo Health Centre.
+const DEMO_SHARED: [&str; 2] = ["blood-pressure", "blood-glucose"];
 
 /// What a load did.
 #[derive(Debug, Clone)]
@@ -84,6 +92,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed: args.seed,
         period: Period::last_days(args.days),
         progress: true,
+        viewer_base: None,
     };
     let report = load(&core, &data, &options)?;
     print_summary(&report);
@@ -96,6 +105,7 @@ pub fn options(days: u32) -> DemoOptions {
         seed: phr_demo::DEFAULT_SEED,
         period: Period::last_days(days),
         progress: true,
+        viewer_base: None,
     }
 }
 
@@ -220,6 +230,87 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
             .map_err(|e| anyhow::anyhow!("demo identity: {e}"))?;
         auth.enroll_sandbox_identity(&hetu, patient)?;
     }
+    if auth.org(DEMO_ORG)?.is_none() {
+        auth.register_org(phr_auth::NewOrganisation {
+            oid: DEMO_ORG.to_owned(),
+            name_fi: "Demon terveysasema".to_owned(),
+            name_sv: Some("Demo hälsocentral".to_owned()),
+            name_en: Some("Demo Health Centre".to_owned()),
+        })?;
+    }
+    Ok(())
+}
+
+/// The demo's professional side: the certified professional application of Demo Health
+/// Centre that the viewer signs in with (redirecting to `base`), and for the first test
+/// citizen a care relationship with the centre and a consent to share blood pressure and
+/// glucose (only when the demo data is loaded, so a citizen's later choice is kept).
+fn professional_demo(
+    core: &Core,
+    patients: &[String],
+    base: Option<&str>,
+    fresh: bool,
+) -> anyhow::Result<()> {
+    let auth = &core.auth;
+    if let Some(base) = base
+        && auth.app(phr_server::viewer::APP_ID)?.is_none()
+    {
+        auth.register_app(
+            phr_auth::NewApp {
+                app_id: Some(phr_server::viewer::APP_ID.to_owned()),
+                name: "PHR professional viewer (demo)".to_owned(),
+                kind: phr_auth::AppKind::Professional,
+                client_type: phr_auth::ClientType::Public,
+                redirect_uris: vec![format!(
+                    "{}{}",
+                    base.trim_end_matches('/'),
+                    phr_server::viewer::CALLBACK_PATH
+                )],
+                scope: "user/Observation.rs user/Patient.rs".to_owned(),
+                contact: None,
+                jwks: None,
+                jwks_uri: None,
+                org: Some(DEMO_ORG.to_owned()),
+                certificate_oid: None,
+                supplier: None,
+                platform: None,
+            },
+            phr_auth::AppStatus::Accepted,
+        )?;
+    }
+    let Some(patient) = patients.first() else {
+        return Ok(());
+    };
+    if !fresh {
+        return Ok(());
+    }
+    let fail = |e: phr_service::Error| anyhow::anyhow!("{}", crate::import::rejection_text(&e));
+    let start = phr_service::time::to_instant(phr_service::time::now_micros());
+    let episode = phr_service::professional::episode_of_care(
+        patient,
+        DEMO_ORG,
+        "Demon terveysasema",
+        &start,
+        None,
+    );
+    core.fhir
+        .create(&Caller::Operator { app: None }, episode, None)
+        .map_err(fail)?;
+    let keys: Vec<String> = DEMO_SHARED.iter().map(|k| (*k).to_owned()).collect();
+    let profiles =
+        phr_service::professional::profiles_of_contents(&keys).map_err(|e| anyhow::anyhow!(e))?;
+    core.fhir
+        .give_sharing(
+            &Caller::Citizen {
+                patient: patient.clone(),
+            },
+            patient,
+            Some(&profiles),
+            "fi",
+            "Suostumus hyvinvointitietojen luovuttamiseen sosiaali- ja terveydenhuollon palvelunantajille",
+        )
+        .map_err(fail)?;
+    auth.set_professional_sharing(patient, true)?;
     Ok(())
 }
 
@@ -286,6 +377,12 @@ pub fn load(core: &Core, data: &Path, options: &DemoOptions) -> anyhow::Result<D
             .is_some_and(|p| fhir.storage.read("Patient", p).ok().flatten().is_some())
     {
         enroll(&core.auth, &marker.patients)?;
+        professional_demo(
+            core,
+            &marker.patients,
+            options.viewer_base.as_deref(),
+            false,
+        )?;
         return Ok(DemoReport {
             marker,
             already_loaded: true,
@@ -409,6 +506,7 @@ pub fn load(core: &Core, data: &Path, options: &DemoOptions) -> anyhow::Result<D
             errors.first().map(String::as_str).unwrap_or("?")
         );
     }
+    professional_demo(core, &marker.patients, options.viewer_base.as_deref(), true)?;
     std::fs::write(data.join(MARKER), serde_json::to_vec_pretty(&marker)?)
         .with_context(|| format!("cannot write {}", data.join(MARKER).display()))?;
     Ok(DemoReport {
@@ -428,6 +526,15 @@ pub fn welcome(config: &Config, report: &DemoReport) -> String {
     let _ = writeln!(out, "  FHIR API    {base}/fhir/r4");
     let _ = writeln!(out, "  portal      {base}/portal");
     let _ = writeln!(out, "  metrics     {base}/metrics");
+    let _ = writeln!(
+        out,
+        "  professional viewer  {base}/viewer  (Demo Health Centre; sign in as test professional"
+    );
+    let _ = writeln!(
+        out,
+        "    tp-1 Doctor Test Person or tp-2 Nurse Test Person, look up 010190-900P: it shares"
+    );
+    let _ = writeln!(out, "    blood pressure and glucose)");
     let _ = writeln!(out, "  test logins (sandbox identity provider):");
     for (citizen, patient) in CITIZENS.iter().zip(&report.marker.patients) {
         let _ = writeln!(

@@ -168,11 +168,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 auth: state.auth.clone(),
             };
             let data = state.config.data.clone();
+            let options = crate::demo::DemoOptions {
+                viewer_base: Some(state.config.base_url()),
+                ..crate::demo::options(demo_days)
+            };
             Some(
-                tokio::task::spawn_blocking(move || {
-                    crate::demo::load(&core, &data, &crate::demo::options(demo_days))
-                })
-                .await??,
+                tokio::task::spawn_blocking(move || crate::demo::load(&core, &data, &options))
+                    .await??,
             )
         } else {
             None

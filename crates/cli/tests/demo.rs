@@ -129,5 +129,7 @@ fn serve_demo_prints_the_welcome_with_logins_and_a_curl_example() {
     assert!(seen.contains("PHR is serving FHIR R4 at"), "{seen}");
     assert!(seen.contains("010190-900P"), "{seen}");
     assert!(seen.contains("/portal"), "{seen}");
+    assert!(seen.contains("/viewer"), "the professional viewer: {seen}");
+    assert!(seen.contains("tp-1 Doctor Test Person"), "{seen}");
     assert!(seen.contains("curl "), "{seen}");
 }

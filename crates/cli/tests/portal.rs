@@ -244,8 +244,13 @@ fn form_posts_without_the_session_csrf_token_are_refused_and_change_nothing() {
         api(&server, &token, &format!("Patient/{patient}")).0,
         StatusCode::OK
     );
+    // The demo citizen's consent (blood pressure and glucose) is as it was.
     let sharing = browser.get("/portal/sharing");
-    assert!(sharing.body.contains("You have not consented"));
+    assert!(
+        sharing.body.contains("You share this data:"),
+        "{}",
+        sharing.body
+    );
 
     // Without a session at all, a post leads back to the start page.
     let mut stranger = Browser::new(&server);
@@ -366,17 +371,45 @@ fn sharing_with_professionals_is_a_fhir_consent_given_and_withdrawn() {
     let server = demo_server();
     let mut browser = Browser::new(&server);
     browser.login(DEMO_HETU);
+    let consents = |browser: &mut Browser| -> Vec<Value> {
+        browser
+            .get("/portal/export/Consent.ndjson")
+            .body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let active = |list: &[Value]| -> Vec<Value> {
+        list.iter()
+            .filter(|c| c["status"] == "active")
+            .cloned()
+            .collect()
+    };
+    // The demo citizen shares blood pressure and glucose (two data contents).
+    let before = consents(&mut browser);
+    assert_eq!(active(&before).len(), 1);
+    assert_eq!(
+        active(&before)[0]["provision"]["class"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     let csrf = csrf(&browser.get("/portal/sharing").body);
-    let given = browser.post("/portal/sharing", &[("csrf", &csrf), ("decision", "give")]);
+    let given = browser.post(
+        "/portal/sharing",
+        &[("csrf", &csrf), ("decision", "give"), ("scope", "all")],
+    );
     assert_eq!(given.status, StatusCode::SEE_OTHER);
-    let consents = browser.get("/portal/export/Consent.ndjson").body;
-    let consent: Value = serde_json::from_str(consents.lines().next().expect("a Consent")).unwrap();
-    assert_eq!(consent["status"], "active");
+    let after = consents(&mut browser);
+    let now = active(&after);
+    assert_eq!(now.len(), 1, "the new choice replaces the old one");
+    let consent = &now[0];
     assert_eq!(
         consent["category"][0]["coding"][0]["system"],
         "http://phr.kanta.fi/fiphr-cs-consentcategory"
     );
     assert_eq!(consent["category"][0]["coding"][0]["code"], "1");
+    assert!(consent["provision"].get("class").is_none(), "all data");
     assert!(
         consent["patient"]["reference"]
             .as_str()
@@ -387,7 +420,7 @@ fn sharing_with_professionals_is_a_fhir_consent_given_and_withdrawn() {
         browser
             .get("/portal/sharing")
             .body
-            .contains("You have consented")
+            .contains("You share all your wellbeing data")
     );
 
     let withdrawn = browser.post(
@@ -395,14 +428,15 @@ fn sharing_with_professionals_is_a_fhir_consent_given_and_withdrawn() {
         &[("csrf", &csrf), ("decision", "withdraw")],
     );
     assert_eq!(withdrawn.status, StatusCode::SEE_OTHER);
-    let consents = browser.get("/portal/export/Consent.ndjson").body;
-    let lines: Vec<Value> = consents
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "the same Consent, now inactive");
-    assert_eq!(lines[0]["status"], "inactive");
-    assert_eq!(lines[0]["meta"]["versionId"], "2");
+    let lines = consents(&mut browser);
+    assert_eq!(lines.len(), 2, "the demo's Consent and the new one");
+    assert!(lines.iter().all(|c| c["status"] == "inactive"));
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You have not consented")
+    );
 }
 
 #[test]

@@ -643,3 +643,598 @@ fn withdrawing_consent_cuts_an_issued_token_at_once_and_giving_it_again_restores
     let bad = server.admin_fails(&["care", "add", "--hetu", &hetu, "--org", "1.2.3.4"]);
     assert!(bad.contains("not registered"), "{bad}");
 }
+
+#[test]
+fn a_professionals_access_is_in_the_citizens_log_naming_organisation_professional_and_contents() {
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    server.register_app("log-app", "patient/AuditEvent.read");
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 951);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let created = server.post_as(
+        &own,
+        "Observation",
+        &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.4),
+    );
+    assert_eq!(created.status(), 201);
+    let observation = body(created)["id"].as_str().expect("id").to_string();
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    server.admin(&[
+        "consent",
+        "give",
+        "--hetu",
+        &hetu,
+        "--content",
+        "blood-glucose",
+    ]);
+    let token = pro_token(&server, "pro-app", "tp-7");
+    let searched = server.get_as(&token, &format!("Observation?patient={patient}"));
+    assert_eq!(searched.status(), 200);
+    let read = server.get_as(&token, &format!("Observation/{observation}"));
+    assert_eq!(read.status(), 200);
+    server.admin(&["consent", "withdraw", "--hetu", &hetu]);
+    let refused = server.get_as(&token, &format!("Observation/{observation}"));
+    assert_eq!(refused.status(), 404, "withdrawn: not even its existence");
+    let refused_search = server.get_as(&token, &format!("Observation?patient={patient}"));
+    assert_eq!(refused_search.status(), 403);
+
+    // The FHIR view of the log: the professional, the organisation, the care relationship
+    // and the data content read.
+    let (_, log_token) = server.token(&hetu, "log-app", "patient/AuditEvent.read");
+    let events = body(server.get_as(&log_token, &format!("AuditEvent?patient={patient}")));
+    let by_professional: Vec<&Value> = events["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|e| {
+            e["agent"].as_array().is_some_and(|agents| {
+                agents
+                    .iter()
+                    .any(|a| a["who"]["identifier"]["value"] == "tp-7")
+            })
+        })
+        .collect();
+    // The refused read named no citizen it could be shown to (404 for what is not shared);
+    // the refused search named the citizen.
+    assert_eq!(
+        by_professional.len(),
+        3,
+        "the search, the read, the refused search"
+    );
+    assert_eq!(
+        by_professional
+            .iter()
+            .filter(|e| e["outcome"] == "4")
+            .count(),
+        1
+    );
+    let read_event = by_professional
+        .iter()
+        .find(|e| e["subtype"][0]["code"] == "read" && e["outcome"] == "0")
+        .expect("the read");
+    let text = read_event.to_string();
+    for expected in [
+        "Doctor Test Person",
+        &format!("urn:oid:{ORG}"),
+        "Testin terveysasema",
+        "EpisodeOfCare/",
+        "blood-glucose",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(!text.contains(&hetu), "never the identity code");
+
+    // The portal's access log names them in the citizen's language.
+    let mut browser = common::browser::Browser::new(&server);
+    browser.login(&hetu);
+    let log = browser.get("/portal/log?lang=en");
+    assert_eq!(log.status, 200);
+    assert!(
+        log.body.contains("Test Health Centre, Doctor Test Person"),
+        "{}",
+        log.body
+    );
+    assert!(log.body.contains("viewed blood glucose"), "{}", log.body);
+    let log = browser.get("/portal/log?lang=fi");
+    assert!(
+        log.body.contains("Testin terveysasema, Doctor Test Person"),
+        "{}",
+        log.body
+    );
+    assert!(log.body.contains("katsoi verensokeri"), "{}", log.body);
+    assert!(log.body.contains("hylättiin (403)"), "{}", log.body);
+}
+
+#[test]
+fn the_citizen_chooses_what_to_share_hides_single_entries_and_withdraws_in_the_portal() {
+    use common::browser::{Browser, csrf};
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 952);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let mut glucose_ids = Vec::new();
+    for (when, value) in [
+        ("2026-11-01T08:00:00+02:00", 5.1),
+        ("2026-11-02T08:00:00+02:00", 6.2),
+    ] {
+        let created = server.post_as(&own, "Observation", &glucose(&patient, when, value));
+        assert_eq!(created.status(), 201);
+        glucose_ids.push(body(created)["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        server
+            .post_as(&own, "Observation", &weight(&patient, 71.5))
+            .status(),
+        201
+    );
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    let token = pro_token(&server, "pro-app", "tp-3");
+    let search = || server.get_as(&token, &format!("Observation?patient={patient}"));
+    let shared = || {
+        let response = search();
+        assert_eq!(response.status(), 200);
+        let bundle = body(response);
+        let ids: Vec<String> = entries(&bundle)
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        (bundle["total"].as_u64(), ids, profiles(&entries(&bundle)))
+    };
+
+    let mut browser = Browser::new(&server);
+    browser.login(&hetu);
+    let page = browser.get("/portal/sharing?lang=en");
+    assert!(
+        page.body.contains("You have not consented"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"blood-glucose\""),
+        "{}",
+        page.body
+    );
+    let token_field = csrf(&page.body);
+
+    // Bad input: a readable page, and nothing changes.
+    let none_chosen = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "chosen"),
+        ],
+    );
+    assert_eq!(none_chosen.status, 400);
+    assert!(
+        none_chosen.body.contains("Choose at least one"),
+        "{}",
+        none_chosen.body
+    );
+    for form in [
+        vec![
+            ("decision", "give"),
+            ("scope", "chosen"),
+            ("content", "blood-glucose"),
+            ("content", "nonsense"),
+        ],
+        vec![("decision", "give"), ("scope", "some")],
+        vec![("decision", "perhaps")],
+    ] {
+        let mut fields = vec![("csrf", token_field.as_str())];
+        fields.extend(form);
+        let page = browser.post("/portal/sharing", &fields);
+        assert_eq!(page.status, 400, "{fields:?}: {}", page.body);
+    }
+    let forged = browser.post(
+        "/portal/sharing",
+        &[("csrf", "forged"), ("decision", "give"), ("scope", "all")],
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(search().status(), 403, "still no consent");
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You have not consented")
+    );
+
+    // Chosen contents: glucose only.
+    let given = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "chosen"),
+            ("content", "blood-glucose"),
+        ],
+    );
+    assert_eq!(given.status, 303, "{}", given.body);
+    let page = browser.get("/portal/sharing");
+    assert!(page.body.contains("You share this data:"), "{}", page.body);
+    let (total, ids, seen_profiles) = shared();
+    assert_eq!(total, Some(2));
+    assert_eq!(ids.len(), 2);
+    assert!(seen_profiles.iter().all(|p| p == GLUCOSE_PROFILE));
+
+    // One entry hidden: professionals never see it, its source still does, and it keeps
+    // naming the application that made it.
+    let hidden = &glucose_ids[0];
+    let entry = browser.get(&format!("/portal/entry/Observation/{hidden}"));
+    assert!(
+        entry.body.contains("Hide from professionals"),
+        "{}",
+        entry.body
+    );
+    let hide = browser.post(
+        "/portal/sharing/entry",
+        &[
+            ("csrf", &token_field),
+            ("decision", "hide"),
+            ("type", "Observation"),
+            ("id", hidden),
+        ],
+    );
+    assert_eq!(hide.status, 303, "{}", hide.body);
+    assert!(
+        browser
+            .get(&format!("/portal/entry/Observation/{hidden}?lang=en"))
+            .body
+            .contains("This entry is hidden from professionals")
+    );
+    let (total, ids, _) = shared();
+    assert_eq!(total, Some(1), "not counted either");
+    assert_eq!(ids, vec![glucose_ids[1].clone()]);
+    assert_eq!(
+        server
+            .get_as(&token, &format!("Observation/{hidden}"))
+            .status(),
+        404
+    );
+    assert_eq!(
+        server
+            .get_as(&token, &format!("Observation/{hidden}/_history"))
+            .status(),
+        404
+    );
+    let own_view = body(server.get_as(&own, &format!("Observation/{hidden}")));
+    assert_eq!(own_view["meta"]["security"][0]["code"], "R");
+    assert!(
+        own_view
+            .to_string()
+            .contains("\"valueString\":\"wellbeing-app\""),
+        "{own_view}"
+    );
+    let listed = browser.get("/portal/sharing");
+    assert!(
+        listed
+            .body
+            .contains(&format!("/portal/entry/Observation/{hidden}")),
+        "{}",
+        listed.body
+    );
+    for (decision, rtype, id, status) in [
+        ("hide", "Bogus", hidden.as_str(), 404),
+        ("hide", "Observation", "no-such-entry", 404),
+        ("maybe", "Observation", hidden.as_str(), 400),
+    ] {
+        let page = browser.post(
+            "/portal/sharing/entry",
+            &[
+                ("csrf", &token_field),
+                ("decision", decision),
+                ("type", rtype),
+                ("id", id),
+            ],
+        );
+        assert_eq!(
+            page.status, status,
+            "{decision} {rtype}/{id}: {}",
+            page.body
+        );
+    }
+    let show = browser.post(
+        "/portal/sharing/entry",
+        &[
+            ("csrf", &token_field),
+            ("decision", "show"),
+            ("type", "Observation"),
+            ("id", hidden),
+        ],
+    );
+    assert_eq!(show.status, 303);
+    assert_eq!(shared().0, Some(2));
+
+    // All data, then withdrawal with one action.
+    let all = browser.post(
+        "/portal/sharing",
+        &[
+            ("csrf", &token_field),
+            ("decision", "give"),
+            ("scope", "all"),
+        ],
+    );
+    assert_eq!(all.status, 303);
+    assert_eq!(shared().0, Some(3));
+    assert!(
+        browser
+            .get("/portal/sharing")
+            .body
+            .contains("You share all your wellbeing data")
+    );
+    let withdrawn = browser.post(
+        "/portal/sharing",
+        &[("csrf", &token_field), ("decision", "withdraw")],
+    );
+    assert_eq!(withdrawn.status, 303);
+    assert_eq!(search().status(), 403, "withdrawn at once");
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[test]
+fn a_professional_signs_in_with_a_smart_standalone_launch_and_reads_what_is_shared() {
+    use common::browser::{Browser, csrf};
+    use sha2::Digest;
+    let server = Server::start(&[]);
+    register_orgs(&server);
+    server.register_app("wellbeing-app", WELLBEING_SCOPE);
+    register_pro_app(&server, "pro-app", ORG, false);
+    let hetu = test_hetu("010190", 953);
+    let (patient, own) = server.token(&hetu, "wellbeing-app", WELLBEING_SCOPE);
+    let created = server.post_as(
+        &own,
+        "Observation",
+        &glucose(&patient, "2026-11-01T08:00:00+02:00", 5.5),
+    );
+    assert_eq!(created.status(), 201);
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    server.admin(&["consent", "give", "--hetu", &hetu]);
+
+    // Discovery describes the professional scopes.
+    let smart = body(server.get("/.well-known/smart-configuration"));
+    let scopes = smart["scopes_supported"].to_string();
+    assert!(scopes.contains("user/*.rs"), "{scopes}");
+    assert!(
+        smart["capabilities"]
+            .to_string()
+            .contains("permission-user")
+    );
+
+    let verifier = "professional-launch-verifier-0123456789-abcdefghijklmnop";
+    let challenge = base64url(&sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect = "http://127.0.0.1:9/callback";
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let scope = "openid fhirUser user/Observation.rs user/Patient.rs offline_access launch/patient";
+    let mut browser = Browser::new(&server);
+    let authorize = browser.get(&format!(
+        "/oauth/authorize?response_type=code&client_id=pro-app&redirect_uri={}&scope={}&state=st-1&code_challenge={challenge}&code_challenge_method=S256",
+        enc(redirect),
+        enc(scope)
+    ));
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    assert_eq!(
+        authorize.location.as_deref(),
+        Some("/oauth/professional-login")
+    );
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Professional sign-in"), "{}", page.body);
+    let token_field = csrf(&page.body);
+    let bad = browser.post(
+        "/oauth/professional-login",
+        &[("csrf", &token_field), ("professional", "not valid!")],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Check the identifier"), "{}", bad.body);
+    let forged = browser.post(
+        "/oauth/professional-login",
+        &[("csrf", "forged"), ("professional", "tp-9")],
+    );
+    assert_eq!(forged.status, 403);
+    let signed_in = browser.post(
+        "/oauth/professional-login",
+        &[
+            ("csrf", &token_field),
+            ("professional", "tp-9"),
+            ("name", "Doctor Test Person"),
+        ],
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let back = signed_in.location.expect("back to the application");
+    assert!(back.starts_with(redirect), "{back}");
+    assert_eq!(query_value(&back, "state").as_deref(), Some("st-1"));
+    let code = query_value(&back, "code").expect("a code");
+
+    let client = reqwest::blocking::Client::new();
+    let exchange = || {
+        client
+            .post(format!("{}/oauth/token", server.root))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect),
+                ("client_id", "pro-app"),
+                ("code_verifier", verifier),
+            ]))
+            .send()
+            .expect("token request")
+    };
+    let response = exchange();
+    assert_eq!(response.status(), 200);
+    let tokens = body(response);
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    assert!(tokens.get("patient").is_none(), "{tokens}");
+    assert!(!tokens["scope"].as_str().unwrap().contains("launch/patient"));
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    let payload = id_token.split('.').nth(1).expect("JWT payload");
+    let claims: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["sub"], "tp-9");
+    assert!(
+        claims["fhirUser"]
+            .as_str()
+            .unwrap()
+            .ends_with("/Practitioner/tp-9"),
+        "{claims}"
+    );
+    assert_eq!(exchange().status(), 400, "a code is used once");
+
+    // The token reads what the citizen shares, after looking them up by identity code.
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let found = client
+        .post(server.url("Patient/_search"))
+        .bearer_auth(&access)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[(
+            "identifier",
+            &format!("urn:oid:1.2.246.21|{hetu}"),
+        )]))
+        .send()
+        .expect("lookup");
+    assert_eq!(found.status(), 200);
+    let found = body(found);
+    assert_eq!(found["entry"][0]["resource"]["id"], patient.as_str());
+    assert!(!found.to_string().contains(&hetu));
+    let observations = server.get_as(&access, &format!("Observation?patient={patient}"));
+    assert_eq!(observations.status(), 200);
+    assert_eq!(body(observations)["total"], 1);
+    assert_eq!(
+        server
+            .post_as(
+                &access,
+                "Observation",
+                &glucose(&patient, "2026-11-02T08:00:00+02:00", 5.0)
+            )
+            .status(),
+        403,
+        "a professional only reads"
+    );
+}
+
+#[test]
+fn production_without_a_professional_identity_provider_answers_501() {
+    let dir = tempfile::tempdir().unwrap();
+    // Production needs the citizens' upstream identity provider; nothing here talks to it.
+    let config = dir.path().join("phr.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_behind(&data, "http://127.0.0.1:9", &["--config", &config]);
+    let admin = |args: &[&str]| {
+        let mut all = server.admin_args(args);
+        all.extend(["--config".to_string(), config.clone()]);
+        phr_ok(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    admin(&[
+        "org",
+        "register",
+        "--oid",
+        ORG,
+        "--name",
+        "Testin terveysasema",
+    ]);
+    admin(&[
+        "app",
+        "register",
+        "--id",
+        "pro-app",
+        "--name",
+        "Pro",
+        "--kind",
+        "professional",
+        "--org",
+        ORG,
+        "--scope",
+        PRO_SCOPE,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+        "--certificate-oid",
+        "1.2.246.10.1111111.10.7",
+    ]);
+    let mut browser = common::browser::Browser::new(&server);
+    let authorize = browser.get(
+        "/oauth/authorize?response_type=code&client_id=pro-app&scope=user%2FObservation.rs&state=s",
+    );
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    assert_eq!(
+        authorize.location.as_deref(),
+        Some("/oauth/professional-login")
+    );
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 501, "{}", page.body);
+    assert!(
+        page.body.contains("Professional sign-in is not set up"),
+        "{}",
+        page.body
+    );
+    drop(server);
+
+    // With [auth.professional_oidc] the login goes to that provider (here unreachable: 502).
+    let with_provider = dir.path().join("phr-pro.toml");
+    std::fs::write(
+        &with_provider,
+        "[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n\
+         [auth.professional_oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr-pro\"\n\
+         client_secret = \"s\"\nid_claim = \"urn:oid:1.2.246.537.26\"\norg_claim = \"org\"\n",
+    )
+    .unwrap();
+    let with_provider = with_provider.display().to_string();
+    let server = Server::start_behind(&data, "http://127.0.0.1:9", &["--config", &with_provider]);
+    let mut browser = common::browser::Browser::new(&server);
+    let authorize = browser.get(
+        "/oauth/authorize?response_type=code&client_id=pro-app&scope=user%2FObservation.rs&state=s",
+    );
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    let page = browser.get("/oauth/professional-login");
+    assert_eq!(page.status, 502, "{}", page.body);
+}

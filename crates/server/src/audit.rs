@@ -100,6 +100,17 @@ impl AuditSlot {
         });
     }
 
+    /// What a professional was shown: the citizen, the care relationship it was allowed
+    /// under and the data contents read.
+    pub fn shown(&self, shown: Option<phr_service::professional::Shown>) {
+        let Some(shown) = shown else { return };
+        self.update(|record| {
+            record.patient_id.get_or_insert(shown.patient);
+            record.care_id = Some(shown.care);
+            record.contents = shown.contents;
+        });
+    }
+
     pub fn search_criteria(&self, criteria: String) {
         self.update(|record| record.search_criteria = Some(criteria));
     }
@@ -139,7 +150,12 @@ fn describe_caller(record: &mut AuditRecord, caller: &Caller) {
         Caller::Professional(context) => {
             record.user_rights = Some(context.scope.clone());
             let actor = match &context.professional {
-                Some(p) => format!("Practitioner/{}", p.id),
+                Some(p) => {
+                    record.professional_id = Some(p.id.clone());
+                    record.professional_name = p.name.clone();
+                    record.org_oid = Some(p.org.clone());
+                    format!("Practitioner/{}", p.id)
+                }
                 None => "professional".to_owned(),
             };
             (Usage::Application, actor)
@@ -227,13 +243,34 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     // Queuing waits only when the writer is 10 000 records behind; even then not on an
     // async worker.
     let auth = state.auth.clone();
-    let queued = tokio::task::spawn_blocking(move || auth.audit(record)).await;
+    let queued = tokio::task::spawn_blocking(move || {
+        name_organisation(&auth, &mut record);
+        auth.audit(record)
+    })
+    .await;
     match queued {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not queue an audit record"),
         Err(e) => tracing::error!(error = %e, "queuing an audit record stopped unexpectedly"),
     }
     response
+}
+
+/// A professional's organisation by its name at the time of the access (Finnish, the
+/// register's own language; the portal shows the citizen's language from the registry and
+/// falls back to this). An organisation missing from the registry keeps only its OID.
+fn name_organisation(auth: &phr_auth::AuthService, record: &mut AuditRecord) {
+    let Some(oid) = record.org_oid.as_deref() else {
+        return;
+    };
+    if record.org_name.is_none() {
+        match auth.org(oid) {
+            Ok(org) => record.org_name = org.map(|o| o.name("fi").to_owned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not name an organisation for the audit log")
+            }
+        }
+    }
 }
 
 /// The address of the client: the peer's, or when the peer is a trusted proxy, the nearest

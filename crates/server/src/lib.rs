@@ -29,6 +29,7 @@ pub mod portal;
 pub mod retention;
 pub mod tls;
 pub mod traffic;
+pub mod viewer;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
@@ -214,6 +215,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::router(state.auth.clone()))
         .merge(portal::router(&state))
         .merge(applist::router(&state))
+        .merge(viewer::router(&state))
         .fallback(fhir::unknown_route)
         // Route layers, innermost first: they see the matched route template. The panic guard
         // is the last resort (client input never reaches it); the audit layer sits outside it

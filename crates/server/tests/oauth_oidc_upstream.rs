@@ -17,7 +17,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
-use phr_auth::{AppStatus, ClientType, Interaction, Mode, OidcUpstreamConfig, UpstreamClientAuth};
+use phr_auth::{
+    AppStatus, ClientType, Interaction, Mode, NewApp, NewOrganisation, OidcUpstreamConfig,
+    ProfessionalOidcConfig, UpstreamClientAuth,
+};
 use serde_json::{Value, json};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -25,6 +28,9 @@ enum Behaviour {
     ClaimInIdToken,
     ClaimInUserinfo,
     WrongNonce,
+    /// A professionals' provider: the identifier, name and organisation claims (the
+    /// organisation OID is the provider's `hetu` field).
+    Professional,
 }
 
 struct Provider {
@@ -139,7 +145,11 @@ async fn token(
         "iss": p.issuer, "sub": "upstream-subject-1", "aud": "phr-rp", "iat": now, "exp": now + 300,
         "nonce": if p.behaviour == Behaviour::WrongNonce { "not-the-nonce".to_owned() } else { nonce },
     });
-    if p.behaviour != Behaviour::ClaimInUserinfo {
+    if p.behaviour == Behaviour::Professional {
+        claims["professional_id"] = json!("vv-77");
+        claims["name"] = json!("Doctor Upstream");
+        claims["organization_oid"] = json!(format!("urn:oid:{}", p.hetu));
+    } else if p.behaviour != Behaviour::ClaimInUserinfo {
         claims["urn:oid:1.2.246.21"] = json!(p.hetu);
     }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
@@ -372,4 +382,134 @@ async fn production_serves_only_accepted_apps_and_has_no_sandbox_pages() {
             .issue_token_for_cli(&adult(), &sandbox_app, "patient/Observation.read")
             .is_err()
     );
+}
+
+const PRO_ORG: &str = "1.2.246.10.5555555.10.0";
+
+/// Production with the citizens' provider and a professionals' provider at `issuer`.
+async fn professional_harness(issuer: String) -> Harness {
+    start(move |config| {
+        config.mode = Mode::Production;
+        config.oidc = Some(OidcUpstreamConfig {
+            issuer: issuer.clone(),
+            client_id: "phr-rp".into(),
+            client_secret: "upstream-secret".into(),
+            hetu_claim: "urn:oid:1.2.246.21".into(),
+            scopes: vec![],
+            client_auth: UpstreamClientAuth::ClientSecretBasic,
+            acr_values: None,
+        });
+        config.professional_oidc = Some(ProfessionalOidcConfig {
+            issuer,
+            client_id: "phr-rp".into(),
+            client_secret: "upstream-secret".into(),
+            scopes: vec![],
+            client_auth: UpstreamClientAuth::ClientSecretBasic,
+            acr_values: None,
+            id_claim: "professional_id".into(),
+            name_claim: "name".into(),
+            org_claim: "organization_oid".into(),
+        });
+    })
+    .await
+}
+
+fn professional_app(h: &Harness) -> String {
+    h.service
+        .register_org(NewOrganisation {
+            oid: PRO_ORG.into(),
+            name_fi: "Terveysasema".into(),
+            ..NewOrganisation::default()
+        })
+        .unwrap();
+    h.service
+        .register_app(
+            NewApp {
+                app_id: Some("pro-app".into()),
+                name: "Potilastietojärjestelmä".into(),
+                kind: phr_auth::AppKind::Professional,
+                client_type: ClientType::Public,
+                redirect_uris: vec![REDIRECT.into()],
+                scope: "user/Observation.rs user/Patient.rs".into(),
+                contact: None,
+                jwks: None,
+                jwks_uri: None,
+                org: Some(PRO_ORG.into()),
+                certificate_oid: None,
+                supplier: None,
+                platform: None,
+            },
+            AppStatus::Accepted,
+        )
+        .unwrap()
+        .app
+        .app_id
+}
+
+/// authorize → the professionals' login → upstream → our professional callback.
+async fn professional_through_upstream(h: &Harness, app: &str) -> Page {
+    let mut browser = Browser::default();
+    let challenge = phr_auth::secrets::pkce_s256_challenge(VERIFIER);
+    let page = browser
+        .get(
+            &h.http,
+            &authorize_url(
+                h,
+                app,
+                "openid fhirUser user/Observation.rs",
+                Some(&challenge),
+            ),
+        )
+        .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/oauth/professional-login"),
+        "{}",
+        page.body
+    );
+    let login = browser
+        .get(&h.http, &format!("{}/oauth/professional-login", h.base))
+        .await;
+    assert_eq!(login.status, 303, "{}", login.body);
+    let response = h.http.get(login.location.unwrap()).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let callback = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{}/oauth/professional-callback?", h.base)),
+        "{callback}"
+    );
+    browser.get(&h.http, &callback).await
+}
+
+#[tokio::test]
+async fn production_professionals_sign_in_at_their_identity_provider() {
+    let provider = start_provider(PRO_ORG.into(), Behaviour::Professional).await;
+    let h = professional_harness(provider).await;
+    let app = professional_app(&h);
+    let back = professional_through_upstream(&h, &app).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let location = back.location.unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let code = query_param(&location, "code").unwrap();
+    let (status, token) = exchange(&h, &app, &code, VERIFIER).await;
+    assert_eq!(status, 200, "{token}");
+    let context = h
+        .service
+        .authenticate(Some(&bearer(&token)))
+        .expect("a professional's token");
+    let professional = context.professional.expect("names the professional");
+    assert_eq!(professional.id, "vv-77");
+    assert_eq!(professional.name.as_deref(), Some("Doctor Upstream"));
+    assert_eq!(professional.org, PRO_ORG);
+    assert!(context.patient.is_none());
+}
+
+#[tokio::test]
+async fn a_professional_of_another_organisation_is_refused() {
+    let provider = start_provider("1.2.246.10.9999999.10.0".into(), Behaviour::Professional).await;
+    let h = professional_harness(provider).await;
+    let app = professional_app(&h);
+    let back = professional_through_upstream(&h, &app).await;
+    assert_eq!(back.status, 403, "{}", back.body);
+    assert!(back.body.contains("toisen organisaation"), "{}", back.body);
 }

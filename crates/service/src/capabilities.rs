@@ -136,7 +136,11 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
                 {"url": "revoke", "valueUri": facts.oauth.revoke},
             ],
         }],
-        "description": "OAuth 2.0 / SMART App Launch; see .well-known/smart-configuration",
+        "description": "OAuth 2.0 / SMART App Launch; see .well-known/smart-configuration. \
+            Wellbeing applications act for a citizen with patient/ scopes. Certified professional \
+            applications act for a professional (fhirUser = Practitioner) with read-only user/ \
+            scopes (user/*.rs, user/Observation.rs, user/Patient.rs) and see only what a citizen \
+            shares with the professional's organisation under an active care relationship.",
     });
     if facts.open_sandbox
         && let Some(security) = security.as_object_mut()

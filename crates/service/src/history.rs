@@ -17,6 +17,8 @@ use crate::time::{parse_instant, to_instant};
 pub struct History {
     pub page: HistoryPage,
     pub bundle: Value,
+    /// For a professional caller, what they were shown (for the audit log).
+    pub shown: Option<crate::professional::Shown>,
 }
 
 impl FhirService {
@@ -32,12 +34,26 @@ impl FhirService {
     ) -> Result<History> {
         let query = self.history_query(resource_type, id, params)?;
         let self_link = self.history_link(&query, params);
-        let page = self.history(caller, query)?;
+        let (page, permit) = self.history_permitted(caller, query)?;
         let bundle = self.history_bundle(&page, &self_link, status);
-        Ok(History { page, bundle })
+        let shown = permit.map(|p| p.shown(&page.versions));
+        Ok(History {
+            page,
+            bundle,
+            shown,
+        })
     }
 
-    pub fn history(&self, caller: &Caller, mut query: HistoryQuery) -> Result<HistoryPage> {
+    pub fn history(&self, caller: &Caller, query: HistoryQuery) -> Result<HistoryPage> {
+        self.history_permitted(caller, query).map(|(page, _)| page)
+    }
+
+    /// [`FhirService::history`], and for a professional caller what allowed it.
+    fn history_permitted(
+        &self,
+        caller: &Caller,
+        mut query: HistoryQuery,
+    ) -> Result<(HistoryPage, Option<crate::professional::Permit>)> {
         if let Some(resource_type) = &query.resource_type {
             self.check_type(resource_type)?;
             let interaction = if query.id.is_some() {
@@ -74,7 +90,7 @@ impl FhirService {
                         })?;
                         // Every version shown must itself be shared.
                         page.versions.retain(|v| v.deleted || permit.covers(v));
-                        return Ok(page);
+                        return Ok((page, Some(permit)));
                     }
                 }
                 None => {
@@ -85,7 +101,7 @@ impl FhirService {
             }
             query.compartment = None;
         }
-        Ok(self.storage.history(&query)?)
+        Ok((self.storage.history(&query)?, None))
     }
 
     fn history_query(

@@ -51,7 +51,105 @@ pub struct Permit {
     pub profiles: BTreeSet<String>,
 }
 
+/// The code system of confidentiality labels (`meta.security`).
+pub const CONFIDENTIALITY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+/// The label of an entry the citizen has excluded from sharing: professionals never see it.
+pub const RESTRICTED: &str = "R";
+
+/// Whether the entry carries the restricted label (excluded from sharing by the citizen).
+pub fn is_restricted(resource: &Value) -> bool {
+    resource
+        .pointer("/meta/security")
+        .and_then(Value::as_array)
+        .is_some_and(|labels| {
+            labels
+                .iter()
+                .any(|l| l["system"] == CONFIDENTIALITY_SYSTEM && l["code"] == RESTRICTED)
+        })
+}
+
+/// `resource` with the restricted label set (`restricted`) or removed; other labels stay.
+pub fn with_restricted(mut resource: Value, restricted: bool) -> Value {
+    let Some(object) = resource.as_object_mut() else {
+        return resource;
+    };
+    let meta = object.entry("meta").or_insert_with(|| json!({}));
+    let Some(meta) = meta.as_object_mut() else {
+        return resource;
+    };
+    let mut labels: Vec<Value> = meta
+        .get("security")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    labels.retain(|l| !(l["system"] == CONFIDENTIALITY_SYSTEM && l["code"] == RESTRICTED));
+    if restricted {
+        labels.push(json!({
+            "system": CONFIDENTIALITY_SYSTEM,
+            "code": RESTRICTED,
+            "display": "restricted"
+        }));
+    }
+    if labels.is_empty() {
+        meta.remove("security");
+    } else {
+        meta.insert("security".into(), Value::Array(labels));
+    }
+    resource
+}
+
+/// The application named by a resource's `creatingApplication`, if any.
+fn creating_application(resource: &Value) -> Option<crate::caller::App> {
+    let extension = resource["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == phr_catalog::urls::EXT_CREATING_APPLICATION)?;
+    let part = |name: &str| {
+        extension["extension"]
+            .as_array()?
+            .iter()
+            .find(|p| p["url"] == name)?["valueString"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let id = part("applicationId")?;
+    Some(crate::caller::App {
+        name: part("name").unwrap_or_else(|| id.clone()),
+        id,
+    })
+}
+
+/// What a professional was shown, for the audit log: the citizen, the care relationship the
+/// access was allowed under and the data contents read (catalogue keys, sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub patient: String,
+    pub care: String,
+    pub contents: Vec<String>,
+}
+
+/// The data contents (catalogue keys) of `resources`, each once, sorted.
+pub fn contents_of<'a>(resources: impl IntoIterator<Item = &'a StoredResource>) -> Vec<String> {
+    let catalog = Catalog::get();
+    let keys: BTreeSet<&str> = resources
+        .into_iter()
+        .filter(|r| !r.deleted && r.resource_type != "Patient")
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|resource| catalog.content_of(&resource).map(|c| c.kind.key()))
+        .collect();
+    keys.into_iter().map(str::to_string).collect()
+}
+
 impl Permit {
+    /// What showing `resources` under this permit means for the audit log.
+    pub fn shown<'a>(&self, resources: impl IntoIterator<Item = &'a StoredResource>) -> Shown {
+        Shown {
+            patient: self.patient.clone(),
+            care: self.care.clone(),
+            contents: contents_of(resources),
+        }
+    }
+
     /// Whether `stored` (a version in the citizen's compartment) may be shown.
     pub fn covers(&self, stored: &StoredResource) -> bool {
         if stored.patient.as_deref() != Some(self.patient.as_str()) {
@@ -63,9 +161,10 @@ impl Permit {
         let Ok(resource) = serde_json::from_slice::<Value>(&stored.body) else {
             return false;
         };
-        declared_profiles(&resource)
-            .iter()
-            .any(|p| self.profiles.contains(*p))
+        !is_restricted(&resource)
+            && declared_profiles(&resource)
+                .iter()
+                .any(|p| self.profiles.contains(*p))
     }
 }
 
@@ -378,7 +477,14 @@ impl FhirService {
                 kanta_rules: false,
                 ..ParseOptions::default()
             };
-            let params = vec![("_profile".to_string(), profiles.join(","))];
+            // Entries the citizen excluded are never read, counted or paged either.
+            let params = vec![
+                ("_profile".to_string(), profiles.join(",")),
+                (
+                    "_security:not".to_string(),
+                    format!("{CONFIDENTIALITY_SYSTEM}|{RESTRICTED}"),
+                ),
+            ];
             let parsed = phr_search::parse(&query.resource_type, &params, &options)
                 .map_err(|issues| Error::with_issues(ErrorKind::Forbidden, issues))?;
             query.clauses.extend(parsed.query.clauses);
@@ -494,6 +600,104 @@ impl FhirService {
     }
 }
 
+impl FhirService {
+    /// Excludes one entry of the citizen's from sharing (the restricted label) or shares it
+    /// again. Only the citizen decides (the portal). The new version keeps its creating
+    /// application and is attributed to the portal. `None` when nothing had to change.
+    pub fn set_restricted(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+        restricted: bool,
+    ) -> Result<Option<Written>> {
+        let Caller::Citizen { .. } = caller else {
+            return Err(Error::forbidden(
+                "only the citizen excludes entries from sharing with professionals",
+            ));
+        };
+        let stored = self.read(caller, resource_type, id)?;
+        if resource_type == "Patient" || resource_type == "Consent" {
+            return Err(Error::invalid(format!(
+                "{resource_type} is not a data entry that could be shared"
+            )));
+        }
+        let resource: Value = serde_json::from_slice(&stored.body)
+            .map_err(|_| Error::internal("a stored resource is not valid JSON"))?;
+        if is_restricted(&resource) == restricted {
+            return Ok(None);
+        }
+        let labelled = with_restricted(resource, restricted);
+        // Labelling is not authoring: the entry keeps naming the application that made it.
+        let writer = match creating_application(&labelled) {
+            Some(app) if Some(app.id.as_str()) != caller.app_id() => {
+                Caller::Operator { app: Some(app) }
+            }
+            _ => caller.clone(),
+        };
+        let op = match self.prepare_update(
+            &writer,
+            resource_type,
+            id,
+            labelled,
+            Some(stored.version),
+            &mut self.patients(),
+        )? {
+            phr_store::WriteOp::Update {
+                mut new,
+                create_if_missing,
+            } => {
+                new.app = caller.app_id().map(str::to_string);
+                phr_store::WriteOp::Update {
+                    new,
+                    create_if_missing,
+                }
+            }
+            other => other,
+        };
+        let result = self
+            .storage
+            .write(vec![op.clone()], phr_store::Atomicity::Independent)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("storage answered an update with nothing"))?;
+        crate::update::finish_update(op, result).map(Some)
+    }
+
+    /// The citizen's entries excluded from sharing, newest first (at most `limit` of each
+    /// type).
+    pub fn restricted_entries(
+        &self,
+        caller: &Caller,
+        patient: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredResource>> {
+        let params = vec![
+            (
+                "_security".to_string(),
+                format!("{CONFIDENTIALITY_SYSTEM}|{RESTRICTED}"),
+            ),
+            ("_count".to_string(), limit.to_string()),
+        ];
+        let mut found = Vec::new();
+        let served = self.pipeline.resource_types();
+        for resource_type in crate::export::COMPARTMENT_TYPES {
+            if !served.contains(resource_type) {
+                continue;
+            }
+            let result = self.search(
+                caller,
+                crate::search::Scope::compartment(patient, resource_type),
+                &params,
+                false,
+            )?;
+            found.extend(result.page.matches);
+        }
+        found.sort_by_key(|r| std::cmp::Reverse(r.last_updated));
+        Ok(found)
+    }
+}
+
 /// The identifier system of the Finnish personal identity code.
 pub const HETU_SYSTEM: &str = "urn:oid:1.2.246.21";
 
@@ -535,6 +739,7 @@ impl FhirService {
             .iter()
             .map(|r| format!("{}/{}", r.resource_type, r.id))
             .collect();
+        let shown = permit.as_ref().map(|p| p.shown(&page.matches));
         let result = crate::search::SearchResult {
             page,
             query: SearchQuery {
@@ -542,6 +747,7 @@ impl FhirService {
                 ..SearchQuery::default()
             },
             warnings: Vec::new(),
+            permit: None,
         };
         let bundle = crate::searchset::searchset(
             &result,
@@ -554,6 +760,7 @@ impl FhirService {
             bundle,
             resources,
             patient: permit.map(|p| p.patient),
+            shown,
         })
     }
 }
@@ -593,6 +800,20 @@ mod tests {
         deny["provision"]["type"] = json!("deny");
         assert_eq!(shared_profiles(&deny), None);
         assert!(profiles_of_contents(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn the_restricted_label_is_set_and_removed_leaving_other_labels() {
+        let other = json!({"system": "urn:x", "code": "y"});
+        let entry = json!({"resourceType": "Observation", "meta": {"security": [other.clone()]}});
+        let hidden = with_restricted(entry, true);
+        assert!(is_restricted(&hidden));
+        assert_eq!(hidden["meta"]["security"][0], other);
+        let shown = with_restricted(hidden, false);
+        assert!(!is_restricted(&shown));
+        assert_eq!(shown["meta"]["security"], json!([other]));
+        let bare = with_restricted(json!({"resourceType": "Observation"}), false);
+        assert!(bare["meta"].get("security").is_none());
     }
 
     #[test]

@@ -8,28 +8,41 @@ use serde_json::Value;
 use crate::caller::Caller;
 use crate::conformance;
 use crate::error::{Error, Result};
+use crate::professional::Shown;
 use crate::resource::{stamp, to_bytes};
 use crate::service::FhirService;
 
 impl FhirService {
     /// The current version; not found when it never existed, gone when deleted.
     pub fn read(&self, caller: &Caller, resource_type: &str, id: &str) -> Result<StoredResource> {
+        self.read_shown(caller, resource_type, id)
+            .map(|(stored, _)| stored)
+    }
+
+    /// [`FhirService::read`], and for a professional caller what they were shown.
+    pub fn read_shown(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<(StoredResource, Option<Shown>)> {
         self.check_type(resource_type)?;
         let access = caller.permit(resource_type, Interaction::Read)?;
         if conformance::is_conformance_type(resource_type) {
-            return self.conformance_read(resource_type, id);
+            return Ok((self.conformance_read(resource_type, id)?, None));
         }
         let stored = self
             .current_for(caller, resource_type, id)?
             .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
         caller.may_see(&stored)?;
-        self.professional_may_see(caller, &stored)?;
+        let permit = self.professional_may_see(caller, &stored)?;
         if stored.deleted {
             return Err(Error::gone(format!("{resource_type}/{id} was deleted")));
         }
         crate::contents::check_read(caller, &stored)?;
         check_filtered(&access, &stored)?;
-        Ok(stored)
+        let shown = permit.map(|p| p.shown([&stored]));
+        Ok((stored, shown))
     }
 
     pub fn vread(
@@ -39,11 +52,23 @@ impl FhirService {
         id: &str,
         version: &str,
     ) -> Result<StoredResource> {
+        self.vread_shown(caller, resource_type, id, version)
+            .map(|(stored, _)| stored)
+    }
+
+    /// [`FhirService::vread`], and for a professional caller what they were shown.
+    pub fn vread_shown(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<(StoredResource, Option<Shown>)> {
         self.check_type(resource_type)?;
         let access = caller.permit(resource_type, Interaction::Read)?;
         if conformance::is_conformance_type(resource_type) {
             return match version {
-                "1" => self.conformance_read(resource_type, id),
+                "1" => Ok((self.conformance_read(resource_type, id)?, None)),
                 _ => Err(Error::not_found(format!(
                     "{resource_type}/{id} has only version 1"
                 ))),
@@ -60,7 +85,7 @@ impl FhirService {
         }
         .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} has no version {number}")))?;
         caller.may_see(&stored)?;
-        self.professional_may_see(caller, &stored)?;
+        let permit = self.professional_may_see(caller, &stored)?;
         if stored.deleted {
             return Err(Error::gone(format!(
                 "version {number} of {resource_type}/{id} is a deletion"
@@ -68,7 +93,8 @@ impl FhirService {
         }
         crate::contents::check_read(caller, &stored)?;
         check_filtered(&access, &stored)?;
-        Ok(stored)
+        let shown = permit.map(|p| p.shown([&stored]));
+        Ok((stored, shown))
     }
 
     /// The current version of a stored resource as `caller` may look for it: a caller

@@ -77,6 +77,8 @@ pub struct SearchResult {
     pub page: SearchPage,
     pub query: SearchQuery,
     pub warnings: Vec<Issue>,
+    /// For a professional caller, what allowed the search.
+    pub permit: Option<crate::professional::Permit>,
 }
 
 /// A search answered: the searchset Bundle and what it touched, for the audit record.
@@ -87,6 +89,8 @@ pub struct Searched {
     pub resources: Vec<String>,
     /// The compartment searched, when there was one.
     pub patient: Option<String>,
+    /// For a professional caller, what they were shown (for the audit log).
+    pub shown: Option<crate::professional::Shown>,
 }
 
 /// The search criteria of a request as the audit log records them: the parameters without
@@ -116,9 +120,14 @@ impl FhirService {
                 bundle: crate::resource::to_bytes(&bundle)?,
                 resources: Vec::new(),
                 patient: None,
+                shown: None,
             });
         }
         let result = self.search(caller, scope, params, lenient)?;
+        let shown = result
+            .permit
+            .as_ref()
+            .map(|permit| permit.shown(result.page.matches.iter().chain(&result.page.included)));
         let resources = result
             .page
             .matches
@@ -137,6 +146,7 @@ impl FhirService {
             bundle,
             resources,
             patient: result.query.compartment,
+            shown,
         })
     }
 
@@ -196,6 +206,7 @@ impl FhirService {
             page,
             query,
             warnings: parsed.warnings,
+            permit,
         })
     }
 

@@ -331,6 +331,9 @@ impl App {
             Special::FhirUser,
             Special::OnlineAccess,
         ]);
+        if self.kind == AppKind::Professional {
+            set.special.insert(Special::Launch);
+        }
         set
     }
 }

@@ -9,7 +9,8 @@
 //! - **Version 2** is a length-prefixed field list: the version byte `0x02`, then each field
 //!   present as `tag (1 byte) ‖ length (unsigned LEB128) ‖ value`, in ascending tag order.
 //!   Text is UTF-8; integers are LEB128 (signed ones zigzag-encoded first); the usage type is
-//!   one byte; each touched resource is its own tag-15 field, in order. An absent optional
+//!   one byte; each touched resource is its own tag-15 field, in order, and each data content
+//!   a professional read its own tag-25 field. An absent optional
 //!   field is left out (an empty text is a present field of length 0), so a new optional
 //!   field gets a new tag and changes nothing for records that lack it: only a change to how
 //!   an existing field is written needs a new version.
@@ -124,6 +125,12 @@ mod tag {
     pub const USER_RIGHTS: u8 = 17;
     pub const ROUTE: u8 = 18;
     pub const METHOD: u8 = 19;
+    pub const PROFESSIONAL_ID: u8 = 20;
+    pub const PROFESSIONAL_NAME: u8 = 21;
+    pub const ORG_OID: u8 = 22;
+    pub const ORG_NAME: u8 = 23;
+    pub const CARE_ID: u8 = 24;
+    pub const CONTENT: u8 = 25;
 }
 
 fn usage_byte(usage: Usage) -> u8 {
@@ -209,6 +216,18 @@ fn encode_v2(r: &AuditRecord) -> Vec<u8> {
     put_text(&mut out, tag::USER_RIGHTS, r.user_rights.as_deref());
     put_text(&mut out, tag::ROUTE, r.route.as_deref());
     put_text(&mut out, tag::METHOD, r.method.as_deref());
+    put_text(&mut out, tag::PROFESSIONAL_ID, r.professional_id.as_deref());
+    put_text(
+        &mut out,
+        tag::PROFESSIONAL_NAME,
+        r.professional_name.as_deref(),
+    );
+    put_text(&mut out, tag::ORG_OID, r.org_oid.as_deref());
+    put_text(&mut out, tag::ORG_NAME, r.org_name.as_deref());
+    put_text(&mut out, tag::CARE_ID, r.care_id.as_deref());
+    for content in &r.contents {
+        put_text(&mut out, tag::CONTENT, Some(content));
+    }
     out
 }
 
@@ -222,7 +241,8 @@ pub fn decode(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
     let mut last_tag = 0u8;
     let mut seen_required = 0u32;
     while let Some((&tag, after_tag)) = rest.split_first() {
-        if tag < last_tag || (tag == last_tag && tag != tag::RESOURCE) {
+        let repeatable = tag == tag::RESOURCE || tag == tag::CONTENT;
+        if tag < last_tag || (tag == last_tag && !repeatable) {
             return Err(DecodeError("fields out of order"));
         }
         last_tag = tag;
@@ -284,6 +304,12 @@ pub fn decode(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
             tag::USER_RIGHTS => record.user_rights = Some(text()?),
             tag::ROUTE => record.route = Some(text()?),
             tag::METHOD => record.method = Some(text()?),
+            tag::PROFESSIONAL_ID => record.professional_id = Some(text()?),
+            tag::PROFESSIONAL_NAME => record.professional_name = Some(text()?),
+            tag::ORG_OID => record.org_oid = Some(text()?),
+            tag::ORG_NAME => record.org_name = Some(text()?),
+            tag::CARE_ID => record.care_id = Some(text()?),
+            tag::CONTENT => record.contents.push(text()?),
             _ => return Err(DecodeError("unknown field")),
         }
     }
@@ -354,6 +380,23 @@ mod tests {
         sparse.recorded_us = -3;
         sparse.error_code = Some(String::new());
         assert_eq!(decode(&encode(2, &sparse).unwrap()), Ok(sparse));
+    }
+
+    #[test]
+    fn version_2_round_trips_a_professionals_access() {
+        let mut record = typical();
+        record.actor = "Practitioner/tp-1".into();
+        record.professional_id = Some("tp-1".into());
+        record.professional_name = Some("Doctor Test Person".into());
+        record.org_oid = Some("1.2.246.10.99999999".into());
+        record.org_name = Some("Demo Health Centre".into());
+        record.care_id = Some("ep-1".into());
+        record.contents = vec!["blood-pressure".into(), "blood-glucose".into()];
+        assert_eq!(decode(&encode(2, &record).unwrap()), Ok(record.clone()));
+        // Added after route and method: a record without them keeps its old bytes.
+        let plain = typical();
+        let long = encode(2, &record).unwrap();
+        assert_ne!(long, encode(2, &plain).unwrap());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use super::{AuditRecord, Usage};
 
 /// Identifier system for application ids in AuditEvent agents.
 pub const APPLICATION_ID_SYSTEM: &str = "urn:phr:application-id";
+/// Identifier system for professional identifiers in AuditEvent agents.
+pub const PROFESSIONAL_ID_SYSTEM: &str = "urn:phr:professional-id";
 
 fn action_code(interaction: Option<&str>) -> &'static str {
     match interaction {
@@ -93,12 +95,37 @@ pub fn audit_event(record: &AuditRecord) -> Value {
             "requestor": false
         }));
     }
-    let actor_who = if record.actor.contains('/') {
-        json!({"reference": record.actor})
+    if let Some(professional) = &record.professional_id {
+        // No Practitioner resource is stored: the professional is named by identifier.
+        let mut who =
+            json!({"identifier": {"system": PROFESSIONAL_ID_SYSTEM, "value": professional}});
+        if let Some(name) = &record.professional_name {
+            crate::set_field(&mut who, "display", json!(name));
+        }
+        agents.push(json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "AUT", "display": "author (originator)"}]},
+            "who": who,
+            "requestor": true
+        }));
     } else {
-        json!({"display": record.actor})
-    };
-    agents.push(json!({"who": actor_who, "requestor": true}));
+        let actor_who = if record.actor.contains('/') {
+            json!({"reference": record.actor})
+        } else {
+            json!({"display": record.actor})
+        };
+        agents.push(json!({"who": actor_who, "requestor": true}));
+    }
+    if let Some(org) = &record.org_oid {
+        let mut who = json!({"identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:oid:{org}")}});
+        if let Some(name) = &record.org_name {
+            crate::set_field(&mut who, "display", json!(name));
+        }
+        agents.push(json!({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "datacollector", "display": "data collector"}]},
+            "who": who,
+            "requestor": false
+        }));
+    }
     crate::set_field(&mut event, "agent", Value::Array(agents));
 
     let mut entities = Vec::new();
@@ -107,6 +134,13 @@ pub fn audit_event(record: &AuditRecord) -> Value {
             "what": {"reference": format!("Patient/{patient}")},
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"}
+        }));
+    }
+    if let Some(care) = &record.care_id {
+        entities.push(json!({
+            "what": {"reference": format!("EpisodeOfCare/{care}")},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "description": "care relationship the access was allowed under"
         }));
     }
     for reference in &record.resources {
@@ -122,6 +156,14 @@ pub fn audit_event(record: &AuditRecord) -> Value {
         });
         if let Some(rt) = &record.resource_type {
             crate::set_field(&mut query_entity, "name", json!(rt));
+        }
+        if let Some(details) = query_entity.get_mut("detail").and_then(Value::as_array_mut) {
+            details.extend(
+                record
+                    .contents
+                    .iter()
+                    .map(|c| json!({"type": "data-content", "valueString": c})),
+            );
         }
         if let Some(criteria) = &record.search_criteria {
             crate::set_field(
@@ -180,6 +222,34 @@ mod tests {
         assert_eq!(event["entity"][1]["what"]["reference"], "Observation/a");
         assert_eq!(event["entity"][2]["description"], "patient=p1&code=55423-8");
         assert_eq!(event["entity"][2]["detail"][0]["valueString"], "3");
+    }
+
+    #[test]
+    fn a_professionals_access_names_the_professional_organisation_and_care() {
+        let mut record = AuditRecord::new(Usage::Application, "Practitioner/tp-1");
+        record.patient_id = Some("p1".into());
+        record.app_id = Some("pro".into());
+        record.professional_id = Some("tp-1".into());
+        record.professional_name = Some("Doctor Test Person".into());
+        record.org_oid = Some("1.2.3".into());
+        record.org_name = Some("Demo Health Centre".into());
+        record.care_id = Some("ep1".into());
+        record.interaction = Some("read".into());
+        record.resource_type = Some("Observation".into());
+        record.contents = vec!["blood-pressure".into()];
+        let event = audit_event(&record);
+        assert_eq!(event["agent"][1]["who"]["identifier"]["value"], "tp-1");
+        assert_eq!(event["agent"][1]["who"]["display"], "Doctor Test Person");
+        assert_eq!(
+            event["agent"][2]["who"]["identifier"]["value"],
+            "urn:oid:1.2.3"
+        );
+        assert_eq!(event["agent"][2]["who"]["display"], "Demo Health Centre");
+        assert_eq!(event["entity"][1]["what"]["reference"], "EpisodeOfCare/ep1");
+        assert_eq!(
+            event["entity"][2]["detail"][1]["valueString"],
+            "blood-pressure"
+        );
     }
 
     #[test]

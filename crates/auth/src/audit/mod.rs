@@ -117,6 +117,23 @@ pub struct AuditRecord {
     /// The HTTP method of the request.
     #[serde(default)]
     pub method: Option<String>,
+    /// A professional's access: their professional identifier …
+    #[serde(default)]
+    pub professional_id: Option<String>,
+    /// … and name, as their login named them;
+    #[serde(default)]
+    pub professional_name: Option<String>,
+    /// the organisation (OID) they acted for, and its name at the time;
+    #[serde(default)]
+    pub org_oid: Option<String>,
+    #[serde(default)]
+    pub org_name: Option<String>,
+    /// the care relationship (EpisodeOfCare id) the access was allowed under;
+    #[serde(default)]
+    pub care_id: Option<String>,
+    /// the data contents read (catalogue keys such as `blood-pressure`).
+    #[serde(default)]
+    pub contents: Vec<String>,
 }
 
 impl AuditRecord {
@@ -141,6 +158,12 @@ impl AuditRecord {
             user_rights: None,
             route: None,
             method: None,
+            professional_id: None,
+            professional_name: None,
+            org_oid: None,
+            org_name: None,
+            care_id: None,
+            contents: Vec::new(),
         }
     }
 

@@ -18,7 +18,8 @@ use super::{AuditQuery, AuditRecord, AuditStore, StoredAudit, Usage};
 use crate::error::Result;
 use crate::postgres::{Postgres, Sql, count, db, get};
 
-pub(crate) const SCHEMA: &[&str] = &[r#"
+pub(crate) const SCHEMA: &[&str] = &[
+    r#"
 CREATE TABLE audit (
     seq             BIGINT PRIMARY KEY,      -- position in the chain
     id              TEXT NOT NULL UNIQUE,
@@ -59,7 +60,18 @@ CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
-"#];
+"#,
+    r#"
+-- A professional's access names the professional, their organisation, the care relationship
+-- it was allowed under and the data contents read (JSON array of catalogue keys).
+ALTER TABLE audit ADD COLUMN professional_id TEXT;
+ALTER TABLE audit ADD COLUMN professional_name TEXT;
+ALTER TABLE audit ADD COLUMN org_oid TEXT;
+ALTER TABLE audit ADD COLUMN org_name TEXT;
+ALTER TABLE audit ADD COLUMN care_id TEXT;
+ALTER TABLE audit ADD COLUMN contents TEXT NOT NULL DEFAULT '[]';
+"#,
+];
 
 pub(crate) struct PostgresAuditStore {
     pg: Arc<Postgres>,
@@ -73,9 +85,10 @@ impl PostgresAuditStore {
 
 const COLUMNS: &str = "id, recorded_us, patient_id, app_id, app_name, actor, usage, interaction, resource_type,
     search_criteria, status, error_code, error_detail, amount, resources, client_address, user_rights,
-    route, method, encoding, chain, seq";
+    route, method, encoding, chain, seq, professional_id, professional_name, org_oid, org_name,
+    care_id, contents";
 
-const COLUMN_TYPES: [Type; 22] = [
+const COLUMN_TYPES: [Type; 28] = [
     Type::TEXT,
     Type::INT8,
     Type::TEXT,
@@ -98,6 +111,12 @@ const COLUMN_TYPES: [Type; 22] = [
     Type::INT8,
     Type::BYTEA,
     Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 fn stored_from_row(row: &Row) -> Result<(i64, StoredAudit), PgError> {
@@ -105,6 +124,7 @@ fn stored_from_row(row: &Row) -> Result<(i64, StoredAudit), PgError> {
     let resources: String = get(row, 14)?;
     let encoding: i64 = get(row, 19)?;
     let status: i64 = get(row, 10)?;
+    let contents: String = get(row, 27)?;
     let stored = StoredAudit {
         record: AuditRecord {
             id: get(row, 0)?,
@@ -128,6 +148,12 @@ fn stored_from_row(row: &Row) -> Result<(i64, StoredAudit), PgError> {
             user_rights: get(row, 16)?,
             route: get(row, 17)?,
             method: get(row, 18)?,
+            professional_id: get(row, 22)?,
+            professional_name: get(row, 23)?,
+            org_oid: get(row, 24)?,
+            org_name: get(row, 25)?,
+            care_id: get(row, 26)?,
+            contents: serde_json::from_str(&contents).unwrap_or_default(),
         },
         encoding: u8::try_from(encoding).unwrap_or(u8::MAX),
         chain: get(row, 20)?,
@@ -187,7 +213,9 @@ impl AuditStore for PostgresAuditStore {
                     seq += 1;
                     let resources =
                         serde_json::to_string(&r.resources).unwrap_or_else(|_| "[]".into());
-                    let values: [&(dyn ToSql + Sync); 22] = [
+                    let contents =
+                        serde_json::to_string(&r.contents).unwrap_or_else(|_| "[]".into());
+                    let values: [&(dyn ToSql + Sync); 28] = [
                         &r.id,
                         &r.recorded_us,
                         &r.patient_id,
@@ -210,6 +238,12 @@ impl AuditStore for PostgresAuditStore {
                         &i64::from(CURRENT),
                         &chain,
                         &seq,
+                        &r.professional_id,
+                        &r.professional_name,
+                        &r.org_oid,
+                        &r.org_name,
+                        &r.care_id,
+                        &contents,
                     ];
                     writer.write(&values).map_err(db)?;
                 }
@@ -383,6 +417,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seqs, 1200, "scanned across pages");
+    }
+
+    #[test]
+    fn a_professionals_access_is_stored_with_who_for_whom_and_what_and_chains() {
+        let pg = crate::postgres::tests::database("audit_professional");
+        let store = Arc::new(PostgresAuditStore::new(pg));
+        let record = crate::audit::tests::professional_access("pro-1", "p");
+        store.append(std::slice::from_ref(&record)).unwrap();
+        let (_, records) = store
+            .for_patient("p", &AuditQuery::default(), 10, 0)
+            .unwrap();
+        assert_eq!(records, vec![record]);
+        assert_eq!(log(store).verify().unwrap(), None);
     }
 
     #[test]

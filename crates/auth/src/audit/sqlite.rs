@@ -22,12 +22,14 @@ impl SqliteAuditStore {
 
 const COLUMNS: &str = "id, recorded_us, patient_id, app_id, app_name, actor, usage, interaction, resource_type,
     search_criteria, status, error_code, error_detail, amount, resources, client_address, user_rights,
-    route, method, encoding, chain";
+    route, method, encoding, chain, professional_id, professional_name, org_oid, org_name, care_id,
+    contents";
 
 fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAudit> {
     let usage: String = row.get(6)?;
     let resources: String = row.get(14)?;
     let encoding: i64 = row.get(19)?;
+    let contents: String = row.get(26)?;
     Ok(StoredAudit {
         record: AuditRecord {
             id: row.get(0)?,
@@ -51,6 +53,12 @@ fn stored_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAudit> {
             user_rights: row.get(16)?,
             route: row.get(17)?,
             method: row.get(18)?,
+            professional_id: row.get(21)?,
+            professional_name: row.get(22)?,
+            org_oid: row.get(23)?,
+            org_name: row.get(24)?,
+            care_id: row.get(25)?,
+            contents: serde_json::from_str(&contents).unwrap_or_default(),
         },
         encoding: u8::try_from(encoding).unwrap_or(u8::MAX),
         chain: row.get(20)?,
@@ -78,8 +86,10 @@ impl AuditStore for SqliteAuditStore {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO audit (id, recorded_us, patient_id, app_id, app_name, actor, usage, interaction,
                         resource_type, search_criteria, status, error_code, error_detail, amount, resources,
-                        client_address, user_rights, route, method, encoding, chain)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                        client_address, user_rights, route, method, encoding, chain, professional_id,
+                        professional_name, org_oid, org_name, care_id, contents)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+                        ?22, ?23, ?24, ?25, ?26, ?27)",
                 )?;
                 for r in records {
                     let Some(next) = encoding::chain_next(&chain, CURRENT, r) else {
@@ -109,6 +119,12 @@ impl AuditStore for SqliteAuditStore {
                         r.method,
                         CURRENT,
                         chain,
+                        r.professional_id,
+                        r.professional_name,
+                        r.org_oid,
+                        r.org_name,
+                        r.care_id,
+                        serde_json::to_string(&r.contents).unwrap_or_else(|_| "[]".into()),
                     ])?;
                 }
             }

@@ -182,6 +182,39 @@ fn relabelling_a_record_with_another_encoding_is_detected() {
     assert_eq!(log.verify().unwrap().as_deref(), Some("old-2"));
 }
 
+/// A professional's access as the FHIR layer records it.
+pub(super) fn professional_access(id: &str, patient: &str) -> AuditRecord {
+    let mut r = AuditRecord::new(Usage::Application, "Practitioner/tp-1");
+    r.id = id.into();
+    r.recorded_us = 2_000_000;
+    r.patient_id = Some(patient.into());
+    r.app_id = Some("demo-pro-app".into());
+    r.app_name = Some("Demo Pro".into());
+    r.interaction = Some("search-type".into());
+    r.resource_type = Some("Observation".into());
+    r.professional_id = Some("tp-1".into());
+    r.professional_name = Some("Doctor Test Person".into());
+    r.org_oid = Some("1.2.246.10.99999999".into());
+    r.org_name = Some("Demo Health Centre".into());
+    r.care_id = Some("ep-1".into());
+    r.contents = vec!["blood-pressure".into(), "blood-glucose".into()];
+    r
+}
+
+#[test]
+fn a_professionals_access_is_stored_with_who_for_whom_and_what_and_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_on(
+        Sqlite::open(&dir.path().join("auth.db")).unwrap(),
+        dir.path(),
+    );
+    let record = professional_access("pro-1", "p");
+    log.record(record.clone()).unwrap();
+    let (_, records) = log.for_patient("p", &AuditQuery::default(), 10, 0).unwrap();
+    assert_eq!(records, vec![record]);
+    assert_eq!(log.verify().unwrap(), None);
+}
+
 #[test]
 fn records_filter_by_patient_app_and_time_newest_first() {
     let dir = tempfile::tempdir().unwrap();

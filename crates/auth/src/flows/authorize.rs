@@ -40,6 +40,14 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
+    /// The organisation (OID) of a professional application: its user is a professional of
+    /// that organisation, who signs in at the professionals' login instead of a citizen's.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// The citizen (Patient id) of a SMART EHR launch, as the organisation's system named
+    /// them; the token response carries it as `patient` context.
+    #[serde(default)]
+    pub launch_patient: Option<String>,
 }
 
 /// Why an authorization request is refused.
@@ -151,7 +159,52 @@ pub fn validate(
             "system/ scopes need the client_credentials grant",
         )));
     }
-    let grantable = requested.intersect(&app.allowed_scopes());
+    let mut grantable = requested.intersect(&app.allowed_scopes());
+    let org = match app.kind {
+        crate::apps::AppKind::Professional => {
+            // A professional names the citizen at each request, never at sign-in; a
+            // professional's sign-in has no refresh token (no citizen grant to hang it on).
+            grantable.special.retain(|s| {
+                !matches!(
+                    s,
+                    crate::scope::Special::LaunchPatient | crate::scope::Special::OfflineAccess
+                )
+            });
+            Some(app.org.clone().ok_or_else(|| {
+                AuthorizeRejection::Page(
+                    "the professional application names no organisation".into(),
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let launch_patient = match (params.get("launch").map_err(fail)?, &org) {
+        (None, _) => {
+            grantable.special.remove(&crate::scope::Special::Launch);
+            None
+        }
+        (Some(_), None) => {
+            return Err(fail(OAuthError::invalid_request(
+                "an EHR launch is for professional applications",
+            )));
+        }
+        (Some(_), Some(_)) if !grantable.special.contains(&crate::scope::Special::Launch) => {
+            return Err(fail(OAuthError::invalid_scope(
+                "an EHR launch (the launch parameter) asks for the launch scope",
+            )));
+        }
+        (Some(value), Some(org)) => {
+            let context = take_launch(auth, value)
+                .map_err(|e| AuthorizeRejection::Page(e.to_string()))?
+                .filter(|context| context.org == *org)
+                .ok_or_else(|| {
+                    fail(OAuthError::invalid_request(
+                        "the launch is unknown, already used, expired or of another organisation",
+                    ))
+                })?;
+            context.patient
+        }
+    };
     if !grantable.has_patient_scopes() {
         return Err(fail(OAuthError::invalid_scope(
             "none of the requested data scopes is registered for this application",
@@ -166,7 +219,50 @@ pub fn validate(
         state: state.map(str::to_owned),
         code_challenge: challenge.map(str::to_owned),
         nonce: params.get("nonce").ok().flatten().map(str::to_owned),
+        org,
+        launch_patient,
     })
+}
+
+/// How long a launch issued by an organisation's system waits for its authorization
+/// request (seconds).
+pub const LAUNCH_LIFETIME: i64 = 300;
+
+/// A SMART EHR launch context: the organisation whose system issued it and the citizen it
+/// is about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct LaunchContext {
+    org: String,
+    patient: Option<String>,
+}
+
+/// Issues a `launch` value for an EHR launch (SMART App Launch): the organisation `org`'s
+/// system names the citizen its professional is about to open; a professional application
+/// of the same organisation presents it once, within [`LAUNCH_LIFETIME`].
+pub fn issue_launch(
+    auth: &AuthService,
+    org: &str,
+    patient: Option<String>,
+) -> Result<String, AuthError> {
+    let context = LaunchContext {
+        org: org.to_owned(),
+        patient,
+    };
+    let data = serde_json::to_string(&context).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    auth.sessions()
+        .create(SessionKind::Launch, &data, LAUNCH_LIFETIME, LAUNCH_LIFETIME)
+}
+
+/// The context of a launch, used up.
+fn take_launch(auth: &AuthService, value: &str) -> Result<Option<LaunchContext>, AuthError> {
+    let Some(data) = auth
+        .sessions()
+        .get(SessionKind::Launch, value, LAUNCH_LIFETIME)?
+    else {
+        return Ok(None);
+    };
+    auth.sessions().end(value)?;
+    Ok(serde_json::from_str(&data).ok())
 }
 
 /// The state of one login at the authorization pages, kept in the session store.
@@ -213,6 +309,13 @@ pub enum LoginError {
     NotAvailable,
     #[error("the identity code is not valid")]
     InvalidIdentity,
+    /// The professional identifier or name typed at the test-professional login.
+    #[error("the professional identifier or name is not valid")]
+    InvalidProfessional,
+    /// The professional's identity provider says they act for another organisation than
+    /// the application's.
+    #[error("the professional acts for another organisation")]
+    OtherOrganisation,
     #[error("the sandbox accepts only test identities")]
     NotTestIdentity,
     #[error("the person is under the minimum age")]
@@ -505,6 +608,190 @@ fn issue_code(
         code_challenge: request.code_challenge.clone(),
         nonce: request.nonce.clone(),
         auth_time,
+        professional: None,
+        professional_name: None,
+        launch_patient: None,
+    })?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(state) = &request.state {
+        pairs.push(("state", state));
+    }
+    let issuer = auth.config().issuer().to_owned();
+    pairs.push(("iss", &issuer));
+    Ok(redirect_with(&request.redirect_uri, &pairs))
+}
+
+/// A professional identifier: 1–64 characters of `A–Z a–z 0–9 - . _`.
+pub fn is_professional_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
+/// The sandbox's test-professional login: the professional of the request's organisation
+/// types a test identifier and name. Ends the login and returns where the browser goes:
+/// back to the professional application with a code for that professional (no citizen
+/// consent page — what a professional may see is decided by the citizen's sharing consent
+/// and the care relationship at every request). Production has no test professionals.
+pub fn identify_test_professional(
+    auth: &AuthService,
+    login: &Login,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<String, LoginError> {
+    let request = login.state.request.as_ref().ok_or(LoginError::Expired)?;
+    let org = request.org.as_ref().ok_or(LoginError::Expired)?;
+    if !auth.config().mode.is_sandbox() || auth.uses_professional_upstream() {
+        return Err(LoginError::NotAvailable);
+    }
+    let id = id.map(str::trim).filter(|id| is_professional_id(id));
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    let (Some(id), name) = (id, name) else {
+        return Err(LoginError::InvalidProfessional);
+    };
+    if name.is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control)) {
+        return Err(LoginError::InvalidProfessional);
+    }
+    professional_signed_in(auth, login, request, org, id, name)
+}
+
+/// Where to send a professional's browser to sign in at their identity provider.
+pub async fn professional_upstream_start(
+    auth: &AuthService,
+    login: &mut Login,
+) -> Result<String, LoginError> {
+    let (oidc, _) = auth
+        .0
+        .professional_oidc
+        .as_ref()
+        .ok_or(LoginError::NotAvailable)?;
+    let upstream = UpstreamLogin::new();
+    let url = oidc
+        .authorization_url(&upstream, auth.now())
+        .await
+        .map_err(|e| LoginError::Upstream(e.to_string()))?;
+    login.state.upstream = Some(upstream);
+    Ok(url)
+}
+
+/// A professional identified at their identity provider: (identifier, name, organisation
+/// OID) from the configured claims. Touches no storage; then call
+/// [`professional_upstream_signed_in`].
+pub async fn professional_upstream_finish(
+    auth: &AuthService,
+    login: &mut Login,
+    state: Option<&str>,
+    code: Option<&str>,
+    error: Option<&str>,
+) -> Result<(String, Option<String>, String), LoginError> {
+    if login
+        .state
+        .request
+        .as_ref()
+        .and_then(|r| r.org.as_ref())
+        .is_none()
+    {
+        return Err(LoginError::Expired);
+    }
+    let upstream = login.state.upstream.take().ok_or(LoginError::Expired)?;
+    let state_ok = state
+        .is_some_and(|s| crate::secrets::constant_time_eq(s.as_bytes(), upstream.state.as_bytes()));
+    if !state_ok {
+        return Err(LoginError::Forged);
+    }
+    if let Some(error) = error {
+        return Err(LoginError::UpstreamRefused(error.to_owned()));
+    }
+    let code = code.ok_or_else(|| LoginError::Upstream("no code in the callback".into()))?;
+    let (oidc, settings) = auth
+        .0
+        .professional_oidc
+        .as_ref()
+        .ok_or(LoginError::Expired)?;
+    let claims = oidc
+        .finish_claims(code, &upstream, auth.now())
+        .await
+        .map_err(|e| LoginError::Upstream(e.to_string()))?;
+    let text = |claim: &str| {
+        claims
+            .get(claim)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let id = text(&settings.id_claim)
+        .filter(|id| is_professional_id(id))
+        .ok_or_else(|| LoginError::Upstream(format!("no usable {} claim", settings.id_claim)))?;
+    let org = text(&settings.org_claim)
+        .map(|o| o.strip_prefix("urn:oid:").unwrap_or(&o).to_owned())
+        .ok_or_else(|| LoginError::Upstream(format!("no {} claim", settings.org_claim)))?;
+    let name = text(&settings.name_claim)
+        .filter(|n| n.chars().count() <= 200 && !n.chars().any(char::is_control));
+    Ok((id, name, org))
+}
+
+/// After [`professional_upstream_finish`]: the professional must act for the application's
+/// organisation; then back to the application with a code.
+pub fn professional_upstream_signed_in(
+    auth: &AuthService,
+    login: &Login,
+    id: &str,
+    name: Option<&str>,
+    acting_for: &str,
+) -> Result<String, LoginError> {
+    let request = login.state.request.as_ref().ok_or(LoginError::Expired)?;
+    let org = request.org.as_ref().ok_or(LoginError::Expired)?;
+    if acting_for != org {
+        auth.sessions().end(&login.session)?;
+        let mut record = AuditRecord::new(Usage::Authorization, format!("Practitioner/{id}"));
+        record.interaction = Some("login".into());
+        record.app_id = Some(request.client_id.clone());
+        record.professional_id = Some(id.to_owned());
+        record.org_oid = Some(acting_for.to_owned());
+        record.status = 403;
+        record.error_code = Some("other-organisation".into());
+        auth.audit_quietly(record);
+        return Err(LoginError::OtherOrganisation);
+    }
+    professional_signed_in(auth, login, request, org, id, name)
+}
+
+/// A professional of `org` signed in for `request`: ends the login, audits it and returns
+/// the redirect carrying the code.
+fn professional_signed_in(
+    auth: &AuthService,
+    login: &Login,
+    request: &AuthorizeRequest,
+    org: &str,
+    id: &str,
+    name: Option<&str>,
+) -> Result<String, LoginError> {
+    auth.sessions().end(&login.session)?;
+    let now = auth.now();
+    let mut record = AuditRecord::new(Usage::Authorization, format!("Practitioner/{id}"));
+    record.interaction = Some("login".into());
+    record.app_id = Some(request.client_id.clone());
+    record.app_name = Some(request.app_name.clone());
+    record.professional_id = Some(id.to_owned());
+    record.professional_name = name.map(str::to_owned);
+    record.org_oid = Some(org.to_owned());
+    auth.audit_quietly(record);
+    let code = auth.0.tokens.issue_code(&CodeData {
+        app_id: request.client_id.clone(),
+        patient_id: String::new(),
+        grant_id: String::new(),
+        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_given: request.redirect_uri_given,
+        scope: request.scope.clone(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time: now,
+        professional: Some(id.to_owned()),
+        professional_name: name.map(str::to_owned),
+        launch_patient: request.launch_patient.clone(),
     })?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(state) = &request.state {

@@ -21,6 +21,11 @@ const SCOPES_SUPPORTED: &[&str] = &[
     "patient/Observation.cud",
     "patient/MedicationAdministration.read",
     "patient/MedicationAdministration.write",
+    // Professional applications: a professional reads what citizens share with them.
+    "user/*.rs",
+    "user/Observation.rs",
+    "user/Patient.rs",
+    "launch",
 ];
 
 fn algorithm_names() -> Vec<String> {
@@ -65,6 +70,8 @@ pub fn smart_configuration(config: &AuthConfig) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "capabilities": [
             "launch-standalone",
+            "launch-ehr",
+            "context-ehr-patient",
             "client-public",
             "client-confidential-symmetric",
             "client-confidential-asymmetric",

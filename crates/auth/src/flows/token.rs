@@ -279,6 +279,9 @@ fn exchange_code(
         }
         (None, None) => {}
     }
+    if let Some(professional) = &data.professional {
+        return professional_code(auth, app, &data, professional, certificate);
+    }
     if !grant_is_active(auth, &data.grant_id)? {
         return Err(OAuthError::invalid_grant(
             "the citizen's grant is no longer active",
@@ -323,6 +326,51 @@ fn exchange_code(
             auth_time: data.auth_time,
             nonce: data.nonce.as_deref(),
             fhir_user: fhir_user(auth, &data.patient_id),
+        };
+        response.id_token = Some(auth.0.keys.sign(&claims)?);
+    }
+    Ok(response)
+}
+
+/// The tokens of a professional's sign-in (SMART standalone launch): an access token naming
+/// the professional and their organisation, no refresh token, and with `openid` an ID token
+/// whose `fhirUser` is the professional (`Practitioner/[id]`).
+fn professional_code(
+    auth: &AuthService,
+    app: &App,
+    data: &crate::tokens::CodeData,
+    professional: &str,
+    certificate: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    if app.kind != crate::apps::AppKind::Professional || app.org.is_none() {
+        return Err(OAuthError::invalid_grant(
+            "the code is a professional's, and this is not a professional application",
+        ));
+    }
+    let mut response = mint_professional(
+        auth,
+        app,
+        professional,
+        data.professional_name.as_deref(),
+        &data.scope,
+        certificate,
+    )?;
+    // An EHR launch's citizen is context for the application, not a confinement of the
+    // token: each request still names the citizen and is checked.
+    response.patient = data.launch_patient.clone();
+    let scopes = ScopeSet::parse(&data.scope).unwrap_or_default();
+    if scopes.has(Special::OpenId) {
+        let config = auth.config();
+        let now = auth.now();
+        let claims = IdTokenClaims {
+            iss: config.issuer(),
+            sub: professional,
+            aud: &app.app_id,
+            exp: now + config.access_token_lifetime,
+            iat: now,
+            auth_time: data.auth_time,
+            nonce: data.nonce.as_deref(),
+            fhir_user: format!("{}/Practitioner/{professional}", config.fhir_base_url()),
         };
         response.id_token = Some(auth.0.keys.sign(&claims)?);
     }
@@ -543,7 +591,7 @@ pub fn issue_professional_for_cli(
     }
     let scope = granted.to_string();
     let name = professional_name.map(str::trim).filter(|n| !n.is_empty());
-    let token = mint_professional(auth, &app, professional, name, &scope)
+    let token = mint_professional(auth, &app, professional, name, &scope, None)
         .map_err(|e| AuthError::Invalid(e.to_string()))?;
     let mut record = AuditRecord::new(Usage::Operator, "operator");
     record.app_id = Some(app.app_id.clone());
@@ -566,8 +614,9 @@ pub(crate) fn mint_professional(
     professional: &str,
     name: Option<&str>,
     scope: &str,
+    certificate: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    if app.certificate_oid.is_some() {
+    if app.certificate_oid.is_some() && certificate.is_none() {
         return Err(OAuthError::invalid_client(
             "this application is bound to its client certificate: it gets tokens only at the token endpoint, presenting that certificate",
         ));
@@ -594,7 +643,9 @@ pub(crate) fn mint_professional(
         org: app.org.clone(),
         professional: Some(professional.to_owned()),
         professional_name: name.map(str::to_owned),
-        cnf: None,
+        cnf: certificate.map(|thumbprint| crate::certificate::Confirmation {
+            x5t_s256: thumbprint.to_owned(),
+        }),
     };
     let access_token = auth.0.keys.sign(&claims)?;
     Ok(TokenResponse {

@@ -30,6 +30,9 @@ pub enum SessionKind {
     Login,
     /// The citizen portal (a first-party client) after its login.
     Portal,
+    /// A SMART EHR launch context issued by an organisation's system, waiting for its
+    /// professional application's authorization request (used once).
+    Launch,
 }
 
 impl SessionKind {
@@ -37,6 +40,7 @@ impl SessionKind {
         match self {
             SessionKind::Login => "login",
             SessionKind::Portal => "portal",
+            SessionKind::Launch => "launch",
         }
     }
 }

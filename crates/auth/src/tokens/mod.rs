@@ -74,6 +74,14 @@ pub struct CodeData {
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: i64,
+    /// For a professional's sign-in (no citizen, no grant): their identifier and name.
+    #[serde(default)]
+    pub professional: Option<String>,
+    #[serde(default)]
+    pub professional_name: Option<String>,
+    /// The citizen of a professional's EHR launch (`patient` context of the response).
+    #[serde(default)]
+    pub launch_patient: Option<String>,
 }
 
 /// A presented authorization code, as the store found it.
@@ -101,7 +109,7 @@ pub enum Redemption {
         family_id: Option<String>,
     },
     Fresh {
-        data: CodeData,
+        data: Box<CodeData>,
         expires_at: i64,
     },
 }
@@ -225,11 +233,14 @@ impl Tokens {
             match self.store.redeem_code(&digest(code), self.clock.now())? {
                 StoredRedemption::Unknown => Redemption::Unknown,
                 StoredRedemption::Replayed { family_id } => Redemption::Replayed { family_id },
-                StoredRedemption::Fresh { data, expires_at } => Redemption::Fresh {
-                    data: serde_json::from_str(&data)
-                        .map_err(|_| AuthError::Storage("a stored code is unreadable".into()))?,
-                    expires_at,
-                },
+                StoredRedemption::Fresh { data, expires_at } => {
+                    Redemption::Fresh {
+                        data: Box::new(serde_json::from_str(&data).map_err(|_| {
+                            AuthError::Storage("a stored code is unreadable".into())
+                        })?),
+                        expires_at,
+                    }
+                }
             },
         )
     }
@@ -329,6 +340,9 @@ mod tests {
             code_challenge: Some("c".into()),
             nonce: None,
             auth_time: 7,
+            professional: None,
+            professional_name: None,
+            launch_patient: None,
         }
     }
 
@@ -349,7 +363,7 @@ mod tests {
         assert_eq!(
             tokens.redeem_code(&code).unwrap(),
             Redemption::Fresh {
-                data: code_data(),
+                data: Box::new(code_data()),
                 expires_at: 1060
             }
         );

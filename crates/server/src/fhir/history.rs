@@ -53,6 +53,7 @@ async fn history(
             .map(|v| format!("{}/{}", v.resource_type, v.id))
             .collect(),
     );
+    req.audit.shown(history.shown);
     Ok(respond::json_response(
         StatusCode::OK,
         req.format.encode(&history.bundle),

@@ -19,8 +19,10 @@ pub async fn read(
 ) -> Result<Response, FhirError> {
     req.audit.interaction("read", Some(&rtype));
     let caller = req.caller;
-    let stored = blocking(&state, move |fhir| fhir.read(&caller, &rtype, &id)).await?;
+    let (stored, shown) =
+        blocking(&state, move |fhir| fhir.read_shown(&caller, &rtype, &id)).await?;
     touched(&req.audit, &stored);
+    req.audit.shown(shown);
     if let Some(tag) = req.headers.get(header::IF_NONE_MATCH)
         && tag.as_bytes() == respond::etag(stored.version).as_bytes()
     {
@@ -36,8 +38,12 @@ pub async fn vread(
 ) -> Result<Response, FhirError> {
     req.audit.interaction("vread", Some(&rtype));
     let caller = req.caller;
-    let stored = blocking(&state, move |fhir| fhir.vread(&caller, &rtype, &id, &vid)).await?;
+    let (stored, shown) = blocking(&state, move |fhir| {
+        fhir.vread_shown(&caller, &rtype, &id, &vid)
+    })
+    .await?;
     touched(&req.audit, &stored);
+    req.audit.shown(shown);
     Ok(stored_response(&stored, req.format))
 }
 

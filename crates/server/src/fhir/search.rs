@@ -37,11 +37,27 @@ async fn professional_lookup(
     .await?;
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
+    req.audit.shown(searched.shown);
     Ok(respond::resource_response(
         StatusCode::OK,
         &searched.bundle,
         format,
     ))
+}
+
+/// The Patient id a search's `patient` parameter names (`id` or `Patient/id`), if it is one.
+fn named_patient(params: &[(String, String)]) -> Option<String> {
+    let value = params
+        .iter()
+        .find(|(name, _)| name == "patient")
+        .map(|(_, value)| value.as_str())?;
+    let id = value.strip_prefix("Patient/").unwrap_or(value);
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    valid.then(|| id.to_owned())
 }
 
 /// What a search request reads: a type, or a type in one Patient's compartment.
@@ -192,6 +208,12 @@ async fn search(
             format,
         ));
     }
+    if req.caller.professional().is_some() {
+        // A professional's search names its citizen: a refused one (no consent, no care
+        // relationship) is in that citizen's access log too.
+        req.audit
+            .subject(target.patient.clone().or_else(|| named_patient(&params)));
+    }
     let lenient = req.prefer.lenient;
     let caller = req.caller;
     let searched = blocking(&state, move |fhir| {
@@ -200,6 +222,7 @@ async fn search(
     .await?;
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
+    req.audit.shown(searched.shown);
     Ok(respond::resource_response(
         StatusCode::OK,
         &searched.bundle,

@@ -227,6 +227,103 @@ pub async fn userinfo(State(o): State<OAuth>, headers: HeaderMap) -> Response {
     }
 }
 
+/// SMART EHR launch: the organisation's system (a backend-services token of its professional
+/// application) names the citizen its professional is opening, by `patient` (Patient id) or
+/// `identifier` (`urn:oid:1.2.246.21|[identity code]`), and gets the `launch` value for the
+/// professional application's authorization request. The answer is the same whether or not
+/// the person uses PHR; the identity code is resolved and dropped, never recorded.
+pub async fn launch(
+    State(o): State<OAuth>,
+    audit: crate::audit::AuditSlot,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = authorization(&headers);
+    let auth = o.auth.clone();
+    let answer = blocking(move || -> Result<Value, (StatusCode, Value)> {
+        audit.update(|r| r.interaction = Some("launch".into()));
+        let context = auth.authenticate(authorization.as_deref()).map_err(|_| {
+            (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_token", "error_description": "a backend-services token of the organisation's system is required"}),
+            )
+        })?;
+        let org = match (&context.org, context.is_system(), &context.professional) {
+            (Some(org), true, None) => org.clone(),
+            _ => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    json!({"error": "insufficient_scope", "error_description": "launches are issued to an organisation's system (a system/ token of its professional application)"}),
+                ));
+            }
+        };
+        audit.update(|r| {
+            r.app_id = Some(context.app_id.clone());
+            r.app_name = Some(context.app_name.clone());
+            r.actor = "system".into();
+            r.org_oid = Some(org.clone());
+        });
+        let bad = |e: OAuthError| (StatusCode::BAD_REQUEST, e.to_json());
+        let params = form_params(&headers, &body).map_err(bad)?;
+        let patient = match (
+            params.get("patient").map_err(bad)?,
+            params.get("identifier").map_err(bad)?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(bad(OAuthError::invalid_request(
+                    "name the citizen by patient or by identifier, not both",
+                )));
+            }
+            (Some(id), None) => {
+                let valid = !id.is_empty()
+                    && id.len() <= 64
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                if !valid {
+                    return Err(bad(OAuthError::invalid_request(
+                        "patient must be a Patient id",
+                    )));
+                }
+                Some(id.to_owned())
+            }
+            (None, Some(identifier)) => {
+                let hetu = identifier
+                    .strip_prefix(phr_service::professional::HETU_SYSTEM)
+                    .and_then(|rest| rest.strip_prefix('|'))
+                    .ok_or_else(|| {
+                        bad(OAuthError::invalid_request(
+                            "identifier must be urn:oid:1.2.246.21|[personal identity code]",
+                        ))
+                    })?;
+                auth.patient_of_identity(hetu).map_err(|e| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        OAuthError::from(e).to_json(),
+                    )
+                })?
+            }
+            (None, None) => None,
+        };
+        audit.subject(patient.clone());
+        let launch = phr_auth::flows::authorize::issue_launch(&auth, &org, patient).map_err(|e| {
+            let e = OAuthError::from(e);
+            (
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_json(),
+            )
+        })?;
+        Ok(json!({
+            "launch": launch,
+            "expires_in": phr_auth::flows::authorize::LAUNCH_LIFETIME
+        }))
+    })
+    .await;
+    match answer {
+        Some(Ok(value)) => json_no_store(StatusCode::OK, value),
+        Some(Err((status, value))) => json_no_store(status, value),
+        None => oauth_error(&stopped(), false),
+    }
+}
+
 fn registration_error(code: &str, description: &str, status: StatusCode) -> Response {
     (
         status,

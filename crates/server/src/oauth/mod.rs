@@ -31,7 +31,13 @@ pub const REVOKE_PATH: &str = "/oauth/revoke";
 pub const JWKS_PATH: &str = "/oauth/jwks";
 pub const USERINFO_PATH: &str = "/oauth/userinfo";
 pub const REGISTER_API_PATH: &str = "/oauth/register";
+/// Where an organisation's system gets a SMART EHR `launch` for its professional app.
+pub const LAUNCH_PATH: &str = "/oauth/launch";
 pub const LOGIN_PATH: &str = "/oauth/login";
+/// Where a professional application's user signs in (the test-professional page in sandbox).
+pub const PROFESSIONAL_LOGIN_PATH: &str = "/oauth/professional-login";
+/// Where the professionals' upstream identity provider sends them back.
+pub const PROFESSIONAL_CALLBACK_PATH: &str = "/oauth/professional-callback";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 pub const TERMS_PATH: &str = "/oauth/terms";
 pub const CONSENT_PATH: &str = "/oauth/consent";
@@ -51,6 +57,7 @@ pub fn endpoints(public_url: &str) -> Endpoints {
         userinfo: at(USERINFO_PATH),
         registration: at(REGISTER_API_PATH),
         upstream_callback: at(CALLBACK_PATH),
+        professional_callback: at(PROFESSIONAL_CALLBACK_PATH),
     }
 }
 
@@ -98,14 +105,23 @@ pub fn router(auth: AuthService) -> Router {
         .route(REVOKE_PATH, post(api::revoke))
         .route(JWKS_PATH, get(api::jwks))
         .route(USERINFO_PATH, get(api::userinfo))
-        .route(REGISTER_API_PATH, post(api::register));
+        .route(REGISTER_API_PATH, post(api::register))
+        .route(LAUNCH_PATH, post(api::launch));
     let pages = Router::new()
         .route(
             AUTHORIZE_PATH,
             get(pages::authorize_get).post(pages::authorize_post),
         )
         .route(LOGIN_PATH, get(pages::login_page).post(pages::login_submit))
+        .route(
+            PROFESSIONAL_LOGIN_PATH,
+            get(pages::professional_login_page).post(pages::professional_login_submit),
+        )
         .route(CALLBACK_PATH, get(pages::upstream_callback))
+        .route(
+            PROFESSIONAL_CALLBACK_PATH,
+            get(pages::professional_callback),
+        )
         .route(TERMS_PATH, get(pages::terms_page).post(pages::terms_submit))
         .route(
             CONSENT_PATH,

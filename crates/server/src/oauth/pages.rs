@@ -19,7 +19,10 @@ use phr_auth::scope::{ScopeSet, Special};
 use phr_auth::{AuthError, AuthService};
 
 use super::texts::{Texts, texts};
-use super::{AUTHORIZE_PATH, CONSENT_PATH, LOGIN_PATH, OAuth, REGISTER_PAGE_PATH, TERMS_PATH};
+use super::{
+    AUTHORIZE_PATH, CONSENT_PATH, LOGIN_PATH, OAuth, PROFESSIONAL_LOGIN_PATH, REGISTER_PAGE_PATH,
+    TERMS_PATH,
+};
 use crate::web::chrome::{LangLink, language_links};
 use crate::web::headers::FormTarget;
 use crate::web::{Lang, PageLang, blocking, csrf, html, scope_items, see_other};
@@ -246,7 +249,16 @@ fn login_error(o: &OAuth, lang: Lang, path: &str, error: &LoginError) -> Respons
             upstream_failed(o, lang, StatusCode::UNAUTHORIZED, None)
         }
         // The login page shows these itself.
-        LoginError::InvalidIdentity | LoginError::NotTestIdentity => expired(o, lang, path),
+        LoginError::InvalidIdentity
+        | LoginError::NotTestIdentity
+        | LoginError::InvalidProfessional => expired(o, lang, path),
+        LoginError::OtherOrganisation => error_page(
+            o,
+            lang,
+            path,
+            StatusCode::FORBIDDEN,
+            texts(lang).pro_other_org,
+        ),
         LoginError::Failed(e) => failure(o, lang, path, e),
     }
 }
@@ -339,7 +351,16 @@ async fn authorize(o: OAuth, pairs: Pairs, headers: HeaderMap) -> Response {
         }
         Some(Ok(Err(e))) => failure(&o, lang.lang, AUTHORIZE_PATH, &e),
         Some(Ok(Ok(login))) => {
-            let mut response = see_other(LOGIN_PATH);
+            let professional = login
+                .state
+                .request
+                .as_ref()
+                .is_some_and(|r| r.org.is_some());
+            let mut response = see_other(if professional {
+                PROFESSIONAL_LOGIN_PATH
+            } else {
+                LOGIN_PATH
+            });
             o.cookies.add(
                 &mut response,
                 SESSION_COOKIE,
@@ -436,6 +457,188 @@ pub async fn login_submit(
         Some(Err(LoginError::NotTestIdentity)) => again(t.hetu_not_test),
         Some(Err(e)) => login_error(&o, lang, LOGIN_PATH, &e),
         None => failure(&o, lang, LOGIN_PATH, &"the login step stopped"),
+    }
+}
+
+// --- professionals' login ------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "oauth/professional_login.html")]
+struct ProfessionalLoginPage {
+    c: Chrome,
+    csrf: String,
+    app_name: String,
+    error: Option<&'static str>,
+}
+
+fn is_professional_login(login: &Login) -> bool {
+    login
+        .state
+        .request
+        .as_ref()
+        .is_some_and(|r| r.org.is_some())
+}
+
+/// Production without an identity provider for professionals: a readable 501.
+fn professionals_unavailable(o: &OAuth, lang: Lang) -> Response {
+    error_page(
+        o,
+        lang,
+        PROFESSIONAL_LOGIN_PATH,
+        StatusCode::NOT_IMPLEMENTED,
+        texts(lang).pro_login_unavailable,
+    )
+}
+
+pub async fn professional_login_page(
+    State(o): State<OAuth>,
+    Query(query): Query<Pairs>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = query_lang(&o, &query, &headers);
+    let mut response = match login_for(
+        &o,
+        &headers,
+        lang.lang,
+        PROFESSIONAL_LOGIN_PATH,
+        is_professional_login,
+    )
+    .await
+    {
+        Err(page) => page,
+        Ok(login) if o.auth.uses_professional_upstream() => {
+            professional_upstream(&o, lang.lang, login).await
+        }
+        Ok(_) if !o.auth.config().mode.is_sandbox() => professionals_unavailable(&o, lang.lang),
+        Ok(login) => render(
+            &ProfessionalLoginPage {
+                c: chrome(&o, lang.lang, PROFESSIONAL_LOGIN_PATH),
+                csrf: login.state.csrf.clone(),
+                app_name: login
+                    .state
+                    .request
+                    .as_ref()
+                    .map(|r| r.app_name.clone())
+                    .unwrap_or_default(),
+                error: None,
+            },
+            StatusCode::OK,
+        ),
+    };
+    lang.remember(o.cookies, &mut response);
+    response
+}
+
+/// Sends the professional to their identity provider.
+async fn professional_upstream(o: &OAuth, lang: Lang, mut login: Login) -> Response {
+    let url = match authorize::professional_upstream_start(&o.auth, &mut login).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(error = %e, "professionals' identity provider unavailable");
+            return upstream_failed(o, lang, StatusCode::BAD_GATEWAY, None);
+        }
+    };
+    match step(o, move |auth| authorize::save(auth, &login)).await {
+        Some(Ok(())) => see_other(&url),
+        Some(Err(e)) => failure(o, lang, PROFESSIONAL_LOGIN_PATH, &e),
+        None => failure(
+            o,
+            lang,
+            PROFESSIONAL_LOGIN_PATH,
+            &"saving the login stopped",
+        ),
+    }
+}
+
+/// The professionals' identity provider sends the professional back here.
+pub async fn professional_callback(
+    State(o): State<OAuth>,
+    Query(query): Query<Pairs>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = query_lang(&o, &Vec::new(), &headers).lang;
+    let path = super::PROFESSIONAL_CALLBACK_PATH;
+    let mut login = match login_for(&o, &headers, lang, path, |l| {
+        is_professional_login(l) && l.state.upstream.is_some()
+    })
+    .await
+    {
+        Ok(login) => login,
+        Err(page) => return page,
+    };
+    let params = Params::new(query);
+    let param = |name: &str| params.get(name).ok().flatten();
+    let (id, name, org) = match authorize::professional_upstream_finish(
+        &o.auth,
+        &mut login,
+        param("state"),
+        param("code"),
+        param("error"),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return login_error(&o, lang, path, &e),
+    };
+    match step(&o, move |auth| {
+        authorize::professional_upstream_signed_in(auth, &login, &id, name.as_deref(), &org)
+    })
+    .await
+    {
+        Some(Ok(url)) => see_other(&url),
+        Some(Err(e)) => login_error(&o, lang, path, &e),
+        None => failure(&o, lang, path, &"the login step stopped"),
+    }
+}
+
+pub async fn professional_login_submit(
+    State(o): State<OAuth>,
+    headers: HeaderMap,
+    Form(form): Form<Pairs>,
+) -> Response {
+    let lang = query_lang(&o, &Vec::new(), &headers).lang;
+    let login = match login_for(
+        &o,
+        &headers,
+        lang,
+        PROFESSIONAL_LOGIN_PATH,
+        is_professional_login,
+    )
+    .await
+    {
+        Ok(login) => login,
+        Err(page) => return page,
+    };
+    if !o.auth.config().mode.is_sandbox() {
+        return professionals_unavailable(&o, lang);
+    }
+    if !csrf::check(&login.state.csrf, &form) {
+        return forbidden(&o, lang, PROFESSIONAL_LOGIN_PATH);
+    }
+    let again = ProfessionalLoginPage {
+        c: chrome(&o, lang, PROFESSIONAL_LOGIN_PATH),
+        csrf: login.state.csrf.clone(),
+        app_name: login
+            .state
+            .request
+            .as_ref()
+            .map(|r| r.app_name.clone())
+            .unwrap_or_default(),
+        error: Some(texts(lang).pro_invalid),
+    };
+    let params = Params::new(form);
+    let id = params.get("professional").ok().flatten().map(str::to_owned);
+    let name = params.get("name").ok().flatten().map(str::to_owned);
+    match step(&o, move |auth| {
+        authorize::identify_test_professional(auth, &login, id.as_deref(), name.as_deref())
+    })
+    .await
+    {
+        Some(Ok(url)) => see_other(&url),
+        Some(Err(LoginError::InvalidProfessional)) => render(&again, StatusCode::BAD_REQUEST),
+        Some(Err(LoginError::NotAvailable)) => professionals_unavailable(&o, lang),
+        Some(Err(e)) => login_error(&o, lang, PROFESSIONAL_LOGIN_PATH, &e),
+        None => failure(&o, lang, PROFESSIONAL_LOGIN_PATH, &"the login step stopped"),
     }
 }
 

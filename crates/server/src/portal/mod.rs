@@ -14,11 +14,11 @@
 //! Never shows, logs or puts in a URL a personal identity code or a token: the session
 //! knows only the pseudonymous Patient id, and pages show the birth date at most.
 
-mod chart;
+pub(crate) mod chart;
 mod data;
 // Public (with the words they need) so the fuzz targets can feed the entry forms directly.
 pub mod entry;
-mod format;
+pub(crate) mod format;
 mod pages;
 mod session;
 pub mod texts;
@@ -79,6 +79,7 @@ pub fn router(state: &AppState) -> Router {
             "/portal/sharing",
             get(pages::sharing).post(pages::sharing_submit),
         )
+        .route("/portal/sharing/entry", post(pages::sharing_entry))
         .route("/portal/log", get(pages::access_log))
         .route("/portal/export", get(pages::export_page))
         .route("/portal/export/bundle.json", get(pages::export_bundle))

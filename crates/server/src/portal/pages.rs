@@ -12,7 +12,7 @@ use phr_auth::secrets::{constant_time_eq, pkce_s256_challenge, random_token};
 use phr_auth::{AuditQuery, AuditRecord, PatientRegistry, Usage};
 use phr_catalog::{ChartKind, Kind};
 use phr_store::{Erasure, HistoryQuery};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::{Date, Duration, OffsetDateTime};
 
 use super::chart::{self, Point, Spec, Style};
@@ -25,6 +25,7 @@ use super::session::{
 use super::texts::T;
 use super::{CALLBACK_PATH, PORTAL_APP_ID, PORTAL_APP_NAME, ROOT};
 use phr_service::export::{self, COMPARTMENT_TYPES};
+use phr_service::professional;
 use phr_service::{Error as ApiError, ErrorKind};
 
 use crate::AppState;
@@ -41,6 +42,8 @@ pub enum Fail {
     Csrf,
     NotFound,
     BadInput,
+    /// Bad input with its own explanation.
+    Refused(&'static str),
     Internal(String),
 }
 
@@ -130,6 +133,8 @@ fn chrome(state: &AppState, ctx: &Ctx) -> Chrome {
             "withdrawn" => t.withdrawn_notice.to_owned(),
             "given" => t.consent_given_notice.to_owned(),
             "revoked" => t.consent_withdrawn_notice.to_owned(),
+            "hidden" => t.entry_hidden_notice.to_owned(),
+            "shown" => t.entry_shown_notice.to_owned(),
             "bye" => t.logged_out.to_owned(),
             "expired" => t.session_expired.to_owned(),
             _ => return None,
@@ -175,6 +180,7 @@ fn failure_page(state: &AppState, ctx: &Ctx, fail: Fail) -> Response {
         Fail::Csrf => (StatusCode::FORBIDDEN, t.error_csrf),
         Fail::NotFound => (StatusCode::NOT_FOUND, t.error_not_found),
         Fail::BadInput => (StatusCode::BAD_REQUEST, t.error_bad_input),
+        Fail::Refused(why) => (StatusCode::BAD_REQUEST, why),
         Fail::Internal(detail) => {
             tracing::error!(error = %detail, "portal page failed");
             (StatusCode::INTERNAL_SERVER_ERROR, t.error_internal)
@@ -707,6 +713,9 @@ struct DetailPage {
     versions: Vec<VersionRow>,
     delete_href: String,
     back: Option<(String, String)>,
+    resource_type: String,
+    id: String,
+    restricted: bool,
 }
 
 fn check_type(resource_type: &str) -> Result<(), Fail> {
@@ -791,6 +800,9 @@ pub async fn detail(
                 source: source_of(&entry),
                 versions,
                 delete_href: format!("/portal/delete?type={resource_type}&id={id}"),
+                restricted: professional::is_restricted(&resource),
+                resource_type: resource_type.clone(),
+                id: id.clone(),
                 back: content.map(|c| {
                     (
                         format!("/portal/data/{}", c.kind.key()),
@@ -1270,23 +1282,85 @@ pub async fn withdraw(
 
 // --- sharing with professionals -------------------------------------------------------------
 
+/// A data content the citizen may choose to share.
+struct ContentChoice {
+    key: &'static str,
+    name: &'static str,
+    checked: bool,
+}
+
+/// An entry the citizen has hidden from professionals.
+struct HiddenRow {
+    href: String,
+    title: String,
+    time: String,
+}
+
 #[derive(Template)]
 #[template(path = "portal/sharing.html")]
 struct SharingPage {
     c: Chrome,
     sharing: bool,
+    all: bool,
+    shared_names: Vec<&'static str>,
+    contents: Vec<ContentChoice>,
+    hidden: Vec<HiddenRow>,
 }
 
-const CONSENT_CATEGORY: &str = "http://phr.kanta.fi/fiphr-cs-consentcategory";
+/// How many hidden entries of each type the sharing page lists.
+const HIDDEN_LISTED: usize = 100;
 
 pub async fn sharing(State(state): State<AppState>, ctx: Ctx) -> Response {
     run(state, ctx, |state, ctx| {
         let patient = citizen(ctx)?;
-        let citizen = state.auth.citizen(&patient)?.ok_or(Fail::Login)?;
+        let caller = super::caller(&patient);
+        let lang = catalog_lang(ctx.lang);
+        let shared = state.fhir.shared_now(&patient)?;
+        let all = shared
+            .as_ref()
+            .is_some_and(|p| *p == professional::all_content_profiles());
+        let is_shared = |profile: &str| shared.as_ref().is_some_and(|p| p.contains(profile));
+        let catalog = phr_catalog::Catalog::get();
+        let contents: Vec<ContentChoice> = catalog
+            .contents()
+            .iter()
+            .map(|c| ContentChoice {
+                key: c.kind.key(),
+                name: c.name(lang),
+                checked: !all && is_shared(c.profile),
+            })
+            .collect();
+        let shared_names = catalog
+            .contents()
+            .iter()
+            .filter(|c| is_shared(c.profile))
+            .map(|c| c.name(lang))
+            .collect();
+        let hidden = state
+            .fhir
+            .restricted_entries(&caller, &patient, HIDDEN_LISTED)?
+            .into_iter()
+            .map(|stored| {
+                let resource: Value = serde_json::from_slice(&stored.body).unwrap_or_default();
+                let title = catalog
+                    .content_of(&resource)
+                    .map(|c| c.name(lang).to_owned())
+                    .unwrap_or_else(|| resource_name(&stored.resource_type, ctx.lang));
+                HiddenRow {
+                    href: format!("/portal/entry/{}/{}", stored.resource_type, stored.id),
+                    title,
+                    time: time_of(&resource, ctx.lang),
+                }
+            })
+            .collect();
         render(
             &SharingPage {
                 c: chrome(state, ctx),
-                sharing: citizen.professional_sharing,
+                sharing: shared.is_some(),
+                all,
+                shared_names,
+                contents,
+                hidden,
             },
             StatusCode::OK,
         )
@@ -1294,54 +1368,8 @@ pub async fn sharing(State(state): State<AppState>, ctx: Ctx) -> Response {
     .await
 }
 
-/// The Consent to share wellbeing data with professionals (Kanta consent category 1).
-fn sharing_consent(patient: &str, lang: Lang) -> Value {
-    let t = T::get(lang);
-    let code = lang.code();
-    json!({
-        "resourceType": "Consent",
-        "language": code,
-        "text": {
-            "status": "generated",
-            "div": format!(
-                "<div xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"{code}\" xml:lang=\"{code}\">{}</div>",
-                t.sharing_text1
-            ),
-        },
-        "status": "active",
-        "scope": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-            "code": "patient-privacy",
-            "display": "Privacy Consent"
-        }]},
-        "category": [{"coding": [{
-            "system": CONSENT_CATEGORY,
-            "code": "1",
-            "display": "Consent to share wellbeing information stored in My Kanta Pages Personal Health Record to social welfare and healthcare service providers"
-        }]}],
-        "patient": {"reference": format!("Patient/{patient}")},
-        "dateTime": phr_service::time::to_instant(phr_service::time::now_micros()),
-        "policyRule": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "OPTIN",
-            "display": "opt-in"
-        }]},
-        "provision": {"type": "permit"}
-    })
-}
-
-fn is_sharing_consent(resource: &Value) -> bool {
-    resource["category"].as_array().is_some_and(|list| {
-        list.iter().any(|c| {
-            c["coding"].as_array().is_some_and(|codings| {
-                codings
-                    .iter()
-                    .any(|x| x["system"] == CONSENT_CATEGORY && x["code"] == "1")
-            })
-        })
-    })
-}
-
+/// Gives (all data or the chosen contents) or withdraws the consent to share with
+/// professionals. A choice naming no content, or an unknown one, changes nothing.
 pub async fn sharing_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -1349,55 +1377,52 @@ pub async fn sharing_submit(
 ) -> Response {
     run(state, ctx, move |state, ctx| {
         let patient = posting_citizen(ctx, &form)?;
+        let t = T::get(ctx.lang);
         let give = match field(&form, "decision") {
             Some("give") => true,
             Some("withdraw") => false,
             _ => return Err(Fail::BadInput),
         };
+        let profiles = if give {
+            // Without a choice (the one-button form of earlier pages) all data is shared.
+            match field(&form, "scope") {
+                None | Some("all") => None,
+                Some("chosen") => {
+                    let keys: Vec<String> = form
+                        .iter()
+                        .filter(|(k, v)| k == "content" && !v.trim().is_empty())
+                        .map(|(_, v)| v.trim().to_owned())
+                        .collect();
+                    if keys.is_empty() {
+                        return Err(Fail::Refused(t.err_choose_content));
+                    }
+                    Some(professional::profiles_of_contents(&keys).map_err(|_| Fail::BadInput)?)
+                }
+                _ => return Err(Fail::BadInput),
+            }
+        } else {
+            None
+        };
         let caller = super::caller(&patient);
-        let active: Vec<Entry> =
-            export::search_all(state.fhir.storage.as_ref(), "Consent", Some(&patient))
-                .map_err(|e| Fail::Internal(e.to_string()))?
-                .into_iter()
-                .filter_map(|stored| {
-                    let resource: Value = serde_json::from_slice(&stored.body).ok()?;
-                    (resource.get("status").and_then(Value::as_str) == Some("active")
-                        && is_sharing_consent(&resource))
-                    .then_some(Entry { stored, resource })
-                })
-                .collect();
         let mut record = portal_audit(
             state,
             &patient,
             if give { "consent" } else { "withdraw-consent" },
         );
         record.resource_type = Some("Consent".into());
-        if give {
-            if active.is_empty() {
-                let written =
-                    state
-                        .fhir
-                        .create(&caller, sharing_consent(&patient, ctx.lang), None)?;
-                record.status = written_status(written.change).as_u16();
-                record.resources = vec![written.version.reference()];
-                record.amount = 1;
-            }
+        let written = if give {
+            state.fhir.give_sharing(
+                &caller,
+                &patient,
+                profiles.as_ref(),
+                ctx.lang.code(),
+                t.sharing_text1,
+            )?
         } else {
-            for mut entry in active {
-                if let Some(consent) = entry.resource.as_object_mut() {
-                    consent.insert("status".into(), json!("inactive"));
-                }
-                let written = state.fhir.update(
-                    &caller,
-                    "Consent",
-                    &entry.stored.id,
-                    entry.resource,
-                    None,
-                )?;
-                record.resources.push(written.version.reference());
-                record.amount += 1;
-            }
-        }
+            state.fhir.withdraw_sharing(&caller, &patient)?
+        };
+        record.resources = written.iter().map(|w| w.version.reference()).collect();
+        record.amount = written.len() as u64;
         state.auth.set_professional_sharing(&patient, give)?;
         audit(state, record);
         Ok(see_other(if give {
@@ -1405,6 +1430,52 @@ pub async fn sharing_submit(
         } else {
             "/portal/sharing?msg=revoked"
         }))
+    })
+    .await
+}
+
+/// Hides one entry from professionals (`decision=hide`) or shows it again (`show`).
+pub async fn sharing_entry(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let patient = posting_citizen(ctx, &form)?;
+        let hide = match field(&form, "decision") {
+            Some("hide") => true,
+            Some("show") => false,
+            _ => return Err(Fail::BadInput),
+        };
+        let resource_type = field(&form, "type").ok_or(Fail::BadInput)?.to_owned();
+        let id = field(&form, "id").ok_or(Fail::BadInput)?.to_owned();
+        check_type(&resource_type)?;
+        if !valid_id(&id) {
+            return Err(Fail::NotFound);
+        }
+        let caller = super::caller(&patient);
+        let mut record = portal_audit(
+            state,
+            &patient,
+            if hide {
+                "hide-from-sharing"
+            } else {
+                "show-in-sharing"
+            },
+        );
+        record.resource_type = Some(resource_type.clone());
+        if let Some(written) = state
+            .fhir
+            .set_restricted(&caller, &resource_type, &id, hide)?
+        {
+            record.resources = vec![written.version.reference()];
+            record.amount = 1;
+        }
+        audit(state, record);
+        Ok(see_other(&format!(
+            "/portal/entry/{resource_type}/{id}?msg={}",
+            if hide { "hidden" } else { "shown" }
+        )))
     })
     .await
 }
@@ -1468,6 +1539,7 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
             .auth
             .audit_records_for_patient(&patient, &query, LOG_PAGE, offset)?;
         let names = state.auth.audited_apps_for_patient(&patient)?;
+        let orgs = state.auth.list_orgs()?;
         let rows = records
             .iter()
             .map(|r| {
@@ -1482,6 +1554,9 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
                     })
                     .or(r.app_id.clone())
                     .unwrap_or_default();
+                if let Some(professional) = &r.professional_id {
+                    return professional_row(r, professional, &orgs, t, ctx.lang);
+                }
                 let who = match r.usage {
                     Usage::CitizenPortal => t.who_you.to_owned(),
                     Usage::Authorization if app_name.is_empty() => t.who_login.to_owned(),
@@ -1549,6 +1624,78 @@ pub async fn access_log(State(state): State<AppState>, ctx: Ctx) -> Response {
         )
     })
     .await
+}
+
+/// A professional's access as the citizen reads it: "Demo Health Centre, Doctor Test
+/// Person" viewed "blood pressure". The organisation is named in the citizen's language from
+/// the registry, else as recorded, else by its OID.
+fn professional_row(
+    r: &AuditRecord,
+    professional: &str,
+    orgs: &[phr_auth::Organisation],
+    t: &T,
+    lang: Lang,
+) -> LogRow {
+    let org = r.org_oid.as_deref().map(|oid| {
+        orgs.iter()
+            .find(|o| o.oid == oid)
+            .map(|o| o.name(lang.code()).to_owned())
+            .or_else(|| r.org_name.clone())
+            .unwrap_or_else(|| oid.to_owned())
+    });
+    let person = r
+        .professional_name
+        .clone()
+        .unwrap_or_else(|| professional.to_owned());
+    let who = match org {
+        Some(org) => format!("{org}, {person}"),
+        None => person,
+    };
+    let catalog = phr_catalog::Catalog::get();
+    let contents: Vec<String> = r
+        .contents
+        .iter()
+        .map(|key| {
+            catalog
+                .contents()
+                .iter()
+                .find(|c| c.kind.key() == key)
+                .map(|c| in_sentence(c.name(catalog_lang(lang))))
+                .unwrap_or_else(|| key.clone())
+        })
+        .collect();
+    let what = if contents.is_empty() {
+        let mut what = r.interaction.clone().unwrap_or_default();
+        if let Some(rt) = r.resource_type.as_deref().filter(|rt| !rt.is_empty()) {
+            what = format!("{what}: {}", resource_name(rt, lang));
+        }
+        what
+    } else {
+        format!("{} {}", t.viewed, contents.join(", "))
+    };
+    LogRow {
+        time: format::micros_time(r.recorded_us, lang),
+        who,
+        what,
+        result: if r.status < 400 {
+            t.result_ok.to_owned()
+        } else {
+            format!("{} ({})", t.result_refused, r.status)
+        },
+        amount: r.amount,
+    }
+}
+
+/// A name as it reads inside a sentence: "Blood pressure" becomes "blood pressure", but
+/// an abbreviation ("HbA1c", "BMI") keeps its capitals.
+fn in_sentence(name: &str) -> String {
+    let mut chars = name.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if first.is_uppercase() && !second.is_uppercase() => {
+            first.to_lowercase().chain(name.chars().skip(1)).collect()
+        }
+        _ => name.to_owned(),
+    }
 }
 
 // --- export ---------------------------------------------------------------------------------
