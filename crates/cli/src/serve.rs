@@ -143,6 +143,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data folder {}", config.data.display()))?;
     let storage = open_storage(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(config.limits.blocking_threads)
         .enable_all()
         .build()?;
     let grace = std::time::Duration::from_secs(config.limits.grace_seconds);
@@ -228,11 +229,14 @@ pub fn open_core(config: &Config) -> anyhow::Result<phr_server::Core> {
 /// open, a newer one refused), else SQLite in the data folder.
 pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storage>> {
     if let Some(url) = &config.database {
-        let store = phr_store::postgres::PostgresStore::open(url)
+        let store = phr_store::postgres::PostgresStore::open_with(config.store.postgres(url))
             .with_context(|| format!("cannot open the database {}", redact(url)))?;
         return Ok(Arc::new(store));
     }
-    let store = phr_store::sqlite::SqliteStore::open(&config.data.join("phr.db"))
+    let store = phr_store::sqlite::SqliteStore::open_with(
+        &config.data.join("phr.db"),
+        config.store.sqlite(),
+    )
         .with_context(|| format!("cannot open the database in {}", config.data.display()))?;
     Ok(Arc::new(store))
 }

@@ -52,6 +52,67 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     /// HTTPS and application client certificates (`[tls]` table).
     pub tls: crate::tls::TlsConfig,
+    /// Memory the storage engine may keep (`[store]` table).
+    pub store: StoreSettings,
+}
+
+/// What the storage engine may hold in memory: every cache and map has a size here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// SQLite: page cache of the one writer connection, MiB.
+    pub writer_cache_mib: u32,
+    /// SQLite: page cache of each reader connection, MiB.
+    pub reader_cache_mib: u32,
+    /// SQLite: most reader connections open at once (reads beyond wait for one).
+    pub readers: u32,
+    /// SQLite: MiB of the database file each connection reads through a memory map
+    /// (0: none). Mapped pages are the kernel's page cache, shared and reclaimable, but
+    /// they count in the process's resident memory while mapped.
+    pub mmap_mib: u32,
+    /// PostgreSQL: most connections this node opens for the FHIR store.
+    pub pool_size: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let sqlite = phr_store::sqlite::StoreConfig::default();
+        StoreSettings {
+            writer_cache_mib: u32::try_from(sqlite.writer_cache_mib).unwrap_or(u32::MAX),
+            reader_cache_mib: u32::try_from(sqlite.reader_cache_mib).unwrap_or(u32::MAX),
+            readers: u32::try_from(sqlite.readers).unwrap_or(u32::MAX),
+            mmap_mib: u32::try_from(sqlite.mmap_bytes >> 20).unwrap_or(u32::MAX),
+            pool_size: 16,
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.readers == 0 || self.pool_size == 0 {
+            return Err("store.readers and store.pool_size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The SQLite engine's configuration with these sizes.
+    pub fn sqlite(&self) -> phr_store::sqlite::StoreConfig {
+        phr_store::sqlite::StoreConfig {
+            writer_cache_mib: i64::from(self.writer_cache_mib),
+            reader_cache_mib: i64::from(self.reader_cache_mib),
+            readers: self.readers as usize,
+            mmap_bytes: u64::from(self.mmap_mib) << 20,
+            ..phr_store::sqlite::StoreConfig::default()
+        }
+    }
+
+    /// The PostgreSQL engine's configuration for `url` with these sizes.
+    pub fn postgres(&self, url: &str) -> phr_store::postgres::PostgresConfig {
+        phr_store::postgres::PostgresConfig {
+            pool_size: self.pool_size as usize,
+            ..phr_store::postgres::PostgresConfig::new(url)
+        }
+    }
 }
 
 impl Default for Config {
@@ -75,6 +136,7 @@ impl Default for Config {
             cors: crate::web::cors::CorsConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -133,6 +195,7 @@ impl Config {
         self.cors.check().map_err(ConfigError::Invalid)?;
         self.limits.check().map_err(ConfigError::Invalid)?;
         self.tls.check().map_err(ConfigError::Invalid)?;
+        self.store.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -316,5 +379,31 @@ mod tests {
     fn toml_rejects_unknown_keys() {
         let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
         assert!(err.to_string().contains("lisen"));
+    }
+
+    #[test]
+    fn store_sizes_come_from_the_store_table_and_reach_the_engines() {
+        let config: Config = toml::from_str(
+            "[store]\nwriter_cache_mib = 32\nreader_cache_mib = 4\nreaders = 3\nmmap_mib = 0\npool_size = 5\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let sqlite = config.store.sqlite();
+        assert_eq!(
+            (sqlite.writer_cache_mib, sqlite.reader_cache_mib, sqlite.readers, sqlite.mmap_bytes),
+            (32, 4, 3, 0)
+        );
+        assert_eq!(config.store.postgres("postgres://x/y").pool_size, 5);
+        let defaults = Config::default().store.sqlite();
+        let engine = phr_store::sqlite::StoreConfig::default();
+        assert_eq!(
+            (defaults.writer_cache_mib, defaults.reader_cache_mib, defaults.mmap_bytes),
+            (engine.writer_cache_mib, engine.reader_cache_mib, engine.mmap_bytes)
+        );
+        assert!(toml::from_str::<Config>("[store]\ncache = 1\n").is_err());
+        for bad in ["[store]\nreaders = 0\n", "[store]\npool_size = 0\n", "[limits]\nblocking_threads = 0\n"] {
+            let config: Config = toml::from_str(bad).unwrap();
+            assert!(config.check().is_err(), "{bad}");
+        }
     }
 }

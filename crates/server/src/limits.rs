@@ -51,6 +51,10 @@ pub struct LimitsConfig {
     /// On shutdown, how long the requests in flight have to finish after the server stopped
     /// accepting; then the process exits anyway.
     pub grace_seconds: u64,
+    /// Threads for blocking work (storage, validation of large Bundles, signing);
+    /// more such work waits for one. Each thread keeps its own allocator cache and stack, so
+    /// this bounds memory as well as contention.
+    pub blocking_threads: usize,
     /// The budget of each application (all its citizens together), per node.
     pub app: Budget,
     /// The budget of each citizen in each application, per node.
@@ -65,6 +69,7 @@ impl Default for LimitsConfig {
             body_timeout_seconds: 30,
             drain_seconds: 0,
             grace_seconds: 30,
+            blocking_threads: 64,
             // 200 requests a second sustained per node, bursts of 5,000.
             app: Budget {
                 burst: 5000,
@@ -82,6 +87,9 @@ impl Default for LimitsConfig {
 
 impl LimitsConfig {
     pub fn check(&self) -> Result<(), String> {
+        if self.blocking_threads == 0 {
+            return Err("limits.blocking_threads must be at least 1".into());
+        }
         for (name, budget) in [("limits.app", &self.app), ("limits.citizen", &self.citizen)] {
             if budget.burst > 0 && budget.per_hour == 0 {
                 return Err(format!(

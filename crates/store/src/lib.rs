@@ -25,6 +25,25 @@ pub mod sqlite;
 #[cfg(test)]
 mod suite;
 
+/// Most entries in one of an engine's name caches (type, parameter, system and Patient
+/// names by id). A full cache is emptied and refills from the database, so memory stays
+/// bounded whatever the number of citizens or code systems.
+pub(crate) const NAME_CACHE_LIMIT: usize = 65_536;
+
+/// Caches `key` → `value` in a name cache bounded by [`NAME_CACHE_LIMIT`].
+pub(crate) fn remember<K: std::hash::Hash + Eq, V>(
+    cache: &std::sync::RwLock<std::collections::HashMap<K, V>>,
+    key: K,
+    value: V,
+) {
+    if let Ok(mut m) = cache.write() {
+        if m.len() >= NAME_CACHE_LIMIT {
+            m.clear();
+        }
+        m.insert(key, value);
+    }
+}
+
 /// One stored version of a resource, as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResource {

@@ -20,8 +20,15 @@ fn get<V: Clone>(map: &RwLock<HashMap<String, V>>, key: &str) -> Option<V> {
     map.read().ok().and_then(|m| m.get(key).cloned())
 }
 
+/// Most entries in one status map: a full map is emptied and refills from storage, so the
+/// cache stays bounded whatever the number of applications, grants and families.
+const STATUS_CACHE_LIMIT: usize = 65_536;
+
 fn set<V>(map: &RwLock<HashMap<String, V>>, key: &str, value: V) {
     if let Ok(mut m) = map.write() {
+        if m.len() >= STATUS_CACHE_LIMIT {
+            m.clear();
+        }
         m.insert(key.to_owned(), value);
     }
 }

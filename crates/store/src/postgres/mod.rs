@@ -455,9 +455,7 @@ impl PostgresStore {
             .query_opt("SELECT name FROM types WHERE tid = $1", &[&tid])?
             .ok_or_else(|| PgError::Corrupt(format!("unknown type id {tid}")))?;
         let name: String = row.try_get(0)?;
-        if let Ok(mut m) = self.names.type_names.write() {
-            m.insert(tid, name.clone());
-        }
+        crate::remember(&self.names.type_names, tid, name.clone());
         Ok(name)
     }
 
@@ -479,8 +477,8 @@ impl PostgresStore {
             .query_opt("SELECT patient FROM compartments WHERE pid = $1", &[&pid])?
             .map(|r| r.try_get(0))
             .transpose()?;
-        if let (Some(n), Ok(mut m)) = (&name, self.names.patients.write()) {
-            m.insert(pid, n.clone());
+        if let Some(n) = &name {
+            crate::remember(&self.names.patients, pid, n.clone());
         }
         Ok(name)
     }
