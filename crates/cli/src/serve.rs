@@ -237,7 +237,7 @@ pub fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn phr_store::Storag
         &config.data.join("phr.db"),
         config.store.sqlite(),
     )
-        .with_context(|| format!("cannot open the database in {}", config.data.display()))?;
+    .with_context(|| format!("cannot open the database in {}", config.data.display()))?;
     Ok(Arc::new(store))
 }
 

@@ -390,18 +390,35 @@ mod tests {
         config.check().unwrap();
         let sqlite = config.store.sqlite();
         assert_eq!(
-            (sqlite.writer_cache_mib, sqlite.reader_cache_mib, sqlite.readers, sqlite.mmap_bytes),
+            (
+                sqlite.writer_cache_mib,
+                sqlite.reader_cache_mib,
+                sqlite.readers,
+                sqlite.mmap_bytes
+            ),
             (32, 4, 3, 0)
         );
         assert_eq!(config.store.postgres("postgres://x/y").pool_size, 5);
         let defaults = Config::default().store.sqlite();
         let engine = phr_store::sqlite::StoreConfig::default();
         assert_eq!(
-            (defaults.writer_cache_mib, defaults.reader_cache_mib, defaults.mmap_bytes),
-            (engine.writer_cache_mib, engine.reader_cache_mib, engine.mmap_bytes)
+            (
+                defaults.writer_cache_mib,
+                defaults.reader_cache_mib,
+                defaults.mmap_bytes
+            ),
+            (
+                engine.writer_cache_mib,
+                engine.reader_cache_mib,
+                engine.mmap_bytes
+            )
         );
         assert!(toml::from_str::<Config>("[store]\ncache = 1\n").is_err());
-        for bad in ["[store]\nreaders = 0\n", "[store]\npool_size = 0\n", "[limits]\nblocking_threads = 0\n"] {
+        for bad in [
+            "[store]\nreaders = 0\n",
+            "[store]\npool_size = 0\n",
+            "[limits]\nblocking_threads = 0\n",
+        ] {
             let config: Config = toml::from_str(bad).unwrap();
             assert!(config.check().is_err(), "{bad}");
         }

@@ -803,7 +803,9 @@ mod reader_pool_tests {
         let waiting = {
             let pool = pool.clone();
             std::thread::spawn(move || {
-                let third = pool.lease(|| panic!("a third connection was opened")).unwrap();
+                let third = pool
+                    .lease(|| panic!("a third connection was opened"))
+                    .unwrap();
                 tx.send(()).unwrap();
                 third.give_back();
             })
