@@ -533,6 +533,17 @@ impl AuthService {
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
     pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        self.register_app_for(new, status, None)
+    }
+
+    /// Registers an application as [`AuthService::register_app`] does, owned by `developer`
+    /// (the developer console shows it to them only).
+    pub fn register_app_for(
+        &self,
+        new: NewApp,
+        status: AppStatus,
+        developer: Option<String>,
+    ) -> Result<RegisteredApp> {
         if let Some(org) = &new.org
             && self.0.orgs.get(org)?.is_none()
         {
@@ -540,7 +551,7 @@ impl AuthService {
                 "organisation {org} is not registered (phr org register)"
             )));
         }
-        let registered = self.0.apps.register(new, status)?;
+        let registered = self.0.apps.register_for(new, status, developer)?;
         // Only the operator registers apps straight into another status; sandbox apps come
         // from self-service registration.
         let (usage, actor) = if status == AppStatus::Sandbox {
@@ -632,6 +643,17 @@ impl AuthService {
 
     pub fn list_apps(&self) -> Result<Vec<App>> {
         self.0.apps.list()
+    }
+
+    /// The applications `developer` registered in the developer console, oldest first.
+    pub fn developer_apps(&self, developer: &str) -> Result<Vec<App>> {
+        Ok(self
+            .0
+            .apps
+            .list()?
+            .into_iter()
+            .filter(|app| app.developer.as_deref() == Some(developer))
+            .collect())
     }
 
     /// Operator: accept, suspend, reinstate or revoke. Suspension and revocation cut every

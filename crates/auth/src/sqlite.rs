@@ -248,6 +248,10 @@ CREATE TABLE sandbox_traffic (
 CREATE INDEX sandbox_traffic_by_app ON sandbox_traffic (app_id, at_us);
 CREATE INDEX sandbox_traffic_by_time ON sandbox_traffic (at_us);
 "#,
+    r#"
+-- Who registered an application in the developer console: it is shown to them only.
+ALTER TABLE apps ADD COLUMN developer TEXT;
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

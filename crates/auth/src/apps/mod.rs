@@ -319,6 +319,10 @@ pub struct App {
     /// Who makes the application, for the public application list.
     pub supplier: Option<String>,
     pub platform: Option<Platform>,
+    /// The developer who registered it in the developer console (their sign-in identity):
+    /// the console shows an application to this developer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer: Option<String>,
 }
 
 impl App {
@@ -574,6 +578,17 @@ impl Apps {
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
     pub fn register(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        self.register_for(new, status, None)
+    }
+
+    /// Registers an application as [`Apps::register`] does, owned by `developer` (the
+    /// developer console's signed-in developer).
+    pub fn register_for(
+        &self,
+        new: NewApp,
+        status: AppStatus,
+        developer: Option<String>,
+    ) -> Result<RegisteredApp> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AuthError::Invalid(
@@ -643,6 +658,7 @@ impl Apps {
             certificate_oid: new.certificate_oid,
             supplier,
             platform: new.platform,
+            developer,
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -961,6 +977,7 @@ impl Apps {
             certificate_oid: None,
             supplier: None,
             platform: None,
+            developer: None,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());

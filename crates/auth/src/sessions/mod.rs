@@ -30,6 +30,8 @@ pub enum SessionKind {
     Login,
     /// The citizen portal (a first-party client) after its login.
     Portal,
+    /// The developer console: a signed-in application developer.
+    Developer,
 }
 
 impl SessionKind {
@@ -37,6 +39,7 @@ impl SessionKind {
         match self {
             SessionKind::Login => "login",
             SessionKind::Portal => "portal",
+            SessionKind::Developer => "developer",
         }
     }
 }
