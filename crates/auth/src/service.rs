@@ -702,6 +702,28 @@ impl AuthService {
         Ok(app)
     }
 
+    /// The developer console: replaces a sandbox application's redirect URIs.
+    pub fn set_app_redirect_uris(&self, app_id: &str, redirect_uris: Vec<String>) -> Result<App> {
+        let app = self.0.apps.set_redirect_uris(app_id, redirect_uris)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-redirect-uris".into());
+        self.audit(record)?;
+        Ok(app)
+    }
+
+    /// The developer console: a new client secret for a confidential client (returned this
+    /// once); the old one stops working at once.
+    pub fn new_client_secret(&self, app_id: &str) -> Result<String> {
+        let secret = self.0.apps.new_client_secret(app_id)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.interaction = Some("app-new-secret".into());
+        self.audit(record)?;
+        Ok(secret)
+    }
+
     /// Operator: records a joint-testing round of one data content.
     pub fn record_test_round(
         &self,

@@ -210,12 +210,66 @@ fn a_developer_registers_an_app_finds_its_rejected_resource_and_runs_the_accepta
     assert!(sv.body.contains("Avvisade resurser"));
     dev.get("/developer?lang=en");
 
-    // Another developer sees nothing of it.
+    // Redirect URIs: a bad list is refused with the reason and changes nothing.
+    let token_of_form = csrf(&dev.get(&format!("/developer/apps/{app}")).body);
+    let redirects = format!("/developer/apps/{app}/redirects");
+    let bad = dev.post(
+        &redirects,
+        &[
+            ("csrf", &token_of_form),
+            ("redirect_uris", "http://example.com/cb"),
+        ],
+    );
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("role=\"alert\""), "{}", bad.body);
+    let saved = dev.post(
+        &redirects,
+        &[
+            ("csrf", &token_of_form),
+            (
+                "redirect_uris",
+                "http://127.0.0.1:9/callback\nhttps://sokeri.example/cb",
+            ),
+        ],
+    );
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let shown: Value =
+        serde_json::from_str(&server.admin(&["app", "show", &app, "--json"])).unwrap();
+    assert_eq!(
+        shown["redirect_uris"].as_array().map(Vec::len),
+        Some(2),
+        "{shown}"
+    );
+
+    // A new client secret is shown once and replaces the old one.
+    let renewed = dev.post(
+        &format!("/developer/apps/{app}/secret"),
+        &[("csrf", &token_of_form)],
+    );
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let second = code_by_id(&renewed.body, "client-secret").expect("new secret shown");
+    assert_ne!(second, secret);
+    assert!(
+        !dev.get(&format!("/developer/apps/{app}"))
+            .body
+            .contains(&second)
+    );
+
+    // Another developer sees nothing of it, and changes nothing.
     let mut other = Browser::new(&server);
     assert_eq!(
         sign_in(&mut other, "other@example.fi").status,
         StatusCode::SEE_OTHER
     );
+    let other_token = csrf(&other.get("/developer").body);
+    let refused = other.post(
+        &redirects,
+        &[
+            ("csrf", &other_token),
+            ("redirect_uris", "http://127.0.0.1:7/cb"),
+        ],
+    );
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
     let home = other.get("/developer");
     assert!(!home.body.contains(&app), "{}", home.body);
     for path in [

@@ -255,6 +255,27 @@ impl AppStore for PostgresAppStore {
         })
     }
 
+    fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool> {
+        let list = serde_json::to_string(redirect_uris).unwrap_or_else(|_| "[]".into());
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET redirect_uris = $1 WHERE app_id = $2",
+                &[&list, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET secret_digest = $1 WHERE app_id = $2",
+                &[&digest, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>> {
         self.pg.read(|conn| {
             conn.rows(
@@ -343,5 +364,12 @@ mod tests {
         crate::apps::tests::joint_testing_and_listing(Arc::new(PostgresAppStore::new(
             crate::postgres::tests::database("auth_apps"),
         )));
+    }
+
+    #[test]
+    fn developer_changes_on_postgres() {
+        crate::apps::tests::developer_owned_apps_change_redirects_and_secret(Arc::new(
+            PostgresAppStore::new(crate::postgres::tests::database("auth_apps_dev")),
+        ));
     }
 }

@@ -207,6 +207,27 @@ impl AppStore for SqliteAppStore {
         })
     }
 
+    fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool> {
+        let list = serde_json::to_string(redirect_uris).unwrap_or_else(|_| "[]".into());
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET redirect_uris = ?1 WHERE app_id = ?2",
+                params![list, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET secret_digest = ?1 WHERE app_id = ?2",
+                params![digest, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>> {
         self.db.run(|conn| {
             let mut stmt = conn.prepare(

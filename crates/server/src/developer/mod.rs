@@ -1,6 +1,7 @@
 //! The developer console at `/developer`: server-rendered pages in Finnish, Swedish and
 //! English that work without JavaScript, where an application developer signs in, registers
-//! sandbox applications, and sees per application its recent sandbox traffic (requests by
+//! sandbox applications, changes their redirect URIs and client secrets, and sees per
+//! application its recent sandbox traffic (requests by
 //! interaction and answer, every rejected resource with its claimed profile and its
 //! OperationOutcome's issues and FHIRPath expressions) and the acceptance report of a data
 //! content (the same checks as `phr app acceptance`).
@@ -61,6 +62,11 @@ pub fn router(state: &AppState) -> Router {
             get(pages::register_page).post(pages::register_submit),
         )
         .route("/developer/apps/{id}", get(pages::app_page))
+        .route(
+            "/developer/apps/{id}/redirects",
+            post(pages::redirects_submit),
+        )
+        .route("/developer/apps/{id}/secret", post(pages::secret_submit))
         .route("/developer/apps/{id}/acceptance", get(pages::acceptance))
         .layer(axum::middleware::from_fn(crate::web::headers::layer))
         .with_state(state.clone())

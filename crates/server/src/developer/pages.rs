@@ -139,10 +139,22 @@ struct ContentOption {
 #[template(path = "developer/app.html")]
 struct AppPage {
     c: Chrome,
+    csrf: String,
     app: App,
+    /// The redirect URIs form: one per line, as entered after a refusal.
+    redirect_uris: String,
+    error: Option<String>,
     requests: Vec<RequestCount>,
     rejected: Vec<Rejection>,
     contents: Vec<ContentOption>,
+}
+
+#[derive(Template)]
+#[template(path = "developer/secret.html")]
+struct SecretPage {
+    c: Chrome,
+    app: App,
+    secret: String,
 }
 
 #[derive(Template)]
@@ -456,25 +468,110 @@ pub async fn register_submit(
 
 // --- an application's traffic and acceptance ---------------------------------------------
 
+/// An application's page; after a refused change, with the entered redirect URIs and why.
+fn app_view(state: &AppState, ctx: &Ctx, app: App, entered: Option<(String, String)>) -> Page {
+    let rows = state.auth.traffic(&app.app_id)?;
+    let contents = contents(ctx.lang)
+        .into_iter()
+        .map(|(code, name, _)| ContentOption { code, name })
+        .collect();
+    let status = if entered.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let (redirect_uris, error) = match entered {
+        Some((text, why)) => (text, Some(why)),
+        None => (app.redirect_uris.join("\n"), None),
+    };
+    Ok(render(
+        &AppPage {
+            c: chrome(ctx),
+            csrf: ctx
+                .developer
+                .as_ref()
+                .map(|d| d.data.csrf.clone())
+                .unwrap_or_default(),
+            requests: view::request_counts(&rows),
+            rejected: view::rejections(&rows),
+            redirect_uris,
+            error,
+            app,
+            contents,
+        },
+        status,
+    ))
+}
+
 pub async fn app_page(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     run(state, ctx, move |state, ctx| {
         let developer = developer(ctx)?;
         let app = own_app(state, &developer, &id)?;
-        let rows = state.auth.traffic(&app.app_id)?;
-        let contents = contents(ctx.lang)
-            .into_iter()
-            .map(|(code, name, _)| ContentOption { code, name })
+        app_view(state, ctx, app, None)
+    })
+    .await
+}
+
+pub async fn redirects_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let developer = posting_developer(ctx, &form)?;
+        let app = own_app(state, &developer, &id)?;
+        let text = field(&form, "redirect_uris");
+        let uris = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
             .collect();
-        Ok(render(
-            &AppPage {
-                c: chrome(ctx),
-                requests: view::request_counts(&rows),
-                rejected: view::rejections(&rows),
+        match state.auth.set_app_redirect_uris(&app.app_id, uris) {
+            Ok(app) => Ok(see_other(&format!(
+                "{}/{}",
+                super::APPS_PATH,
+                url::form_urlencoded::byte_serialize(app.app_id.as_bytes()).collect::<String>()
+            ))),
+            Err(phr_auth::AuthError::Invalid(why)) => app_view(
+                state,
+                ctx,
                 app,
-                contents,
-            },
-            StatusCode::OK,
-        ))
+                Some((text, phr_auth::traffic::redact_identity_codes(&why))),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+pub async fn secret_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let developer = posting_developer(ctx, &form)?;
+        let app = own_app(state, &developer, &id)?;
+        match state.auth.new_client_secret(&app.app_id) {
+            Ok(secret) => Ok(render(
+                &SecretPage {
+                    c: chrome(ctx),
+                    app,
+                    secret,
+                },
+                StatusCode::OK,
+            )),
+            Err(phr_auth::AuthError::Invalid(why)) => app_view(
+                state,
+                ctx,
+                app.clone(),
+                Some((app.redirect_uris.join("\n"), why)),
+            ),
+            Err(e) => Err(e.into()),
+        }
     })
     .await
 }
