@@ -551,6 +551,17 @@ impl AuthService {
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
     pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        self.register_app_for(new, status, None)
+    }
+
+    /// Registers an application as [`AuthService::register_app`] does, owned by `developer`
+    /// (the developer console shows it to them only).
+    pub fn register_app_for(
+        &self,
+        new: NewApp,
+        status: AppStatus,
+        developer: Option<String>,
+    ) -> Result<RegisteredApp> {
         if let Some(org) = &new.org
             && self.0.orgs.get(org)?.is_none()
         {
@@ -558,7 +569,7 @@ impl AuthService {
                 "organisation {org} is not registered (phr org register)"
             )));
         }
-        let registered = self.0.apps.register(new, status)?;
+        let registered = self.0.apps.register_for(new, status, developer)?;
         // Only the operator registers apps straight into another status; sandbox apps come
         // from self-service registration.
         let (usage, actor) = if status == AppStatus::Sandbox {
@@ -652,6 +663,17 @@ impl AuthService {
         self.0.apps.list()
     }
 
+    /// The applications `developer` registered in the developer console, oldest first.
+    pub fn developer_apps(&self, developer: &str) -> Result<Vec<App>> {
+        Ok(self
+            .0
+            .apps
+            .list()?
+            .into_iter()
+            .filter(|app| app.developer.as_deref() == Some(developer))
+            .collect())
+    }
+
     /// Operator: accept, suspend, reinstate or revoke. Suspension and revocation cut every
     /// token of the app at once. A revoked app stays revoked.
     pub fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App> {
@@ -696,6 +718,28 @@ impl AuthService {
         record.interaction = Some("app-update".into());
         self.audit(record)?;
         Ok(app)
+    }
+
+    /// The developer console: replaces a sandbox application's redirect URIs.
+    pub fn set_app_redirect_uris(&self, app_id: &str, redirect_uris: Vec<String>) -> Result<App> {
+        let app = self.0.apps.set_redirect_uris(app_id, redirect_uris)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-redirect-uris".into());
+        self.audit(record)?;
+        Ok(app)
+    }
+
+    /// The developer console: a new client secret for a confidential client (returned this
+    /// once); the old one stops working at once.
+    pub fn new_client_secret(&self, app_id: &str) -> Result<String> {
+        let secret = self.0.apps.new_client_secret(app_id)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.interaction = Some("app-new-secret".into());
+        self.audit(record)?;
+        Ok(secret)
     }
 
     /// Operator: records a joint-testing round of one data content.

@@ -258,6 +258,10 @@ ALTER TABLE audit ADD COLUMN org_name TEXT;
 ALTER TABLE audit ADD COLUMN care_id TEXT;
 ALTER TABLE audit ADD COLUMN contents TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+-- Who registered an application in the developer console: it is shown to them only.
+ALTER TABLE apps ADD COLUMN developer TEXT;
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

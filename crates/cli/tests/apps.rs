@@ -351,8 +351,10 @@ fn the_public_list_shows_accepted_apps_and_hides_a_suspended_one_at_once() {
         Some(0),
         "{json}"
     );
-    // The sandbox's own registration page is still where it was.
-    assert_eq!(get(&server, "/apps/register", None).status(), 200);
+    // The sandbox's old registration address leads to the developer console's page.
+    let moved = common::browser::Browser::new(&server).get("/apps/register");
+    assert_eq!(moved.status, 308);
+    assert_eq!(moved.location.as_deref(), Some("/developer/register"));
 }
 
 /// The acceptance report of `app` for `content` as JSON, and whether the command passed.

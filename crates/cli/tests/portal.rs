@@ -120,7 +120,7 @@ fn oauth_pages_and_portal_pages_send_the_same_security_headers() {
     // Without a login in progress: the login page's "session expired" page.
     let login = browser.get("/oauth/login");
     assert_eq!(login.status, StatusCode::BAD_REQUEST);
-    let register = browser.get("/apps/register");
+    let register = browser.get("/developer");
     assert_eq!(register.status, StatusCode::OK);
     let expected = security_headers(&portal);
     assert_eq!(security_headers(&login), expected);

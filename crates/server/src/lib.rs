@@ -1,5 +1,6 @@
 //! The HTTP face of PHR, wired on axum: the FHIR R4 REST API under `/fhir/r4`, the
-//! authorization server's endpoints and pages, the citizen portal, and the operations
+//! authorization server's endpoints and pages, the citizen portal, the developer console,
+//! the public application list, and the operations
 //! endpoints (`/health`, `/ready`, `/metrics`).
 //!
 //! Handlers are thin: they parse HTTP, call the application core (`phr-service`) on the
@@ -21,6 +22,7 @@
 pub mod applist;
 pub mod audit;
 pub mod config;
+pub mod developer;
 pub mod fhir;
 pub mod limits;
 pub mod oauth;
@@ -216,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .merge(portal::router(&state))
         .merge(applist::router(&state))
         .merge(viewer::router(&state))
+        .merge(developer::router(&state))
         .fallback(fhir::unknown_route)
         // Route layers, innermost first: they see the matched route template. The panic guard
         // is the last resort (client input never reaches it); the audit layer sits outside it

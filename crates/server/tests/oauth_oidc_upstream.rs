@@ -365,10 +365,12 @@ async fn production_serves_only_accepted_apps_and_has_no_sandbox_pages() {
         query_param(&page.location.unwrap(), "error").as_deref(),
         Some("unauthorized_client")
     );
+    // The registration page moved to the developer console (which answers 501 in
+    // production: crates/cli/tests/developer.rs).
     let page = Browser::default()
         .get(&h.http, &format!("{}/apps/register", h.base))
         .await;
-    assert_eq!(page.status, 404);
+    assert_eq!(page.status, 308);
     let response = h
         .http
         .post(format!("{}/oauth/register", h.base))

@@ -224,45 +224,19 @@ async fn registration_api_creates_sandbox_apps() {
 }
 
 #[tokio::test]
-async fn registration_page_needs_its_csrf_token() {
+async fn the_old_registration_page_address_leads_to_the_developer_console() {
     let h = start(|_| {}).await;
-    let mut browser = Browser::default();
-    let page = browser
-        .get(&h.http, &format!("{}/apps/register?lang=en", h.base))
-        .await;
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("Register a sandbox application"));
-    let csrf = csrf_of(&page.body);
-    let form = [
-        ("csrf", csrf.as_str()),
-        ("name", "Painokirja"),
-        (
-            "redirect_uris",
-            "https://paino.example/cb\nfi.paino.app:/cb",
-        ),
-        (
-            "scope",
-            "patient/Observation.read patient/Observation.write",
-        ),
-        ("client_type", "public"),
-        ("contact", ""),
-    ];
-    let done = browser
-        .post(&h.http, &format!("{}/apps/register", h.base), &form)
-        .await;
-    assert_eq!(done.status, 201, "{}", done.body);
-    let apps = h.service.list_apps().unwrap();
-    assert_eq!(apps.len(), 1);
-    assert_eq!(
-        apps[0].redirect_uris,
-        vec!["https://paino.example/cb", "fi.paino.app:/cb"]
-    );
-    let mut forged = form;
-    forged[0] = ("csrf", "forged");
-    let refused = Browser::default()
-        .post(&h.http, &format!("{}/apps/register", h.base), &forged)
-        .await;
-    assert_eq!(refused.status, 403);
+    for page in [
+        Browser::default()
+            .get(&h.http, &format!("{}/apps/register", h.base))
+            .await,
+        Browser::default()
+            .post(&h.http, &format!("{}/apps/register", h.base), &[])
+            .await,
+    ] {
+        assert_eq!(page.status, 308);
+        assert_eq!(page.location.as_deref(), Some("/developer/register"));
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,11 @@ pub trait AppStore: Send + Sync {
         supplier: Option<&str>,
         platform: Option<Platform>,
     ) -> Result<bool>;
+    /// Replaces the redirect URIs; `false` when there is no such application.
+    fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool>;
+    /// Replaces a confidential client's secret digest; `false` when there is no such
+    /// application.
+    fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool>;
     /// The data contents the app is accepted for, by content code.
     fn contents(&self, app_id: &str) -> Result<Vec<AcceptedContent>>;
     /// Every application's accepted contents: (app id, content), by app and content code.
@@ -319,6 +324,10 @@ pub struct App {
     /// Who makes the application, for the public application list.
     pub supplier: Option<String>,
     pub platform: Option<Platform>,
+    /// The developer who registered it in the developer console (their sign-in identity):
+    /// the console shows an application to this developer only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer: Option<String>,
 }
 
 impl App {
@@ -577,6 +586,17 @@ impl Apps {
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
     pub fn register(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
+        self.register_for(new, status, None)
+    }
+
+    /// Registers an application as [`Apps::register`] does, owned by `developer` (the
+    /// developer console's signed-in developer).
+    pub fn register_for(
+        &self,
+        new: NewApp,
+        status: AppStatus,
+        developer: Option<String>,
+    ) -> Result<RegisteredApp> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AuthError::Invalid(
@@ -646,6 +666,7 @@ impl Apps {
             certificate_oid: new.certificate_oid,
             supplier,
             platform: new.platform,
+            developer,
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -716,6 +737,45 @@ impl Apps {
         }
         self.get(app_id)?
             .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The developer: replaces the redirect URIs (checked as at registration; a client that
+    /// logs in by redirect keeps at least one).
+    pub fn set_redirect_uris(&self, app_id: &str, redirect_uris: Vec<String>) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        for uri in &redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        if redirect_uris.is_empty() && current.client_type != ClientType::PrivateKeyJwt {
+            return Err(AuthError::Invalid(
+                "at least one redirect URI is required".into(),
+            ));
+        }
+        if !self.store.set_redirect_uris(app_id, &redirect_uris)? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The developer: a new secret for a confidential client (returned this once; only its
+    /// digest is stored). The old secret stops working at once.
+    pub fn new_client_secret(&self, app_id: &str) -> Result<String> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        if current.client_type != ClientType::Confidential {
+            return Err(AuthError::Invalid(
+                "only a confidential client has a client secret".into(),
+            ));
+        }
+        let secret = random_token();
+        if !self.store.set_secret_digest(app_id, &digest(&secret))? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        Ok(secret)
     }
 
     /// The app with its accepted contents and test rounds.
@@ -964,6 +1024,7 @@ impl Apps {
             certificate_oid: None,
             supplier: None,
             platform: None,
+            developer: None,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());
@@ -1318,6 +1379,62 @@ pub(crate) mod tests {
             all.iter()
                 .any(|d| d.app.app_id == "another" && d.contents.is_empty())
         );
+    }
+
+    /// What the developer console changes, over any engine's store: the owner is kept, the
+    /// redirect URIs are checked as at registration, and a new secret replaces the old one.
+    pub(crate) fn developer_owned_apps_change_redirects_and_secret(store: Arc<dyn AppStore>) {
+        let clock = Arc::new(crate::clock::ManualClock::at_micros(1_000_000_000));
+        let apps = Apps::new(store, clock);
+        let mut new = new_app(ClientType::Confidential);
+        new.app_id = Some("paino".into());
+        let registered = apps
+            .register_for(new, AppStatus::Sandbox, Some("dev@example.fi".into()))
+            .unwrap();
+        let first = registered.client_secret.unwrap();
+        assert_eq!(
+            apps.get("paino").unwrap().unwrap().developer.as_deref(),
+            Some("dev@example.fi")
+        );
+        let changed = apps
+            .set_redirect_uris(
+                "paino",
+                vec!["https://paino.example/cb".into(), "fi.paino:/cb".into()],
+            )
+            .unwrap();
+        assert_eq!(
+            changed.redirect_uris,
+            vec!["https://paino.example/cb", "fi.paino:/cb"]
+        );
+        for bad in [vec![], vec!["http://example.com/cb".to_string()]] {
+            assert!(matches!(
+                apps.set_redirect_uris("paino", bad),
+                Err(AuthError::Invalid(_))
+            ));
+        }
+        assert_eq!(apps.get("paino").unwrap().unwrap().redirect_uris.len(), 2);
+        let second = apps.new_client_secret("paino").unwrap();
+        assert!(apps.check_secret("paino", &second).unwrap());
+        assert!(!apps.check_secret("paino", &first).unwrap());
+        assert!(matches!(
+            apps.new_client_secret("nobody"),
+            Err(AuthError::NotFound(_))
+        ));
+        apps.register(new_app(ClientType::Public), AppStatus::Sandbox)
+            .map(|public| {
+                assert!(matches!(
+                    apps.new_client_secret(&public.app.app_id),
+                    Err(AuthError::Invalid(_))
+                ))
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn developer_changes_on_sqlite() {
+        developer_owned_apps_change_redirects_and_secret(Arc::new(SqliteAppStore::new(
+            crate::sqlite::Sqlite::in_memory(),
+        )));
     }
 
     #[test]

@@ -58,6 +58,9 @@ CREATE TABLE app_rounds (
     PRIMARY KEY (app_id, content, round)
 );
 "#,
+    r#"
+ALTER TABLE apps ADD COLUMN developer TEXT;       -- who registered it in the developer console
+"#,
 ];
 
 pub(crate) struct PostgresAppStore {
@@ -70,7 +73,7 @@ impl PostgresAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer";
 
 fn app_from_row(row: &Row) -> Result<App, PgError> {
     let text = |i: usize| get::<String>(row, i);
@@ -97,6 +100,7 @@ fn app_from_row(row: &Row) -> Result<App, PgError> {
         platform: get::<Option<String>>(row, 15)?
             .map(|p| Platform::parse(&p).ok_or_else(|| bad("platform")))
             .transpose()?,
+        developer: get(row, 16)?,
     })
 }
 
@@ -138,7 +142,7 @@ impl AppStore for PostgresAppStore {
             let inserted = conn.exec(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 &[
@@ -158,6 +162,7 @@ impl AppStore for PostgresAppStore {
                     &app.certificate_oid,
                     &app.supplier,
                     &app.platform.map(Platform::code),
+                    &app.developer,
                     &secret_digest,
                 ],
             )?;
@@ -245,6 +250,27 @@ impl AppStore for PostgresAppStore {
             let changed = conn.exec(
                 "UPDATE apps SET supplier = $1, platform = $2 WHERE app_id = $3",
                 &[&supplier, &platform, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool> {
+        let list = serde_json::to_string(redirect_uris).unwrap_or_else(|_| "[]".into());
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET redirect_uris = $1 WHERE app_id = $2",
+                &[&list, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET secret_digest = $1 WHERE app_id = $2",
+                &[&digest, &app_id],
             )?;
             Ok(changed == 1)
         })
@@ -338,5 +364,12 @@ mod tests {
         crate::apps::tests::joint_testing_and_listing(Arc::new(PostgresAppStore::new(
             crate::postgres::tests::database("auth_apps"),
         )));
+    }
+
+    #[test]
+    fn developer_changes_on_postgres() {
+        crate::apps::tests::developer_owned_apps_change_redirects_and_secret(Arc::new(
+            PostgresAppStore::new(crate::postgres::tests::database("auth_apps_dev")),
+        ));
     }
 }

@@ -22,7 +22,7 @@ impl SqliteAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -56,6 +56,7 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
             .get::<_, Option<String>>(15)?
             .map(|p| Platform::parse(&p).ok_or_else(|| bad(15, "platform")))
             .transpose()?,
+        developer: row.get(16)?,
     })
 }
 
@@ -98,7 +99,7 @@ impl AppStore for SqliteAppStore {
             let inserted = conn.execute(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 params![
@@ -118,6 +119,7 @@ impl AppStore for SqliteAppStore {
                     app.certificate_oid,
                     app.supplier,
                     app.platform.map(Platform::code),
+                    app.developer,
                     secret_digest,
                 ],
             )?;
@@ -200,6 +202,27 @@ impl AppStore for SqliteAppStore {
             let changed = conn.execute(
                 "UPDATE apps SET supplier = ?1, platform = ?2 WHERE app_id = ?3",
                 params![supplier, platform.map(Platform::code), app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool> {
+        let list = serde_json::to_string(redirect_uris).unwrap_or_else(|_| "[]".into());
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET redirect_uris = ?1 WHERE app_id = ?2",
+                params![list, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET secret_digest = ?1 WHERE app_id = ?2",
+                params![digest, app_id],
             )?;
             Ok(changed == 1)
         })
@@ -297,6 +320,7 @@ mod tests {
             certificate_oid: Some("1.2.246.10.99.1".into()),
             supplier: Some("Example Oy".into()),
             platform: Some(Platform::Android),
+            developer: Some("dev@example.fi".into()),
         }
     }
 

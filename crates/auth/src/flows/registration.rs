@@ -131,10 +131,12 @@ pub struct PageRegistration {
     pub contact: String,
 }
 
-/// Registers a sandbox app from the registration page.
+/// Registers a sandbox app from the developer console's registration page, owned by the
+/// signed-in `developer`.
 pub fn register_from_page(
     auth: &AuthService,
     form: &PageRegistration,
+    developer: &str,
 ) -> Result<RegisteredApp, RegistrationError> {
     if !auth.config().mode.is_sandbox() {
         return Err(RegistrationError::Closed);
@@ -164,5 +166,5 @@ pub fn register_from_page(
         supplier: None,
         platform: None,
     };
-    Ok(auth.register_app(new, AppStatus::Sandbox)?)
+    Ok(auth.register_app_for(new, AppStatus::Sandbox, Some(developer.to_owned()))?)
 }

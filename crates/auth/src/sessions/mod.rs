@@ -33,6 +33,8 @@ pub enum SessionKind {
     /// A SMART EHR launch context issued by an organisation's system, waiting for its
     /// professional application's authorization request (used once).
     Launch,
+    /// The developer console: a signed-in application developer.
+    Developer,
 }
 
 impl SessionKind {
@@ -41,6 +43,7 @@ impl SessionKind {
             SessionKind::Login => "login",
             SessionKind::Portal => "portal",
             SessionKind::Launch => "launch",
+            SessionKind::Developer => "developer",
         }
     }
 }

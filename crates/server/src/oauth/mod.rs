@@ -1,5 +1,5 @@
 //! The HTTP face of the authorization server: discovery documents, the OAuth endpoints
-//! (JSON, `api.rs`) and the server-rendered login, terms, consent and app registration pages
+//! (JSON, `api.rs`) and the server-rendered login, terms and consent pages
 //! (`pages.rs`, words in `texts.rs`, templates in `templates/oauth/`).
 //!
 //! Handlers are thin: parse the request, call the auth domain's flow on a blocking thread
@@ -19,6 +19,7 @@ mod pages;
 pub mod texts;
 
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use phr_auth::{AuthConfig, AuthService, Endpoints};
 
@@ -41,8 +42,13 @@ pub const PROFESSIONAL_CALLBACK_PATH: &str = "/oauth/professional-callback";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 pub const TERMS_PATH: &str = "/oauth/terms";
 pub const CONSENT_PATH: &str = "/oauth/consent";
-pub const REGISTER_PAGE_PATH: &str = "/apps/register";
+/// Where the sandbox registration page was: it redirects to the developer console's.
+pub const OLD_REGISTER_PAGE_PATH: &str = "/apps/register";
 pub const STYLE_PATH: &str = "/oauth/static/style.css";
+
+async fn moved_register_page() -> axum::response::Response {
+    axum::response::Redirect::permanent(crate::developer::REGISTER_PATH).into_response()
+}
 
 /// The public URLs of the endpoints served here, for the auth domain.
 pub fn endpoints(public_url: &str) -> Endpoints {
@@ -78,7 +84,7 @@ pub struct OAuth {
 
 /// Every endpoint of the authorization server, to be merged into the server's router:
 /// `/.well-known/smart-configuration` (also under the FHIR base path),
-/// `/.well-known/openid-configuration`, `/oauth/*` and `/apps/register`.
+/// `/.well-known/openid-configuration`, `/oauth/*`, and the old registration page's address (a redirect).
 pub fn router(auth: AuthService) -> Router {
     let fhir_path = auth.config().fhir_path.clone();
     let state = OAuth {
@@ -127,9 +133,10 @@ pub fn router(auth: AuthService) -> Router {
             CONSENT_PATH,
             get(pages::consent_page).post(pages::consent_submit),
         )
+        // Bookmarks and documentation of the old address still arrive (308 keeps a POST).
         .route(
-            REGISTER_PAGE_PATH,
-            get(pages::register_page).post(pages::register_submit),
+            OLD_REGISTER_PAGE_PATH,
+            get(moved_register_page).post(moved_register_page),
         )
         .route(
             STYLE_PATH,

@@ -1,7 +1,7 @@
 //! Browser pages: `/oauth/authorize` → login (sandbox identity provider page, or a
 //! redirect to the upstream OpenID Connect provider and back to `/oauth/callback`) → terms
-//! of use (first time only) → consent → redirect to the app with a code. Also the sandbox
-//! app registration page.
+//! of use (first time only) → consent → redirect to the app with a code. (Sandbox apps are
+//! registered in the developer console, `crate::developer`.)
 //!
 //! Each handler reads the login session's cookie and the form, checks the form's CSRF token,
 //! and runs one step of `phr_auth::flows::authorize` on a blocking thread. The identity code
@@ -13,16 +13,12 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use phr_auth::flows::authorize::{self, AuthorizeRejection, Login, LoginError, Next};
-use phr_auth::flows::registration::{self, PageRegistration, RegistrationError};
 use phr_auth::params::Params;
 use phr_auth::scope::{ScopeSet, Special};
 use phr_auth::{AuthError, AuthService};
 
 use super::texts::{Texts, texts};
-use super::{
-    AUTHORIZE_PATH, CONSENT_PATH, LOGIN_PATH, OAuth, PROFESSIONAL_LOGIN_PATH, REGISTER_PAGE_PATH,
-    TERMS_PATH,
-};
+use super::{AUTHORIZE_PATH, CONSENT_PATH, LOGIN_PATH, OAuth, PROFESSIONAL_LOGIN_PATH, TERMS_PATH};
 use crate::web::chrome::{LangLink, language_links};
 use crate::web::headers::FormTarget;
 use crate::web::{Lang, PageLang, blocking, csrf, html, scope_items, see_other};
@@ -31,9 +27,6 @@ type Pairs = Vec<(String, String)>;
 
 /// The login session's cookie.
 const SESSION_COOKIE: &str = "phr_auth";
-/// The registration page's CSRF cookie (it has no session).
-const REGISTER_CSRF_COOKIE: &str = "phr_register_csrf";
-const DEFAULT_SCOPE: &str = "patient/Observation.read patient/Observation.write offline_access";
 
 /// What every page shows around its content.
 struct Chrome {
@@ -92,27 +85,6 @@ struct MessagePage {
     title: String,
     text: String,
     detail: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "oauth/register.html")]
-struct RegisterPage {
-    c: Chrome,
-    csrf: String,
-    error: Option<String>,
-    name: String,
-    redirect_uris: String,
-    scope: String,
-    contact: String,
-}
-
-#[derive(Template)]
-#[template(path = "oauth/registered.html")]
-struct RegisteredPage {
-    c: Chrome,
-    client_id: String,
-    client_secret: Option<String>,
-    scope: String,
 }
 
 fn render(template: &impl Template, status: StatusCode) -> Response {
@@ -813,100 +785,5 @@ pub async fn consent_submit(
         Some(Ok(url)) => see_other(&url),
         Some(Err(e)) => login_error(&o, lang, CONSENT_PATH, &e),
         None => failure(&o, lang, CONSENT_PATH, &"the consent step stopped"),
-    }
-}
-
-// --- sandbox app registration -----------------------------------------------------------
-
-fn not_available(o: &OAuth, lang: Lang) -> Response {
-    error_page(
-        o,
-        lang,
-        REGISTER_PAGE_PATH,
-        StatusCode::NOT_FOUND,
-        texts(lang).not_available,
-    )
-}
-
-pub async fn register_page(
-    State(o): State<OAuth>,
-    Query(query): Query<Pairs>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = query_lang(&o, &query, &headers);
-    if !o.auth.config().mode.is_sandbox() {
-        return not_available(&o, lang.lang);
-    }
-    let token = csrf::new_token();
-    let page = RegisterPage {
-        c: chrome(&o, lang.lang, REGISTER_PAGE_PATH),
-        csrf: token.clone(),
-        error: None,
-        name: String::new(),
-        redirect_uris: String::new(),
-        scope: DEFAULT_SCOPE.to_owned(),
-        contact: String::new(),
-    };
-    let mut response = render(&page, StatusCode::OK);
-    o.cookies
-        .add(&mut response, REGISTER_CSRF_COOKIE, &token, 3600);
-    lang.remember(o.cookies, &mut response);
-    response
-}
-
-pub async fn register_submit(
-    State(o): State<OAuth>,
-    headers: HeaderMap,
-    Form(form): Form<Pairs>,
-) -> Response {
-    let lang = query_lang(&o, &Vec::new(), &headers).lang;
-    if !o.auth.config().mode.is_sandbox() {
-        return not_available(&o, lang);
-    }
-    // No session before registering: the expected token is the one the page's cookie holds.
-    let expected = o.cookies.read(&headers, REGISTER_CSRF_COOKIE).unwrap_or("");
-    if !csrf::check(expected, &form) {
-        return forbidden(&o, lang, REGISTER_PAGE_PATH);
-    }
-    let params = Params::new(form);
-    let field = |name: &str| params.get(name).ok().flatten().unwrap_or("").to_owned();
-    let entered = PageRegistration {
-        name: field("name"),
-        redirect_uris: field("redirect_uris"),
-        scope: field("scope"),
-        client_type: field("client_type"),
-        contact: field("contact"),
-    };
-    let csrf = field(csrf::FIELD);
-    let submitted = entered.clone();
-    match step(&o, move |auth| {
-        registration::register_from_page(auth, &submitted)
-    })
-    .await
-    {
-        Some(Ok(registered)) => {
-            let page = RegisteredPage {
-                c: chrome(&o, lang, REGISTER_PAGE_PATH),
-                client_id: registered.app.app_id,
-                client_secret: registered.client_secret,
-                scope: registered.app.scope,
-            };
-            render(&page, StatusCode::CREATED)
-        }
-        Some(Err(RegistrationError::Invalid { description, .. })) => {
-            let page = RegisterPage {
-                c: chrome(&o, lang, REGISTER_PAGE_PATH),
-                csrf,
-                error: Some(description),
-                name: entered.name,
-                redirect_uris: entered.redirect_uris,
-                scope: entered.scope,
-                contact: entered.contact,
-            };
-            render(&page, StatusCode::BAD_REQUEST)
-        }
-        Some(Err(RegistrationError::Closed)) => not_available(&o, lang),
-        Some(Err(RegistrationError::Failed(e))) => failure(&o, lang, REGISTER_PAGE_PATH, &e),
-        None => failure(&o, lang, REGISTER_PAGE_PATH, &"registration stopped"),
     }
 }

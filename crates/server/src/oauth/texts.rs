@@ -1,4 +1,4 @@
-//! The words of the OAuth pages (login, terms of use, consent, app registration) in
+//! The words of the OAuth pages (login, terms of use, consent) in
 //! Finnish, Swedish and English: data, one table per language.
 
 use crate::web::Lang;
@@ -51,19 +51,6 @@ pub struct Texts {
     pub session_expired: &'static str,
     pub request_invalid: &'static str,
     pub upstream_failed: &'static str,
-    pub register_title: &'static str,
-    pub register_intro: &'static str,
-    pub register_name: &'static str,
-    pub register_redirects: &'static str,
-    pub register_redirects_hint: &'static str,
-    pub register_scope: &'static str,
-    pub register_client_type: &'static str,
-    pub register_public: &'static str,
-    pub register_confidential: &'static str,
-    pub register_contact: &'static str,
-    pub register_button: &'static str,
-    pub registered_title: &'static str,
-    pub registered_secret_note: &'static str,
     pub not_available: &'static str,
 }
 
@@ -105,19 +92,6 @@ pub static FI: Texts = Texts {
     session_expired: "Istunto on vanhentunut. Palaa sovellukseen ja aloita uudelleen.",
     request_invalid: "Sovelluksen pyyntö ei ole kelvollinen.",
     upstream_failed: "Tunnistautuminen ei onnistunut. Yritä uudelleen.",
-    register_title: "Rekisteröi testisovellus",
-    register_intro: "Testiympäristön sovellukset toimivat vain testiympäristössä. Tuotantoon pääsy vaatii hyväksynnän.",
-    register_name: "Sovelluksen nimi",
-    register_redirects: "Paluuosoitteet (redirect URI)",
-    register_redirects_hint: "Yksi osoite riville.",
-    register_scope: "Oikeudet (scope)",
-    register_client_type: "Asiakastyyppi",
-    register_public: "Julkinen (PKCE, ei salaisuutta)",
-    register_confidential: "Luottamuksellinen (client secret)",
-    register_contact: "Yhteyshenkilön sähköposti",
-    register_button: "Rekisteröi",
-    registered_title: "Sovellus rekisteröity",
-    registered_secret_note: "Tallenna salaisuus nyt: sitä ei näytetä uudelleen.",
     not_available: "Tämä toiminto ei ole käytössä tässä ympäristössä.",
 };
 
@@ -159,19 +133,6 @@ pub static SV: Texts = Texts {
     session_expired: "Sessionen har gått ut. Gå tillbaka till applikationen och börja om.",
     request_invalid: "Applikationens begäran är inte giltig.",
     upstream_failed: "Identifieringen misslyckades. Försök igen.",
-    register_title: "Registrera en testapplikation",
-    register_intro: "Testmiljöns applikationer fungerar endast i testmiljön. Produktion kräver godkännande.",
-    register_name: "Applikationens namn",
-    register_redirects: "Returadresser (redirect URI)",
-    register_redirects_hint: "En adress per rad.",
-    register_scope: "Rättigheter (scope)",
-    register_client_type: "Klienttyp",
-    register_public: "Offentlig (PKCE, ingen hemlighet)",
-    register_confidential: "Konfidentiell (client secret)",
-    register_contact: "Kontaktpersonens e-post",
-    register_button: "Registrera",
-    registered_title: "Applikationen har registrerats",
-    registered_secret_note: "Spara hemligheten nu: den visas inte igen.",
     not_available: "Den här funktionen är inte i bruk i den här miljön.",
 };
 
@@ -213,18 +174,5 @@ pub static EN: Texts = Texts {
     session_expired: "Your session has expired. Return to the application and start again.",
     request_invalid: "The application's request is not valid.",
     upstream_failed: "Identification failed. Please try again.",
-    register_title: "Register a sandbox application",
-    register_intro: "Sandbox applications work in the sandbox only. Production access needs acceptance.",
-    register_name: "Application name",
-    register_redirects: "Redirect URIs",
-    register_redirects_hint: "One per line.",
-    register_scope: "Scopes",
-    register_client_type: "Client type",
-    register_public: "Public (PKCE, no secret)",
-    register_confidential: "Confidential (client secret)",
-    register_contact: "Contact e-mail",
-    register_button: "Register",
-    registered_title: "Application registered",
-    registered_secret_note: "Save the secret now: it will not be shown again.",
     not_available: "This function is not available in this environment.",
 };

@@ -1,0 +1,328 @@
+//! The developer console at `/developer`, driven through the real binary: a developer signs
+//! in, registers a sandbox application, finds a rejected resource of it with its issues, runs
+//! the acceptance report of a data content, and sees nothing of another developer's
+//! applications; bad input and forged forms change nothing; production mode answers 501.
+
+mod common;
+
+use common::browser::{Browser, Page, csrf};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const SCOPE: &str = "patient/Observation.cruds patient/Patient.read";
+
+fn sign_in(browser: &mut Browser, email: &str) -> Page {
+    let page = browser.get("/developer");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Sign in as a developer"),
+        "{}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    browser.post("/developer/login", &[("csrf", &token), ("email", email)])
+}
+
+fn register(browser: &mut Browser, name: &str, redirect: &str, client_type: &str) -> Page {
+    let page = browser.get("/developer/register");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let token = csrf(&page.body);
+    browser.post(
+        "/developer/register",
+        &[
+            ("csrf", &token),
+            ("name", name),
+            ("redirect_uris", redirect),
+            ("scope", SCOPE),
+            ("client_type", client_type),
+            ("contact", ""),
+        ],
+    )
+}
+
+/// The text of the element with `id` (the registration page's client id and secret).
+fn code_by_id(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    html[start..].split('<').next().map(str::to_string)
+}
+
+/// The applications developers registered (not the server's own portal client).
+fn app_ids(server: &Server) -> Vec<String> {
+    let list: Value = serde_json::from_str(&server.admin(&["app", "list", "--json"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["developer"].is_string())
+        .filter_map(|a| a["app_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_developer_registers_an_app_finds_its_rejected_resource_and_runs_the_acceptance_report() {
+    let server = Server::start(&[]);
+    let mut dev = Browser::new(&server);
+
+    // Bad input: a readable page, no session.
+    let refused = sign_in(&mut dev, "not an address");
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("Enter an e-mail address"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(dev.get("/developer/register").status, StatusCode::SEE_OTHER);
+
+    let signed_in = sign_in(&mut dev, "Dev@Example.fi");
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    let home = dev.get("/developer");
+    assert!(
+        home.body.contains("dev@example.fi") && home.body.contains("not registered any"),
+        "{}",
+        home.body
+    );
+
+    // A bad registration changes nothing; a forged one neither.
+    let bad = register(&mut dev, "Sokerikirja", "http://example.com/cb", "public");
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("role=\"alert\""), "{}", bad.body);
+    let forged = dev.post(
+        "/developer/register",
+        &[
+            ("csrf", "forged"),
+            ("name", "X"),
+            ("redirect_uris", "http://127.0.0.1:9/cb"),
+        ],
+    );
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(app_ids(&server).is_empty());
+
+    // A confidential client: its secret is shown once, on the registration page only.
+    let done = register(
+        &mut dev,
+        "Sokerikirja",
+        "http://127.0.0.1:9/callback",
+        "confidential",
+    );
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    let app = code_by_id(&done.body, "client-id").expect("client id shown");
+    let secret = code_by_id(&done.body, "client-secret").expect("secret shown once");
+    assert_eq!(app_ids(&server), vec![app.clone()]);
+
+    // The app sends an invalid reading (its status is an identity code, which the refusal
+    // echoes) and a valid one.
+    let hetu = test_hetu("010190", 931);
+    let (patient, token) = server.token(&hetu, &app, SCOPE);
+    let mut invalid = glucose(&patient, "2026-11-02T08:00:00+02:00", 7.5);
+    invalid["status"] = Value::String(hetu.clone());
+    let refused = server.post_as(&token, "Observation", &invalid);
+    assert_eq!(refused.status(), 422);
+    let outcome = body(refused);
+    let expected = issues(&outcome);
+    assert!(
+        expected
+            .iter()
+            .any(|(_, _, expression)| !expression.is_empty()),
+        "an issue names its FHIRPath: {outcome:#}"
+    );
+    let valid = glucose(&patient, "2026-11-03T08:00:00+02:00", 6.5);
+    assert_eq!(server.post_as(&token, "Observation", &valid).status(), 201);
+
+    let home = dev.get("/developer");
+    assert!(
+        home.body.contains(&format!("/developer/apps/{app}")),
+        "{}",
+        home.body
+    );
+    let page = dev.get(&format!("/developer/apps/{app}"));
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let html = page.body;
+    assert!(
+        html.contains("Sandbox traffic") && html.contains("<td>create</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>422</td>") && html.contains("<td>201</td>"),
+        "{html}"
+    );
+    assert!(html.contains("Rejected resources"), "{html}");
+    assert!(
+        html.contains("http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose"),
+        "the claimed profile: {html}"
+    );
+    for (_, code, expression) in &expected {
+        assert!(html.contains(&format!("<td>{code}</td>")), "{code}: {html}");
+        assert!(
+            html.contains(&format!("<code>{expression}</code>")),
+            "{expression}: {html}"
+        );
+    }
+    assert!(!html.contains(&hetu), "no identity code on the console");
+    assert!(!html.contains(&secret), "the secret is never shown again");
+    assert!(!html.contains(&token), "no token on the console");
+
+    // The acceptance report, from the same checks as `phr app acceptance`.
+    let report = dev.get(&format!(
+        "/developer/apps/{app}/acceptance?content=blood-glucose"
+    ));
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert!(
+        report.body.contains("Some checks failed"),
+        "{}",
+        report.body
+    );
+    for check in [
+        "valid-resources",
+        "conditional-create",
+        "no-duplicates",
+        "bundle-limit",
+        "hourly-budget",
+        "search-patient",
+    ] {
+        assert!(
+            report.body.contains(&format!("id=\"check-{check}\"")),
+            "{check}"
+        );
+    }
+    assert!(report.body.contains("id=\"failed-valid-resources\""));
+    assert!(report.body.contains("id=\"failed-conditional-create\""));
+    assert!(!report.body.contains("id=\"failed-bundle-limit\""));
+    assert!(!report.body.contains(&hetu));
+    let unknown = dev.get(&format!(
+        "/developer/apps/{app}/acceptance?content=nonsense"
+    ));
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unknown.body.contains("Unknown data content"),
+        "{}",
+        unknown.body
+    );
+
+    // The page is in Finnish and Swedish too.
+    let fi = dev.get(&format!("/developer/apps/{app}?lang=fi"));
+    assert!(fi.body.contains("Hylätyt resurssit") && fi.body.contains("lang=\"fi\""));
+    let sv = dev.get(&format!("/developer/apps/{app}?lang=sv"));
+    assert!(sv.body.contains("Avvisade resurser"));
+    dev.get("/developer?lang=en");
+
+    // Redirect URIs: a bad list is refused with the reason and changes nothing.
+    let token_of_form = csrf(&dev.get(&format!("/developer/apps/{app}")).body);
+    let redirects = format!("/developer/apps/{app}/redirects");
+    let bad = dev.post(
+        &redirects,
+        &[
+            ("csrf", &token_of_form),
+            ("redirect_uris", "http://example.com/cb"),
+        ],
+    );
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("role=\"alert\""), "{}", bad.body);
+    let saved = dev.post(
+        &redirects,
+        &[
+            ("csrf", &token_of_form),
+            (
+                "redirect_uris",
+                "http://127.0.0.1:9/callback\nhttps://sokeri.example/cb",
+            ),
+        ],
+    );
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let shown: Value =
+        serde_json::from_str(&server.admin(&["app", "show", &app, "--json"])).unwrap();
+    assert_eq!(
+        shown["redirect_uris"].as_array().map(Vec::len),
+        Some(2),
+        "{shown}"
+    );
+
+    // A new client secret is shown once and replaces the old one.
+    let renewed = dev.post(
+        &format!("/developer/apps/{app}/secret"),
+        &[("csrf", &token_of_form)],
+    );
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let second = code_by_id(&renewed.body, "client-secret").expect("new secret shown");
+    assert_ne!(second, secret);
+    assert!(
+        !dev.get(&format!("/developer/apps/{app}"))
+            .body
+            .contains(&second)
+    );
+
+    // Another developer sees nothing of it, and changes nothing.
+    let mut other = Browser::new(&server);
+    assert_eq!(
+        sign_in(&mut other, "other@example.fi").status,
+        StatusCode::SEE_OTHER
+    );
+    let other_token = csrf(&other.get("/developer").body);
+    let refused = other.post(
+        &redirects,
+        &[
+            ("csrf", &other_token),
+            ("redirect_uris", "http://127.0.0.1:7/cb"),
+        ],
+    );
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let home = other.get("/developer");
+    assert!(!home.body.contains(&app), "{}", home.body);
+    for path in [
+        format!("/developer/apps/{app}"),
+        format!("/developer/apps/{app}/acceptance?content=blood-glucose"),
+        "/developer/apps/no-such-app".to_string(),
+    ] {
+        let page = other.get(&path);
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.body.contains("You have no such application"));
+    }
+
+    // Signing out needs the form's token; afterwards the console asks to sign in again.
+    assert_eq!(
+        dev.post("/developer/logout", &[("csrf", "forged")]).status,
+        StatusCode::FORBIDDEN
+    );
+    let token = csrf(&dev.get("/developer").body);
+    assert_eq!(
+        dev.post("/developer/logout", &[("csrf", &token)]).status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        dev.get(&format!("/developer/apps/{app}")).status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[test]
+fn in_production_without_an_organisation_identity_provider_the_console_answers_501() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("phr.toml");
+    // Production needs an upstream identity provider for citizens; nothing here talks to it.
+    std::fs::write(
+        &config,
+        "[auth]\nmode = \"production\"\n\
+         [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_behind(&data, "https://phr.example.fi", &["--config", &config]);
+    let mut browser = Browser::new(&server);
+    for path in ["/developer", "/developer/register", "/developer/apps/x"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, StatusCode::NOT_IMPLEMENTED, "{path}");
+        assert!(
+            page.body.contains("identity provider"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let page = browser.post("/developer/login", &[("email", "dev@example.fi")]);
+    assert_eq!(page.status, StatusCode::NOT_IMPLEMENTED);
+}
