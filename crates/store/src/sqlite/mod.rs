@@ -110,7 +110,9 @@ impl Default for StoreConfig {
             writer_cache_mib: 64,
             reader_cache_mib: 16,
             readers: 8,
-            mmap_bytes: 1 << 36,
+            // Reads by id at 16 clients on 200k Observations: a map of the whole file held
+            // 700 MiB of it resident; 256 MiB keeps the throughput (no map at all cost 14 %).
+            mmap_bytes: 256 << 20,
             code_date_pairs: vec![
                 pair("Observation", "code", "date"),
                 pair("MedicationAdministration", "code", "effective-time"),
