@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use phr_auth::traffic::checks::State;
 use phr_auth::{
     AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, Platform,
     RoundOutcome, SystemClock,
@@ -182,6 +183,18 @@ enum AppCommand {
         #[arg(long, value_name = "CODE")]
         content: String,
         /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The withdrawn-grant probe (sandbox mode): with --start, withdraw every grant the
+    /// application holds now, so that its tokens stop working, and judge its next calls in
+    /// the `withdrawn-grant` acceptance check; without, say when the last probe started.
+    Probe {
+        app_id: String,
+        /// Start the probe now.
+        #[arg(long)]
+        start: bool,
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -386,11 +399,18 @@ fn print_report(report: &phr_auth::traffic::checks::Report, json: bool) -> anyho
         instant(report.since_us),
         instant(report.until_us)
     )?;
+    if let Some(probe) = report.probe_started_us {
+        writeln!(out, "withdrawn-grant probe started {}", instant(probe))?;
+    }
     for check in &report.checks {
         writeln!(
             out,
             "{} {} — {}",
-            if check.passed { "PASS" } else { "FAIL" },
+            match check.state {
+                State::Passed => "PASS",
+                State::Failed => "FAIL",
+                State::NotObserved => "NOT YET OBSERVED",
+            },
             check.id,
             check.title
         )?;
@@ -565,14 +585,71 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             })?;
             print_report(&report, json)?;
             if !report.passed {
+                let unobserved = report
+                    .checks
+                    .iter()
+                    .filter(|c| c.state == State::NotObserved)
+                    .count();
                 bail!(
-                    "{app_id} fails {} of {} acceptance checks for {content}",
-                    report.checks.iter().filter(|c| !c.passed).count(),
-                    report.checks.len()
+                    "{app_id} fails {} of {} acceptance checks for {content}{}",
+                    report
+                        .checks
+                        .iter()
+                        .filter(|c| c.state == State::Failed)
+                        .count(),
+                    report.checks.len(),
+                    if unobserved > 0 {
+                        format!("; {unobserved} not yet observed")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(())
         }
+        AppCommand::Probe {
+            app_id,
+            start,
+            json,
+        } => with_service(&args.auth, false, |auth| {
+            let mut out = std::io::stdout().lock();
+            if start {
+                let probe = auth.start_probe(&app_id, "operator").map_err(auth_error)?;
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &probe)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "probe of {} started {}: {} grant(s) withdrawn; its next calls are judged by the withdrawn-grant check (phr app acceptance)",
+                        probe.app_id,
+                        instant(probe.started_us),
+                        probe.grants_withdrawn
+                    )?;
+                }
+                return Ok(());
+            }
+            if auth.app(&app_id).map_err(auth_error)?.is_none() {
+                bail!("no application {app_id}");
+            }
+            let started = auth.probe_started(&app_id).map_err(auth_error)?;
+            if json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({"app_id": app_id, "started_us": started}),
+                )?;
+                writeln!(out)?;
+            } else {
+                match started {
+                    Some(at) => writeln!(out, "probe of {app_id} started {}", instant(at))?,
+                    None => writeln!(
+                        out,
+                        "no probe of {app_id} yet (start one with --start)"
+                    )?,
+                }
+            }
+            Ok(())
+        }),
         AppCommand::Round {
             app_id,
             content,

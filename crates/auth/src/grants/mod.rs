@@ -86,6 +86,8 @@ pub trait GrantStore: Send + Sync {
     fn active(&self, patient_id: &str, app_id: &str) -> Result<Option<StoredGrant>>;
     /// The citizen's grants, active first, newest first.
     fn for_patient(&self, patient_id: &str) -> Result<Vec<StoredGrant>>;
+    /// The application's active grants, oldest first (the sandbox probe withdraws them).
+    fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>>;
     /// Atomically: keeps the active grant of `patient_id` for `app_id` when `keep(its
     /// scope)` says so, otherwise supersedes it (if any) with a new active grant of `scope`.
     fn record(
@@ -135,6 +137,10 @@ impl Grants {
 
     pub fn for_patient(&self, patient_id: &str) -> Result<Vec<StoredGrant>> {
         self.store.for_patient(patient_id)
+    }
+
+    pub fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>> {
+        self.store.active_for_app(app_id)
     }
 
     /// The citizen withdraws a grant; returns it as it was.
