@@ -642,10 +642,7 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             } else {
                 match started {
                     Some(at) => writeln!(out, "probe of {app_id} started {}", instant(at))?,
-                    None => writeln!(
-                        out,
-                        "no probe of {app_id} yet (start one with --start)"
-                    )?,
+                    None => writeln!(out, "no probe of {app_id} yet (start one with --start)")?,
                 }
             }
             Ok(())

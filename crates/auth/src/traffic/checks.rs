@@ -439,7 +439,11 @@ fn withdrawn_grant(o: &Observed<'_>) -> Verdict {
     let mut per_grant: std::collections::HashMap<&str, Vec<&TrafficRow>> =
         std::collections::HashMap::new();
     for row in refused {
-        let grant = row.detail.get("grant").and_then(Value::as_str).unwrap_or("");
+        let grant = row
+            .detail
+            .get("grant")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         per_grant.entry(grant).or_default().push(row);
     }
     let mut failing: Vec<TrafficRow> = per_grant
@@ -476,7 +480,10 @@ fn rejected_resend(o: &Observed<'_>) -> Verdict {
         .cloned()
         .collect();
     let mut run = 0;
-    for request in o.requests().filter(|r| !r.interaction.starts_with("token:")) {
+    for request in o
+        .requests()
+        .filter(|r| !r.interaction.starts_with("token:"))
+    {
         if request.status == 429 {
             run += 1;
             if run > RETRIES_ALLOWED + 1 {
@@ -690,7 +697,10 @@ mod tests {
             ),
             row(RowKind::Request, "token:refresh_token", 200, Value::Null),
             refused("withdrawn", "g1", 5),
-            at(row(RowKind::Request, "token:refresh_token", 400, Value::Null), 6),
+            at(
+                row(RowKind::Request, "token:refresh_token", 400, Value::Null),
+                6,
+            ),
             at(row(RowKind::Request, "read", 200, Value::Null), 7),
         ]
     }

@@ -104,8 +104,7 @@ async fn caller(
     let auth = state.auth.clone();
     let traffic = traffic.clone();
     tokio::task::spawn_blocking(move || {
-        let result =
-            auth.authenticate_presenting(authorization.as_deref(), certificate.as_deref());
+        let result = auth.authenticate_presenting(authorization.as_deref(), certificate.as_deref());
         if let Err(refused) = &result
             && auth.config().mode.is_sandbox()
         {
