@@ -1021,6 +1021,44 @@ impl AuthService {
         crate::flows::token::issue_for_cli(self, hetu, app_id, scope)
     }
 
+    // --- operator sign-in ------------------------------------------------------------------
+
+    /// Operator (`phr operator login`, run where the data folder or database is): a one-time
+    /// sign-in link for the operator page, good for `minutes` (1 to 60) and for one use.
+    /// Returns the link's secret; only its digest is stored (as a session), so the link works
+    /// on every node sharing the database. Audited.
+    pub fn operator_sign_in_link(&self, minutes: i64) -> Result<String> {
+        let seconds = minutes.clamp(1, 60) * 60;
+        let token = self.0.sessions.create(
+            crate::sessions::SessionKind::OperatorLink,
+            "{}",
+            seconds,
+            seconds,
+        )?;
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.interaction = Some("operator-link".into());
+        self.audit(record)?;
+        Ok(token)
+    }
+
+    /// The operator page: uses a sign-in link (once); `true` when it was good. Audited
+    /// either way.
+    pub fn use_operator_sign_in_link(&self, link: &str) -> Result<bool> {
+        let used = self
+            .0
+            .sessions
+            .take(crate::sessions::SessionKind::OperatorLink, link)?
+            .is_some();
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.interaction = Some("operator-sign-in".into());
+        if !used {
+            record.status = 403;
+            record.error_detail = Some("unknown, used or expired sign-in link".into());
+        }
+        self.audit(record)?;
+        Ok(used)
+    }
+
     // --- sessions -------------------------------------------------------------------------
 
     /// The browser-session store shared by the authorization pages and the portal.

@@ -1264,6 +1264,64 @@ pub fn key(args: KeyArgs) -> anyhow::Result<()> {
     }
 }
 
+// ---------------------------------------------------------------- phr operator
+
+#[derive(Args, Debug)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: OperatorCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCommand {
+    /// Print a one-time sign-in link to the operator page (`/operator`). Whoever can run
+    /// this (it needs the data folder or the database) is the operator; the link works once,
+    /// for a few minutes, on every node.
+    Login {
+        /// How long the link is good for, in minutes (1 to 60).
+        #[arg(long, default_value_t = phr_server::operator::LINK_MINUTES,
+              value_parser = clap::value_parser!(i64).range(1..=60))]
+        minutes: i64,
+        /// Make the link as if this many seconds ago (tests of expiry: the link can only
+        /// be made to expire early, never to live longer).
+        #[arg(long, hide = true, default_value_t = 0)]
+        issued_seconds_ago: u32,
+    },
+}
+
+pub fn operator(args: OperatorArgs) -> anyhow::Result<()> {
+    match args.command {
+        OperatorCommand::Login {
+            minutes,
+            issued_seconds_ago,
+        } => {
+            let clock: Arc<dyn Clock> = match issued_seconds_ago {
+                0 => Arc::new(SystemClock),
+                ago => Arc::new(ManualClock::at_micros(
+                    SystemClock.now_micros() - i64::from(ago) * 1_000_000,
+                )),
+            };
+            with_service_at(&args.auth, false, clock, |auth| {
+                let link = auth.operator_sign_in_link(minutes).map_err(auth_error)?;
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "one-time sign-in link to the operator page, good for {minutes} minutes:"
+                )?;
+                writeln!(
+                    out,
+                    "{}{}?link={link}",
+                    auth.config().issuer.trim_end_matches('/'),
+                    phr_server::operator::LOGIN_PATH
+                )?;
+                Ok(())
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,19 @@ impl SessionStore for PostgresSessionStore {
         })
     }
 
+    fn take(&self, key: &[u8], kind: SessionKind, now: i64) -> Result<Option<String>> {
+        self.pg.write(|conn| {
+            conn.row(
+                "DELETE FROM sessions WHERE session_digest = $1 AND kind = $2
+                 AND idle_until > $3 AND expires_at > $3
+                 RETURNING data",
+                &[&key, &kind.code(), &now],
+            )?
+            .map(|r| get(&r, 0))
+            .transpose()
+        })
+    }
+
     fn delete_expired(&self, now: i64) -> Result<()> {
         self.pg.write(|conn| {
             conn.exec(

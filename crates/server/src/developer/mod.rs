@@ -21,6 +21,8 @@
 
 mod pages;
 pub mod texts;
+
+pub(crate) use pages::contents;
 pub mod view;
 
 use std::convert::Infallible;

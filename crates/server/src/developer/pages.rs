@@ -272,7 +272,7 @@ fn catalog_lang(lang: Lang) -> phr_catalog::Lang {
 }
 
 /// The catalogue's data contents (code, name in `lang`, resource type), each code once.
-fn contents(lang: Lang) -> Vec<(&'static str, String, &'static str)> {
+pub(crate) fn contents(lang: Lang) -> Vec<(&'static str, String, &'static str)> {
     let mut seen = std::collections::HashSet::new();
     Catalog::get()
         .contents()
