@@ -201,6 +201,26 @@ mod tests {
     }
 
     #[test]
+    fn an_apps_active_grants_are_found_across_citizens() {
+        let grants = grants();
+        let read = scopes("patient/Observation.read");
+        let p = grants.record_consent("p", "app", &read).unwrap().grant;
+        let q = grants.record_consent("q", "app", &read).unwrap().grant;
+        grants.record_consent("p", "a", &read).unwrap();
+        let ids = |list: Vec<StoredGrant>| -> Vec<String> {
+            list.into_iter().map(|g| g.grant_id).collect()
+        };
+        let mut found = ids(grants.active_for_app("app").unwrap());
+        found.sort();
+        let mut expected = vec![p.grant_id.clone(), q.grant_id];
+        expected.sort();
+        assert_eq!(found, expected);
+        grants.withdraw("p", &p.grant_id).unwrap();
+        assert_eq!(grants.active_for_app("app").unwrap().len(), 1);
+        assert!(grants.active_for_app("none").unwrap().is_empty());
+    }
+
+    #[test]
     fn withdrawing_ends_only_an_active_grant_of_the_citizen() {
         let grants = grants();
         let grant = grants

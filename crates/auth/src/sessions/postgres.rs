@@ -123,6 +123,39 @@ mod tests {
     }
 
     #[test]
+    fn a_session_is_taken_once_only_of_its_kind_and_only_while_live() {
+        let store = PostgresSessionStore::new(crate::postgres::tests::database("sessions_take"));
+        store
+            .insert(b"link", &record(SessionKind::OperatorLink, 60, 60))
+            .unwrap();
+        assert!(
+            store
+                .take(b"link", SessionKind::Operator, 1)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 60)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 1)
+                .unwrap()
+                .as_deref(),
+            Some("{}")
+        );
+        assert!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 1)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn sessions_live_until_idle_or_their_lifetime_and_keep_their_kind() {
         let store = PostgresSessionStore::new(crate::postgres::tests::database("sessions"));
         store
