@@ -729,6 +729,11 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
         "the first 401 and three retries are allowed"
     );
     assert_eq!(storm["examples"][0]["detail"]["auth"], "withdrawn");
+    let refused_call = storm["examples"][0]["interaction"].as_str().unwrap();
+    assert!(
+        refused_call.starts_with("GET /fhir/r4/") && !refused_call.contains(&bert),
+        "a refused call is named by its method and route template: {refused_call}"
+    );
     assert_eq!(
         check(&report, "delete-own")["examples"][0]["interaction"],
         "delete"

@@ -145,10 +145,14 @@ impl TrafficSlot {
             app_id: app_id.clone(),
             at_us,
             kind: RowKind::Request,
-            interaction: record
-                .interaction
-                .clone()
-                .unwrap_or_else(|| "request".to_owned()),
+            // A request refused before its handler (a 401, a 429) has no interaction: its
+            // method and route template say what it was (never its path or query).
+            interaction: record.interaction.clone().unwrap_or_else(|| {
+                match (record.method.as_deref(), record.route.as_deref()) {
+                    (Some(method), Some(route)) => format!("{method} {route}"),
+                    _ => "request".to_owned(),
+                }
+            }),
             resource_type: record.resource_type.clone(),
             status: record.status,
             content: None,
