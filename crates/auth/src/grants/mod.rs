@@ -86,7 +86,8 @@ pub trait GrantStore: Send + Sync {
     fn active(&self, patient_id: &str, app_id: &str) -> Result<Option<StoredGrant>>;
     /// The citizen's grants, active first, newest first.
     fn for_patient(&self, patient_id: &str) -> Result<Vec<StoredGrant>>;
-    /// The application's active grants, oldest first (the sandbox probe withdraws them).
+    /// The application's active grants, oldest first (the sandbox probe withdraws them; not
+    /// indexed by application, which only sandbox sizes afford).
     fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>>;
     /// Atomically: keeps the active grant of `patient_id` for `app_id` when `keep(its
     /// scope)` says so, otherwise supersedes it (if any) with a new active grant of `scope`.
