@@ -68,7 +68,7 @@ pub use hetu::{Hetu, HetuError};
 pub use keys::KeyStore;
 pub use orgs::{NewOrganisation, OrgStore, Organisation};
 pub use scope::{Access, Interaction, ScopeFilter, ScopeSet};
-pub use service::{AuthService, Stores, TokenStats, database_path};
+pub use service::{AuthService, Probe, Stores, TokenStats, database_path};
 pub use sessions::{SessionKind, SessionStore, Sessions};
 pub use tokens::TokenStore;
 

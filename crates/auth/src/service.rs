@@ -623,16 +623,82 @@ impl AuthService {
         let until = self.0.clock.now_micros();
         let since = until - RETENTION_DAYS * 86_400 * 1_000_000;
         let rows = self.0.traffic.list(app_id, since)?;
+        let probe_since = self.probe_started(app_id)?.filter(|at| *at >= since);
         Ok(crate::traffic::checks::report(
             app_id,
             &Observed {
                 content,
                 resource_type,
                 rows: &rows,
+                probe_since,
             },
             since,
             until,
         ))
+    }
+
+    /// Starts the withdrawn-grant probe of an application (sandbox mode only): withdraws
+    /// every grant it holds, so that every token and refresh token under them stops working
+    /// at once, and notes the time; the `withdrawn-grant` check then judges the
+    /// application's calls from that time on. PHR sends nothing to the application: the
+    /// probe is observed in the application's own next calls. Each withdrawal is audited
+    /// for its citizen, the probe for the operator.
+    pub fn start_probe(&self, app_id: &str, actor: &str) -> Result<Probe> {
+        if !self.0.config.mode.is_sandbox() {
+            return Err(AuthError::NotAllowed(
+                "the withdrawn-grant probe runs in sandbox mode only".into(),
+            ));
+        }
+        let app = self
+            .0
+            .apps
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        let started_us = self.0.clock.now_micros();
+        let grants = self.0.grants.active_for_app(app_id)?;
+        for grant in &grants {
+            self.0.grants.withdraw(&grant.patient_id, &grant.grant_id)?;
+            self.grant_ended(&grant.grant_id, "probe")?;
+            let mut record = AuditRecord::new(Usage::Operator, actor);
+            record.patient_id = Some(grant.patient_id.clone());
+            record.app_id = Some(app.app_id.clone());
+            record.app_name = Some(app.name.clone());
+            record.interaction = Some("withdraw:probe".into());
+            self.audit(record)?;
+        }
+        self.0
+            .cluster
+            .set_setting(&probe_key(app_id), &started_us.to_string())?;
+        let mut record = AuditRecord::new(Usage::Operator, actor);
+        record.app_id = Some(app.app_id.clone());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-probe".into());
+        record.amount = grants.len() as u64;
+        self.audit(record)?;
+        Ok(Probe {
+            app_id: app.app_id,
+            started_us,
+            grants_withdrawn: grants.len(),
+        })
+    }
+
+    /// When the application's withdrawn-grant probe last started, if ever.
+    pub fn probe_started(&self, app_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .0
+            .cluster
+            .setting(&probe_key(app_id))?
+            .and_then(|text| text.parse().ok()))
+    }
+
+    /// The application and grant a bearer token was issued to, when this server signed it
+    /// (whether or not it is still good): the sandbox traffic record attributes a call
+    /// refused for an expired token or a withdrawn grant to its application. `None` for
+    /// anything else.
+    pub fn token_owner(&self, authorization: Option<&str>) -> Option<(String, Option<String>)> {
+        let token = crate::enforce::bearer_token(authorization?)?;
+        let claims = self.0.enforcer.verify(token).ok()?;
+        Some((claims.client_id, claims.gid))
     }
 
     // --- organisations --------------------------------------------------------------------
@@ -955,12 +1021,65 @@ impl AuthService {
         crate::flows::token::issue_for_cli(self, hetu, app_id, scope)
     }
 
+    // --- operator sign-in ------------------------------------------------------------------
+
+    /// Operator (`phr operator login`, run where the data folder or database is): a one-time
+    /// sign-in link for the operator page, good for `minutes` (1 to 60) and for one use.
+    /// Returns the link's secret; only its digest is stored (as a session), so the link works
+    /// on every node sharing the database. Audited.
+    pub fn operator_sign_in_link(&self, minutes: i64) -> Result<String> {
+        let seconds = minutes.clamp(1, 60) * 60;
+        let token = self.0.sessions.create(
+            crate::sessions::SessionKind::OperatorLink,
+            "{}",
+            seconds,
+            seconds,
+        )?;
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.interaction = Some("operator-link".into());
+        self.audit(record)?;
+        Ok(token)
+    }
+
+    /// The operator page: uses a sign-in link (once); `true` when it was good. Audited
+    /// either way.
+    pub fn use_operator_sign_in_link(&self, link: &str) -> Result<bool> {
+        let used = self
+            .0
+            .sessions
+            .take(crate::sessions::SessionKind::OperatorLink, link)?
+            .is_some();
+        let mut record = AuditRecord::new(Usage::Operator, "operator");
+        record.interaction = Some("operator-sign-in".into());
+        if !used {
+            record.status = 403;
+            record.error_detail = Some("unknown, used or expired sign-in link".into());
+        }
+        self.audit(record)?;
+        Ok(used)
+    }
+
     // --- sessions -------------------------------------------------------------------------
 
     /// The browser-session store shared by the authorization pages and the portal.
     pub fn sessions(&self) -> &Sessions {
         &self.0.sessions
     }
+}
+
+/// A started withdrawn-grant probe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Probe {
+    pub app_id: String,
+    /// Microseconds since the epoch.
+    pub started_us: i64,
+    /// How many grants (citizens) it withdrew.
+    pub grants_withdrawn: usize,
+}
+
+/// The setting that holds when an application's probe started.
+fn probe_key(app_id: &str) -> String {
+    format!("acceptance-probe:{app_id}")
 }
 
 /// The identity key of a node on a shared database: read from the configured file, which

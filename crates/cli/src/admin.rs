@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use phr_auth::traffic::checks::State;
 use phr_auth::{
     AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, Platform,
     RoundOutcome, SystemClock,
@@ -182,6 +183,18 @@ enum AppCommand {
         #[arg(long, value_name = "CODE")]
         content: String,
         /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The withdrawn-grant probe (sandbox mode): with --start, withdraw every grant the
+    /// application holds now, so that its tokens stop working, and judge its next calls in
+    /// the `withdrawn-grant` acceptance check; without, say when the last probe started.
+    Probe {
+        app_id: String,
+        /// Start the probe now.
+        #[arg(long)]
+        start: bool,
+        /// JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -386,11 +399,18 @@ fn print_report(report: &phr_auth::traffic::checks::Report, json: bool) -> anyho
         instant(report.since_us),
         instant(report.until_us)
     )?;
+    if let Some(probe) = report.probe_started_us {
+        writeln!(out, "withdrawn-grant probe started {}", instant(probe))?;
+    }
     for check in &report.checks {
         writeln!(
             out,
             "{} {} — {}",
-            if check.passed { "PASS" } else { "FAIL" },
+            match check.state {
+                State::Passed => "PASS",
+                State::Failed => "FAIL",
+                State::NotObserved => "NOT YET OBSERVED",
+            },
             check.id,
             check.title
         )?;
@@ -565,14 +585,68 @@ pub fn app(args: AppArgs) -> anyhow::Result<()> {
             })?;
             print_report(&report, json)?;
             if !report.passed {
+                let unobserved = report
+                    .checks
+                    .iter()
+                    .filter(|c| c.state == State::NotObserved)
+                    .count();
                 bail!(
-                    "{app_id} fails {} of {} acceptance checks for {content}",
-                    report.checks.iter().filter(|c| !c.passed).count(),
-                    report.checks.len()
+                    "{app_id} fails {} of {} acceptance checks for {content}{}",
+                    report
+                        .checks
+                        .iter()
+                        .filter(|c| c.state == State::Failed)
+                        .count(),
+                    report.checks.len(),
+                    if unobserved > 0 {
+                        format!("; {unobserved} not yet observed")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(())
         }
+        AppCommand::Probe {
+            app_id,
+            start,
+            json,
+        } => with_service(&args.auth, false, |auth| {
+            let mut out = std::io::stdout().lock();
+            if start {
+                let probe = auth.start_probe(&app_id, "operator").map_err(auth_error)?;
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &probe)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "probe of {} started {}: {} grant(s) withdrawn; its next calls are judged by the withdrawn-grant check (phr app acceptance)",
+                        probe.app_id,
+                        instant(probe.started_us),
+                        probe.grants_withdrawn
+                    )?;
+                }
+                return Ok(());
+            }
+            if auth.app(&app_id).map_err(auth_error)?.is_none() {
+                bail!("no application {app_id}");
+            }
+            let started = auth.probe_started(&app_id).map_err(auth_error)?;
+            if json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({"app_id": app_id, "started_us": started}),
+                )?;
+                writeln!(out)?;
+            } else {
+                match started {
+                    Some(at) => writeln!(out, "probe of {app_id} started {}", instant(at))?,
+                    None => writeln!(out, "no probe of {app_id} yet (start one with --start)")?,
+                }
+            }
+            Ok(())
+        }),
         AppCommand::Round {
             app_id,
             content,
@@ -1187,6 +1261,64 @@ pub fn key(args: KeyArgs) -> anyhow::Result<()> {
             println!("new signing key {kid}");
             Ok(())
         }),
+    }
+}
+
+// ---------------------------------------------------------------- phr operator
+
+#[derive(Args, Debug)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    auth: AuthArgs,
+    #[command(subcommand)]
+    command: OperatorCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCommand {
+    /// Print a one-time sign-in link to the operator page (`/operator`). Whoever can run
+    /// this (it needs the data folder or the database) is the operator; the link works once,
+    /// for a few minutes, on every node.
+    Login {
+        /// How long the link is good for, in minutes (1 to 60).
+        #[arg(long, default_value_t = phr_server::operator::LINK_MINUTES,
+              value_parser = clap::value_parser!(i64).range(1..=60))]
+        minutes: i64,
+        /// Make the link as if this many seconds ago (tests of expiry: the link can only
+        /// be made to expire early, never to live longer).
+        #[arg(long, hide = true, default_value_t = 0)]
+        issued_seconds_ago: u32,
+    },
+}
+
+pub fn operator(args: OperatorArgs) -> anyhow::Result<()> {
+    match args.command {
+        OperatorCommand::Login {
+            minutes,
+            issued_seconds_ago,
+        } => {
+            let clock: Arc<dyn Clock> = match issued_seconds_ago {
+                0 => Arc::new(SystemClock),
+                ago => Arc::new(ManualClock::at_micros(
+                    SystemClock.now_micros() - i64::from(ago) * 1_000_000,
+                )),
+            };
+            with_service_at(&args.auth, false, clock, |auth| {
+                let link = auth.operator_sign_in_link(minutes).map_err(auth_error)?;
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "one-time sign-in link to the operator page, good for {minutes} minutes:"
+                )?;
+                writeln!(
+                    out,
+                    "{}{}?link={link}",
+                    auth.config().issuer.trim_end_matches('/'),
+                    phr_server::operator::LOGIN_PATH
+                )?;
+                Ok(())
+            })
+        }
     }
 }
 

@@ -63,6 +63,8 @@ enum Command {
     Audit(admin::AuditArgs),
     /// Rotate the token signing key.
     Key(admin::KeyArgs),
+    /// Sign in to the operator page: print a one-time sign-in link.
+    Operator(admin::OperatorArgs),
     /// Create or upgrade the PostgreSQL schema (nodes also do it when they start).
     Migrate(migrate::MigrateArgs),
     /// Copy an SQLite data folder (every version, the index, the authorization state and
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Consent(args) => admin::consent(args),
         Command::Audit(args) => admin::audit(args),
         Command::Key(args) => admin::key(args),
+        Command::Operator(args) => admin::operator(args),
         Command::Migrate(args) => migrate::migrate(args),
         Command::MigrateStore(args) => migrate::migrate_store(args),
         Command::Validate(args) => validate::run(args),

@@ -393,28 +393,102 @@ fn failed_checks(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A token from `phr token` with its refresh token: (Patient id, access token, refresh token).
+fn token_with_refresh(
+    server: &Server,
+    hetu: &str,
+    app: &str,
+    scope: &str,
+) -> (String, String, String) {
+    let out = server.admin(&["token", "--hetu", hetu, "--app", app, "--scope", scope]);
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("phr token prints {prefix}: {out}"))
+            .to_string()
+    };
+    let token = out.lines().last().unwrap().to_string();
+    (line("patient: "), token, line("refresh_token: "))
+}
+
+/// The refresh-token grant of the public client `app`: (status, answer).
+fn refresh(server: &Server, app: &str, refresh_token: &str) -> (u16, Value) {
+    let response = server
+        .client
+        .post(format!("{}/oauth/token", server.root))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                    ("client_id", app),
+                ])
+                .finish(),
+        )
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// Waits until a change made by an operator command (another process) reaches the running
+/// server: it looks for such changes at most every half second, on its next request (on
+/// PostgreSQL it is notified). Polling with the application's own calls would add to the
+/// traffic being judged.
+fn let_the_server_see_the_change() {
+    std::thread::sleep(std::time::Duration::from_millis(700));
+}
+
+/// The check `id` of a report.
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
+}
+
+const ALL_CHECKS: [&str; 11] = [
+    "valid-resources",
+    "conditional-create",
+    "no-duplicates",
+    "bundle-limit",
+    "hourly-budget",
+    "search-patient",
+    "search-paging",
+    "token-refresh",
+    "withdrawn-grant",
+    "delete-own",
+    "rejected-resend",
+];
+
 #[test]
 fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("phr.toml");
-    // Twelve requests per citizen and application, no refill within the test; Bundles of at
-    // most five entries.
-    std::fs::write(&config, "[limits.citizen]\nburst = 12\nper_hour = 1\n").unwrap();
+    // Sixteen requests per citizen and application, no refill within the test; Bundles of
+    // at most five entries.
+    std::fs::write(&config, "[limits.citizen]\nburst = 16\nper_hour = 1\n").unwrap();
     let config = config.display().to_string();
     let server = Server::start_in(
         dir.path(),
         &["--config", &config, "--max-bundle-entries", "5"],
     );
-    let scope = "patient/Observation.cruds patient/Patient.read";
+    let scope = "patient/Observation.cruds patient/Patient.read offline_access";
     server.register_app("careful-app", scope);
     server.register_app("careless-app", scope);
     let careful_hetu = test_hetu("010190", 911);
     let careless_hetu = test_hetu("020290", 912);
-    let (anna, careful) = server.token(&careful_hetu, "careful-app", scope);
+    let (anna, careful, careful_refresh) =
+        token_with_refresh(&server, &careful_hetu, "careful-app", scope);
     let (bert, careless) = server.token(&careless_hetu, "careless-app", scope);
 
     // The careful client: conditional batches within the limit, resent after a "failure"
-    // without duplicates, one conditional single create, searches that name the citizen.
+    // without duplicates, one conditional single create, a search that names the citizen
+    // and pages with the server's next links to the end, a refresh before the token
+    // expires, and a delete of its own reading.
     let readings: Vec<Value> = (0..3)
         .map(|i| {
             glucose(
@@ -428,41 +502,115 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
         let response = server.post_as(&careful, "", &conditional_batch(&readings));
         assert_eq!(response.status(), 200);
     }
+    let conditional_post = |token: &str, resource: &Value| {
+        let identifier = resource["identifier"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        server
+            .json(
+                server
+                    .client
+                    .post(server.url("Observation"))
+                    .bearer_auth(token)
+                    .header("If-None-Exist", format!("identifier={identifier}")),
+                resource,
+            )
+            .send()
+            .unwrap()
+    };
     let single = glucose(&anna, "2026-11-05T08:00:00+02:00", 6.1);
-    let identifier = single["identifier"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let response = server
-        .json(
-            server
-                .client
-                .post(server.url("Observation"))
-                .bearer_auth(&careful)
-                .header("If-None-Exist", format!("identifier={identifier}")),
-            &single,
-        )
-        .send()
-        .unwrap();
+    let response = conditional_post(&careful, &single);
     assert_eq!(response.status(), 201);
-    let response = server.get_as(
-        &careful,
-        &format!("Observation?patient={anna}&code=http://loinc.org|14745-4"),
+    let own_id = body(response)["id"].as_str().unwrap().to_string();
+    let (status, refreshed) = refresh(&server, "careful-app", &careful_refresh);
+    assert_eq!(status, 200, "{refreshed}");
+    let careful = refreshed["access_token"].as_str().unwrap().to_string();
+    let mut next = Some(format!(
+        "Observation?patient={anna}&code=http://loinc.org|14745-4&_count=2"
+    ));
+    let mut pages = 0;
+    while let Some(link) = next.take() {
+        let page = body(server.get_as(&careful, &link));
+        pages += 1;
+        next = page["link"]
+            .as_array()
+            .and_then(|links| links.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+            .map(str::to_string);
+    }
+    assert_eq!(pages, 2, "four readings, two a page");
+    assert_eq!(
+        server
+            .delete_as(&careful, &format!("Observation/{own_id}"))
+            .status(),
+        204
     );
-    assert_eq!(response.status(), 200);
 
+    // Another application's reading in the careless client's citizen's data.
+    let (_, careful_for_bert) = server.token(&careless_hetu, "careful-app", scope);
+    let others = conditional_post(
+        &careful_for_bert,
+        &glucose(&bert, "2026-11-06T08:00:00+02:00", 5.5),
+    );
+    assert_eq!(others.status(), 201);
+    let others_id = body(others)["id"].as_str().unwrap().to_string();
+
+    // Before the probe the careful client's report passes everything else and says the
+    // withdrawn grant is not yet observed: not a pass.
+    let (passed, report, _) = acceptance(&server, "careful-app", "blood-glucose");
+    assert!(!passed);
+    assert_eq!(failed_checks(&report), ["withdrawn-grant"], "{report:#}");
+    let withdrawn = check(&report, "withdrawn-grant");
+    assert_eq!(withdrawn["state"], "not-observed");
+    assert_eq!(withdrawn["failures"], 0);
+    assert!(
+        withdrawn["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not yet observed"),
+        "{withdrawn}"
+    );
+
+    // The probe withdraws the careful app's grants; no call since: still not observed.
+    let started = server.admin(&["app", "probe", "careful-app", "--start", "--json"]);
+    let started: Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(started["grants_withdrawn"], 2, "{started}");
+    let (_, report, _) = acceptance(&server, "careful-app", "blood-glucose");
+    assert_eq!(check(&report, "withdrawn-grant")["state"], "not-observed");
+    assert!(report["probe_started_us"].is_i64());
+    let_the_server_see_the_change();
+    // Its next call is refused; it tries its refresh token once (refused too), asks the
+    // citizen again and carries on.
+    assert_eq!(
+        server.get_as(&careful, &format!("Patient/{anna}")).status(),
+        401
+    );
+    let (status, _) = refresh(
+        &server,
+        "careful-app",
+        refreshed["refresh_token"].as_str().unwrap(),
+    );
+    assert_eq!(status, 400, "the refresh token died with its grant");
+    let (_, careful) = server.token(&careful_hetu, "careful-app", scope);
+    assert_eq!(
+        server.get_as(&careful, &format!("Patient/{anna}")).status(),
+        200
+    );
     let (passed, report, _) = acceptance(&server, "careful-app", "blood-glucose");
     assert!(failed_checks(&report).is_empty(), "{report:#}");
     assert!(passed);
-    assert_eq!(report["checks"].as_array().unwrap().len(), 6);
+    assert_eq!(report["checks"].as_array().unwrap().len(), ALL_CHECKS.len());
     assert!(
         report["checks"][0]["kanta_rule"].is_string()
             && report["checks"][0]["rationale"].is_string()
     );
 
     // The careless client: the same reading twice without a condition, an invalid reading
-    // (its status is an identity code, which the error echoes), a Bundle over the limit, a
-    // search without patient, and requests until it is throttled.
+    // (its status is an identity code, which the error echoes) sent twice, a Bundle over the
+    // limit, a search without patient, a huge page it never pages on from, a call with an
+    // expired token and no refresh, a delete of another application's reading, and
+    // requests until it is throttled.
     let reading = glucose(&bert, "2026-11-01T08:00:00+02:00", 7.0);
     for _ in 0..2 {
         assert_eq!(
@@ -472,10 +620,12 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
     }
     let mut invalid = glucose(&bert, "2026-11-02T08:00:00+02:00", 7.5);
     invalid["status"] = Value::String(careless_hetu.clone());
-    assert_eq!(
-        server.post_as(&careless, "Observation", &invalid).status(),
-        422
-    );
+    for _ in 0..2 {
+        assert_eq!(
+            server.post_as(&careless, "Observation", &invalid).status(),
+            422
+        );
+    }
     let too_many: Vec<Value> = (0..6)
         .map(|i| glucose(&bert, &format!("2026-11-1{i}T08:00:00+02:00"), 6.0))
         .collect();
@@ -491,6 +641,37 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
             .status(),
         400
     );
+    assert_eq!(
+        server
+            .get_as(
+                &careless,
+                &format!("Observation?patient={bert}&_count=5000")
+            )
+            .status(),
+        200
+    );
+    let expired = server.admin(&[
+        "token",
+        "--hetu",
+        &careless_hetu,
+        "--app",
+        "careless-app",
+        "--scope",
+        scope,
+        "--issued-seconds-ago",
+        "7200",
+    ]);
+    let expired = expired.lines().last().unwrap();
+    assert_eq!(
+        server.get_as(expired, &format!("Patient/{bert}")).status(),
+        401
+    );
+    assert_eq!(
+        server
+            .delete_as(&careless, &format!("Observation/{others_id}"))
+            .status(),
+        403
+    );
     let throttled = (0..20).any(|_| {
         server
             .get_as(&careless, &format!("Patient/{bert}"))
@@ -498,22 +679,25 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
             == 429
     });
     assert!(throttled, "the careless client reaches its budget");
+    // The probe: the careless client keeps calling with its dead token.
+    server.admin(&["app", "probe", "careless-app", "--start"]);
+    let_the_server_see_the_change();
+    for _ in 0..6 {
+        assert_eq!(
+            server
+                .get_as(&careless, &format!("Patient/{bert}"))
+                .status(),
+            401
+        );
+    }
 
     let (passed, report, text) = acceptance(&server, "careless-app", "blood-glucose");
     assert!(!passed, "a failed report exits non-zero");
-    assert_eq!(
-        failed_checks(&report),
-        [
-            "valid-resources",
-            "conditional-create",
-            "no-duplicates",
-            "bundle-limit",
-            "hourly-budget",
-            "search-patient"
-        ],
-        "{report:#}"
-    );
-    let invalid_example = &report["checks"][0]["examples"][0];
+    assert_eq!(failed_checks(&report), ALL_CHECKS, "{report:#}");
+    for id in ALL_CHECKS {
+        assert_eq!(check(&report, id)["state"], "failed", "{id}");
+    }
+    let invalid_example = &check(&report, "valid-resources")["examples"][0];
     assert_eq!(invalid_example["status"], 422);
     assert_eq!(
         invalid_example["detail"]["profile"],
@@ -523,14 +707,45 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
         invalid_example["detail"]["outcome"]["issue"].is_array(),
         "{invalid_example}"
     );
-    let duplicate = &report["checks"][2]["examples"][0];
+    let duplicate = &check(&report, "no-duplicates")["examples"][0];
     assert_eq!(
         duplicate["detail"]["identifier"],
         reading["identifier"][0]["value"]
     );
+    let resent = &check(&report, "rejected-resend")["examples"][0];
+    assert_eq!(resent["status"], 422);
+    assert!(resent["detail"]["body_hash"].is_string(), "{resent}");
+    assert_eq!(
+        check(&report, "search-paging")["examples"][0]["detail"]["count"],
+        5000
+    );
+    assert_eq!(
+        check(&report, "token-refresh")["examples"][0]["detail"]["auth"],
+        "expired"
+    );
+    let storm = check(&report, "withdrawn-grant");
+    assert_eq!(
+        storm["failures"], 5,
+        "the first 401 and three retries are allowed"
+    );
+    assert_eq!(storm["examples"][0]["detail"]["auth"], "withdrawn");
+    let refused_call = storm["examples"][0]["interaction"].as_str().unwrap();
+    assert!(
+        refused_call.starts_with("GET /fhir/r4/") && !refused_call.contains(&bert),
+        "a refused call is named by its method and route template: {refused_call}"
+    );
+    assert_eq!(
+        check(&report, "delete-own")["examples"][0]["interaction"],
+        "delete"
+    );
     assert!(
         !text.contains(&careless_hetu) && !text.contains(&careful_hetu),
         "no identity code in a report: {text}"
+    );
+    assert!(!text.contains(&careless), "no token in a report");
+    assert!(
+        !text.contains(&format!("patient={bert}")) && !text.contains("_count=5000"),
+        "no query value in a report: {text}"
     );
     let text = server.admin_fails(&[
         "app",
@@ -539,7 +754,7 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
         "--content",
         "blood-glucose",
     ]);
-    assert!(text.contains("fails 6 of 6 acceptance checks"), "{text}");
+    assert!(text.contains("fails 11 of 11 acceptance checks"), "{text}");
     let args = server.admin_args(&[
         "app",
         "acceptance",
@@ -556,11 +771,26 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
     // The careful app's report knows nothing of the careless one's traffic.
     let (passed, _, _) = acceptance(&server, "careful-app", "blood-glucose");
     assert!(passed);
-    // A content the careful app never wrote cannot pass.
+    // A content the careful app never wrote cannot pass: not observed, not failed.
     let (passed, report, _) = acceptance(&server, "careful-app", "body-weight");
     assert!(!passed);
     assert_eq!(
         failed_checks(&report),
         ["valid-resources", "conditional-create"]
     );
+    assert_eq!(check(&report, "valid-resources")["state"], "not-observed");
+    let text = server.admin_fails(&[
+        "app",
+        "acceptance",
+        "careful-app",
+        "--content",
+        "body-weight",
+    ]);
+    assert!(
+        text.contains("fails 0 of 11 acceptance checks for body-weight; 2 not yet observed"),
+        "{text}"
+    );
+    // The probe is for the sandbox and for registered applications only.
+    let text = server.admin_fails(&["app", "probe", "no-such-app", "--start"]);
+    assert!(text.contains("no-such-app"), "{text}");
 }

@@ -210,8 +210,58 @@ fn a_developer_registers_an_app_finds_its_rejected_resource_and_runs_the_accepta
     assert!(sv.body.contains("Avvisade resurser"));
     dev.get("/developer?lang=en");
 
-    // Redirect URIs: a bad list is refused with the reason and changes nothing.
+    // The report's checks speak the page's language; a check without evidence is "not yet
+    // observed", not failed.
+    let fi = dev.get(&format!(
+        "/developer/apps/{app}/acceptance?content=blood-glucose&lang=fi"
+    ));
+    assert!(
+        fi.body
+            .contains("Jokainen kirjoitettu resurssi on ilmoittamansa profiilin mukainen"),
+        "{}",
+        fi.body
+    );
+    assert!(fi.body.contains("ei vielä havaittu"), "{}", fi.body);
+    let sv = dev.get(&format!(
+        "/developer/apps/{app}/acceptance?content=blood-glucose&lang=sv"
+    ));
+    assert!(sv.body.contains("Sökningar anger patient"), "{}", sv.body);
+    dev.get("/developer?lang=en");
+
+    // The withdrawn-grant probe: a forged form changes nothing; the console's button starts
+    // it (as `phr app probe --start` does) and the report then waits for the app's calls.
     let token_of_form = csrf(&dev.get(&format!("/developer/apps/{app}")).body);
+    let probe = format!("/developer/apps/{app}/probe");
+    assert_eq!(
+        dev.post(&probe, &[("csrf", "forged")]).status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(server.admin(&["app", "probe", &app]).contains("no probe"));
+    let started = dev.post(&probe, &[("csrf", &token_of_form)]);
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    assert!(server.admin(&["app", "probe", &app]).contains("started"));
+    let page = dev.get(&format!("/developer/apps/{app}"));
+    assert!(page.body.contains("Probe started"), "{}", page.body);
+    let report = dev.get(&format!(
+        "/developer/apps/{app}/acceptance?content=blood-glucose"
+    ));
+    assert!(
+        report
+            .body
+            .contains("the application has made no call since the probe started"),
+        "{}",
+        report.body
+    );
+    // The server itself withdrew the grant: the app's token stops working at once.
+    assert_eq!(
+        server
+            .get_as(&token, &format!("Patient/{patient}"))
+            .status(),
+        401,
+        "the probe withdrew the app's grant"
+    );
+
+    // Redirect URIs: a bad list is refused with the reason and changes nothing.
     let redirects = format!("/developer/apps/{app}/redirects");
     let bad = dev.post(
         &redirects,

@@ -112,7 +112,7 @@ fn security_headers(page: &Page) -> Vec<(&'static str, String)> {
 }
 
 #[test]
-fn oauth_pages_and_portal_pages_send_the_same_security_headers() {
+fn oauth_portal_console_and_operator_pages_send_the_same_security_headers() {
     let server = Server::start(&[]);
     let mut browser = Browser::new(&server);
     let portal = browser.get("/portal");
@@ -122,9 +122,12 @@ fn oauth_pages_and_portal_pages_send_the_same_security_headers() {
     assert_eq!(login.status, StatusCode::BAD_REQUEST);
     let register = browser.get("/developer");
     assert_eq!(register.status, StatusCode::OK);
+    let operator = browser.get("/operator/login?link=unknown");
+    assert_eq!(operator.status, StatusCode::OK);
     let expected = security_headers(&portal);
     assert_eq!(security_headers(&login), expected);
     assert_eq!(security_headers(&register), expected);
+    assert_eq!(security_headers(&operator), expected);
     assert!(
         expected.contains(&("referrer-policy", "no-referrer".to_string())),
         "{expected:?}"

@@ -178,6 +178,7 @@ fn usage_of(route: Option<&str>) -> Usage {
             Usage::Authorization
         }
         Some(r) if r == "/" || r.starts_with(crate::portal::ROOT) => Usage::CitizenPortal,
+        Some(r) if r.starts_with(crate::operator::ROOT) => Usage::Operator,
         _ => Usage::Application,
     }
 }
@@ -422,6 +423,7 @@ mod tests {
             Usage::Authorization
         );
         assert_eq!(usage_of(Some("/portal/log")), Usage::CitizenPortal);
+        assert_eq!(usage_of(Some("/operator/apps/{id}")), Usage::Operator);
         assert_eq!(usage_of(Some("/fhir/r4/{type}")), Usage::Application);
         assert_eq!(usage_of(None), Usage::Application);
     }

@@ -26,6 +26,7 @@ pub mod developer;
 pub mod fhir;
 pub mod limits;
 pub mod oauth;
+pub mod operator;
 pub mod ops;
 pub mod portal;
 pub mod retention;
@@ -219,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .merge(applist::router(&state))
         .merge(viewer::router(&state))
         .merge(developer::router(&state))
+        .merge(operator::router(&state))
         .fallback(fhir::unknown_route)
         // Route layers, innermost first: they see the matched route template. The panic guard
         // is the last resort (client input never reaches it); the audit layer sits outside it

@@ -8,8 +8,10 @@
 //! The audit layer puts a [`TrafficSlot`] in every request's extensions in sandbox mode and,
 //! once the response is ready, hands the rows to the authorization server
 //! ([`phr_auth::AuthService::record_traffic`], which keeps them 30 days and redacts anything
-//! that parses as an identity code). Handlers note what only they see. Never records query
-//! strings, tokens or resource bodies.
+//! that parses as an identity code). Handlers note what only they see: a search's `_count`,
+//! whether it sent a paging cursor and whether its answer had a `next` link (as digests of
+//! the cursors), the application and grant of a refused token, the digest of a refused
+//! body. Never records query values, tokens or resource bodies.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,10 +23,20 @@ use serde_json::{Map, Value, json};
 
 use crate::fhir::error::status_of;
 
+/// A short digest (hex) of a JSON value or a paging cursor: tells equal ones apart, reveals
+/// nothing of them.
+pub fn digest(value: &impl std::fmt::Display) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(value.to_string().as_bytes());
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// What handlers noted about one request.
 #[derive(Default)]
 struct Notes {
     detail: Map<String, Value>,
+    /// The application a refused token was issued to (the request has no caller).
+    refused_app: Option<String>,
     resources: Vec<TrafficRow>,
 }
 
@@ -46,6 +58,18 @@ impl TrafficSlot {
     pub fn note(&self, key: &str, value: Value) {
         self.update(|notes| {
             notes.detail.insert(key.to_owned(), value);
+        });
+    }
+
+    /// A bearer token of `app_id` refused for `reason` (`expired`, `revoked`, `withdrawn`),
+    /// under `grant`: the request is the application's although it has no caller.
+    pub fn refused(&self, app_id: String, grant: Option<String>, reason: &str) {
+        self.update(|notes| {
+            notes.refused_app = Some(app_id);
+            notes.detail.insert("auth".into(), json!(reason));
+            if let Some(grant) = grant {
+                notes.detail.insert("grant".into(), json!(grant));
+            }
         });
     }
 
@@ -86,7 +110,15 @@ impl TrafficSlot {
                     "outcome".into(),
                     phr_fhir::outcome::operation_outcome(error.issues()),
                 );
-                status_of(error.kind()).as_u16()
+                let status = status_of(error.kind()).as_u16();
+                // A refused body is known again by its digest when it is resent; the body
+                // itself is never kept.
+                if matches!(status, 412 | 422)
+                    && let Some(resource) = resource
+                {
+                    detail.insert("body_hash".into(), json!(digest(resource)));
+                }
+                status
             }
         };
         let row = TrafficRow {
@@ -105,18 +137,22 @@ impl TrafficSlot {
     /// The rows of a finished request of the application in `record` (none for other
     /// callers).
     pub fn rows(&self, record: &AuditRecord, at_us: i64) -> Vec<TrafficRow> {
-        let Some(app_id) = record.app_id.clone() else {
+        let notes = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let Some(app_id) = record.app_id.clone().or(notes.refused_app) else {
             return Vec::new();
         };
-        let notes = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
         let request = TrafficRow {
             app_id: app_id.clone(),
             at_us,
             kind: RowKind::Request,
-            interaction: record
-                .interaction
-                .clone()
-                .unwrap_or_else(|| "request".to_owned()),
+            // A request refused before its handler (a 401, a 429) has no interaction: its
+            // method and route template say what it was (never its path or query).
+            interaction: record.interaction.clone().unwrap_or_else(|| {
+                match (record.method.as_deref(), record.route.as_deref()) {
+                    (Some(method), Some(route)) => format!("{method} {route}"),
+                    _ => "request".to_owned(),
+                }
+            }),
             resource_type: record.resource_type.clone(),
             status: record.status,
             content: None,

@@ -112,7 +112,38 @@ pub fn request(auth: &AuthService, request: &TokenRequest) -> Result<TokenRespon
         Err(error) => (request.client.client_id().map(str::to_owned), Err(error)),
     };
     audit(auth, request.grant.code(), client_id.as_deref(), &result);
+    note_traffic(auth, request.grant.code(), client_id, &result);
     result
+}
+
+/// The sandbox traffic record of a token request (sandbox mode only): the acceptance checks
+/// look for refresh-token grants and how the application reacted to a withdrawn grant.
+fn note_traffic(
+    auth: &AuthService,
+    grant_type: &str,
+    client_id: Option<String>,
+    result: &Result<TokenResponse, OAuthError>,
+) {
+    let Some(app_id) = client_id else { return };
+    if !auth.config().mode.is_sandbox() {
+        return;
+    }
+    let row = crate::traffic::TrafficRow {
+        app_id,
+        at_us: crate::clock::Clock::now_micros(auth.clock().as_ref()),
+        kind: crate::traffic::RowKind::Request,
+        interaction: format!("token:{grant_type}"),
+        resource_type: None,
+        status: match result {
+            Ok(_) => 200,
+            Err(error) => error.status,
+        },
+        content: None,
+        detail: serde_json::Value::Null,
+    };
+    if let Err(e) = auth.record_traffic(vec![row]) {
+        tracing::warn!(error = %e, "could not record sandbox traffic");
+    }
 }
 
 /// Answers a token request as the token endpoint received it (form parameters, the

@@ -86,6 +86,9 @@ pub trait GrantStore: Send + Sync {
     fn active(&self, patient_id: &str, app_id: &str) -> Result<Option<StoredGrant>>;
     /// The citizen's grants, active first, newest first.
     fn for_patient(&self, patient_id: &str) -> Result<Vec<StoredGrant>>;
+    /// The application's active grants, oldest first (the sandbox probe withdraws them; not
+    /// indexed by application, which only sandbox sizes afford).
+    fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>>;
     /// Atomically: keeps the active grant of `patient_id` for `app_id` when `keep(its
     /// scope)` says so, otherwise supersedes it (if any) with a new active grant of `scope`.
     fn record(
@@ -135,6 +138,10 @@ impl Grants {
 
     pub fn for_patient(&self, patient_id: &str) -> Result<Vec<StoredGrant>> {
         self.store.for_patient(patient_id)
+    }
+
+    pub fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>> {
+        self.store.active_for_app(app_id)
     }
 
     /// The citizen withdraws a grant; returns it as it was.
@@ -192,6 +199,26 @@ mod tests {
             "superseded"
         );
         assert_eq!(grants.count_active().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_apps_active_grants_are_found_across_citizens() {
+        let grants = grants();
+        let read = scopes("patient/Observation.read");
+        let p = grants.record_consent("p", "app", &read).unwrap().grant;
+        let q = grants.record_consent("q", "app", &read).unwrap().grant;
+        grants.record_consent("p", "a", &read).unwrap();
+        let ids = |list: Vec<StoredGrant>| -> Vec<String> {
+            list.into_iter().map(|g| g.grant_id).collect()
+        };
+        let mut found = ids(grants.active_for_app("app").unwrap());
+        found.sort();
+        let mut expected = vec![p.grant_id.clone(), q.grant_id];
+        expected.sort();
+        assert_eq!(found, expected);
+        grants.withdraw("p", &p.grant_id).unwrap();
+        assert_eq!(grants.active_for_app("app").unwrap().len(), 1);
+        assert!(grants.active_for_app("none").unwrap().is_empty());
     }
 
     #[test]

@@ -93,6 +93,21 @@ impl GrantStore for PostgresGrantStore {
         })
     }
 
+    fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>> {
+        self.pg.read(|conn| {
+            conn.rows(
+                &format!(
+                    "SELECT {COLUMNS} FROM grants WHERE app_id = $1 AND status = 'active'
+                     ORDER BY created_at, inserted"
+                ),
+                &[&app_id],
+            )?
+            .iter()
+            .map(grant_from_row)
+            .collect()
+        })
+    }
+
     fn record(
         &self,
         patient_id: &str,

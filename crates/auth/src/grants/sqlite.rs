@@ -73,6 +73,16 @@ impl GrantStore for SqliteGrantStore {
         })
     }
 
+    fn active_for_app(&self, app_id: &str) -> Result<Vec<StoredGrant>> {
+        self.db.run(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM grants WHERE app_id = ?1 AND status = 'active'
+                 ORDER BY created_at, rowid"
+            ))?;
+            stmt.query_map([app_id], grant_from_row)?.collect()
+        })
+    }
+
     fn record(
         &self,
         patient_id: &str,

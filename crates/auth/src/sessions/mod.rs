@@ -35,6 +35,10 @@ pub enum SessionKind {
     Launch,
     /// The developer console: a signed-in application developer.
     Developer,
+    /// A one-time operator sign-in link (`phr operator login`), used once.
+    OperatorLink,
+    /// The operator page: a signed-in operator.
+    Operator,
 }
 
 impl SessionKind {
@@ -44,6 +48,8 @@ impl SessionKind {
             SessionKind::Portal => "portal",
             SessionKind::Launch => "launch",
             SessionKind::Developer => "developer",
+            SessionKind::OperatorLink => "operator-link",
+            SessionKind::Operator => "operator",
         }
     }
 }
@@ -73,6 +79,9 @@ pub trait SessionStore: Send + Sync {
     /// Replaces the data of a session of `kind`; `false` when there is none.
     fn update(&self, key: &[u8], kind: SessionKind, data: &str) -> Result<bool>;
     fn delete(&self, key: &[u8]) -> Result<()>;
+    /// Deletes a live session of `kind` and returns its data, in one step: of two nodes
+    /// taking the same session at once, only one gets it.
+    fn take(&self, key: &[u8], kind: SessionKind, now: i64) -> Result<Option<String>>;
     /// Deletes every session past its idle deadline or lifetime.
     fn delete_expired(&self, now: i64) -> Result<()>;
 }
@@ -126,6 +135,12 @@ impl Sessions {
             return Err(AuthError::NotFound("session".into()));
         }
         Ok(())
+    }
+
+    /// The data of a live session, which ends now (a one-time link); `None` when unknown,
+    /// expired or already used.
+    pub fn take(&self, kind: SessionKind, token: &str) -> Result<Option<String>> {
+        self.store.take(&digest(token), kind, self.clock.now())
     }
 
     /// Ends a session (logout, a login finished); unknown sessions are ignored.
@@ -196,6 +211,27 @@ mod tests {
             );
         }
         assert_eq!(alive, vec![true, true, false]);
+    }
+
+    #[test]
+    fn a_one_time_session_is_taken_once_and_not_after_its_lifetime() {
+        let (sessions, clock) = sessions();
+        let kind = SessionKind::OperatorLink;
+        let token = sessions.create(kind, "{\"a\":1}", 60, 60).unwrap();
+        assert!(
+            sessions
+                .take(SessionKind::Operator, &token)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            sessions.take(kind, &token).unwrap().as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert!(sessions.take(kind, &token).unwrap().is_none(), "used once");
+        let late = sessions.create(kind, "{}", 60, 60).unwrap();
+        clock.advance(61);
+        assert!(sessions.take(kind, &late).unwrap().is_none(), "expired");
     }
 
     #[test]

@@ -84,6 +84,19 @@ impl SessionStore for PostgresSessionStore {
         })
     }
 
+    fn take(&self, key: &[u8], kind: SessionKind, now: i64) -> Result<Option<String>> {
+        self.pg.write(|conn| {
+            conn.row(
+                "DELETE FROM sessions WHERE session_digest = $1 AND kind = $2
+                 AND idle_until > $3 AND expires_at > $3
+                 RETURNING data",
+                &[&key, &kind.code(), &now],
+            )?
+            .map(|r| get(&r, 0))
+            .transpose()
+        })
+    }
+
     fn delete_expired(&self, now: i64) -> Result<()> {
         self.pg.write(|conn| {
             conn.exec(
@@ -107,6 +120,39 @@ mod tests {
             idle_until,
             expires_at,
         }
+    }
+
+    #[test]
+    fn a_session_is_taken_once_only_of_its_kind_and_only_while_live() {
+        let store = PostgresSessionStore::new(crate::postgres::tests::database("sessions_take"));
+        store
+            .insert(b"link", &record(SessionKind::OperatorLink, 60, 60))
+            .unwrap();
+        assert!(
+            store
+                .take(b"link", SessionKind::Operator, 1)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 60)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 1)
+                .unwrap()
+                .as_deref(),
+            Some("{}")
+        );
+        assert!(
+            store
+                .take(b"link", SessionKind::OperatorLink, 1)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -80,6 +80,19 @@ impl SessionStore for SqliteSessionStore {
         })
     }
 
+    fn take(&self, key: &[u8], kind: SessionKind, now: i64) -> Result<Option<String>> {
+        self.db.run(|conn| {
+            conn.query_row(
+                "DELETE FROM sessions WHERE session_digest = ?1 AND kind = ?2
+                 AND idle_until > ?3 AND expires_at > ?3
+                 RETURNING data",
+                params![key, kind.code(), now],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     fn delete_expired(&self, now: i64) -> Result<()> {
         self.db.run(|conn| {
             conn.execute(

@@ -86,6 +86,7 @@ pub fn engine_args(data: &Path) -> Vec<String> {
 /// Commands that take `--database` like `--data`.
 const DATABASE_COMMANDS: &[&str] = &[
     "app", "token", "grant", "audit", "key", "import", "export", "demo", "org", "care", "consent",
+    "operator",
 ];
 
 /// `args` with the engine's arguments for the data folder they name (PostgreSQL runs).

@@ -4,7 +4,8 @@
 //! application its recent sandbox traffic (requests by
 //! interaction and answer, every rejected resource with its claimed profile and its
 //! OperationOutcome's issues and FHIRPath expressions) and the acceptance report of a data
-//! content (the same checks as `phr app acceptance`).
+//! content (the same checks as `phr app acceptance`), and starts the withdrawn-grant probe
+//! (the same step as `phr app probe APP --start`).
 //!
 //! `mod.rs` wires the routes (under the one security-header layer of [`crate::web`]) and
 //! holds the developer's session (the authorization server's session store, kind
@@ -20,6 +21,8 @@
 
 mod pages;
 pub mod texts;
+
+pub(crate) use pages::contents;
 pub mod view;
 
 use std::convert::Infallible;
@@ -68,6 +71,7 @@ pub fn router(state: &AppState) -> Router {
         )
         .route("/developer/apps/{id}/secret", post(pages::secret_submit))
         .route("/developer/apps/{id}/acceptance", get(pages::acceptance))
+        .route("/developer/apps/{id}/probe", post(pages::probe_submit))
         .layer(axum::middleware::from_fn(crate::web::headers::layer))
         .with_state(state.clone())
 }

@@ -147,6 +147,8 @@ struct AppPage {
     requests: Vec<RequestCount>,
     rejected: Vec<Rejection>,
     contents: Vec<ContentOption>,
+    /// When the withdrawn-grant probe last started.
+    probe_started: Option<i64>,
 }
 
 #[derive(Template)]
@@ -270,7 +272,7 @@ fn catalog_lang(lang: Lang) -> phr_catalog::Lang {
 }
 
 /// The catalogue's data contents (code, name in `lang`, resource type), each code once.
-fn contents(lang: Lang) -> Vec<(&'static str, String, &'static str)> {
+pub(crate) fn contents(lang: Lang) -> Vec<(&'static str, String, &'static str)> {
     let mut seen = std::collections::HashSet::new();
     Catalog::get()
         .contents()
@@ -496,11 +498,33 @@ fn app_view(state: &AppState, ctx: &Ctx, app: App, entered: Option<(String, Stri
             rejected: view::rejections(&rows),
             redirect_uris,
             error,
+            probe_started: state.auth.probe_started(&app.app_id)?,
             app,
             contents,
         },
         status,
     ))
+}
+
+/// Starts the withdrawn-grant probe of the developer's application (the same step as
+/// `phr app probe APP --start`) and shows its page again.
+pub async fn probe_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let developer = posting_developer(ctx, &form)?;
+        let app = own_app(state, &developer, &id)?;
+        state.auth.start_probe(&app.app_id, "developer")?;
+        Ok(see_other(&format!(
+            "{}/{}#probe",
+            super::APPS_PATH,
+            url::form_urlencoded::byte_serialize(app.app_id.as_bytes()).collect::<String>()
+        )))
+    })
+    .await
 }
 
 pub async fn app_page(State(state): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {

@@ -51,7 +51,8 @@ impl FromRequestParts<AppState> for Fhir {
             .extensions
             .get::<RequestCertificate>()
             .and_then(|c| c.0.clone());
-        let caller = caller(state, &parts.headers, certificate).await?;
+        let traffic = crate::traffic::TrafficSlot::of(&parts.extensions);
+        let caller = caller(state, &parts.headers, certificate, &traffic).await?;
         audit.caller(&caller);
         state.limits.charge(&caller)?;
         Ok(Fhir {
@@ -61,7 +62,7 @@ impl FromRequestParts<AppState> for Fhir {
             query,
             headers: parts.headers.clone(),
             audit,
-            traffic: crate::traffic::TrafficSlot::of(&parts.extensions),
+            traffic,
         })
     }
 }
@@ -91,6 +92,7 @@ async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     certificate: Option<Arc<PresentedCertificate>>,
+    traffic: &crate::traffic::TrafficSlot,
 ) -> Result<Caller, Error> {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -100,8 +102,15 @@ async fn caller(
         return Ok(Caller::OpenSandbox);
     }
     let auth = state.auth.clone();
+    let traffic = traffic.clone();
     tokio::task::spawn_blocking(move || {
-        auth.authenticate_presenting(authorization.as_deref(), certificate.as_deref())
+        let result = auth.authenticate_presenting(authorization.as_deref(), certificate.as_deref());
+        if let Err(refused) = &result
+            && auth.config().mode.is_sandbox()
+        {
+            note_refusal(&auth, authorization.as_deref(), refused, &traffic);
+        }
+        result
     })
     .await
     .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
@@ -113,6 +122,27 @@ async fn caller(
         }
     })
     .map_err(Error::from_access)
+}
+
+/// In the sandbox traffic record, a call with one of our tokens that has expired, been
+/// revoked or lost its grant is its application's: the acceptance checks judge how the
+/// application reacts.
+fn note_refusal(
+    auth: &phr_auth::AuthService,
+    authorization: Option<&str>,
+    refused: &phr_auth::AccessError,
+    traffic: &crate::traffic::TrafficSlot,
+) {
+    use phr_auth::AccessError;
+    let reason = match refused {
+        AccessError::Expired => "expired",
+        AccessError::Revoked => "revoked",
+        AccessError::GrantWithdrawn => "withdrawn",
+        _ => return,
+    };
+    if let Some((app, grant)) = auth.token_owner(authorization) {
+        traffic.refused(app, grant, reason);
+    }
 }
 
 /// Decodes a query string into parameters, in order.

@@ -35,6 +35,12 @@ async fn professional_lookup(
         fhir.professional_patient_search(&caller, patient.as_deref())
     })
     .await?;
+    if state.auth.config().mode.is_sandbox()
+        && let Some(cursor) = next_cursor(&searched.bundle)
+    {
+        req.traffic
+            .note("next", serde_json::json!(crate::traffic::digest(&cursor)));
+    }
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
     req.audit.shown(searched.shown);
@@ -182,6 +188,21 @@ async fn search(
                 })
         ),
     );
+    // How it pages: the page size asked and, as a digest, the cursor of a paging link.
+    if let Some(count) = params
+        .iter()
+        .find(|(name, _)| name == "_count")
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok())
+    {
+        req.traffic.note("count", serde_json::json!(count));
+    }
+    if let Some((_, cursor)) = params
+        .iter()
+        .find(|(name, _)| name == phr_service::search::PAGE_PARAMETER)
+    {
+        req.traffic
+            .note("page", serde_json::json!(crate::traffic::digest(cursor)));
+    }
     // A personal identity code is never recorded, whoever searches with one.
     req.audit
         .search_criteria(search_criteria(&without_identity_codes(&params)));
@@ -220,6 +241,12 @@ async fn search(
         fhir.search_request(&caller, target.scope(), &params, lenient)
     })
     .await?;
+    if state.auth.config().mode.is_sandbox()
+        && let Some(cursor) = next_cursor(&searched.bundle)
+    {
+        req.traffic
+            .note("next", serde_json::json!(crate::traffic::digest(&cursor)));
+    }
     req.audit.subject(searched.patient);
     req.audit.touched(searched.resources);
     req.audit.shown(searched.shown);
@@ -228,4 +255,25 @@ async fn search(
         &searched.bundle,
         format,
     ))
+}
+
+/// The cursor of a searchset's `next` link, if it has one (for the sandbox traffic record;
+/// the entries are skipped unread).
+fn next_cursor(bundle: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        relation: String,
+        url: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Links {
+        #[serde(default)]
+        link: Vec<Link>,
+    }
+    let links: Links = serde_json::from_slice(bundle).ok()?;
+    let next = links.link.into_iter().find(|l| l.relation == "next")?;
+    let query = next.url.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == phr_service::search::PAGE_PARAMETER)
+        .map(|(_, cursor)| cursor.into_owned())
 }
