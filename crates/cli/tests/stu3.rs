@@ -604,6 +604,53 @@ fn a_token_works_on_both_endpoints() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200);
+    // An application registered for R4 only is still served STU3 in the sandbox (production
+    // refuses it with 403; unit-tested in phr-auth and the server's request extractor).
+    let out = server.admin(&[
+        "app",
+        "register",
+        "--id",
+        "r4-app",
+        "--name",
+        "R4 app",
+        "--scope",
+        scope,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+        "--fhir-version",
+        "r4",
+    ]);
+    assert!(out.contains("fhir_versions: r4\n"), "{out}");
+    let shown: Value =
+        serde_json::from_str(&server.admin(&["app", "show", "r4-app", "--json"])).unwrap();
+    assert_eq!(
+        shown["fhir_versions"],
+        json!({"r4": true, "stu3": false}),
+        "{shown:#}"
+    );
+    let (_, r4_token) = server.token(&test_hetu("010180", 901), "r4-app", scope);
+    let response = server
+        .client
+        .get(stu3(&server, &format!("Observation/{id}")))
+        .bearer_auth(&r4_token)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let error = server.admin_fails(&[
+        "app",
+        "register",
+        "--id",
+        "x-app",
+        "--name",
+        "X",
+        "--scope",
+        scope,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+        "--fhir-version",
+        "dstu2",
+    ]);
+    assert!(error.contains("use r4, stu3 or r4,stu3"), "{error}");
     // Without a token: refused, and still marked deprecated.
     let response = server
         .client
