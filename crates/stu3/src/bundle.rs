@@ -134,8 +134,10 @@ pub fn response_to_stu3(bundle: &Value, r4_base: &str, stu3_base: &str) -> Value
                     .flatten()
                     .map(|link| {
                         let mut link = link.clone();
-                        if let Some(url) = link.get("url").and_then(Value::as_str).map(&rebase) {
-                            link["url"] = Value::String(url);
+                        if let Some(url) = link.get("url").and_then(Value::as_str).map(&rebase)
+                            && let Some(object) = link.as_object_mut()
+                        {
+                            object.insert("url".into(), Value::String(url));
                         }
                         link
                     })

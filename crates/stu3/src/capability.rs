@@ -19,13 +19,13 @@ pub fn capability_statement(r4: &Value, stu3_base: &str, r4_base: &str) -> Value
                 out.insert(key, json!(crate::Version::Stu3.number()));
             }
             "implementation" => {
-                let mut implementation = value.clone();
-                implementation["url"] = json!(stu3_base);
-                implementation["description"] = json!(
+                let mut implementation = value.as_object().cloned().unwrap_or_default();
+                implementation.insert("url".into(), json!(stu3_base));
+                implementation.insert("description".into(), json!(
                     "PHR: personal health record repository (Kanta PHR compatible), FHIR STU3 view \
                      (deprecated: use the R4 endpoint)"
-                );
-                out.insert(key, implementation);
+                ));
+                out.insert(key, Value::Object(implementation));
             }
             "format" => {
                 out.insert("acceptUnknown".into(), json!("no"));

@@ -146,8 +146,10 @@ async fn structure_definitions(
         "total": entries.len(),
         "link": [{"relation": "self", "url": format!("{base}/StructureDefinition{}", uri.query().map(|q| format!("?{q}")).unwrap_or_default())}],
     });
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
+    if !entries.is_empty()
+        && let Some(object) = bundle.as_object_mut()
+    {
+        object.insert("entry".into(), Value::Array(entries));
     }
     Ok(respond::json_response(
         StatusCode::OK,
@@ -242,7 +244,7 @@ async fn converted(state: AppState, request: Request, next: Next) -> Result<Resp
         let params: Vec<(String, String)> =
             url::form_urlencoded::parse(&bytes).into_owned().collect();
         let form = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&params_to_r4(&params))
+            .extend_pairs(params_to_r4(&params))
             .finish();
         Body::from(form)
     } else if is_write {
@@ -260,11 +262,11 @@ async fn converted(state: AppState, request: Request, next: Next) -> Result<Resp
     to_stu3_response(&state, response, failed).await
 }
 
+/// Batch entries that could not be converted: their index and why.
+type FailedEntries = Vec<(usize, ConvertError)>;
+
 /// A posted STU3 body as R4 bytes, with the batch entries that could not be converted.
-fn to_r4_body(
-    bytes: &[u8],
-    is_bundle: bool,
-) -> Result<(Vec<u8>, Vec<(usize, ConvertError)>), Error> {
+fn to_r4_body(bytes: &[u8], is_bundle: bool) -> Result<(Vec<u8>, FailedEntries), Error> {
     let value = parse_json(bytes)?;
     let refused = |e: ConvertError| Error::unprocessable(vec![e.to_issue()]);
     let (r4, failed) =
