@@ -86,7 +86,24 @@ fn rest_to_stu3(rest: &Value, r4_base: &str) -> Value {
             })
             .map(resource_to_stu3)
             .collect();
+        let mut operations: Vec<Value> = Vec::new();
+        for op in resources
+            .iter()
+            .filter_map(|r| r.get("operation").and_then(Value::as_array))
+            .flatten()
+        {
+            let stu3 = json!({
+                "name": op.get("name").cloned().unwrap_or(Value::Null),
+                "definition": {"reference": op.get("definition").cloned().unwrap_or(Value::Null)},
+            });
+            if !operations.contains(&stu3) {
+                operations.push(stu3);
+            }
+        }
         object.insert("resource".into(), Value::Array(served));
+        if !operations.is_empty() {
+            object.insert("operation".into(), Value::Array(operations));
+        }
     }
     rest
 }
@@ -124,19 +141,60 @@ fn resource_to_stu3(resource: &Value) -> Value {
                 }
             }
             "documentation" if out.contains_key("documentation") => {}
-            "operation" => {
-                let operations: Vec<Value> = value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|op| json!({"name": op["name"], "definition": {"reference": op["definition"]}}))
-                    .collect();
-                out.insert(key.clone(), Value::Array(operations));
-            }
+            // STU3 lists operations once per server (`rest.operation`, below).
+            "operation" => {}
             _ => {
                 out.insert(key.clone(), value.clone());
             }
         }
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_listed_once_per_server_in_stu3() {
+        let r4 = json!({
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "implementation": {"url": "http://x/fhir/r4"},
+            "format": ["json"],
+            "rest": [{"mode": "server", "documentation": "d", "resource": [
+                {"type": "Observation", "profile": "http://hl7.org/fhir/StructureDefinition/Observation",
+                 "supportedProfile": ["http://phr.kanta.fi/StructureDefinition/fiphr-sd-bloodglucose"],
+                 "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]},
+                {"type": "Goal", "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]},
+            ]}],
+        });
+        let stu3 = capability_statement(&r4, "http://x/fhir/stu3", "http://x/fhir/r4");
+        assert_eq!(stu3["fhirVersion"], "3.0.1");
+        assert_eq!(stu3["acceptUnknown"], "no");
+        assert_eq!(stu3["implementation"]["url"], "http://x/fhir/stu3");
+        let rest = &stu3["rest"][0];
+        assert_eq!(
+            rest["resource"].as_array().unwrap().len(),
+            1,
+            "Goal is not served in STU3"
+        );
+        let obs = &rest["resource"][0];
+        assert!(obs.get("operation").is_none());
+        assert!(obs.get("supportedProfile").is_none());
+        assert_eq!(
+            obs["profile"]["reference"],
+            "http://hl7.org/fhir/StructureDefinition/Observation"
+        );
+        assert_eq!(
+            rest["operation"],
+            json!([{"name": "validate", "definition": {"reference": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}}])
+        );
+        assert!(
+            rest["documentation"]
+                .as_str()
+                .unwrap()
+                .contains("http://x/fhir/r4")
+        );
+    }
 }

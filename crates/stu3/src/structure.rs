@@ -165,6 +165,23 @@ fn element(element: &Value) -> Option<Value> {
     for key in R4_ONLY_PROPERTIES {
         element.remove(*key);
     }
+    // STU3 has no canonical or url type: they are uris there.
+    let renamed: Vec<(String, String)> = element
+        .keys()
+        .filter_map(|key| {
+            let stem = key
+                .strip_suffix("Canonical")
+                .or_else(|| key.strip_suffix("Url"))?;
+            ["fixed", "pattern", "defaultValue", "minValue", "maxValue"]
+                .contains(&stem)
+                .then(|| (key.clone(), format!("{stem}Uri")))
+        })
+        .collect();
+    for (from, to) in renamed {
+        if let Some(value) = element.remove(&from) {
+            element.insert(to, value);
+        }
+    }
     if let Some(types) = element.remove("type") {
         element.insert("type".into(), Value::Array(types_to_stu3(&types)));
     }
@@ -203,6 +220,23 @@ fn types_to_stu3(types: &Value) -> Vec<Value> {
         let mut base = object.clone();
         base.remove("profile");
         base.remove("targetProfile");
+        // STU3 has no canonical type: a canonical to a profile is a Reference there
+        // (QuestionnaireResponse.questionnaire), any other one a uri.
+        match base.get("code").and_then(Value::as_str) {
+            Some("canonical") if !targets.is_empty() => {
+                base.insert("code".into(), json!("Reference"));
+            }
+            Some("canonical" | "url") => {
+                base.insert("code".into(), json!("uri"));
+            }
+            _ => {}
+        }
+        let twin = |url: &Value| match url.as_str().and_then(phr_catalog::stu3::twin_of_r4) {
+            Some(twin) => json!(twin.url),
+            None => url.clone(),
+        };
+        let profiles: Vec<Value> = profiles.iter().map(twin).collect();
+        let targets: Vec<Value> = targets.iter().map(twin).collect();
         if profiles.is_empty() && targets.is_empty() {
             out.push(Value::Object(base));
             continue;
@@ -255,6 +289,8 @@ mod tests {
             let text = sd.to_string();
             assert!(!text.contains(CATEGORY_R4), "{}", sd["url"]);
             assert!(!text.contains("\"valueSet\""), "{}", sd["url"]);
+            assert!(!text.contains("Canonical\""), "{}", sd["url"]);
+            assert!(!text.contains("\"code\":\"canonical\""), "{}", sd["url"]);
         }
     }
 
