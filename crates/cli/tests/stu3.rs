@@ -660,3 +660,52 @@ fn a_token_works_on_both_endpoints() {
     assert_eq!(response.status(), 401);
     assert_deprecated(response.headers(), &server);
 }
+
+#[test]
+fn a_stu3_dose_not_given_meets_the_r4_status_rule() {
+    let server = server();
+    create_patient(&server, STU3_PATIENT);
+    let bundle = kanta_example(STU3_BUNDLE);
+    let insulin = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .find(|r| r["resourceType"] == "MedicationAdministration")
+        .unwrap();
+    // Given: stored with its dosage, read through R4 as the insulin-dosing R4 profile.
+    let (status, created, _) = send(
+        &server,
+        reqwest::Method::POST,
+        &stu3(&server, "MedicationAdministration"),
+        &insulin,
+    );
+    assert_eq!(status, 201, "{created:#}");
+    let r4 = body(server.get(&format!(
+        "MedicationAdministration/{}",
+        created["id"].as_str().unwrap()
+    )));
+    assert_eq!(
+        r4["meta"]["profile"][0],
+        "http://phr.kanta.fi/StructureDefinition/fiphr-sd-insulindosing-r4"
+    );
+    assert_eq!(r4["dosage"], insulin["dosage"]);
+    assert_eq!(r4["status"], "completed");
+    // Not given: R4 status not-done, which Kanta does not store (completed only).
+    let mut not_given = insulin.clone();
+    not_given["notGiven"] = json!(true);
+    not_given["identifier"][0]["value"] = json!(format!("urn:uuid:{}", uuid()));
+    let (status, outcome, _) = send(
+        &server,
+        reqwest::Method::POST,
+        &stu3(&server, "MedicationAdministration"),
+        &not_given,
+    );
+    assert_eq!(status, 422, "{outcome:#}");
+    assert!(
+        issues(&outcome)
+            .iter()
+            .any(|i| i.2 == "MedicationAdministration.status"),
+        "{outcome:#}"
+    );
+}
