@@ -25,6 +25,7 @@ fn main() {
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             AppStatus::Sandbox,
         )

@@ -50,7 +50,7 @@ pub mod traffic;
 
 pub use apps::{
     AcceptedContent, App, AppDetails, AppKind, AppStatus, AppStore, ClientType, ContentRights,
-    ListedApp, NewApp, Platform, RegisteredApp, RoundOutcome, TestRound,
+    FhirVersions, ListedApp, NewApp, Platform, RegisteredApp, RoundOutcome, TestRound,
 };
 pub use audit::{AuditPage, AuditQuery, AuditRecord, AuditStore, Usage, audit_event};
 pub use certificate::PresentedCertificate;

@@ -178,10 +178,15 @@ impl StatusSource for Lookups {
         } else {
             None
         };
+        // In production an application is served on the FHIR versions it registered for.
+        let fhir_versions = (self.mode == crate::config::Mode::Production
+            && !self.apps.is_first_party(app_id))
+        .then_some(app.fhir_versions);
         Ok(Some(AppStanding {
             name: app.name,
             status: app.status,
             contents,
+            fhir_versions,
         }))
     }
 
@@ -550,6 +555,8 @@ impl AuthService {
 
     /// Registers an application with status `sandbox` (self-service) or as given by the
     /// operator.
+    /// Without `fhir_versions`, a registration in production uses R4 only (STU3 is
+    /// deprecated), one in the sandbox both.
     pub fn register_app(&self, new: NewApp, status: AppStatus) -> Result<RegisteredApp> {
         self.register_app_for(new, status, None)
     }
@@ -569,6 +576,11 @@ impl AuthService {
                 "organisation {org} is not registered (phr org register)"
             )));
         }
+        let mut new = new;
+        new.fhir_versions = Some(
+            new.fhir_versions
+                .unwrap_or(crate::apps::FhirVersions::default_for(self.config().mode)),
+        );
         let registered = self.0.apps.register_for(new, status, developer)?;
         // Only the operator registers apps straight into another status; sandbox apps come
         // from self-service registration.
@@ -1223,10 +1235,71 @@ mod tests {
                     certificate_oid: None,
                     supplier: None,
                     platform: None,
+                    fhir_versions: None,
                 },
                 AppStatus::Accepted,
             )
             .unwrap();
+    }
+
+    #[test]
+    fn in_production_an_app_is_served_on_its_registered_fhir_versions_only() {
+        let production = lookups(Mode::Production);
+        register(
+            &production,
+            "both",
+            AppKind::Wellbeing,
+            "patient/Observation.rs",
+            None,
+        );
+        let r4_only = NewApp {
+            app_id: Some("r4-only".into()),
+            name: "R4".into(),
+            kind: AppKind::Wellbeing,
+            client_type: ClientType::Public,
+            redirect_uris: vec!["https://app.example.fi/cb".into()],
+            scope: "patient/Observation.rs".into(),
+            contact: None,
+            jwks: None,
+            jwks_uri: None,
+            org: None,
+            certificate_oid: None,
+            supplier: None,
+            platform: None,
+            fhir_versions: Some(crate::apps::FhirVersions::R4),
+        };
+        production
+            .apps
+            .register(r4_only.clone(), AppStatus::Accepted)
+            .unwrap();
+        let standing = production.app("r4-only").unwrap().unwrap();
+        assert_eq!(standing.fhir_versions, Some(crate::apps::FhirVersions::R4));
+        let standing = production.app("both").unwrap().unwrap();
+        assert_eq!(
+            standing.fhir_versions,
+            Some(crate::apps::FhirVersions::BOTH)
+        );
+        // The sandbox serves every version to every app.
+        let sandbox = lookups(Mode::Sandbox);
+        sandbox.apps.register(r4_only, AppStatus::Sandbox).unwrap();
+        assert_eq!(sandbox.app("r4-only").unwrap().unwrap().fhir_versions, None);
+    }
+
+    #[test]
+    fn new_registrations_default_to_r4_only_in_production() {
+        use crate::apps::FhirVersions;
+        assert_eq!(
+            FhirVersions::default_for(Mode::Production),
+            FhirVersions::R4
+        );
+        assert_eq!(FhirVersions::default_for(Mode::Sandbox), FhirVersions::BOTH);
+        assert_eq!(FhirVersions::parse("stu3,r4"), Some(FhirVersions::BOTH));
+        assert_eq!(FhirVersions::parse("R4"), Some(FhirVersions::R4));
+        assert_eq!(FhirVersions::parse("dstu2"), None);
+        assert_eq!(FhirVersions::parse(""), None);
+        for v in [FhirVersions::R4, FhirVersions::BOTH] {
+            assert_eq!(FhirVersions::parse(v.code()), Some(v));
+        }
     }
 
     #[test]

@@ -262,6 +262,11 @@ ALTER TABLE audit ADD COLUMN contents TEXT NOT NULL DEFAULT '[]';
 -- Who registered an application in the developer console: it is shown to them only.
 ALTER TABLE apps ADD COLUMN developer TEXT;
 "#,
+    r#"
+-- The FHIR versions an application uses ('r4', 'stu3' or 'r4 stu3'); applications
+-- registered before STU3 was served keep both.
+ALTER TABLE apps ADD COLUMN fhir_versions TEXT NOT NULL DEFAULT 'r4 stu3';
+"#,
 ];
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex

@@ -53,6 +53,7 @@ fn fixture() -> Fixture {
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             AppStatus::Sandbox,
         )

@@ -23,6 +23,7 @@ pub mod model;
 pub mod profile;
 mod profiles;
 pub mod rules;
+pub mod stu3;
 pub mod terminology;
 pub mod urls;
 

@@ -20,8 +20,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use phr_auth::traffic::checks::State;
 use phr_auth::{
-    AppKind, AppStatus, AuthService, ClientType, Clock, ManualClock, NewApp, Platform,
-    RoundOutcome, SystemClock,
+    AppKind, AppStatus, AuthService, ClientType, Clock, FhirVersions, ManualClock, NewApp,
+    Platform, RoundOutcome, SystemClock,
 };
 use phr_server::Config;
 
@@ -264,6 +264,11 @@ struct RegisterArgs {
     /// Where it runs: web, ios, android or server (shown on the public application list).
     #[arg(long, value_parser = parse_platform)]
     platform: Option<Platform>,
+    /// The FHIR versions the application uses: r4, stu3 (deprecated), or both (r4,stu3).
+    /// In production it is served on those only; by default a new registration uses R4 only
+    /// in production and both in the sandbox.
+    #[arg(long, value_name = "r4|stu3", value_parser = parse_fhir_versions)]
+    fhir_version: Option<FhirVersions>,
     /// Register with status `sandbox` (usable in sandbox mode only) instead of `accepted`.
     #[arg(long)]
     sandbox: bool,
@@ -275,6 +280,10 @@ struct RegisterArgs {
 fn parse_client_type(text: &str) -> Result<ClientType, String> {
     ClientType::parse(text)
         .ok_or_else(|| format!("'{text}': use public, confidential or private_key_jwt"))
+}
+
+fn parse_fhir_versions(text: &str) -> Result<FhirVersions, String> {
+    FhirVersions::parse(text).ok_or_else(|| format!("'{text}': use r4, stu3 or r4,stu3"))
 }
 
 fn parse_platform(text: &str) -> Result<Platform, String> {
@@ -328,6 +337,7 @@ fn print_details(details: &phr_auth::AppDetails) -> anyhow::Result<()> {
     writeln!(out, "kind: {}", app.kind.code())?;
     writeln!(out, "client_type: {}", app.client_type.code())?;
     writeln!(out, "scope: {}", app.scope)?;
+    writeln!(out, "fhir_versions: {}", app.fhir_versions.code())?;
     if let Some(supplier) = &app.supplier {
         writeln!(out, "supplier: {supplier}")?;
     }
@@ -713,6 +723,7 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
                 certificate_oid: args.certificate_oid,
                 supplier: args.supplier,
                 platform: args.platform,
+                fhir_versions: args.fhir_version,
             },
             status,
         )
@@ -726,6 +737,11 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
     writeln!(out, "app_id: {}", registered.app.app_id)?;
     writeln!(out, "status: {}", registered.app.status.code())?;
     writeln!(out, "scope: {}", registered.app.scope)?;
+    writeln!(
+        out,
+        "fhir_versions: {}",
+        registered.app.fhir_versions.code()
+    )?;
     if let Some(oid) = &registered.app.certificate_oid {
         writeln!(out, "certificate_oid: {oid}")?;
     }

@@ -863,6 +863,7 @@ impl Minter {
                     certificate_oid: None,
                     supplier: None,
                     platform: None,
+                    fhir_versions: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )

@@ -207,6 +207,7 @@ fn enroll(auth: &phr_auth::AuthService, patients: &[String]) -> anyhow::Result<(
                     certificate_oid: None,
                     supplier: listing.map(|l| l.1.to_owned()),
                     platform: listing.map(|l| l.2),
+                    fhir_versions: None,
                 },
                 phr_auth::AppStatus::Accepted,
             )?;
@@ -274,6 +275,7 @@ fn professional_demo(
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             phr_auth::AppStatus::Accepted,
         )?;

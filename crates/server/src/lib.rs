@@ -1,4 +1,5 @@
-//! The HTTP face of PHR, wired on axum: the FHIR R4 REST API under `/fhir/r4`, the
+//! The HTTP face of PHR, wired on axum: the FHIR R4 REST API under `/fhir/r4` (and its
+//! deprecated STU3 view under `/fhir/stu3`), the
 //! authorization server's endpoints and pages, the citizen portal, the developer console,
 //! the public application list, and the operations
 //! endpoints (`/health`, `/ready`, `/metrics`).
@@ -63,6 +64,8 @@ pub struct Inner {
     pub auth: AuthService,
     /// Generated once at start-up: it only changes when the software does.
     pub capabilities: Value,
+    /// The STU3 endpoint's statement, derived from `capabilities`.
+    pub stu3_capabilities: Value,
     /// Request counters and latency histograms for `/metrics`.
     pub metrics: ops::Metrics,
     /// The origins browser apps may call from.
@@ -179,6 +182,11 @@ impl AppState {
                 },
             },
         );
+        let stu3_capabilities = phr_stu3::capability::capability_statement(
+            &capabilities,
+            &format!("{base_url}{}", fhir::stu3::STU3_BASE_PATH),
+            &fhir.settings.base_url,
+        );
         let cors = web::cors::Origins::new(&config.cors, &base_url, auth.clone());
         let limits = limits::Limits::new(config.limits.clone());
         let client_certificates = tls::client_certificates(&config.tls)?.map(Arc::new);
@@ -189,6 +197,7 @@ impl AppState {
             fhir,
             auth,
             capabilities,
+            stu3_capabilities,
             metrics: ops::Metrics::default(),
             cors,
             limits,
@@ -208,6 +217,24 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(fhir::bundle::transaction_or_batch)
                 .fallback(fhir::wrong_method)
                 .layer(axum::middleware::from_fn(fhir::negotiated)),
+        )
+        .nest(
+            fhir::stu3::STU3_BASE_PATH,
+            fhir::stu3::routes(state.clone()),
+        )
+        .route(
+            &format!("{}/", fhir::stu3::STU3_BASE_PATH),
+            axum::routing::post(fhir::bundle::transaction_or_batch)
+                .fallback(fhir::wrong_method)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    fhir::stu3::convert,
+                ))
+                .layer(axum::middleware::from_fn(fhir::negotiated))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    fhir::stu3::deprecated,
+                )),
         )
         .route("/health", axum::routing::get(ops::health))
         .route("/ready", axum::routing::get(ops::ready))

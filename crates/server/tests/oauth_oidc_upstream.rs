@@ -440,6 +440,7 @@ fn professional_app(h: &Harness) -> String {
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             AppStatus::Accepted,
         )

@@ -54,6 +54,7 @@ async fn backend_service_gets_a_system_token_with_private_key_jwt() {
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             AppStatus::Sandbox,
         )
@@ -478,6 +479,7 @@ async fn an_organisations_system_gets_a_care_relationship_token_naming_its_organ
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             AppStatus::Accepted,
         )
@@ -537,6 +539,7 @@ async fn in_production_a_wellbeing_apps_token_carries_its_accepted_contents_whic
                 certificate_oid: None,
                 supplier: Some("Askel Oy".into()),
                 platform: Some(phr_auth::Platform::Server),
+                fhir_versions: None,
             },
             AppStatus::Accepted,
         )

@@ -301,6 +301,7 @@ mod tests {
             expires_at: 0,
             org: org.map(str::to_string),
             contents: None,
+            fhir_versions: None,
             professional: professional.then(|| phr_auth::Professional {
                 id: "tp".into(),
                 name: None,

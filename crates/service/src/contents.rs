@@ -183,6 +183,7 @@ mod tests {
                 read: set(read),
                 write: set(write),
             }),
+            fhir_versions: None,
         })
     }
 

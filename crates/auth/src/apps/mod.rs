@@ -328,6 +328,62 @@ pub struct App {
     /// the console shows an application to this developer only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub developer: Option<String>,
+    /// The FHIR versions the application uses (`/fhir/r4`, the deprecated `/fhir/stu3`); in
+    /// production it is served on those only.
+    pub fhir_versions: FhirVersions,
+}
+
+/// The FHIR versions an application uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FhirVersions {
+    pub r4: bool,
+    pub stu3: bool,
+}
+
+impl FhirVersions {
+    pub const R4: FhirVersions = FhirVersions {
+        r4: true,
+        stu3: false,
+    };
+    pub const BOTH: FhirVersions = FhirVersions {
+        r4: true,
+        stu3: true,
+    };
+
+    /// `r4`, `stu3`, or both separated by commas or spaces; `None` for anything else.
+    pub fn parse(text: &str) -> Option<FhirVersions> {
+        let mut versions = FhirVersions {
+            r4: false,
+            stu3: false,
+        };
+        for word in text.split([',', ' ']).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "r4" => versions.r4 = true,
+                "stu3" => versions.stu3 = true,
+                _ => return None,
+            }
+        }
+        (versions.r4 || versions.stu3).then_some(versions)
+    }
+
+    /// As stored: `r4`, `stu3` or `r4 stu3`.
+    pub fn code(self) -> &'static str {
+        match (self.r4, self.stu3) {
+            (true, true) => "r4 stu3",
+            (false, true) => "stu3",
+            _ => "r4",
+        }
+    }
+
+    /// The default of a new registration: R4 only in production (STU3 is deprecated), both
+    /// in the sandbox.
+    pub fn default_for(mode: crate::config::Mode) -> FhirVersions {
+        if mode.is_sandbox() {
+            FhirVersions::BOTH
+        } else {
+            FhirVersions::R4
+        }
+    }
 }
 
 impl App {
@@ -378,6 +434,12 @@ pub struct NewApp {
     pub supplier: Option<String>,
     #[serde(default)]
     pub platform: Option<Platform>,
+    /// The FHIR versions it uses; by default both ([`AuthService::register_app`] defaults
+    /// them by mode).
+    ///
+    /// [`AuthService::register_app`]: crate::AuthService::register_app
+    #[serde(default)]
+    pub fhir_versions: Option<FhirVersions>,
 }
 
 fn default_kind() -> AppKind {
@@ -667,6 +729,7 @@ impl Apps {
             supplier,
             platform: new.platform,
             developer,
+            fhir_versions: new.fhir_versions.unwrap_or(FhirVersions::BOTH),
         };
         let secret_digest = secret.as_deref().map(digest);
         if !self.store.insert(&app, secret_digest.as_deref())? {
@@ -1025,6 +1088,7 @@ impl Apps {
             supplier: None,
             platform: None,
             developer: None,
+            fhir_versions: FhirVersions::BOTH,
         })?;
         if let Ok(mut set) = self.first_party.write() {
             set.insert(app_id.to_owned());
@@ -1091,6 +1155,7 @@ pub(crate) mod tests {
             certificate_oid: None,
             supplier: None,
             platform: None,
+            fhir_versions: None,
         }
     }
 

@@ -7,8 +7,8 @@ use postgres::Row;
 use serde_json::Value;
 
 use super::{
-    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, Platform, RoundOutcome,
-    TestRound,
+    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, FhirVersions, Platform,
+    RoundOutcome, TestRound,
 };
 use crate::error::Result;
 use crate::postgres::{Postgres, Sql, get};
@@ -61,6 +61,10 @@ CREATE TABLE app_rounds (
     r#"
 ALTER TABLE apps ADD COLUMN developer TEXT;       -- who registered it in the developer console
 "#,
+    r#"
+-- The FHIR versions an application uses; applications registered before STU3 keep both.
+ALTER TABLE apps ADD COLUMN fhir_versions TEXT NOT NULL DEFAULT 'r4 stu3';
+"#,
 ];
 
 pub(crate) struct PostgresAppStore {
@@ -73,7 +77,7 @@ impl PostgresAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer, fhir_versions";
 
 fn app_from_row(row: &Row) -> Result<App, PgError> {
     let text = |i: usize| get::<String>(row, i);
@@ -101,6 +105,8 @@ fn app_from_row(row: &Row) -> Result<App, PgError> {
             .map(|p| Platform::parse(&p).ok_or_else(|| bad("platform")))
             .transpose()?,
         developer: get(row, 16)?,
+        fhir_versions: FhirVersions::parse(&get::<String>(row, 17)?)
+            .ok_or_else(|| bad("fhir_versions"))?,
     })
 }
 
@@ -142,7 +148,7 @@ impl AppStore for PostgresAppStore {
             let inserted = conn.exec(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 &[
@@ -163,6 +169,7 @@ impl AppStore for PostgresAppStore {
                     &app.supplier,
                     &app.platform.map(Platform::code),
                     &app.developer,
+                    &app.fhir_versions.code(),
                     &secret_digest,
                 ],
             )?;

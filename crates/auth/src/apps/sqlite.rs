@@ -6,8 +6,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{
-    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, Platform, RoundOutcome,
-    TestRound,
+    AcceptedContent, App, AppKind, AppStatus, AppStore, ClientType, FhirVersions, Platform,
+    RoundOutcome, TestRound,
 };
 use crate::error::Result;
 use crate::sqlite::Sqlite;
@@ -22,7 +22,7 @@ impl SqliteAppStore {
     }
 }
 
-const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer";
+const COLUMNS: &str = "app_id, name, kind, client_type, redirect_uris, scope, status, contact, jwks, jwks_uri, created_at, status_changed_at, org, certificate_oid, supplier, platform, developer, fhir_versions";
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -57,6 +57,8 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
             .map(|p| Platform::parse(&p).ok_or_else(|| bad(15, "platform")))
             .transpose()?,
         developer: row.get(16)?,
+        fhir_versions: FhirVersions::parse(&row.get::<_, String>(17)?)
+            .ok_or_else(|| bad(17, "fhir_versions"))?,
     })
 }
 
@@ -99,7 +101,7 @@ impl AppStore for SqliteAppStore {
             let inserted = conn.execute(
                 &format!(
                     "INSERT INTO apps ({COLUMNS}, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                      ON CONFLICT (app_id) DO NOTHING"
                 ),
                 params![
@@ -120,6 +122,7 @@ impl AppStore for SqliteAppStore {
                     app.supplier,
                     app.platform.map(Platform::code),
                     app.developer,
+                    app.fhir_versions.code(),
                     secret_digest,
                 ],
             )?;
@@ -321,6 +324,7 @@ mod tests {
             supplier: Some("Example Oy".into()),
             platform: Some(Platform::Android),
             developer: Some("dev@example.fi".into()),
+            fhir_versions: FhirVersions::R4,
         }
     }
 

@@ -67,6 +67,11 @@ pub struct AccessContext {
     /// mode, professional applications). The FHIR layer enforces it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contents: Option<ContentRights>,
+    /// In production mode, the FHIR versions the application registered for; `None` where
+    /// every version is served (sandbox mode, the server's own clients). The FHIR layer
+    /// enforces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fhir_versions: Option<crate::apps::FhirVersions>,
 }
 
 /// A social welfare or healthcare professional, as their token names them.
@@ -131,6 +136,9 @@ pub struct AppStanding {
     /// The data contents it is limited to, where a limit applies (see
     /// [`AccessContext::contents`]).
     pub contents: Option<ContentRights>,
+    /// The FHIR versions it is limited to, where a limit applies (see
+    /// [`AccessContext::fhir_versions`]).
+    pub fhir_versions: Option<crate::apps::FhirVersions>,
 }
 
 impl AppStanding {
@@ -140,6 +148,7 @@ impl AppStanding {
             name: name.into(),
             status,
             contents: None,
+            fhir_versions: None,
         }
     }
 }
@@ -248,6 +257,7 @@ impl Enforcer {
             app_id: claims.client_id,
             app_name: standing.name,
             contents: standing.contents,
+            fhir_versions: standing.fhir_versions,
             scopes,
             scope: claims.scope,
             grant_id: claims.gid,

@@ -94,6 +94,7 @@ pub fn register_client(auth: &AuthService, body: &[u8]) -> Result<Value, Registr
             certificate_oid: None,
             supplier: None,
             platform: None,
+            fhir_versions: None,
         },
         AppStatus::Sandbox,
     )?;
@@ -165,6 +166,7 @@ pub fn register_from_page(
         certificate_oid: None,
         supplier: None,
         platform: None,
+        fhir_versions: None,
     };
     Ok(auth.register_app_for(new, AppStatus::Sandbox, Some(developer.to_owned()))?)
 }

@@ -1,4 +1,5 @@
-//! The FHIR R4 REST API under `/fhir/r4`: routes, and thin handlers that parse HTTP, call the
+//! The FHIR R4 REST API under `/fhir/r4` (and its deprecated STU3 view under `/fhir/stu3`,
+//! `stu3.rs`): routes, and thin handlers that parse HTTP, call the
 //! application core ([`phr_service::FhirService`]) on the blocking pool and write the answer.
 //!
 //! `request.rs` holds the one extractor every FHIR request goes through (caller, format,
@@ -19,6 +20,7 @@ pub mod read;
 pub mod request;
 pub mod respond;
 pub mod search;
+pub mod stu3;
 pub mod validate;
 pub mod write;
 
@@ -42,6 +44,16 @@ pub const BASE_PATH: &str = "/fhir/r4";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata::capabilities))
+        .merge(interactions())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(negotiated))
+}
+
+/// The interactions on resources, shared by the R4 and the STU3 API (which wraps them in its
+/// conversion layer, `stu3.rs`).
+pub fn interactions() -> Router<AppState> {
+    Router::new()
         .route("/", post(bundle::transaction_or_batch))
         .route("/{type}", get(search::search_get).post(write::create))
         .route("/{type}/_history", get(history::history_type))
@@ -65,9 +77,6 @@ pub fn routes() -> Router<AppState> {
             post(search::compartment_post),
         )
         .route("/{type}/{id}/_history/{vid}", get(read::vread))
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(axum::middleware::from_fn(negotiated))
 }
 
 /// Decides the response format once per request, for the extractor and for errors: an error

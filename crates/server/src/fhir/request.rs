@@ -54,6 +54,8 @@ impl FromRequestParts<AppState> for Fhir {
         let traffic = crate::traffic::TrafficSlot::of(&parts.extensions);
         let caller = caller(state, &parts.headers, certificate, &traffic).await?;
         audit.caller(&caller);
+        let stu3 = parts.extensions.get::<super::stu3::Stu3Request>().is_some();
+        served_version(&caller, stu3)?;
         state.limits.charge(&caller)?;
         Ok(Fhir {
             caller,
@@ -65,6 +67,31 @@ impl FromRequestParts<AppState> for Fhir {
             traffic,
         })
     }
+}
+
+/// In production an application is served on the FHIR versions it registered for
+/// (`phr app register --fhir-version`); the sandbox serves both to every application.
+fn served_version(caller: &Caller, stu3: bool) -> Result<(), Error> {
+    let context = match caller {
+        Caller::App(context) | Caller::Professional(context) => context,
+        _ => return Ok(()),
+    };
+    let Some(versions) = context.fhir_versions else {
+        return Ok(());
+    };
+    let (served, name, other) = if stu3 {
+        (versions.stu3, "STU3", "/fhir/r4")
+    } else {
+        (versions.r4, "R4", "/fhir/stu3")
+    };
+    if served {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "this application is registered for FHIR {} only, not {name}: call {other}, or have \
+         its registration changed",
+        if stu3 { "R4" } else { "STU3" },
+    )))
 }
 
 /// The response format alone, for requests that need no caller (`/metadata`).
@@ -198,4 +225,41 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Error> {
     }
     phr_fhir::json::parse(bytes)
         .map_err(|e| Error::with_issues(ErrorKind::Invalid, vec![e.to_issue()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phr_auth::{AccessContext, FhirVersions};
+    use phr_service::ErrorKind;
+
+    fn app(versions: Option<FhirVersions>) -> Caller {
+        Caller::App(AccessContext {
+            patient: Some("p".into()),
+            app_id: "a".into(),
+            app_name: "A".into(),
+            scopes: Default::default(),
+            scope: String::new(),
+            grant_id: None,
+            token_id: "t".into(),
+            expires_at: 0,
+            org: None,
+            professional: None,
+            contents: None,
+            fhir_versions: versions,
+        })
+    }
+
+    #[test]
+    fn an_r4_only_app_is_refused_on_stu3_and_served_on_r4() {
+        let r4_only = app(Some(FhirVersions::R4));
+        let refused = served_version(&r4_only, true).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Forbidden);
+        assert!(served_version(&r4_only, false).is_ok());
+        let both = app(Some(FhirVersions::BOTH));
+        assert!(served_version(&both, true).is_ok());
+        // No limit (sandbox mode): both served.
+        assert!(served_version(&app(None), true).is_ok());
+        assert!(served_version(&Caller::OpenSandbox, true).is_ok());
+    }
 }

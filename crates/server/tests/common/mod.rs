@@ -117,6 +117,7 @@ pub fn register(
                 certificate_oid: None,
                 supplier: None,
                 platform: None,
+                fhir_versions: None,
             },
             status,
         )
