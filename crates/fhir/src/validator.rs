@@ -904,15 +904,16 @@ impl<'d, 'a> Run<'d, 'a> {
             C::Extension(url) => {
                 el_host == "Extension" && self.extension_urls.last().copied() == Some(url.as_str())
             }
-            C::Element(ctx) | C::FhirPath(ctx) => {
+            C::FhirPath(fp)
+                if !fp
+                    .expression
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '[' | ']')) =>
+            {
+                self.fhirpath_context_selects_host(fp)
+            }
+            C::Element(ctx) | C::FhirPath(crate::sd::FhirPathContext { expression: ctx, .. }) => {
                 let ctx = ctx.rsplit_once('#').map_or(ctx.as_str(), |(_, p)| p);
-                if matches!(c, C::FhirPath(_))
-                    && !ctx
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '[' | ']'))
-                {
-                    return true; // an expression we do not evaluate: not held against it
-                }
                 ctx == "Element"
                     || ctx == "Base"
                     || (matches!(ctx, "Resource" | "DomainResource") && is_resource_root)
@@ -928,6 +929,51 @@ impl<'d, 'a> Run<'d, 'a> {
                         ))
             }
         })
+    }
+
+    /// Whether a `fhirpath` extension context, evaluated on the resource (as the reference
+    /// validator does), selects the element the extension being walked is on. Elements are
+    /// compared by value: the host holds the extension, so an equal node is the host or
+    /// carries the same extension in the same way. An expression that does not parse or
+    /// cannot be evaluated is not held against the extension.
+    fn fhirpath_context_selects_host(&self, context: &crate::sd::FhirPathContext) -> bool {
+        let (Some(frame), Some(path)) = (self.frames.last(), context.compiled()) else {
+            return true;
+        };
+        let Some(host) = self.extension_host_value() else {
+            return true;
+        };
+        let root = self
+            .frames
+            .iter()
+            .rev()
+            .find(|f| !f.contained)
+            .map_or(frame.resource, |f| f.resource);
+        let input = PathInput::at(frame.resource, frame.resource, root);
+        match path.evaluate_input(&input) {
+            Ok(selected) => selected.iter().any(|s| s == host),
+            Err(_) => true,
+        }
+    }
+
+    /// The JSON of the element the extension being walked is on, found from the resource by
+    /// the instance path (`.valueQuantity.extension[1]` → the `valueQuantity` object).
+    fn extension_host_value(&self) -> Option<&'a Value> {
+        let frame = self.frames.last()?;
+        let relative = self.path.get(frame.path_start..)?;
+        let (host_path, _extension) = relative.rsplit_once('.')?;
+        let mut node = frame.resource;
+        for segment in host_path.split('.').filter(|s| !s.is_empty()) {
+            let (name, index) = match segment.split_once('[') {
+                Some((name, rest)) => (name, rest.strip_suffix(']')?.parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            node = node.get(name)?;
+            if let Some(i) = index {
+                node = node.get(i)?;
+            }
+        }
+        Some(node)
     }
 
     /// A code-typed element with a required binding but only extensions.
@@ -1197,13 +1243,11 @@ impl<'d, 'a> Run<'d, 'a> {
                         let input = node_input.get_or_insert_with(|| PathInput::node(v));
                         path.evaluate_bool_input(input)
                     };
-                    // An empty result passes. The reference validator fails it, but the
-                    // engine returns empty for some functions it lacks (`iif`/`toInteger`
-                    // in eld-3), and a false error is worse than a missed one; the case
-                    // that matters most, per-1's date precisions, is native.
+                    // An empty result fails, as in the reference validator: an invariant
+                    // holds only when it evaluates to true (`{} or false` is empty).
                     match result {
                         Ok(Some(b)) => b,
-                        Ok(None) => true,
+                        Ok(None) => false,
                         Err(e) => {
                             let text = format!("constraint {} could not be evaluated: {e}", c.key);
                             self.warning(IssueType::NotSupported, text);
@@ -1288,8 +1332,8 @@ impl<'d, 'a> Run<'d, 'a> {
                 .contexts
                 .iter()
                 .map(|c| match c {
-                    crate::sd::ExtensionContext::Element(p)
-                    | crate::sd::ExtensionContext::FhirPath(p) => p.clone(),
+                    crate::sd::ExtensionContext::Element(p) => p.clone(),
+                    crate::sd::ExtensionContext::FhirPath(p) => p.expression.clone(),
                     crate::sd::ExtensionContext::Extension(u) => format!("extension {u}"),
                 })
                 .collect();
@@ -1315,7 +1359,18 @@ impl<'d, 'a> Run<'d, 'a> {
     }
 
     fn reference(&mut self, obj: &'a Map<String, Value>, ty: Option<&TypeRef>, mode: Mode) {
+        // `Reference.type`: a resource type (or its core definition's url); other urls are
+        // logical models, which we cannot compare.
+        let stated_type = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .map(|t| t.strip_prefix(crate::snapshot::CORE).unwrap_or(t))
+            .filter(|t| self.defs.is_resource_type(t));
         let Some(Value::String(r)) = obj.get("reference") else {
+            // Only an identifier (or a display): the stated type is what the reference is to.
+            if let Some(t) = stated_type {
+                self.target_type(t, &format!("type {t}"), "type", ty);
+            }
             return;
         };
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
@@ -1385,7 +1440,28 @@ impl<'d, 'a> Run<'d, 'a> {
                 }
             }
         };
-        let (Some(target), Some(ty)) = (target_type, ty) else {
+        if let (Some(stated), Some(target)) = (stated_type, target_type.as_deref())
+            && stated != target
+            && mode == Mode::Full
+        {
+            self.path_push("type");
+            self.error(
+                IssueType::Invalid,
+                format!("the type '{stated}' does not match the reference '{r}', which is to a {target}"),
+            );
+            self.path_pop("type");
+        }
+        // An absolute or urn reference names no type: the stated type stands for it.
+        let Some(target) = target_type.or_else(|| stated_type.map(str::to_string)) else {
+            return;
+        };
+        self.target_type(&target, &format!("'{r}'"), "reference", ty);
+    }
+
+    /// The type a reference is to (`what`, reported at `at`) against the element's target
+    /// profiles.
+    fn target_type(&mut self, target: &str, what: &str, at: &str, ty: Option<&TypeRef>) {
+        let Some(ty) = ty else {
             return;
         };
         if ty.target_profiles.is_empty() {
@@ -1411,18 +1487,18 @@ impl<'d, 'a> Run<'d, 'a> {
         }
         if !unknown.is_empty() {
             // A target we do not know may be the referenced type: cannot check, not wrong.
-            self.path_push("reference");
+            self.path_push(at);
             self.warning(
                 IssueType::NotSupported,
                 format!(
-                    "the target profile {} is not known here, so the type of '{r}' could not be checked",
+                    "the target profile {} is not known here, so the type of {what} could not be checked",
                     unknown.join(", ")
                 ),
             );
-            self.path_pop("reference");
+            self.path_pop(at);
             return;
         }
-        self.path_push("reference");
+        self.path_push(at);
         self.error(
             IssueType::Invalid,
             format!(
@@ -1430,7 +1506,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 allowed.join(", ")
             ),
         );
-        self.path_pop("reference");
+        self.path_pop(at);
     }
 
     /// The type of the contained resource with `id` in the nearest container.
