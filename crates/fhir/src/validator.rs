@@ -1818,7 +1818,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 }
                 DiscriminatorKind::Exists => {
                     let defs = self.definitions_at(sd, slice_index, path);
-                    let exists = !values_at(item, path).is_empty();
+                    let exists = !self.values_at(item, path).is_empty();
                     match defs.first().map(|(s, e)| s.el(*e)) {
                         Some(e) if e.max == crate::sd::Max::Count(0) => !exists,
                         Some(e) if e.min > 0 => exists,
@@ -1826,30 +1826,60 @@ impl<'d, 'a> Run<'d, 'a> {
                     }
                 }
                 DiscriminatorKind::Type => {
-                    let slice = sd.el(slice_index);
-                    let item_type = if path == "$this" {
-                        item["resourceType"].as_str().or(type_code)
-                    } else {
-                        values_at(item, path)
-                            .first()
-                            .and_then(|v| v["resourceType"].as_str())
-                    };
-                    slice
-                        .types
+                    if path == "$this" {
+                        let item_type = item["resourceType"].as_str().or(type_code);
+                        return sd
+                            .el(slice_index)
+                            .types
+                            .iter()
+                            .any(|t| Some(t.code.as_str()) == item_type);
+                    }
+                    // The types the slice allows at the path (for `resolve()`, the types
+                    // of its target profiles) against the types of the values there.
+                    let allowed: Vec<String> = self
+                        .definitions_at(sd, slice_index, path)
                         .iter()
-                        .any(|t| Some(t.code.as_str()) == item_type)
+                        .flat_map(|(s, e)| {
+                            let el = s.el(*e);
+                            if *e == 0 && s.kind == SdKind::Resource {
+                                vec![s.type_name.clone()]
+                            } else {
+                                el.types.iter().map(|t| t.code.clone()).collect()
+                            }
+                        })
+                        .collect();
+                    self.typed_values_at(item, path).iter().any(|(v, hint)| {
+                        let item_type = v["resourceType"].as_str().or(*hint);
+                        item_type.is_some_and(|t| allowed.iter().any(|a| same_type(a, t)))
+                    })
                 }
                 DiscriminatorKind::Profile => {
                     let slice = sd.el(slice_index);
-                    let targets: Vec<&Value> = if path == "$this" {
-                        vec![item]
+                    let (targets, profiles): (Vec<&Value>, Vec<String>) = if path == "$this" {
+                        let profiles = slice.types.iter().flat_map(|t| &t.profiles);
+                        (vec![item], profiles.cloned().collect())
                     } else {
-                        values_at(item, path)
+                        // The profiles the slice gives the element at the path (for
+                        // `resolve()`, the reference's target profiles).
+                        let reached = self.definitions_at(sd, slice_index, path);
+                        let mut profiles: Vec<String> = reached
+                            .iter()
+                            .flat_map(|(s, e)| {
+                                if *e == 0 && s.kind == SdKind::Resource {
+                                    vec![s.url.clone()]
+                                } else {
+                                    let types = &s.el(*e).types;
+                                    types.iter().flat_map(|t| t.profiles.clone()).collect()
+                                }
+                            })
+                            .collect();
+                        if profiles.is_empty() {
+                            profiles = slice.types.iter().flat_map(|t| t.profiles.clone()).collect();
+                        }
+                        (self.values_at(item, path), profiles)
                     };
-                    slice
-                        .types
+                    profiles
                         .iter()
-                        .flat_map(|t| &t.profiles)
                         .any(|p| targets.iter().any(|t| self.conforms_to_profile(t, p)))
                 }
             }
@@ -1888,36 +1918,111 @@ impl<'d, 'a> Run<'d, 'a> {
         path: &str,
     ) -> Vec<(Arc<StructureDef>, usize)> {
         let mut current: Vec<(Arc<StructureDef>, usize)> = vec![(sd.clone(), slice)];
-        if path != "$this" {
-            for seg in path.split('.') {
-                let seg = seg.trim();
-                let mut next = Vec::new();
-                for (s, e) in &current {
-                    let content = s.content_of(*e);
-                    let node = s.el(content);
-                    let (host, host_el) = if node.children.is_empty() {
-                        let code = node.single_type().map(|t| t.code.as_str());
-                        match code.and_then(|c| self.type_sd_for(node, c)) {
-                            Some(t) => (t, 0),
-                            None => continue,
+        if path == "$this" {
+            return current;
+        }
+        let Some(steps) = PathStep::parse(path) else {
+            return Vec::new();
+        };
+        let last = steps.len().saturating_sub(1);
+        for (i, step) in steps.iter().enumerate() {
+            let mut next = Vec::new();
+            match step {
+                PathStep::This => next = current,
+                PathStep::Name(seg) => {
+                    for (s, e) in &current {
+                        self.children_named(s, *e, seg, &mut next);
+                    }
+                }
+                PathStep::Extension(url) => {
+                    for (s, e) in &current {
+                        let mut extensions = Vec::new();
+                        self.children_named(s, *e, "extension", &mut extensions);
+                        // The slice for this url: its type profile is the extension's
+                        // definition, or its url is fixed to it.
+                        for (hs, he) in extensions {
+                            let el = hs.el(he);
+                            let by_profile = el
+                                .single_type()
+                                .is_some_and(|t| t.profiles.iter().any(|p| p == url));
+                            let mut urls = Vec::new();
+                            self.children_named(&hs, he, "url", &mut urls);
+                            let by_url = urls.iter().any(|(us, ue)| {
+                                us.el(*ue).fixed.as_ref().and_then(|(_, v)| v.as_str())
+                                    == Some(url.as_str())
+                            });
+                            if el.slice_name.is_some() && (by_profile || by_url) {
+                                next.push((hs.clone(), he));
+                            }
                         }
-                    } else {
-                        (s.clone(), content)
-                    };
-                    for &c in &host.el(host_el).children {
-                        let child = host.el(c);
-                        if child.name == seg {
-                            next.push((host.clone(), c));
-                            for &sl in &child.slices {
-                                next.push((host.clone(), sl));
+                    }
+                    if next.is_empty()
+                        && let Some(def) = self.defs.structure_definition(url)
+                    {
+                        next.push((def.clone(), 0));
+                    }
+                }
+                PathStep::OfType(t) => {
+                    for (s, e) in current {
+                        let el = s.el(e);
+                        if !el.types.iter().any(|ty| same_type(&ty.code, t)) {
+                            continue;
+                        }
+                        // Inside a choice of several types, go on in the named type.
+                        if el.types.len() > 1
+                            && i < last
+                            && let Some(def) = self.defs.type_definition(t)
+                        {
+                            next.push((def.clone(), 0));
+                        } else {
+                            next.push((s, e));
+                        }
+                    }
+                }
+                PathStep::Resolve => {
+                    for (s, e) in &current {
+                        for tp in s.el(*e).types.iter().flat_map(|t| &t.target_profiles) {
+                            if let Some(target) = self.defs.structure_definition(tp) {
+                                next.push((target.clone(), 0));
                             }
                         }
                     }
                 }
-                current = next;
             }
+            current = next;
         }
         current
+    }
+
+    /// The children named `name` of element `e` (and their slices), through the element's
+    /// type definition when the snapshot stops there.
+    fn children_named(
+        &self,
+        s: &Arc<StructureDef>,
+        e: usize,
+        name: &str,
+        out: &mut Vec<(Arc<StructureDef>, usize)>,
+    ) {
+        let content = s.content_of(e);
+        let node = s.el(content);
+        let (host, host_el) = if node.children.is_empty() {
+            let code = node.single_type().map(|t| t.code.as_str());
+            match code.and_then(|c| self.type_sd_for(node, c)) {
+                Some(t) => (t, 0),
+                None => return,
+            }
+        } else {
+            (s.clone(), content)
+        };
+        for &c in &host.el(host_el).children {
+            let child = host.el(c);
+            if child.name == name {
+                out.push((host.clone(), c));
+                for &sl in &child.slices {
+                    out.push((host.clone(), sl));
+                }
+            }
+        }
     }
 
     fn type_sd_for(&self, node: &Element, code: &str) -> Option<Arc<StructureDef>> {
@@ -1956,7 +2061,7 @@ impl<'d, 'a> Run<'d, 'a> {
             return item["url"].as_str() == Some(want);
         }
         let defs = self.definitions_at(sd, slice, path);
-        let actual = values_at(item, path);
+        let actual = self.values_at(item, path);
         let mut required = false;
         for (s, e) in &defs {
             let e = s.el(*e);
@@ -1997,6 +2102,188 @@ impl<'d, 'a> Run<'d, 'a> {
         // apart (Kanta's macronutrient profile slices coding by system and code but fixes
         // only the system).
         true
+    }
+}
+
+impl<'a> Run<'_, 'a> {
+    /// Values reached from `item` by a discriminator path, arrays flattened.
+    fn values_at<'v>(&self, item: &'v Value, path: &str) -> Vec<&'v Value>
+    where
+        'a: 'v,
+    {
+        if !path.contains('(') {
+            return values_at(item, path);
+        }
+        self.typed_values_at(item, path)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// Values reached from `item` by a discriminator path, each with the type a choice
+    /// name gave it (`valueQuantity` → `Quantity`). Besides property names a path may use
+    /// `extension('url')`, `ofType(Type)`, `resolve()` (a contained resource or a Bundle
+    /// entry) and `$this`; a path with any other function reaches nothing.
+    fn typed_values_at<'v>(&self, item: &'v Value, path: &str) -> Vec<(&'v Value, Option<&'v str>)>
+    where
+        'a: 'v,
+    {
+        let mut current: Vec<(&'v Value, Option<&'v str>)> = vec![(item, None)];
+        let Some(steps) = PathStep::parse(path) else {
+            return Vec::new();
+        };
+        for step in &steps {
+            let mut next = Vec::new();
+            for (v, hint) in current {
+                match step {
+                    PathStep::This => next.push((v, hint)),
+                    PathStep::Name(name) => {
+                        let Value::Object(m) = v else { continue };
+                        let (hit, hint) = match m.get(name.as_str()) {
+                            Some(x) => (Some(x), None),
+                            None => m
+                                .iter()
+                                .find_map(|(k, x)| {
+                                    let t = k.strip_prefix(name.as_str())?;
+                                    t.starts_with(|c: char| c.is_ascii_uppercase())
+                                        .then_some((Some(x), Some(t)))
+                                })
+                                .unwrap_or((None, None)),
+                        };
+                        match hit {
+                            Some(Value::Array(a)) => next.extend(a.iter().map(|x| (x, hint))),
+                            Some(x) => next.push((x, hint)),
+                            None => {}
+                        }
+                    }
+                    PathStep::Extension(url) => {
+                        let extensions = v.get("extension").and_then(Value::as_array);
+                        next.extend(
+                            extensions
+                                .into_iter()
+                                .flatten()
+                                .filter(|x| x["url"].as_str() == Some(url.as_str()))
+                                .map(|x| (x, None)),
+                        );
+                    }
+                    PathStep::OfType(t) => {
+                        let actual = hint.or_else(|| v["resourceType"].as_str());
+                        if actual.is_none_or(|a| same_type(a, t)) {
+                            next.push((v, hint));
+                        }
+                    }
+                    PathStep::Resolve => {
+                        if let Some(target) = v["reference"].as_str().and_then(|r| self.resolve(r)) {
+                            next.push((target, None));
+                        }
+                    }
+                }
+            }
+            current = next;
+        }
+        current
+    }
+
+    /// The resource a literal reference names inside what is being validated: a contained
+    /// resource (`#id`) or an entry of the enclosing Bundle (by `fullUrl` or `Type/id`).
+    fn resolve(&self, reference: &str) -> Option<&'a Value> {
+        if let Some(id) = reference.strip_prefix('#') {
+            let container = self.frames.iter().rev().find(|f| !f.contained)?;
+            return container.resource["contained"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"].as_str() == Some(id));
+        }
+        let bundle = self
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f.resource["resourceType"] == "Bundle")?;
+        let entries = bundle.resource["entry"].as_array()?;
+        entries.iter().find_map(|e| {
+            let resource = e.get("resource")?;
+            let by_full_url = e["fullUrl"].as_str() == Some(reference);
+            let by_id = match (resource["resourceType"].as_str(), resource["id"].as_str()) {
+                (Some(t), Some(id)) => {
+                    reference.strip_suffix(id).and_then(|r| r.strip_suffix('/')).is_some_and(
+                        |r| r == t || r.strip_suffix(t).is_some_and(|p| p.ends_with('/')),
+                    )
+                }
+                _ => false,
+            };
+            (by_full_url || by_id).then_some(resource)
+        })
+    }
+}
+
+/// One step of a discriminator path.
+#[derive(Debug, PartialEq)]
+enum PathStep {
+    This,
+    Name(String),
+    Extension(String),
+    OfType(String),
+    Resolve,
+}
+
+impl PathStep {
+    /// `code.coding`, `extension('http://…').value`, `value.ofType(Quantity)`,
+    /// `item.resolve()`; `None` for a function we do not know.
+    fn parse(path: &str) -> Option<Vec<PathStep>> {
+        let mut steps = Vec::new();
+        let mut rest = path.trim();
+        while !rest.is_empty() {
+            // A step ends at the first '.' outside quotes and parentheses.
+            let (mut depth, mut quote, mut end) = (0usize, None, rest.len());
+            for (i, c) in rest.char_indices() {
+                match (c, quote) {
+                    ('\'' | '"', None) => quote = Some(c),
+                    (c, Some(q)) if c == q => quote = None,
+                    (_, Some(_)) => {}
+                    ('(', None) => depth += 1,
+                    (')', None) => depth = depth.saturating_sub(1),
+                    ('.', None) if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let step = rest.get(..end)?.trim();
+            rest = rest.get(end..)?.strip_prefix('.').unwrap_or_default();
+            steps.push(match step.split_once('(') {
+                None if step == "$this" => PathStep::This,
+                None => PathStep::Name(step.to_string()),
+                Some((function, args)) => {
+                    let arg = args.strip_suffix(')')?.trim();
+                    let unquoted = arg
+                        .strip_prefix('\'')
+                        .and_then(|a| a.strip_suffix('\''))
+                        .or_else(|| arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')));
+                    match function.trim() {
+                        "extension" => PathStep::Extension(unquoted?.to_string()),
+                        "ofType" => {
+                            let t = arg.strip_prefix("FHIR.").unwrap_or(arg);
+                            PathStep::OfType(t.to_string())
+                        }
+                        "resolve" if arg.is_empty() => PathStep::Resolve,
+                        _ => return None,
+                    }
+                }
+            });
+        }
+        Some(steps)
+    }
+}
+
+/// Type names as the definitions write them (`string`, `Quantity`) and as choice names
+/// carry them (`String`, `Quantity`).
+fn same_type(a: &str, b: &str) -> bool {
+    let mut x = a.chars();
+    let mut y = b.chars();
+    match (x.next(), y.next()) {
+        (Some(p), Some(q)) => p.eq_ignore_ascii_case(&q) && x.as_str() == y.as_str(),
+        _ => a == b,
     }
 }
 
