@@ -1040,3 +1040,30 @@ fn min_and_max_values_apply_to_times_and_date_times() {
         "above the maximum",
     );
 }
+
+#[test]
+fn conformance_rules_apply_to_search_parameters_and_code_systems_loaded_with_a_package() {
+    let sp = json!({"resourceType": "SearchParameter", "url": "http://x/sp/code", "name": "code",
+        "status": "active", "description": "d", "code": "code", "base": ["Observation"],
+        "type": "string", "expression": "Observation.code",
+        "derivedFrom": "http://hl7.org/fhir/SearchParameter/clinical-code"});
+    let cs = code_system(
+        json!([{"code": "weight", "type": "decimal"}]),
+        json!([{"code": "a", "property": [{"code": "colour", "valueCode": "red"}]}]),
+    );
+    let mut defs = (*Definitions::r4()).clone();
+    let report = defs.add_resources([sp, cs].iter());
+    assert!(report.rejected.is_empty(), "{report:?}");
+    let about = |url: &str, text: &str| {
+        report
+            .problems
+            .iter()
+            .any(|p| p.starts_with(url) && p.contains(text))
+    };
+    assert!(about("http://x/sp/code: type", "differs"), "{report:?}");
+    assert!(
+        about("http://x/cs: concept[0].property[0].code", "not declared"),
+        "{report:?}"
+    );
+    assert_eq!(report.problems.len(), 2, "{report:?}");
+}
