@@ -412,7 +412,9 @@ fn validate_judges_a_bundle_whole_then_each_entry() {
         "{outcome:#}"
     );
     assert!(
-        errors.iter().any(|at| at == "Bundle.entry[1].resource.status"),
+        errors
+            .iter()
+            .any(|at| at == "Bundle.entry[1].resource.status"),
         "{outcome:#}"
     );
     assert!(

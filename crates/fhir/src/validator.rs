@@ -912,7 +912,10 @@ impl<'d, 'a> Run<'d, 'a> {
             {
                 self.fhirpath_context_selects_host(fp)
             }
-            C::Element(ctx) | C::FhirPath(crate::sd::FhirPathContext { expression: ctx, .. }) => {
+            C::Element(ctx)
+            | C::FhirPath(crate::sd::FhirPathContext {
+                expression: ctx, ..
+            }) => {
                 let ctx = ctx.rsplit_once('#').map_or(ctx.as_str(), |(_, p)| p);
                 ctx == "Element"
                     || ctx == "Base"
@@ -1447,7 +1450,9 @@ impl<'d, 'a> Run<'d, 'a> {
             self.path_push("type");
             self.error(
                 IssueType::Invalid,
-                format!("the type '{stated}' does not match the reference '{r}', which is to a {target}"),
+                format!(
+                    "the type '{stated}' does not match the reference '{r}', which is to a {target}"
+                ),
             );
             self.path_pop("type");
         }
@@ -1874,7 +1879,11 @@ impl<'d, 'a> Run<'d, 'a> {
                             })
                             .collect();
                         if profiles.is_empty() {
-                            profiles = slice.types.iter().flat_map(|t| t.profiles.clone()).collect();
+                            profiles = slice
+                                .types
+                                .iter()
+                                .flat_map(|t| t.profiles.clone())
+                                .collect();
                         }
                         (self.values_at(item, path), profiles)
                     };
@@ -2173,7 +2182,8 @@ impl<'a> Run<'_, 'a> {
                         }
                     }
                     PathStep::Resolve => {
-                        if let Some(target) = v["reference"].as_str().and_then(|r| self.resolve(r)) {
+                        if let Some(target) = v["reference"].as_str().and_then(|r| self.resolve(r))
+                        {
                             next.push((target, None));
                         }
                     }
@@ -2204,11 +2214,10 @@ impl<'a> Run<'_, 'a> {
             let resource = e.get("resource")?;
             let by_full_url = e["fullUrl"].as_str() == Some(reference);
             let by_id = match (resource["resourceType"].as_str(), resource["id"].as_str()) {
-                (Some(t), Some(id)) => {
-                    reference.strip_suffix(id).and_then(|r| r.strip_suffix('/')).is_some_and(
-                        |r| r == t || r.strip_suffix(t).is_some_and(|p| p.ends_with('/')),
-                    )
-                }
+                (Some(t), Some(id)) => reference
+                    .strip_suffix(id)
+                    .and_then(|r| r.strip_suffix('/'))
+                    .is_some_and(|r| r == t || r.strip_suffix(t).is_some_and(|p| p.ends_with('/'))),
                 _ => false,
             };
             (by_full_url || by_id).then_some(resource)

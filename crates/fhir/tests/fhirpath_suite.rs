@@ -63,9 +63,9 @@ fn suite_dir() -> PathBuf {
         .flatten()
         .flatten()
         .map(|index| {
-            index
-                .path()
-                .join(format!("rh-fhirpath-{version}/tests/fixtures/hl7_fhirpath_tests"))
+            index.path().join(format!(
+                "rh-fhirpath-{version}/tests/fixtures/hl7_fhirpath_tests"
+            ))
         })
         .find(|dir| dir.join("tests-fhir-r4.xml").is_file());
     found.unwrap_or_else(|| {
@@ -188,7 +188,9 @@ fn matches(actual: &Value, ty: &str, expected: &str) -> bool {
             let unit = unit.trim().trim_matches('\'');
             let value = actual["value"].as_f64();
             let actual_unit = actual["unit"].as_str().or(actual["code"].as_str());
-            value.is_some() && value == number.parse::<f64>().ok() && actual_unit.unwrap_or("1") == unit
+            value.is_some()
+                && value == number.parse::<f64>().ok()
+                && actual_unit.unwrap_or("1") == unit
         }
         _ => actual.as_str() == Some(expected),
     }
@@ -234,7 +236,10 @@ fn the_official_fhirpath_r4_suite_passes_through_our_interface() {
     let dir = suite_dir();
     let xml = std::fs::read_to_string(dir.join("tests-fhir-r4.xml")).expect("the suite");
     let mut inputs = HashMap::new();
-    for entry in std::fs::read_dir(dir.join("input")).expect("inputs").flatten() {
+    for entry in std::fs::read_dir(dir.join("input"))
+        .expect("inputs")
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "json") {
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
@@ -252,9 +257,10 @@ fn the_official_fhirpath_r4_suite_passes_through_our_interface() {
             (Ok(()), false) => passed += 1,
             (Ok(()), true) => unexpected.push(format!("{}: passes now, unlist it", case.name)),
             (Err(_), true) => {}
-            (Err(why), false) => {
-                unexpected.push(format!("(\"{}\", \"\"), // `{}` {why}", case.name, case.expression))
-            }
+            (Err(why), false) => unexpected.push(format!(
+                "(\"{}\", \"\"), // `{}` {why}",
+                case.name, case.expression
+            )),
         }
     }
     println!(

@@ -990,7 +990,11 @@ fn context_variables_inside_a_contained_resource() {
         "text": {"status": "generated", "div": NARRATIVE}, "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "contained": [contained.clone()], "subject": {"reference": "#p1"}});
-    only_error(&v.validate(&encounter, &[]), "Encounter.contained[0]", "x-4");
+    only_error(
+        &v.validate(&encounter, &[]),
+        "Encounter.contained[0]",
+        "x-4",
+    );
     only_error(
         &v.validate(&patient("p1"), &["http://x/contained-patient"]),
         "Patient",

@@ -342,7 +342,8 @@ fn of_type_function_in_a_discriminator_path() {
         "the slicing is closed",
     );
     // A string is not of type Quantity, whatever it says.
-    let text = json!({"code": {"coding": [{"system": LOINC, "code": "29463-7"}]}, "valueString": "kg"});
+    let text =
+        json!({"code": {"coding": [{"system": LOINC, "code": "29463-7"}]}, "valueString": "kg"});
     assert_one(
         &obs(json!({"component": [text]})),
         p,
