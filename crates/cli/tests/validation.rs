@@ -386,3 +386,39 @@ fn unknown_extensions_are_rejected_under_a_finnish_phr_profile() {
         "{outcome:#}"
     );
 }
+
+#[test]
+fn validate_judges_a_bundle_whole_then_each_entry() {
+    let (server, patient) = server_with_patient();
+    let full_url = format!("urn:uuid:{}", uuid());
+    let mut broken = weight(&patient, 70.0);
+    broken["status"] = json!("bogus");
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": full_url, "resource": weight(&patient, 70.0)},
+        {"fullUrl": full_url, "resource": broken}
+    ]});
+    let response = server.post("Bundle/$validate", &bundle);
+    assert_eq!(response.status(), 200);
+    let outcome = body(response);
+    let errors: Vec<String> = issues(&outcome)
+        .into_iter()
+        .filter(|(severity, _, _)| severity == "error")
+        .map(|(_, _, at)| at)
+        .collect();
+    // The Bundle's own rule (the same resource twice) and the entry's own problem, at its
+    // place in the Bundle.
+    assert!(
+        errors.iter().any(|at| at == "Bundle.entry[1]"),
+        "{outcome:#}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|at| at == "Bundle.entry[1].resource.status"),
+        "{outcome:#}"
+    );
+    assert!(
+        !errors.iter().any(|at| at.starts_with("Bundle.entry[0]")),
+        "{outcome:#}"
+    );
+}

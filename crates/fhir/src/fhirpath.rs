@@ -145,6 +145,16 @@ fn flatten(value: rh_fhirpath::FhirPathValue) -> Vec<Value> {
         V::Collection(items) | V::UnorderedCollection(items) => {
             items.into_iter().flat_map(flatten).collect()
         }
+        // The engine's JSON form of a Quantity is its bare number; keep the unit, in the
+        // shape of a FHIR Quantity.
+        V::Quantity { value, unit } => {
+            let mut quantity = serde_json::Map::new();
+            quantity.insert("value".to_string(), V::Number(value).to_json());
+            if let Some(unit) = unit {
+                quantity.insert("unit".to_string(), Value::String(unit));
+            }
+            vec![Value::Object(quantity)]
+        }
         other => vec![other.to_json()],
     }
 }
@@ -183,6 +193,16 @@ mod tests {
         let seen = guarded("x", engine_running).unwrap();
         assert!(seen);
         assert!(!engine_running());
+    }
+
+    #[test]
+    fn a_quantity_keeps_its_unit() {
+        let obs = json!({"resourceType": "Observation"});
+        let path = CompiledPath::compile("2 'kg' + 500 'g'").unwrap();
+        let out = path.evaluate(&obs).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0]["unit"].is_string(), "{out:?}");
+        assert!(out[0]["value"].is_number(), "{out:?}");
     }
 
     #[test]

@@ -53,10 +53,41 @@ pub enum ExtensionContext {
     Element(String),
     /// Another extension (its url), as a part of it.
     Extension(String),
-    /// A FHIRPath expression on the element the extension is on (checked only for the
-    /// simple forms that name a path).
-    FhirPath(String),
+    /// A FHIRPath expression, evaluated on the resource: the extension may be on any
+    /// element it selects.
+    FhirPath(FhirPathContext),
 }
+
+/// A `fhirpath` context: its text and, once first needed, the compiled expression.
+#[derive(Debug, Clone)]
+pub struct FhirPathContext {
+    pub expression: String,
+    compiled: std::sync::Arc<OnceLock<Option<crate::fhirpath::CompiledPath>>>,
+}
+
+impl FhirPathContext {
+    pub fn new(expression: String) -> Self {
+        FhirPathContext {
+            expression,
+            compiled: std::sync::Arc::default(),
+        }
+    }
+
+    /// The compiled expression; `None` when it does not parse.
+    pub fn compiled(&self) -> Option<&crate::fhirpath::CompiledPath> {
+        self.compiled
+            .get_or_init(|| crate::fhirpath::CompiledPath::compile(&self.expression).ok())
+            .as_ref()
+    }
+}
+
+impl PartialEq for FhirPathContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.expression == other.expression
+    }
+}
+
+impl Eq for FhirPathContext {}
 
 impl ExtensionContext {
     fn of(sd: &Value) -> Vec<ExtensionContext> {
@@ -68,7 +99,9 @@ impl ExtensionContext {
                 let expression = c.get("expression")?.as_str()?.to_string();
                 Some(match c.get("type").and_then(Value::as_str) {
                     Some("extension") => ExtensionContext::Extension(expression),
-                    Some("fhirpath") => ExtensionContext::FhirPath(expression),
+                    Some("fhirpath") => {
+                        ExtensionContext::FhirPath(FhirPathContext::new(expression))
+                    }
                     _ => ExtensionContext::Element(expression),
                 })
             })

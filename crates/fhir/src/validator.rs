@@ -904,15 +904,19 @@ impl<'d, 'a> Run<'d, 'a> {
             C::Extension(url) => {
                 el_host == "Extension" && self.extension_urls.last().copied() == Some(url.as_str())
             }
-            C::Element(ctx) | C::FhirPath(ctx) => {
+            C::FhirPath(fp)
+                if !fp
+                    .expression
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '[' | ']')) =>
+            {
+                self.fhirpath_context_selects_host(fp)
+            }
+            C::Element(ctx)
+            | C::FhirPath(crate::sd::FhirPathContext {
+                expression: ctx, ..
+            }) => {
                 let ctx = ctx.rsplit_once('#').map_or(ctx.as_str(), |(_, p)| p);
-                if matches!(c, C::FhirPath(_))
-                    && !ctx
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '[' | ']'))
-                {
-                    return true; // an expression we do not evaluate: not held against it
-                }
                 ctx == "Element"
                     || ctx == "Base"
                     || (matches!(ctx, "Resource" | "DomainResource") && is_resource_root)
@@ -928,6 +932,51 @@ impl<'d, 'a> Run<'d, 'a> {
                         ))
             }
         })
+    }
+
+    /// Whether a `fhirpath` extension context, evaluated on the resource (as the reference
+    /// validator does), selects the element the extension being walked is on. Elements are
+    /// compared by value: the host holds the extension, so an equal node is the host or
+    /// carries the same extension in the same way. An expression that does not parse or
+    /// cannot be evaluated is not held against the extension.
+    fn fhirpath_context_selects_host(&self, context: &crate::sd::FhirPathContext) -> bool {
+        let (Some(frame), Some(path)) = (self.frames.last(), context.compiled()) else {
+            return true;
+        };
+        let Some(host) = self.extension_host_value() else {
+            return true;
+        };
+        let root = self
+            .frames
+            .iter()
+            .rev()
+            .find(|f| !f.contained)
+            .map_or(frame.resource, |f| f.resource);
+        let input = PathInput::at(frame.resource, frame.resource, root);
+        match path.evaluate_input(&input) {
+            Ok(selected) => selected.iter().any(|s| s == host),
+            Err(_) => true,
+        }
+    }
+
+    /// The JSON of the element the extension being walked is on, found from the resource by
+    /// the instance path (`.valueQuantity.extension[1]` → the `valueQuantity` object).
+    fn extension_host_value(&self) -> Option<&'a Value> {
+        let frame = self.frames.last()?;
+        let relative = self.path.get(frame.path_start..)?;
+        let (host_path, _extension) = relative.rsplit_once('.')?;
+        let mut node = frame.resource;
+        for segment in host_path.split('.').filter(|s| !s.is_empty()) {
+            let (name, index) = match segment.split_once('[') {
+                Some((name, rest)) => (name, rest.strip_suffix(']')?.parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            node = node.get(name)?;
+            if let Some(i) = index {
+                node = node.get(i)?;
+            }
+        }
+        Some(node)
     }
 
     /// A code-typed element with a required binding but only extensions.
@@ -1197,13 +1246,11 @@ impl<'d, 'a> Run<'d, 'a> {
                         let input = node_input.get_or_insert_with(|| PathInput::node(v));
                         path.evaluate_bool_input(input)
                     };
-                    // An empty result passes. The reference validator fails it, but the
-                    // engine returns empty for some functions it lacks (`iif`/`toInteger`
-                    // in eld-3), and a false error is worse than a missed one; the case
-                    // that matters most, per-1's date precisions, is native.
+                    // An empty result fails, as in the reference validator: an invariant
+                    // holds only when it evaluates to true (`{} or false` is empty).
                     match result {
                         Ok(Some(b)) => b,
-                        Ok(None) => true,
+                        Ok(None) => false,
                         Err(e) => {
                             let text = format!("constraint {} could not be evaluated: {e}", c.key);
                             self.warning(IssueType::NotSupported, text);
@@ -1288,8 +1335,8 @@ impl<'d, 'a> Run<'d, 'a> {
                 .contexts
                 .iter()
                 .map(|c| match c {
-                    crate::sd::ExtensionContext::Element(p)
-                    | crate::sd::ExtensionContext::FhirPath(p) => p.clone(),
+                    crate::sd::ExtensionContext::Element(p) => p.clone(),
+                    crate::sd::ExtensionContext::FhirPath(p) => p.expression.clone(),
                     crate::sd::ExtensionContext::Extension(u) => format!("extension {u}"),
                 })
                 .collect();
@@ -1315,7 +1362,18 @@ impl<'d, 'a> Run<'d, 'a> {
     }
 
     fn reference(&mut self, obj: &'a Map<String, Value>, ty: Option<&TypeRef>, mode: Mode) {
+        // `Reference.type`: a resource type (or its core definition's url); other urls are
+        // logical models, which we cannot compare.
+        let stated_type = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .map(|t| t.strip_prefix(crate::snapshot::CORE).unwrap_or(t))
+            .filter(|t| self.defs.is_resource_type(t));
         let Some(Value::String(r)) = obj.get("reference") else {
+            // Only an identifier (or a display): the stated type is what the reference is to.
+            if let Some(t) = stated_type {
+                self.target_type(t, &format!("type {t}"), "type", ty);
+            }
             return;
         };
         let target_type: Option<String> = if let Some(id) = r.strip_prefix('#') {
@@ -1385,7 +1443,30 @@ impl<'d, 'a> Run<'d, 'a> {
                 }
             }
         };
-        let (Some(target), Some(ty)) = (target_type, ty) else {
+        if let (Some(stated), Some(target)) = (stated_type, target_type.as_deref())
+            && stated != target
+            && mode == Mode::Full
+        {
+            self.path_push("type");
+            self.error(
+                IssueType::Invalid,
+                format!(
+                    "the type '{stated}' does not match the reference '{r}', which is to a {target}"
+                ),
+            );
+            self.path_pop("type");
+        }
+        // An absolute or urn reference names no type: the stated type stands for it.
+        let Some(target) = target_type.or_else(|| stated_type.map(str::to_string)) else {
+            return;
+        };
+        self.target_type(&target, &format!("'{r}'"), "reference", ty);
+    }
+
+    /// The type a reference is to (`what`, reported at `at`) against the element's target
+    /// profiles.
+    fn target_type(&mut self, target: &str, what: &str, at: &str, ty: Option<&TypeRef>) {
+        let Some(ty) = ty else {
             return;
         };
         if ty.target_profiles.is_empty() {
@@ -1411,18 +1492,18 @@ impl<'d, 'a> Run<'d, 'a> {
         }
         if !unknown.is_empty() {
             // A target we do not know may be the referenced type: cannot check, not wrong.
-            self.path_push("reference");
+            self.path_push(at);
             self.warning(
                 IssueType::NotSupported,
                 format!(
-                    "the target profile {} is not known here, so the type of '{r}' could not be checked",
+                    "the target profile {} is not known here, so the type of {what} could not be checked",
                     unknown.join(", ")
                 ),
             );
-            self.path_pop("reference");
+            self.path_pop(at);
             return;
         }
-        self.path_push("reference");
+        self.path_push(at);
         self.error(
             IssueType::Invalid,
             format!(
@@ -1430,7 +1511,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 allowed.join(", ")
             ),
         );
-        self.path_pop("reference");
+        self.path_pop(at);
     }
 
     /// The type of the contained resource with `id` in the nearest container.
@@ -1742,7 +1823,7 @@ impl<'d, 'a> Run<'d, 'a> {
                 }
                 DiscriminatorKind::Exists => {
                     let defs = self.definitions_at(sd, slice_index, path);
-                    let exists = !values_at(item, path).is_empty();
+                    let exists = !self.values_at(item, path).is_empty();
                     match defs.first().map(|(s, e)| s.el(*e)) {
                         Some(e) if e.max == crate::sd::Max::Count(0) => !exists,
                         Some(e) if e.min > 0 => exists,
@@ -1750,30 +1831,64 @@ impl<'d, 'a> Run<'d, 'a> {
                     }
                 }
                 DiscriminatorKind::Type => {
-                    let slice = sd.el(slice_index);
-                    let item_type = if path == "$this" {
-                        item["resourceType"].as_str().or(type_code)
-                    } else {
-                        values_at(item, path)
-                            .first()
-                            .and_then(|v| v["resourceType"].as_str())
-                    };
-                    slice
-                        .types
+                    if path == "$this" {
+                        let item_type = item["resourceType"].as_str().or(type_code);
+                        return sd
+                            .el(slice_index)
+                            .types
+                            .iter()
+                            .any(|t| Some(t.code.as_str()) == item_type);
+                    }
+                    // The types the slice allows at the path (for `resolve()`, the types
+                    // of its target profiles) against the types of the values there.
+                    let allowed: Vec<String> = self
+                        .definitions_at(sd, slice_index, path)
                         .iter()
-                        .any(|t| Some(t.code.as_str()) == item_type)
+                        .flat_map(|(s, e)| {
+                            let el = s.el(*e);
+                            if *e == 0 && s.kind == SdKind::Resource {
+                                vec![s.type_name.clone()]
+                            } else {
+                                el.types.iter().map(|t| t.code.clone()).collect()
+                            }
+                        })
+                        .collect();
+                    self.typed_values_at(item, path).iter().any(|(v, hint)| {
+                        let item_type = v["resourceType"].as_str().or(*hint);
+                        item_type.is_some_and(|t| allowed.iter().any(|a| same_type(a, t)))
+                    })
                 }
                 DiscriminatorKind::Profile => {
                     let slice = sd.el(slice_index);
-                    let targets: Vec<&Value> = if path == "$this" {
-                        vec![item]
+                    let (targets, profiles): (Vec<&Value>, Vec<String>) = if path == "$this" {
+                        let profiles = slice.types.iter().flat_map(|t| &t.profiles);
+                        (vec![item], profiles.cloned().collect())
                     } else {
-                        values_at(item, path)
+                        // The profiles the slice gives the element at the path (for
+                        // `resolve()`, the reference's target profiles).
+                        let reached = self.definitions_at(sd, slice_index, path);
+                        let mut profiles: Vec<String> = reached
+                            .iter()
+                            .flat_map(|(s, e)| {
+                                if *e == 0 && s.kind == SdKind::Resource {
+                                    vec![s.url.clone()]
+                                } else {
+                                    let types = &s.el(*e).types;
+                                    types.iter().flat_map(|t| t.profiles.clone()).collect()
+                                }
+                            })
+                            .collect();
+                        if profiles.is_empty() {
+                            profiles = slice
+                                .types
+                                .iter()
+                                .flat_map(|t| t.profiles.clone())
+                                .collect();
+                        }
+                        (self.values_at(item, path), profiles)
                     };
-                    slice
-                        .types
+                    profiles
                         .iter()
-                        .flat_map(|t| &t.profiles)
                         .any(|p| targets.iter().any(|t| self.conforms_to_profile(t, p)))
                 }
             }
@@ -1812,36 +1927,111 @@ impl<'d, 'a> Run<'d, 'a> {
         path: &str,
     ) -> Vec<(Arc<StructureDef>, usize)> {
         let mut current: Vec<(Arc<StructureDef>, usize)> = vec![(sd.clone(), slice)];
-        if path != "$this" {
-            for seg in path.split('.') {
-                let seg = seg.trim();
-                let mut next = Vec::new();
-                for (s, e) in &current {
-                    let content = s.content_of(*e);
-                    let node = s.el(content);
-                    let (host, host_el) = if node.children.is_empty() {
-                        let code = node.single_type().map(|t| t.code.as_str());
-                        match code.and_then(|c| self.type_sd_for(node, c)) {
-                            Some(t) => (t, 0),
-                            None => continue,
+        if path == "$this" {
+            return current;
+        }
+        let Some(steps) = PathStep::parse(path) else {
+            return Vec::new();
+        };
+        let last = steps.len().saturating_sub(1);
+        for (i, step) in steps.iter().enumerate() {
+            let mut next = Vec::new();
+            match step {
+                PathStep::This => next = current,
+                PathStep::Name(seg) => {
+                    for (s, e) in &current {
+                        self.children_named(s, *e, seg, &mut next);
+                    }
+                }
+                PathStep::Extension(url) => {
+                    for (s, e) in &current {
+                        let mut extensions = Vec::new();
+                        self.children_named(s, *e, "extension", &mut extensions);
+                        // The slice for this url: its type profile is the extension's
+                        // definition, or its url is fixed to it.
+                        for (hs, he) in extensions {
+                            let el = hs.el(he);
+                            let by_profile = el
+                                .single_type()
+                                .is_some_and(|t| t.profiles.iter().any(|p| p == url));
+                            let mut urls = Vec::new();
+                            self.children_named(&hs, he, "url", &mut urls);
+                            let by_url = urls.iter().any(|(us, ue)| {
+                                us.el(*ue).fixed.as_ref().and_then(|(_, v)| v.as_str())
+                                    == Some(url.as_str())
+                            });
+                            if el.slice_name.is_some() && (by_profile || by_url) {
+                                next.push((hs.clone(), he));
+                            }
                         }
-                    } else {
-                        (s.clone(), content)
-                    };
-                    for &c in &host.el(host_el).children {
-                        let child = host.el(c);
-                        if child.name == seg {
-                            next.push((host.clone(), c));
-                            for &sl in &child.slices {
-                                next.push((host.clone(), sl));
+                    }
+                    if next.is_empty()
+                        && let Some(def) = self.defs.structure_definition(url)
+                    {
+                        next.push((def.clone(), 0));
+                    }
+                }
+                PathStep::OfType(t) => {
+                    for (s, e) in current {
+                        let el = s.el(e);
+                        if !el.types.iter().any(|ty| same_type(&ty.code, t)) {
+                            continue;
+                        }
+                        // Inside a choice of several types, go on in the named type.
+                        if el.types.len() > 1
+                            && i < last
+                            && let Some(def) = self.defs.type_definition(t)
+                        {
+                            next.push((def.clone(), 0));
+                        } else {
+                            next.push((s, e));
+                        }
+                    }
+                }
+                PathStep::Resolve => {
+                    for (s, e) in &current {
+                        for tp in s.el(*e).types.iter().flat_map(|t| &t.target_profiles) {
+                            if let Some(target) = self.defs.structure_definition(tp) {
+                                next.push((target.clone(), 0));
                             }
                         }
                     }
                 }
-                current = next;
             }
+            current = next;
         }
         current
+    }
+
+    /// The children named `name` of element `e` (and their slices), through the element's
+    /// type definition when the snapshot stops there.
+    fn children_named(
+        &self,
+        s: &Arc<StructureDef>,
+        e: usize,
+        name: &str,
+        out: &mut Vec<(Arc<StructureDef>, usize)>,
+    ) {
+        let content = s.content_of(e);
+        let node = s.el(content);
+        let (host, host_el) = if node.children.is_empty() {
+            let code = node.single_type().map(|t| t.code.as_str());
+            match code.and_then(|c| self.type_sd_for(node, c)) {
+                Some(t) => (t, 0),
+                None => return,
+            }
+        } else {
+            (s.clone(), content)
+        };
+        for &c in &host.el(host_el).children {
+            let child = host.el(c);
+            if child.name == name {
+                out.push((host.clone(), c));
+                for &sl in &child.slices {
+                    out.push((host.clone(), sl));
+                }
+            }
+        }
     }
 
     fn type_sd_for(&self, node: &Element, code: &str) -> Option<Arc<StructureDef>> {
@@ -1880,7 +2070,7 @@ impl<'d, 'a> Run<'d, 'a> {
             return item["url"].as_str() == Some(want);
         }
         let defs = self.definitions_at(sd, slice, path);
-        let actual = values_at(item, path);
+        let actual = self.values_at(item, path);
         let mut required = false;
         for (s, e) in &defs {
             let e = s.el(*e);
@@ -1921,6 +2111,188 @@ impl<'d, 'a> Run<'d, 'a> {
         // apart (Kanta's macronutrient profile slices coding by system and code but fixes
         // only the system).
         true
+    }
+}
+
+impl<'a> Run<'_, 'a> {
+    /// Values reached from `item` by a discriminator path, arrays flattened.
+    fn values_at<'v>(&self, item: &'v Value, path: &str) -> Vec<&'v Value>
+    where
+        'a: 'v,
+    {
+        if !path.contains('(') {
+            return values_at(item, path);
+        }
+        self.typed_values_at(item, path)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
+    }
+
+    /// Values reached from `item` by a discriminator path, each with the type a choice
+    /// name gave it (`valueQuantity` → `Quantity`). Besides property names a path may use
+    /// `extension('url')`, `ofType(Type)`, `resolve()` (a contained resource or a Bundle
+    /// entry) and `$this`; a path with any other function reaches nothing.
+    fn typed_values_at<'v>(&self, item: &'v Value, path: &str) -> Vec<(&'v Value, Option<&'v str>)>
+    where
+        'a: 'v,
+    {
+        let mut current: Vec<(&'v Value, Option<&'v str>)> = vec![(item, None)];
+        let Some(steps) = PathStep::parse(path) else {
+            return Vec::new();
+        };
+        for step in &steps {
+            let mut next = Vec::new();
+            for (v, hint) in current {
+                match step {
+                    PathStep::This => next.push((v, hint)),
+                    PathStep::Name(name) => {
+                        let Value::Object(m) = v else { continue };
+                        let (hit, hint) = match m.get(name.as_str()) {
+                            Some(x) => (Some(x), None),
+                            None => m
+                                .iter()
+                                .find_map(|(k, x)| {
+                                    let t = k.strip_prefix(name.as_str())?;
+                                    t.starts_with(|c: char| c.is_ascii_uppercase())
+                                        .then_some((Some(x), Some(t)))
+                                })
+                                .unwrap_or((None, None)),
+                        };
+                        match hit {
+                            Some(Value::Array(a)) => next.extend(a.iter().map(|x| (x, hint))),
+                            Some(x) => next.push((x, hint)),
+                            None => {}
+                        }
+                    }
+                    PathStep::Extension(url) => {
+                        let extensions = v.get("extension").and_then(Value::as_array);
+                        next.extend(
+                            extensions
+                                .into_iter()
+                                .flatten()
+                                .filter(|x| x["url"].as_str() == Some(url.as_str()))
+                                .map(|x| (x, None)),
+                        );
+                    }
+                    PathStep::OfType(t) => {
+                        let actual = hint.or_else(|| v["resourceType"].as_str());
+                        if actual.is_none_or(|a| same_type(a, t)) {
+                            next.push((v, hint));
+                        }
+                    }
+                    PathStep::Resolve => {
+                        if let Some(target) = v["reference"].as_str().and_then(|r| self.resolve(r))
+                        {
+                            next.push((target, None));
+                        }
+                    }
+                }
+            }
+            current = next;
+        }
+        current
+    }
+
+    /// The resource a literal reference names inside what is being validated: a contained
+    /// resource (`#id`) or an entry of the enclosing Bundle (by `fullUrl` or `Type/id`).
+    fn resolve(&self, reference: &str) -> Option<&'a Value> {
+        if let Some(id) = reference.strip_prefix('#') {
+            let container = self.frames.iter().rev().find(|f| !f.contained)?;
+            return container.resource["contained"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"].as_str() == Some(id));
+        }
+        let bundle = self
+            .frames
+            .iter()
+            .rev()
+            .find(|f| f.resource["resourceType"] == "Bundle")?;
+        let entries = bundle.resource["entry"].as_array()?;
+        entries.iter().find_map(|e| {
+            let resource = e.get("resource")?;
+            let by_full_url = e["fullUrl"].as_str() == Some(reference);
+            let by_id = match (resource["resourceType"].as_str(), resource["id"].as_str()) {
+                (Some(t), Some(id)) => reference
+                    .strip_suffix(id)
+                    .and_then(|r| r.strip_suffix('/'))
+                    .is_some_and(|r| r == t || r.strip_suffix(t).is_some_and(|p| p.ends_with('/'))),
+                _ => false,
+            };
+            (by_full_url || by_id).then_some(resource)
+        })
+    }
+}
+
+/// One step of a discriminator path.
+#[derive(Debug, PartialEq)]
+enum PathStep {
+    This,
+    Name(String),
+    Extension(String),
+    OfType(String),
+    Resolve,
+}
+
+impl PathStep {
+    /// `code.coding`, `extension('http://…').value`, `value.ofType(Quantity)`,
+    /// `item.resolve()`; `None` for a function we do not know.
+    fn parse(path: &str) -> Option<Vec<PathStep>> {
+        let mut steps = Vec::new();
+        let mut rest = path.trim();
+        while !rest.is_empty() {
+            // A step ends at the first '.' outside quotes and parentheses.
+            let (mut depth, mut quote, mut end) = (0usize, None, rest.len());
+            for (i, c) in rest.char_indices() {
+                match (c, quote) {
+                    ('\'' | '"', None) => quote = Some(c),
+                    (c, Some(q)) if c == q => quote = None,
+                    (_, Some(_)) => {}
+                    ('(', None) => depth += 1,
+                    (')', None) => depth = depth.saturating_sub(1),
+                    ('.', None) if depth == 0 => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let step = rest.get(..end)?.trim();
+            rest = rest.get(end..)?.strip_prefix('.').unwrap_or_default();
+            steps.push(match step.split_once('(') {
+                None if step == "$this" => PathStep::This,
+                None => PathStep::Name(step.to_string()),
+                Some((function, args)) => {
+                    let arg = args.strip_suffix(')')?.trim();
+                    let unquoted = arg
+                        .strip_prefix('\'')
+                        .and_then(|a| a.strip_suffix('\''))
+                        .or_else(|| arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')));
+                    match function.trim() {
+                        "extension" => PathStep::Extension(unquoted?.to_string()),
+                        "ofType" => {
+                            let t = arg.strip_prefix("FHIR.").unwrap_or(arg);
+                            PathStep::OfType(t.to_string())
+                        }
+                        "resolve" if arg.is_empty() => PathStep::Resolve,
+                        _ => return None,
+                    }
+                }
+            });
+        }
+        Some(steps)
+    }
+}
+
+/// Type names as the definitions write them (`string`, `Quantity`) and as choice names
+/// carry them (`String`, `Quantity`).
+fn same_type(a: &str, b: &str) -> bool {
+    let mut x = a.chars();
+    let mut y = b.chars();
+    match (x.next(), y.next()) {
+        (Some(p), Some(q)) => p.eq_ignore_ascii_case(&q) && x.as_str() == y.as_str(),
+        _ => a == b,
     }
 }
 

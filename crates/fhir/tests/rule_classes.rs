@@ -830,3 +830,244 @@ fn an_extension_made_for_another_extension_is_allowed_only_inside_it() {
         "not allowed",
     );
 }
+
+// ---------------------------------------------------------------- closing the known gaps
+
+#[test]
+fn a_reference_type_must_agree_with_the_reference() {
+    no_errors(&base().validate(
+        &with(weight(), |w| w["subject"]["type"] = json!("Patient")),
+        &[],
+    ));
+    // The core definition's url names the same type.
+    no_errors(&base().validate(
+        &with(weight(), |w| {
+            w["subject"]["type"] = json!("http://hl7.org/fhir/StructureDefinition/Patient")
+        }),
+        &[],
+    ));
+    only_error(
+        &base().validate(
+            &with(weight(), |w| w["subject"]["type"] = json!("Group")),
+            &[],
+        ),
+        "Observation.subject.type",
+        "does not match the reference 'Patient/p1'",
+    );
+    // Without a literal reference the stated type is checked against the target profiles
+    // (Observation.subject: Patient, Group, Device, Location).
+    let by_identifier = |ty: &str| {
+        with(weight(), |w| {
+            w["subject"] = json!({"type": ty, "identifier": {"system": "urn:ietf:rfc:3986",
+                "value": "urn:uuid:3c1b7a56-6b5c-4b89-9c1e-2a5d1b0c9e11"}})
+        })
+    };
+    no_errors(&base().validate(&by_identifier("Group"), &[]));
+    only_error(
+        &base().validate(&by_identifier("Practitioner"), &[]),
+        "Observation.subject.type",
+        "a reference to a Practitioner is not allowed here",
+    );
+}
+
+#[test]
+fn an_extension_context_written_in_fhirpath_is_evaluated() {
+    let v = with_definitions(&[extension_definition(
+        "http://x/ext/on-blood-pressure-component",
+        json!([{"type": "fhirpath",
+            "expression": "Observation.component.where(code.coding.code = '8480-6')"}]),
+        "string",
+    )]);
+    let ext = json!([{"url": "http://x/ext/on-blood-pressure-component", "valueString": "x"}]);
+    let component = |code: &str| {
+        json!({"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "valueQuantity": {"value": 120, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}})
+    };
+    let pressure = |ext_on: usize| {
+        with(weight(), |w| {
+            w.as_object_mut().unwrap().remove("valueQuantity");
+            w["code"]["coding"][0]["code"] = json!("85354-9");
+            w["component"] = json!([component("8480-6"), component("8462-4")]);
+            w["component"][ext_on]["extension"] = ext.clone();
+        })
+    };
+    no_errors(&v.validate(&pressure(0), &[]));
+    only_error(
+        &v.validate(&pressure(1), &[]),
+        "Observation.component[1].extension[0]",
+        "not allowed on Observation.component",
+    );
+    only_error(
+        &v.validate(&with(weight(), |w| w["extension"] = ext.clone()), &[]),
+        "Observation.extension[0]",
+        "not allowed on Observation",
+    );
+}
+
+#[test]
+fn an_invariant_that_evaluates_to_nothing_fails() {
+    let p = profile(
+        "http://x/obs-text",
+        "Observation",
+        json!([{"id": "Observation", "path": "Observation", "constraint": [
+            {"key": "x-3", "severity": "error", "human": "the code has a text starting with W",
+             "expression": "code.text.startsWith('W')"}
+        ]}]),
+    );
+    let v = with_definitions(&[p]);
+    no_errors(&v.validate(
+        &with(weight(), |w| w["code"]["text"] = json!("Weight")),
+        &["http://x/obs-text"],
+    ));
+    only_error(
+        &v.validate(
+            &with(weight(), |w| w["code"]["text"] = json!("Paino")),
+            &["http://x/obs-text"],
+        ),
+        "Observation",
+        "x-3",
+    );
+    // No code.text: `{}.startsWith('W')` is empty, which is not true.
+    only_error(
+        &v.validate(&weight(), &["http://x/obs-text"]),
+        "Observation",
+        "x-3",
+    );
+}
+
+#[test]
+fn invariants_with_iif_and_to_integer_are_evaluated() {
+    // eld-2: `min.empty() or max.empty() or (max = '*') or iif(max != '*', min <= max.toInteger())`.
+    let definition = |min: u32, max: &str| {
+        with(
+            profile(
+                "http://x/p",
+                "Observation",
+                json!([{"id": "Observation.note", "path": "Observation.note", "min": min, "max": max}]),
+            ),
+            |sd| sd["text"] = json!({"status": "generated", "div": NARRATIVE}),
+        )
+    };
+    let eld_2 = |issues: &[Issue]| {
+        errors(issues)
+            .iter()
+            .filter(|(_, m)| m.contains("eld-2"))
+            .map(|(e, _)| e.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        eld_2(&base().validate(&definition(1, "2"), &[])),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        eld_2(&base().validate(&definition(3, "2"), &[])),
+        vec!["StructureDefinition.differential.element[0]".to_string()]
+    );
+}
+
+#[test]
+fn context_variables_inside_a_contained_resource() {
+    // %resource is the contained resource itself, %rootResource the resource holding it.
+    let p = profile(
+        "http://x/contained-patient",
+        "Patient",
+        json!([{"id": "Patient", "path": "Patient", "constraint": [
+            {"key": "x-4", "severity": "error", "human": "contained in an Observation",
+             "expression": "%resource.resourceType = 'Patient' and %rootResource.resourceType = 'Observation'"}
+        ]}]),
+    );
+    let v = with_definitions(&[p]);
+    let contained = with(patient("p1"), |p| {
+        p["meta"] = json!({"profile": ["http://x/contained-patient"]});
+        p.as_object_mut().unwrap().remove("text");
+    });
+    let obs = with(weight(), |w| {
+        w["contained"] = json!([contained.clone()]);
+        w["subject"]["reference"] = json!("#p1");
+    });
+    no_errors(&v.validate(&obs, &[]));
+    let encounter = json!({"resourceType": "Encounter", "id": "e1",
+        "text": {"status": "generated", "div": NARRATIVE}, "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "contained": [contained.clone()], "subject": {"reference": "#p1"}});
+    only_error(
+        &v.validate(&encounter, &[]),
+        "Encounter.contained[0]",
+        "x-4",
+    );
+    only_error(
+        &v.validate(&patient("p1"), &["http://x/contained-patient"]),
+        "Patient",
+        "x-4",
+    );
+}
+
+#[test]
+fn min_and_max_values_apply_to_times_and_date_times() {
+    let p = profile(
+        "http://x/morning",
+        "Observation",
+        json!([
+            {"id": "Observation.effective[x]", "path": "Observation.effective[x]",
+             "type": [{"code": "dateTime"}], "minValueDateTime": "2024-01-01T00:00:00Z"},
+            {"id": "Observation.value[x]", "path": "Observation.value[x]",
+             "type": [{"code": "time"}], "minValueTime": "08:00:00", "maxValueTime": "12:00:00"}
+        ]),
+    );
+    let v = with_definitions(&[p]);
+    let at = |effective: &str, time: &str| {
+        with(weight(), |w| {
+            w.as_object_mut().unwrap().remove("valueQuantity");
+            w["effectiveDateTime"] = json!(effective);
+            w["valueTime"] = json!(time);
+        })
+    };
+    // 2023-12-31T23:00:00-02:00 is 2024-01-01T01:00:00Z.
+    no_errors(&v.validate(
+        &at("2023-12-31T23:00:00-02:00", "08:00:00"),
+        &["http://x/morning"],
+    ));
+    only_error(
+        &v.validate(
+            &at("2023-12-31T23:00:00Z", "09:30:00"),
+            &["http://x/morning"],
+        ),
+        "Observation.effectiveDateTime",
+        "below the minimum",
+    );
+    only_error(
+        &v.validate(
+            &at("2024-05-01T10:00:00+03:00", "12:00:01"),
+            &["http://x/morning"],
+        ),
+        "Observation.valueTime",
+        "above the maximum",
+    );
+}
+
+#[test]
+fn conformance_rules_apply_to_search_parameters_and_code_systems_loaded_with_a_package() {
+    let sp = json!({"resourceType": "SearchParameter", "url": "http://x/sp/code", "name": "code",
+        "status": "active", "description": "d", "code": "code", "base": ["Observation"],
+        "type": "string", "expression": "Observation.code",
+        "derivedFrom": "http://hl7.org/fhir/SearchParameter/clinical-code"});
+    let cs = code_system(
+        json!([{"code": "weight", "type": "decimal"}]),
+        json!([{"code": "a", "property": [{"code": "colour", "valueCode": "red"}]}]),
+    );
+    let mut defs = (*Definitions::r4()).clone();
+    let report = defs.add_resources([sp, cs].iter());
+    assert!(report.rejected.is_empty(), "{report:?}");
+    let about = |url: &str, text: &str| {
+        report
+            .problems
+            .iter()
+            .any(|p| p.starts_with(url) && p.contains(text))
+    };
+    assert!(about("http://x/sp/code: type", "differs"), "{report:?}");
+    assert!(
+        about("http://x/cs: concept[0].property[0].code", "not declared"),
+        "{report:?}"
+    );
+    assert_eq!(report.problems.len(), 2, "{report:?}");
+}

@@ -100,9 +100,37 @@ fn validator() -> &'static Validator {
                 slice("Observation.contained:patient", 0, "*",
                     json!({"type": [{"code": "Patient", "profile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]})),
             ])),
+            // discriminator paths with functions: extension('url'), ofType(), resolve()
+            profile("http://t/side", json!([
+                many("Observation.component", json!({"type": [{"code": "BackboneElement"}],
+                    "slicing": {"discriminator": [{"type": "value", "path": "extension('http://t/ext/side').value"}], "rules": "closed"}})),
+                slice("Observation.component:left", 0, "1", json!({"type": [{"code": "BackboneElement"}]})),
+                many("Observation.component:left.extension", json!({"type": [{"code": "Extension"}],
+                    "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}})),
+                slice("Observation.component:left.extension:side", 1, "1", json!({"type": [{"code": "Extension", "profile": ["http://t/ext/side"]}]})),
+                one("Observation.component:left.extension:side.value[x]", json!({"type": [{"code": "code"}], "fixedCode": "left"})),
+                slice("Observation.component:right", 0, "1", json!({"type": [{"code": "BackboneElement"}]})),
+                many("Observation.component:right.extension", json!({"type": [{"code": "Extension"}],
+                    "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}})),
+                slice("Observation.component:right.extension:side", 1, "1", json!({"type": [{"code": "Extension", "profile": ["http://t/ext/side"]}]})),
+                one("Observation.component:right.extension:side.value[x]", json!({"type": [{"code": "code"}], "fixedCode": "right"})),
+            ])),
+            profile("http://t/of-type", json!([
+                many("Observation.component", json!({"type": [{"code": "BackboneElement"}],
+                    "slicing": {"discriminator": [{"type": "value", "path": "value.ofType(Quantity).code"}], "rules": "closed"}})),
+                slice("Observation.component:kg", 0, "*", json!({"type": [{"code": "BackboneElement"}]})),
+                one("Observation.component:kg.value[x]", json!({"type": [{"code": "Quantity"}]})),
+                one("Observation.component:kg.value[x].code", json!({"type": [{"code": "code"}], "fixedCode": "kg"})),
+            ])),
+            profile("http://t/resolve", json!([
+                many("Observation.performer", json!({"type": [{"code": "Reference"}],
+                    "slicing": {"discriminator": [{"type": "type", "path": "resolve()"}], "rules": "closed"}})),
+                slice("Observation.performer:practitioner", 0, "*", json!({"type": [{"code": "Reference",
+                    "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}]})),
+            ])),
         ];
         let report = defs.add_resources(profiles.iter());
-        assert_eq!(report.structure_definitions.len(), 5, "{report:?}");
+        assert_eq!(report.structure_definitions.len(), 8, "{report:?}");
         Validator::new(Arc::new(defs))
     })
 }
@@ -268,6 +296,76 @@ fn profile_discriminator() {
         &with(practitioner),
         p,
         "Observation.contained[0]",
+        "the slicing is closed",
+    );
+}
+
+#[test]
+fn extension_function_in_a_discriminator_path() {
+    let p = "http://t/side";
+    let side = |code: &str| {
+        json!({"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+            "extension": [{"url": "http://t/ext/side", "valueCode": code}]})
+    };
+    assert_eq!(
+        errors(&obs(json!({"component": [side("left"), side("right")]})), p),
+        vec![]
+    );
+    // Two items in the one-item slice `left`: the url selects the extension, its value
+    // the slice.
+    assert_one(
+        &obs(json!({"component": [side("left"), side("left")]})),
+        p,
+        "Observation.component",
+        "slice 'left' allows at most 1",
+    );
+    assert_one(
+        &obs(json!({"component": [side("left"), side("up")]})),
+        p,
+        "Observation.component[1]",
+        "the slicing is closed",
+    );
+}
+
+#[test]
+fn of_type_function_in_a_discriminator_path() {
+    let p = "http://t/of-type";
+    let kg = json!({"code": {"coding": [{"system": LOINC, "code": "29463-7"}]},
+        "valueQuantity": {"value": 80, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}});
+    assert_eq!(errors(&obs(json!({"component": [kg.clone()]})), p), vec![]);
+    let mut grams = kg.clone();
+    grams["valueQuantity"]["code"] = json!("g");
+    assert_one(
+        &obs(json!({"component": [kg.clone(), grams]})),
+        p,
+        "Observation.component[1]",
+        "the slicing is closed",
+    );
+    // A string is not of type Quantity, whatever it says.
+    let text =
+        json!({"code": {"coding": [{"system": LOINC, "code": "29463-7"}]}, "valueString": "kg"});
+    assert_one(
+        &obs(json!({"component": [text]})),
+        p,
+        "Observation.component[0]",
+        "the slicing is closed",
+    );
+}
+
+#[test]
+fn resolve_function_in_a_discriminator_path() {
+    let p = "http://t/resolve";
+    let by = |performer: Value| {
+        obs(json!({"contained": [performer], "performer": [{"reference": "#x"}]}))
+    };
+    assert_eq!(
+        errors(&by(json!({"resourceType": "Practitioner", "id": "x"})), p),
+        vec![]
+    );
+    assert_one(
+        &by(json!({"resourceType": "Organization", "id": "x", "name": "Clinic"})),
+        p,
+        "Observation.performer[0]",
         "the slicing is closed",
     );
 }
