@@ -2,6 +2,7 @@
 //! tools.
 
 mod admin;
+mod allocator;
 mod bench;
 mod demo;
 mod export;
@@ -14,12 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// The server allocates and frees many small JSON values per request from several threads;
-/// under glibc malloc that was a fifth of the ingest profile and its peak RSS grew to 1.6 GiB
-/// at 16 clients.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +71,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

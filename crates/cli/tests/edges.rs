@@ -1,6 +1,7 @@
 //! Production edges, black-box: browser apps on other origins (CORS), request budgets per
 //! application and per citizen (429 + Retry-After), the in-flight limit and the request
-//! timeout (503), slow bodies cut off (408), and the drain on SIGTERM. Limits are set small in
+//! timeout (503), slow bodies cut off (408), large bodies waiting for the body budget, and the
+//! drain on SIGTERM. Limits are set small in
 //! a configuration file so that every refusal is reached by counting requests, never by
 //! measuring time; slow clients are raw TCP connections that stop sending.
 
@@ -38,8 +39,8 @@ fn preflight(server: &Server, url: &str, origin: &str) -> reqwest::blocking::Res
         .expect("OPTIONS")
 }
 
-/// The value of the refusal counter `reason` in `/metrics`.
-fn refused(server: &Server, reason: &str) -> u64 {
+/// The value of the counter `name` in `/metrics`.
+fn counter(server: &Server, name: &str) -> u64 {
     let text = server
         .client
         .get(format!("{}/metrics", server.root))
@@ -47,11 +48,19 @@ fn refused(server: &Server, reason: &str) -> u64 {
         .expect("metrics")
         .text()
         .expect("metrics text");
-    let series = format!("phr_refused_requests_total{{reason=\"{reason}\"}} ");
+    let series = format!("{name} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {series} in /metrics"))
+}
+
+/// The value of the refusal counter `reason` in `/metrics`.
+fn refused(server: &Server, reason: &str) -> u64 {
+    counter(
+        server,
+        &format!("phr_refused_requests_total{{reason=\"{reason}\"}}"),
+    )
 }
 
 #[test]
@@ -347,6 +356,76 @@ fn a_slow_body_is_cut_off_and_the_server_keeps_serving() {
     assert!(created.status().is_success(), "{}", created.status());
     assert!(refused(&server, "slow_body") >= 1);
     assert!(refused(&server, "in_flight") >= 1);
+}
+
+/// A Patient as JSON padded with trailing spaces (valid JSON) to exactly `length` bytes.
+fn padded_patient(length: usize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&kanta_patient(&uuid())).unwrap();
+    assert!(bytes.len() < length);
+    bytes.resize(length, b' ');
+    bytes
+}
+
+#[test]
+fn large_bodies_beyond_the_body_budget_wait_their_turn_and_are_then_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[limits]\nbody_budget_mib = 1\nbody_timeout_seconds = 0\n",
+    );
+    let server = Server::start_in(dir.path(), &["--open-sandbox", "--config", &config]);
+    // The first body (700,000 bytes of a 1 MiB budget) arrives slowly and holds its share.
+    let first = padded_patient(700_000);
+    let (head, rest) = first.split_at(100);
+    let mut slow = trickle(&server, "POST Patient", first.len(), head);
+    // Its share is taken when its head arrives, before the body is read.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter(&server, "phr_body_budget_in_use_bytes") < 700_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the first body never took its share"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A small body fits beside it and is served at once.
+    let created = server.post("Patient", &kanta_patient(&uuid()));
+    assert_eq!(created.status(), 201);
+    assert_eq!(counter(&server, "phr_body_budget_waits_total"), 0);
+
+    // A second large body does not fit beside it: it waits, and is counted as waiting.
+    let second = padded_patient(400_000);
+    let address = server.root.trim_start_matches("http://").to_string();
+    let waiting = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let head = format!(
+            "POST /fhir/r4/Patient HTTP/1.1\r\nHost: {address}\r\nContent-Type: \
+             application/fhir+json\r\nContent-Length: {}\r\n\r\n",
+            second.len()
+        );
+        stream.write_all(head.as_bytes()).expect("send the head");
+        stream.write_all(&second).expect("send the body");
+        answer(&mut stream)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter(&server, "phr_body_budget_waits_total") == 0 {
+        assert!(Instant::now() < deadline, "the second body never waited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Requests without a body are not held up.
+    assert_eq!(server.get("metadata").status(), 200);
+    assert!(!waiting.is_finished());
+
+    // Once the first body is in and answered, the second is admitted and served.
+    slow.write_all(rest).expect("send the rest of the body");
+    let (status, text) = answer(&mut slow);
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = waiting.join().expect("the waiting client");
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(counter(&server, "phr_body_budget_waits_total"), 1);
+    assert_eq!(counter(&server, "phr_body_budget_in_use_bytes"), 0);
 }
 
 #[test]

@@ -9,6 +9,11 @@
 //! - **Request timeout**: a request that has no answer within `request_timeout_seconds` is
 //!   answered 503 (the work it started on the blocking pool may still finish: a 503 is no
 //!   proof that nothing was applied, as with any lost answer).
+//! - **Bodies in process**: at most `body_budget_mib` of request bodies (by `Content-Length`)
+//!   are worked on at once; a request that would pass it waits, in arrival order, before its
+//!   body is read. Parsed, validated and queued for commit, a FHIR body takes many times its
+//!   size, so this, not the number of requests, is what bounds the memory of a burst of
+//!   large Bundles. A body without a length is counted at the body size limit.
 //! - **Slow bodies**: a FHIR request body that has not fully arrived within
 //!   `body_timeout_seconds` is refused with 408 and the connection closed.
 //! - **Drain**: on shutdown `/ready` answers 503 for `drain_seconds` while the server still
@@ -51,6 +56,9 @@ pub struct LimitsConfig {
     /// On shutdown, how long the requests in flight have to finish after the server stopped
     /// accepting; then the process exits anyway.
     pub grace_seconds: u64,
+    /// Request bodies worked on at once, MiB (by `Content-Length`): a request whose body
+    /// would pass it waits for earlier ones to finish. 0: no limit.
+    pub body_budget_mib: u32,
     /// Threads for blocking work (storage, validation of large Bundles, signing);
     /// more such work waits for one. Each thread keeps its own allocator cache and stack, so
     /// this bounds memory as well as contention.
@@ -69,6 +77,7 @@ impl Default for LimitsConfig {
             body_timeout_seconds: 30,
             drain_seconds: 0,
             grace_seconds: 30,
+            body_budget_mib: BODY_BUDGET_MIB,
             blocking_threads: 64,
             // 200 requests a second sustained per node, bursts of 5,000.
             app: Budget {
@@ -84,6 +93,9 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+/// The default of `limits.body_budget_mib`. See [`LimitsConfig::body_budget_mib`].
+const BODY_BUDGET_MIB: u32 = 4;
 
 impl LimitsConfig {
     pub fn check(&self) -> Result<(), String> {
@@ -262,6 +274,10 @@ pub struct Limits {
     apps: Buckets,
     citizens: Buckets,
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    /// `body_budget_mib` in KiB permits.
+    bodies: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests that had to wait for the body budget.
+    pub body_waits: AtomicU64,
     draining: AtomicBool,
     pub refusals: Refusals,
 }
@@ -273,6 +289,12 @@ impl Limits {
             citizens: Buckets::new(config.citizen),
             in_flight: (config.max_in_flight > 0)
                 .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_in_flight))),
+            bodies: (config.body_budget_mib > 0).then(|| {
+                Arc::new(tokio::sync::Semaphore::new(kib_permits(
+                    u64::from(config.body_budget_mib) << 20,
+                )))
+            }),
+            body_waits: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             refusals: Refusals::default(),
             config,
@@ -332,10 +354,53 @@ impl Limits {
         self.draining.load(Ordering::SeqCst)
     }
 
+    /// Waits until a body of `bytes` fits in the body budget; the permit is held until the
+    /// answer is made. A request with no body (`None`) takes nothing.
+    async fn admit_body(&self, bytes: Option<u64>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let bodies = self.bodies.as_ref()?;
+        let bytes = bytes?;
+        // A body larger than the whole budget waits for all of it, and then runs alone.
+        let permits = u32::try_from(kib_permits(bytes))
+            .unwrap_or(u32::MAX)
+            .min(self.config.body_budget_mib.saturating_mul(1024));
+        if let Ok(permit) = bodies.clone().try_acquire_many_owned(permits) {
+            return Some(permit);
+        }
+        self.body_waits.fetch_add(1, Ordering::Relaxed);
+        bodies.clone().acquire_many_owned(permits).await.ok()
+    }
+
+    /// Bytes of the body budget taken now (whole KiB per request).
+    pub fn body_budget_in_use_bytes(&self) -> u64 {
+        let Some(bodies) = &self.bodies else {
+            return 0;
+        };
+        let total = kib_permits(u64::from(self.config.body_budget_mib) << 20);
+        (total.saturating_sub(bodies.available_permits()) as u64) << 10
+    }
+
     fn body_timeout(&self) -> Option<Duration> {
         (self.config.body_timeout_seconds > 0)
             .then(|| Duration::from_secs(self.config.body_timeout_seconds))
     }
+}
+
+/// Permits (KiB, rounded up) for `bytes`.
+fn kib_permits(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(1024)).unwrap_or(usize::MAX)
+}
+
+/// The size of the body `request` carries, as it says: `Content-Length`, or the body limit
+/// for a body of unknown length (chunked), none for a request without a body.
+fn body_bytes(request: &Request, max_body_bytes: u64) -> Option<u64> {
+    let headers = request.headers();
+    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
+        let length = length.to_str().ok()?.trim().parse::<u64>().ok()?;
+        return (length > 0).then_some(length.min(max_body_bytes));
+    }
+    headers
+        .contains_key(header::TRANSFER_ENCODING)
+        .then_some(max_body_bytes)
 }
 
 /// Paths never refused: the probes and the metrics.
@@ -363,11 +428,16 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         },
         None => None,
     };
+    let body = body_bytes(&request, state.config.max_body_bytes as u64);
+    let work = async move {
+        let _body = limits.admit_body(body).await;
+        next.run(request).await
+    };
     let seconds = limits.config.request_timeout_seconds;
     if seconds == 0 {
-        return next.run(request).await;
+        return work.await;
     }
-    match tokio::time::timeout(Duration::from_secs(seconds), next.run(request)).await {
+    match tokio::time::timeout(Duration::from_secs(seconds), work).await {
         Ok(response) => response,
         Err(_) => {
             limits.refusals.count(Refusal::Timeout);
@@ -409,6 +479,75 @@ pub async fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        let mut builder = axum::http::Request::builder()
+            .method("POST")
+            .uri("/fhir/r4");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_body_is_counted_by_its_length_up_to_the_body_limit() {
+        assert_eq!(
+            body_bytes(&request(&[("content-length", "1500")]), 5000),
+            Some(1500)
+        );
+        assert_eq!(
+            body_bytes(&request(&[("content-length", "9000")]), 5000),
+            Some(5000)
+        );
+        assert_eq!(body_bytes(&request(&[("content-length", "0")]), 5000), None);
+        assert_eq!(body_bytes(&request(&[]), 5000), None);
+        // A body of unknown length may be as large as the limit.
+        assert_eq!(
+            body_bytes(&request(&[("transfer-encoding", "chunked")]), 5000),
+            Some(5000)
+        );
+        assert_eq!(kib_permits(1), 1);
+        assert_eq!(kib_permits(1024), 1);
+        assert_eq!(kib_permits(1025), 2);
+    }
+
+    #[tokio::test]
+    async fn bodies_share_the_budget_and_one_larger_than_it_runs_alone() {
+        let limits = Limits::new(LimitsConfig {
+            body_budget_mib: 1,
+            ..LimitsConfig::default()
+        });
+        let first = limits.admit_body(Some(600 << 10)).await;
+        assert!(first.is_some());
+        assert_eq!(limits.body_budget_in_use_bytes(), 600 << 10);
+        // Larger than the whole budget: it needs all of it, so it waits for the first.
+        let whole = limits.admit_body(Some(3 << 20));
+        tokio::pin!(whole);
+        assert!(futures_poll_once(whole.as_mut()).await.is_none());
+        drop(first);
+        assert!(whole.await.is_some());
+        assert_eq!(limits.body_waits.load(Ordering::Relaxed), 1);
+        assert_eq!(limits.body_budget_in_use_bytes(), 0);
+        // No body, no share; and no budget at all when it is 0.
+        assert!(limits.admit_body(None).await.is_none());
+        let unlimited = Limits::new(LimitsConfig {
+            body_budget_mib: 0,
+            ..LimitsConfig::default()
+        });
+        assert!(unlimited.admit_body(Some(u64::MAX)).await.is_none());
+    }
+
+    /// Polls `future` once: its output if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(mut future: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
 
     #[test]
     fn a_bucket_gives_its_burst_then_refills_at_its_rate() {

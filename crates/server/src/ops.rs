@@ -270,6 +270,13 @@ pub fn render(state: &AppState) -> String {
         clients.render(&mut out);
     }
 
+    let _ = writeln!(
+        out,
+        "# HELP phr_body_budget_in_use_bytes Request bodies being worked on now, counted \
+         against limits.body_budget_mib (in whole KiB).\n\
+         # TYPE phr_body_budget_in_use_bytes gauge\nphr_body_budget_in_use_bytes {}",
+        state.limits.body_budget_in_use_bytes()
+    );
     let stats = state.fhir.storage.stats();
     let mut counter = |name: &str, help: &str, value: f64| {
         let _ = writeln!(
@@ -277,6 +284,15 @@ pub fn render(state: &AppState) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     };
+    counter(
+        "phr_body_budget_waits_total",
+        "Requests that waited for room in the body budget (limits.body_budget_mib) before \
+         their body was read.",
+        state
+            .limits
+            .body_waits
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
     counter(
         "phr_store_commits_total",
         "Write transactions committed by the storage writer (one fsync each).",
