@@ -23,6 +23,8 @@ const PURGE_DELAY: c_int = 15;
 
 unsafe extern "C" {
     fn mi_option_set(option: c_int, value: c_long);
+    // Read back by the tests only.
+    #[cfg_attr(not(test), allow(dead_code))]
     fn mi_option_get(option: c_int) -> c_long;
 }
 
