@@ -31,6 +31,35 @@ pub fn digest(value: &impl std::fmt::Display) -> String {
     hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the traffic record keeps of a resource written, read from it before the write
+/// takes it: the record needs these few fields, never a copy of the body.
+#[derive(Debug, Default, PartialEq)]
+pub struct ResourceFacts {
+    resource_type: Option<String>,
+    profile: Option<String>,
+    identifier: Option<String>,
+    content: Option<String>,
+}
+
+impl ResourceFacts {
+    pub fn of(resource: &Value) -> Self {
+        let text = |pointer: &str| {
+            resource
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        ResourceFacts {
+            resource_type: text("/resourceType"),
+            profile: text("/meta/profile/0"),
+            identifier: text("/identifier/0/value"),
+            content: Catalog::get()
+                .content_of(resource)
+                .map(|c| c.kind.key().to_owned()),
+        }
+    }
+}
+
 /// What handlers noted about one request.
 #[derive(Default)]
 struct Notes {
@@ -73,35 +102,24 @@ impl TrafficSlot {
         });
     }
 
-    /// A resource written (`create` or `update`), with how it ended.
+    /// A resource written (`create` or `update`), with how it ended. `refused_body` gives
+    /// the body back when the write was refused as invalid (412/422), for its digest: only
+    /// that rare path pays for it.
     pub fn resource(
         &self,
         interaction: &str,
-        resource: Option<&Value>,
+        facts: Option<&ResourceFacts>,
         conditional: bool,
         result: Result<u16, &Error>,
+        refused_body: impl FnOnce() -> Option<Value>,
     ) {
         let mut detail = Map::new();
         detail.insert("conditional".into(), json!(conditional));
-        let mut content = None;
-        let mut resource_type = None;
-        if let Some(resource) = resource {
-            resource_type = resource
-                .get("resourceType")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if let Some(profile) = resource.pointer("/meta/profile/0").and_then(Value::as_str) {
-                detail.insert("profile".into(), json!(profile));
-            }
-            if let Some(identifier) = resource
-                .pointer("/identifier/0/value")
-                .and_then(Value::as_str)
-            {
-                detail.insert("identifier".into(), json!(identifier));
-            }
-            content = Catalog::get()
-                .content_of(resource)
-                .map(|c| c.kind.key().to_owned());
+        if let Some(profile) = facts.and_then(|f| f.profile.as_ref()) {
+            detail.insert("profile".into(), json!(profile));
+        }
+        if let Some(identifier) = facts.and_then(|f| f.identifier.as_ref()) {
+            detail.insert("identifier".into(), json!(identifier));
         }
         let status = match result {
             Ok(status) => status,
@@ -114,9 +132,10 @@ impl TrafficSlot {
                 // A refused body is known again by its digest when it is resent; the body
                 // itself is never kept.
                 if matches!(status, 412 | 422)
-                    && let Some(resource) = resource
+                    && facts.is_some()
+                    && let Some(resource) = refused_body()
                 {
-                    detail.insert("body_hash".into(), json!(digest(resource)));
+                    detail.insert("body_hash".into(), json!(digest(&resource)));
                 }
                 status
             }
@@ -126,9 +145,9 @@ impl TrafficSlot {
             at_us: 0,
             kind: RowKind::Resource,
             interaction: interaction.to_owned(),
-            resource_type,
+            resource_type: facts.and_then(|f| f.resource_type.clone()),
             status,
-            content,
+            content: facts.and_then(|f| f.content.clone()),
             detail: Value::Object(detail),
         };
         self.update(|notes| notes.resources.push(row));

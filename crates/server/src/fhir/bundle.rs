@@ -15,6 +15,7 @@ use super::error::{FhirError, status_line, status_of, success_status};
 use super::request::{Fhir, blocking, json_body, parse_json};
 use super::respond::{self, Return};
 use crate::AppState;
+use crate::traffic::ResourceFacts;
 
 pub async fn transaction_or_batch(
     State(state): State<AppState>,
@@ -23,27 +24,26 @@ pub async fn transaction_or_batch(
 ) -> Result<Response, FhirError> {
     req.audit.interaction("batch", None);
     let bytes = json_body(&state, &req.headers, body).await?;
-    let noted = super::write::noted_body(&state, &bytes);
-    let entries: Vec<Value> = noted
-        .as_ref()
-        .and_then(|b| b.get("entry"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if noted.is_some() {
-        req.traffic.note("entries", json!(entries.len()));
-    }
+    let sandbox = state.auth.config().mode.is_sandbox();
+    let body = bytes.clone();
     let caller = req.caller.clone();
     let audit = req.audit.clone();
-    let response = blocking(&state, move |fhir| {
+    let (notes, response) = blocking(&state, move |fhir| {
         let bundle = parse_json(&bytes)?;
         if bundle.get("type").and_then(Value::as_str) == Some("transaction") {
             audit.interaction("transaction", None);
         }
-        fhir.process_bundle(&caller, bundle)
+        let notes = sandbox.then(|| entry_notes(&bundle));
+        Ok((notes, fhir.process_bundle(&caller, bundle)))
     })
     .await?;
-    note_entries(&req, &entries, &response);
+    if let Some(notes) = &notes {
+        req.traffic.note("entries", json!(notes.len()));
+    }
+    let response = response?;
+    if let Some(notes) = &notes {
+        note_entries(&req, notes, &body, &response);
+    }
     req.audit.touched(response.touched());
     let body = to_json(&response, &state.fhir.settings.base_url, req.prefer.return_)?;
     Ok(respond::resource_response(
@@ -53,24 +53,64 @@ pub async fn transaction_or_batch(
     ))
 }
 
-/// Notes every written entry of a processed Bundle in the sandbox traffic record.
-fn note_entries(req: &Fhir, entries: &[Value], response: &BundleResponse) {
-    for (entry, outcome) in entries.iter().zip(&response.entries) {
-        let interaction = match entry.pointer("/request/method").and_then(Value::as_str) {
-            Some("POST") => "create",
-            Some("PUT") => "update",
-            _ => continue,
+/// What the traffic record needs of one entry, read before the Bundle is processed.
+struct EntryNote {
+    /// `create` or `update`; `None` for entries that write nothing.
+    interaction: Option<&'static str>,
+    conditional: bool,
+    facts: Option<ResourceFacts>,
+}
+
+fn entry_notes(bundle: &Value) -> Vec<EntryNote> {
+    let entries = bundle.get("entry").and_then(Value::as_array);
+    entries
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let interaction = match entry.pointer("/request/method").and_then(Value::as_str) {
+                Some("POST") => Some("create"),
+                Some("PUT") => Some("update"),
+                _ => None,
+            };
+            EntryNote {
+                interaction,
+                conditional: entry
+                    .pointer("/request/ifNoneExist")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty()),
+                facts: interaction
+                    .and(entry.get("resource"))
+                    .map(ResourceFacts::of),
+            }
+        })
+        .collect()
+}
+
+/// Notes every written entry of a processed Bundle in the sandbox traffic record. A refused
+/// entry's body is read again from the request only when its digest is wanted.
+fn note_entries(req: &Fhir, notes: &[EntryNote], body: &[u8], response: &BundleResponse) {
+    let mut bundle = None;
+    for (i, (note, outcome)) in notes.iter().zip(&response.entries).enumerate() {
+        let Some(interaction) = note.interaction else {
+            continue;
         };
-        let conditional = entry
-            .pointer("/request/ifNoneExist")
-            .and_then(Value::as_str)
-            .is_some_and(|c| !c.is_empty());
         let result = match outcome.result() {
             Ok(success) => Ok(success_status(success).as_u16()),
             Err(error) => Err(error),
         };
-        req.traffic
-            .resource(interaction, entry.get("resource"), conditional, result);
+        req.traffic.resource(
+            interaction,
+            note.facts.as_ref(),
+            note.conditional,
+            result,
+            || {
+                let bundle = bundle.get_or_insert_with(|| parse_json(body).ok());
+                bundle
+                    .as_ref()?
+                    .pointer(&format!("/entry/{i}/resource"))
+                    .cloned()
+            },
+        );
     }
 }
 

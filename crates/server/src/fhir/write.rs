@@ -2,11 +2,12 @@
 //! (with `If-Match`) and `DELETE [type]/[id]`, answering as `Prefer: return=` asks.
 
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use phr_fhir::IssueType;
-use phr_service::{Caller, Error, Written};
+use phr_service::{Caller, Error, FhirService, Written};
 use serde_json::Value;
 
 use super::BASE_PATH;
@@ -15,6 +16,7 @@ use super::request::{Fhir, blocking, json_body, parse_json};
 use super::respond::{self, Return, VersionHeaders};
 use crate::AppState;
 use crate::audit::AuditSlot;
+use crate::traffic::ResourceFacts;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -31,20 +33,24 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let caller = req.caller.clone();
-    let noted = noted_body(&state, &bytes);
     let conditional = if_none_exist.is_some();
-    let written = blocking(&state, move |fhir| {
-        let resource = parse_json(&bytes)?;
-        let body_type = phr_service::resource::resource_type_of(&resource)?;
-        if body_type != rtype {
-            return Err(Error::invalid(format!(
-                "the body is a {body_type}, but was posted to /{rtype}"
-            )));
-        }
-        fhir.create(&caller, resource, if_none_exist.as_deref())
-    })
+    let written = write_body(
+        &state,
+        &req,
+        "create",
+        conditional,
+        bytes,
+        move |fhir, resource| {
+            let body_type = phr_service::resource::resource_type_of(&resource)?;
+            if body_type != rtype {
+                return Err(Error::invalid(format!(
+                    "the body is a {body_type}, but was posted to /{rtype}"
+                )));
+            }
+            fhir.create(&caller, resource, if_none_exist.as_deref())
+        },
+    )
     .await;
-    note_write(&req, "create", noted.as_ref(), conditional, &written);
     let written = written?;
     touched(&req.audit, &req.caller, &written);
     Ok(written_response(&state, written, &req))
@@ -61,12 +67,15 @@ pub async fn update(
     let if_match = respond::if_match(&req.headers)?;
     let bytes = json_body(&state, &req.headers, body).await?;
     let caller = req.caller.clone();
-    let noted = noted_body(&state, &bytes);
-    let written = blocking(&state, move |fhir| {
-        fhir.update(&caller, &rtype, &id, parse_json(&bytes)?, if_match)
-    })
+    let written = write_body(
+        &state,
+        &req,
+        "update",
+        false,
+        bytes,
+        move |fhir, resource| fhir.update(&caller, &rtype, &id, resource, if_match),
+    )
     .await;
-    note_write(&req, "update", noted.as_ref(), false, &written);
     let written = written?;
     touched(&req.audit, &req.caller, &written);
     Ok(written_response(&state, written, &req))
@@ -88,29 +97,38 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body as JSON for the sandbox traffic record (sandbox mode only; `None` when it is
-/// not JSON, which the write itself then reports).
-pub(super) fn noted_body(state: &AppState, bytes: &[u8]) -> Option<Value> {
-    if !state.auth.config().mode.is_sandbox() {
-        return None;
-    }
-    serde_json::from_slice(bytes).ok()
-}
-
-/// Notes a single write in the sandbox traffic record.
-fn note_write(
+/// Parses the body where the work runs and writes it; in sandbox mode notes the write in
+/// the traffic record, from the one parsed body.
+async fn write_body(
+    state: &AppState,
     req: &Fhir,
-    interaction: &str,
-    resource: Option<&Value>,
+    interaction: &'static str,
     conditional: bool,
-    written: &Result<Written, FhirError>,
-) {
-    let result = match written {
-        Ok(w) => Ok(super::error::written_status(w.change).as_u16()),
-        Err(FhirError(e)) => Err(e),
-    };
-    req.traffic
-        .resource(interaction, resource, conditional, result);
+    bytes: Bytes,
+    write: impl FnOnce(&FhirService, Value) -> Result<Written, Error> + Send + 'static,
+) -> Result<Written, FhirError> {
+    let sandbox = state.auth.config().mode.is_sandbox();
+    let body = bytes.clone();
+    let (facts, written) = blocking(state, move |fhir| {
+        let resource = match parse_json(&bytes) {
+            Ok(resource) => resource,
+            Err(error) => return Ok((None, Err(error))),
+        };
+        let facts = sandbox.then(|| ResourceFacts::of(&resource));
+        Ok((facts, write(fhir, resource)))
+    })
+    .await?;
+    if sandbox {
+        let result = match &written {
+            Ok(w) => Ok(written_status(w.change).as_u16()),
+            Err(e) => Err(e),
+        };
+        req.traffic
+            .resource(interaction, facts.as_ref(), conditional, result, || {
+                parse_json(&body).ok()
+            });
+    }
+    written.map_err(FhirError)
 }
 
 /// What a write touched, and whose data it was when the caller does not say.
