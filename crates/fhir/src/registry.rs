@@ -167,13 +167,13 @@ impl Definitions {
         let mut defs = Definitions::empty();
         let sds = crate::defs::structure_definitions();
         let mut base = HashSet::new();
-        for sd in &sds {
+        for sd in sds.iter() {
             if sd["derivation"] == "specialization" || sd["derivation"].is_null() {
                 collect_constraints(sd, &mut base);
             }
         }
         defs.base_constraints = Arc::new(base);
-        for sd in &sds {
+        for sd in sds.iter() {
             // The embedded definitions are checked by tests; one that does not compile is
             // left out (and `r4_knows_resource_types_and_types` fails).
             let _ = defs.compile_and_insert(sd, false);

@@ -711,7 +711,7 @@ mod tests {
     fn core() -> Source {
         Source(
             crate::defs::structure_definitions()
-                .into_iter()
+                .iter()
                 .filter_map(|sd| {
                     let url = sd["url"].as_str()?.to_string();
                     let elements = sd["snapshot"]["element"].as_array()?.clone();

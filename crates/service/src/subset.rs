@@ -48,7 +48,7 @@ impl Subsetter {
     pub fn new() -> Self {
         let mut summary: HashMap<String, HashSet<String>> = HashMap::new();
         let mut mandatory: HashMap<String, HashSet<String>> = HashMap::new();
-        for sd in phr_fhir::defs::structure_definitions() {
+        for sd in phr_fhir::defs::structure_definitions().iter() {
             let text = |key: &str| sd.get(key).and_then(Value::as_str);
             if text("kind") != Some("resource") || text("derivation") != Some("specialization") {
                 continue;
