@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn store_sizes_come_from_the_store_table_and_reach_the_engines() {
         let config: Config = toml::from_str(
-            "[store]\nwriter_cache_mib = 32\nreader_cache_mib = 4\nreaders = 3\nmmap_mib = 0\npool_size = 5\n",
+            "[store]\nwriter_cache_mib = 48\nreader_cache_mib = 4\nreaders = 3\nmmap_mib = 0\npool_size = 5\n",
         )
         .unwrap();
         config.check().unwrap();
@@ -396,7 +396,7 @@ mod tests {
                 sqlite.readers,
                 sqlite.mmap_bytes
             ),
-            (32, 4, 3, 0)
+            (48, 4, 3, 0)
         );
         assert_eq!(config.store.postgres("postgres://x/y").pool_size, 5);
         let defaults = Config::default().store.sqlite();
