@@ -8,6 +8,7 @@
 //! Owns the `apps` table, through [`AppStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Never audits and never
 //! touches the enforcer's cache: the service handle does both after a change here.
 
+mod keys;
 pub(crate) mod postgres;
 mod sqlite;
 
@@ -23,6 +24,7 @@ use crate::error::{AuthError, Result};
 use crate::scope::{ScopeContext, ScopeSet, Special};
 use crate::secrets::{constant_time_eq, digest, random_token};
 
+pub use keys::{KeysError, check_keys};
 pub(crate) use postgres::PostgresAppStore;
 pub(crate) use sqlite::SqliteAppStore;
 
@@ -523,6 +525,25 @@ fn check_kind(kind: AppKind, org: Option<&str>, scopes: &ScopeSet) -> Result<()>
     Ok(())
 }
 
+/// The scopes an application of `kind` and `client_type` may ask for: well-formed SMART
+/// scopes (ones this server does not know are dropped), `system/` ones only for a
+/// `private_key_jwt` client, and within what its kind allows ([`check_kind`]).
+fn check_scope(
+    scope: &str,
+    client_type: ClientType,
+    kind: AppKind,
+    org: Option<&str>,
+) -> Result<ScopeSet> {
+    let scopes = ScopeSet::parse(scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    if scopes.has_system_scopes() && client_type != ClientType::PrivateKeyJwt {
+        return Err(AuthError::Invalid(
+            "system/ scopes need a private_key_jwt client".into(),
+        ));
+    }
+    check_kind(kind, org, &scopes)?;
+    Ok(scopes)
+}
+
 /// Data contents are accepted, after joint testing, for wellbeing applications that are
 /// still in the registry's life (not revoked). Professional applications are certified as a
 /// whole and read what citizens share.
@@ -665,41 +686,22 @@ impl Apps {
                 "the application name must have 1–200 characters".into(),
             ));
         }
-        let scopes = ScopeSet::parse(&new.scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let scopes = check_scope(&new.scope, new.client_type, new.kind, new.org.as_deref())?;
         for uri in &new.redirect_uris {
             check_redirect_uri(uri)?;
         }
-        match new.client_type {
-            ClientType::Public | ClientType::Confidential if new.redirect_uris.is_empty() => {
-                return Err(AuthError::Invalid(
-                    "at least one redirect URI is required".into(),
-                ));
-            }
-            ClientType::PrivateKeyJwt if new.jwks.is_none() && new.jwks_uri.is_none() => {
-                return Err(AuthError::Invalid(
-                    "private_key_jwt clients must register a JWKS or a jwks_uri".into(),
-                ));
-            }
-            _ => {}
-        }
-        if scopes.has_system_scopes() && new.client_type != ClientType::PrivateKeyJwt {
+        if new.client_type != ClientType::PrivateKeyJwt && new.redirect_uris.is_empty() {
             return Err(AuthError::Invalid(
-                "system/ scopes need a private_key_jwt client".into(),
+                "at least one redirect URI is required".into(),
             ));
         }
-        check_kind(new.kind, new.org.as_deref(), &scopes)?;
+        check_keys(new.client_type, new.jwks.as_ref(), new.jwks_uri.as_deref())?;
         if let Some(oid) = &new.certificate_oid
             && !crate::certificate::is_oid(oid)
         {
             return Err(AuthError::Invalid(format!(
                 "certificate OID {oid:?} is not an OID (dotted decimal, e.g. 1.2.246.10.12345678.10.1)"
             )));
-        }
-        if let Some(jwks) = &new.jwks {
-            parse_jwks(jwks).map_err(AuthError::Invalid)?;
-        }
-        if let Some(uri) = &new.jwks_uri {
-            url::Url::parse(uri).map_err(|_| AuthError::Invalid("jwks_uri is not a URL".into()))?;
         }
         let supplier = check_supplier(new.supplier.as_deref())?;
         let app_id = match new.app_id {
@@ -1493,6 +1495,31 @@ pub(crate) mod tests {
                 ))
             })
             .unwrap();
+    }
+
+    #[test]
+    fn registration_refuses_private_keys_and_two_places_for_keys() {
+        let apps = apps();
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks = Some(serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+        let error = apps.register(new, AppStatus::Sandbox).unwrap_err();
+        assert!(
+            error.to_string().contains("private key material"),
+            "{error}"
+        );
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks_uri = Some("ftp://keys.example.fi/jwks".into());
+        assert!(apps.register(new, AppStatus::Sandbox).is_err());
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks = Some(serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}));
+        new.jwks_uri = Some("https://keys.example.fi/jwks".into());
+        let error = apps.register(new.clone(), AppStatus::Sandbox).unwrap_err();
+        assert!(error.to_string().contains("not both"), "{error}");
+        new.jwks_uri = None;
+        apps.register(new, AppStatus::Sandbox).unwrap();
+        assert_eq!(apps.list().unwrap().len(), 1);
     }
 
     #[test]
