@@ -54,6 +54,11 @@ pub trait AppStore: Send + Sync {
     ) -> Result<bool>;
     /// Replaces the redirect URIs; `false` when there is no such application.
     fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool>;
+    /// Replaces the scopes the app may ask for; `false` when there is no such application.
+    fn set_scope(&self, app_id: &str, scope: &str) -> Result<bool>;
+    /// Replaces the public keys of `private_key_jwt` authentication (an inline JWKS, a
+    /// `jwks_uri`, or neither); `false` when there is no such application.
+    fn set_keys(&self, app_id: &str, jwks: Option<&Value>, jwks_uri: Option<&str>) -> Result<bool>;
     /// Replaces a confidential client's secret digest; `false` when there is no such
     /// application.
     fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool>;
@@ -825,6 +830,49 @@ impl Apps {
             .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
     }
 
+    /// The developer: replaces the scopes the app may ask for (checked as at registration,
+    /// stored as registration stores them). Tokens already issued, and their refresh
+    /// tokens, keep the scope they were granted.
+    pub fn set_scope(&self, app_id: &str, scope: &str) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        let scopes = check_scope(
+            scope,
+            current.client_type,
+            current.kind,
+            current.org.as_deref(),
+        )?;
+        if !self.store.set_scope(app_id, &scopes.to_string())? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The developer: sets the public keys of `private_key_jwt` authentication, an inline
+    /// JWKS or a `jwks_uri`, or clears them with neither (checked as at registration: public
+    /// keys only, and a `private_key_jwt` client keeps one).
+    pub fn set_keys(
+        &self,
+        app_id: &str,
+        jwks: Option<Value>,
+        jwks_uri: Option<String>,
+    ) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        check_keys(current.client_type, jwks.as_ref(), jwks_uri.as_deref())?;
+        if !self
+            .store
+            .set_keys(app_id, jwks.as_ref(), jwks_uri.as_deref())?
+        {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
     /// The developer: a new secret for a confidential client (returned this once; only its
     /// digest is stored). The old secret stops working at once.
     pub fn new_client_secret(&self, app_id: &str) -> Result<String> {
@@ -1497,6 +1545,105 @@ pub(crate) mod tests {
             .unwrap();
     }
 
+    /// Scopes and keys, over any engine's store: checked as at registration, a refusal
+    /// changes nothing, and keys are set, replaced and cleared.
+    pub(crate) fn developer_owned_apps_change_scope_and_keys(store: Arc<dyn AppStore>) {
+        let clock = Arc::new(crate::clock::ManualClock::at_micros(1_000_000_000));
+        let apps = Apps::new(store, clock);
+        let mut new = new_app(ClientType::Confidential);
+        new.app_id = Some("askel".into());
+        apps.register_for(new, AppStatus::Sandbox, Some("dev@example.fi".into()))
+            .unwrap();
+
+        let changed = apps
+            .set_scope(
+                "askel",
+                "  patient/Observation.rs   offline_access profile ",
+            )
+            .unwrap();
+        assert_eq!(changed.scope, "patient/Observation.rs offline_access");
+        for bad in [
+            "patient/Observation.bogus",
+            "system/Observation.rs",
+            "patient/observation.read",
+        ] {
+            assert!(
+                matches!(apps.set_scope("askel", bad), Err(AuthError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            apps.get("askel").unwrap().unwrap().scope,
+            "patient/Observation.rs offline_access",
+            "unchanged"
+        );
+        assert!(matches!(
+            apps.set_scope("nobody", "patient/Observation.rs"),
+            Err(AuthError::NotFound(_))
+        ));
+
+        let key = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let jwks = serde_json::json!({ "keys": [key] });
+        let set = apps.set_keys("askel", Some(jwks.clone()), None).unwrap();
+        assert_eq!(
+            (set.jwks.as_ref(), set.jwks_uri.as_deref()),
+            (Some(&jwks), None)
+        );
+        let mut private = key.clone();
+        private["d"] = serde_json::json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+        let refused = [
+            (Some(serde_json::json!({ "keys": [private] })), None),
+            (Some(serde_json::json!({"keys": []})), None),
+            (None, Some("http://keys.example.fi/jwks".to_string())),
+            (
+                Some(jwks.clone()),
+                Some("https://keys.example.fi/jwks".to_string()),
+            ),
+        ];
+        for (jwks, uri) in refused {
+            assert!(
+                matches!(
+                    apps.set_keys("askel", jwks, uri),
+                    Err(AuthError::Invalid(_))
+                ),
+                "refused"
+            );
+        }
+        assert_eq!(
+            apps.get("askel").unwrap().unwrap().jwks,
+            Some(jwks),
+            "unchanged"
+        );
+        let uri = apps
+            .set_keys("askel", None, Some("https://keys.example.fi/jwks".into()))
+            .unwrap();
+        assert_eq!(
+            (uri.jwks, uri.jwks_uri.as_deref()),
+            (None, Some("https://keys.example.fi/jwks"))
+        );
+        let cleared = apps.set_keys("askel", None, None).unwrap();
+        assert_eq!((cleared.jwks, cleared.jwks_uri), (None, None));
+
+        // A private_key_jwt client keeps its keys.
+        let mut backend = new_app(ClientType::PrivateKeyJwt);
+        backend.app_id = Some("taustapalvelu".into());
+        backend.jwks_uri = Some("https://keys.example.fi/jwks".into());
+        apps.register(backend, AppStatus::Sandbox).unwrap();
+        assert!(matches!(
+            apps.set_keys("taustapalvelu", None, None),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(
+            apps.get("taustapalvelu")
+                .unwrap()
+                .unwrap()
+                .jwks_uri
+                .is_some()
+        );
+    }
+
     #[test]
     fn registration_refuses_private_keys_and_two_places_for_keys() {
         let apps = apps();
@@ -1525,6 +1672,9 @@ pub(crate) mod tests {
     #[test]
     fn developer_changes_on_sqlite() {
         developer_owned_apps_change_redirects_and_secret(Arc::new(SqliteAppStore::new(
+            crate::sqlite::Sqlite::in_memory(),
+        )));
+        developer_owned_apps_change_scope_and_keys(Arc::new(SqliteAppStore::new(
             crate::sqlite::Sqlite::in_memory(),
         )));
     }
