@@ -22,14 +22,11 @@ pub enum KeysError {
     Both,
     #[error("private_key_jwt clients must register a JWKS or a jwks_uri")]
     Missing,
-    /// Key `position` (from 1) holds `member`.
+    /// Some key (or anything else in the document) holds `member`.
     #[error(
-        "key {position} of the JWKS holds private key material (\"{member}\"): register public keys only, and replace a private key that has been sent anywhere"
+        "the JWKS holds private key material (\"{member}\"): register public keys only, and replace a private key that has been sent anywhere"
     )]
-    PrivateKey {
-        position: usize,
-        member: &'static str,
-    },
+    PrivateKey { member: &'static str },
     /// Not a JWK Set with keys ([`parse_jwks`]'s reason).
     #[error("{0}")]
     Invalid(String),
@@ -67,8 +64,8 @@ pub fn check_keys(
 /// An inline key set: a JWK Set of at least one key, each a public key a client
 /// assertion's signature can be checked with.
 fn check_jwks(jwks: &Value) -> Result<(), KeysError> {
-    if let Some((position, member)) = private_member(jwks) {
-        return Err(KeysError::PrivateKey { position, member });
+    if let Some(member) = private_member(jwks) {
+        return Err(KeysError::PrivateKey { member });
     }
     let set = parse_jwks(jwks).map_err(KeysError::Invalid)?;
     match set
@@ -81,22 +78,18 @@ fn check_jwks(jwks: &Value) -> Result<(), KeysError> {
     }
 }
 
-/// The first key (from 1) holding private key material, and its member. A lone JWK pasted
-/// instead of a set is looked at too: it is refused as not a set, but a private one is
-/// named for what it is.
-fn private_member(jwks: &Value) -> Option<(usize, &'static str)> {
-    let lone = std::slice::from_ref(jwks);
-    let keys = match jwks.get("keys") {
-        Some(Value::Array(keys)) => keys.as_slice(),
-        Some(_) => &[],
-        None => lone,
-    };
-    keys.iter().enumerate().find_map(|(i, key)| {
-        PRIVATE_MEMBERS
+/// A member holding private key material anywhere in the document: in a key of the set,
+/// and as well in a lone JWK or a list of them pasted instead of a set (refused as not a
+/// set, but named for what they are).
+fn private_member(value: &Value) -> Option<&'static str> {
+    match value {
+        Value::Object(members) => PRIVATE_MEMBERS
             .into_iter()
-            .find(|member| key.get(member).is_some())
-            .map(|member| (i + 1, member))
-    })
+            .find(|member| members.contains_key(*member))
+            .or_else(|| members.values().find_map(private_member)),
+        Value::Array(items) => items.iter().find_map(private_member),
+        _ => None,
+    }
 }
 
 /// Where the keys are published: https (plain http only on loopback, for local tests),
@@ -143,28 +136,26 @@ mod tests {
             private[member] = json!("c2VjcmV0");
             assert_eq!(
                 check_jwks(&json!({"keys": [public_ec(), private]})),
-                Err(KeysError::PrivateKey {
-                    position: 2,
-                    member
-                }),
+                Err(KeysError::PrivateKey { member }),
                 "{member}"
             );
         }
         let symmetric = json!({"kty": "oct", "k": "c2VjcmV0"});
-        assert!(matches!(
-            check_jwks(&json!({"keys": [symmetric]})),
-            Err(KeysError::PrivateKey { member: "k", .. })
-        ));
-        // A lone private JWK, pasted instead of a set, is named for what it is.
+        assert_eq!(
+            check_jwks(&json!({ "keys": [symmetric] })),
+            Err(KeysError::PrivateKey { member: "k" })
+        );
+        // A lone private JWK, or a list of them, pasted instead of a set is named for what
+        // it is.
         let mut lone = public_ec();
         lone["d"] = json!("c2VjcmV0");
-        assert_eq!(
-            check_jwks(&lone),
-            Err(KeysError::PrivateKey {
-                position: 1,
-                member: "d"
-            })
-        );
+        for pasted in [lone.clone(), json!([public_ec(), lone.clone()])] {
+            assert_eq!(
+                check_jwks(&pasted),
+                Err(KeysError::PrivateKey { member: "d" }),
+                "{pasted}"
+            );
+        }
         let error = check_keys(ClientType::PrivateKeyJwt, Some(&lone), None).unwrap_err();
         assert!(
             error.to_string().contains("private key material"),
