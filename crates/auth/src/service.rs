@@ -809,6 +809,41 @@ impl AuthService {
         Ok(app)
     }
 
+    /// The developer console: replaces an application's scopes (checked as at registration).
+    /// Tokens already issued, and their refresh tokens, keep the scope they were granted; the
+    /// next authorization asks for the new one. As with redirect URIs, nothing is announced
+    /// to other nodes: no node caches an application's scope (it is read from storage at
+    /// every authorization).
+    pub fn set_app_scope(&self, app_id: &str, scope: &str) -> Result<App> {
+        let app = self.0.apps.set_scope(app_id, scope)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-scope".into());
+        self.audit(record)?;
+        Ok(app)
+    }
+
+    /// The developer console: sets an application's public keys for `private_key_jwt`
+    /// (an inline JWKS or a `jwks_uri`), or clears them with neither; checked as at
+    /// registration (public keys only). Nothing is announced to other nodes: the keys are
+    /// read from storage at every client authentication (a key set fetched from a
+    /// `jwks_uri` is kept per URI, for at most five minutes).
+    pub fn set_app_keys(
+        &self,
+        app_id: &str,
+        jwks: Option<Value>,
+        jwks_uri: Option<String>,
+    ) -> Result<App> {
+        let app = self.0.apps.set_keys(app_id, jwks, jwks_uri)?;
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app_id.to_owned());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some("app-keys".into());
+        self.audit(record)?;
+        Ok(app)
+    }
+
     /// The developer console: a new client secret for a confidential client (returned this
     /// once); the old one stops working at once.
     pub fn new_client_secret(&self, app_id: &str) -> Result<String> {

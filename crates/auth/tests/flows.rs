@@ -209,6 +209,72 @@ fn tokens_expire_by_the_clock_and_refresh_rotates() {
 }
 
 #[test]
+fn a_changed_scope_leaves_issued_tokens_their_granted_scope_and_is_audited() {
+    let f = fixture();
+    let token = exchange(&f, &code_for(&f, "010190-900P")).unwrap();
+    let narrowed = f
+        .auth
+        .set_app_scope(&f.app, "patient/Observation.read offline_access")
+        .unwrap();
+    assert_eq!(narrowed.scope, "patient/Observation.read offline_access");
+    // The token issued before still writes, and so does the one its refresh token gives.
+    let writes = |t: &phr_auth::TokenResponse| {
+        f.auth
+            .authorize(Some(&bearer(t)), "Observation", Interaction::Create)
+            .is_ok()
+    };
+    assert!(writes(&token));
+    let renewed = refresh(&f, token.refresh_token.as_deref().unwrap()).unwrap();
+    assert_eq!(renewed.scope, token.scope);
+    assert!(writes(&renewed));
+    // The next authorization can be granted the new scope only.
+    let request = authorize::validate(&f.auth, &authorize_params(&f.app)).unwrap();
+    let grantable = phr_auth::ScopeSet::parse(&request.scope).unwrap();
+    assert_eq!(
+        grantable.access("Observation", Interaction::Create, false),
+        phr_auth::Access::Denied,
+        "{}",
+        request.scope
+    );
+    f.auth.flush_audit().unwrap();
+    let mut exported = Vec::new();
+    f.auth.export_audit(&mut exported, None, None).unwrap();
+    let exported = String::from_utf8(exported).unwrap();
+    assert!(exported.contains("\"app-scope\""), "{exported}");
+}
+
+#[test]
+fn keys_are_public_only_and_each_change_is_audited() {
+    let f = fixture();
+    let key = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let mut private = key.clone();
+    private["d"] = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI".into();
+    let error = f
+        .auth
+        .set_app_keys(&f.app, Some(serde_json::json!({ "keys": [private] })), None)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("private key material"),
+        "{error}"
+    );
+    let jwks = serde_json::json!({ "keys": [key] });
+    let set = f
+        .auth
+        .set_app_keys(&f.app, Some(jwks.clone()), None)
+        .unwrap();
+    assert_eq!(set.jwks, Some(jwks));
+    let cleared = f.auth.set_app_keys(&f.app, None, None).unwrap();
+    assert_eq!((cleared.jwks, cleared.jwks_uri), (None, None));
+    f.auth.flush_audit().unwrap();
+    let mut exported = Vec::new();
+    f.auth.export_audit(&mut exported, None, None).unwrap();
+    let exported = String::from_utf8(exported).unwrap();
+    assert_eq!(exported.matches("\"app-keys\"").count(), 2, "{exported}");
+}
+
+#[test]
 fn requests_that_cannot_be_trusted_get_a_page_not_a_redirect() {
     let f = fixture();
     let mut params = authorize_params(&f.app);

@@ -1,7 +1,8 @@
 //! The developer console at `/developer`, driven through the real binary: a developer signs
 //! in, registers a sandbox application, finds a rejected resource of it with its issues, runs
-//! the acceptance report of a data content, and sees nothing of another developer's
-//! applications; bad input and forged forms change nothing; production mode answers 501.
+//! the acceptance report of a data content, changes its scopes and keys, and sees and
+//! changes nothing of another developer's applications; bad input and forged forms change
+//! nothing; production mode answers 501.
 
 mod common;
 
@@ -345,6 +346,226 @@ fn a_developer_registers_an_app_finds_its_rejected_resource_and_runs_the_accepta
     assert_eq!(
         dev.get(&format!("/developer/apps/{app}")).status,
         StatusCode::SEE_OTHER
+    );
+}
+
+/// A public EC key (P-256) as a JWK, and its private part `d`.
+fn ec_key() -> (Value, &'static str) {
+    (
+        serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "askel-1", "alg": "ES256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}),
+        "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI",
+    )
+}
+
+#[test]
+fn a_developer_changes_the_scopes_and_keys_of_their_app_and_no_one_else_can() {
+    let server = Server::start(&[]);
+    let mut dev = Browser::new(&server);
+    assert_eq!(
+        sign_in(&mut dev, "askel@example.fi").status,
+        StatusCode::SEE_OTHER
+    );
+    let done = register(
+        &mut dev,
+        "Askelmittari",
+        "http://127.0.0.1:9/callback",
+        "public",
+    );
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    let app = code_by_id(&done.body, "client-id").expect("client id shown");
+    let page = dev.get(&format!("/developer/apps/{app}"));
+    let token = csrf(&page.body);
+    assert!(
+        page.body
+            .contains("Tokens already issued, and their refresh tokens, keep the scope")
+            && page.body.contains("no keys"),
+        "{}",
+        page.body
+    );
+    let show = || -> Value {
+        serde_json::from_str(&server.admin(&["app", "show", &app, "--json"])).unwrap()
+    };
+
+    // Scopes: stored as registration stores them; a refusal says why, keeps what was
+    // entered in the field and changes nothing.
+    let scope = format!("/developer/apps/{app}/scope");
+    let saved = dev.post(
+        &scope,
+        &[
+            ("csrf", &token),
+            ("scope", " patient/Observation.rs   offline_access "),
+        ],
+    );
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(
+        saved.location.as_deref(),
+        Some(format!("/developer/apps/{app}#scope-form").as_str())
+    );
+    assert_eq!(show()["scope"], "patient/Observation.rs offline_access");
+    for (bad, why) in [
+        ("patient/Observation.bogus", "malformed scope"),
+        ("system/Observation.rs", "private_key_jwt"),
+    ] {
+        let refused = dev.post(&scope, &[("csrf", &token), ("scope", bad)]);
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            refused.body.contains("id=\"scope-error\"")
+                && refused.body.contains("The scopes were not saved:")
+                && refused.body.contains(why),
+            "{bad}: {}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains(&format!("value=\"{bad}\"")),
+            "what was entered is in the field again"
+        );
+        assert_eq!(show()["scope"], "patient/Observation.rs offline_access");
+    }
+    let fi = dev.post(
+        &format!("{scope}?lang=fi"),
+        &[("csrf", &token), ("scope", "patient/Observation.bogus")],
+    );
+    assert_eq!(fi.status, StatusCode::BAD_REQUEST);
+    assert!(fi.body.contains("Oikeuksia ei tallennettu"), "{}", fi.body);
+    dev.get("/developer?lang=en");
+
+    // Keys: a public JWKS is taken; a private JWK, something that is no JSON, a JWKS beside
+    // a jwks_uri and a plain-http jwks_uri are refused and change nothing.
+    let keys = format!("/developer/apps/{app}/keys");
+    let (public, d) = ec_key();
+    let jwks = serde_json::json!({ "keys": [public] }).to_string();
+    let saved = dev.post(
+        &keys,
+        &[("csrf", &token), ("jwks", &jwks), ("jwks_uri", "")],
+    );
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(show()["jwks"]["keys"][0]["kid"], "askel-1");
+    assert!(show()["jwks_uri"].is_null());
+    let page = dev.get(&format!("/developer/apps/{app}"));
+    assert!(
+        page.body.contains("askel-1") && page.body.contains("Remove the keys"),
+        "{}",
+        page.body
+    );
+
+    let mut private = ec_key().0;
+    private["d"] = Value::String(d.to_string());
+    let private_set = serde_json::json!({ "keys": [private] }).to_string();
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----";
+    for (jwks, uri, why) in [
+        (private_set.as_str(), "", "holds private key material"),
+        (pem, "", "holds private key material"),
+        ("{\"keys\": [", "", "The JWKS is not valid JSON"),
+        ("{\"keys\": []}", "", "not a key set with at least one key"),
+        (
+            jwks.as_str(),
+            "https://keys.example.fi/jwks.json",
+            "not both",
+        ),
+        (
+            "",
+            "http://keys.example.fi/jwks.json",
+            "must be an https address",
+        ),
+    ] {
+        let refused = dev.post(
+            &keys,
+            &[("csrf", &token), ("jwks", jwks), ("jwks_uri", uri)],
+        );
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{why}");
+        assert!(
+            refused.body.contains("id=\"keys-error\"") && refused.body.contains(why),
+            "{why}: {}",
+            refused.body
+        );
+        assert!(
+            !refused.body.contains(d),
+            "a private key is never shown again"
+        );
+        assert!(!refused.body.contains("MIGHAgEAMBMGByqGSM49"));
+        let stored = show();
+        assert_eq!(stored["jwks"]["keys"][0]["kid"], "askel-1", "{why}");
+        assert!(stored["jwks"]["keys"][0].get("d").is_none());
+        assert!(stored["jwks_uri"].is_null(), "{why}");
+    }
+    let sv = dev.post(
+        &format!("{keys}?lang=sv"),
+        &[("csrf", &token), ("jwks", &private_set), ("jwks_uri", "")],
+    );
+    assert_eq!(sv.status, StatusCode::BAD_REQUEST);
+    assert!(
+        sv.body.contains("delar av en privat nyckel") && !sv.body.contains(d),
+        "{}",
+        sv.body
+    );
+    dev.get("/developer?lang=en");
+
+    // A jwks_uri replaces the JWKS; the remove button clears the keys.
+    let saved = dev.post(
+        &keys,
+        &[
+            ("csrf", &token),
+            ("jwks", ""),
+            ("jwks_uri", "https://keys.example.fi/jwks.json"),
+        ],
+    );
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let stored = show();
+    assert_eq!(stored["jwks_uri"], "https://keys.example.fi/jwks.json");
+    assert!(stored["jwks"].is_null());
+
+    // Another developer changes nothing of it, and a forged form neither.
+    let mut other = Browser::new(&server);
+    assert_eq!(
+        sign_in(&mut other, "other@example.fi").status,
+        StatusCode::SEE_OTHER
+    );
+    let other_token = csrf(&other.get("/developer").body);
+    let refused = other.post(
+        &scope,
+        &[("csrf", &other_token), ("scope", "patient/Patient.read")],
+    );
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    for form in [
+        vec![("csrf", other_token.as_str()), ("remove", "1")],
+        vec![
+            ("csrf", other_token.as_str()),
+            ("jwks", jwks.as_str()),
+            ("jwks_uri", ""),
+        ],
+    ] {
+        assert_eq!(other.post(&keys, &form).status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        dev.post(&keys, &[("csrf", "forged"), ("remove", "1")])
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        dev.post(
+            &scope,
+            &[("csrf", "forged"), ("scope", "patient/Patient.read")]
+        )
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let stored = show();
+    assert_eq!(stored["scope"], "patient/Observation.rs offline_access");
+    assert_eq!(stored["jwks_uri"], "https://keys.example.fi/jwks.json");
+
+    let removed = dev.post(&keys, &[("csrf", &token), ("remove", "1")]);
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let stored = show();
+    assert!(
+        stored["jwks"].is_null() && stored["jwks_uri"].is_null(),
+        "{stored}"
+    );
+    assert!(
+        dev.get(&format!("/developer/apps/{app}"))
+            .body
+            .contains("no keys")
     );
 }
 

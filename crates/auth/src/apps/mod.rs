@@ -8,6 +8,7 @@
 //! Owns the `apps` table, through [`AppStore`] (SQLite in `sqlite.rs`, PostgreSQL in `postgres.rs`). Never audits and never
 //! touches the enforcer's cache: the service handle does both after a change here.
 
+mod keys;
 pub(crate) mod postgres;
 mod sqlite;
 
@@ -23,6 +24,7 @@ use crate::error::{AuthError, Result};
 use crate::scope::{ScopeContext, ScopeSet, Special};
 use crate::secrets::{constant_time_eq, digest, random_token};
 
+pub use keys::{KeysError, check_keys};
 pub(crate) use postgres::PostgresAppStore;
 pub(crate) use sqlite::SqliteAppStore;
 
@@ -52,6 +54,11 @@ pub trait AppStore: Send + Sync {
     ) -> Result<bool>;
     /// Replaces the redirect URIs; `false` when there is no such application.
     fn set_redirect_uris(&self, app_id: &str, redirect_uris: &[String]) -> Result<bool>;
+    /// Replaces the scopes the app may ask for; `false` when there is no such application.
+    fn set_scope(&self, app_id: &str, scope: &str) -> Result<bool>;
+    /// Replaces the public keys of `private_key_jwt` authentication (an inline JWKS, a
+    /// `jwks_uri`, or neither); `false` when there is no such application.
+    fn set_keys(&self, app_id: &str, jwks: Option<&Value>, jwks_uri: Option<&str>) -> Result<bool>;
     /// Replaces a confidential client's secret digest; `false` when there is no such
     /// application.
     fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool>;
@@ -523,6 +530,25 @@ fn check_kind(kind: AppKind, org: Option<&str>, scopes: &ScopeSet) -> Result<()>
     Ok(())
 }
 
+/// The scopes an application of `kind` and `client_type` may ask for: well-formed SMART
+/// scopes (ones this server does not know are dropped), `system/` ones only for a
+/// `private_key_jwt` client, and within what its kind allows ([`check_kind`]).
+fn check_scope(
+    scope: &str,
+    client_type: ClientType,
+    kind: AppKind,
+    org: Option<&str>,
+) -> Result<ScopeSet> {
+    let scopes = ScopeSet::parse(scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    if scopes.has_system_scopes() && client_type != ClientType::PrivateKeyJwt {
+        return Err(AuthError::Invalid(
+            "system/ scopes need a private_key_jwt client".into(),
+        ));
+    }
+    check_kind(kind, org, &scopes)?;
+    Ok(scopes)
+}
+
 /// Data contents are accepted, after joint testing, for wellbeing applications that are
 /// still in the registry's life (not revoked). Professional applications are certified as a
 /// whole and read what citizens share.
@@ -665,41 +691,22 @@ impl Apps {
                 "the application name must have 1–200 characters".into(),
             ));
         }
-        let scopes = ScopeSet::parse(&new.scope).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let scopes = check_scope(&new.scope, new.client_type, new.kind, new.org.as_deref())?;
         for uri in &new.redirect_uris {
             check_redirect_uri(uri)?;
         }
-        match new.client_type {
-            ClientType::Public | ClientType::Confidential if new.redirect_uris.is_empty() => {
-                return Err(AuthError::Invalid(
-                    "at least one redirect URI is required".into(),
-                ));
-            }
-            ClientType::PrivateKeyJwt if new.jwks.is_none() && new.jwks_uri.is_none() => {
-                return Err(AuthError::Invalid(
-                    "private_key_jwt clients must register a JWKS or a jwks_uri".into(),
-                ));
-            }
-            _ => {}
-        }
-        if scopes.has_system_scopes() && new.client_type != ClientType::PrivateKeyJwt {
+        if new.client_type != ClientType::PrivateKeyJwt && new.redirect_uris.is_empty() {
             return Err(AuthError::Invalid(
-                "system/ scopes need a private_key_jwt client".into(),
+                "at least one redirect URI is required".into(),
             ));
         }
-        check_kind(new.kind, new.org.as_deref(), &scopes)?;
+        check_keys(new.client_type, new.jwks.as_ref(), new.jwks_uri.as_deref())?;
         if let Some(oid) = &new.certificate_oid
             && !crate::certificate::is_oid(oid)
         {
             return Err(AuthError::Invalid(format!(
                 "certificate OID {oid:?} is not an OID (dotted decimal, e.g. 1.2.246.10.12345678.10.1)"
             )));
-        }
-        if let Some(jwks) = &new.jwks {
-            parse_jwks(jwks).map_err(AuthError::Invalid)?;
-        }
-        if let Some(uri) = &new.jwks_uri {
-            url::Url::parse(uri).map_err(|_| AuthError::Invalid("jwks_uri is not a URL".into()))?;
         }
         let supplier = check_supplier(new.supplier.as_deref())?;
         let app_id = match new.app_id {
@@ -817,6 +824,49 @@ impl Apps {
             ));
         }
         if !self.store.set_redirect_uris(app_id, &redirect_uris)? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The developer: replaces the scopes the app may ask for (checked as at registration,
+    /// stored as registration stores them). Tokens already issued, and their refresh
+    /// tokens, keep the scope they were granted.
+    pub fn set_scope(&self, app_id: &str, scope: &str) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        let scopes = check_scope(
+            scope,
+            current.client_type,
+            current.kind,
+            current.org.as_deref(),
+        )?;
+        if !self.store.set_scope(app_id, &scopes.to_string())? {
+            return Err(AuthError::NotFound(format!("application {app_id}")));
+        }
+        self.get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))
+    }
+
+    /// The developer: sets the public keys of `private_key_jwt` authentication, an inline
+    /// JWKS or a `jwks_uri`, or clears them with neither (checked as at registration: public
+    /// keys only, and a `private_key_jwt` client keeps one).
+    pub fn set_keys(
+        &self,
+        app_id: &str,
+        jwks: Option<Value>,
+        jwks_uri: Option<String>,
+    ) -> Result<App> {
+        let current = self
+            .get(app_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("application {app_id}")))?;
+        check_keys(current.client_type, jwks.as_ref(), jwks_uri.as_deref())?;
+        if !self
+            .store
+            .set_keys(app_id, jwks.as_ref(), jwks_uri.as_deref())?
+        {
             return Err(AuthError::NotFound(format!("application {app_id}")));
         }
         self.get(app_id)?
@@ -1495,9 +1545,136 @@ pub(crate) mod tests {
             .unwrap();
     }
 
+    /// Scopes and keys, over any engine's store: checked as at registration, a refusal
+    /// changes nothing, and keys are set, replaced and cleared.
+    pub(crate) fn developer_owned_apps_change_scope_and_keys(store: Arc<dyn AppStore>) {
+        let clock = Arc::new(crate::clock::ManualClock::at_micros(1_000_000_000));
+        let apps = Apps::new(store, clock);
+        let mut new = new_app(ClientType::Confidential);
+        new.app_id = Some("askel".into());
+        apps.register_for(new, AppStatus::Sandbox, Some("dev@example.fi".into()))
+            .unwrap();
+
+        let changed = apps
+            .set_scope(
+                "askel",
+                "  patient/Observation.rs   offline_access profile ",
+            )
+            .unwrap();
+        assert_eq!(changed.scope, "patient/Observation.rs offline_access");
+        for bad in [
+            "patient/Observation.bogus",
+            "system/Observation.rs",
+            "patient/observation.read",
+        ] {
+            assert!(
+                matches!(apps.set_scope("askel", bad), Err(AuthError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            apps.get("askel").unwrap().unwrap().scope,
+            "patient/Observation.rs offline_access",
+            "unchanged"
+        );
+        assert!(matches!(
+            apps.set_scope("nobody", "patient/Observation.rs"),
+            Err(AuthError::NotFound(_))
+        ));
+
+        let key = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let jwks = serde_json::json!({ "keys": [key] });
+        let set = apps.set_keys("askel", Some(jwks.clone()), None).unwrap();
+        assert_eq!(
+            (set.jwks.as_ref(), set.jwks_uri.as_deref()),
+            (Some(&jwks), None)
+        );
+        let mut private = key.clone();
+        private["d"] = serde_json::json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+        let refused = [
+            (Some(serde_json::json!({ "keys": [private] })), None),
+            (Some(serde_json::json!({"keys": []})), None),
+            (None, Some("http://keys.example.fi/jwks".to_string())),
+            (
+                Some(jwks.clone()),
+                Some("https://keys.example.fi/jwks".to_string()),
+            ),
+        ];
+        for (jwks, uri) in refused {
+            assert!(
+                matches!(
+                    apps.set_keys("askel", jwks, uri),
+                    Err(AuthError::Invalid(_))
+                ),
+                "refused"
+            );
+        }
+        assert_eq!(
+            apps.get("askel").unwrap().unwrap().jwks,
+            Some(jwks),
+            "unchanged"
+        );
+        let uri = apps
+            .set_keys("askel", None, Some("https://keys.example.fi/jwks".into()))
+            .unwrap();
+        assert_eq!(
+            (uri.jwks, uri.jwks_uri.as_deref()),
+            (None, Some("https://keys.example.fi/jwks"))
+        );
+        let cleared = apps.set_keys("askel", None, None).unwrap();
+        assert_eq!((cleared.jwks, cleared.jwks_uri), (None, None));
+
+        // A private_key_jwt client keeps its keys.
+        let mut backend = new_app(ClientType::PrivateKeyJwt);
+        backend.app_id = Some("taustapalvelu".into());
+        backend.jwks_uri = Some("https://keys.example.fi/jwks".into());
+        apps.register(backend, AppStatus::Sandbox).unwrap();
+        assert!(matches!(
+            apps.set_keys("taustapalvelu", None, None),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(
+            apps.get("taustapalvelu")
+                .unwrap()
+                .unwrap()
+                .jwks_uri
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn registration_refuses_private_keys_and_two_places_for_keys() {
+        let apps = apps();
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks = Some(serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+        let error = apps.register(new, AppStatus::Sandbox).unwrap_err();
+        assert!(
+            error.to_string().contains("private key material"),
+            "{error}"
+        );
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks_uri = Some("ftp://keys.example.fi/jwks".into());
+        assert!(apps.register(new, AppStatus::Sandbox).is_err());
+        let mut new = new_app(ClientType::PrivateKeyJwt);
+        new.jwks = Some(serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}));
+        new.jwks_uri = Some("https://keys.example.fi/jwks".into());
+        let error = apps.register(new.clone(), AppStatus::Sandbox).unwrap_err();
+        assert!(error.to_string().contains("not both"), "{error}");
+        new.jwks_uri = None;
+        apps.register(new, AppStatus::Sandbox).unwrap();
+        assert_eq!(apps.list().unwrap().len(), 1);
+    }
+
     #[test]
     fn developer_changes_on_sqlite() {
         developer_owned_apps_change_redirects_and_secret(Arc::new(SqliteAppStore::new(
+            crate::sqlite::Sqlite::in_memory(),
+        )));
+        developer_owned_apps_change_scope_and_keys(Arc::new(SqliteAppStore::new(
             crate::sqlite::Sqlite::in_memory(),
         )));
     }

@@ -273,6 +273,27 @@ impl AppStore for PostgresAppStore {
         })
     }
 
+    fn set_scope(&self, app_id: &str, scope: &str) -> Result<bool> {
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET scope = $1 WHERE app_id = $2",
+                &[&scope, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_keys(&self, app_id: &str, jwks: Option<&Value>, jwks_uri: Option<&str>) -> Result<bool> {
+        let jwks = jwks.map(Value::to_string);
+        self.pg.write(|conn| {
+            let changed = conn.exec(
+                "UPDATE apps SET jwks = $1, jwks_uri = $2 WHERE app_id = $3",
+                &[&jwks, &jwks_uri, &app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
         self.pg.write(|conn| {
             let changed = conn.exec(
@@ -377,6 +398,9 @@ mod tests {
     fn developer_changes_on_postgres() {
         crate::apps::tests::developer_owned_apps_change_redirects_and_secret(Arc::new(
             PostgresAppStore::new(crate::postgres::tests::database("auth_apps_dev")),
+        ));
+        crate::apps::tests::developer_owned_apps_change_scope_and_keys(Arc::new(
+            PostgresAppStore::new(crate::postgres::tests::database("auth_apps_keys")),
         ));
     }
 }

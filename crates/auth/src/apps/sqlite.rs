@@ -221,6 +221,27 @@ impl AppStore for SqliteAppStore {
         })
     }
 
+    fn set_scope(&self, app_id: &str, scope: &str) -> Result<bool> {
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET scope = ?1 WHERE app_id = ?2",
+                params![scope, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn set_keys(&self, app_id: &str, jwks: Option<&Value>, jwks_uri: Option<&str>) -> Result<bool> {
+        let jwks = jwks.map(Value::to_string);
+        self.db.run(|conn| {
+            let changed = conn.execute(
+                "UPDATE apps SET jwks = ?1, jwks_uri = ?2 WHERE app_id = ?3",
+                params![jwks, jwks_uri, app_id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     fn set_secret_digest(&self, app_id: &str, digest: &[u8]) -> Result<bool> {
         self.db.run(|conn| {
             let changed = conn.execute(

@@ -1,6 +1,7 @@
 //! The developer console at `/developer`: server-rendered pages in Finnish, Swedish and
 //! English that work without JavaScript, where an application developer signs in, registers
-//! sandbox applications, changes their redirect URIs and client secrets, and sees per
+//! sandbox applications, changes their redirect URIs, scopes, public keys and client
+//! secrets, and sees per
 //! application its recent sandbox traffic (requests by
 //! interaction and answer, every rejected resource with its claimed profile and its
 //! OperationOutcome's issues and FHIRPath expressions) and the acceptance report of a data
@@ -69,6 +70,8 @@ pub fn router(state: &AppState) -> Router {
             "/developer/apps/{id}/redirects",
             post(pages::redirects_submit),
         )
+        .route("/developer/apps/{id}/scope", post(pages::scope_submit))
+        .route("/developer/apps/{id}/keys", post(pages::keys_submit))
         .route("/developer/apps/{id}/secret", post(pages::secret_submit))
         .route("/developer/apps/{id}/acceptance", get(pages::acceptance))
         .route("/developer/apps/{id}/probe", post(pages::probe_submit))

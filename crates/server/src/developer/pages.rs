@@ -6,6 +6,7 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use phr_auth::apps::{KeysError, check_keys};
 use phr_auth::flows::registration::{self, PageRegistration, RegistrationError};
 use phr_auth::traffic::checks::Report;
 use phr_auth::{App, SessionKind};
@@ -135,20 +136,66 @@ struct ContentOption {
     name: String,
 }
 
+/// The forms of an application's page that change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppForm {
+    Redirects,
+    Scope,
+    Keys,
+    Secret,
+}
+
+/// A refused change, brought back to the application's page: what was entered (already
+/// fit to show) and why.
+enum Refused {
+    Redirects {
+        entered: String,
+        why: String,
+    },
+    Scope {
+        entered: String,
+        why: String,
+    },
+    /// `jwks` is empty when what was pasted held a private key: it is never shown again.
+    Keys {
+        jwks: String,
+        jwks_uri: String,
+        why: String,
+    },
+    Secret {
+        why: String,
+    },
+}
+
 #[derive(Template)]
 #[template(path = "developer/app.html")]
 struct AppPage {
     c: Chrome,
     csrf: String,
     app: App,
-    /// The redirect URIs form: one per line, as entered after a refusal.
+    /// The forms' values: as stored, or as entered before a refusal. Redirect URIs one per
+    /// line; the JWKS pretty-printed.
     redirect_uris: String,
-    error: Option<String>,
+    scope: String,
+    jwks: String,
+    jwks_uri: String,
+    /// The form whose change was refused, and why.
+    refused: Option<(AppForm, String)>,
     requests: Vec<RequestCount>,
     rejected: Vec<Rejection>,
     contents: Vec<ContentOption>,
     /// When the withdrawn-grant probe last started.
     probe_started: Option<i64>,
+}
+
+impl AppPage {
+    /// Why a change through `form` was refused, if it was.
+    fn error_on(&self, form: AppForm) -> Option<&str> {
+        self.refused
+            .as_ref()
+            .filter(|(refused, _)| *refused == form)
+            .map(|(_, why)| why.as_str())
+    }
 }
 
 #[derive(Template)]
@@ -470,22 +517,61 @@ pub async fn register_submit(
 
 // --- an application's traffic and acceptance ---------------------------------------------
 
-/// An application's page; after a refused change, with the entered redirect URIs and why.
-fn app_view(state: &AppState, ctx: &Ctx, app: App, entered: Option<(String, String)>) -> Page {
+/// The address of an application's page, at `section` if given.
+fn app_path(app_id: &str, section: Option<&str>) -> String {
+    let id: String = url::form_urlencoded::byte_serialize(app_id.as_bytes()).collect();
+    match section {
+        Some(section) => format!("{}/{id}#{section}", super::APPS_PATH),
+        None => format!("{}/{id}", super::APPS_PATH),
+    }
+}
+
+/// Text entered in a form, fit to show again: nothing that reads as an identity code.
+fn shown(text: &str) -> String {
+    phr_auth::traffic::redact_identity_codes(text)
+}
+
+/// An application's page; after a refused change (answered 400), with what was entered
+/// and why, beside the form it came from.
+fn app_view(state: &AppState, ctx: &Ctx, app: App, refused: Option<Refused>) -> Page {
     let rows = state.auth.traffic(&app.app_id)?;
     let contents = contents(ctx.lang)
         .into_iter()
         .map(|(code, name, _)| ContentOption { code, name })
         .collect();
-    let status = if entered.is_some() {
+    let status = if refused.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let (redirect_uris, error) = match entered {
-        Some((text, why)) => (text, Some(why)),
-        None => (app.redirect_uris.join("\n"), None),
-    };
+    let mut redirect_uris = app.redirect_uris.join("\n");
+    let mut scope = app.scope.clone();
+    let mut jwks = app
+        .jwks
+        .as_ref()
+        .and_then(|jwks| serde_json::to_string_pretty(jwks).ok())
+        .unwrap_or_default();
+    let mut jwks_uri = app.jwks_uri.clone().unwrap_or_default();
+    let refused = refused.map(|refused| match refused {
+        Refused::Redirects { entered, why } => {
+            redirect_uris = entered;
+            (AppForm::Redirects, why)
+        }
+        Refused::Scope { entered, why } => {
+            scope = entered;
+            (AppForm::Scope, why)
+        }
+        Refused::Keys {
+            jwks: entered_jwks,
+            jwks_uri: entered_uri,
+            why,
+        } => {
+            jwks = entered_jwks;
+            jwks_uri = entered_uri;
+            (AppForm::Keys, why)
+        }
+        Refused::Secret { why } => (AppForm::Secret, why),
+    });
     Ok(render(
         &AppPage {
             c: chrome(ctx),
@@ -497,7 +583,10 @@ fn app_view(state: &AppState, ctx: &Ctx, app: App, entered: Option<(String, Stri
             requests: view::request_counts(&rows),
             rejected: view::rejections(&rows),
             redirect_uris,
-            error,
+            scope,
+            jwks,
+            jwks_uri,
+            refused,
             probe_started: state.auth.probe_started(&app.app_id)?,
             app,
             contents,
@@ -518,11 +607,7 @@ pub async fn probe_submit(
         let developer = posting_developer(ctx, &form)?;
         let app = own_app(state, &developer, &id)?;
         state.auth.start_probe(&app.app_id, "developer")?;
-        Ok(see_other(&format!(
-            "{}/{}#probe",
-            super::APPS_PATH,
-            url::form_urlencoded::byte_serialize(app.app_id.as_bytes()).collect::<String>()
-        )))
+        Ok(see_other(&app_path(&app.app_id, Some("probe"))))
     })
     .await
 }
@@ -553,16 +638,15 @@ pub async fn redirects_submit(
             .map(str::to_owned)
             .collect();
         match state.auth.set_app_redirect_uris(&app.app_id, uris) {
-            Ok(app) => Ok(see_other(&format!(
-                "{}/{}",
-                super::APPS_PATH,
-                url::form_urlencoded::byte_serialize(app.app_id.as_bytes()).collect::<String>()
-            ))),
+            Ok(app) => Ok(see_other(&app_path(&app.app_id, None))),
             Err(phr_auth::AuthError::Invalid(why)) => app_view(
                 state,
                 ctx,
                 app,
-                Some((text, phr_auth::traffic::redact_identity_codes(&why))),
+                Some(Refused::Redirects {
+                    entered: text,
+                    why: shown(&why),
+                }),
             ),
             Err(e) => Err(e.into()),
         }
@@ -588,12 +672,129 @@ pub async fn secret_submit(
                 },
                 StatusCode::OK,
             )),
-            Err(phr_auth::AuthError::Invalid(why)) => app_view(
-                state,
-                ctx,
-                app.clone(),
-                Some((app.redirect_uris.join("\n"), why)),
-            ),
+            Err(phr_auth::AuthError::Invalid(why)) => {
+                app_view(state, ctx, app, Some(Refused::Secret { why: shown(&why) }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// Replaces the scopes the application may ask for (checked as at registration).
+pub async fn scope_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let developer = posting_developer(ctx, &form)?;
+        let app = own_app(state, &developer, &id)?;
+        let entered = field(&form, "scope");
+        match state.auth.set_app_scope(&app.app_id, &entered) {
+            Ok(app) => Ok(see_other(&app_path(&app.app_id, Some("scope-form")))),
+            Err(phr_auth::AuthError::Invalid(why)) => {
+                let t = texts(ctx.lang);
+                app_view(
+                    state,
+                    ctx,
+                    app,
+                    Some(Refused::Scope {
+                        entered: shown(&entered),
+                        why: shown(&format!("{} {why}", t.scope_refused)),
+                    }),
+                )
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// The page's words for why keys were refused.
+fn keys_refusal(t: &Texts, error: &KeysError) -> String {
+    match error {
+        KeysError::Both => t.keys_both.to_owned(),
+        KeysError::Missing => t.keys_missing.to_owned(),
+        KeysError::PrivateKey { member } => {
+            format!(
+                "{} (\"{member}\"). {}",
+                t.keys_private, t.keys_private_advice
+            )
+        }
+        KeysError::Invalid(why) => format!("{} ({why}).", t.keys_invalid),
+        KeysError::Unusable { position } => {
+            format!("{}: {} {position}.", t.key_unusable, t.key_word)
+        }
+        KeysError::Uri => t.jwks_uri_invalid.to_owned(),
+    }
+}
+
+/// Sets the application's public keys from the form (a JWKS or a `jwks_uri`), or removes
+/// them (the remove button, or both fields left empty). Checked as at registration.
+pub async fn keys_submit(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    run(state, ctx, move |state, ctx| {
+        let developer = posting_developer(ctx, &form)?;
+        let app = own_app(state, &developer, &id)?;
+        let t = texts(ctx.lang);
+        let remove = !field(&form, "remove").is_empty();
+        let (text, uri) = if remove {
+            (String::new(), String::new())
+        } else {
+            (field(&form, "jwks"), field(&form, "jwks_uri"))
+        };
+        let refused = |jwks: &str, why: String| {
+            Some(Refused::Keys {
+                jwks: shown(jwks),
+                jwks_uri: shown(&uri),
+                why: shown(&why),
+            })
+        };
+        // A PEM private key is no JSON: still never shown again.
+        if text.contains("-----BEGIN") && text.contains("PRIVATE KEY") {
+            let why = format!("{}. {}", t.keys_private, t.keys_private_advice);
+            return app_view(state, ctx, app, refused("", why));
+        }
+        let jwks = match text.trim() {
+            "" => None,
+            json => match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(jwks) => Some(jwks),
+                Err(e) => {
+                    let why = format!(
+                        "{} ({} {}, {} {}).",
+                        t.jwks_not_json,
+                        t.line_word,
+                        e.line(),
+                        t.column_word,
+                        e.column()
+                    );
+                    return app_view(state, ctx, app, refused(&text, why));
+                }
+            },
+        };
+        let jwks_uri = Some(uri.trim().to_owned()).filter(|u| !u.is_empty());
+        // The registry's own check, for a reason in the page's language (storing checks
+        // again).
+        if let Err(error) = check_keys(app.client_type, jwks.as_ref(), jwks_uri.as_deref()) {
+            let kept = if matches!(error, KeysError::PrivateKey { .. }) {
+                ""
+            } else {
+                text.as_str()
+            };
+            return app_view(state, ctx, app, refused(kept, keys_refusal(t, &error)));
+        }
+        match state.auth.set_app_keys(&app.app_id, jwks, jwks_uri) {
+            Ok(app) => Ok(see_other(&app_path(&app.app_id, Some("keys")))),
+            Err(phr_auth::AuthError::Invalid(why)) => {
+                let why = format!("{} {why}", t.keys_refused);
+                app_view(state, ctx, app, refused(&text, why))
+            }
             Err(e) => Err(e.into()),
         }
     })
@@ -627,4 +828,36 @@ pub async fn acceptance(
         ))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_of_keys_is_explained_in_each_language() {
+        let refusals = [
+            KeysError::Both,
+            KeysError::Missing,
+            KeysError::PrivateKey { member: "d" },
+            KeysError::Invalid("JWKS has no keys".into()),
+            KeysError::Unusable { position: 2 },
+            KeysError::Uri,
+        ];
+        for error in &refusals {
+            let words: Vec<String> = [Lang::Fi, Lang::Sv, Lang::En]
+                .into_iter()
+                .map(|lang| keys_refusal(texts(lang), error))
+                .collect();
+            assert!(words.iter().all(|w| !w.is_empty()), "{error:?}");
+            assert!(
+                words[0] != words[1] && words[1] != words[2] && words[0] != words[2],
+                "{words:?}"
+            );
+        }
+        let private = keys_refusal(texts(Lang::Fi), &KeysError::PrivateKey { member: "d" });
+        assert!(private.contains("(\"d\")"), "{private}");
+        let unusable = keys_refusal(texts(Lang::Sv), &KeysError::Unusable { position: 2 });
+        assert!(unusable.ends_with("nyckel 2."), "{unusable}");
+    }
 }
