@@ -484,6 +484,8 @@ pub async fn register_submit(
             scope: field(&form, "scope"),
             client_type: field(&form, "client_type"),
             contact: field(&form, "contact"),
+            jwks: None,
+            jwks_uri: None,
         };
         match registration::register_from_page(&state.auth, &entered, &developer) {
             Ok(registered) => Ok(render(
