@@ -2,7 +2,8 @@
 //! in, registers a sandbox application, finds a rejected resource of it with its issues, runs
 //! the acceptance report of a data content, changes its scopes and keys, and sees and
 //! changes nothing of another developer's applications; bad input and forged forms change
-//! nothing; production mode answers 501.
+//! nothing; a signed-JWT (`private_key_jwt`) client registered here gets tokens with the keys
+//! given at registration and with no other; production mode answers 501.
 
 mod common;
 
@@ -567,6 +568,273 @@ fn a_developer_changes_the_scopes_and_keys_of_their_app_and_no_one_else_can() {
             .body
             .contains("no keys")
     );
+}
+
+/// A P-256 key made from `seed` (as `crates/server/tests/oauth_services.rs` makes its
+/// backend's): the key that signs, and its public JWK named `kid`.
+fn signing_key(seed: u8, kid: &str) -> (jsonwebtoken::EncodingKey, Value) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::EncodePrivateKey;
+    let secret = p256::SecretKey::from_slice(&[seed; 32]).unwrap();
+    let point = secret.public_key().to_encoded_point(false);
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    });
+    let der = secret.to_pkcs8_der().unwrap();
+    (jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()), jwk)
+}
+
+/// A `client_credentials` request authenticated by an assertion signed with `key` (RFC 7523,
+/// as SMART Backend Services profile it): the answer's status and body.
+fn backend_token(
+    server: &Server,
+    client_id: &str,
+    key: &jsonwebtoken::EncodingKey,
+    kid: &str,
+    jti: &str,
+) -> (StatusCode, Value) {
+    let discovery: Value = server
+        .client
+        .get(format!("{}/.well-known/smart-configuration", server.root))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token_endpoint = discovery["token_endpoint"].as_str().unwrap().to_string();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    let claims = serde_json::json!({"iss": client_id, "sub": client_id,
+        "aud": token_endpoint, "exp": now + 240, "jti": jti});
+    let assertion = jsonwebtoken::encode(&header, &claims, key).unwrap();
+    let response = server
+        .client
+        .post(&token_endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("grant_type", "client_credentials"),
+                    ("scope", "system/Observation.rs"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .finish(),
+        )
+        .send()
+        .unwrap();
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_signed_jwt_client_registered_in_the_console_authenticates_with_its_keys_only() {
+    let server = Server::start(&[]);
+    let mut dev = Browser::new(&server);
+    assert_eq!(
+        sign_in(&mut dev, "backend@example.fi").status,
+        StatusCode::SEE_OTHER
+    );
+    let form = dev.get("/developer/register");
+    assert!(
+        form.body.contains("value=\"private_key_jwt\"")
+            && form
+                .body
+                .contains("Signed JWT (private_key_jwt, public keys)"),
+        "{}",
+        form.body
+    );
+    let token = csrf(&form.body);
+    let (key, public) = signing_key(7, "backend-1");
+    let jwks = serde_json::json!({ "keys": [public] }).to_string();
+    let scope = "system/Observation.rs";
+    let post = |dev: &mut Browser, path: &str, client_type: &str, jwks: &str, uri: &str| {
+        dev.post(
+            path,
+            &[
+                ("csrf", &token),
+                ("name", "Taustapalvelu"),
+                ("redirect_uris", ""),
+                ("scope", scope),
+                ("client_type", client_type),
+                ("jwks", jwks),
+                ("jwks_uri", uri),
+                ("contact", ""),
+            ],
+        )
+    };
+
+    // Refused registrations: the form again with the reason and what was entered (never a
+    // private key), and no application.
+    let (_, mut private) = signing_key(7, "backend-1");
+    let d = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+    private["d"] = Value::String(d.to_string());
+    let private_set = serde_json::json!({ "keys": [private] }).to_string();
+    for (client_type, jwks, uri, why) in [
+        (
+            "private_key_jwt",
+            "",
+            "",
+            "Signed JWT client authentication needs the application&#39;s public keys",
+        ),
+        (
+            "private_key_jwt",
+            private_set.as_str(),
+            "",
+            "holds private key material",
+        ),
+        (
+            "private_key_jwt",
+            "",
+            "http://keys.example.fi/jwks.json",
+            "must be an https address",
+        ),
+        (
+            "public",
+            jwks.as_str(),
+            "",
+            "Public keys are used only with signed JWT",
+        ),
+        ("mutual_tls", "", "", "Choose the client authentication"),
+    ] {
+        let refused = post(&mut dev, "/developer/register", client_type, jwks, uri);
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{why}");
+        assert!(
+            refused.body.contains("id=\"register-error\"")
+                && refused.body.contains(why)
+                && refused.body.contains("value=\"Taustapalvelu\"")
+                && refused.body.contains(&format!("value=\"{scope}\"")),
+            "{why}: {}",
+            refused.body
+        );
+        assert!(
+            !refused.body.contains(d),
+            "a private key is never shown again"
+        );
+        assert!(app_ids(&server).is_empty(), "{why}: nothing registered");
+    }
+    let kept = post(
+        &mut dev,
+        "/developer/register",
+        "private_key_jwt",
+        "",
+        "http://keys.example.fi/jwks.json",
+    );
+    assert!(
+        kept.body.contains(
+            "id=\"type-private-key-jwt\" name=\"client_type\" value=\"private_key_jwt\" checked"
+        ) && kept
+            .body
+            .contains("value=\"http://keys.example.fi/jwks.json\""),
+        "the choice and the jwks_uri are kept: {}",
+        kept.body
+    );
+    let fi = post(
+        &mut dev,
+        "/developer/register?lang=fi",
+        "private_key_jwt",
+        "",
+        "",
+    );
+    assert_eq!(fi.status, StatusCode::BAD_REQUEST);
+    assert!(
+        fi.body
+            .contains("Allekirjoitettu JWT vaatii sovelluksen julkiset avaimet"),
+        "{}",
+        fi.body
+    );
+    dev.get("/developer?lang=en");
+
+    // Registered with the JWKS made here: no secret, and the keys are the app's.
+    let done = post(
+        &mut dev,
+        "/developer/register",
+        "private_key_jwt",
+        &jwks,
+        "",
+    );
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    assert!(code_by_id(&done.body, "client-secret").is_none());
+    assert!(
+        done.body
+            .contains("Signed JWT (private_key_jwt, public keys)")
+    );
+    let app = code_by_id(&done.body, "client-id").expect("client id shown");
+    let show = || -> Value {
+        serde_json::from_str(&server.admin(&["app", "show", &app, "--json"])).unwrap()
+    };
+    let stored = show();
+    assert_eq!(stored["client_type"], "private_key_jwt", "{stored}");
+    assert_eq!(stored["jwks"]["keys"][0]["kid"], "backend-1");
+    assert_eq!(stored["scope"], scope);
+
+    // The keys are used: an assertion signed with the app's key gets a system token, one
+    // signed with another key (under the same kid) is refused.
+    let (status, answer) = backend_token(&server, &app, &key, "backend-1", "jti-console-1");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["scope"], scope);
+    assert!(answer["access_token"].is_string());
+    let (other, _) = signing_key(9, "backend-1");
+    let (status, answer) = backend_token(&server, &app, &other, "backend-1", "jti-console-2");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert_eq!(answer["error"], "invalid_client");
+
+    // The app's page names its client authentication; its keys can be replaced but not
+    // removed, which would lock it out.
+    let page = dev.get(&format!("/developer/apps/{app}"));
+    assert!(
+        page.body
+            .contains("id=\"client-auth\">Signed JWT (private_key_jwt, public keys)")
+            && page
+                .body
+                .contains("checks this application&#39;s signed client assertions")
+            && !page.body.contains("Remove the keys"),
+        "{}",
+        page.body
+    );
+    let keys = format!("/developer/apps/{app}/keys");
+    for form in [
+        vec![("csrf", token.as_str()), ("remove", "1")],
+        vec![("csrf", token.as_str()), ("jwks", ""), ("jwks_uri", "")],
+    ] {
+        let refused = dev.post(&keys, &form);
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(
+            refused.body.contains("id=\"keys-error\"")
+                && refused.body.contains("its keys cannot be removed"),
+            "{}",
+            refused.body
+        );
+        assert_eq!(show()["jwks"]["keys"][0]["kid"], "backend-1");
+    }
+    let (status, answer) = backend_token(&server, &app, &key, "backend-1", "jti-console-3");
+    assert_eq!(status, StatusCode::OK, "still authenticates: {answer}");
+
+    // New keys replace the old: the other key now authenticates, the old one no more.
+    let (_, other_public) = signing_key(9, "backend-2");
+    let replaced = dev.post(
+        &keys,
+        &[
+            ("csrf", &token),
+            (
+                "jwks",
+                &serde_json::json!({ "keys": [other_public] }).to_string(),
+            ),
+            ("jwks_uri", ""),
+        ],
+    );
+    assert_eq!(replaced.status, StatusCode::SEE_OTHER, "{}", replaced.body);
+    let (status, _) = backend_token(&server, &app, &other, "backend-2", "jti-console-4");
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = backend_token(&server, &app, &key, "backend-1", "jti-console-5");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[test]

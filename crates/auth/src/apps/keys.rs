@@ -92,6 +92,16 @@ fn private_member(value: &Value) -> Option<&'static str> {
     }
 }
 
+/// Whether pasted text, JSON or not, may hold private key material: a PEM private key, or a
+/// private JWK member's name in quotes (text that does not parse can still hold a key). A
+/// page that refuses such text must not show it again.
+pub fn looks_private(text: &str) -> bool {
+    (text.contains("-----BEGIN") && text.contains("PRIVATE KEY"))
+        || PRIVATE_MEMBERS
+            .iter()
+            .any(|member| text.contains(&format!("\"{member}\"")))
+}
+
 /// Where the keys are published: https (plain http only on loopback, for local tests),
 /// with a host, and no credentials or fragment.
 fn check_jwks_uri(uri: &str) -> Result<(), KeysError> {
@@ -181,6 +191,16 @@ mod tests {
             check_jwks(&json!({"keys": [public_ec(), {"kty": "EC"}]})),
             Err(KeysError::Unusable { position: 2 })
         );
+    }
+
+    #[test]
+    fn pasted_text_with_private_key_material_is_recognised_even_when_it_does_not_parse() {
+        let pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI\n-----END EC PRIVATE KEY-----";
+        let broken = r#"{"keys": [{"kty": "EC", "d": "c2VjcmV0", }"#;
+        assert!(looks_private(pem) && looks_private(broken));
+        let public = json!({"keys": [public_ec()]}).to_string();
+        assert!(!looks_private(&public) && !looks_private("{\"keys\": ["));
+        assert!(!looks_private("-----BEGIN PUBLIC KEY-----"));
     }
 
     #[test]

@@ -127,9 +127,28 @@ pub struct PageRegistration {
     /// One redirect URI per line.
     pub redirect_uris: String,
     pub scope: String,
-    /// `confidential`, or a public client.
+    /// The client authentication: `public` (or empty), `confidential` or `private_key_jwt`
+    /// ([`page_client_type`]).
     pub client_type: String,
     pub contact: String,
+    /// The public keys of a `private_key_jwt` client: an inline JWKS or a `jwks_uri`
+    /// (checked by the registry's `check_keys`, as every registration's keys are).
+    pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
+}
+
+/// The client type the registration page's choice names: a public client when none is
+/// chosen, and a refusal for anything the page does not offer.
+pub fn page_client_type(choice: &str) -> Result<ClientType, RegistrationError> {
+    match choice.trim() {
+        "" => Ok(ClientType::Public),
+        other => ClientType::parse(other).ok_or_else(|| RegistrationError::Invalid {
+            code: "invalid_client_metadata",
+            description:
+                "unknown client authentication: choose public, confidential or private_key_jwt"
+                    .into(),
+        }),
+    }
 }
 
 /// Registers a sandbox app from the developer console's registration page, owned by the
@@ -146,11 +165,7 @@ pub fn register_from_page(
         app_id: None,
         name: form.name.clone(),
         kind: AppKind::Wellbeing,
-        client_type: if form.client_type == "confidential" {
-            ClientType::Confidential
-        } else {
-            ClientType::Public
-        },
+        client_type: page_client_type(&form.client_type)?,
         redirect_uris: form
             .redirect_uris
             .lines()
@@ -160,8 +175,8 @@ pub fn register_from_page(
             .collect(),
         scope: form.scope.clone(),
         contact: Some(form.contact.clone()).filter(|c| !c.is_empty()),
-        jwks: None,
-        jwks_uri: None,
+        jwks: form.jwks.clone(),
+        jwks_uri: form.jwks_uri.clone(),
         org: None,
         certificate_oid: None,
         supplier: None,
@@ -169,4 +184,32 @@ pub fn register_from_page(
         fhir_versions: None,
     };
     Ok(auth.register_app_for(new, AppStatus::Sandbox, Some(developer.to_owned()))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_offers_three_client_authentications_and_refuses_others() {
+        assert_eq!(page_client_type("").unwrap(), ClientType::Public);
+        assert_eq!(page_client_type("public").unwrap(), ClientType::Public);
+        assert_eq!(
+            page_client_type("confidential").unwrap(),
+            ClientType::Confidential
+        );
+        assert_eq!(
+            page_client_type("private_key_jwt").unwrap(),
+            ClientType::PrivateKeyJwt
+        );
+        for bad in ["tls_client_auth", "Confidential", "secret"] {
+            assert!(
+                matches!(
+                    page_client_type(bad),
+                    Err(RegistrationError::Invalid { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -6,11 +6,12 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use phr_auth::apps::{KeysError, check_keys};
+use phr_auth::apps::{KeysError, check_keys, looks_private};
 use phr_auth::flows::registration::{self, PageRegistration, RegistrationError};
 use phr_auth::traffic::checks::Report;
-use phr_auth::{App, SessionKind};
+use phr_auth::{App, ClientType, SessionKind};
 use phr_catalog::Catalog;
+use serde_json::Value;
 
 use super::texts::{Texts, texts};
 use super::view::{self, Rejection, RequestCount};
@@ -118,8 +119,13 @@ struct RegisterPage {
     name: String,
     redirect_uris: String,
     scope: String,
-    confidential: bool,
+    /// The chosen client authentication's code (`public`, `confidential`, `private_key_jwt`).
+    client_type: String,
     contact: String,
+    /// The keys entered for a `private_key_jwt` client; `jwks` is empty when what was pasted
+    /// may hold a private key: it is never shown again.
+    jwks: String,
+    jwks_uri: String,
 }
 
 #[derive(Template)]
@@ -129,6 +135,7 @@ struct RegisteredPage {
     client_id: String,
     client_secret: Option<String>,
     scope: String,
+    client_auth: &'static str,
 }
 
 struct ContentOption {
@@ -189,6 +196,16 @@ struct AppPage {
 }
 
 impl AppPage {
+    /// How the application authenticates, in the page's language.
+    fn client_auth(&self) -> &'static str {
+        client_auth_name(self.c.t, self.app.client_type)
+    }
+
+    /// Whether client authentication uses the application's keys.
+    fn keys_used(&self) -> bool {
+        self.app.client_type == ClientType::PrivateKeyJwt
+    }
+
     /// Why a change through `form` was refused, if it was.
     fn error_on(&self, form: AppForm) -> Option<&str> {
         self.refused
@@ -462,13 +479,42 @@ pub async fn register_page(State(state): State<AppState>, ctx: Ctx) -> Response 
                 name: String::new(),
                 redirect_uris: String::new(),
                 scope: DEFAULT_SCOPE.to_owned(),
-                confidential: false,
+                client_type: ClientType::Public.code().to_owned(),
                 contact: String::new(),
+                jwks: String::new(),
+                jwks_uri: String::new(),
             },
             StatusCode::OK,
         ))
     })
     .await
+}
+
+/// The keys a registration form gives, checked for a client of `client_type`: none for a
+/// public or confidential client (keys only a `private_key_jwt` client's authentication
+/// uses), and for a `private_key_jwt` client those [`read_keys`] takes.
+fn registration_keys(
+    t: &Texts,
+    client_type: ClientType,
+    text: &str,
+    uri: &str,
+) -> Result<EnteredKeys, KeysRefusal> {
+    let empty = text.trim().is_empty() && uri.trim().is_empty();
+    match client_type {
+        ClientType::PrivateKeyJwt if empty => Err(KeysRefusal {
+            jwks: String::new(),
+            why: t.register_keys_missing.to_owned(),
+        }),
+        ClientType::PrivateKeyJwt => read_keys(t, client_type, text, uri),
+        _ if empty => Ok((None, None)),
+        // Refused as keys first, so that private key material is named as such.
+        _ => read_keys(t, client_type, text, uri).and_then(|_| {
+            Err(KeysRefusal {
+                jwks: shown(text),
+                why: t.keys_only_jwt.to_owned(),
+            })
+        }),
+    }
 }
 
 pub async fn register_submit(
@@ -478,36 +524,64 @@ pub async fn register_submit(
 ) -> Response {
     run(state, ctx, move |state, ctx| {
         let developer = posting_developer(ctx, &form)?;
+        let t = texts(ctx.lang);
+        let choice = field(&form, "client_type");
+        let (text, uri) = (field(&form, "jwks"), field(&form, "jwks_uri"));
+        // The form again, with what was entered (not what may hold a private key) and why.
+        let refused = |jwks: String, why: String| {
+            Ok(render(
+                &RegisterPage {
+                    c: chrome(ctx),
+                    csrf: field(&form, csrf::FIELD),
+                    error: Some(shown(&why)),
+                    name: shown(&field(&form, "name")),
+                    redirect_uris: shown(&field(&form, "redirect_uris")),
+                    scope: shown(&field(&form, "scope")),
+                    client_type: shown(&choice),
+                    contact: shown(&field(&form, "contact")),
+                    jwks,
+                    jwks_uri: shown(&uri),
+                },
+                StatusCode::BAD_REQUEST,
+            ))
+        };
+        let Ok(client_type) = registration::page_client_type(&choice) else {
+            let kept = if looks_private(&text) {
+                ""
+            } else {
+                text.as_str()
+            };
+            return refused(shown(kept), t.client_auth_unknown.to_owned());
+        };
+        let (jwks, jwks_uri) = match registration_keys(t, client_type, &text, &uri) {
+            Ok(keys) => keys,
+            Err(KeysRefusal { jwks, why }) => return refused(jwks, why),
+        };
         let entered = PageRegistration {
             name: field(&form, "name"),
             redirect_uris: field(&form, "redirect_uris"),
             scope: field(&form, "scope"),
-            client_type: field(&form, "client_type"),
+            client_type: client_type.code().to_owned(),
             contact: field(&form, "contact"),
+            jwks,
+            jwks_uri,
         };
         match registration::register_from_page(&state.auth, &entered, &developer) {
             Ok(registered) => Ok(render(
                 &RegisteredPage {
                     c: chrome(ctx),
+                    client_auth: client_auth_name(t, registered.app.client_type),
                     client_id: registered.app.app_id,
                     client_secret: registered.client_secret,
                     scope: registered.app.scope,
                 },
                 StatusCode::CREATED,
             )),
-            Err(RegistrationError::Invalid { description, .. }) => Ok(render(
-                &RegisterPage {
-                    c: chrome(ctx),
-                    csrf: field(&form, csrf::FIELD),
-                    error: Some(phr_auth::traffic::redact_identity_codes(&description)),
-                    confidential: entered.client_type == "confidential",
-                    name: entered.name,
-                    redirect_uris: entered.redirect_uris,
-                    scope: entered.scope,
-                    contact: entered.contact,
-                },
-                StatusCode::BAD_REQUEST,
-            )),
+            // The keys passed check_keys: no private key material in them.
+            Err(RegistrationError::Invalid { description, .. }) => refused(
+                shown(&text),
+                format!("{} {description}", t.register_refused),
+            ),
             Err(RegistrationError::Closed) => Err(Fail::Production),
             Err(RegistrationError::Failed(e)) => Err(Fail::Internal(e.to_string())),
         }
@@ -712,6 +786,16 @@ pub async fn scope_submit(
     .await
 }
 
+/// How a client of `client_type` authenticates, in the page's words (as the registration
+/// form offers it).
+fn client_auth_name(t: &Texts, client_type: ClientType) -> &'static str {
+    match client_type {
+        ClientType::Public => t.register_public,
+        ClientType::Confidential => t.register_confidential,
+        ClientType::PrivateKeyJwt => t.register_private_key_jwt,
+    }
+}
+
 /// The page's words for why keys were refused.
 fn keys_refusal(t: &Texts, error: &KeysError) -> String {
     match error {
@@ -731,8 +815,76 @@ fn keys_refusal(t: &Texts, error: &KeysError) -> String {
     }
 }
 
+/// The keys of a form, as the registry would take them: an inline JWKS (JSON) and a
+/// `jwks_uri`, empty fields as none.
+type EnteredKeys = (Option<Value>, Option<String>);
+
+/// Why a form's keys were refused, and the JWKS text fit to show again (empty when it may
+/// hold a private key).
+struct KeysRefusal {
+    jwks: String,
+    why: String,
+}
+
+/// Reads the keys a form gives (the JWKS pasted as `text`, the `uri`) for a client of
+/// `client_type`, checked by the registry's own [`check_keys`] for a reason in the page's
+/// language (storing checks again). What may hold a private key is never given back.
+fn read_keys(
+    t: &Texts,
+    client_type: ClientType,
+    text: &str,
+    uri: &str,
+) -> Result<EnteredKeys, KeysRefusal> {
+    let kept = || {
+        if looks_private(text) {
+            String::new()
+        } else {
+            shown(text)
+        }
+    };
+    // A PEM private key is no JSON: still named for what it is.
+    if text.contains("-----BEGIN") && text.contains("PRIVATE KEY") {
+        return Err(KeysRefusal {
+            jwks: String::new(),
+            why: format!("{}. {}", t.keys_private, t.keys_private_advice),
+        });
+    }
+    let jwks = match text.trim() {
+        "" => None,
+        json => match serde_json::from_str::<Value>(json) {
+            Ok(jwks) => Some(jwks),
+            Err(e) => {
+                return Err(KeysRefusal {
+                    jwks: kept(),
+                    why: format!(
+                        "{} ({} {}, {} {}).",
+                        t.jwks_not_json,
+                        t.line_word,
+                        e.line(),
+                        t.column_word,
+                        e.column()
+                    ),
+                });
+            }
+        },
+    };
+    let jwks_uri = Some(uri.trim().to_owned()).filter(|u| !u.is_empty());
+    match check_keys(client_type, jwks.as_ref(), jwks_uri.as_deref()) {
+        Ok(()) => Ok((jwks, jwks_uri)),
+        Err(error) => Err(KeysRefusal {
+            jwks: if matches!(error, KeysError::PrivateKey { .. }) {
+                String::new()
+            } else {
+                kept()
+            },
+            why: keys_refusal(t, &error),
+        }),
+    }
+}
+
 /// Sets the application's public keys from the form (a JWKS or a `jwks_uri`), or removes
-/// them (the remove button, or both fields left empty). Checked as at registration.
+/// them (the remove button, or both fields left empty). Checked as at registration: a
+/// `private_key_jwt` client's keys cannot be removed, it would no longer authenticate.
 pub async fn keys_submit(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -749,51 +901,22 @@ pub async fn keys_submit(
         } else {
             (field(&form, "jwks"), field(&form, "jwks_uri"))
         };
-        let refused = |jwks: &str, why: String| {
+        let refused = |jwks: String, why: String| {
             Some(Refused::Keys {
-                jwks: shown(jwks),
+                jwks,
                 jwks_uri: shown(&uri),
                 why: shown(&why),
             })
         };
-        // A PEM private key is no JSON: still never shown again.
-        if text.contains("-----BEGIN") && text.contains("PRIVATE KEY") {
-            let why = format!("{}. {}", t.keys_private, t.keys_private_advice);
-            return app_view(state, ctx, app, refused("", why));
-        }
-        let jwks = match text.trim() {
-            "" => None,
-            json => match serde_json::from_str::<serde_json::Value>(json) {
-                Ok(jwks) => Some(jwks),
-                Err(e) => {
-                    let why = format!(
-                        "{} ({} {}, {} {}).",
-                        t.jwks_not_json,
-                        t.line_word,
-                        e.line(),
-                        t.column_word,
-                        e.column()
-                    );
-                    return app_view(state, ctx, app, refused(&text, why));
-                }
-            },
+        let (jwks, jwks_uri) = match read_keys(t, app.client_type, &text, &uri) {
+            Ok(keys) => keys,
+            Err(KeysRefusal { jwks, why }) => return app_view(state, ctx, app, refused(jwks, why)),
         };
-        let jwks_uri = Some(uri.trim().to_owned()).filter(|u| !u.is_empty());
-        // The registry's own check, for a reason in the page's language (storing checks
-        // again).
-        if let Err(error) = check_keys(app.client_type, jwks.as_ref(), jwks_uri.as_deref()) {
-            let kept = if matches!(error, KeysError::PrivateKey { .. }) {
-                ""
-            } else {
-                text.as_str()
-            };
-            return app_view(state, ctx, app, refused(kept, keys_refusal(t, &error)));
-        }
         match state.auth.set_app_keys(&app.app_id, jwks, jwks_uri) {
             Ok(app) => Ok(see_other(&app_path(&app.app_id, Some("keys")))),
             Err(phr_auth::AuthError::Invalid(why)) => {
                 let why = format!("{} {why}", t.keys_refused);
-                app_view(state, ctx, app, refused(&text, why))
+                app_view(state, ctx, app, refused(shown(&text), why))
             }
             Err(e) => Err(e.into()),
         }
@@ -859,5 +982,83 @@ mod tests {
         assert!(private.contains("(\"d\")"), "{private}");
         let unusable = keys_refusal(texts(Lang::Sv), &KeysError::Unusable { position: 2 });
         assert!(unusable.ends_with("nyckel 2."), "{unusable}");
+    }
+
+    #[test]
+    fn each_client_authentication_is_named_in_each_language() {
+        for client_type in [
+            ClientType::Public,
+            ClientType::Confidential,
+            ClientType::PrivateKeyJwt,
+        ] {
+            let names: Vec<&str> = [Lang::Fi, Lang::Sv, Lang::En]
+                .into_iter()
+                .map(|lang| client_auth_name(texts(lang), client_type))
+                .collect();
+            assert!(names.iter().all(|n| !n.is_empty()), "{client_type:?}");
+            assert!(names[0] != names[1] && names[1] != names[2], "{names:?}");
+        }
+        let t = texts(Lang::En);
+        for (a, b) in [
+            (t.register_keys_missing, t.keys_missing),
+            (t.keys_only_jwt, t.keys_invalid),
+            (t.keys_used, t.keys_unused),
+        ] {
+            assert_ne!(a, b);
+        }
+    }
+
+    const PUBLIC_EC: &str = r#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+
+    #[test]
+    fn a_signed_jwt_registration_needs_keys_and_others_take_none() {
+        let t = texts(Lang::En);
+        let (jwks, uri) =
+            registration_keys(t, ClientType::PrivateKeyJwt, PUBLIC_EC, "").unwrap_or_default();
+        assert_eq!(jwks.unwrap()["keys"][0]["kid"], "k1");
+        assert_eq!(uri, None);
+        let (jwks, uri) = registration_keys(
+            t,
+            ClientType::PrivateKeyJwt,
+            " ",
+            " https://keys.example.fi/jwks.json ",
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            (jwks, uri.as_deref()),
+            (None, Some("https://keys.example.fi/jwks.json"))
+        );
+        let missing = registration_keys(t, ClientType::PrivateKeyJwt, "", "").err();
+        assert_eq!(
+            missing.map(|r| r.why).as_deref(),
+            Some(t.register_keys_missing)
+        );
+        assert!(matches!(
+            registration_keys(t, ClientType::Confidential, "", ""),
+            Ok((None, None))
+        ));
+        let unused = registration_keys(t, ClientType::Public, PUBLIC_EC, "").err();
+        assert_eq!(unused.map(|r| r.why).as_deref(), Some(t.keys_only_jwt));
+    }
+
+    #[test]
+    fn pasted_private_key_material_is_never_given_back() {
+        let t = texts(Lang::En);
+        let private = PUBLIC_EC.replace("\"kid\"", "\"d\": \"c2VjcmV0\", \"kid\"");
+        let broken = format!("{private},");
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----";
+        for client_type in [ClientType::PrivateKeyJwt, ClientType::Public] {
+            for text in [private.as_str(), broken.as_str(), pem] {
+                let refusal = registration_keys(t, client_type, text, "").err();
+                let refusal = refusal.expect("refused");
+                assert!(refusal.jwks.is_empty(), "{text}");
+                assert!(!refusal.why.contains("c2VjcmV0") && !refusal.why.contains("MIGH"));
+            }
+        }
+        // What holds no private key is given back to be corrected.
+        let refusal = read_keys(t, ClientType::Public, "{\"keys\": [", "").err();
+        assert_eq!(refusal.map(|r| r.jwks).as_deref(), Some("{\"keys\": ["));
     }
 }
