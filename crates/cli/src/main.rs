@@ -72,6 +72,9 @@ enum Command {
 
 fn main() -> ExitCode {
     allocator::tune();
+    if !phr_store::sqlite::alloc::use_global_allocator() {
+        eprintln!("warning: SQLite was in use before start-up; it allocates with malloc");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

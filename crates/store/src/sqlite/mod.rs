@@ -9,6 +9,7 @@
 // `cursor`, `rows` and the pure parts of `search` do not depend on SQLite: the PostgreSQL
 // engine uses them too. `cursor` is public so the fuzz targets can feed the decoder signed
 // bodies of any shape.
+pub mod alloc;
 pub mod cursor;
 pub(crate) mod rows;
 pub mod schema;
