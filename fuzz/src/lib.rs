@@ -131,6 +131,7 @@ fn app_caller(patient: Option<&str>, scope: &str) -> Caller {
         org: None,
         professional: None,
         contents: None,
+        fhir_versions: None,
     })
 }
 
