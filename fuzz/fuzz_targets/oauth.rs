@@ -70,6 +70,7 @@ fn app(name: &str, client_type: ClientType, jwks: Option<Value>) -> NewApp {
         certificate_oid: None,
         supplier: None,
         platform: None,
+        fhir_versions: None,
     }
 }
 
