@@ -642,4 +642,6 @@ fn in_production_a_wellbeing_application_is_registered_with_its_certificate_oid(
     assert!(refused.contains("--certificate-oid"), "{refused}");
     let out = phr_ok(&register(&["--certificate-oid", OID]));
     assert!(out.contains(&format!("certificate_oid: {OID}")), "{out}");
+    // A new registration in production is served on R4 only: STU3 is deprecated.
+    assert!(out.contains("fhir_versions: r4\n"), "{out}");
 }
