@@ -801,11 +801,7 @@ impl AuthService {
     /// The developer console: replaces a sandbox application's redirect URIs.
     pub fn set_app_redirect_uris(&self, app_id: &str, redirect_uris: Vec<String>) -> Result<App> {
         let app = self.0.apps.set_redirect_uris(app_id, redirect_uris)?;
-        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
-        record.app_id = Some(app_id.to_owned());
-        record.app_name = Some(app.name.clone());
-        record.interaction = Some("app-redirect-uris".into());
-        self.audit(record)?;
+        self.audit_console_change(&app, "app-redirect-uris")?;
         Ok(app)
     }
 
@@ -816,11 +812,7 @@ impl AuthService {
     /// every authorization).
     pub fn set_app_scope(&self, app_id: &str, scope: &str) -> Result<App> {
         let app = self.0.apps.set_scope(app_id, scope)?;
-        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
-        record.app_id = Some(app_id.to_owned());
-        record.app_name = Some(app.name.clone());
-        record.interaction = Some("app-scope".into());
-        self.audit(record)?;
+        self.audit_console_change(&app, "app-scope")?;
         Ok(app)
     }
 
@@ -836,12 +828,17 @@ impl AuthService {
         jwks_uri: Option<String>,
     ) -> Result<App> {
         let app = self.0.apps.set_keys(app_id, jwks, jwks_uri)?;
-        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
-        record.app_id = Some(app_id.to_owned());
-        record.app_name = Some(app.name.clone());
-        record.interaction = Some("app-keys".into());
-        self.audit(record)?;
+        self.audit_console_change(&app, "app-keys")?;
         Ok(app)
+    }
+
+    /// Audits a change the developer console made to `app`.
+    fn audit_console_change(&self, app: &App, interaction: &str) -> Result<()> {
+        let mut record = AuditRecord::new(Usage::Authorization, "developer console");
+        record.app_id = Some(app.app_id.clone());
+        record.app_name = Some(app.name.clone());
+        record.interaction = Some(interaction.to_owned());
+        self.audit(record)
     }
 
     /// The developer console: a new client secret for a confidential client (returned this

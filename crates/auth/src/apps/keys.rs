@@ -96,10 +96,15 @@ fn private_member(value: &Value) -> Option<&'static str> {
 /// private JWK member's name in quotes (text that does not parse can still hold a key). A
 /// page that refuses such text must not show it again.
 pub fn looks_private(text: &str) -> bool {
-    (text.contains("-----BEGIN") && text.contains("PRIVATE KEY"))
+    is_pem_private_key(text)
         || PRIVATE_MEMBERS
             .iter()
             .any(|member| text.contains(&format!("\"{member}\"")))
+}
+
+/// Whether pasted text holds a PEM private key (no JSON, but a key all the same).
+pub fn is_pem_private_key(text: &str) -> bool {
+    text.contains("-----BEGIN") && text.contains("PRIVATE KEY")
 }
 
 /// Where the keys are published: https (plain http only on loopback, for local tests),

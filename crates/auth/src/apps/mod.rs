@@ -24,7 +24,7 @@ use crate::error::{AuthError, Result};
 use crate::scope::{ScopeContext, ScopeSet, Special};
 use crate::secrets::{constant_time_eq, digest, random_token};
 
-pub use keys::{KeysError, check_keys, looks_private};
+pub use keys::{KeysError, check_keys, is_pem_private_key, looks_private};
 pub(crate) use postgres::PostgresAppStore;
 pub(crate) use sqlite::SqliteAppStore;
 

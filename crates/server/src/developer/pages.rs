@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use phr_auth::apps::{KeysError, check_keys, looks_private};
+use phr_auth::apps::{KeysError, check_keys, is_pem_private_key, looks_private};
 use phr_auth::flows::registration::{self, PageRegistration, RegistrationError};
 use phr_auth::traffic::checks::Report;
 use phr_auth::{App, ClientType, SessionKind};
@@ -843,7 +843,7 @@ fn read_keys(
         }
     };
     // A PEM private key is no JSON: still named for what it is.
-    if text.contains("-----BEGIN") && text.contains("PRIVATE KEY") {
+    if is_pem_private_key(text) {
         return Err(KeysRefusal {
             jwks: String::new(),
             why: format!("{}. {}", t.keys_private, t.keys_private_advice),
