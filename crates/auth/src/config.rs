@@ -299,6 +299,9 @@ impl AuthConfig {
         if self.mode == Mode::Production && self.oidc.is_none() {
             return Err("production mode needs an [auth.oidc] upstream identity provider".into());
         }
+        if self.mode == Mode::Sandbox && self.developer_oidc.is_some() {
+            return Err("[auth.developer_oidc] is for production mode: in the sandbox developers sign in to the console by e-mail address".into());
+        }
         if self.mode == Mode::Production
             && !self.issuer.starts_with("https://")
             && !is_loopback_url(&self.issuer)

@@ -31,6 +31,14 @@ struct Choices {
     wrong_nonce: bool,
 }
 
+/// What an issued code stands for: the nonce and PKCE challenge asked with it and the ID
+/// token's claims chosen when it was issued.
+struct Issued {
+    nonce: String,
+    challenge: String,
+    claims: Map<String, Value>,
+}
+
 struct Shared {
     issuer: String,
     client_id: String,
@@ -38,8 +46,7 @@ struct Shared {
     key: jsonwebtoken::EncodingKey,
     jwk: Value,
     choices: Mutex<Choices>,
-    /// code → (nonce, code_challenge, the ID token's claims chosen at authorization)
-    codes: Mutex<HashMap<String, (String, String, Map<String, Value>)>>,
+    codes: Mutex<HashMap<String, Issued>>,
 }
 
 /// A running provider; it stops with the test process.
@@ -165,11 +172,11 @@ async fn authorize(
     if let Ok(mut codes) = p.codes.lock() {
         codes.insert(
             code.clone(),
-            (
-                asked("nonce").to_owned(),
-                asked("code_challenge").to_owned(),
+            Issued {
+                nonce: asked("nonce").to_owned(),
+                challenge: asked("code_challenge").to_owned(),
                 claims,
-            ),
+            },
         );
     }
     target
@@ -205,7 +212,12 @@ async fn token(
         .lock()
         .ok()
         .and_then(|mut c| c.remove(given("code")));
-    let Some((nonce, challenge, chosen)) = found else {
+    let Some(Issued {
+        nonce,
+        challenge,
+        claims: chosen,
+    }) = found
+    else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     };
     if pkce_challenge(given("code_verifier")) != challenge {

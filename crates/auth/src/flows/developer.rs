@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn the_developers_provider_is_refused_in_the_sandbox_not_ignored() {
+        let mut config = crate::AuthConfig::sandbox("/nonexistent", "http://127.0.0.1:8080");
+        config.developer_oidc = Some(settings());
+        let refused = config.check().err().unwrap_or_default();
+        assert!(refused.contains("[auth.developer_oidc]"), "{refused}");
+        config.mode = crate::Mode::Production;
+        config.oidc = Some(settings().provider());
+        assert_eq!(config.check(), Ok(()));
+    }
+
+    #[test]
     fn a_provider_error_is_shown_only_as_a_plain_code() {
         assert_eq!(error_code("access_denied"), "access_denied");
         assert_eq!(error_code("<script>"), "error");
