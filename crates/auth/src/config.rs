@@ -106,6 +106,63 @@ impl ProfessionalOidcConfig {
     }
 }
 
+/// The OpenID Connect provider through which application developers of registered
+/// organisations sign in to the developer console in production (`[auth.developer_oidc]`):
+/// who the developer is (a stable subject, an e-mail address, a name) and the organisation
+/// they belong to come from configurable claims (of the ID token or, failing that,
+/// userinfo). The organisation claim must name an organisation registered with
+/// `phr org register`. Without it the console answers 501 in production.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeveloperOidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Extra scopes besides `openid` (e.g. `email profile`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub client_auth: UpstreamClientAuth,
+    #[serde(default)]
+    pub acr_values: Option<String>,
+    /// The claim holding the developer's stable identifier at the provider.
+    #[serde(default = "default_developer_subject_claim")]
+    pub subject_claim: String,
+    /// The claim holding their e-mail address (optional in the answer).
+    #[serde(default = "default_developer_email_claim")]
+    pub email_claim: String,
+    /// The claim holding their name (optional in the answer).
+    #[serde(default = "default_professional_name_claim")]
+    pub name_claim: String,
+    /// The claim holding the OID of their organisation (`urn:oid:` optional).
+    #[serde(default = "default_professional_org_claim")]
+    pub org_claim: String,
+}
+
+fn default_developer_subject_claim() -> String {
+    "sub".to_owned()
+}
+
+fn default_developer_email_claim() -> String {
+    "email".to_owned()
+}
+
+impl DeveloperOidcConfig {
+    /// The relying-party settings of the provider (the organisation claim is the one sought
+    /// in userinfo when the ID token lacks it).
+    pub fn provider(&self) -> OidcUpstreamConfig {
+        OidcUpstreamConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            hetu_claim: self.org_claim.clone(),
+            scopes: self.scopes.clone(),
+            client_auth: self.client_auth,
+            acr_values: self.acr_values.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamClientAuth {
@@ -132,6 +189,8 @@ pub struct Endpoints {
     pub upstream_callback: String,
     /// Where the professionals' upstream provider sends the professional back.
     pub professional_callback: String,
+    /// Where the developers' provider sends a developer back to the developer console.
+    pub developer_callback: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +209,9 @@ pub struct AuthConfig {
     /// The professionals' identity provider; without it professionals sign in only on the
     /// sandbox's test page (production answers 501).
     pub professional_oidc: Option<ProfessionalOidcConfig>,
+    /// The application developers' identity provider; without it the developer console
+    /// signs developers in only in the sandbox (by e-mail address; production answers 501).
+    pub developer_oidc: Option<DeveloperOidcConfig>,
     /// Seconds an access token lives.
     pub access_token_lifetime: i64,
     /// Seconds a refresh token may wait unused (each refresh issues a new one).
@@ -188,6 +250,7 @@ impl Default for AuthConfig {
             fhir_path: "/fhir/r4".to_owned(),
             oidc: None,
             professional_oidc: None,
+            developer_oidc: None,
             access_token_lifetime: 600,
             refresh_token_lifetime: 90 * 24 * 3600,
             code_lifetime: 60,
@@ -235,6 +298,9 @@ impl AuthConfig {
             .map_err(|e| format!("auth issuer {:?} is not a URL: {e}", self.issuer))?;
         if self.mode == Mode::Production && self.oidc.is_none() {
             return Err("production mode needs an [auth.oidc] upstream identity provider".into());
+        }
+        if self.mode == Mode::Sandbox && self.developer_oidc.is_some() {
+            return Err("[auth.developer_oidc] is for production mode: in the sandbox developers sign in to the console by e-mail address".into());
         }
         if self.mode == Mode::Production
             && !self.issuer.starts_with("https://")

@@ -58,7 +58,8 @@ pub use citizens::{Citizen, CitizenStore, Identified, PatientRegistry, patient_r
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::ClusterStore;
 pub use config::{
-    AuthConfig, Endpoints, Mode, OidcUpstreamConfig, ProfessionalOidcConfig, UpstreamClientAuth,
+    AuthConfig, DeveloperOidcConfig, Endpoints, Mode, OidcUpstreamConfig, ProfessionalOidcConfig,
+    UpstreamClientAuth,
 };
 pub use enforce::{AccessContext, AppStanding, Professional, StatusSignal, bearer_token};
 pub use error::{AccessError, AuthError, OAuthError};

@@ -143,6 +143,8 @@ pub(crate) struct Inner {
     pub oidc: Option<OidcClient>,
     /// The professionals' identity provider, with the claims to read.
     pub professional_oidc: Option<(OidcClient, crate::config::ProfessionalOidcConfig)>,
+    /// The developers' identity provider (production only), with the claims to read.
+    pub developer_oidc: Option<(OidcClient, crate::config::DeveloperOidcConfig)>,
     pub client_keys: ClientKeys,
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Orgs,
@@ -327,6 +329,16 @@ impl AuthService {
             )),
             None => None,
         };
+        let developer_oidc = match (&config.developer_oidc, config.mode) {
+            (Some(settings), crate::config::Mode::Production) => Some((
+                OidcClient::new(
+                    settings.provider(),
+                    config.endpoints.developer_callback.clone(),
+                )?,
+                settings.clone(),
+            )),
+            _ => None,
+        };
         Ok(AuthService(Arc::new(Inner {
             sessions: Sessions::new(stores.sessions, clock.clone()),
             client_keys: ClientKeys::new()?,
@@ -341,6 +353,7 @@ impl AuthService {
             enforcer,
             oidc,
             professional_oidc,
+            developer_oidc,
             cluster: stores.cluster,
             traffic: stores.traffic,
             orgs: Orgs::new(stores.orgs, clock_for_orgs),

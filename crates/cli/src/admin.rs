@@ -694,8 +694,7 @@ fn register_app(auth: &AuthService, args: RegisterArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if auth.config().mode == phr_auth::Mode::Production
-        && args.kind == AppKind::Wellbeing
+    if phr_auth::apps::needs_certificate(auth.config().mode, args.kind)
         && args.certificate_oid.is_none()
     {
         anyhow::bail!(

@@ -3,7 +3,11 @@
 //! the acceptance report of a data content, changes its scopes and keys, and sees and
 //! changes nothing of another developer's applications; bad input and forged forms change
 //! nothing; a signed-JWT (`private_key_jwt`) client registered here gets tokens with the keys
-//! given at registration and with no other; production mode answers 501.
+//! given at registration and with no other. In production a developer signs in at their
+//! organisation's identity provider (the shared test provider, `phr-test-oidc`): only of an
+//! organisation registered in PHR, registering only under production's rules, seeing only
+//! their own applications; every failed sign-in is a readable page and no session; without
+//! that provider the console answers 501.
 
 mod common;
 
@@ -857,11 +861,374 @@ fn in_production_without_an_organisation_identity_provider_the_console_answers_5
         let page = browser.get(path);
         assert_eq!(page.status, StatusCode::NOT_IMPLEMENTED, "{path}");
         assert!(
-            page.body.contains("identity provider"),
+            page.body.contains("identity provider") && page.body.contains("[auth.developer_oidc]"),
             "{path}: {}",
             page.body
         );
     }
+    for path in ["/developer/sign-in", "/developer/callback?code=x&state=y"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, StatusCode::NOT_IMPLEMENTED, "{path}");
+        assert!(!browser.cookies.contains_key("phr_developer"));
+    }
     let page = browser.post("/developer/login", &[("email", "dev@example.fi")]);
     assert_eq!(page.status, StatusCode::NOT_IMPLEMENTED);
+}
+
+// --- production: sign-in through an organisation's identity provider -------------------
+
+const ORG_A: &str = "1.2.246.10.1111111.10.0";
+const ORG_B: &str = "1.2.246.10.2222222.10.0";
+const CERTIFICATE_OID: &str = "1.2.246.10.1111111.10.1";
+
+/// A production server whose developers sign in at `provider` (its citizens' provider is
+/// never reached here), with organisations A and B registered.
+fn production_console(dir: &std::path::Path, provider: &phr_test_oidc::Provider) -> Server {
+    let config = dir.join("phr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nmode = \"production\"\n\
+             [auth.oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"phr\"\nclient_secret = \"s\"\n\
+             [auth.developer_oidc]\nissuer = \"{}\"\nclient_id = \"phr-rp\"\n\
+             client_secret = \"upstream-secret\"\nscopes = [\"email\", \"profile\"]\norg_claim = \"org\"\n",
+            provider.issuer
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_in(&data, &["--config", &config.display().to_string()]);
+    for (oid, name) in [(ORG_A, "Sovellustalo Oy"), (ORG_B, "Toinen Talo Oy")] {
+        server.admin(&["org", "register", "--oid", oid, "--name", name]);
+    }
+    server
+}
+
+/// Starts the sign-in at the console: the address at the provider it sends the browser to.
+fn start_sign_in(dev: &mut Browser) -> String {
+    let home = dev.get("/developer");
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(
+        home.body.contains("Sign in through your organisation")
+            && home.body.contains("href=\"/developer/sign-in\""),
+        "{}",
+        home.body
+    );
+    assert!(!home.body.contains("name=\"email\""), "no e-mail sign-in");
+    let start = dev.get("/developer/sign-in");
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    start.location.expect("to the identity provider")
+}
+
+/// The provider's answer to the browser at `authorize`: the callback address it sends the
+/// browser back to. The provider is another site: none of the console's cookies go there.
+fn at_provider(authorize: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = client.get(authorize).send().unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    answer.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// A whole sign-in through the provider; the callback's page.
+fn sign_in_at_provider(dev: &mut Browser) -> Page {
+    let authorize = start_sign_in(dev);
+    let callback = at_provider(&authorize);
+    assert!(
+        callback.starts_with(&format!("{}/developer/callback?", dev.root)),
+        "{callback}"
+    );
+    dev.get(&callback)
+}
+
+/// The query parameter `name` of `url`.
+fn param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts that a failed sign-in left no session: the console asks to sign in again.
+fn assert_signed_out(dev: &mut Browser) {
+    assert!(
+        !dev.cookies.contains_key("phr_developer"),
+        "{:?}",
+        dev.cookies
+    );
+    assert_eq!(dev.get("/developer/register").status, StatusCode::SEE_OTHER);
+    assert!(
+        dev.get("/developer")
+            .body
+            .contains("Sign in through your organisation")
+    );
+}
+
+fn register_in_production(dev: &mut Browser, certificate_oid: &str) -> Page {
+    let page = dev.get("/developer/register");
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("name=\"certificate_oid\""),
+        "{}",
+        page.body
+    );
+    dev.post(
+        "/developer/register",
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("name", "Tuotantokirja"),
+            ("redirect_uris", "https://app.example.fi/callback"),
+            ("scope", SCOPE),
+            ("client_type", "public"),
+            ("contact", ""),
+            ("certificate_oid", certificate_oid),
+        ],
+    )
+}
+
+#[test]
+fn in_production_developers_sign_in_at_their_organisations_provider_and_see_only_their_own_apps() {
+    let provider = phr_test_oidc::Provider::start("phr-rp", "upstream-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let server = production_console(dir.path(), &provider);
+
+    // Developer A of organisation A.
+    provider.sign_in_as(serde_json::json!({
+        "sub": "dev-a", "email": "dev.a@sovellustalo.fi", "name": "Devi A",
+        "org": format!("urn:oid:{ORG_A}"),
+    }));
+    let mut a = Browser::new(&server);
+    let back = sign_in_at_provider(&mut a);
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert_eq!(back.location.as_deref(), Some("/developer"));
+    assert!(
+        !a.cookies.contains_key("phr_developer_oidc"),
+        "attempt used"
+    );
+    let home = a.get("/developer");
+    assert!(
+        home.body.contains("Devi A (Sovellustalo Oy)") && home.body.contains("not registered any"),
+        "{}",
+        home.body
+    );
+    assert!(!home.body.contains("Sandbox: do not use"), "{}", home.body);
+
+    // The production rule of `phr app register`: a wellbeing application names its service
+    // certificate. Without it nothing is registered.
+    let refused = register_in_production(&mut a, "");
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("bound to its service certificate"),
+        "{}",
+        refused.body
+    );
+    assert!(app_ids(&server).is_empty());
+    let done = register_in_production(&mut a, CERTIFICATE_OID);
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    let app = code_by_id(&done.body, "client-id").expect("client id shown");
+    assert_eq!(app_ids(&server), vec![app.clone()]);
+    let shown: Value =
+        serde_json::from_str(&server.admin(&["app", "show", &app, "--json"])).unwrap();
+    let registered = if shown["app"].is_object() {
+        &shown["app"]
+    } else {
+        &shown
+    };
+    assert_eq!(registered["status"], "sandbox", "{shown:#}");
+    assert_eq!(registered["certificate_oid"], CERTIFICATE_OID);
+    assert_eq!(registered["supplier"], "Sovellustalo Oy");
+    assert_eq!(registered["developer"], format!("oidc:{ORG_A}:dev-a"));
+
+    // The console shows it awaiting acceptance; sandbox-only steps are refused readably.
+    let home = a.get("/developer");
+    assert!(
+        home.body.contains(&format!("/developer/apps/{app}"))
+            && home.body.contains("awaiting acceptance"),
+        "{}",
+        home.body
+    );
+    let page = a.get(&format!("/developer/apps/{app}"));
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("id=\"sandbox-only\"") && page.body.contains(CERTIFICATE_OID),
+        "{}",
+        page.body
+    );
+    let report = a.get(&format!(
+        "/developer/apps/{app}/acceptance?content=blood-glucose"
+    ));
+    assert_eq!(report.status, StatusCode::FORBIDDEN, "{}", report.body);
+    let token = csrf(&page.body);
+    let probe = a.post(
+        &format!("/developer/apps/{app}/probe"),
+        &[("csrf", token.as_str())],
+    );
+    assert_eq!(probe.status, StatusCode::FORBIDDEN, "{}", probe.body);
+    // Its redirect URIs change as in the sandbox, checked the same way.
+    let changed = a.post(
+        &format!("/developer/apps/{app}/redirects"),
+        &[
+            ("csrf", token.as_str()),
+            ("redirect_uris", "https://app.example.fi/other"),
+        ],
+    );
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+
+    // The sandbox's sign-in by e-mail address is not offered in production.
+    let mut by_email = Browser::new(&server);
+    let page = by_email.post(
+        "/developer/login",
+        &[("csrf", "x"), ("email", "dev@example.fi")],
+    );
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert_signed_out(&mut by_email);
+
+    // Developer B of organisation B sees nothing of A's.
+    provider.sign_in_as(serde_json::json!({
+        "sub": "dev-b", "org": ORG_B, "email": "dev.b@toinen.fi",
+    }));
+    let mut b = Browser::new(&server);
+    let back = sign_in_at_provider(&mut b);
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let home = b.get("/developer");
+    assert!(
+        home.body.contains("dev.b@toinen.fi (Toinen Talo Oy)")
+            && home.body.contains("not registered any")
+            && !home.body.contains(&app),
+        "{}",
+        home.body
+    );
+    assert_eq!(
+        b.get(&format!("/developer/apps/{app}")).status,
+        StatusCode::NOT_FOUND
+    );
+    let page = b.get("/developer/register");
+    let stolen = b.post(
+        &format!("/developer/apps/{app}/redirects"),
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("redirect_uris", "https://evil.example.com/cb"),
+        ],
+    );
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+
+    // Both sign-ins are in the audit log, with the organisation; no code or token is.
+    let mut exported = String::new();
+    for _ in 0..50 {
+        exported = server.admin(&["audit", "export"]);
+        if exported.matches("\"developer-login\"").count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let logins: Vec<Value> = exported
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["interaction"] == "developer-login")
+        .collect();
+    assert_eq!(logins.len(), 2, "{exported}");
+    assert_eq!(logins[0]["org_oid"], ORG_A);
+    assert_eq!(logins[0]["actor"], format!("developer oidc:{ORG_A}:dev-a"));
+    assert_eq!(logins[1]["org_oid"], ORG_B);
+    assert!(!exported.contains("upstream-access"), "no token audited");
+}
+
+#[test]
+fn in_production_a_failed_sign_in_is_a_readable_page_and_no_session() {
+    let provider = phr_test_oidc::Provider::start("phr-rp", "upstream-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let server = production_console(dir.path(), &provider);
+    provider.sign_in_as(serde_json::json!({"sub": "dev-a", "org": ORG_A}));
+
+    // A callback whose state is not the attempt's (and the attempt is then used up).
+    let mut dev = Browser::new(&server);
+    let authorize = start_sign_in(&mut dev);
+    let callback = at_provider(&authorize);
+    let forged = dev.get("/developer/callback?code=x&state=forged");
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    assert!(forged.body.contains("does not match"), "{}", forged.body);
+    assert_signed_out(&mut dev);
+    let replayed = dev.get(&callback);
+    assert_eq!(
+        replayed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        replayed.body
+    );
+    assert_signed_out(&mut dev);
+
+    // The provider's own error.
+    let authorize = start_sign_in(&mut dev);
+    let state = param(&authorize, "state");
+    let refused = dev.get(&format!(
+        "/developer/callback?error=access_denied&state={state}"
+    ));
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(refused.body.contains("access_denied"), "{}", refused.body);
+    assert_signed_out(&mut dev);
+
+    // A callback without a sign-in attempt of this browser (expired, or another browser's).
+    let authorize = start_sign_in(&mut dev);
+    let callback = at_provider(&authorize);
+    let mut other = Browser::new(&server);
+    let expired = other.get(&callback);
+    assert_eq!(expired.status, StatusCode::BAD_REQUEST, "{}", expired.body);
+    assert!(expired.body.contains("has expired"), "{}", expired.body);
+    assert_signed_out(&mut other);
+
+    // A missing claim: the provider names no organisation.
+    provider.sign_in_as(serde_json::json!({"sub": "dev-c"}));
+    let missing = sign_in_at_provider(&mut dev);
+    assert_eq!(missing.status, StatusCode::FORBIDDEN, "{}", missing.body);
+    assert!(
+        missing.body.contains("Missing claim: org"),
+        "{}",
+        missing.body
+    );
+    assert_signed_out(&mut dev);
+
+    // An organisation not registered in PHR.
+    provider.sign_in_as(serde_json::json!({"sub": "dev-d", "org": "1.2.246.10.9999999.10.0"}));
+    let unknown = sign_in_at_provider(&mut dev);
+    assert_eq!(unknown.status, StatusCode::FORBIDDEN, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("not registered in PHR")
+            && unknown.body.contains("1.2.246.10.9999999.10.0"),
+        "{}",
+        unknown.body
+    );
+    assert_signed_out(&mut dev);
+
+    // An ID token that fails verification (another nonce).
+    provider.sign_in_as(serde_json::json!({"sub": "dev-a", "org": ORG_A}));
+    provider.wrong_nonce(true);
+    let unverified = sign_in_at_provider(&mut dev);
+    assert_eq!(
+        unverified.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        unverified.body
+    );
+    assert_signed_out(&mut dev);
+
+    // The page speaks the browser's language.
+    provider.wrong_nonce(false);
+    provider.sign_in_as(serde_json::json!({"sub": "dev-e"}));
+    let mut finnish = Browser::new(&server);
+    let home = finnish.get("/developer?lang=fi");
+    assert!(
+        home.body.contains("Kirjaudu organisaatiosi tunnuksilla"),
+        "{}",
+        home.body
+    );
+    let start = finnish.get("/developer/sign-in");
+    let page = finnish.get(&at_provider(&start.location.unwrap()));
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("Puuttuva tieto"), "{}", page.body);
+    assert!(app_ids(&server).is_empty());
 }

@@ -1,27 +1,16 @@
-//! Production login through an upstream OpenID Connect provider that the test starts: the
-//! relying party's discovery, PKCE, state, nonce and ID-token checks against a real HTTP
-//! provider.
+//! Production login through an upstream OpenID Connect provider that the test starts (the
+//! shared test provider, `phr-test-oidc`): the relying party's discovery, PKCE, state, nonce
+//! and ID-token checks against a real HTTP provider.
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::EncodePrivateKey;
 use phr_auth::{
     AppStatus, ClientType, Interaction, Mode, NewApp, NewOrganisation, OidcUpstreamConfig,
     ProfessionalOidcConfig, UpstreamClientAuth,
 };
-use serde_json::{Value, json};
+use phr_test_oidc::Provider;
+use serde_json::json;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Behaviour {
@@ -29,142 +18,29 @@ enum Behaviour {
     ClaimInUserinfo,
     WrongNonce,
     /// A professionals' provider: the identifier, name and organisation claims (the
-    /// organisation OID is the provider's `hetu` field).
+    /// organisation OID is the `hetu` argument).
     Professional,
 }
 
-struct Provider {
-    issuer: String,
-    key: jsonwebtoken::EncodingKey,
-    jwk: Value,
-    hetu: String,
-    behaviour: Behaviour,
-    /// code → (nonce, code_challenge)
-    codes: Mutex<HashMap<String, (String, String)>>,
-}
-
-type Shared = Arc<Provider>;
-
+/// A provider (the shared test provider) for the client `phr-rp` whose next sign-ins name
+/// the citizen `hetu` as `behaviour` says; returns its issuer.
 async fn start_provider(hetu: String, behaviour: Behaviour) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let secret = p256::SecretKey::from_slice(&[42u8; 32]).unwrap();
-    let point = secret.public_key().to_encoded_point(false);
-    let jwk = json!({
-        "kty": "EC", "crv": "P-256", "kid": "upstream-1", "use": "sig", "alg": "ES256",
-        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
-    });
-    let provider = Arc::new(Provider {
-        issuer: issuer.clone(),
-        key: jsonwebtoken::EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()),
-        jwk,
-        hetu,
-        behaviour,
-        codes: Mutex::new(HashMap::new()),
-    });
-    let app = Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/authorize", get(authorize))
-        .route("/token", post(token))
-        .route("/jwks", get(jwks))
-        .route("/userinfo", get(userinfo))
-        .with_state(provider);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    issuer
-}
-
-async fn discovery(State(p): State<Shared>) -> Json<Value> {
-    Json(json!({
-        "issuer": p.issuer,
-        "authorization_endpoint": format!("{}/authorize", p.issuer),
-        "token_endpoint": format!("{}/token", p.issuer),
-        "jwks_uri": format!("{}/jwks", p.issuer),
-        "userinfo_endpoint": format!("{}/userinfo", p.issuer),
-    }))
-}
-
-async fn jwks(State(p): State<Shared>) -> Json<Value> {
-    Json(json!({ "keys": [p.jwk] }))
-}
-
-async fn authorize(State(p): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
-    assert_eq!(q["client_id"], "phr-rp");
-    assert_eq!(q["response_type"], "code");
-    assert_eq!(q["code_challenge_method"], "S256");
-    assert!(q["scope"].split(' ').any(|s| s == "openid"));
-    let code = uuid::Uuid::new_v4().to_string();
-    p.codes.lock().unwrap().insert(
-        code.clone(),
-        (q["nonce"].clone(), q["code_challenge"].clone()),
-    );
-    let mut target = url::Url::parse(&q["redirect_uri"]).unwrap();
-    target
-        .query_pairs_mut()
-        .append_pair("code", &code)
-        .append_pair("state", &q["state"]);
-    Redirect::to(target.as_str()).into_response()
-}
-
-async fn token(
-    State(p): State<Shared>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let basic = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("phr-rp:upstream-secret")
-    );
-    if basic != expected {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_client"})),
-        )
-            .into_response();
+    let provider = Provider::start("phr-rp", "upstream-secret");
+    let identity = json!({ "urn:oid:1.2.246.21": hetu });
+    match behaviour {
+        Behaviour::ClaimInIdToken => provider.sign_in_as(identity),
+        Behaviour::ClaimInUserinfo => provider.userinfo(identity),
+        Behaviour::WrongNonce => {
+            provider.sign_in_as(identity);
+            provider.wrong_nonce(true);
+        }
+        Behaviour::Professional => provider.sign_in_as(json!({
+            "professional_id": "vv-77",
+            "name": "Doctor Upstream",
+            "organization_oid": format!("urn:oid:{hetu}"),
+        })),
     }
-    let Some((nonce, challenge)) = p.codes.lock().unwrap().remove(&form["code"]) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_grant"})),
-        )
-            .into_response();
-    };
-    if phr_auth::secrets::pkce_s256_challenge(&form["code_verifier"]) != challenge {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_grant"})),
-        )
-            .into_response();
-    }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut claims = json!({
-        "iss": p.issuer, "sub": "upstream-subject-1", "aud": "phr-rp", "iat": now, "exp": now + 300,
-        "nonce": if p.behaviour == Behaviour::WrongNonce { "not-the-nonce".to_owned() } else { nonce },
-    });
-    if p.behaviour == Behaviour::Professional {
-        claims["professional_id"] = json!("vv-77");
-        claims["name"] = json!("Doctor Upstream");
-        claims["organization_oid"] = json!(format!("urn:oid:{}", p.hetu));
-    } else if p.behaviour != Behaviour::ClaimInUserinfo {
-        claims["urn:oid:1.2.246.21"] = json!(p.hetu);
-    }
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    header.kid = Some("upstream-1".into());
-    let id_token = jsonwebtoken::encode(&header, &claims, &p.key).unwrap();
-    Json(json!({"access_token": "upstream-access", "token_type": "Bearer", "id_token": id_token}))
-        .into_response()
-}
-
-async fn userinfo(State(p): State<Shared>, headers: HeaderMap) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer upstream-access")
-    {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    Json(json!({"sub": "upstream-subject-1", "urn:oid:1.2.246.21": p.hetu})).into_response()
+    provider.issuer.clone()
 }
 
 async fn production_harness(issuer: String) -> Harness {

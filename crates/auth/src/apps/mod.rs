@@ -491,6 +491,14 @@ fn check_redirect_uri(uri: &str) -> Result<()> {
 /// care relationships with citizens.
 pub const PROFESSIONAL_SYSTEM_TYPES: &[&str] = &["EpisodeOfCare"];
 
+/// Whether a new application of `kind` must name its service certificate (its OID) in
+/// `mode`: in production a wellbeing application is bound to its certificate, so that its
+/// tokens are too. One rule for every way of registering (`phr app register` and the
+/// developer console).
+pub fn needs_certificate(mode: Mode, kind: AppKind) -> bool {
+    mode == Mode::Production && kind == AppKind::Wellbeing
+}
+
 /// A professional application belongs to an organisation and may only read (`user/….read`,
 /// `.r`, `.s`, `.rs`); its organisation's system may also hold `system/` scopes on the care
 /// relationships it writes. A wellbeing application has no organisation.

@@ -10,7 +10,9 @@
 //!   public);
 //! - [`introspection`]: introspection, revocation and userinfo;
 //! - [`registration`]: dynamic (RFC 7591) and page registration of sandbox apps;
-//! - [`discovery`]: the SMART and OpenID discovery documents.
+//! - [`discovery`]: the SMART and OpenID discovery documents;
+//! - [`developer`]: the developer console's sign-in at an organisation's identity provider
+//!   (production).
 //!
 //! Every function is synchronous and may block on storage: the web layer runs it on a
 //! blocking thread. The few steps that need the network (the upstream identity provider, a
@@ -20,6 +22,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod developer;
 pub mod discovery;
 pub mod introspection;
 pub mod registration;

@@ -1,6 +1,9 @@
-//! Self-service registration of sandbox apps: the RFC 7591 API (a subset of the client
-//! metadata) and the registration page's form. Sandbox mode only; the operator registers
-//! production apps with `phr app register`.
+//! Self-service registration: the RFC 7591 API (a subset of the client metadata), sandbox
+//! mode only, and the developer console's registration page. In production the operator
+//! registers apps with `phr app register`, and a developer of a registered organisation
+//! signed in at its identity provider may register one on the console's page: under the
+//! same production rules (a wellbeing application names its service certificate), with
+//! status `sandbox`, usable in production only once the operator accepts it.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,6 +36,11 @@ pub enum RegistrationError {
     /// Not in production mode.
     #[error("self-service registration is only open in the sandbox")]
     Closed,
+    /// Production: a wellbeing application must name its service certificate's OID.
+    #[error(
+        "in production a wellbeing application is bound to its service certificate: give its OID"
+    )]
+    CertificateRequired,
     #[error("{description}")]
     Invalid {
         /// `invalid_client_metadata` or `invalid_redirect_uri`.
@@ -135,6 +143,17 @@ pub struct PageRegistration {
     /// (checked by the registry's `check_keys`, as every registration's keys are).
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
+    /// The OID in its service certificate's Subject `serialNumber` (required in production;
+    /// empty as none).
+    pub certificate_oid: String,
+}
+
+/// Who registers on the console's page: the signed-in developer (who alone sees the
+/// application there) and, in production, the registered organisation they belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct PageOwner<'a> {
+    pub developer: &'a str,
+    pub organisation: Option<&'a crate::orgs::Organisation>,
 }
 
 /// The client type the registration page's choice names: a public client when none is
@@ -151,15 +170,25 @@ pub fn page_client_type(choice: &str) -> Result<ClientType, RegistrationError> {
     }
 }
 
-/// Registers a sandbox app from the developer console's registration page, owned by the
-/// signed-in `developer`.
+/// Registers an app from the developer console's registration page, owned by the signed-in
+/// developer, with status `sandbox`. In production only a developer of a registered
+/// organisation registers here (its name becomes the application's supplier), and the
+/// production rules of `phr app register` hold: a wellbeing application names its service
+/// certificate.
 pub fn register_from_page(
     auth: &AuthService,
     form: &PageRegistration,
-    developer: &str,
+    owner: PageOwner<'_>,
 ) -> Result<RegisteredApp, RegistrationError> {
-    if !auth.config().mode.is_sandbox() {
-        return Err(RegistrationError::Closed);
+    let mode = auth.config().mode;
+    let supplier = match (mode.is_sandbox(), owner.organisation) {
+        (true, _) => None,
+        (false, Some(organisation)) => Some(organisation.name_fi.clone()),
+        (false, None) => return Err(RegistrationError::Closed),
+    };
+    let certificate_oid = Some(form.certificate_oid.trim().to_owned()).filter(|o| !o.is_empty());
+    if crate::apps::needs_certificate(mode, AppKind::Wellbeing) && certificate_oid.is_none() {
+        return Err(RegistrationError::CertificateRequired);
     }
     let new = NewApp {
         app_id: None,
@@ -178,12 +207,12 @@ pub fn register_from_page(
         jwks: form.jwks.clone(),
         jwks_uri: form.jwks_uri.clone(),
         org: None,
-        certificate_oid: None,
-        supplier: None,
+        certificate_oid,
+        supplier,
         platform: None,
         fhir_versions: None,
     };
-    Ok(auth.register_app_for(new, AppStatus::Sandbox, Some(developer.to_owned()))?)
+    Ok(auth.register_app_for(new, AppStatus::Sandbox, Some(owner.developer.to_owned()))?)
 }
 
 #[cfg(test)]

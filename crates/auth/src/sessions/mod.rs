@@ -35,6 +35,9 @@ pub enum SessionKind {
     Launch,
     /// The developer console: a signed-in application developer.
     Developer,
+    /// A developer's sign-in attempt at their organisation's identity provider (its
+    /// `state`, `nonce` and PKCE verifier), waiting for the callback (used once).
+    DeveloperLogin,
     /// A one-time operator sign-in link (`phr operator login`), used once.
     OperatorLink,
     /// The operator page: a signed-in operator.
@@ -48,6 +51,7 @@ impl SessionKind {
             SessionKind::Portal => "portal",
             SessionKind::Launch => "launch",
             SessionKind::Developer => "developer",
+            SessionKind::DeveloperLogin => "developer-login",
             SessionKind::OperatorLink => "operator-link",
             SessionKind::Operator => "operator",
         }

@@ -14,11 +14,16 @@
 //! thin handlers; `view.rs` what is shown of the traffic record; `texts.rs` the words.
 //!
 //! Sign-in: in sandbox mode the developer names themselves by e-mail address (as the
-//! sandbox identity provider takes any test identity code); in production mode, where
-//! developers would sign in through their organisation's OpenID Connect provider and none
-//! is configured, every console page answers 501. A developer sees only the applications
-//! they registered here. Never shows a client secret after its registration page, a token,
-//! or a personal identity code (the traffic record has none).
+//! sandbox identity provider takes any test identity code). In production mode developers
+//! sign in through their organisation's OpenID Connect provider (`[auth.developer_oidc]`,
+//! [`phr_auth::flows::developer`]): the sign-in button starts the provider's authorization
+//! (its `state`, `nonce` and PKCE verifier kept server-side, the browser holding only the
+//! attempt's random value in an `HttpOnly`, `SameSite=Lax` cookie), and the callback creates
+//! the same developer session as the sandbox's sign-in, for a developer of an organisation
+//! registered in PHR. Without that provider every console page answers 501 in production,
+//! saying what to configure. A developer sees only the applications they registered here.
+//! Never shows a client secret after its registration page, a token, or a personal
+//! identity code (the traffic record has none); never logs a code or a token.
 
 mod pages;
 pub mod texts;
@@ -42,6 +47,12 @@ use crate::web::{Cookies, Lang, PageLang, csrf};
 pub const ROOT: &str = "/developer";
 pub const LOGIN_PATH: &str = "/developer/login";
 pub const LOGOUT_PATH: &str = "/developer/logout";
+/// Production: starts the sign-in at the organisation's identity provider (a link, as the
+/// portal's sign-in: a form post's redirect to another origin would meet the pages'
+/// `form-action 'self'`).
+pub const SIGN_IN_PATH: &str = "/developer/sign-in";
+/// Production: where the organisation's identity provider sends the developer back.
+pub const CALLBACK_PATH: &str = "/developer/callback";
 pub const REGISTER_PATH: &str = "/developer/register";
 /// An application's page is `/developer/apps/{id}`, its report `…/acceptance?content=CODE`.
 pub const APPS_PATH: &str = "/developer/apps";
@@ -54,6 +65,8 @@ pub const LIFETIME: i64 = 12 * 60 * 60;
 const COOKIE: &str = "phr_developer";
 /// The sign-in form's CSRF cookie (there is no session before signing in).
 const LOGIN_CSRF_COOKIE: &str = "phr_developer_login";
+/// The sign-in attempt at the organisation's identity provider (production).
+const ATTEMPT_COOKIE: &str = "phr_developer_oidc";
 
 pub fn router(state: &AppState) -> Router {
     Router::new()
@@ -61,6 +74,8 @@ pub fn router(state: &AppState) -> Router {
         .route("/developer/", get(|| async { crate::web::see_other(ROOT) }))
         .route(LOGIN_PATH, post(pages::login))
         .route(LOGOUT_PATH, post(pages::logout))
+        .route(SIGN_IN_PATH, get(pages::sign_in))
+        .route(CALLBACK_PATH, get(pages::callback))
         .route(
             REGISTER_PATH,
             get(pages::register_page).post(pages::register_submit),
@@ -79,11 +94,42 @@ pub fn router(state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-/// What a developer session holds: its CSRF token and who signed in.
+/// What a developer session holds: its CSRF token and who signed in. In the sandbox the
+/// developer is their e-mail address; in production their organisation provider's
+/// identifier (`oidc:<organisation OID>:<subject>`), with the name, e-mail address and
+/// organisation it named.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionData {
     pub csrf: String,
     pub developer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The organisation's OID and name (production).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<(String, String)>,
+}
+
+impl SessionData {
+    /// How the page names the signed-in developer.
+    pub fn shown_name(&self) -> String {
+        let who = self
+            .name
+            .as_ref()
+            .or(self.email.as_ref())
+            .unwrap_or(&self.developer);
+        match &self.org {
+            Some((_, org)) => format!("{who} ({org})"),
+            None => who.clone(),
+        }
+    }
+}
+
+/// Whether developers can sign in here: in the sandbox by e-mail address, in production at
+/// their organisation's identity provider when one is configured.
+pub fn console_open(state: &AppState) -> bool {
+    state.auth.config().mode.is_sandbox() || phr_auth::flows::developer::available(&state.auth)
 }
 
 /// A signed-in developer.
@@ -101,6 +147,8 @@ pub struct Ctx {
     pub query: Vec<(String, String)>,
     pub developer: Option<Developer>,
     pub cookies: Cookies,
+    /// Production mode (developers sign in at their organisation's identity provider).
+    pub production: bool,
 }
 
 impl Ctx {
@@ -135,7 +183,7 @@ impl FromRequestParts<AppState> for Ctx {
         let cookies = Cookies::for_public_url(&state.base_url);
         let page_lang = PageLang::of(&query, &parts.headers, cookies);
         let developer = match cookies.read(&parts.headers, COOKIE) {
-            Some(token) if token.len() <= 128 && state.auth.config().mode.is_sandbox() => {
+            Some(token) if token.len() <= 128 && console_open(state) => {
                 let token = token.to_owned();
                 let auth = state.auth.clone();
                 let found = crate::web::blocking(move || {
@@ -165,6 +213,7 @@ impl FromRequestParts<AppState> for Ctx {
             query,
             developer,
             cookies,
+            production: !state.auth.config().mode.is_sandbox(),
         })
     }
 }

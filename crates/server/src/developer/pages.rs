@@ -1,13 +1,17 @@
 //! The console's handlers: each parses the request, runs one step on the blocking pool
 //! ([`run`]), and maps a [`Fail`] to a readable page. A form without the session's CSRF
-//! token, an application of another developer, or bad input changes nothing.
+//! token, an application of another developer, or bad input changes nothing. The
+//! production sign-in ([`sign_in`], [`callback`]) also talks to the organisation's identity
+//! provider, between its blocking steps; a callback that fails creates no session.
 
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use phr_auth::apps::{KeysError, check_keys, is_pem_private_key, looks_private};
-use phr_auth::flows::registration::{self, PageRegistration, RegistrationError};
+use phr_auth::flows::developer::{self as developer_login, DeveloperLoginError};
+use phr_auth::flows::registration::{self, PageOwner, PageRegistration, RegistrationError};
+use phr_auth::oidc::UpstreamLogin;
 use phr_auth::traffic::checks::Report;
 use phr_auth::{App, ClientType, SessionKind};
 use phr_catalog::Catalog;
@@ -16,8 +20,8 @@ use serde_json::Value;
 use super::texts::{Texts, texts};
 use super::view::{self, Rejection, RequestCount};
 use super::{
-    Ctx, IDLE_TIMEOUT, LIFETIME, LOGIN_CSRF_COOKIE, ROOT, SessionData, developer_identity,
-    set_session_cookie,
+    ATTEMPT_COOKIE, Ctx, IDLE_TIMEOUT, LIFETIME, LOGIN_CSRF_COOKIE, ROOT, SessionData,
+    console_open, developer_identity, set_session_cookie,
 };
 use crate::AppState;
 use crate::web::chrome::{LangLink, language_links};
@@ -47,6 +51,9 @@ enum Fail {
     NotFound,
     /// An unknown data content.
     UnknownContent,
+    /// Production: what only the sandbox has (its traffic, the acceptance report, the
+    /// withdrawn-grant probe, the sign-in by e-mail address).
+    SandboxOnly(&'static str),
     Internal(String),
 }
 
@@ -63,8 +70,10 @@ struct Chrome {
     t: &'static Texts,
     lang: &'static str,
     switches: Vec<LangLink>,
-    /// The signed-in developer and the token of the sign-out form.
+    /// The signed-in developer (as shown) and the token of the sign-out form.
     developer: Option<(String, String)>,
+    /// Production mode: no sandbox notice, no sandbox-only sections.
+    production: bool,
 }
 
 fn chrome(ctx: &Ctx) -> Chrome {
@@ -75,7 +84,8 @@ fn chrome(ctx: &Ctx) -> Chrome {
         developer: ctx
             .developer
             .as_ref()
-            .map(|d| (d.data.developer.clone(), d.data.csrf.clone())),
+            .map(|d| (d.data.shown_name(), d.data.csrf.clone())),
+        production: ctx.production,
     }
 }
 
@@ -94,6 +104,13 @@ struct LoginPage {
     csrf: String,
     email: String,
     error: Option<&'static str>,
+}
+
+/// Production: the sign-in at the organisation's identity provider.
+#[derive(Template)]
+#[template(path = "developer/sign_in.html")]
+struct SignInPage {
+    c: Chrome,
 }
 
 struct AppRow {
@@ -126,6 +143,8 @@ struct RegisterPage {
     /// may hold a private key: it is never shown again.
     jwks: String,
     jwks_uri: String,
+    /// The service certificate's OID (asked in production).
+    certificate_oid: String,
 }
 
 #[derive(Template)]
@@ -193,6 +212,8 @@ struct AppPage {
     contents: Vec<ContentOption>,
     /// When the withdrawn-grant probe last started.
     probe_started: Option<i64>,
+    /// The application's status in the page's words.
+    status: &'static str,
 }
 
 impl AppPage {
@@ -271,6 +292,7 @@ fn failure_page(ctx: &Ctx, fail: Fail) -> Response {
             t.error_title,
             t.content_unknown,
         ),
+        Fail::SandboxOnly(text) => message(ctx, StatusCode::FORBIDDEN, t.error_title, text),
         Fail::Internal(why) => {
             tracing::error!(error = %why, "developer console page failed");
             message(
@@ -283,13 +305,14 @@ fn failure_page(ctx: &Ctx, fail: Fail) -> Response {
     }
 }
 
-/// Runs a step on the blocking pool; production mode answers 501 before any step.
+/// Runs a step on the blocking pool; production mode without the developers' identity
+/// provider answers 501 before any step.
 async fn run<F>(state: AppState, ctx: Ctx, f: F) -> Response
 where
     F: FnOnce(&AppState, &Ctx) -> Page + Send + 'static,
 {
     let joined = tokio::task::spawn_blocking(move || {
-        let page = if state.auth.config().mode.is_sandbox() {
+        let page = if console_open(&state) {
             f(&state, &ctx)
         } else {
             Err(Fail::Production)
@@ -377,9 +400,22 @@ fn login_page(ctx: &Ctx, email: String, error: Option<&'static str>) -> Response
     response
 }
 
+/// An application's status in the page's words: in production a registration of the
+/// console waits for the operator's acceptance.
+fn status_name(ctx: &Ctx, status: phr_auth::AppStatus) -> &'static str {
+    if ctx.production && status == phr_auth::AppStatus::Sandbox {
+        texts(ctx.lang).awaiting_acceptance
+    } else {
+        status.code()
+    }
+}
+
 pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
     run(state, ctx, |state, ctx| {
         let Ok(developer) = developer(ctx) else {
+            if ctx.production {
+                return Ok(render(&SignInPage { c: chrome(ctx) }, StatusCode::OK));
+            }
             return Ok(login_page(ctx, String::new(), None));
         };
         let apps = state
@@ -387,7 +423,7 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
             .developer_apps(&developer)?
             .into_iter()
             .map(|app| AppRow {
-                status: app.status.code(),
+                status: status_name(ctx, app.status),
                 created: date(app.created_at),
                 id: app.app_id,
                 name: app.name,
@@ -417,6 +453,9 @@ pub async fn login(
         .unwrap_or("")
         .to_owned();
     run(state, ctx, move |state, ctx| {
+        if ctx.production {
+            return Err(Fail::SandboxOnly(texts(ctx.lang).email_sandbox_only));
+        }
         if !csrf::check(&expected, &form) {
             return Err(Fail::Csrf);
         }
@@ -427,25 +466,188 @@ pub async fn login(
             let shown = phr_auth::traffic::redact_identity_codes(&entered);
             return Ok(login_page(ctx, shown, Some(t.email_invalid)));
         };
-        if let Some(old) = &ctx.developer {
-            state.auth.sessions().end(&old.token)?;
-        }
-        let data = SessionData {
-            csrf: csrf::new_token(),
-            developer,
-        };
-        let json = serde_json::to_string(&data).map_err(|e| Fail::Internal(e.to_string()))?;
-        let token =
-            state
-                .auth
-                .sessions()
-                .create(SessionKind::Developer, &json, IDLE_TIMEOUT, LIFETIME)?;
-        let mut response = see_other(ROOT);
-        set_session_cookie(ctx, &mut response, &token, LIFETIME);
+        developer_login::sandbox_signed_in(&state.auth, &developer)?;
+        let mut response = start_session(
+            state,
+            ctx,
+            SessionData {
+                csrf: csrf::new_token(),
+                developer,
+                name: None,
+                email: None,
+                org: None,
+            },
+        )?;
         ctx.cookies.add(&mut response, LOGIN_CSRF_COOKIE, "", 0);
         Ok(response)
     })
     .await
+}
+
+/// Signs the developer of `data` in (ending the browser's previous session, if any): the
+/// one way both sign-ins end. Returns the redirect to the console's home.
+fn start_session(state: &AppState, ctx: &Ctx, data: SessionData) -> Page {
+    if let Some(old) = &ctx.developer {
+        state.auth.sessions().end(&old.token)?;
+    }
+    let json = serde_json::to_string(&data).map_err(|e| Fail::Internal(e.to_string()))?;
+    let token =
+        state
+            .auth
+            .sessions()
+            .create(SessionKind::Developer, &json, IDLE_TIMEOUT, LIFETIME)?;
+    let mut response = see_other(ROOT);
+    set_session_cookie(ctx, &mut response, &token, LIFETIME);
+    Ok(response)
+}
+
+/// Production: starts a sign-in at the organisation's identity provider and sends the
+/// browser there. The attempt's secrets stay here; the browser keeps only its value.
+pub async fn sign_in(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if !developer_login::available(&state.auth) {
+        return closed(&state, &ctx);
+    }
+    let login = UpstreamLogin::new();
+    let url = match developer_login::authorization_url(&state.auth, &login).await {
+        Ok(url) => url,
+        Err(DeveloperLoginError::Upstream(why)) => {
+            tracing::warn!(error = %why, "the developers' identity provider is out of reach");
+            let t = texts(ctx.lang);
+            return message(
+                &ctx,
+                StatusCode::BAD_GATEWAY,
+                t.sign_in_title,
+                t.sign_in_failed,
+            );
+        }
+        Err(e) => return sign_in_failure(&ctx, e),
+    };
+    let auth = state.auth.clone();
+    let kept = crate::web::blocking(move || developer_login::keep(&auth, &login)).await;
+    let mut response = match kept {
+        Some(Ok(attempt)) => {
+            let mut response = see_other(&url);
+            let lifetime = state.auth.config().session_lifetime;
+            ctx.cookies
+                .add(&mut response, ATTEMPT_COOKIE, &attempt, lifetime);
+            response
+        }
+        Some(Err(e)) => sign_in_failure(&ctx, e),
+        None => failure_page(&ctx, Fail::Internal("the sign-in step stopped".into())),
+    };
+    ctx.page_lang.remember(ctx.cookies, &mut response);
+    response
+}
+
+/// Production: the organisation's identity provider sends the developer back here. The
+/// browser's attempt is used up whatever the callback brings; only a verified developer of
+/// a registered organisation gets a session.
+pub async fn callback(State(state): State<AppState>, ctx: Ctx, headers: HeaderMap) -> Response {
+    if !developer_login::available(&state.auth) {
+        return closed(&state, &ctx);
+    }
+    let attempt = ctx
+        .cookies
+        .read(&headers, ATTEMPT_COOKIE)
+        .map(str::to_owned);
+    let outcome = signed_in_developer(&state, &ctx, attempt).await;
+    let cookies = ctx.cookies;
+    let mut response = match outcome {
+        Ok(data) => {
+            let (state, ctx) = (state.clone(), ctx);
+            let done = crate::web::blocking(move || {
+                let page = start_session(&state, &ctx, data);
+                page.unwrap_or_else(|fail| failure_page(&ctx, fail))
+            })
+            .await;
+            done.unwrap_or_else(|| {
+                (StatusCode::INTERNAL_SERVER_ERROR, "page failed").into_response()
+            })
+        }
+        Err(e) => sign_in_failure(&ctx, e),
+    };
+    cookies.add(&mut response, ATTEMPT_COOKIE, "", 0);
+    response
+}
+
+/// The callback's steps: the attempt (used once), the provider's answer, the organisation.
+async fn signed_in_developer(
+    state: &AppState,
+    ctx: &Ctx,
+    attempt: Option<String>,
+) -> Result<SessionData, DeveloperLoginError> {
+    let stopped =
+        || DeveloperLoginError::Failed(phr_auth::AuthError::Unavailable("stopped".into()));
+    let auth = state.auth.clone();
+    let login = crate::web::blocking(move || developer_login::take(&auth, attempt.as_deref()))
+        .await
+        .ok_or_else(stopped)??;
+    let claimed = developer_login::finish(
+        &state.auth,
+        &login,
+        ctx.query("state"),
+        ctx.query("code"),
+        ctx.query("error"),
+    )
+    .await?;
+    let auth = state.auth.clone();
+    let developer = crate::web::blocking(move || developer_login::signed_in(&auth, &claimed))
+        .await
+        .ok_or_else(stopped)??;
+    Ok(SessionData {
+        csrf: csrf::new_token(),
+        developer: developer.key,
+        name: developer.name,
+        email: developer.email,
+        org: Some((
+            developer.organisation.oid.clone(),
+            developer.organisation.name(ctx.lang.code()).to_owned(),
+        )),
+    })
+}
+
+/// A sign-in route where there is no such sign-in: production without the provider answers
+/// 501, the sandbox sends the browser to its own sign-in.
+fn closed(state: &AppState, ctx: &Ctx) -> Response {
+    if state.auth.config().mode.is_sandbox() {
+        see_other(ROOT)
+    } else {
+        failure_page(ctx, Fail::Production)
+    }
+}
+
+/// Why a sign-in at the organisation's provider failed, as a page in the page's language.
+/// What the provider answered is logged without any code or token.
+fn sign_in_failure(ctx: &Ctx, error: DeveloperLoginError) -> Response {
+    let t = texts(ctx.lang);
+    let page = |status: StatusCode, text: String| message(ctx, status, t.sign_in_title, &text);
+    let mut response = match error {
+        DeveloperLoginError::NotConfigured => failure_page(ctx, Fail::Production),
+        DeveloperLoginError::Expired => page(StatusCode::BAD_REQUEST, t.sign_in_expired.into()),
+        DeveloperLoginError::Forged => page(StatusCode::FORBIDDEN, t.sign_in_forged.into()),
+        DeveloperLoginError::Refused(code) => page(
+            StatusCode::UNAUTHORIZED,
+            format!("{} {code}", t.sign_in_refused),
+        ),
+        DeveloperLoginError::Upstream(why) => {
+            tracing::warn!(error = %why, "developer sign-in at the identity provider failed");
+            page(StatusCode::UNAUTHORIZED, t.sign_in_failed.into())
+        }
+        DeveloperLoginError::MissingClaim(claim) => page(
+            StatusCode::FORBIDDEN,
+            format!("{} {claim}", t.sign_in_missing_claim),
+        ),
+        DeveloperLoginError::UnknownOrganisation(oid) => page(
+            StatusCode::FORBIDDEN,
+            match oid {
+                Some(oid) => format!("{} ({oid})", t.sign_in_unknown_org),
+                None => t.sign_in_unknown_org.to_owned(),
+            },
+        ),
+        DeveloperLoginError::Failed(e) => failure_page(ctx, Fail::Internal(e.to_string())),
+    };
+    ctx.page_lang.remember(ctx.cookies, &mut response);
+    response
 }
 
 pub async fn logout(State(state): State<AppState>, ctx: Ctx, Form(form): Form<Pairs>) -> Response {
@@ -483,6 +685,7 @@ pub async fn register_page(State(state): State<AppState>, ctx: Ctx) -> Response 
                 contact: String::new(),
                 jwks: String::new(),
                 jwks_uri: String::new(),
+                certificate_oid: String::new(),
             },
             StatusCode::OK,
         ))
@@ -541,6 +744,7 @@ pub async fn register_submit(
                     contact: shown(&field(&form, "contact")),
                     jwks,
                     jwks_uri: shown(&uri),
+                    certificate_oid: shown(&field(&form, "certificate_oid")),
                 },
                 StatusCode::BAD_REQUEST,
             ))
@@ -565,8 +769,18 @@ pub async fn register_submit(
             contact: field(&form, "contact"),
             jwks,
             jwks_uri,
+            certificate_oid: field(&form, "certificate_oid"),
         };
-        match registration::register_from_page(&state.auth, &entered, &developer) {
+        // In production the developer's organisation, as registered now.
+        let organisation = match ctx.developer.as_ref().and_then(|d| d.data.org.as_ref()) {
+            Some((oid, _)) => Some(state.auth.org(oid)?.ok_or(Fail::Login)?),
+            None => None,
+        };
+        let owner = PageOwner {
+            developer: &developer,
+            organisation: organisation.as_ref(),
+        };
+        match registration::register_from_page(&state.auth, &entered, owner) {
             Ok(registered) => Ok(render(
                 &RegisteredPage {
                     c: chrome(ctx),
@@ -582,6 +796,9 @@ pub async fn register_submit(
                 shown(&text),
                 format!("{} {description}", t.register_refused),
             ),
+            Err(RegistrationError::CertificateRequired) => {
+                refused(shown(&text), t.certificate_required.to_owned())
+            }
             Err(RegistrationError::Closed) => Err(Fail::Production),
             Err(RegistrationError::Failed(e)) => Err(Fail::Internal(e.to_string())),
         }
@@ -608,7 +825,15 @@ fn shown(text: &str) -> String {
 /// An application's page; after a refused change (answered 400), with what was entered
 /// and why, beside the form it came from.
 fn app_view(state: &AppState, ctx: &Ctx, app: App, refused: Option<Refused>) -> Page {
-    let rows = state.auth.traffic(&app.app_id)?;
+    // Production records no sandbox traffic and runs no probe.
+    let (rows, probe_started) = if ctx.production {
+        (Vec::new(), None)
+    } else {
+        (
+            state.auth.traffic(&app.app_id)?,
+            state.auth.probe_started(&app.app_id)?,
+        )
+    };
     let contents = contents(ctx.lang)
         .into_iter()
         .map(|(code, name, _)| ContentOption { code, name })
@@ -661,7 +886,8 @@ fn app_view(state: &AppState, ctx: &Ctx, app: App, refused: Option<Refused>) -> 
             jwks,
             jwks_uri,
             refused,
-            probe_started: state.auth.probe_started(&app.app_id)?,
+            probe_started,
+            status: status_name(ctx, app.status),
             app,
             contents,
         },
@@ -680,6 +906,9 @@ pub async fn probe_submit(
     run(state, ctx, move |state, ctx| {
         let developer = posting_developer(ctx, &form)?;
         let app = own_app(state, &developer, &id)?;
+        if ctx.production {
+            return Err(Fail::SandboxOnly(texts(ctx.lang).sandbox_only));
+        }
         state.auth.start_probe(&app.app_id, "developer")?;
         Ok(see_other(&app_path(&app.app_id, Some("probe"))))
     })
@@ -932,6 +1161,9 @@ pub async fn acceptance(
     run(state, ctx, move |state, ctx| {
         let developer = developer(ctx)?;
         let app = own_app(state, &developer, &id)?;
+        if ctx.production {
+            return Err(Fail::SandboxOnly(texts(ctx.lang).sandbox_only));
+        }
         let code = ctx.query("content").unwrap_or("");
         let (code, content_name, resource_type) = contents(ctx.lang)
             .into_iter()

@@ -345,6 +345,11 @@ pub async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
         Some(Err(RegistrationError::Invalid { code, description })) => {
             registration_error(code, &description, StatusCode::BAD_REQUEST)
         }
+        Some(Err(error @ RegistrationError::CertificateRequired)) => registration_error(
+            "invalid_client_metadata",
+            &error.to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
         Some(Err(RegistrationError::Failed(e))) => {
             tracing::error!(error = %e, "registration failed");
             registration_error(

@@ -64,6 +64,7 @@ pub fn endpoints(public_url: &str) -> Endpoints {
         registration: at(REGISTER_API_PATH),
         upstream_callback: at(CALLBACK_PATH),
         professional_callback: at(PROFESSIONAL_CALLBACK_PATH),
+        developer_callback: at(crate::developer::CALLBACK_PATH),
     }
 }
 
