@@ -279,10 +279,11 @@ fn in_range_of(content: &DataContent, entries: &[Entry]) -> InRange {
     let (low, high) = GLUCOSE_RANGE;
     let mut out = InRange::default();
     for e in entries {
-        let q = &e.resource["valueQuantity"];
+        let q = e.resource.get("valueQuantity");
+        let field = |k: &str| q.and_then(|q| q.get(k));
         let (Some(v), true) = (
-            q["value"].as_f64(),
-            unit.is_none_or(|u| q["code"].as_str() == Some(u)),
+            field("value").and_then(Value::as_f64),
+            unit.is_none_or(|u| field("code").and_then(Value::as_str) == Some(u)),
         ) else {
             continue;
         };

@@ -998,7 +998,12 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
     summary.push(format!("\"shapes_worst_p99_ms\":{worst:.3}"));
     // Aggregates (a chart's intervals): one grouped statement over a code's year or month.
     let aggregates = [
-        ("aggregate glucose year 400 intervals", "15074-8", None, 365i64),
+        (
+            "aggregate glucose year 400 intervals",
+            "15074-8",
+            None,
+            365i64,
+        ),
         ("aggregate glucose month 400 intervals", "15074-8", None, 30),
         ("aggregate glucose year 1 interval", "15074-8", None, -365),
         (

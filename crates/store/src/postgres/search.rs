@@ -305,7 +305,7 @@ pub fn aggregate(
         "SELECT pid, seq, pruned_through, patient FROM compartments WHERE pid = {pid} OR pid = 0;
          SELECT param, span FROM date_spans WHERE pid = {pid} AND tid = {tid}"
     );
-    let result = store.with_snapshot(&snapshot_sql, |conn, results| {
+    store.with_snapshot(&snapshot_sql, |conn, results| {
         let rows = match results.first() {
             Some(rows) => rows,
             None => return Err(PgError::Corrupt("the snapshot statements".into())),
@@ -392,8 +392,7 @@ pub fn aggregate(
             });
         }
         Ok(Ok(out))
-    })?;
-    result
+    })?
 }
 
 /// The snapshots of a first page and the pruning marks from the compartment rows, or None
