@@ -304,3 +304,86 @@ fn a_citizens_token_counts_only_that_citizens_data() {
     // Without a token nothing is answered.
     assert_eq!(server.get(&stats_path(&anna, "")).status(), 401);
 }
+
+#[test]
+fn a_professional_needs_consent_and_care_as_for_a_search() {
+    const ORG: &str = "1.2.246.10.1111111.10.0";
+    const PRO_SCOPE: &str = "user/Observation.rs user/Patient.rs";
+    let server = Server::start(&[]);
+    server.admin(&[
+        "org",
+        "register",
+        "--oid",
+        ORG,
+        "--name",
+        "Testin terveysasema",
+    ]);
+    server.admin(&[
+        "app",
+        "register",
+        "--id",
+        "pro-app",
+        "--name",
+        "Potilastietojärjestelmä",
+        "--kind",
+        "professional",
+        "--org",
+        ORG,
+        "--scope",
+        PRO_SCOPE,
+        "--redirect-uri",
+        "http://127.0.0.1:9/callback",
+        "--sandbox",
+    ]);
+    server.register_app("rw-app", READ_WRITE);
+    let hetu = test_hetu("150375", 951);
+    let (patient, token) = server.token(&hetu, "rw-app", READ_WRITE);
+    for hour in 0..3 {
+        let at = format!("2024-03-02T{:02}:00:00Z", 8 + hour);
+        let response = server.post_as(
+            &token,
+            "Observation",
+            &glucose(&patient, &at, 6.0 + hour as f64),
+        );
+        assert_eq!(response.status(), 201, "{}", response.text().unwrap());
+    }
+    let pro = server
+        .admin(&[
+            "token",
+            "--professional",
+            "tp-1",
+            "--professional-name",
+            "Doctor Test Person",
+            "--org",
+            ORG,
+            "--app",
+            "pro-app",
+            "--scope",
+            PRO_SCOPE,
+        ])
+        .lines()
+        .last()
+        .expect("a token")
+        .to_string();
+    let path = stats_path(&patient, "");
+    // Neither consent nor a care relationship: refused, as a search would be.
+    let refused = server.get_as(&pro, &path);
+    assert_eq!(refused.status(), 403);
+    assert_eq!(body(refused)["resourceType"], "OperationOutcome");
+    server.admin(&["consent", "give", "--hetu", &hetu]);
+    let still = server.get_as(&pro, &path);
+    assert_eq!(still.status(), 403, "consent alone is not enough");
+    server.admin(&["care", "add", "--hetu", &hetu, "--org", ORG]);
+    let allowed = server.get_as(&pro, &path);
+    assert_eq!(allowed.status(), 200);
+    let found = rows(&body(allowed));
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].1, found[0].2, found[0].3), (3, 6.0, 8.0));
+    // The search the professional may run counts the same.
+    let searched = search_all(
+        &server,
+        Some(&pro),
+        &format!("Observation?patient={patient}&code={GLUCOSE}"),
+    );
+    assert_eq!(searched.len() as u64, found[0].1);
+}
