@@ -2355,6 +2355,45 @@ pub(crate) fn aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_ca
         .map(|b| b.count)
         .sum();
     assert_eq!(total, 5);
+    // A reading carrying two of the codes asked counts once; a code the range does not
+    // hold changes nothing.
+    let mut twice = measured("t", "p1", JAN1 + 3 * HOUR, 7.0, "mmol/L");
+    // As the indexer writes it: the composite pairs every coding with the value.
+    twice.index.push(token("code", LOINC, "2339-0"));
+    twice.index.push(IndexEntry {
+        param: "code-value-quantity".into(),
+        value: IndexValue::Composite(vec![
+            IndexValue::Token {
+                system: Some(LOINC.into()),
+                code: Some("2339-0".into()),
+                text: None,
+            },
+            IndexValue::Quantity {
+                value: 7.0,
+                low: 6.95,
+                high: 7.05,
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("mmol/L".into()),
+                unit: None,
+            },
+        ]),
+    });
+    create(&store, twice);
+    let or = query(
+        "p1",
+        vec![clause(
+            "code",
+            vec![code("2339-0"), code("9999-9"), code(GLUCOSE)],
+        )],
+    );
+    let found = store.aggregate(&or, &a).expect("aggregates");
+    let in_third_hour: Vec<(u64, f64)> = found
+        .iter()
+        .filter(|b| b.index == 3)
+        .map(|b| (b.count, b.sum))
+        .collect();
+    assert_eq!(in_third_hour, vec![(1, 7.0)]);
+    assert_eq!(found.iter().map(|b| b.count).sum::<u64>(), 5);
     // What cannot be aggregated is refused, not guessed.
     let mut everyone = q.clone();
     everyone.compartment = None;

@@ -35,9 +35,10 @@ use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
-    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_statement, aggregate_value_param,
-    check_aggregation, date_cond, in_patient_compartments, is_plain_date, is_single_system_code,
-    is_system_codes, keyset, like_escape, number_cond, uri_prefixes, walk_key,
+    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_statement,
+    aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
+    is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, like_escape,
+    number_cond, presence_statement, uri_prefixes, walk_key,
 };
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
@@ -313,6 +314,46 @@ pub fn aggregate(
         let Some((snap, _)) = current_snapshots(rows, pid, query.compartment.as_deref())? else {
             return Ok(Ok(Vec::new()));
         };
+        // Codes of the OR the range does not hold are left out first (as on SQLite).
+        let Some((ci, tname, dname)) = aggregate_code_clause(query, &store.config.code_date_pairs)
+        else {
+            return Ok(Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            )));
+        };
+        let asked: Vec<(String, i64)> = query
+            .clauses
+            .get(ci)
+            .map(clause_codes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(system, code)| (code, name_id(&system)))
+            .collect();
+        if asked.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let mut sql = Sql { values: vec![] };
+        let text = presence_statement(
+            &mut sql,
+            pid,
+            tid,
+            name_id(&tname),
+            name_id(&dname),
+            &asked,
+            (aggregation.from, aggregation.to),
+            snap.own,
+        );
+        let rows = query_values(conn, &text, &sql.values)?;
+        let keep: Vec<bool> = match rows.first() {
+            Some(row) => (0..asked.len())
+                .map(|i| row.try_get::<_, bool>(i))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        if !keep.contains(&true) {
+            return Ok(Ok(Vec::new()));
+        }
+        let query = &keep_codes(query, ci, &keep);
         let mut ctx = Ctx {
             store,
             conn,

@@ -258,6 +258,86 @@ pub(crate) fn aggregate_statement(
     )
 }
 
+/// The clause of `query` an aggregate is driven by (the token parameter of one of `pairs`
+/// for its type, with system|code values): its index and the pair's parameter names.
+pub(crate) fn aggregate_code_clause(
+    query: &SearchQuery,
+    pairs: &[super::CodeDatePair],
+) -> Option<(usize, String, String)> {
+    pairs
+        .iter()
+        .filter(|p| p.resource_type == query.resource_type)
+        .find_map(|p| {
+            query
+                .clauses
+                .iter()
+                .position(|c| c.param == p.token_param && is_system_codes(c))
+                .map(|i| (i, p.token_param.clone(), p.date_param.clone()))
+        })
+}
+
+/// One statement answering, for each of `codes` (code, system id), whether a current
+/// row of the pair has it in `[from, to)`: a row of 0/1 (false/true) columns.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn presence_statement(
+    sql: &mut Sql,
+    pid: i64,
+    tid: i64,
+    tparam: i64,
+    dparam: i64,
+    codes: &[(String, i64)],
+    range: (i64, i64),
+    snapshot: i64,
+) -> String {
+    let (p, t, tp, dp) = (
+        sql.bind(pid),
+        sql.bind(tid),
+        sql.bind(tparam),
+        sql.bind(dparam),
+    );
+    let (f, to, snap) = (sql.bind(range.0), sql.bind(range.1), sql.bind(snapshot));
+    let columns: Vec<String> = codes
+        .iter()
+        .map(|(code, sys)| {
+            let (c, sy) = (sql.bind(code.clone()), sql.bind(*sys));
+            format!(
+                "EXISTS (SELECT 1 FROM idx_code_date WHERE pid = {p} AND tid = {t} AND tparam = {tp} \
+                 AND dparam = {dp} AND code = {c} AND sys = {sy} AND low >= {f} AND low < {to} \
+                 AND seq <= {snap} AND seq_to > {snap})"
+            )
+        })
+        .collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
+/// `query` with the values of clause `ci` kept where `keep` says so (an aggregate leaves
+/// out codes the range does not hold, so the plan's arms need not exclude them row by row).
+pub(crate) fn keep_codes(query: &SearchQuery, ci: usize, keep: &[bool]) -> SearchQuery {
+    let mut out = query.clone();
+    if let Some(clause) = out.clauses.get_mut(ci) {
+        let mut flags = keep.iter();
+        clause
+            .values
+            .retain(|_| flags.next().copied().unwrap_or(false));
+    }
+    out
+}
+
+/// The system|code values of a code clause.
+pub(crate) fn clause_codes(clause: &Clause) -> Vec<(String, String)> {
+    clause
+        .values
+        .iter()
+        .filter_map(|v| match v {
+            QueryValue::Token {
+                system: Some(TokenSystem::Is(system)),
+                code: Some(code),
+            } => Some((system.clone(), code.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// [`crate::Storage::aggregate`] on SQLite.
 pub fn aggregate(
     store: &SqliteStore,
@@ -286,6 +366,60 @@ pub fn aggregate(
                 None => return Ok(Vec::new()),
             },
         };
+        // Codes of the OR the range does not hold are left out first: the plan's arms then
+        // exclude, row by row, only codes that are there.
+        let Some((ci, tname, dname)) = aggregate_code_clause(query, &store.config.code_date_pairs)
+        else {
+            return Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            ));
+        };
+        let (Some(tparam), Some(dparam)) =
+            (store.param_id(conn, &tname)?, store.param_id(conn, &dname)?)
+        else {
+            return Ok(Vec::new());
+        };
+        let asked = query.clauses.get(ci).map(clause_codes).unwrap_or_default();
+        let mut known = Vec::new();
+        for (system, code) in &asked {
+            known.push(
+                store
+                    .system_id(conn, system)?
+                    .map(|sys| (code.clone(), sys)),
+            );
+        }
+        let probe: Vec<(String, i64)> = known.iter().flatten().cloned().collect();
+        if probe.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql { values: vec![] };
+        let text = presence_statement(
+            &mut sql,
+            pid,
+            tid,
+            tparam,
+            dparam,
+            &probe,
+            (aggregation.from, aggregation.to),
+            snapshot,
+        );
+        let present: Vec<bool> = conn.prepare_cached(&text)?.query_row(
+            rusqlite::params_from_iter(sql.values.iter()),
+            |r| {
+                (0..probe.len())
+                    .map(|i| r.get::<_, i64>(i).map(|v| v != 0))
+                    .collect()
+            },
+        )?;
+        let mut flags = present.into_iter();
+        let keep: Vec<bool> = known
+            .iter()
+            .map(|k| k.is_some() && flags.next().unwrap_or(false))
+            .collect();
+        if !keep.contains(&true) {
+            return Ok(Vec::new());
+        }
+        let query = &keep_codes(query, ci, &keep);
         let mut ctx = Ctx {
             store,
             conn,
