@@ -340,7 +340,7 @@ pub fn aggregate(
             name_id(&tname),
             name_id(&dname),
             &asked,
-            (aggregation.from, aggregation.to),
+            Some((aggregation.from, aggregation.to)),
             snap.own,
         );
         let rows = query_values(conn, &text, &sql.values)?;
@@ -1136,10 +1136,38 @@ impl Ctx<'_> {
             if codes.is_empty() {
                 continue;
             }
+            let (tparam, dparam) = (name_id(&tparam_name), name_id(&dparam_name));
+            if codes.len() > 1 && self.pid != EVERY_COMPARTMENT {
+                // As on SQLite: codes the compartment does not hold are left out first, so no
+                // arm tests its rows against them.
+                let mut probe = Sql { values: vec![] };
+                let text = presence_statement(
+                    &mut probe,
+                    self.pid,
+                    self.tid,
+                    tparam,
+                    dparam,
+                    &codes,
+                    None,
+                    self.snap.own,
+                );
+                let rows = query_values(self.conn, &text, &probe.values)?;
+                let present: Vec<bool> = match rows.first() {
+                    Some(row) => (0..codes.len())
+                        .map(|i| row.try_get::<_, bool>(i))
+                        .collect::<Result<_, _>>()
+                        .map_err(PgError::from)?,
+                    None => Vec::new(),
+                };
+                let mut flags = present.into_iter();
+                codes.retain(|_| flags.next().unwrap_or(false));
+                if codes.is_empty() {
+                    return Ok(self.nothing(&pid_sql));
+                }
+            }
             if let Some(u) = used.get_mut(ci) {
                 *u = true;
             }
-            let (tparam, dparam) = (name_id(&tparam_name), name_id(&dparam_name));
             let (tp, dp) = (self.sql.bind(tparam), self.sql.bind(dparam));
             conds.push(format!(
                 "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp}"

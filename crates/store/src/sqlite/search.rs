@@ -276,8 +276,9 @@ pub(crate) fn aggregate_code_clause(
         })
 }
 
-/// One statement answering, for each of `codes` (code, system id), whether a current
-/// row of the pair has it in `[from, to)`: a row of 0/1 (false/true) columns.
+/// One statement answering, for each of `codes` (code, system id), whether a row of the
+/// pair visible at `snapshot` has it (with `range`: a date starting in `[from, to)`): a row
+/// of 0/1 (false/true) columns.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn presence_statement(
     sql: &mut Sql,
@@ -286,7 +287,7 @@ pub(crate) fn presence_statement(
     tparam: i64,
     dparam: i64,
     codes: &[(String, i64)],
-    range: (i64, i64),
+    range: Option<(i64, i64)>,
     snapshot: i64,
 ) -> String {
     let (p, t, tp, dp) = (
@@ -295,14 +296,18 @@ pub(crate) fn presence_statement(
         sql.bind(tparam),
         sql.bind(dparam),
     );
-    let (f, to, snap) = (sql.bind(range.0), sql.bind(range.1), sql.bind(snapshot));
+    let snap = sql.bind(snapshot);
+    let within = match range {
+        Some((from, to)) => format!(" AND low >= {} AND low < {}", sql.bind(from), sql.bind(to)),
+        None => String::new(),
+    };
     let columns: Vec<String> = codes
         .iter()
         .map(|(code, sys)| {
             let (c, sy) = (sql.bind(code.clone()), sql.bind(*sys));
             format!(
                 "EXISTS (SELECT 1 FROM idx_code_date WHERE pid = {p} AND tid = {t} AND tparam = {tp} \
-                 AND dparam = {dp} AND code = {c} AND sys = {sy} AND low >= {f} AND low < {to} \
+                 AND dparam = {dp} AND code = {c} AND sys = {sy}{within} \
                  AND seq <= {snap} AND seq_to > {snap})"
             )
         })
@@ -400,7 +405,7 @@ pub fn aggregate(
             tparam,
             dparam,
             &probe,
-            (aggregation.from, aggregation.to),
+            Some((aggregation.from, aggregation.to)),
             snapshot,
         );
         let present: Vec<bool> = conn.prepare_cached(&text)?.query_row(
@@ -1176,6 +1181,33 @@ impl Ctx<'_> {
                 {
                     codes.push((code.clone(), sys));
                 }
+            }
+            if codes.len() > 1 && self.pid != EVERY_COMPARTMENT {
+                // An OR of codes is one arm per code, each excluding the earlier codes row by
+                // row: codes the compartment does not hold are left out first, so a dense
+                // code late in the list (CGM glucose, the third of its content's codes) is not
+                // tested against absent ones for every row.
+                let mut probe = Sql { values: vec![] };
+                let text = presence_statement(
+                    &mut probe,
+                    self.pid,
+                    self.tid,
+                    tparam,
+                    dparam,
+                    &codes,
+                    None,
+                    self.snapshot,
+                );
+                let present: Vec<bool> = self.conn.prepare_cached(&text)?.query_row(
+                    rusqlite::params_from_iter(probe.values.iter()),
+                    |r| {
+                        (0..codes.len())
+                            .map(|i| r.get::<_, i64>(i).map(|v| v != 0))
+                            .collect()
+                    },
+                )?;
+                let mut flags = present.into_iter();
+                codes.retain(|_| flags.next().unwrap_or(false));
             }
             if codes.is_empty() {
                 return Ok(self.nothing(&pid_sql));
