@@ -490,23 +490,65 @@ fn bad_input_gets_a_readable_page_and_changes_nothing() {
 }
 
 #[test]
-fn a_dense_range_is_charted_from_a_sample_and_says_so() {
-    // Three days of 5-minute CGM readings (~860) fit a chart whole; a sample starts above
-    // twice the chart's 600 points, so six days are sampled.
+fn a_dense_range_is_charted_from_interval_aggregates_with_time_in_range() {
+    // Three days of 5-minute CGM readings (~860) fit a chart whole; above twice the chart's
+    // 600 points (six days) every reading is counted into per-interval aggregates: the mean
+    // as the line, lowest..highest as a band, and time in range from every reading.
     let server = Server::start(&["--demo", "--demo-days", "6"]);
     let mut browser = Browser::new(&server);
     browser.login(DEMO_HETU);
-    let sampled = "The chart shows one entry per time interval";
+    let aggregated =
+        "The line is each interval's mean and the shaded band spans its lowest to highest value";
     let week = browser.get("/portal/data/blood-glucose?range=week&lang=en");
     assert_eq!(week.status, StatusCode::OK);
-    assert!(week.body.contains(sampled), "{}", week.body);
+    assert!(week.body.contains(aggregated), "{}", week.body);
     assert!(week.body.contains("<svg"), "a chart is drawn");
-    // Min and max of a sample would not be the range's: not claimed.
-    assert!(!week.body.contains(" Min "), "{}", week.body);
+    assert!(
+        week.body.contains("<polygon class=\"spread\""),
+        "{}",
+        week.body
+    );
+    assert!(week.body.contains("<polyline"), "the line of means");
+    assert!(
+        !week
+            .body
+            .contains("The chart shows one entry per time interval"),
+        "nothing is sampled"
+    );
+    // The range's own lowest and highest reading are said: every reading is counted.
+    assert!(week.body.contains(" Min "), "{}", week.body);
+    // Time in range, in the description and as a table, with shares summing to the count.
+    assert!(
+        week.body.contains("Time in range: Below 3.9 mmol/l"),
+        "{}",
+        week.body
+    );
+    let table = week
+        .body
+        .split("<table id=\"time-in-range\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("a time-in-range table");
+    let counts: Vec<u64> = table
+        .split("<tr><th scope=\"row\">")
+        .skip(1)
+        .filter_map(|row| row.split("<td>").nth(2)?.split('<').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 3, "{table}");
+    let shown_count: u64 = week
+        .body
+        .split("<p class=\"hint\">")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the entry count");
+    assert_eq!(counts.iter().sum::<u64>(), shown_count, "{table}");
+    let fi = browser.get("/portal/data/blood-glucose?range=week&lang=fi");
+    assert!(fi.body.contains("Aika tavoitealueella"), "{}", fi.body);
     let weight = browser.get("/portal/data/body-weight?range=year&lang=en");
     assert_eq!(weight.status, StatusCode::OK);
     assert!(
-        !weight.body.contains(sampled),
-        "a sparse range is drawn whole"
+        !weight.body.contains(aggregated) && !weight.body.contains("time-in-range"),
+        "a sparse range is drawn whole, and weight has no target range"
     );
 }

@@ -482,7 +482,11 @@ fn charts(bundle: &Value) -> Vec<Chart> {
                             .map(|s| component(r, s.code.system, s.code.code))
                             .collect()
                     };
-                    Some(Point { t, values })
+                    Some(Point {
+                        t,
+                        values,
+                        spread: Vec::new(),
+                    })
                 })
                 .collect();
             let name = content.name(phr_catalog::Lang::En).to_owned();

@@ -120,7 +120,22 @@ pub fn capability_statement(pipeline: &Pipeline, facts: &ServerFacts) -> Value {
             insert_list(&mut resource, "searchInclude", search.search_includes(t));
             insert_list(&mut resource, "searchRevInclude", search.search_rev_includes(t));
             insert_list(&mut resource, "searchParam", search.capability_search_params(t));
-            resource.insert("operation".into(), json!([validate.clone()]));
+            let mut operations = vec![validate.clone()];
+            if t == "Observation" {
+                operations.push(json!({
+                    "name": "stats",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Observation-stats",
+                    "documentation": format!(
+                        "Statistics of one citizen's numeric Observations, computed exactly: {}. \
+                         Beyond R4: interval (decimal hours) gives one statistic per interval; \
+                         range-low and range-high count the values below, within and above \
+                         ({}). GET takes period as [start]/[end].",
+                        crate::stats::SUPPORTED.join(", "),
+                        crate::stats::RANGE_SYSTEM
+                    ),
+                }));
+            }
+            resource.insert("operation".into(), Value::Array(operations));
             Value::Object(resource)
         })
         .collect();

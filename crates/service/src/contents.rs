@@ -150,6 +150,28 @@ pub(crate) fn confine_search(caller: &Caller, query: &mut SearchQuery) -> Result
     Ok(Some(()))
 }
 
+/// An aggregate of `caller` reads these codes (`system|code`) of `resource_type`: each must
+/// be a code of a content accepted for reading (contents sharing a profile are told apart by
+/// code, which an aggregate cannot do per resource afterwards).
+pub(crate) fn check_codes(caller: &Caller, resource_type: &str, codes: &[String]) -> Result<()> {
+    let Some(rights) = limits(caller) else {
+        return Ok(());
+    };
+    for token in codes {
+        let accepted = Catalog::get().contents().iter().any(|c| {
+            c.resource_type == resource_type
+                && rights.read.contains(c.kind.key())
+                && c.codes.iter().any(|code| &code.token() == token)
+        });
+        if !accepted {
+            return Err(Error::forbidden(format!(
+                "the application is not accepted to read the data content with code {token} in production"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Drops from a page what the caller may not read (contents sharing a profile with an
 /// accepted one; `_include`d resources of other contents).
 pub(crate) fn confine_page(caller: &Caller, page: &mut SearchPage) {

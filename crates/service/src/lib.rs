@@ -37,6 +37,7 @@ pub mod retention;
 pub mod search;
 pub mod searchset;
 pub mod service;
+pub mod stats;
 pub mod subset;
 pub mod time;
 mod update;

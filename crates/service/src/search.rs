@@ -81,6 +81,16 @@ pub struct SearchResult {
     pub permit: Option<crate::professional::Permit>,
 }
 
+/// A query confined to what its caller may read (see `FhirService::authorized_query`).
+pub(crate) struct AuthorizedQuery {
+    pub query: SearchQuery,
+    pub warnings: Vec<Issue>,
+    pub permit: Option<crate::professional::Permit>,
+    /// An application's content limits apply: matches sharing a profile with an accepted
+    /// content are told apart by code afterwards.
+    pub confined: bool,
+}
+
 /// A search answered: the searchset Bundle and what it touched, for the audit record.
 pub struct Searched {
     /// The Bundle as JSON.
@@ -158,16 +168,43 @@ impl FhirService {
         params: &[(String, String)],
         lenient: bool,
     ) -> Result<SearchResult> {
+        let page = params
+            .iter()
+            .find(|(name, _)| name == PAGE_PARAMETER)
+            .map(|(_, v)| v.as_str());
+        let authorized = self.authorized_query(caller, scope, params, lenient)?;
+        let mut page = self.storage.search(&authorized.query, page)?;
+        if let Some(permit) = &authorized.permit {
+            crate::professional::confine_included(&mut page, permit);
+        }
+        if authorized.confined {
+            crate::contents::confine_page(caller, &mut page);
+        }
+        Ok(SearchResult {
+            page,
+            query: authorized.query,
+            warnings: authorized.warnings,
+            permit: authorized.permit,
+        })
+    }
+
+    /// The query a search of `caller` runs: the parameters parsed, then confined to the
+    /// caller's compartment, granular scopes, a professional's permit and an application's
+    /// accepted contents. Every read that stands for a search (a page, an aggregate) runs
+    /// exactly this query.
+    pub(crate) fn authorized_query(
+        &self,
+        caller: &Caller,
+        scope: Scope<'_>,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<AuthorizedQuery> {
         let resource_type = scope.resource_type;
         self.check_type(resource_type)?;
         if let Some(patient) = scope.patient {
             self.check_compartment_type(resource_type)?;
             check_compartment_id(patient)?;
         }
-        let page = params
-            .iter()
-            .find(|(name, _)| name == PAGE_PARAMETER)
-            .map(|(_, v)| v.as_str());
         let options = ParseOptions {
             lenient,
             default_count: self.settings.default_page_size,
@@ -194,19 +231,12 @@ impl FhirService {
             }
         }
         let permit = self.professional_search(caller, &mut query)?;
-        let confined = crate::contents::confine_search(caller, &mut query)?;
-        let mut page = self.storage.search(&query, page)?;
-        if let Some(permit) = &permit {
-            crate::professional::confine_included(&mut page, permit);
-        }
-        if confined.is_some() {
-            crate::contents::confine_page(caller, &mut page);
-        }
-        Ok(SearchResult {
-            page,
+        let confined = crate::contents::confine_search(caller, &mut query)?.is_some();
+        Ok(AuthorizedQuery {
             query,
             warnings: parsed.warnings,
             permit,
+            confined,
         })
     }
 

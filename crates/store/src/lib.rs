@@ -212,6 +212,62 @@ pub enum Erasure {
     Everything,
 }
 
+/// Which numeric value of the matched resources an aggregate summarizes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggregateValue {
+    /// The resource's own value (`Observation.valueQuantity`) for the code that matched:
+    /// the `code-value-quantity` composite.
+    Value,
+    /// The value of the component with this code (`Observation.component` with
+    /// `component.code` = system|code, its `valueQuantity`): blood pressure's systolic and
+    /// diastolic values.
+    Component { system: String, code: String },
+}
+
+/// An aggregate over the resources a search would match: per interval of `interval`
+/// microseconds from `from` (the last one may be cut at `to`), counted by the start of the
+/// resource's date (the code x date pair's date parameter), in `[from, to)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregation {
+    pub from: Micros,
+    pub to: Micros,
+    /// The width of one interval, microseconds (> 0). `to - from` gives one interval.
+    pub interval: Micros,
+    pub value: AggregateValue,
+    /// When given, `(low, high)`: the values below `low`, within `low..=high` and above
+    /// `high` are counted too (time in range for glucose: 3.9, 10.0 mmol/l).
+    pub bands: Option<(f64, f64)>,
+}
+
+/// One interval's aggregate for one unit (values in different units are never mixed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// The interval's index: it starts at `from + index * interval`.
+    pub index: i64,
+    /// The unit's system and code (UCUM: `http://unitsofmeasure.org`, `mmol/L`); empty
+    /// when the quantities carry none.
+    pub unit_system: String,
+    pub unit: String,
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    /// With [`Aggregation::bands`]: counts below, within and above the band (else 0).
+    pub below: u64,
+    pub within: u64,
+    pub above: u64,
+}
+
+impl Bucket {
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+}
+
 pub trait Storage: Send + Sync {
     /// The current version, including a delete tombstone, wherever it is stored. An engine
     /// that places data by citizen may have to ask every node: callers that act for one
@@ -262,6 +318,18 @@ pub trait Storage: Send + Sync {
     /// The first page of `query`, or the page `page` (a cursor from an earlier page of the
     /// same query) points at.
     fn search(&self, query: &SearchQuery, page: Option<&str>) -> Result<SearchPage>;
+    /// Aggregates the numeric values of the current versions `query` matches, one SQL
+    /// statement grouped by interval and unit. The query must name a compartment and a
+    /// token parameter of a configured code x date pair with system|code values (say
+    /// `Observation?patient=p&code=http://loinc.org|15074-8`); its other clauses (security
+    /// labels, profiles, a caller's scope filters) hold as in a search. Buckets come ordered
+    /// by index, then unit; intervals without values are left out.
+    fn aggregate(&self, query: &SearchQuery, aggregation: &Aggregation) -> Result<Vec<Bucket>> {
+        let _ = (query, aggregation);
+        Err(StoreError::Unsupported(
+            "this storage engine computes no aggregates".into(),
+        ))
+    }
     /// Physically removes data from `patient`'s compartment; returns how many resources.
     fn erase(&self, patient: &str, what: &Erasure) -> Result<u64>;
     /// Counters for `/metrics` (group commit: commits, fsyncs, batch sizes).

@@ -45,7 +45,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -2064,5 +2064,351 @@ pub(crate) fn an_or_of_codes_finds_each_match_once_in_date_order<E: Engine>() {
                 "{what}"
             );
         }
+    }
+}
+
+/// A glucose-like observation in `unit`, optionally labelled restricted, with a component
+/// (code `8480-6`, value `value * 10`) when `component` is set.
+fn measured(id: &str, patient: &str, at: i64, value: f64, unit: &str) -> NewVersion {
+    let mut new = observation(id, patient, GLUCOSE, at, value);
+    for entry in &mut new.index {
+        if let IndexValue::Composite(parts) = &mut entry.value
+            && let Some(IndexValue::Quantity { code, .. }) = parts.get_mut(1)
+        {
+            *code = Some(unit.into());
+        }
+    }
+    new
+}
+
+fn with_component(mut new: NewVersion, value: f64) -> NewVersion {
+    new.index.push(IndexEntry {
+        param: "component-code-value-quantity".into(),
+        value: IndexValue::Composite(vec![
+            IndexValue::Token {
+                system: Some(LOINC.into()),
+                code: Some("8480-6".into()),
+                text: None,
+            },
+            IndexValue::Quantity {
+                value,
+                low: value - 0.5,
+                high: value + 0.5,
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("mm[Hg]".into()),
+                unit: None,
+            },
+        ]),
+    });
+    new
+}
+
+fn aggregation(from: i64, to: i64, interval: i64) -> crate::Aggregation {
+    crate::Aggregation {
+        from,
+        to,
+        interval,
+        value: crate::AggregateValue::Value,
+        bands: Some((3.9, 10.0)),
+    }
+}
+
+/// The buckets computed naively from `(at, value)` pairs, for comparison.
+fn naive_buckets(values: &[(i64, f64)], a: &crate::Aggregation) -> Vec<crate::Bucket> {
+    let mut out: Vec<crate::Bucket> = Vec::new();
+    let mut sorted: Vec<(i64, f64)> = values
+        .iter()
+        .copied()
+        .filter(|(at, _)| *at >= a.from && *at < a.to)
+        .collect();
+    sorted.sort_by_key(|(at, _)| *at);
+    for (at, v) in sorted {
+        let index = (at - a.from) / a.interval;
+        let (low, high) = a.bands.expect("bands");
+        if out.last().is_none_or(|b| b.index != index) {
+            out.push(crate::Bucket {
+                index,
+                unit_system: "http://unitsofmeasure.org".into(),
+                unit: "mmol/L".into(),
+                count: 0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                sum: 0.0,
+                below: 0,
+                within: 0,
+                above: 0,
+            });
+        }
+        let b = out.last_mut().expect("a bucket");
+        b.count += 1;
+        b.min = b.min.min(v);
+        b.max = b.max.max(v);
+        b.sum += v;
+        if v < low {
+            b.below += 1;
+        } else if v > high {
+            b.above += 1;
+        } else {
+            b.within += 1;
+        }
+    }
+    out
+}
+
+fn assert_buckets_agree(found: &[crate::Bucket], expected: &[crate::Bucket]) {
+    assert_eq!(found.len(), expected.len(), "{found:?}\n{expected:?}");
+    for (f, e) in found.iter().zip(expected) {
+        assert_eq!(
+            (f.index, f.count, f.below, f.within, f.above),
+            (e.index, e.count, e.below, e.within, e.above),
+            "{f:?} vs {e:?}"
+        );
+        assert_eq!((f.min, f.max), (e.min, e.max), "{f:?} vs {e:?}");
+        assert!((f.sum - e.sum).abs() < 1e-9, "{f:?} vs {e:?}");
+        assert_eq!((&*f.unit_system, &*f.unit), (&*e.unit_system, &*e.unit));
+    }
+}
+
+pub(crate) fn aggregates_agree_with_a_naive_computation_of_current_versions<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    // 400 readings over ten days at pseudo-random times (fixed seed), a few exactly on a
+    // day's edge; another citizen's readings at the same times never count.
+    let mut seed: u64 = 0x5eed;
+    let mut next = || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        seed >> 33
+    };
+    let mut values: Vec<(String, i64, f64)> = Vec::new();
+    let mut ops = Vec::new();
+    for i in 0..400 {
+        let at = if i % 50 == 0 {
+            JAN1 + (i / 50) as i64 * DAY
+        } else {
+            JAN1 + (next() % (10 * DAY as u64)) as i64
+        };
+        let value = (next() % 200) as f64 / 10.0 + 1.0;
+        let id = format!("g{i}");
+        values.push((id.clone(), at, value));
+        ops.push(WriteOp::Create {
+            new: measured(&id, "p1", at, value, "mmol/L"),
+            if_none_exist: None,
+        });
+        ops.push(WriteOp::Create {
+            new: measured(&format!("x{i}"), "p2", at, value + 100.0, "mmol/L"),
+            if_none_exist: None,
+        });
+    }
+    store.write(ops, Atomicity::Independent).expect("writes");
+    // One reading deleted, one updated: only current versions count.
+    let results = store
+        .write(
+            vec![
+                WriteOp::Delete {
+                    resource_type: "Observation".into(),
+                    id: "g1".into(),
+                    version: 2,
+                    last_updated: JAN1 + 20 * DAY,
+                    app: Some("app-1".into()),
+                },
+                WriteOp::Update {
+                    new: NewVersion {
+                        version: 2,
+                        ..measured("g2", "p1", values[2].1, 42.0, "mmol/L")
+                    },
+                    create_if_missing: false,
+                },
+            ],
+            Atomicity::AllOrNothing,
+        )
+        .expect("writes");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    values.retain(|(id, _, _)| id != "g1");
+    if let Some(v) = values.iter_mut().find(|(id, _, _)| id == "g2") {
+        v.2 = 42.0;
+    }
+    let pairs: Vec<(i64, f64)> = values.iter().map(|(_, at, v)| (*at, *v)).collect();
+    let q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    for a in [
+        aggregation(JAN1, JAN1 + 10 * DAY, DAY),
+        aggregation(JAN1, JAN1 + 10 * DAY, 10 * DAY),
+        aggregation(JAN1 + 3 * HOUR, JAN1 + 7 * DAY + 5, 7 * HOUR),
+        aggregation(JAN1 - 5 * DAY, JAN1 + 30 * DAY, 300_000_000),
+    ] {
+        let found = store.aggregate(&q, &a).expect("aggregates");
+        assert_buckets_agree(&found, &naive_buckets(&pairs, &a));
+    }
+    // One interval holds every current reading of the range.
+    let whole = store
+        .aggregate(&q, &aggregation(JAN1, JAN1 + 10 * DAY, 10 * DAY))
+        .expect("aggregates");
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].count, 399);
+    assert_eq!(whole[0].max, 42.0);
+    // A reading exactly on an edge falls in the interval it starts (JAN1 + DAY: g50).
+    let edge = store
+        .aggregate(&q, &aggregation(JAN1 + DAY, JAN1 + 2 * DAY, DAY))
+        .expect("aggregates");
+    let before = store
+        .aggregate(&q, &aggregation(JAN1, JAN1 + DAY, DAY))
+        .expect("aggregates");
+    let on_edge = values.iter().filter(|(_, at, _)| *at == JAN1 + DAY).count() as u64;
+    assert!(on_edge >= 1);
+    let in_day = |lo: i64| {
+        values
+            .iter()
+            .filter(|(_, at, _)| *at >= lo && *at < lo + DAY)
+            .count() as u64
+    };
+    assert_eq!(edge[0].count, in_day(JAN1 + DAY));
+    assert_eq!(before[0].count, in_day(JAN1));
+    // The other citizen's own aggregate sees only theirs.
+    let other = store
+        .aggregate(
+            &query("p2", vec![clause("code", vec![code(GLUCOSE)])]),
+            &aggregation(JAN1, JAN1 + 10 * DAY, 10 * DAY),
+        )
+        .expect("aggregates");
+    assert_eq!(other[0].count, 400);
+    assert!(other[0].min > 100.0);
+}
+
+pub(crate) fn aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    let q = query("p1", vec![clause("code", vec![code(GLUCOSE)])]);
+    let a = aggregation(JAN1, JAN1 + DAY, HOUR);
+    // Nothing stored, an unknown citizen: no buckets.
+    assert!(store.aggregate(&q, &a).expect("aggregates").is_empty());
+    let mut hidden = measured("h", "p1", JAN1 + 2 * HOUR, 30.0, "mmol/L");
+    hidden.index.push(token(
+        "_security",
+        "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+        "R",
+    ));
+    for new in [
+        with_component(measured("a", "p1", JAN1 + HOUR, 5.0, "mmol/L"), 120.0),
+        with_component(measured("b", "p1", JAN1 + HOUR + 1, 90.0, "mg/dL"), 140.0),
+        measured("c", "p1", JAN1 + 2 * HOUR, 2.0, "mmol/L"),
+        hidden,
+        observation("w", "p1", WEIGHT, JAN1 + HOUR, 70.0),
+    ] {
+        create(&store, new);
+    }
+    // An empty range of an existing series.
+    assert!(
+        store
+            .aggregate(&q, &aggregation(JAN1 + 5 * DAY, JAN1 + 6 * DAY, HOUR))
+            .expect("aggregates")
+            .is_empty()
+    );
+    let found = store.aggregate(&q, &a).expect("aggregates");
+    let summary: Vec<(i64, &str, u64, f64, f64)> = found
+        .iter()
+        .map(|b| (b.index, b.unit.as_str(), b.count, b.min, b.max))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "mg/dL", 1, 90.0, 90.0),
+            (1, "mmol/L", 1, 5.0, 5.0),
+            (2, "mmol/L", 2, 2.0, 30.0),
+        ]
+    );
+    assert_eq!((found[2].below, found[2].within, found[2].above), (1, 0, 1));
+    // Security labels are excluded when the query says so, as a search would.
+    let mut labelled = q.clone();
+    labelled.clauses.push(Clause {
+        param: "_security".into(),
+        modifier: Some(Modifier::Not),
+        chain: None,
+        values: vec![QueryValue::Token {
+            system: Some(TokenSystem::Is(
+                "http://terminology.hl7.org/CodeSystem/v3-Confidentiality".into(),
+            )),
+            code: Some("R".into()),
+        }],
+    });
+    let found = store.aggregate(&labelled, &a).expect("aggregates");
+    assert_eq!(found.last().map(|b| (b.count, b.max)), Some((1, 2.0)));
+    // A component's values.
+    let mut systolic = a.clone();
+    systolic.value = crate::AggregateValue::Component {
+        system: LOINC.into(),
+        code: "8480-6".into(),
+    };
+    let found = store.aggregate(&q, &systolic).expect("aggregates");
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].unit.as_str(), found[0].count, found[0].sum),
+        ("mm[Hg]", 2, 260.0)
+    );
+    // An OR of codes counts each reading once.
+    let both = query(
+        "p1",
+        vec![clause("code", vec![code(GLUCOSE), code(WEIGHT)])],
+    );
+    let total: u64 = store
+        .aggregate(&both, &a)
+        .expect("aggregates")
+        .iter()
+        .map(|b| b.count)
+        .sum();
+    assert_eq!(total, 5);
+    // A reading carrying two of the codes asked counts once; a code the range does not
+    // hold changes nothing.
+    let mut twice = measured("t", "p1", JAN1 + 3 * HOUR, 7.0, "mmol/L");
+    // As the indexer writes it: the composite pairs every coding with the value.
+    twice.index.push(token("code", LOINC, "2339-0"));
+    twice.index.push(IndexEntry {
+        param: "code-value-quantity".into(),
+        value: IndexValue::Composite(vec![
+            IndexValue::Token {
+                system: Some(LOINC.into()),
+                code: Some("2339-0".into()),
+                text: None,
+            },
+            IndexValue::Quantity {
+                value: 7.0,
+                low: 6.95,
+                high: 7.05,
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("mmol/L".into()),
+                unit: None,
+            },
+        ]),
+    });
+    create(&store, twice);
+    let or = query(
+        "p1",
+        vec![clause(
+            "code",
+            vec![code("2339-0"), code("9999-9"), code(GLUCOSE)],
+        )],
+    );
+    let found = store.aggregate(&or, &a).expect("aggregates");
+    let in_third_hour: Vec<(u64, f64)> = found
+        .iter()
+        .filter(|b| b.index == 3)
+        .map(|b| (b.count, b.sum))
+        .collect();
+    assert_eq!(in_third_hour, vec![(1, 7.0)]);
+    assert_eq!(found.iter().map(|b| b.count).sum::<u64>(), 5);
+    // What cannot be aggregated is refused, not guessed.
+    let mut everyone = q.clone();
+    everyone.compartment = None;
+    for (query, agg) in [
+        (everyone, a.clone()),
+        (query("p1", vec![]), a.clone()),
+        (q.clone(), aggregation(JAN1, JAN1 + DAY, 0)),
+        (q.clone(), aggregation(JAN1 + DAY, JAN1, HOUR)),
+    ] {
+        assert!(
+            matches!(
+                store.aggregate(&query, &agg),
+                Err(StoreError::Unsupported(_))
+            ),
+            "{query:?} {agg:?}"
+        );
     }
 }

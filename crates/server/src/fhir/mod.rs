@@ -6,7 +6,7 @@
 //! Prefer, parameters) and the body reader; `error.rs` the one mapping from outcomes to
 //! statuses; `respond.rs` the FHIR HTTP conventions (negotiation, `Prefer`, `ETag`...). One
 //! file per interaction family: `read.rs`, `write.rs`, `search.rs`, `history.rs`,
-//! `bundle.rs`, `validate.rs`, `metadata.rs`.
+//! `bundle.rs`, `validate.rs`, `stats.rs` (R4 only), `metadata.rs`.
 //!
 //! Never decides what a caller may do or what a resource must look like: that is the
 //! service's. Never writes an audit record: handlers put what they learned in the request's
@@ -20,6 +20,7 @@ pub mod read;
 pub mod request;
 pub mod respond;
 pub mod search;
+pub mod stats;
 pub mod stu3;
 pub mod validate;
 pub mod write;
@@ -44,6 +45,10 @@ pub const BASE_PATH: &str = "/fhir/r4";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata::capabilities))
+        .route(
+            "/{type}/$stats",
+            get(stats::stats_get).post(stats::stats_post),
+        )
         .merge(interactions())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

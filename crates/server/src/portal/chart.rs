@@ -27,11 +27,14 @@ pub enum Style {
     Bars,
 }
 
-/// One measurement: when (Unix seconds) and a value per series (None when missing).
-#[derive(Debug, Clone, PartialEq)]
+/// One measurement: when (Unix seconds) and a value per series (None when missing). An
+/// aggregated interval also carries per series the lowest and highest value it holds
+/// (`spread`), drawn as a band around the line of means.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {
     pub t: i64,
     pub values: Vec<Option<f64>>,
+    pub spread: Vec<Option<(f64, f64)>>,
 }
 
 pub struct Spec {
@@ -112,6 +115,7 @@ fn daily(points: &[Point]) -> Vec<Point> {
         .map(|(day, v)| Point {
             t: super::format::local_midnight(day).unix_timestamp() + 12 * 3600,
             values: vec![Some(v)],
+            spread: Vec::new(),
         })
         .collect()
 }
@@ -145,6 +149,7 @@ fn thin(points: &[Point], from: i64, to: i64, series: usize) -> Vec<Point> {
                 .into_iter()
                 .map(|(sum, k)| (k > 0).then(|| sum / k as f64))
                 .collect(),
+            spread: Vec::new(),
         })
         .collect()
 }
@@ -189,9 +194,13 @@ pub fn svg(spec: &Spec, points: &[Point], from: i64, to: i64, decimal_comma: boo
         Style::Bars => daily(points),
         Style::Line => thin(points, from, to, spec.series),
     };
-    let values = points
-        .iter()
-        .flat_map(|p| p.values.iter().flatten().copied());
+    let values = points.iter().flat_map(|p| {
+        p.values
+            .iter()
+            .flatten()
+            .copied()
+            .chain(p.spread.iter().flatten().flat_map(|(lo, hi)| [*lo, *hi]))
+    });
     let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -291,6 +300,38 @@ pub fn svg(spec: &Spec, points: &[Point], from: i64, to: i64, decimal_comma: boo
             }
         }
         Style::Line => {
+            // The lowest-to-highest band of aggregated intervals, under the lines.
+            for series in 0..spec.series {
+                let spread: Vec<(i64, f64, f64)> = points
+                    .iter()
+                    .filter_map(|p| {
+                        p.spread
+                            .get(series)
+                            .copied()
+                            .flatten()
+                            .map(|(lo, hi)| (p.t, lo, hi))
+                    })
+                    .collect();
+                if spread.len() < 2 {
+                    continue;
+                }
+                let upper = spread
+                    .iter()
+                    .map(|(t, _, hi)| format!("{:.1},{:.1}", x(*t), y(*hi)));
+                let lower = spread
+                    .iter()
+                    .rev()
+                    .map(|(t, lo, _)| format!("{:.1},{:.1}", x(*t), y(*lo)));
+                let colour = COLOURS
+                    .get(series % COLOURS.len())
+                    .copied()
+                    .unwrap_or_default();
+                let _ = write!(
+                    s,
+                    r#"<polygon class="spread" fill="{colour}" fill-opacity="0.18" stroke="none" points="{}"/>"#,
+                    upper.chain(lower).collect::<Vec<_>>().join(" ")
+                );
+            }
             for series in 0..spec.series {
                 let coords: Vec<String> = points
                     .iter()
@@ -351,6 +392,7 @@ mod tests {
             .map(|w| Point {
                 t: 1_704_067_200 + w * 7 * 86_400,
                 values: vec![Some(69.4 + (w % 11) as f64 / 100.0)],
+                spread: Vec::new(),
             })
             .collect();
         let svg = svg(
@@ -383,6 +425,7 @@ mod tests {
             .map(|i| Point {
                 t: 1_790_000_000 + i * 3600,
                 values: vec![Some(120.0 + i as f64), Some(80.0)],
+                spread: Vec::new(),
             })
             .collect();
         let out = svg(
@@ -403,6 +446,7 @@ mod tests {
             .map(|i| Point {
                 t: 1_790_000_000 + i * 300,
                 values: vec![Some(5.0)],
+                spread: Vec::new(),
             })
             .collect();
         let thinned = thin(&points, 1_790_000_000, 1_790_000_000 + 5000 * 300, 1);
@@ -410,5 +454,28 @@ mod tests {
         let days = daily(&points);
         let total: f64 = days.iter().filter_map(|p| p.values[0]).sum();
         assert_eq!(total, 25_000.0);
+    }
+
+    #[test]
+    fn aggregated_intervals_draw_a_band_around_the_line_of_means() {
+        let points: Vec<Point> = (0..50)
+            .map(|i| Point {
+                t: 1_790_000_000 + i * 86_400,
+                values: vec![Some(7.0)],
+                spread: vec![Some((2.5, 14.0))],
+            })
+            .collect();
+        let out = svg(
+            &spec(Style::Line, 1),
+            &points,
+            1_790_000_000,
+            1_790_000_000 + 50 * 86_400,
+            false,
+        );
+        assert_eq!(out.matches("<polygon class=\"spread\"").count(), 1);
+        assert_eq!(out.matches("<polyline").count(), 1);
+        // The axis reaches the band's extremes, not only the means.
+        assert!(out.contains(">15<") || out.contains(">16<"), "{out}");
+        assert!(out.contains(">2<") || out.contains(">0<"), "{out}");
     }
 }

@@ -468,9 +468,17 @@ struct DataPage {
     chart: Option<String>,
     legend: Vec<Legend>,
     count: usize,
+    /// Glucose: readings below, within and above the target range, as shares.
+    time_in_range: Vec<InRangeRow>,
     rows: Vec<TableRow>,
     next: Option<String>,
     first: Option<String>,
+}
+
+struct InRangeRow {
+    label: &'static str,
+    share: String,
+    count: u64,
 }
 
 /// The chosen range as local dates (to inclusive) and the error of a bad custom range.
@@ -535,30 +543,90 @@ pub async fn data_page(
             ChartKind::Events | ChartKind::Document => None,
         };
         let (mut chart_svg, mut legend, mut count) = (None, Vec::new(), 0);
+        let mut time_in_range: Vec<InRangeRow> = Vec::new();
         if let Some(style) = style {
             let data::Series {
                 entries,
                 total,
                 sampled,
+                intervals,
+                in_range,
             } = data::series(state, &patient, content, from, to)?;
             count = total;
             let series = content.series.len().max(1);
-            let points: Vec<Point> = entries
-                .iter()
-                .filter_map(|e| {
-                    let t = format::resource_time(&e.resource)?.unix_timestamp();
-                    let values = if content.series.is_empty() {
-                        vec![format::numeric(&e.resource)]
-                    } else {
-                        content
-                            .series
+            let aggregated = intervals.is_some();
+            let points: Vec<Point> = match intervals {
+                // Per interval: the mean as the line and lowest..highest as the band (bars:
+                // the interval's sum).
+                Some(intervals) => intervals
+                    .iter()
+                    .map(|i| Point {
+                        t: i.t,
+                        values: i
+                            .values
                             .iter()
-                            .map(|s| component_value(&e.resource, s.code.system, s.code.code))
-                            .collect()
+                            .map(|v| {
+                                v.map(
+                                    |(_, mean, _, sum)| {
+                                        if style == Style::Bars { sum } else { mean }
+                                    },
+                                )
+                            })
+                            .collect(),
+                        spread: i
+                            .values
+                            .iter()
+                            .map(|v| v.map(|(lo, _, hi, _)| (lo, hi)))
+                            .collect(),
+                    })
+                    .collect(),
+                None => entries
+                    .iter()
+                    .filter_map(|e| {
+                        let t = format::resource_time(&e.resource)?.unix_timestamp();
+                        let values = if content.series.is_empty() {
+                            vec![format::numeric(&e.resource)]
+                        } else {
+                            content
+                                .series
+                                .iter()
+                                .map(|s| component_value(&e.resource, s.code.system, s.code.code))
+                                .collect()
+                        };
+                        Some(Point {
+                            t,
+                            values,
+                            spread: Vec::new(),
+                        })
+                    })
+                    .collect(),
+            };
+            time_in_range = in_range
+                .filter(|r| r.total() > 0)
+                .map(|r| {
+                    let share = |n: u64| {
+                        let pct = n as f64 * 100.0 / r.total() as f64;
+                        format::number_text(&format!("{pct:.1}"), ctx.lang) + " %"
                     };
-                    Some(Point { t, values })
+                    vec![
+                        InRangeRow {
+                            label: t.in_range_below,
+                            share: share(r.below),
+                            count: r.below,
+                        },
+                        InRangeRow {
+                            label: t.in_range_within,
+                            share: share(r.within),
+                            count: r.within,
+                        },
+                        InRangeRow {
+                            label: t.in_range_above,
+                            share: share(r.above),
+                            count: r.above,
+                        },
+                    ]
                 })
-                .collect();
+                .unwrap_or_default();
             if !points.is_empty() {
                 let unit = content
                     .unit
@@ -566,9 +634,13 @@ pub async fn data_page(
                     .unwrap_or_else(|| content.series.first().map(|s| s.unit.unit).unwrap_or(""));
                 let name = content.name(lang);
                 let band = (content.kind == Kind::BloodGlucose).then_some((3.9, 10.0));
+                // The first series' values, or its intervals' lowest and highest.
                 let first_values: Vec<f64> = points
                     .iter()
-                    .filter_map(|p| p.values.first().copied().flatten())
+                    .flat_map(|p| match p.spread.first().copied().flatten() {
+                        Some((lo, hi)) => vec![lo, hi],
+                        None => p.values.first().copied().flatten().into_iter().collect(),
+                    })
                     .collect();
                 let lo = first_values.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = first_values
@@ -596,6 +668,16 @@ pub async fn data_page(
                 }
                 if sampled {
                     desc.push_str(&format!(" {}.", t.chart_sampled));
+                }
+                if aggregated && style == Style::Line {
+                    desc.push_str(&format!(" {}.", t.chart_aggregated));
+                }
+                if !time_in_range.is_empty() {
+                    let parts: Vec<String> = time_in_range
+                        .iter()
+                        .map(|r| format!("{} {}", r.label, r.share))
+                        .collect();
+                    desc.push_str(&format!(" {}: {}.", t.in_range_heading, parts.join(", ")));
                 }
                 if let Some((a, b)) = band {
                     desc.push_str(&format!(
@@ -670,6 +752,7 @@ pub async fn data_page(
                 chart: chart_svg,
                 legend,
                 count,
+                time_in_range,
                 rows,
                 next: next.as_deref().map(page_href),
                 first: cursor.map(|_| format!("{base}?{range_query}")),

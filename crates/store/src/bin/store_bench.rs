@@ -11,7 +11,9 @@
 //! (CGM glucose every 5 minutes, daily steps, weekly weight, blood pressure twice a day:
 //! about 106,000 Observations) and the query shapes that have no dedicated index: `_sort`
 //! on every parameter the Observations carry, in both directions, first and third pages,
-//! and an OR of 2 to 10 codes over a month and the year. Prints p50/p99 per shape.
+//! and an OR of 2 to 10 codes over a month and the year; then the aggregates a chart reads
+//! (`Storage::aggregate`: a year or a month of glucose in 400 intervals or one, the year's
+//! systolic blood pressure from its component). Prints p50/p99 per shape.
 //!
 //! With `--postgres URL` (a database the user may create databases from) the same load and
 //! queries run on the PostgreSQL engine, each phase in a database of its own
@@ -994,5 +996,70 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
     }
     println!("worst p99 of any shape: {worst:.2} ms");
     summary.push(format!("\"shapes_worst_p99_ms\":{worst:.3}"));
+    // Aggregates (a chart's intervals): one grouped statement over a code's year or month.
+    let aggregates = [
+        (
+            "aggregate glucose year 400 intervals",
+            "15074-8",
+            None,
+            365i64,
+        ),
+        ("aggregate glucose month 400 intervals", "15074-8", None, 30),
+        ("aggregate glucose year 1 interval", "15074-8", None, -365),
+        (
+            "aggregate systolic year 400 intervals",
+            "85354-9",
+            Some("8480-6"),
+            365,
+        ),
+    ];
+    let mut worst_aggregate: f64 = 0.0;
+    for (label, code, component, days) in aggregates {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !label.contains(o.as_str()))
+        {
+            continue;
+        }
+        let span = days.abs() * DAY;
+        let from = if days == 30 { START + 120 * DAY } else { START };
+        let q = SearchQuery {
+            clauses: vec![clause("code", vec![loinc(code)])],
+            ..base.clone()
+        };
+        let aggregation = phr_store::Aggregation {
+            from,
+            to: from + span,
+            interval: if days < 0 { span } else { (span / 400).max(1) },
+            value: match component {
+                None => phr_store::AggregateValue::Value,
+                Some(c) => phr_store::AggregateValue::Component {
+                    system: LOINC.into(),
+                    code: c.into(),
+                },
+            },
+            bands: Some((3.9, 10.0)),
+        };
+        let first = store.aggregate(&q, &aggregation).expect("aggregates");
+        let counted: u64 = first.iter().map(|b| b.count).sum();
+        let mut times = Vec::new();
+        for _ in 0..args.queries.clamp(5, 50) {
+            let started = Instant::now();
+            store.aggregate(&q, &aggregation).expect("aggregates");
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let p99 = percentile(&times, 0.99);
+        worst_aggregate = worst_aggregate.max(p99);
+        println!(
+            "{label:<45} values {counted:>6} in {:>3} intervals  p50 {:>8.2} ms p99 {:>8.2} ms ({} runs)",
+            first.len(),
+            percentile(&times, 0.5),
+            p99,
+            times.len()
+        );
+    }
+    summary.push(format!("\"aggregate_worst_p99_ms\":{worst_aggregate:.3}"));
     println!("{{{}}}", summary.join(","));
 }

@@ -726,6 +726,14 @@ impl Storage for PostgresStore {
         search::run(self, query, page)
     }
 
+    fn aggregate(
+        &self,
+        query: &SearchQuery,
+        aggregation: &crate::Aggregation,
+    ) -> Result<Vec<crate::Bucket>, StoreError> {
+        search::aggregate(self, query, aggregation)
+    }
+
     fn erase(&self, patient: &str, what: &Erasure) -> Result<u64, StoreError> {
         self.ensure_open()?;
         Ok(writer::erase(self, patient, what)?)

@@ -35,10 +35,12 @@ use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
-    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, date_cond, in_patient_compartments, is_plain_date,
-    is_single_system_code, is_system_codes, keyset, like_escape, number_cond, uri_prefixes,
-    walk_key,
+    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_statement,
+    aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
+    is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, like_escape,
+    number_cond, presence_statement, uri_prefixes, walk_key,
 };
+use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
 /// A condition that always holds / never holds.
@@ -288,6 +290,150 @@ pub fn run(
         Ok(page) => Ok(page),
         Err(answer) => answer,
     }
+}
+
+/// [`crate::Storage::aggregate`] on PostgreSQL: the compartment's plan (as a search's first
+/// page, at the compartment's current sequence) aggregated in one statement.
+pub fn aggregate(
+    store: &PostgresStore,
+    query: &SearchQuery,
+    aggregation: &Aggregation,
+) -> Result<Vec<Bucket>, StoreError> {
+    check_aggregation(query, aggregation)?;
+    let tid = name_id(&query.resource_type);
+    let pid = compartment_key(query.compartment.as_deref());
+    let snapshot_sql = format!(
+        "SELECT pid, seq, pruned_through, patient FROM compartments WHERE pid = {pid} OR pid = 0;
+         SELECT param, span FROM date_spans WHERE pid = {pid} AND tid = {tid}"
+    );
+    store.with_snapshot(&snapshot_sql, |conn, results| {
+        let rows = match results.first() {
+            Some(rows) => rows,
+            None => return Err(PgError::Corrupt("the snapshot statements".into())),
+        };
+        let Some((snap, _)) = current_snapshots(rows, pid, query.compartment.as_deref())? else {
+            return Ok(Ok(Vec::new()));
+        };
+        // Codes of the OR the range does not hold are left out first (as on SQLite).
+        let Some((ci, tname, dname)) = aggregate_code_clause(query, &store.config.code_date_pairs)
+        else {
+            return Ok(Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            )));
+        };
+        let asked: Vec<(String, i64)> = query
+            .clauses
+            .get(ci)
+            .map(clause_codes)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(system, code)| (code, name_id(&system)))
+            .collect();
+        if asked.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let mut sql = Sql { values: vec![] };
+        let text = presence_statement(
+            &mut sql,
+            pid,
+            tid,
+            name_id(&tname),
+            name_id(&dname),
+            &asked,
+            Some((aggregation.from, aggregation.to)),
+            snap.own,
+        );
+        let rows = query_values(conn, &text, &sql.values)?;
+        let keep: Vec<bool> = match rows.first() {
+            Some(row) => (0..asked.len())
+                .map(|i| row.try_get::<_, bool>(i))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        if !keep.contains(&true) {
+            return Ok(Ok(Vec::new()));
+        }
+        let query = &keep_codes(query, ci, &keep);
+        let mut ctx = Ctx {
+            store,
+            conn,
+            sql: Sql { values: vec![] },
+            pid,
+            tid,
+            snap,
+            // The aggregate bounds its own date range: no span is needed.
+            spans: HashMap::new(),
+        };
+        let plan = match ctx.plan_driver(query) {
+            Ok(plan) => plan,
+            Err(Fail::Store(e)) => return Ok(Err(e)),
+            Err(Fail::Pg(e)) => return Err(e),
+        };
+        if plan.conds.iter().any(|c| c == NEVER) {
+            return Ok(Ok(Vec::new()));
+        }
+        if !plan.from.starts_with("idx_code_date") {
+            return Ok(Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            )));
+        }
+        let vp = ctx
+            .sql
+            .bind(name_id(aggregate_value_param(&aggregation.value)));
+        let snap_p = ctx.sql.bind(snap.own);
+        let code_match = match &aggregation.value {
+            AggregateValue::Value => "v.code1 = c.code AND v.sys1 = c.sys".to_owned(),
+            AggregateValue::Component { system, code } => format!(
+                "v.code1 = {} AND v.sys1 = {}",
+                ctx.sql.bind(code.clone()),
+                ctx.sql.bind(name_id(system))
+            ),
+        };
+        let value_join = format!(
+            "v.pid = c.pid AND v.tid = c.tid AND v.param = {vp} AND {code_match} AND v.seq = c.seq \
+             AND v.k2 = 2 AND v.seq <= {snap_p} AND v.seq_to > {snap_p}"
+        );
+        let from_p = ctx.sql.bind(aggregation.from);
+        let to_p = ctx.sql.bind(aggregation.to);
+        let width_p = ctx.sql.bind(aggregation.interval);
+        let (low, high) = match aggregation.bands {
+            Some((l, h)) => (Value::Real(l), Value::Real(h)),
+            None => (Value::Null, Value::Null),
+        };
+        let low_p = ctx.sql.bind(low);
+        let high_p = ctx.sql.bind(high);
+        let text = aggregate_statement(
+            "idx_code_date c",
+            &plan.conds,
+            &plan.arms,
+            &value_join,
+            &format!("{from_p}::bigint"),
+            &format!("{to_p}::bigint"),
+            &format!("{width_p}::bigint"),
+            &format!("{low_p}::float8"),
+            &format!("{high_p}::float8"),
+        );
+        let rows = query_values(ctx.conn, &text, &ctx.sql.values)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n = |i: usize| -> Result<u64, PgError> {
+                Ok(r.try_get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+            };
+            out.push(Bucket {
+                index: r.try_get(0)?,
+                unit_system: r.try_get(1)?,
+                unit: r.try_get(2)?,
+                count: n(3)?,
+                min: r.try_get(4)?,
+                max: r.try_get(5)?,
+                sum: r.try_get(6)?,
+                below: n(7)?,
+                within: n(8)?,
+                above: n(9)?,
+            });
+        }
+        Ok(Ok(out))
+    })?
 }
 
 /// The snapshots of a first page and the pruning marks from the compartment rows, or None
@@ -990,10 +1136,38 @@ impl Ctx<'_> {
             if codes.is_empty() {
                 continue;
             }
+            let (tparam, dparam) = (name_id(&tparam_name), name_id(&dparam_name));
+            if codes.len() > 1 && self.pid != EVERY_COMPARTMENT {
+                // As on SQLite: codes the compartment does not hold are left out first, so no
+                // arm tests its rows against them.
+                let mut probe = Sql { values: vec![] };
+                let text = presence_statement(
+                    &mut probe,
+                    self.pid,
+                    self.tid,
+                    tparam,
+                    dparam,
+                    &codes,
+                    None,
+                    self.snap.own,
+                );
+                let rows = query_values(self.conn, &text, &probe.values)?;
+                let present: Vec<bool> = match rows.first() {
+                    Some(row) => (0..codes.len())
+                        .map(|i| row.try_get::<_, bool>(i))
+                        .collect::<Result<_, _>>()
+                        .map_err(PgError::from)?,
+                    None => Vec::new(),
+                };
+                let mut flags = present.into_iter();
+                codes.retain(|_| flags.next().unwrap_or(false));
+                if codes.is_empty() {
+                    return Ok(self.nothing(&pid_sql));
+                }
+            }
             if let Some(u) = used.get_mut(ci) {
                 *u = true;
             }
-            let (tparam, dparam) = (name_id(&tparam_name), name_id(&dparam_name));
             let (tp, dp) = (self.sql.bind(tparam), self.sql.bind(dparam));
             conds.push(format!(
                 "c.pid {pid_sql} AND c.tid = {tid_sql} AND c.tparam = {tp} AND c.dparam = {dp}"

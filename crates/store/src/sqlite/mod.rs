@@ -769,6 +769,14 @@ impl Storage for SqliteStore {
         search::run(self, query, page)
     }
 
+    fn aggregate(
+        &self,
+        query: &SearchQuery,
+        aggregation: &crate::Aggregation,
+    ) -> Result<Vec<crate::Bucket>, StoreError> {
+        search::aggregate(self, query, aggregation)
+    }
+
     fn erase(&self, patient: &str, what: &Erasure) -> Result<u64, StoreError> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(Command::Erase {

@@ -23,7 +23,9 @@ use rusqlite::types::Value;
 use super::cursor::{self, Cursor, Direction};
 use super::rows::{self, Kind, Row};
 use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
-use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
+use crate::{
+    AggregateValue, Aggregation, Bucket, SearchPage, SearchQuery, StoreError, StoredResource,
+};
 
 pub(crate) const NEVER: &str = "0";
 /// The `pid` of a search without a compartment on a type that lives in patient
@@ -174,6 +176,328 @@ pub fn run(
             return Ok(empty_page(query, &cursor, ctx.store));
         }
         execute(&mut ctx, query, plan, cursor)
+    })
+}
+
+/// The search parameters holding the values an aggregate reads: composites of a code and a
+/// quantity (the resource's own value, a component's value).
+pub(crate) fn aggregate_value_param(value: &AggregateValue) -> &'static str {
+    match value {
+        AggregateValue::Value => "code-value-quantity",
+        AggregateValue::Component { .. } => "component-code-value-quantity",
+    }
+}
+
+/// Checks what an aggregate can be computed for: a compartment, a sane range and interval.
+pub(crate) fn check_aggregation(
+    query: &SearchQuery,
+    aggregation: &Aggregation,
+) -> Result<(), StoreError> {
+    if query.compartment.is_none() {
+        return Err(StoreError::Unsupported(
+            "an aggregate is computed within one patient's compartment".into(),
+        ));
+    }
+    if aggregation.interval <= 0 || aggregation.from >= aggregation.to {
+        return Err(StoreError::Unsupported(
+            "an aggregate needs a range whose start is before its end and an interval longer than zero".into(),
+        ));
+    }
+    if let Some((low, high)) = aggregation.bands
+        && !(low.is_finite() && high.is_finite() && low <= high)
+    {
+        return Err(StoreError::Unsupported(
+            "the band of an aggregate needs finite limits, the low one not above the high one"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The statement of an aggregate over a code x date driver plan (alias `c`): the matched
+/// versions' values joined by key (`value_join`, alias `v`, an `idx_composite` row), one row
+/// per (interval, unit): index, unit system, unit code, count, min, max, sum, below, within,
+/// above. `from_p`, `to_p`, `width_p`, `low_p`, `high_p` are bound placeholders.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn aggregate_statement(
+    from_sql: &str,
+    conds: &[String],
+    arms: &[String],
+    value_join: &str,
+    from_p: &str,
+    to_p: &str,
+    width_p: &str,
+    low_p: &str,
+    high_p: &str,
+) -> String {
+    let mut conds = conds.to_vec();
+    conds.push(format!("c.low >= {from_p} AND c.low < {to_p}"));
+    let where_sql = conds.join(" AND ");
+    let arm = |extra: Option<&String>| {
+        let extra = extra.map(|a| format!(" AND {a}")).unwrap_or_default();
+        format!(
+            "SELECT (c.low - {from_p}) / {width_p} AS b, v.sys2 AS usys, v.code2 AS ucode, v.num2 AS x \
+             FROM {from_sql} JOIN idx_composite v ON {value_join} WHERE {where_sql}{extra}"
+        )
+    };
+    let inner = if arms.is_empty() {
+        arm(None)
+    } else {
+        arms.iter()
+            .map(|a| arm(Some(a)))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    };
+    format!(
+        "SELECT m.b, coalesce(s.uri, ''), coalesce(m.ucode, ''), count(*), min(m.x), max(m.x), sum(m.x), \
+         sum(CASE WHEN m.x < {low_p} THEN 1 ELSE 0 END), \
+         sum(CASE WHEN m.x >= {low_p} AND m.x <= {high_p} THEN 1 ELSE 0 END), \
+         sum(CASE WHEN m.x > {high_p} THEN 1 ELSE 0 END) \
+         FROM ({inner}) m LEFT JOIN systems s ON s.sys = m.usys \
+         GROUP BY m.b, s.uri, m.ucode ORDER BY m.b, s.uri, m.ucode"
+    )
+}
+
+/// The clause of `query` an aggregate is driven by (the token parameter of one of `pairs`
+/// for its type, with system|code values): its index and the pair's parameter names.
+pub(crate) fn aggregate_code_clause(
+    query: &SearchQuery,
+    pairs: &[super::CodeDatePair],
+) -> Option<(usize, String, String)> {
+    pairs
+        .iter()
+        .filter(|p| p.resource_type == query.resource_type)
+        .find_map(|p| {
+            query
+                .clauses
+                .iter()
+                .position(|c| c.param == p.token_param && is_system_codes(c))
+                .map(|i| (i, p.token_param.clone(), p.date_param.clone()))
+        })
+}
+
+/// One statement answering, for each of `codes` (code, system id), whether a row of the
+/// pair visible at `snapshot` has it (with `range`: a date starting in `[from, to)`): a row
+/// of 0/1 (false/true) columns.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn presence_statement(
+    sql: &mut Sql,
+    pid: i64,
+    tid: i64,
+    tparam: i64,
+    dparam: i64,
+    codes: &[(String, i64)],
+    range: Option<(i64, i64)>,
+    snapshot: i64,
+) -> String {
+    let (p, t, tp, dp) = (
+        sql.bind(pid),
+        sql.bind(tid),
+        sql.bind(tparam),
+        sql.bind(dparam),
+    );
+    let snap = sql.bind(snapshot);
+    let within = match range {
+        Some((from, to)) => format!(" AND low >= {} AND low < {}", sql.bind(from), sql.bind(to)),
+        None => String::new(),
+    };
+    let columns: Vec<String> = codes
+        .iter()
+        .map(|(code, sys)| {
+            let (c, sy) = (sql.bind(code.clone()), sql.bind(*sys));
+            format!(
+                "EXISTS (SELECT 1 FROM idx_code_date WHERE pid = {p} AND tid = {t} AND tparam = {tp} \
+                 AND dparam = {dp} AND code = {c} AND sys = {sy}{within} \
+                 AND seq <= {snap} AND seq_to > {snap})"
+            )
+        })
+        .collect();
+    format!("SELECT {}", columns.join(", "))
+}
+
+/// `query` with the values of clause `ci` kept where `keep` says so (an aggregate leaves
+/// out codes the range does not hold, so the plan's arms need not exclude them row by row).
+pub(crate) fn keep_codes(query: &SearchQuery, ci: usize, keep: &[bool]) -> SearchQuery {
+    let mut out = query.clone();
+    if let Some(clause) = out.clauses.get_mut(ci) {
+        let mut flags = keep.iter();
+        clause
+            .values
+            .retain(|_| flags.next().copied().unwrap_or(false));
+    }
+    out
+}
+
+/// The system|code values of a code clause.
+pub(crate) fn clause_codes(clause: &Clause) -> Vec<(String, String)> {
+    clause
+        .values
+        .iter()
+        .filter_map(|v| match v {
+            QueryValue::Token {
+                system: Some(TokenSystem::Is(system)),
+                code: Some(code),
+            } => Some((system.clone(), code.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`crate::Storage::aggregate`] on SQLite.
+pub fn aggregate(
+    store: &SqliteStore,
+    query: &SearchQuery,
+    aggregation: &Aggregation,
+) -> Result<Vec<Bucket>, StoreError> {
+    check_aggregation(query, aggregation)?;
+    store.with_reader(|conn| {
+        let snapshot: i64 =
+            conn.query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                r.get(0)
+            })?;
+        let tid = store.type_id(conn, &query.resource_type)?;
+        let pid = match &query.compartment {
+            Some(p) => store.patient_pid(conn, p)?,
+            None => None,
+        };
+        let value_param = store.param_id(conn, aggregate_value_param(&aggregation.value))?;
+        let (Some(tid), Some(pid), Some(value_param)) = (tid, pid, value_param) else {
+            return Ok(Vec::new());
+        };
+        let component = match &aggregation.value {
+            AggregateValue::Value => None,
+            AggregateValue::Component { system, code } => match store.system_id(conn, system)? {
+                Some(sys) => Some((code.clone(), sys)),
+                None => return Ok(Vec::new()),
+            },
+        };
+        // Codes of the OR the range does not hold are left out first: the plan's arms then
+        // exclude, row by row, only codes that are there.
+        let Some((ci, tname, dname)) = aggregate_code_clause(query, &store.config.code_date_pairs)
+        else {
+            return Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            ));
+        };
+        let (Some(tparam), Some(dparam)) =
+            (store.param_id(conn, &tname)?, store.param_id(conn, &dname)?)
+        else {
+            return Ok(Vec::new());
+        };
+        let asked = query.clauses.get(ci).map(clause_codes).unwrap_or_default();
+        let mut known = Vec::new();
+        for (system, code) in &asked {
+            known.push(
+                store
+                    .system_id(conn, system)?
+                    .map(|sys| (code.clone(), sys)),
+            );
+        }
+        let probe: Vec<(String, i64)> = known.iter().flatten().cloned().collect();
+        if probe.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql { values: vec![] };
+        let text = presence_statement(
+            &mut sql,
+            pid,
+            tid,
+            tparam,
+            dparam,
+            &probe,
+            Some((aggregation.from, aggregation.to)),
+            snapshot,
+        );
+        let present: Vec<bool> = conn.prepare_cached(&text)?.query_row(
+            rusqlite::params_from_iter(sql.values.iter()),
+            |r| {
+                (0..probe.len())
+                    .map(|i| r.get::<_, i64>(i).map(|v| v != 0))
+                    .collect()
+            },
+        )?;
+        let mut flags = present.into_iter();
+        let keep: Vec<bool> = known
+            .iter()
+            .map(|k| k.is_some() && flags.next().unwrap_or(false))
+            .collect();
+        if !keep.contains(&true) {
+            return Ok(Vec::new());
+        }
+        let query = &keep_codes(query, ci, &keep);
+        let mut ctx = Ctx {
+            store,
+            conn,
+            sql: Sql { values: vec![] },
+            pid,
+            tid,
+            snapshot,
+        };
+        let plan = ctx.plan_driver(query)?;
+        if plan.conds.iter().any(|c| c == NEVER) {
+            return Ok(Vec::new());
+        }
+        if !plan.from.starts_with("idx_code_date") {
+            return Err(StoreError::Unsupported(
+                "an aggregate needs the codes (system|code) of a code x date pair".into(),
+            ));
+        }
+        let from_sql = "idx_code_date c";
+        let vp = ctx.sql.bind(value_param);
+        let snap = ctx.sql.bind(snapshot);
+        let code_match = match component {
+            None => "v.code1 = c.code AND v.sys1 = c.sys".to_owned(),
+            Some((code, sys)) => format!(
+                "v.code1 = {} AND v.sys1 = {}",
+                ctx.sql.bind(code),
+                ctx.sql.bind(sys)
+            ),
+        };
+        let value_join = format!(
+            "v.pid = c.pid AND v.tid = c.tid AND v.param = {vp} AND {code_match} AND v.seq = c.seq \
+             AND v.k2 = 2 AND v.seq <= {snap} AND v.seq_to > {snap}"
+        );
+        let from_p = ctx.sql.bind(aggregation.from);
+        let to_p = ctx.sql.bind(aggregation.to);
+        let width_p = ctx.sql.bind(aggregation.interval);
+        let (low, high) = match aggregation.bands {
+            Some((l, h)) => (Value::Real(l), Value::Real(h)),
+            None => (Value::Null, Value::Null),
+        };
+        let low_p = ctx.sql.bind(low);
+        let high_p = ctx.sql.bind(high);
+        let text = aggregate_statement(
+            from_sql,
+            &plan.conds,
+            &plan.arms,
+            &value_join,
+            &from_p,
+            &to_p,
+            &width_p,
+            &low_p,
+            &high_p,
+        );
+        let mut stmt = conn.prepare_cached(&text)?;
+        let values = &ctx.sql.values;
+        let values = values.get(..stmt.parameter_count()).unwrap_or(values);
+        #[cfg(test)]
+        plans::record(conn, &text, values);
+        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            Ok(Bucket {
+                index: r.get(0)?,
+                unit_system: r.get(1)?,
+                unit: r.get(2)?,
+                count: n(3)?,
+                min: r.get(4)?,
+                max: r.get(5)?,
+                sum: r.get(6)?,
+                below: n(7)?,
+                within: n(8)?,
+                above: n(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     })
 }
 
@@ -857,6 +1181,33 @@ impl Ctx<'_> {
                 {
                     codes.push((code.clone(), sys));
                 }
+            }
+            if codes.len() > 1 && self.pid != EVERY_COMPARTMENT {
+                // An OR of codes is one arm per code, each excluding the earlier codes row by
+                // row: codes the compartment does not hold are left out first, so a dense
+                // code late in the list (CGM glucose, the third of its content's codes) is not
+                // tested against absent ones for every row.
+                let mut probe = Sql { values: vec![] };
+                let text = presence_statement(
+                    &mut probe,
+                    self.pid,
+                    self.tid,
+                    tparam,
+                    dparam,
+                    &codes,
+                    None,
+                    self.snapshot,
+                );
+                let present: Vec<bool> = self.conn.prepare_cached(&text)?.query_row(
+                    rusqlite::params_from_iter(probe.values.iter()),
+                    |r| {
+                        (0..codes.len())
+                            .map(|i| r.get::<_, i64>(i).map(|v| v != 0))
+                            .collect()
+                    },
+                )?;
+                let mut flags = present.into_iter();
+                codes.retain(|_| flags.next().unwrap_or(false));
             }
             if codes.is_empty() {
                 return Ok(self.nothing(&pid_sql));
