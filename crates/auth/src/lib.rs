@@ -40,6 +40,7 @@ pub mod oidc;
 pub mod orgs;
 pub mod params;
 pub mod postgres;
+mod queue;
 pub mod scope;
 pub mod secrets;
 pub mod service;

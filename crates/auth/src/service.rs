@@ -149,6 +149,9 @@ pub(crate) struct Inner {
     pub cluster: Arc<dyn ClusterStore>,
     pub orgs: Orgs,
     pub traffic: Arc<dyn TrafficStore>,
+    /// The sandbox traffic record's writer (sandbox mode only): requests hand their rows over
+    /// and go on; the rows share commits.
+    pub traffic_queue: Option<crate::queue::Writer<TrafficRow>>,
 }
 
 /// The authorization service. Cheap to clone.
@@ -339,6 +342,17 @@ impl AuthService {
             )),
             _ => None,
         };
+        let traffic_queue = if config.mode.is_sandbox() {
+            let store = stores.traffic.clone();
+            Some(crate::queue::Writer::start(
+                "traffic",
+                Box::new(move |rows: &[TrafficRow]| store.insert(rows)),
+                config.audit_queue,
+                config.data_dir.clone(),
+            )?)
+        } else {
+            None
+        };
         Ok(AuthService(Arc::new(Inner {
             sessions: Sessions::new(stores.sessions, clock.clone()),
             client_keys: ClientKeys::new()?,
@@ -356,6 +370,7 @@ impl AuthService {
             developer_oidc,
             cluster: stores.cluster,
             traffic: stores.traffic,
+            traffic_queue,
             orgs: Orgs::new(stores.orgs, clock_for_orgs),
         })))
     }
@@ -426,6 +441,12 @@ impl AuthService {
     /// Queues a record for writing (waits only if the queue is full).
     pub fn audit(&self, record: AuditRecord) -> Result<()> {
         self.0.audit.record(record)
+    }
+
+    /// Queues a record without waiting; gives it back when the queue is full, for a caller
+    /// that may wait to hand to [`AuthService::audit`].
+    pub fn try_audit(&self, record: AuditRecord) -> std::result::Result<(), AuditRecord> {
+        self.0.audit.try_record(record)
     }
 
     /// Queues a record; a record that cannot be queued is logged, never an error for the
@@ -613,23 +634,45 @@ impl AuthService {
     // --- sandbox traffic and acceptance ---------------------------------------------------
 
     /// Records what applications did (sandbox mode only: in production nothing is kept).
-    /// Strings that parse as personal identity codes are replaced in every detail.
+    /// Strings that parse as personal identity codes are replaced in every detail. The rows
+    /// are queued for the writer thread; this waits only when its queue is full (see
+    /// [`AuthService::try_record_traffic`] for a caller that must not wait).
     pub fn record_traffic(&self, rows: Vec<TrafficRow>) -> Result<()> {
-        if !self.0.config.mode.is_sandbox() || rows.is_empty() {
+        let Some(queue) = &self.0.traffic_queue else {
             return Ok(());
+        };
+        for row in rows {
+            queue.record(redacted(row))?;
         }
-        let rows: Vec<TrafficRow> = rows
-            .into_iter()
-            .map(|mut row| {
-                row.detail = crate::traffic::redact_value(&row.detail);
-                row
-            })
-            .collect();
-        self.0.traffic.insert(&rows)
+        Ok(())
+    }
+
+    /// [`AuthService::record_traffic`] without waiting: the rows the queue had no room for
+    /// are given back, for a caller that may wait to hand to `record_traffic`.
+    pub fn try_record_traffic(&self, rows: Vec<TrafficRow>) -> Vec<TrafficRow> {
+        let Some(queue) = &self.0.traffic_queue else {
+            return Vec::new();
+        };
+        let mut rows = rows.into_iter();
+        for row in rows.by_ref() {
+            if let Err(row) = queue.try_record(redacted(row)) {
+                return std::iter::once(row).chain(rows).collect();
+            }
+        }
+        Vec::new()
+    }
+
+    /// Waits until every traffic row handed over so far is stored (reports read after it).
+    pub fn flush_traffic(&self) -> Result<()> {
+        match &self.0.traffic_queue {
+            Some(queue) => queue.flush(),
+            None => Ok(()),
+        }
     }
 
     /// The application's sandbox traffic of the retention period, oldest first.
     pub fn traffic(&self, app_id: &str) -> Result<Vec<TrafficRow>> {
+        self.flush_traffic()?;
         let since = (self.now() - RETENTION_DAYS * 86_400).saturating_mul(1_000_000);
         self.0.traffic.list(app_id, since)
     }
@@ -645,6 +688,7 @@ impl AuthService {
         if self.0.apps.get(app_id)?.is_none() {
             return Err(AuthError::NotFound(format!("application {app_id}")));
         }
+        self.flush_traffic()?;
         let until = self.0.clock.now_micros();
         let since = until - RETENTION_DAYS * 86_400 * 1_000_000;
         let rows = self.0.traffic.list(app_id, since)?;
@@ -1391,4 +1435,10 @@ mod tests {
         );
         assert_eq!(sandbox.app("steps").unwrap().unwrap().contents, None);
     }
+}
+
+/// A traffic row with anything that parses as a personal identity code replaced.
+fn redacted(mut row: TrafficRow) -> TrafficRow {
+    row.detail = crate::traffic::redact_value(&row.detail);
+    row
 }

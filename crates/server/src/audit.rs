@@ -227,7 +227,8 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         record.error_detail = Some(issue.message.clone());
     }
     // The sandbox traffic record of an application's FHIR request, for the acceptance
-    // checks: stored before the answer leaves, so a report asked for next sees it.
+    // checks: queued before the answer leaves, and a report flushes the queue before it
+    // reads, so a report asked for next sees it.
     if let Some(traffic) = traffic
         && record.usage == Usage::Application
         && record
@@ -236,13 +237,23 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
             .is_some_and(|r| r.starts_with(crate::fhir::BASE_PATH))
     {
         let rows = traffic.rows(&record, phr_service::time::now_micros());
-        let auth = state.auth.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || auth.record_traffic(rows)).await {
-            tracing::warn!(error = %e, "could not record sandbox traffic");
+        let left = state.auth.try_record_traffic(rows);
+        if !left.is_empty() {
+            let auth = state.auth.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || auth.record_traffic(left)).await
+            {
+                tracing::warn!(error = %e, "could not record sandbox traffic");
+            }
         }
     }
-    // Queuing waits only when the writer is 10 000 records behind; even then not on an
-    // async worker.
+    // Queued on the async worker when the queue has room (it holds 10 000 records); naming
+    // a professional's organisation, or waiting for room, happens off it.
+    if record.org_oid.is_none() || record.org_name.is_some() {
+        match state.auth.try_audit(record) {
+            Ok(()) => return response,
+            Err(back) => record = back,
+        }
+    }
     let auth = state.auth.clone();
     let queued = tokio::task::spawn_blocking(move || {
         name_organisation(&auth, &mut record);

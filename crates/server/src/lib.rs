@@ -376,10 +376,12 @@ pub async fn serve(
         }
     };
     maintenance.abort();
-    // Every audit record of the requests just finished reaches the disk before exit.
-    if let Err(e) = tokio::task::spawn_blocking(move || auth.flush_audit())
-        .await
-        .unwrap_or(Ok(()))
+    // Every audit record (and sandbox traffic row) of the requests just finished reaches the
+    // disk before exit.
+    if let Err(e) =
+        tokio::task::spawn_blocking(move || auth.flush_traffic().and(auth.flush_audit()))
+            .await
+            .unwrap_or(Ok(()))
     {
         tracing::error!(error = %e, "could not flush the audit log at shutdown");
     }

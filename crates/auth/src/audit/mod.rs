@@ -17,7 +17,6 @@ pub mod encoding;
 mod event;
 pub(crate) mod postgres;
 mod sqlite;
-mod writer;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -255,7 +254,7 @@ pub trait AuditStore: Send + Sync {
 
 /// The audit log: its writer thread and the reads over its store.
 pub struct AuditLog {
-    writer: writer::Writer,
+    writer: crate::queue::Writer<AuditRecord>,
     reads: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
 }
@@ -271,7 +270,12 @@ impl AuditLog {
         fallback_dir: PathBuf,
     ) -> Result<AuditLog> {
         Ok(AuditLog {
-            writer: writer::Writer::start(writes, capacity, fallback_dir)?,
+            writer: crate::queue::Writer::start(
+                "audit",
+                Box::new(move |records: &[AuditRecord]| writes.append(records)),
+                capacity,
+                fallback_dir,
+            )?,
             reads,
             clock,
         })
@@ -279,14 +283,24 @@ impl AuditLog {
 
     /// Queues a record for writing (waits only if the queue is full), giving it an id and
     /// the current time when it has none.
-    pub fn record(&self, mut record: AuditRecord) -> Result<()> {
+    pub fn record(&self, record: AuditRecord) -> Result<()> {
+        self.writer.record(self.stamped(record))
+    }
+
+    /// [`AuditLog::record`] without waiting: the record comes back when the queue is full.
+    pub fn try_record(&self, record: AuditRecord) -> std::result::Result<(), AuditRecord> {
+        self.writer.try_record(self.stamped(record))
+    }
+
+    /// The record with an id and the current time when it has none.
+    fn stamped(&self, mut record: AuditRecord) -> AuditRecord {
         if record.id.is_empty() {
             record.id = uuid::Uuid::new_v4().to_string();
         }
         if record.recorded_us == 0 {
             record.recorded_us = self.clock.now_micros();
         }
-        self.writer.record(record)
+        record
     }
 
     /// Waits until every record handed over so far is stored.

@@ -1,20 +1,24 @@
-//! The audit writer thread: takes records from a bounded queue and appends them to the store
-//! in batches of up to [`BATCH`]. Never drops a record: a failed write is retried, and what
-//! cannot be written at shutdown is saved to a file. Callers never wait without bound: when
-//! the queue stays full for [`QUEUE_WAIT`] (the database has been out of reach for a while)
-//! a record goes to the same kind of file instead, and a flush gives up after
-//! [`FLUSH_WAIT`].
+//! A writer thread for records a request leaves behind (the audit log, the sandbox traffic
+//! record): it takes them from a bounded queue and appends them to their store in batches of
+//! up to [`BATCH`], so records share commits and a request never waits for one. Never drops
+//! a record: a failed write is retried, and what cannot be written at shutdown is saved to a
+//! file. Callers never wait without bound: when the queue stays full for [`QUEUE_WAIT`] (the
+//! database has been out of reach for a while) a record goes to the same kind of file
+//! instead, and a flush gives up after [`FLUSH_WAIT`].
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use serde::Serialize;
 
-use super::{AuditRecord, AuditStore};
 use crate::error::{AuthError, Result};
+
+/// Appends a batch of records to their store, in one transaction.
+pub(crate) type Append<R> = Box<dyn Fn(&[R]) -> Result<()> + Send>;
 
 /// Records per write transaction at most.
 const BATCH: usize = 1000;
@@ -23,13 +27,13 @@ const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// Longest a flush waits for the queue to reach the store.
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 
-enum Message {
-    Record(Box<AuditRecord>),
+enum Message<R> {
+    Record(Box<R>),
     Flush(Sender<()>),
 }
 
-pub(super) struct Writer {
-    sender: Mutex<Option<Sender<Message>>>,
+pub(crate) struct Writer<R> {
+    sender: Mutex<Option<Sender<Message<R>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Where records go that found the queue full for too long.
     overflow: Mutex<Overflow>,
@@ -37,29 +41,38 @@ pub(super) struct Writer {
 
 /// One file per process for records that could not be queued, opened on first use.
 struct Overflow {
+    /// What the records are (`audit`, `traffic`): names the thread and the files.
+    kind: &'static str,
     dir: PathBuf,
     file: Option<(PathBuf, std::fs::File)>,
 }
 
-impl Writer {
+impl<R: Serialize + Send + 'static> Writer<R> {
+    /// Starts the thread `phr-<kind>` writing through `append`; files of records it could
+    /// not write are `<kind>-unwritten-<uuid>.ndjson` in `fallback_dir`.
     pub fn start(
-        store: Arc<dyn AuditStore>,
+        kind: &'static str,
+        append: Append<R>,
         capacity: usize,
         fallback_dir: PathBuf,
-    ) -> Result<Writer> {
+    ) -> Result<Writer<R>> {
         let (sender, receiver) = bounded(capacity.max(1));
         let dir = fallback_dir.clone();
         let thread = std::thread::Builder::new()
-            .name("phr-audit".into())
-            .spawn(move || run(store.as_ref(), receiver, fallback_dir))?;
+            .name(format!("phr-{kind}"))
+            .spawn(move || run(kind, append, receiver, fallback_dir))?;
         Ok(Writer {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
-            overflow: Mutex::new(Overflow { dir, file: None }),
+            overflow: Mutex::new(Overflow {
+                kind,
+                dir,
+                file: None,
+            }),
         })
     }
 
-    fn sender(&self) -> Result<Sender<Message>> {
+    fn sender(&self) -> Result<Sender<Message<R>>> {
         self.sender
             .lock()
             .ok()
@@ -67,7 +80,24 @@ impl Writer {
             .ok_or(AuthError::AuditClosed)
     }
 
-    pub fn record(&self, record: AuditRecord) -> Result<()> {
+    /// Queues a record without waiting: `Err(record)` when the queue is full (or closed), to
+    /// be handed to [`Writer::record`] where waiting is allowed.
+    pub fn try_record(&self, record: R) -> std::result::Result<(), R> {
+        let Ok(sender) = self.sender() else {
+            return Err(record);
+        };
+        match sender.try_send(Message::Record(Box::new(record))) {
+            Ok(()) => Ok(()),
+            Err(e) => match e.into_inner() {
+                Message::Record(r) => Err(*r),
+                // Only records are sent here.
+                Message::Flush(_) => Ok(()),
+            },
+        }
+    }
+
+    /// Queues a record, waiting up to [`QUEUE_WAIT`] for room before it goes to a file.
+    pub fn record(&self, record: R) -> Result<()> {
         match self
             .sender()?
             .send_timeout(Message::Record(Box::new(record)), QUEUE_WAIT)
@@ -81,17 +111,19 @@ impl Writer {
     }
 
     /// Appends a record the queue had no room for to this process's overflow file.
-    fn overflow(&self, record: &AuditRecord) -> Result<()> {
+    fn overflow(&self, record: &R) -> Result<()> {
         let mut overflow = self.overflow.lock().map_err(|_| AuthError::AuditClosed)?;
         if overflow.file.is_none() {
-            let path = overflow
-                .dir
-                .join(format!("audit-unwritten-{}.ndjson", uuid::Uuid::new_v4()));
+            let path = overflow.dir.join(format!(
+                "{}-unwritten-{}.ndjson",
+                overflow.kind,
+                uuid::Uuid::new_v4()
+            ));
             let file = std::fs::OpenOptions::new()
                 .create_new(true)
                 .append(true)
                 .open(&path)?;
-            tracing::error!(path = %path.display(), "the audit queue is full (is the database reachable?): records go to a file");
+            tracing::error!(kind = overflow.kind, path = %path.display(), "a record queue is full (is the database reachable?): records go to a file");
             overflow.file = Some((path, file));
         }
         if let Some((_, file)) = &mut overflow.file {
@@ -116,7 +148,9 @@ impl Writer {
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(AuthError::AuditClosed),
         }
     }
+}
 
+impl<R> Writer<R> {
     /// Drains the queue and stops the thread.
     pub fn close(&self) {
         if let Ok(mut sender) = self.sender.lock() {
@@ -128,14 +162,19 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl<R> Drop for Writer<R> {
     fn drop(&mut self) {
         self.close();
     }
 }
 
-fn run(store: &dyn AuditStore, receiver: Receiver<Message>, fallback_dir: PathBuf) {
-    let mut pending: Vec<AuditRecord> = Vec::new();
+fn run<R: Serialize>(
+    kind: &'static str,
+    append: Append<R>,
+    receiver: Receiver<Message<R>>,
+    fallback_dir: PathBuf,
+) {
+    let mut pending: Vec<R> = Vec::new();
     let mut waiting: Vec<Sender<()>> = Vec::new();
     let mut failures = 0u32;
     loop {
@@ -164,7 +203,7 @@ fn run(store: &dyn AuditStore, receiver: Receiver<Message>, fallback_dir: PathBu
             next = receiver.try_recv().ok();
         }
         if !pending.is_empty() {
-            match store.append(&pending) {
+            match append(&pending) {
                 Ok(()) => {
                     pending.clear();
                     failures = 0;
@@ -172,7 +211,7 @@ fn run(store: &dyn AuditStore, receiver: Receiver<Message>, fallback_dir: PathBu
                 Err(e) => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(60) {
-                        tracing::error!(error = %e, queued = pending.len(), "writing audit records failed; retrying");
+                        tracing::error!(kind, error = %e, queued = pending.len(), "writing records failed; retrying");
                     }
                 }
             }
@@ -189,16 +228,16 @@ fn run(store: &dyn AuditStore, receiver: Receiver<Message>, fallback_dir: PathBu
             pending.push(*record);
         }
     }
-    if !pending.is_empty() && store.append(&pending).is_err() {
-        save_unwritten(&pending, &fallback_dir);
+    if !pending.is_empty() && append(&pending).is_err() {
+        save_unwritten(kind, &pending, &fallback_dir);
     }
     for done in waiting {
         let _ = done.send(());
     }
 }
 
-fn save_unwritten(records: &[AuditRecord], dir: &std::path::Path) {
-    let path = dir.join(format!("audit-unwritten-{}.ndjson", uuid::Uuid::new_v4()));
+fn save_unwritten<R: Serialize>(kind: &str, records: &[R], dir: &std::path::Path) {
+    let path = dir.join(format!("{kind}-unwritten-{}.ndjson", uuid::Uuid::new_v4()));
     let saved = std::fs::File::create(&path).and_then(|mut file| {
         for record in records {
             serde_json::to_writer(&mut file, record)?;
@@ -208,10 +247,48 @@ fn save_unwritten(records: &[AuditRecord], dir: &std::path::Path) {
     });
     match saved {
         Ok(()) => {
-            tracing::error!(path = %path.display(), count = records.len(), "audit records saved to a file")
+            tracing::error!(kind, path = %path.display(), count = records.len(), "unwritten records saved to a file")
         }
         Err(e) => {
-            tracing::error!(error = %e, count = records.len(), "audit records could not be saved")
+            tracing::error!(kind, error = %e, count = records.len(), "unwritten records could not be saved")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_gives_the_record_back_and_nothing_is_lost() {
+        let (started, wait_started) = bounded::<()>(16);
+        let (release, released) = bounded::<()>(16);
+        let stored = std::sync::Arc::new(Mutex::new(Vec::<u32>::new()));
+        let sink = stored.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(
+            "test",
+            Box::new(move |records: &[u32]| {
+                let _ = started.send(());
+                let _ = released.recv();
+                sink.lock().unwrap().extend_from_slice(records);
+                Ok(())
+            }),
+            1,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        writer.record(1).unwrap();
+        wait_started.recv().unwrap();
+        // The thread is inside `append` with record 1; the queue holds one more.
+        assert_eq!(writer.try_record(2), Ok(()));
+        assert_eq!(writer.try_record(3), Err(3));
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        writer.flush().unwrap();
+        writer.record(3).unwrap();
+        writer.flush().unwrap();
+        assert_eq!(*stored.lock().unwrap(), vec![1, 2, 3]);
     }
 }
