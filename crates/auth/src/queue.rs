@@ -82,14 +82,14 @@ impl<R: Serialize + Send + 'static> Writer<R> {
 
     /// Queues a record without waiting: `Err(record)` when the queue is full (or closed), to
     /// be handed to [`Writer::record`] where waiting is allowed.
-    pub fn try_record(&self, record: R) -> std::result::Result<(), R> {
+    pub fn try_record(&self, record: R) -> std::result::Result<(), Box<R>> {
         let Ok(sender) = self.sender() else {
-            return Err(record);
+            return Err(Box::new(record));
         };
         match sender.try_send(Message::Record(Box::new(record))) {
             Ok(()) => Ok(()),
             Err(e) => match e.into_inner() {
-                Message::Record(r) => Err(*r),
+                Message::Record(r) => Err(r),
                 // Only records are sent here.
                 Message::Flush(_) => Ok(()),
             },
@@ -282,7 +282,7 @@ mod tests {
         wait_started.recv().unwrap();
         // The thread is inside `append` with record 1; the queue holds one more.
         assert_eq!(writer.try_record(2), Ok(()));
-        assert_eq!(writer.try_record(3), Err(3));
+        assert_eq!(writer.try_record(3), Err(Box::new(3)));
         for _ in 0..3 {
             release.send(()).unwrap();
         }

@@ -445,7 +445,7 @@ impl AuthService {
 
     /// Queues a record without waiting; gives it back when the queue is full, for a caller
     /// that may wait to hand to [`AuthService::audit`].
-    pub fn try_audit(&self, record: AuditRecord) -> std::result::Result<(), AuditRecord> {
+    pub fn try_audit(&self, record: AuditRecord) -> std::result::Result<(), Box<AuditRecord>> {
         self.0.audit.try_record(record)
     }
 
@@ -656,7 +656,7 @@ impl AuthService {
         let mut rows = rows.into_iter();
         for row in rows.by_ref() {
             if let Err(row) = queue.try_record(redacted(row)) {
-                return std::iter::once(row).chain(rows).collect();
+                return std::iter::once(*row).chain(rows).collect();
             }
         }
         Vec::new()
@@ -1270,6 +1270,12 @@ pub fn database_path(config: &AuthConfig) -> PathBuf {
     config.data_dir.join("auth.db")
 }
 
+/// A traffic row with anything that parses as a personal identity code replaced.
+fn redacted(mut row: TrafficRow) -> TrafficRow {
+    row.detail = crate::traffic::redact_value(&row.detail);
+    row
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1435,10 +1441,4 @@ mod tests {
         );
         assert_eq!(sandbox.app("steps").unwrap().unwrap().contents, None);
     }
-}
-
-/// A traffic row with anything that parses as a personal identity code replaced.
-fn redacted(mut row: TrafficRow) -> TrafficRow {
-    row.detail = crate::traffic::redact_value(&row.detail);
-    row
 }

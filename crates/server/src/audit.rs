@@ -251,7 +251,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     if record.org_oid.is_none() || record.org_name.is_some() {
         match state.auth.try_audit(record) {
             Ok(()) => return response,
-            Err(back) => record = back,
+            Err(back) => record = *back,
         }
     }
     let auth = state.auth.clone();

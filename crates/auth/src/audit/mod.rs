@@ -288,7 +288,7 @@ impl AuditLog {
     }
 
     /// [`AuditLog::record`] without waiting: the record comes back when the queue is full.
-    pub fn try_record(&self, record: AuditRecord) -> std::result::Result<(), AuditRecord> {
+    pub fn try_record(&self, record: AuditRecord) -> std::result::Result<(), Box<AuditRecord>> {
         self.writer.try_record(self.stamped(record))
     }
 
