@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::Serialize;
@@ -22,6 +22,8 @@ pub(crate) type Append<R> = Box<dyn Fn(&[R]) -> Result<()> + Send>;
 
 /// Records per write transaction at most.
 const BATCH: usize = 1000;
+/// The pause after a failed write before the next try.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Longest a caller waits for room in a full queue before its record goes to a file.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// Longest a flush waits for the queue to reach the store.
@@ -177,19 +179,21 @@ fn run<R: Serialize>(
     let mut pending: Vec<R> = Vec::new();
     let mut waiting: Vec<Sender<()>> = Vec::new();
     let mut failures = 0u32;
+    // After a failed write the next try waits for RETRY_PAUSE, however many records arrive
+    // meanwhile: they are gathered, not each the cause of another try at a database that is
+    // out of reach.
+    let mut retry_at: Option<Instant> = None;
     loop {
-        let first = if pending.is_empty() {
-            match receiver.recv() {
+        let first = match retry_at {
+            None => match receiver.recv() {
                 Ok(message) => Some(message),
                 Err(_) => break,
-            }
-        } else {
-            // Earlier write failed: retry after a pause, still accepting new records.
-            match receiver.recv_timeout(Duration::from_secs(1)) {
+            },
+            Some(at) => match receiver.recv_deadline(at) {
                 Ok(message) => Some(message),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            }
+            },
         };
         let mut next = first;
         while let Some(message) = next.take() {
@@ -202,14 +206,18 @@ fn run<R: Serialize>(
             }
             next = receiver.try_recv().ok();
         }
-        if !pending.is_empty() {
+        let due = retry_at.is_none_or(|at| Instant::now() >= at);
+        if !pending.is_empty() && due {
             match append(&pending) {
                 Ok(()) => {
                     pending.clear();
                     failures = 0;
+                    retry_at = None;
                 }
                 Err(e) => {
                     failures += 1;
+                    retry_at = Some(Instant::now() + RETRY_PAUSE);
+                    // The first failure, then once a minute.
                     if failures == 1 || failures.is_multiple_of(60) {
                         tracing::error!(kind, error = %e, queued = pending.len(), "writing records failed; retrying");
                     }
@@ -258,6 +266,44 @@ fn save_unwritten<R: Serialize>(kind: &str, records: &[R], dir: &std::path::Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_is_retried_after_a_pause_not_on_every_new_record() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let reachable = std::sync::Arc::new(AtomicBool::new(false));
+        let tries = std::sync::Arc::new(AtomicUsize::new(0));
+        let stored = std::sync::Arc::new(Mutex::new(Vec::<u32>::new()));
+        let (up, count, sink) = (reachable.clone(), tries.clone(), stored.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(
+            "test",
+            Box::new(move |records: &[u32]| {
+                count.fetch_add(1, Ordering::SeqCst);
+                if !up.load(Ordering::SeqCst) {
+                    return Err(AuthError::Unavailable("down".into()));
+                }
+                sink.lock().unwrap().extend_from_slice(records);
+                Ok(())
+            }),
+            1000,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        writer.record(0).unwrap();
+        while tries.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for i in 1..100 {
+            writer.record(i).unwrap();
+        }
+        // Well inside the pause: the records are gathered, and no other try was made.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+        reachable.store(true, Ordering::SeqCst);
+        writer.flush().unwrap();
+        assert_eq!(*stored.lock().unwrap(), (0..100).collect::<Vec<u32>>());
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn a_full_queue_gives_the_record_back_and_nothing_is_lost() {
