@@ -516,7 +516,16 @@ impl Poster<'_> {
         if with_token {
             request = request.bearer_auth(&self.token);
         }
-        let response = request.send().expect("the server answers");
+        let retry = request.try_clone().expect("the body is in memory");
+        let response = match request.send() {
+            Ok(response) => response,
+            // The server closes a connection after answering a body it refused without
+            // reading it all; the client's pool can hand that connection out again just as
+            // it closes (seen under load as `IncompleteMessage`). Send once more on a fresh
+            // one; a refused body is refused again, and anything stored would be found below.
+            Err(e) if e.is_request() => retry.send().expect("the server answers"),
+            Err(e) => panic!("the server answers: {e}"),
+        };
         self.requests += 1;
         let status = response.status().as_u16();
         let text = response.text().expect("a body");
