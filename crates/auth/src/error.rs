@@ -32,8 +32,9 @@ pub enum AuthError {
     Upstream(String),
     #[error("creating the Patient resource failed: {0}")]
     PatientRegistry(String),
-    #[error("audit log is closed")]
-    AuditClosed,
+    /// A record queue (`audit`, `traffic`) no longer takes records: the service is closing.
+    #[error("the {0} queue is closed")]
+    QueueClosed(&'static str),
 }
 
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;

@@ -35,6 +35,8 @@ enum Message<R> {
 }
 
 pub(crate) struct Writer<R> {
+    /// What the records are (`audit`, `traffic`): names the thread, the files and errors.
+    kind: &'static str,
     sender: Mutex<Option<Sender<Message<R>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Where records go that found the queue full for too long.
@@ -43,8 +45,6 @@ pub(crate) struct Writer<R> {
 
 /// One file per process for records that could not be queued, opened on first use.
 struct Overflow {
-    /// What the records are (`audit`, `traffic`): names the thread and the files.
-    kind: &'static str,
     dir: PathBuf,
     file: Option<(PathBuf, std::fs::File)>,
 }
@@ -64,13 +64,10 @@ impl<R: Serialize + Send + 'static> Writer<R> {
             .name(format!("phr-{kind}"))
             .spawn(move || run(kind, append, receiver, fallback_dir))?;
         Ok(Writer {
+            kind,
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
-            overflow: Mutex::new(Overflow {
-                kind,
-                dir,
-                file: None,
-            }),
+            overflow: Mutex::new(Overflow { dir, file: None }),
         })
     }
 
@@ -79,7 +76,7 @@ impl<R: Serialize + Send + 'static> Writer<R> {
             .lock()
             .ok()
             .and_then(|s| s.clone())
-            .ok_or(AuthError::AuditClosed)
+            .ok_or(AuthError::QueueClosed(self.kind))
     }
 
     /// Queues a record without waiting: `Err(record)` when the queue is full (or closed), to
@@ -108,24 +105,24 @@ impl<R: Serialize + Send + 'static> Writer<R> {
             Err(crossbeam_channel::SendTimeoutError::Timeout(Message::Record(record))) => {
                 self.overflow(&record)
             }
-            Err(_) => Err(AuthError::AuditClosed),
+            Err(_) => Err(AuthError::QueueClosed(self.kind)),
         }
     }
 
     /// Appends a record the queue had no room for to this process's overflow file.
     fn overflow(&self, record: &R) -> Result<()> {
-        let mut overflow = self.overflow.lock().map_err(|_| AuthError::AuditClosed)?;
+        let kind = self.kind;
+        let mut overflow = self
+            .overflow
+            .lock()
+            .map_err(|_| AuthError::QueueClosed(kind))?;
         if overflow.file.is_none() {
-            let path = overflow.dir.join(format!(
-                "{}-unwritten-{}.ndjson",
-                overflow.kind,
-                uuid::Uuid::new_v4()
-            ));
+            let path = unwritten_file(&overflow.dir, kind);
             let file = std::fs::OpenOptions::new()
                 .create_new(true)
                 .append(true)
                 .open(&path)?;
-            tracing::error!(kind = overflow.kind, path = %path.display(), "a record queue is full (is the database reachable?): records go to a file");
+            tracing::error!(kind, path = %path.display(), "a record queue is full (is the database reachable?): records go to a file");
             overflow.file = Some((path, file));
         }
         if let Some((_, file)) = &mut overflow.file {
@@ -139,15 +136,20 @@ impl<R: Serialize + Send + 'static> Writer<R> {
 
     pub fn flush(&self) -> Result<()> {
         let (done, wait) = bounded(1);
+        let kind = self.kind;
         self.sender()?
             .send_timeout(Message::Flush(done), FLUSH_WAIT)
-            .map_err(|_| AuthError::Unavailable("the audit log is not being written".into()))?;
+            .map_err(|_| {
+                AuthError::Unavailable(format!("the {kind} queue is not being written"))
+            })?;
         match wait.recv_timeout(FLUSH_WAIT) {
             Ok(()) => Ok(()),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(AuthError::Unavailable(
-                "the audit log could not be written in time".into(),
+                format!("the {kind} records could not be written in time"),
             )),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(AuthError::AuditClosed),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                Err(AuthError::QueueClosed(kind))
+            }
         }
     }
 }
@@ -244,8 +246,13 @@ fn run<R: Serialize>(
     }
 }
 
+/// A new file for records of `kind` that could not be written: `<kind>-unwritten-<uuid>.ndjson`.
+fn unwritten_file(dir: &std::path::Path, kind: &str) -> PathBuf {
+    dir.join(format!("{kind}-unwritten-{}.ndjson", uuid::Uuid::new_v4()))
+}
+
 fn save_unwritten<R: Serialize>(kind: &str, records: &[R], dir: &std::path::Path) {
-    let path = dir.join(format!("{kind}-unwritten-{}.ndjson", uuid::Uuid::new_v4()));
+    let path = unwritten_file(dir, kind);
     let saved = std::fs::File::create(&path).and_then(|mut file| {
         for record in records {
             serde_json::to_writer(&mut file, record)?;

@@ -197,13 +197,11 @@ fn items<'v>(node: &'v Value, name: &str) -> Vec<&'v Value> {
 /// is empty, which `all()` counts as false for any entry.
 fn entries_have_part_by_type(node: &Value, resource: &Value, part: &str, types: &[&str]) -> bool {
     let entries = items(node, "entry");
-    let Some(ty) = resource.get("type").and_then(Value::as_str) else {
+    let Some(ty) = bundle_type(resource) else {
         return entries.is_empty();
     };
     let wanted = types.contains(&ty);
-    entries
-        .iter()
-        .all(|e| e.get(part).is_some_and(|p| !p.is_null()) == wanted)
+    entries.iter().all(|e| present(e, part) == wanted)
 }
 
 /// bdl-3: entry.request exactly in batch, transaction and history Bundles.
@@ -225,7 +223,7 @@ fn bdl_4(node: &Value, resource: &Value) -> bool {
 /// bdl-7: outside history Bundles, no two entries share `fullUrl` and version (`&` reads a
 /// missing version as '').
 fn bdl_7(node: &Value, _resource: &Value) -> bool {
-    if node.get("type").and_then(Value::as_str) == Some("history") {
+    if bundle_type(node) == Some("history") {
         return true;
     }
     let mut seen = std::collections::HashSet::new();

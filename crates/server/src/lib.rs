@@ -383,7 +383,7 @@ pub async fn serve(
             .await
             .unwrap_or(Ok(()))
     {
-        tracing::error!(error = %e, "could not flush the audit log at shutdown");
+        tracing::error!(error = %e, "could not flush the audit log or the traffic record at shutdown");
     }
     served
 }
