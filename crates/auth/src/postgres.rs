@@ -240,8 +240,12 @@ fn migrate(conn: &mut Conn) -> Result<Vec<MigratedModule>, PgError> {
                 .find(|(name, _)| name == module)
                 .map_or(0, |(_, v)| *v);
             let to = migrations.len() as i64;
-            for sql in migrations.iter().skip(usize::try_from(from).unwrap_or(0)) {
+            let skip = usize::try_from(from).unwrap_or(0);
+            for (index, sql) in migrations.iter().enumerate().skip(skip) {
                 conn.client.batch_execute(sql).map_err(db)?;
+                if *module == "audit" && index == crate::audit::postgres::LOG_MIGRATION {
+                    crate::audit::postgres::move_wide_table(conn)?;
+                }
             }
             if from < to {
                 conn.client
@@ -270,7 +274,7 @@ pub fn read_setting(url: &str, key: &str) -> Result<Option<String>> {
 }
 
 /// Tables copied from an SQLite `auth.db` by [`copy_from_sqlite`], in this order (the audit
-/// table last: its chain head is set from it).
+/// tables last: the chain head is set from them).
 const COPIED_TABLES: &[&str] = &[
     "organisations",
     "apps",
@@ -285,7 +289,8 @@ const COPIED_TABLES: &[&str] = &[
     "revoked_access_tokens",
     "client_assertions",
     "signing_keys",
-    "audit",
+    "audit_names",
+    "audit_log",
 ];
 
 /// One table copied by [`copy_from_sqlite`]: rows in the source, rows now in PostgreSQL.
@@ -372,7 +377,7 @@ fn copy_table(source: &rusqlite::Connection, conn: &mut Conn, table: &str) -> Re
         .collect();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
     let types: Vec<Type> = columns.iter().map(|(_, t)| t.clone()).collect();
-    let order = if table == "audit" { "seq" } else { "rowid" };
+    let order = if table == "audit_log" { "seq" } else { "rowid" };
     let mut stmt = source
         .prepare(&format!(
             "SELECT {} FROM {table} ORDER BY {order}",

@@ -267,7 +267,40 @@ ALTER TABLE apps ADD COLUMN developer TEXT;
 -- registered before STU3 was served keep both.
 ALTER TABLE apps ADD COLUMN fhir_versions TEXT NOT NULL DEFAULT 'r4 stu3';
 "#,
+    r#"
+-- Audit records in their compact form (audit/packed.rs): the texts that repeat from record
+-- to record once in audit_names, a record's other fields in one body. The records of the
+-- wide audit table are moved over in the same transaction (`AUDIT_LOG_MIGRATION`).
+CREATE TABLE audit_names (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE audit_log (
+    seq         INTEGER PRIMARY KEY,       -- position in the chain
+    recorded_us INTEGER NOT NULL,
+    patient     INTEGER,                   -- audit_names numbers
+    app         INTEGER,
+    app_name    INTEGER,
+    usage       INTEGER NOT NULL,
+    encoding    INTEGER NOT NULL,          -- of the chain (audit/encoding.rs)
+    body        BLOB NOT NULL,
+    chain       BLOB NOT NULL              -- SHA-256(previous chain || encoding of the record)
+);
+CREATE INDEX audit_log_by_patient ON audit_log(patient, recorded_us);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_names_no_update BEFORE UPDATE ON audit_names
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER audit_names_no_delete BEFORE DELETE ON audit_names
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"#,
 ];
+
+/// The migration (its index in [`MIGRATIONS`]) after which the wide audit table's records
+/// are moved into `audit_log`.
+const AUDIT_LOG_MIGRATION: usize = 10;
 
 /// The SQLite connection the stores of one process share. Statements are short; the mutex
 /// serialises them, and WAL lets other processes (the operator CLI) read and write meanwhile.
@@ -346,6 +379,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (index, script) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction()?;
         tx.execute_batch(script)?;
+        if index == AUDIT_LOG_MIGRATION {
+            crate::audit::move_wide_sqlite_table(&tx)?;
+        }
         tx.pragma_update(
             None,
             "user_version",
@@ -387,17 +423,25 @@ mod tests {
         let (_dir, path) = temp_db();
         let db = Sqlite::open(&path).unwrap();
         db.run(|conn| {
+            conn.execute("INSERT INTO audit_names (name) VALUES ('p')", [])?;
             conn.execute(
-                "INSERT INTO audit (id, recorded_us, actor, usage, status, amount, resources, chain)
-                 VALUES ('a', 1, 'x', 'read', 200, 0, '[]', x'00')",
+                "INSERT INTO audit_log (recorded_us, patient, usage, encoding, body, chain)
+                 VALUES (1, 1, 1, 2, x'01', x'00')",
                 [],
             )?;
-            assert!(conn.execute("UPDATE audit SET status = 500", []).is_err());
-            assert!(conn.execute("DELETE FROM audit", []).is_err());
-            let count: i64 =
-                conn.query_row("SELECT count(*) FROM audit WHERE status = 200", [], |r| {
-                    r.get(0)
-                })?;
+            for change in [
+                "UPDATE audit_log SET usage = 2",
+                "DELETE FROM audit_log",
+                "UPDATE audit_names SET name = 'q'",
+                "DELETE FROM audit_names",
+            ] {
+                assert!(conn.execute(change, []).is_err(), "{change}");
+            }
+            let count: i64 = conn.query_row(
+                "SELECT count(*) FROM audit_log JOIN audit_names ON id = patient WHERE name = 'p'",
+                [],
+                |r| r.get(0),
+            )?;
             assert_eq!(count, 1);
             Ok(())
         })

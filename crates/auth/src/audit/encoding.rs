@@ -133,7 +133,7 @@ mod tag {
     pub const CONTENT: u8 = 25;
 }
 
-fn usage_byte(usage: Usage) -> u8 {
+pub(super) fn usage_byte(usage: Usage) -> u8 {
     match usage {
         Usage::Application => 1,
         Usage::CitizenPortal => 2,
@@ -143,7 +143,7 @@ fn usage_byte(usage: Usage) -> u8 {
     }
 }
 
-fn usage_of(byte: u8) -> Option<Usage> {
+pub(super) fn usage_of(byte: u8) -> Option<Usage> {
     Some(match byte {
         1 => Usage::Application,
         2 => Usage::CitizenPortal,
@@ -154,7 +154,7 @@ fn usage_of(byte: u8) -> Option<Usage> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let low = (value & 0x7f) as u8;
         value >>= 7;
@@ -319,7 +319,7 @@ pub fn decode(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
     Ok(record)
 }
 
-fn take_varint(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
+pub(super) fn take_varint(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
     let mut value = 0u64;
     for (index, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * index);

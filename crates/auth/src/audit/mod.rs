@@ -15,6 +15,7 @@
 
 pub mod encoding;
 mod event;
+mod packed;
 pub(crate) mod postgres;
 mod sqlite;
 
@@ -33,7 +34,7 @@ use crate::scope::Interaction;
 
 pub use event::{APPLICATION_ID_SYSTEM, audit_event};
 pub(crate) use postgres::PostgresAuditStore;
-pub(crate) use sqlite::SqliteAuditStore;
+pub(crate) use sqlite::{SqliteAuditStore, move_wide_table as move_wide_sqlite_table};
 
 /// Through which channel the access happened (Kela: usage type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -126,14 +126,65 @@ fn mixed_chain(dir: &Path) -> (AuditLog, std::path::PathBuf) {
     (log, path)
 }
 
-/// Changes one stored row behind the software's back, as someone with the file could.
-fn tamper(path: &Path, id: &str, sql_set: &str) {
+/// Changes the `seq`th stored record behind the software's back, as someone with the file
+/// could: unpacks it, applies `change`, and writes it back packed.
+fn tamper(path: &Path, seq: i64, change: impl FnOnce(&mut AuditRecord)) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
-    let changed = conn
-        .execute(&format!("UPDATE audit SET {sql_set} WHERE id = ?1"), [id])
+    conn.execute_batch("DROP TRIGGER audit_log_no_update")
         .unwrap();
-    assert_eq!(changed, 1);
+    let stored = conn
+        .query_row(
+            "SELECT recorded_us, patient, app, app_name, usage, body FROM audit_log WHERE seq = ?1",
+            [seq],
+            |r| {
+                Ok(packed::Packed {
+                    recorded_us: r.get(0)?,
+                    patient: r.get(1)?,
+                    app: r.get(2)?,
+                    app_name: r.get(3)?,
+                    usage: r.get(4)?,
+                    body: r.get(5)?,
+                })
+            },
+        )
+        .unwrap();
+    let mut record = packed::unpack(&stored, &mut |id| {
+        Ok(
+            conn.query_row("SELECT name FROM audit_names WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })?,
+        )
+    })
+    .unwrap();
+    change(&mut record);
+    let changed = packed::pack(&record, &mut |name| {
+        conn.execute(
+            "INSERT OR IGNORE INTO audit_names (name) VALUES (?1)",
+            [name],
+        )?;
+        Ok(
+            conn.query_row("SELECT id FROM audit_names WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })?,
+        )
+    })
+    .unwrap();
+    let rows = conn
+        .execute(
+            "UPDATE audit_log SET recorded_us = ?2, patient = ?3, app = ?4, app_name = ?5, usage = ?6, body = ?7
+             WHERE seq = ?1",
+            params![
+                seq,
+                changed.recorded_us,
+                changed.patient,
+                changed.app,
+                changed.app_name,
+                changed.usage,
+                changed.body
+            ],
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
 }
 
 #[test]
@@ -162,7 +213,7 @@ fn a_chain_of_first_release_and_current_records_verifies() {
 fn altering_an_old_record_is_detected_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let (log, path) = mixed_chain(dir.path());
-    tamper(&path, "old-1", "amount = 0");
+    tamper(&path, 2, |r| r.amount = 0);
     assert_eq!(log.verify().unwrap().as_deref(), Some("old-1"));
 }
 
@@ -170,7 +221,7 @@ fn altering_an_old_record_is_detected_and_named() {
 fn altering_a_new_record_is_detected_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let (log, path) = mixed_chain(dir.path());
-    tamper(&path, "new-1", "route = '/fhir/r4/{type}'");
+    tamper(&path, 5, |r| r.route = Some("/fhir/r4/{type}".into()));
     assert_eq!(log.verify().unwrap().as_deref(), Some("new-1"));
 }
 
@@ -178,7 +229,13 @@ fn altering_a_new_record_is_detected_and_named() {
 fn relabelling_a_record_with_another_encoding_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let (log, path) = mixed_chain(dir.path());
-    tamper(&path, "old-2", "encoding = 2");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_log_no_update")
+        .unwrap();
+    let relabelled = conn
+        .execute("UPDATE audit_log SET encoding = 2 WHERE seq = 3", [])
+        .unwrap();
+    assert_eq!(relabelled, 1);
     assert_eq!(log.verify().unwrap().as_deref(), Some("old-2"));
 }
 
