@@ -483,7 +483,7 @@ fn an_sqlite_folder_copied_with_migrate_store_answers_as_before() {
     for line in [
         "versions:",
         "resources:",
-        "audit:",
+        "audit_log:",
         "the audit hash chain is intact",
     ] {
         assert!(out.contains(line), "{line} missing from:\n{out}");
