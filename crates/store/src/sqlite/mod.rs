@@ -732,12 +732,12 @@ impl Storage for SqliteStore {
                 values.push(pid.into());
                 conds.push(format!("v.pid = ?{}", values.len()));
             }
-            values.push((query.count as i64 + 1).into());
+            // A literal limit: a bound one makes SQLite re-prepare on every use.
             let sql = format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN resources r ON r.rid = v.rid
-                 WHERE {} ORDER BY v.seq DESC LIMIT ?{}",
+                 WHERE {} ORDER BY v.seq DESC LIMIT {}",
                 conds.join(" AND "),
-                values.len()
+                query.count + 1
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows: Vec<VersionRow> = stmt
