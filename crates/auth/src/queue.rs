@@ -1,6 +1,7 @@
 //! A writer thread for records a request leaves behind (the audit log, the sandbox traffic
 //! record): it takes them from a bounded queue and appends them to their store in batches of
-//! up to [`BATCH`], so records share commits and a request never waits for one. Never drops
+//! up to [`BATCH`], at most one commit per [`COMMIT_SPACING`], so records share commits and a
+//! request never waits for one. Never drops
 //! a record: a failed write is retried, and what cannot be written at shutdown is saved to a
 //! file. Callers never wait without bound: when the queue stays full for [`QUEUE_WAIT`] (the
 //! database has been out of reach for a while) a record goes to the same kind of file
@@ -22,6 +23,9 @@ pub(crate) type Append<R> = Box<dyn Fn(&[R]) -> Result<()> + Send>;
 
 /// Records per write transaction at most.
 const BATCH: usize = 1000;
+/// Shortest time between two commits: records that arrive sooner are gathered into the next
+/// one (a flush does not wait). Without it a busy server commits for nearly every record.
+const COMMIT_SPACING: Duration = Duration::from_millis(2);
 /// The pause after a failed write before the next try.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Longest a caller waits for room in a full queue before its record goes to a file.
@@ -185,6 +189,9 @@ fn run<R: Serialize>(
     // meanwhile: they are gathered, not each the cause of another try at a database that is
     // out of reach.
     let mut retry_at: Option<Instant> = None;
+    let mut last_commit = Instant::now()
+        .checked_sub(COMMIT_SPACING)
+        .unwrap_or_else(Instant::now);
     loop {
         let first = match retry_at {
             None => match receiver.recv() {
@@ -197,6 +204,9 @@ fn run<R: Serialize>(
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             },
         };
+        // Take what is queued, and what arrives until COMMIT_SPACING after the last commit
+        // (a flush is written at once).
+        let gather_until = last_commit + COMMIT_SPACING;
         let mut next = first;
         while let Some(message) = next.take() {
             match message {
@@ -206,11 +216,17 @@ fn run<R: Serialize>(
             if pending.len() >= BATCH {
                 break;
             }
-            next = receiver.try_recv().ok();
+            next = match receiver.try_recv() {
+                Ok(message) => Some(message),
+                Err(_) if waiting.is_empty() => receiver.recv_deadline(gather_until).ok(),
+                Err(_) => None,
+            };
         }
         let due = retry_at.is_none_or(|at| Instant::now() >= at);
         if !pending.is_empty() && due {
-            match append(&pending) {
+            let written = append(&pending);
+            last_commit = Instant::now();
+            match written {
                 Ok(()) => {
                     pending.clear();
                     failures = 0;
@@ -310,6 +326,39 @@ mod tests {
         writer.flush().unwrap();
         assert_eq!(*stored.lock().unwrap(), (0..100).collect::<Vec<u32>>());
         assert_eq!(tries.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn records_arriving_one_by_one_share_commits() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let commits = std::sync::Arc::new(AtomicUsize::new(0));
+        let stored = std::sync::Arc::new(Mutex::new(Vec::<u32>::new()));
+        let (count, sink) = (commits.clone(), stored.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(
+            "test",
+            Box::new(move |records: &[u32]| {
+                count.fetch_add(1, Ordering::SeqCst);
+                sink.lock().unwrap().extend_from_slice(records);
+                Ok(())
+            }),
+            1000,
+            dir.path().to_path_buf(),
+        )
+        .unwrap();
+        // 100 records, one every 100 µs or more (without the spacing, nearly one commit each).
+        let started = Instant::now();
+        for i in 0..100 {
+            writer.record(i).unwrap();
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let took = started.elapsed();
+        writer.flush().unwrap();
+        assert_eq!(*stored.lock().unwrap(), (0..100).collect::<Vec<u32>>());
+        // One commit per COMMIT_SPACING at most, plus the first and the flush's.
+        let most = (took.as_micros() / COMMIT_SPACING.as_micros()) as usize + 2;
+        let made = commits.load(Ordering::SeqCst);
+        assert!(made <= most, "{made} commits in {took:?}");
     }
 
     #[test]
