@@ -436,12 +436,22 @@ pub(crate) fn batch_rejects_ops_one_by_one<E: Engine>() {
             if_none_exist: None,
         },
     ];
+    let before = store
+        .read("Observation", "exists")
+        .expect("reads")
+        .expect("exists");
     let results = store.write(ops, Atomicity::Independent).expect("writes");
     assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
     assert_eq!(
         search_ids(&store, &query("p1", vec![])),
         vec!["b1", "b2", "exists"]
     );
+    let after = store
+        .read("Observation", "exists")
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(after.version, 1, "the refused create changed nothing");
+    assert_eq!(after.body, before.body);
 }
 
 pub(crate) fn names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes<
