@@ -608,7 +608,7 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
 
     // The careless client: the same reading twice without a condition, an invalid reading
     // (its status is an identity code, which the error echoes) sent twice, a Bundle over the
-    // limit, a search without patient, a huge page it never pages on from, a call with an
+    // limit, a search without patient, a huge page and a first page it never pages on from, a call with an
     // expired token and no refresh, a delete of another application's reading, and
     // requests until it is throttled.
     let reading = glucose(&bert, "2026-11-01T08:00:00+02:00", 7.0);
@@ -647,6 +647,12 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
                 &careless,
                 &format!("Observation?patient={bert}&_count=5000")
             )
+            .status(),
+        200
+    );
+    assert_eq!(
+        server
+            .get_as(&careless, &format!("Observation?patient={bert}&_count=1"))
             .status(),
         200
     );
@@ -697,6 +703,15 @@ fn acceptance_checks_pass_a_careful_client_and_fail_a_careless_one_exactly() {
     for id in ALL_CHECKS {
         assert_eq!(check(&report, id)["state"], "failed", "{id}");
     }
+    let abandoned = &check(&report, "search-paging")["examples"];
+    assert!(
+        abandoned
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail"]["next"].is_string()),
+        "the first page it did not follow: {abandoned:#}"
+    );
     let invalid_example = &check(&report, "valid-resources")["examples"][0];
     assert_eq!(invalid_example["status"], 422);
     assert_eq!(

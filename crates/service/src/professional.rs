@@ -761,6 +761,7 @@ impl FhirService {
             resources,
             patient: permit.map(|p| p.patient),
             shown,
+            next_cursor: result.page.next,
         })
     }
 }

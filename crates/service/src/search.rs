@@ -101,6 +101,8 @@ pub struct Searched {
     pub patient: Option<String>,
     /// For a professional caller, what they were shown (for the audit log).
     pub shown: Option<crate::professional::Shown>,
+    /// The page cursor of the Bundle's `next` link, if it has one.
+    pub next_cursor: Option<String>,
 }
 
 /// The search criteria of a request as the audit log records them: the parameters without
@@ -131,6 +133,7 @@ impl FhirService {
                 resources: Vec::new(),
                 patient: None,
                 shown: None,
+                next_cursor: None,
             });
         }
         let result = self.search(caller, scope, params, lenient)?;
@@ -157,6 +160,7 @@ impl FhirService {
             resources,
             patient: result.query.compartment,
             shown,
+            next_cursor: result.page.next,
         })
     }
 

@@ -36,7 +36,7 @@ async fn professional_lookup(
     })
     .await?;
     if state.auth.config().mode.is_sandbox()
-        && let Some(cursor) = next_cursor(&searched.bundle)
+        && let Some(cursor) = &searched.next_cursor
     {
         req.traffic
             .note("next", serde_json::json!(crate::traffic::digest(&cursor)));
@@ -242,7 +242,7 @@ async fn search(
     })
     .await?;
     if state.auth.config().mode.is_sandbox()
-        && let Some(cursor) = next_cursor(&searched.bundle)
+        && let Some(cursor) = &searched.next_cursor
     {
         req.traffic
             .note("next", serde_json::json!(crate::traffic::digest(&cursor)));
@@ -255,25 +255,4 @@ async fn search(
         &searched.bundle,
         format,
     ))
-}
-
-/// The cursor of a searchset's `next` link, if it has one (for the sandbox traffic record;
-/// the entries are skipped unread).
-fn next_cursor(bundle: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Link {
-        relation: String,
-        url: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Links {
-        #[serde(default)]
-        link: Vec<Link>,
-    }
-    let links: Links = serde_json::from_slice(bundle).ok()?;
-    let next = links.link.into_iter().find(|l| l.relation == "next")?;
-    let query = next.url.split_once('?')?.1;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == phr_service::search::PAGE_PARAMETER)
-        .map(|(_, cursor)| cursor.into_owned())
 }
