@@ -37,6 +37,13 @@ pub const GENESIS: [u8; 32] = [0; 32];
 #[error("not an audit record encoding: {0}")]
 pub struct DecodeError(&'static str);
 
+impl DecodeError {
+    /// What is wrong, without the prefix.
+    pub(super) fn reason(&self) -> &'static str {
+        self.0
+    }
+}
+
 /// The next chain value: SHA-256 of the previous one and the record's encoding in `version`.
 /// `None` for a version this build does not know.
 pub fn chain_next(previous: &[u8], version: u8, record: &AuditRecord) -> Option<Vec<u8>> {
@@ -174,19 +181,19 @@ fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
-fn put(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+pub(super) fn put(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.push(tag);
     put_varint(out, value.len() as u64);
     out.extend_from_slice(value);
 }
 
-fn put_text(out: &mut Vec<u8>, tag: u8, value: Option<&str>) {
+pub(super) fn put_text(out: &mut Vec<u8>, tag: u8, value: Option<&str>) {
     if let Some(text) = value {
         put(out, tag, text.as_bytes());
     }
 }
 
-fn put_number(out: &mut Vec<u8>, tag: u8, value: u64) {
+pub(super) fn put_number(out: &mut Vec<u8>, tag: u8, value: u64) {
     let mut bytes = Vec::with_capacity(10);
     put_varint(&mut bytes, value);
     put(out, tag, &bytes);
@@ -240,29 +247,16 @@ pub fn decode(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
     let mut record = AuditRecord::new(Usage::Application, "");
     let mut last_tag = 0u8;
     let mut seen_required = 0u32;
-    while let Some((&tag, after_tag)) = rest.split_first() {
+    while let Some((tag, value, next)) = take_field(rest)? {
         let repeatable = tag == tag::RESOURCE || tag == tag::CONTENT;
         if tag < last_tag || (tag == last_tag && !repeatable) {
             return Err(DecodeError("fields out of order"));
         }
         last_tag = tag;
-        let (length, after_length) = take_varint(after_tag)?;
-        let length = usize::try_from(length).map_err(|_| DecodeError("length"))?;
-        if after_length.len() < length {
-            return Err(DecodeError("truncated"));
-        }
-        let (value, next) = after_length.split_at(length);
         rest = next;
         let text =
             || String::from_utf8(value.to_vec()).map_err(|_| DecodeError("text is not UTF-8"));
-        let number = || -> Result<u64, DecodeError> {
-            let (n, left) = take_varint(value)?;
-            if left.is_empty() {
-                Ok(n)
-            } else {
-                Err(DecodeError("number"))
-            }
-        };
+        let number = || field_number(value);
         match tag {
             tag::ID => {
                 record.id = text()?;
@@ -317,6 +311,31 @@ pub fn decode(bytes: &[u8]) -> Result<AuditRecord, DecodeError> {
         return Err(DecodeError("a required field is missing"));
     }
     Ok(record)
+}
+
+/// A field read by [`take_field`]: its tag, its value and the bytes after it.
+pub(super) type Field<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The first field of `bytes` (`tag ‖ length ‖ value`); `None` when `bytes` is empty.
+pub(super) fn take_field(bytes: &[u8]) -> Result<Option<Field<'_>>, DecodeError> {
+    let Some((&tag, after_tag)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    let (length, after_length) = take_varint(after_tag)?;
+    let length = usize::try_from(length).map_err(|_| DecodeError("length"))?;
+    if after_length.len() < length {
+        return Err(DecodeError("truncated"));
+    }
+    let (value, rest) = after_length.split_at(length);
+    Ok(Some((tag, value, rest)))
+}
+
+/// A field value that is one number and nothing else.
+pub(super) fn field_number(value: &[u8]) -> Result<u64, DecodeError> {
+    match take_varint(value)? {
+        (n, []) => Ok(n),
+        _ => Err(DecodeError("number")),
+    }
 }
 
 pub(super) fn take_varint(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {

@@ -18,7 +18,9 @@
 //! A read by an application is about 70 bytes of body (the canonical encoding of the same record,
 //! with its user rights, is over 450).
 
-use super::encoding::{put_varint, take_varint};
+use super::encoding::{
+    field_number, put, put_number, put_text, put_varint, take_field, take_varint,
+};
 use super::{AuditRecord, Usage};
 use crate::error::{AuthError, Result};
 
@@ -214,21 +216,10 @@ pub(crate) fn unpack(
     let Some((&FORMAT, mut rest)) = packed.body.split_first() else {
         return Err(bad("unknown format"));
     };
-    while let Some((&tag, after_tag)) = rest.split_first() {
-        let (length, after_length) = take_varint(after_tag).map_err(|_| bad("length"))?;
-        let length = usize::try_from(length).map_err(|_| bad("length"))?;
-        if after_length.len() < length {
-            return Err(bad("truncated"));
-        }
-        let (value, next) = after_length.split_at(length);
+    while let Some((tag, value, next)) = take_field(rest).map_err(|e| bad(e.reason()))? {
         rest = next;
         let text = || String::from_utf8(value.to_vec()).map_err(|_| bad("text is not UTF-8"));
-        let number = || -> Result<u64> {
-            match take_varint(value) {
-                Ok((n, [])) => Ok(n),
-                _ => Err(bad("number")),
-            }
-        };
+        let number = || field_number(value).map_err(|_| bad("number"));
         let mut named = || -> Result<String> {
             let id = i64::try_from(number()?).map_err(|_| bad("name number"))?;
             name_of(id)
@@ -285,12 +276,9 @@ pub(crate) fn id_of(body: &[u8]) -> Option<String> {
     let (&FORMAT, rest) = body.split_first()? else {
         return None;
     };
-    let (&tag, rest) = rest.split_first()?;
-    let (length, rest) = take_varint(rest).ok()?;
-    let value = rest.get(..usize::try_from(length).ok()?)?;
-    match tag {
-        tag::ID_UUID => uuid_text(value),
-        tag::ID_TEXT => String::from_utf8(value.to_vec()).ok(),
+    match take_field(rest).ok()?? {
+        (tag::ID_UUID, value, _) => uuid_text(value),
+        (tag::ID_TEXT, value, _) => String::from_utf8(value.to_vec()).ok(),
         _ => None,
     }
 }
@@ -313,12 +301,6 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
     Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
 }
 
-fn put(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
-    out.push(tag);
-    put_varint(out, value.len() as u64);
-    out.extend_from_slice(value);
-}
-
 fn put_name(
     out: &mut Vec<u8>,
     tag: u8,
@@ -329,18 +311,6 @@ fn put_name(
         put(out, tag, &number(text)?);
     }
     Ok(())
-}
-
-fn put_text(out: &mut Vec<u8>, tag: u8, value: Option<&str>) {
-    if let Some(text) = value {
-        put(out, tag, text.as_bytes());
-    }
-}
-
-fn put_number(out: &mut Vec<u8>, tag: u8, value: u64) {
-    let mut bytes = Vec::with_capacity(10);
-    put_varint(&mut bytes, value);
-    put(out, tag, &bytes);
 }
 
 #[cfg(test)]
