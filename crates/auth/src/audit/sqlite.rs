@@ -32,7 +32,8 @@ impl SqliteAuditStore {
     }
 }
 
-const COLUMNS: &str = "seq, recorded_us, patient, app, app_name, usage, encoding, body, chain";
+pub(super) const COLUMNS: &str =
+    "seq, recorded_us, patient, app, app_name, usage, encoding, body, chain";
 
 /// The `audit_names` number of a citizen's id (none when no record names them).
 const PATIENT: &str = "(SELECT id FROM audit_names WHERE name = ?1)";
@@ -42,7 +43,9 @@ const PATIENT_FILTER: &str = "patient = (SELECT id FROM audit_names WHERE name =
     AND (?2 IS NULL OR app = (SELECT id FROM audit_names WHERE name = ?2))
     AND recorded_us >= ?3 AND recorded_us < ?4";
 
-fn packed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Packed, i64, Vec<u8>)> {
+pub(super) fn packed_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, Packed, i64, Vec<u8>)> {
     Ok((
         row.get(0)?,
         Packed {
@@ -208,8 +211,8 @@ impl AuditStore for SqliteAuditStore {
     ) -> Result<(u64, Vec<AuditRecord>)> {
         let since = query.since_us.unwrap_or(i64::MIN);
         let until = query.until_us.unwrap_or(i64::MAX);
-        self.db
-            .run(|conn| {
+        self.db.run(|conn| {
+            Ok((|| -> Result<(u64, Vec<AuditRecord>)> {
                 let total: i64 = conn.query_row(
                     &format!("SELECT count(*) FROM audit_log WHERE {PATIENT_FILTER}"),
                     params![patient_id, query.app_id, since, until],
@@ -217,34 +220,26 @@ impl AuditStore for SqliteAuditStore {
                 )?;
                 let mut stmt = conn.prepare(&format!(
                     "SELECT {COLUMNS} FROM audit_log WHERE {PATIENT_FILTER}
-                 ORDER BY recorded_us DESC, seq DESC LIMIT ?5 OFFSET ?6"
+                     ORDER BY recorded_us DESC, seq DESC LIMIT ?5 OFFSET ?6"
                 ))?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            patient_id,
-                            query.app_id,
-                            since,
-                            until,
-                            i64::try_from(count).unwrap_or(i64::MAX),
-                            i64::try_from(offset).unwrap_or(i64::MAX)
-                        ],
-                        packed_from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok((u64::try_from(total).unwrap_or(0), rows))
-            })
-            .and_then(|(total, rows)| {
-                self.db
-                    .run(|conn| {
-                        let mut unpacker = Unpacker::new(conn);
-                        Ok(rows
-                            .into_iter()
-                            .map(|row| unpacker.stored(row).map(|s| s.record))
-                            .collect::<Result<Vec<_>>>())
-                    })?
-                    .map(|records| (total, records))
-            })
+                let rows = stmt.query_map(
+                    params![
+                        patient_id,
+                        query.app_id,
+                        since,
+                        until,
+                        i64::try_from(count).unwrap_or(i64::MAX),
+                        i64::try_from(offset).unwrap_or(i64::MAX)
+                    ],
+                    packed_from_row,
+                )?;
+                let mut unpacker = Unpacker::new(conn);
+                let records = rows
+                    .map(|row| Ok(unpacker.stored(row?)?.record))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((u64::try_from(total).unwrap_or(0), records))
+            })())
+        })?
     }
 
     fn apps_for_patient(&self, patient_id: &str) -> Result<Vec<(String, String)>> {

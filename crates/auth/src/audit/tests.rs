@@ -132,20 +132,14 @@ fn tamper(path: &Path, seq: i64, change: impl FnOnce(&mut AuditRecord)) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch("DROP TRIGGER audit_log_no_update")
         .unwrap();
-    let stored = conn
+    let (_, stored, _, _) = conn
         .query_row(
-            "SELECT recorded_us, patient, app, app_name, usage, body FROM audit_log WHERE seq = ?1",
+            &format!(
+                "SELECT {} FROM audit_log WHERE seq = ?1",
+                super::sqlite::COLUMNS
+            ),
             [seq],
-            |r| {
-                Ok(packed::Packed {
-                    recorded_us: r.get(0)?,
-                    patient: r.get(1)?,
-                    app: r.get(2)?,
-                    app_name: r.get(3)?,
-                    usage: r.get(4)?,
-                    body: r.get(5)?,
-                })
-            },
+            super::sqlite::packed_from_row,
         )
         .unwrap();
     let mut record = packed::unpack(&stored, &mut |id| {
