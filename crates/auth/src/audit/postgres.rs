@@ -263,15 +263,21 @@ fn insert(
         .iter()
         .filter_map(|r| get::<Vec<u8>>(r, 0).ok().and_then(|b| packed::id_of(&b)))
         .collect();
+    // Pack with the names already known; a record that uses a new one is packed again once
+    // its names are numbered (all in one statement).
     let mut wanted = BTreeSet::new();
+    let mut packs = Vec::with_capacity(records.len());
     for record in records {
-        packed::pack(record, &mut |name| {
-            if !known.contains_key(name) {
+        let mut complete = true;
+        let packed = packed::pack(record, &mut |name| {
+            Ok(known.get(name).copied().unwrap_or_else(|| {
+                complete = false;
                 wanted.insert(name.to_owned());
-            }
-            Ok(0)
+                0
+            }))
         })
         .map_err(damaged)?;
+        packs.push(complete.then_some(packed));
     }
     let added = if wanted.is_empty() {
         HashMap::new()
@@ -285,7 +291,7 @@ fn insert(
         ))
         .map_err(db)?;
     let mut writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
-    for (index, record) in records.iter().enumerate() {
+    for ((index, record), packed) in records.iter().enumerate().zip(packs) {
         if present.contains(&record.id) {
             continue;
         }
@@ -303,14 +309,19 @@ fn insert(
                 CURRENT
             }
         };
-        let packed = packed::pack(record, &mut |name| {
-            known
-                .get(name)
-                .or_else(|| added.get(name))
-                .copied()
-                .ok_or_else(|| AuthError::Storage(format!("audit name {name} was not numbered")))
-        })
-        .map_err(damaged)?;
+        let packed = match packed {
+            Some(packed) => packed,
+            None => packed::pack(record, &mut |name| {
+                known
+                    .get(name)
+                    .or_else(|| added.get(name))
+                    .copied()
+                    .ok_or_else(|| {
+                        AuthError::Storage(format!("audit name {name} was not numbered"))
+                    })
+            })
+            .map_err(damaged)?,
+        };
         let encoding = i64::from(encoding);
         let values: [&(dyn ToSql + Sync); 9] = [
             &seq,
