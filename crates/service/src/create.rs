@@ -13,13 +13,6 @@ use crate::service::FhirService;
 use crate::time::now_micros;
 use crate::written::{Change, Version, Written, multiple_matches, rejection};
 
-/// A create after its checks: either the existing match of a conditional create, or the
-/// operation to write.
-pub(crate) enum PreparedCreate {
-    Existing(Written),
-    New { op: WriteOp },
-}
-
 impl FhirService {
     /// Create with a server-assigned id; with `if_none_exist`, returns the existing match
     /// instead when exactly one exists.
@@ -29,61 +22,39 @@ impl FhirService {
         resource: Value,
         if_none_exist: Option<&str>,
     ) -> Result<Written> {
-        let prepared =
-            self.prepare_create(caller, resource, if_none_exist, &mut self.patients())?;
-        match prepared {
-            PreparedCreate::Existing(written) => Ok(written),
-            PreparedCreate::New { op } => {
-                let result = self
-                    .storage
-                    .write(vec![op.clone()], Atomicity::Independent)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::internal("storage answered a create with nothing"))?;
-                self.finish_create(op, result)
-            }
-        }
+        let op = self.prepare_create(caller, resource, if_none_exist, &mut self.patients())?;
+        let result = self
+            .storage
+            .write(vec![op.clone()], Atomicity::Independent)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("storage answered a create with nothing"))?;
+        self.finish_create(op, result)
     }
 
-    /// The first half of a create: checks, conditional lookup, the prepared version.
+    /// The first half of a create: checks and the prepared version. The storage engine
+    /// resolves `If-None-Exist` inside its write, where a concurrent create of the same
+    /// identifier cannot slip between the lookup and the insert; looking first here too
+    /// would only cost every conditional create a second query.
     pub(crate) fn prepare_create(
         &self,
         caller: &Caller,
         resource: Value,
         if_none_exist: Option<&str>,
         patients: &mut Patients,
-    ) -> Result<PreparedCreate> {
+    ) -> Result<WriteOp> {
         let resource_type = resource_type_of(&resource)?;
         self.check_type(&resource_type)?;
         self.check_writable(&resource_type)?;
         caller.permit_resource(Interaction::Create, &resource)?;
         let condition = if_none_exist.map(parse_if_none_exist).transpose()?;
-        let compartment = self.pipeline.compartment(caller, &resource);
         let id = uuid::Uuid::new_v4().to_string();
         let new = self
             .pipeline
             .prepare(caller, resource, &id, 1, now_micros(), patients)?;
-        if let Some(condition) = &condition {
-            let ids = self.storage.find_by_identifier(
-                &new.resource_type,
-                compartment.as_deref(),
-                condition,
-            )?;
-            match ids.as_slice() {
-                [] => {}
-                [existing] => {
-                    return Ok(PreparedCreate::Existing(
-                        self.existing(&new.resource_type, existing)?,
-                    ));
-                }
-                _ => return Err(multiple_matches(&new.resource_type, ids.len())),
-            }
-        }
-        Ok(PreparedCreate::New {
-            op: WriteOp::Create {
-                new,
-                if_none_exist: condition,
-            },
+        Ok(WriteOp::Create {
+            new,
+            if_none_exist: condition,
         })
     }
 

@@ -21,7 +21,6 @@ use phr_store::{Rejection, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use crate::caller::Caller;
-use crate::create::PreparedCreate;
 use crate::error::{Error, Result};
 use crate::patients::Patients;
 use crate::service::FhirService;
@@ -201,13 +200,12 @@ fn plan_write(
     match (entry.method, entry.path.as_slice(), entry.resource) {
         (Method::Post, [rtype], Some(resource)) => {
             check_entry_type(&resource, rtype)?;
-            match fhir.prepare_create(caller, resource, entry.if_none_exist.as_deref(), patients)? {
-                PreparedCreate::Existing(w) => Ok(Planned::Done(w.into())),
-                PreparedCreate::New { op } => Ok(Planned::Write {
-                    op,
-                    kind: WriteKind::Create,
-                }),
-            }
+            let op =
+                fhir.prepare_create(caller, resource, entry.if_none_exist.as_deref(), patients)?;
+            Ok(Planned::Write {
+                op,
+                kind: WriteKind::Create,
+            })
         }
         (Method::Put, [rtype, id], Some(resource)) => {
             fhir.check_type(rtype)?;
