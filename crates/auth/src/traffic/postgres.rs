@@ -53,25 +53,37 @@ fn from_row(row: &Row) -> Result<TrafficRow, PgError> {
 }
 
 impl TrafficStore for PostgresTrafficStore {
+    /// One statement for the whole batch: an ingest of a 300-entry Bundle makes 301 rows.
     fn insert(&self, rows: &[TrafficRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let app_ids: Vec<&str> = rows.iter().map(|r| r.app_id.as_str()).collect();
+        let at_us: Vec<i64> = rows.iter().map(|r| r.at_us).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.code()).collect();
+        let interactions: Vec<&str> = rows.iter().map(|r| r.interaction.as_str()).collect();
+        let types: Vec<Option<&str>> = rows.iter().map(|r| r.resource_type.as_deref()).collect();
+        let statuses: Vec<i32> = rows.iter().map(|r| i32::from(r.status)).collect();
+        let contents: Vec<Option<&str>> = rows.iter().map(|r| r.content.as_deref()).collect();
+        let details: Vec<String> = rows.iter().map(|r| r.detail.to_string()).collect();
         self.pg.transaction(|conn| {
-            for row in rows {
-                let status = i32::from(row.status);
-                conn.exec(
-                    "INSERT INTO sandbox_traffic (app_id, at_us, kind, interaction, resource_type, status, content, detail)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    &[
-                        &row.app_id,
-                        &row.at_us,
-                        &row.kind.code(),
-                        &row.interaction,
-                        &row.resource_type,
-                        &status,
-                        &row.content,
-                        &row.detail.to_string(),
-                    ],
-                )?;
-            }
+            conn.exec(
+                "INSERT INTO sandbox_traffic (app_id, at_us, kind, interaction, resource_type, status, content, detail)
+                 SELECT app_id, at_us, kind, interaction, resource_type, status, content, detail
+                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[])
+                 WITH ORDINALITY AS u(app_id, at_us, kind, interaction, resource_type, status, content, detail, n)
+                 ORDER BY n",
+                &[
+                    &app_ids,
+                    &at_us,
+                    &kinds,
+                    &interactions,
+                    &types,
+                    &statuses,
+                    &contents,
+                    &details,
+                ],
+            )?;
             Ok(())
         })
     }
