@@ -673,3 +673,18 @@ fn unknown_compartments_and_identifiers_yield_nothing() {
         0
     );
 }
+
+#[test]
+fn pooled_connections_run_the_generic_plan_of_a_prepared_statement() {
+    let db = Db::new();
+    let store = db.open();
+    let mut pooled = store.pool.get().expect("a connection");
+    let mode: String = pooled
+        .conn()
+        .expect("open")
+        .client
+        .query_one("SHOW plan_cache_mode", &[])
+        .expect("shows")
+        .get(0);
+    assert_eq!(mode, "force_generic_plan");
+}
