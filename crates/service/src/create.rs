@@ -2,7 +2,7 @@
 //! match (Kanta's idempotent sync: conditional create by identifier).
 
 use phr_auth::Interaction;
-use phr_store::{Atomicity, Rejection, WriteOp, WriteOutcome};
+use phr_store::{Atomicity, NewVersion, Rejection, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use crate::caller::Caller;
@@ -70,7 +70,7 @@ impl FhirService {
         match result.map_err(rejection)? {
             WriteOutcome::Created { version } => Ok(Written::new(Change::Created, new, version)),
             WriteOutcome::Existing { ids } => match ids.as_slice() {
-                [existing] => self.existing(&new.resource_type, existing),
+                [existing] => self.existing(&new, existing),
                 _ => Err(multiple_matches(&new.resource_type, ids.len())),
             },
             other => Err(Error::internal(format!(
@@ -79,11 +79,18 @@ impl FhirService {
         }
     }
 
-    fn existing(&self, resource_type: &str, id: &str) -> Result<Written> {
-        let stored = self
-            .storage
-            .read(resource_type, id)?
-            .ok_or_else(|| Error::internal("a conditional match vanished while being read"))?;
+    /// The resource a conditional create matched. Storage looked for it in the new
+    /// version's compartment (among every Patient for a Patient), so it is read from there:
+    /// on PostgreSQL that is the citizen's partition, not every partition.
+    fn existing(&self, new: &NewVersion, id: &str) -> Result<Written> {
+        let resource_type = new.resource_type.as_str();
+        let stored = match new.patient.as_deref() {
+            Some(patient) if resource_type != "Patient" => {
+                self.storage.read_in(patient, resource_type, id)?
+            }
+            _ => self.storage.read(resource_type, id)?,
+        }
+        .ok_or_else(|| Error::internal("a conditional match vanished while being read"))?;
         Ok(Written {
             change: Change::Existing,
             version: Version::from(stored),

@@ -8,10 +8,14 @@
 //! = force_generic_plan`): the patient tables are hash-partitioned, so PostgreSQL costs a
 //! generic plan over every partition and would otherwise plan each execution again (a fifth
 //! of the database's CPU on reads by id); the generic plan prunes to the citizen's
-//! partition when it runs. Connections that failed are dropped, idle ones are checked
-//! before reuse, and new ones are opened on demand: when the database comes back the pool
-//! recovers by itself. Each connection keeps its prepared statements. This module must
-//! never retry a statement: callers decide what is safe to retry.
+//! partition when it runs. No query starts parallel workers
+//! (`max_parallel_workers_per_gather = 0`): a request touches one citizen's rows, and
+//! starting workers for it (PostgreSQL did, for a read by id across partitions) costs far
+//! more than it saves and takes the cores other requests need. Connections that failed are
+//! dropped, idle ones are checked before reuse, and new ones are opened on demand: when the
+//! database comes back the pool recovers by itself. Each connection keeps its prepared
+//! statements. This module must never retry a statement: callers decide what is safe to
+//! retry.
 //!
 //! Public because the authorization state's PostgreSQL stores (`phr-auth`) use the same pool,
 //! so both engines bound their waits and report an unreachable database the same way.
@@ -93,7 +97,8 @@ impl Pool {
             .application_name("phr")
             .options(&format!(
                 "-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={} \
-                 -c synchronous_commit=on -c TimeZone=UTC -c plan_cache_mode=force_generic_plan",
+                 -c synchronous_commit=on -c TimeZone=UTC -c plan_cache_mode=force_generic_plan \
+                 -c max_parallel_workers_per_gather=0",
                 statement_ms * 2
             ));
         Ok(Pool {

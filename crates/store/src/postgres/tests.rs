@@ -675,16 +675,17 @@ fn unknown_compartments_and_identifiers_yield_nothing() {
 }
 
 #[test]
-fn pooled_connections_run_the_generic_plan_of_a_prepared_statement() {
+fn pooled_connections_plan_once_and_start_no_parallel_workers() {
     let db = Db::new();
     let store = db.open();
     let mut pooled = store.pool.get().expect("a connection");
-    let mode: String = pooled
-        .conn()
-        .expect("open")
-        .client
-        .query_one("SHOW plan_cache_mode", &[])
-        .expect("shows")
-        .get(0);
-    assert_eq!(mode, "force_generic_plan");
+    let client = &mut pooled.conn().expect("open").client;
+    let mut show = |setting: &str| -> String {
+        client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .expect("shows")
+            .get(0)
+    };
+    assert_eq!(show("plan_cache_mode"), "force_generic_plan");
+    assert_eq!(show("max_parallel_workers_per_gather"), "0");
 }
