@@ -1,7 +1,8 @@
 //! A writer thread for records a request leaves behind (the audit log, the sandbox traffic
 //! record): it takes them from a bounded queue and appends them to their store in batches of
 //! up to [`BATCH`], at most one commit per [`COMMIT_SPACING`], so records share commits and a
-//! request never waits for one. Never drops
+//! request never waits for one. Between commits the thread sleeps rather than waits on the
+//! queue, so queuing a record costs the request no wake-up of another thread. Never drops
 //! a record: a failed write is retried, and what cannot be written at shutdown is saved to a
 //! file. Callers never wait without bound: when the queue stays full for [`QUEUE_WAIT`] (the
 //! database has been out of reach for a while) a record goes to the same kind of file
@@ -24,7 +25,7 @@ pub(crate) type Append<R> = Box<dyn Fn(&[R]) -> Result<()> + Send>;
 /// Records per write transaction at most.
 const BATCH: usize = 1000;
 /// Shortest time between two commits: records that arrive sooner are gathered into the next
-/// one (a flush does not wait). Without it a busy server commits for nearly every record.
+/// one (a flush waits at most this long). Without it a busy server commits for nearly every record.
 const COMMIT_SPACING: Duration = Duration::from_millis(2);
 /// The pause after a failed write before the next try.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -205,22 +206,32 @@ fn run<R: Serialize>(
             },
         };
         // Take what is queued, and what arrives until COMMIT_SPACING after the last commit
-        // (a flush is written at once).
+        // (a flush ends the gathering). The thread sleeps through the rest of that spacing
+        // instead of waiting on the queue: a waiting receiver is woken by every record sent,
+        // a sleeping one by none, so a busy server pays one wake-up per commit, not one per
+        // record.
         let gather_until = last_commit + COMMIT_SPACING;
         let mut next = first;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Record(record) => pending.push(*record),
-                Message::Flush(done) => waiting.push(done),
+        loop {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Record(record) => pending.push(*record),
+                    Message::Flush(done) => waiting.push(done),
+                }
+                if pending.len() >= BATCH {
+                    break;
+                }
+                next = receiver.try_recv().ok();
             }
-            if pending.len() >= BATCH {
+            let now = Instant::now();
+            if pending.len() >= BATCH || !waiting.is_empty() || now >= gather_until {
                 break;
             }
-            next = match receiver.try_recv() {
-                Ok(message) => Some(message),
-                Err(_) if waiting.is_empty() => receiver.recv_deadline(gather_until).ok(),
-                Err(_) => None,
-            };
+            std::thread::sleep(gather_until - now);
+            next = receiver.try_recv().ok();
+            if next.is_none() {
+                break;
+            }
         }
         let due = retry_at.is_none_or(|at| Instant::now() >= at);
         if !pending.is_empty() && due {

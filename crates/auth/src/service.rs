@@ -423,6 +423,19 @@ impl AuthService {
             .authenticate_presenting(authorization, certificate)
     }
 
+    /// The accepted answer of [`AuthService::authenticate_presenting`] when this process
+    /// already knows it, without reading storage (so without blocking); `None` otherwise,
+    /// including every refusal.
+    pub fn authenticate_known(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&crate::certificate::PresentedCertificate>,
+    ) -> Option<AccessContext> {
+        self.0
+            .enforcer
+            .authenticate_known(authorization, certificate)
+    }
+
     /// Authenticates and checks that the scopes allow `interaction` on `resource_type`.
     /// The returned [`Access`] carries granular filters the FHIR layer must apply.
     pub fn authorize(

@@ -112,6 +112,38 @@ impl AccessContext {
     }
 }
 
+/// What a request may do, from its token's verified claims and its application's standing.
+fn context(claims: AccessClaims, standing: AppStanding) -> Result<AccessContext, AccessError> {
+    let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
+    let professional = match (&claims.professional, &claims.org) {
+        (Some(id), Some(org)) => Some(Professional {
+            id: id.clone(),
+            name: claims.professional_name.clone(),
+            org: org.clone(),
+        }),
+        (Some(_), None) => return Err(AccessError::InvalidToken),
+        (None, _) => None,
+    };
+    if professional.is_some() && claims.patient.is_some() {
+        // A professional's token names no citizen: each request names one.
+        return Err(AccessError::InvalidToken);
+    }
+    Ok(AccessContext {
+        org: claims.org,
+        professional,
+        patient: claims.patient,
+        app_id: claims.client_id,
+        app_name: standing.name,
+        contents: standing.contents,
+        fhir_versions: standing.fhir_versions,
+        scopes,
+        scope: claims.scope,
+        grant_id: claims.gid,
+        token_id: claims.jti,
+        expires_at: claims.exp,
+    })
+}
+
 /// The token from an `Authorization: Bearer …` header value.
 pub fn bearer_token(authorization: &str) -> Option<&str> {
     let (scheme, token) = authorization.trim().split_once(' ')?;
@@ -236,34 +268,51 @@ impl Enforcer {
             return Err(AccessError::CertificateMismatch(why));
         }
         let standing = self.check(&claims)?;
-        let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
-        let professional = match (&claims.professional, &claims.org) {
-            (Some(id), Some(org)) => Some(Professional {
-                id: id.clone(),
-                name: claims.professional_name.clone(),
-                org: org.clone(),
-            }),
-            (Some(_), None) => return Err(AccessError::InvalidToken),
-            (None, _) => None,
-        };
-        if professional.is_some() && claims.patient.is_some() {
-            // A professional's token names no citizen: each request names one.
-            return Err(AccessError::InvalidToken);
+        context(claims, standing)
+    }
+
+    /// [`Enforcer::authenticate_presenting`] from what this process already knows: a token
+    /// verified before, and the cached standing of its application, grant and family. `None`
+    /// whenever the answer would need storage or a signature check (a new token, a cache
+    /// miss, a status signal due to be read or newly changed) and whenever the request would
+    /// be refused: the full check then gives the answer and its reason. So it never accepts a
+    /// token the full check would refuse, and it never blocks.
+    pub fn authenticate_known(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&PresentedCertificate>,
+    ) -> Option<AccessContext> {
+        let token = bearer_token(authorization?)?;
+        let claims = self.verified.read().ok()?.get(&digest(token)).cloned()?;
+        if let Some(confirmation) = &claims.cnf
+            && crate::certificate::bound_token_refusal(confirmation, certificate).is_some()
+        {
+            return None;
         }
-        Ok(AccessContext {
-            org: claims.org,
-            professional,
-            patient: claims.patient,
-            app_id: claims.client_id,
-            app_name: standing.name,
-            contents: standing.contents,
-            fhir_versions: standing.fhir_versions,
-            scopes,
-            scope: claims.scope,
-            grant_id: claims.gid,
-            token_id: claims.jti,
-            expires_at: claims.exp,
-        })
+        if claims.exp <= self.clock.now()
+            || self.signal.latest_known()? != self.seen.load(Ordering::Relaxed)
+            || self.status.is_revoked(&claims.jti)
+        {
+            return None;
+        }
+        let standing = self.status.app(&claims.client_id)?;
+        if !standing.status.is_usable(self.expected.mode) {
+            return None;
+        }
+        if let Some(grant) = &claims.gid
+            && !self.status.grant(grant)?
+        {
+            return None;
+        }
+        if let Some(family) = &claims.fid
+            && !self.status.family(family)?
+        {
+            return None;
+        }
+        if claims.patient.is_some() && claims.gid.is_none() {
+            return None;
+        }
+        context(claims, standing).ok()
     }
 
     /// Verifies one of our access tokens: signature, issuer and audience. Expiry and status

@@ -107,15 +107,18 @@ impl StatusSignal for PostgresStatusSignal {
         Ok(value)
     }
 
+    fn latest_known(&self) -> Option<i64> {
+        let read_at = self.read_at.load(Ordering::Relaxed);
+        (self.shared.listening.load(Ordering::Relaxed)
+            || (read_at != i64::MIN && self.clock.now_millis().saturating_sub(read_at) < POLL_MS))
+            .then(|| self.shared.value.load(Ordering::Relaxed))
+    }
+
     fn latest(&self) -> Result<i64> {
-        if self.shared.listening.load(Ordering::Relaxed) {
-            return Ok(self.shared.value.load(Ordering::Relaxed));
+        if let Some(value) = self.latest_known() {
+            return Ok(value);
         }
         let now = self.clock.now_millis();
-        let read_at = self.read_at.load(Ordering::Relaxed);
-        if read_at != i64::MIN && now.saturating_sub(read_at) < POLL_MS {
-            return Ok(self.shared.value.load(Ordering::Relaxed));
-        }
         self.read_at.store(now, Ordering::Relaxed);
         let value = self.read_row()?;
         Ok(self
@@ -221,8 +224,10 @@ mod tests {
         assert_eq!(b.latest().unwrap(), 0);
         a.publish().unwrap();
         clock.advance_micros(POLL_MS * 1000 - 1);
+        assert_eq!(b.latest_known(), Some(0));
         assert_eq!(b.latest().unwrap(), 0, "within the poll interval");
         clock.advance_micros(1);
+        assert_eq!(b.latest_known(), None, "a read is due");
         assert_eq!(b.latest().unwrap(), 1);
     }
 }

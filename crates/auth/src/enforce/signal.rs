@@ -28,6 +28,8 @@ pub trait StatusSignal: Send + Sync {
     /// The newest value this process knows of. May lag behind another process's
     /// [`StatusSignal::publish`] by the implementation's delay (documented there).
     fn latest(&self) -> Result<i64>;
+    /// [`StatusSignal::latest`] when it needs no read of storage; `None` when a read is due.
+    fn latest_known(&self) -> Option<i64>;
 }
 
 /// The counter in SQLite, polled.
@@ -68,12 +70,17 @@ impl StatusSignal for SqliteStatusSignal {
         Ok(value)
     }
 
-    fn latest(&self) -> Result<i64> {
-        let now = self.clock.now_millis();
+    fn latest_known(&self) -> Option<i64> {
         let read_at = self.read_at.load(Ordering::Relaxed);
-        if read_at != i64::MIN && now.saturating_sub(read_at) < POLL_MS {
-            return Ok(self.value.load(Ordering::Relaxed));
+        (read_at != i64::MIN && self.clock.now_millis().saturating_sub(read_at) < POLL_MS)
+            .then(|| self.value.load(Ordering::Relaxed))
+    }
+
+    fn latest(&self) -> Result<i64> {
+        if let Some(value) = self.latest_known() {
+            return Ok(value);
         }
+        let now = self.clock.now_millis();
         self.read_at.store(now, Ordering::Relaxed);
         let value: Option<i64> = self.db.run(|conn| {
             conn.query_row(
@@ -101,14 +108,18 @@ mod tests {
         let clock = Arc::new(ManualClock::at_micros(1_000_000_000));
         let server = SqliteStatusSignal::new(Sqlite::open(&path).unwrap(), clock.clone());
         let operator = SqliteStatusSignal::new(Sqlite::open(&path).unwrap(), clock.clone());
+        assert_eq!(server.latest_known(), None, "never read yet");
         assert_eq!(server.latest().unwrap(), 0);
         assert_eq!(operator.publish().unwrap(), 1);
         // Within the poll interval the server still answers from memory…
         clock.advance_micros(POLL_MS * 1000 - 1);
+        assert_eq!(server.latest_known(), Some(0));
         assert_eq!(server.latest().unwrap(), 0);
         // …and reads the row once it has passed.
         clock.advance_micros(1);
+        assert_eq!(server.latest_known(), None, "a read is due");
         assert_eq!(server.latest().unwrap(), 1);
+        assert_eq!(server.latest_known(), Some(1));
         // Its own changes it knows at once.
         assert_eq!(server.publish().unwrap(), 2);
         assert_eq!(server.latest().unwrap(), 2);

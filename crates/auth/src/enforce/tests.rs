@@ -65,6 +65,9 @@ impl StatusSignal for Signal {
     fn latest(&self) -> Result<i64> {
         Ok(self.0.load(Ordering::Relaxed))
     }
+    fn latest_known(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed))
+    }
 }
 
 struct Fixture {
@@ -410,5 +413,101 @@ fn a_certificate_bound_token_needs_its_certificate() {
         f.enforcer
             .authenticate_presenting(Some(&unbound), Some(&presenting("thumb", Ok(()))))
             .is_ok()
+    );
+}
+
+#[test]
+fn a_known_answer_is_only_one_the_full_check_gave_before_and_reads_nothing() {
+    let f = fixture();
+    let header = f.header(&f.claims());
+    assert_eq!(
+        f.enforcer.authenticate_known(Some(&header), None),
+        None,
+        "a token never verified needs the full check"
+    );
+    assert_eq!(f.enforcer.authenticate_known(None, None), None);
+    assert_eq!(f.enforcer.authenticate_known(Some("Basic abc"), None), None);
+    let full = f.enforcer.authenticate(Some(&header)).unwrap();
+    let warm = f.source.lookups.load(Ordering::Relaxed);
+    assert_eq!(
+        f.enforcer.authenticate_known(Some(&header), None),
+        Some(full)
+    );
+    assert_eq!(f.source.lookups.load(Ordering::Relaxed), warm);
+}
+
+#[test]
+fn every_change_sends_a_known_token_back_to_the_full_check() {
+    let f = fixture();
+    let claims = f.claims();
+    let header = f.header(&claims);
+    let known = || f.enforcer.authenticate_known(Some(&header), None);
+    f.check(&claims).unwrap();
+    assert!(known().is_some());
+
+    // Another process signals a change: not known until the full check has synchronised.
+    f.source.grants.lock().unwrap().insert(
+        "g".into(),
+        GrantState {
+            active: false,
+            cacheable: true,
+        },
+    );
+    f.signal.publish().unwrap();
+    assert_eq!(known(), None);
+    assert_eq!(f.check(&claims), Err(AccessError::GrantWithdrawn));
+    assert_eq!(known(), None, "a refusal is never a known answer");
+
+    // This process withdraws and revokes: each change drops the known answer.
+    let f = fixture();
+    let header = f.header(&claims);
+    let known = || f.enforcer.authenticate_known(Some(&header), None);
+    f.enforcer.authenticate(Some(&header)).unwrap();
+    f.enforcer.forget_grant("g", &["f".to_string()]);
+    assert_eq!(known(), None, "the grant's status is no longer cached");
+    f.enforcer.authenticate(Some(&header)).unwrap();
+    assert!(known().is_some());
+    f.enforcer.revoked(&claims.jti, claims.exp);
+    assert_eq!(known(), None);
+    assert_eq!(f.check(&claims), Err(AccessError::Revoked));
+
+    // Expiry needs no change at all.
+    let f = fixture();
+    let header = f.header(&claims);
+    let known = || f.enforcer.authenticate_known(Some(&header), None);
+    f.enforcer.authenticate(Some(&header)).unwrap();
+    assert!(known().is_some());
+    f.clock.advance(600);
+    assert_eq!(known(), None);
+    assert_eq!(f.check(&claims), Err(AccessError::Expired));
+}
+
+#[test]
+fn a_known_certificate_bound_token_still_needs_its_certificate() {
+    use crate::certificate::{Confirmation, PresentedCertificate};
+    let f = fixture();
+    let mut claims = f.claims();
+    claims.cnf = Some(Confirmation {
+        x5t_s256: "thumb".into(),
+    });
+    let header = f.header(&claims);
+    let presenting = |thumbprint: &str| PresentedCertificate {
+        thumbprint: thumbprint.into(),
+        serial_number: Some("1.2.246.10.1".into()),
+        trust: Ok(()),
+    };
+    f.enforcer
+        .authenticate_presenting(Some(&header), Some(&presenting("thumb")))
+        .unwrap();
+    assert!(
+        f.enforcer
+            .authenticate_known(Some(&header), Some(&presenting("thumb")))
+            .is_some()
+    );
+    assert_eq!(f.enforcer.authenticate_known(Some(&header), None), None);
+    assert_eq!(
+        f.enforcer
+            .authenticate_known(Some(&header), Some(&presenting("other"))),
+        None
     );
 }

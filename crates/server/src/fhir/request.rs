@@ -113,8 +113,9 @@ fn negotiated(parts: &Parts, query: &[(String, String)]) -> Result<Format, Error
 
 /// Who is calling: the bearer token's application (and citizen), or in the open sandbox and
 /// without a token, nobody in particular. A token, when sent, is always checked, a
-/// certificate-bound one against the request's client certificate. The check may read the
-/// authorization database, so it runs on the blocking pool.
+/// certificate-bound one against the request's client certificate. A token this process has
+/// checked before, with every status it depends on still cached, is accepted here; any other
+/// check may read the authorization database, so it runs on the blocking pool.
 async fn caller(
     state: &AppState,
     headers: &HeaderMap,
@@ -127,6 +128,12 @@ async fn caller(
         .map(str::to_owned);
     if authorization.is_none() && state.config.open_sandbox {
         return Ok(Caller::OpenSandbox);
+    }
+    if let Some(context) = state
+        .auth
+        .authenticate_known(authorization.as_deref(), certificate.as_deref())
+    {
+        return Ok(caller_of(context));
     }
     let auth = state.auth.clone();
     let traffic = traffic.clone();
@@ -141,14 +148,16 @@ async fn caller(
     })
     .await
     .map_err(|_| Error::internal("the authorization check stopped unexpectedly"))?
-    .map(|context| {
-        if context.professional.is_some() {
-            Caller::Professional(context)
-        } else {
-            Caller::App(context)
-        }
-    })
+    .map(caller_of)
     .map_err(Error::from_access)
+}
+
+fn caller_of(context: phr_auth::AccessContext) -> Caller {
+    if context.professional.is_some() {
+        Caller::Professional(context)
+    } else {
+        Caller::App(context)
+    }
 }
 
 /// In the sandbox traffic record, a call with one of our tokens that has expired, been
