@@ -110,6 +110,88 @@ fn transaction_resolves_urn_uuid_references() {
 }
 
 #[test]
+fn transaction_conditional_creates_resolve_to_the_resources_they_match() {
+    let server = Server::open_sandbox();
+    create_patient(&server, KANTA_BUNDLE_PATIENT);
+    // Kanta's 300 conditional creates as one transaction, twice: the second finds them all.
+    let mut bundle = kanta_example(KANTA_BUNDLE);
+    bundle["type"] = json!("transaction");
+    let first = body(server.post("", &bundle));
+    assert_eq!(first["type"], "transaction-response");
+    assert!(statuses(&first).iter().all(|c| c.starts_with("201")));
+    let again = body(server.post("", &bundle));
+    assert!(
+        statuses(&again).iter().all(|c| c.starts_with("200")),
+        "{:?}",
+        statuses(&again)
+    );
+    for (a, b) in first["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(again["entry"].as_array().unwrap())
+    {
+        assert_eq!(a["resource"]["id"], b["resource"]["id"]);
+    }
+
+    // A reference to a conditional create's fullUrl names the resource it matched.
+    let existing = first["entry"][0]["resource"].clone();
+    let existing_id = existing["id"].as_str().unwrap();
+    let identifier = &existing["identifier"][0];
+    let condition = format!(
+        "identifier={}|{}",
+        identifier["system"].as_str().unwrap(),
+        identifier["value"].as_str().unwrap()
+    );
+    let note = json!({"resourceType": "Basic", "code": {"text": "measured after a run"},
+        "subject": {"reference": "urn:uuid:cccccccc-2222-4333-8444-555555555555"}});
+    let linked = json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            {"fullUrl": "urn:uuid:aaaaaaaa-2222-4333-8444-555555555555", "resource": note,
+             "request": {"method": "POST", "url": "Basic"}},
+            {"fullUrl": "urn:uuid:cccccccc-2222-4333-8444-555555555555", "resource": existing,
+             "request": {"method": "POST", "url": "Observation", "ifNoneExist": condition}},
+        ]
+    });
+    let response = body(server.post("", &linked));
+    let codes = statuses(&response);
+    assert!(codes[0].starts_with("201"), "{codes:?}");
+    assert!(codes[1].starts_with("200"), "{codes:?}");
+    let note_id = response["entry"][0]["resource"]["id"].as_str().unwrap();
+    let stored = body(server.get(&format!("Basic/{note_id}")));
+    assert_eq!(
+        stored["subject"]["reference"],
+        format!("Observation/{existing_id}")
+    );
+}
+
+#[test]
+fn a_transaction_whose_condition_matches_twice_stores_nothing() {
+    let server = Server::open_sandbox();
+    let patient = create_patient(&server, &uuid());
+    let twin = weight(&patient, 80.0);
+    for _ in 0..2 {
+        assert_eq!(server.post("Observation", &twin).status(), 201);
+    }
+    let value = twin["identifier"][0]["value"].as_str().unwrap();
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            {"resource": weight(&patient, 81.0), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": twin, "request": {"method": "POST", "url": "Observation",
+             "ifNoneExist": format!("identifier={value}")}},
+        ]
+    });
+    let response = server.post("", &bundle);
+    assert_eq!(response.status(), 412);
+    let outcome = body(response);
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    let search = body(server.get(&format!("Observation?patient={patient}&_summary=count")));
+    assert_eq!(search["total"], 2, "nothing of the transaction was stored");
+}
+
+#[test]
 fn transaction_links_entries_created_together() {
     let server = Server::open_sandbox();
     let patient = create_patient(&server, &uuid());

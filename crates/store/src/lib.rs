@@ -88,6 +88,14 @@ pub struct IdentifierCondition {
     pub value: String,
 }
 
+/// One question of [`Storage::find_by_identifiers`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentifierLookup {
+    pub resource_type: String,
+    pub compartment: Option<String>,
+    pub condition: IdentifierCondition,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     /// Stores version 1 of a new resource, unless `if_none_exist` matches existing ones.
@@ -307,6 +315,17 @@ pub trait Storage: Send + Sync {
         compartment: Option<&str>,
         condition: &IdentifierCondition,
     ) -> Result<Vec<String>>;
+    /// [`Storage::find_by_identifier`] for several lookups (a transaction's conditional
+    /// creates), answered in order. An engine that pays a round trip per query answers them
+    /// together.
+    fn find_by_identifiers(&self, lookups: &[IdentifierLookup]) -> Result<Vec<Vec<String>>> {
+        lookups
+            .iter()
+            .map(|l| {
+                self.find_by_identifier(&l.resource_type, l.compartment.as_deref(), &l.condition)
+            })
+            .collect()
+    }
     /// Applies `ops` in order; one result per op. With `AllOrNothing`, either every result is
     /// `Ok` and all is stored, or nothing is stored.
     fn write(

@@ -13,8 +13,8 @@ use phr_search::{
 
 use crate::sqlite::rows;
 use crate::{
-    Atomicity, Erasure, HistoryQuery, IdentifierCondition, NewVersion, Rejection, SearchPage,
-    SearchQuery, Storage, StoreError, WriteOp, WriteOutcome,
+    Atomicity, Erasure, HistoryQuery, IdentifierCondition, IdentifierLookup, NewVersion, Rejection,
+    SearchPage, SearchQuery, Storage, StoreError, WriteOp, WriteOutcome,
 };
 
 /// An engine under test: a fresh database per instance, and the few looks inside the
@@ -45,7 +45,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, lookups_by_identifier_answer_in_order_as_one_by_one, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -535,6 +535,55 @@ pub(crate) fn conditional_create_returns_the_existing_resource_by_identifier<E: 
             .expect("finds"),
         vec!["o1"]
     );
+}
+
+pub(crate) fn lookups_by_identifier_answer_in_order_as_one_by_one<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    create(&store, observation("o2", "p2", GLUCOSE, JAN1, 6.5));
+    create(&store, observation("o3", "p1", WEIGHT, JAN1, 70.0));
+    let lookup = |compartment: Option<&str>, system: Option<&str>, value: &str| IdentifierLookup {
+        resource_type: "Observation".into(),
+        compartment: compartment.map(str::to_owned),
+        condition: IdentifierCondition {
+            system: system.map(str::to_owned),
+            value: value.into(),
+        },
+    };
+    let lookups = [
+        lookup(Some("p1"), Some("urn:app"), "obs-o1"),
+        lookup(Some("p2"), Some("urn:app"), "obs-o1"),
+        lookup(Some("p2"), None, "obs-o2"),
+        lookup(Some("nobody"), None, "obs-o1"),
+        lookup(None, None, "obs-o3"),
+        lookup(Some("p1"), Some("urn:other"), "obs-o3"),
+        lookup(Some("p1"), None, "obs-o1"),
+    ];
+    let answers = store.find_by_identifiers(&lookups).expect("finds");
+    let expected: Vec<Vec<String>> = [
+        vec!["o1"],
+        vec![],
+        vec!["o2"],
+        vec![],
+        vec!["o3"],
+        vec![],
+        vec!["o1"],
+    ]
+    .iter()
+    .map(|ids| ids.iter().map(|id| id.to_string()).collect())
+    .collect();
+    assert_eq!(answers, expected);
+    let one_by_one: Vec<Vec<String>> = lookups
+        .iter()
+        .map(|l| {
+            store
+                .find_by_identifier(&l.resource_type, l.compartment.as_deref(), &l.condition)
+                .expect("finds")
+        })
+        .collect();
+    assert_eq!(answers, one_by_one);
+    assert!(store.find_by_identifiers(&[]).expect("finds").is_empty());
 }
 
 pub(crate) fn racing_conditional_creates_create_only_one<E: Engine>() {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use phr_fhir::IssueType;
-use phr_store::{Atomicity, WriteOp, WriteOutcome};
+use phr_store::{Atomicity, IdentifierLookup, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use super::parse::{Entry, Method};
@@ -33,6 +33,7 @@ pub(super) fn transaction(
     // Assign ids to new resources first, so references between entries can be resolved.
     let mut resolved: HashMap<String, String> = HashMap::new();
     let mut assigned: HashMap<usize, String> = HashMap::new();
+    let targets = conditional_targets(fhir, caller, &entries)?;
     for entry in &entries {
         if let (Method::Put, [rtype, id], Some(full_url)) =
             (entry.method, entry.path.as_slice(), &entry.full_url)
@@ -43,11 +44,10 @@ pub(super) fn transaction(
         let (Method::Post, [rtype]) = (entry.method, entry.path.as_slice()) else {
             continue;
         };
-        let target = match &entry.if_none_exist {
-            Some(condition) => conditional_target(fhir, caller, entry, rtype, condition)?,
-            None => None,
-        };
-        let id = target.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = targets
+            .get(&entry.index)
+            .cloned()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if let Some(full_url) = &entry.full_url {
             resolved.insert(full_url.clone(), format!("{rtype}/{id}"));
         }
@@ -172,37 +172,61 @@ pub(super) fn transaction(
     }))
 }
 
-/// The existing resource a conditional create in a transaction resolves to, if any.
-fn conditional_target(
+/// The existing resources the transaction's conditional creates resolve to, by entry
+/// index: every lookup in one storage request.
+fn conditional_targets(
     fhir: &FhirService,
     caller: &Caller,
-    entry: &Entry,
-    rtype: &str,
-    condition: &str,
-) -> Result<Option<String>> {
-    let condition = parse_if_none_exist(condition).map_err(|e| entry_failure(e, entry.index))?;
-    let compartment = entry
-        .resource
-        .as_ref()
-        .and_then(|resource| fhir.pipeline.compartment(caller, resource));
-    let ids = fhir
-        .storage
-        .find_by_identifier(rtype, compartment.as_deref(), &condition)?;
-    match ids.as_slice() {
-        [] => Ok(None),
-        [id] => Ok(Some(id.clone())),
-        _ => Err(entry_failure(
-            Error::new(
-                ErrorKind::PreconditionFailed,
-                IssueType::MultipleMatches,
-                format!(
-                    "ifNoneExist matched {} resources; it must match at most one",
-                    ids.len()
-                ),
-            ),
-            entry.index,
-        )),
+    entries: &[Entry],
+) -> Result<HashMap<usize, String>> {
+    let mut asking = Vec::new();
+    let mut lookups = Vec::new();
+    for entry in entries {
+        let (Method::Post, [rtype], Some(condition)) =
+            (entry.method, entry.path.as_slice(), &entry.if_none_exist)
+        else {
+            continue;
+        };
+        let condition =
+            parse_if_none_exist(condition).map_err(|e| entry_failure(e, entry.index))?;
+        let compartment = entry
+            .resource
+            .as_ref()
+            .and_then(|resource| fhir.pipeline.compartment(caller, resource));
+        asking.push(entry.index);
+        lookups.push(IdentifierLookup {
+            resource_type: rtype.clone(),
+            compartment,
+            condition,
+        });
     }
+    if lookups.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let answers = fhir.storage.find_by_identifiers(&lookups)?;
+    let mut targets = HashMap::new();
+    for (index, ids) in asking.into_iter().zip(answers) {
+        match ids.as_slice() {
+            [] => {}
+            [id] => {
+                targets.insert(index, id.clone());
+            }
+            _ => {
+                return Err(entry_failure(
+                    Error::new(
+                        ErrorKind::PreconditionFailed,
+                        IssueType::MultipleMatches,
+                        format!(
+                            "ifNoneExist matched {} resources; it must match at most one",
+                            ids.len()
+                        ),
+                    ),
+                    index,
+                ));
+            }
+        }
+    }
+    Ok(targets)
 }
 
 /// Two entries of one transaction must not write the same resource.

@@ -35,8 +35,9 @@ use crate::sqlite::cursor;
 use crate::sqlite::search::in_patient_compartments;
 use crate::sqlite::{CodeDatePair, StoreConfig, now_micros};
 use crate::{
-    Atomicity, Erasure, HistoryPage, HistoryQuery, IdentifierCondition, Rejection, SearchPage,
-    SearchQuery, Storage, StoreError, StoreStats, StoredResource, WriteOp, WriteOutcome,
+    Atomicity, Erasure, HistoryPage, HistoryQuery, IdentifierCondition, IdentifierLookup,
+    Rejection, SearchPage, SearchQuery, Storage, StoreError, StoreStats, StoredResource, WriteOp,
+    WriteOutcome,
 };
 pub use names::{compartment_key, name_id};
 use pool::{Conn, Pool};
@@ -617,19 +618,58 @@ impl Storage for PostgresStore {
         compartment: Option<&str>,
         condition: &IdentifierCondition,
     ) -> Result<Vec<String>, StoreError> {
-        let tid = name_id(resource_type);
+        let lookup = IdentifierLookup {
+            resource_type: resource_type.to_owned(),
+            compartment: compartment.map(str::to_owned),
+            condition: condition.clone(),
+        };
+        Ok(self
+            .find_by_identifiers(std::slice::from_ref(&lookup))?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// One statement per compartment asked about, not one per lookup.
+    fn find_by_identifiers(
+        &self,
+        lookups: &[IdentifierLookup],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
         let param = name_id("identifier");
-        let sys = condition.system.as_deref().map(name_id);
         self.with_conn(|conn| {
-            let pid = match compartment {
-                None if in_patient_compartments(resource_type) => None,
-                None => Some(0),
-                Some(p) => match self.compartment_of(conn, p)? {
-                    Some(pid) => Some(pid),
-                    None => return Ok(vec![]),
-                },
-            };
-            writer::live_ids_with_identifier(conn, tid, pid, param, sys, &condition.value)
+            // Each lookup's scope: Some(compartment key), or None for every compartment;
+            // a compartment that does not exist has no answers.
+            let mut scopes: Vec<Option<Option<i64>>> = Vec::with_capacity(lookups.len());
+            let mut asked: HashMap<Option<i64>, (Vec<i64>, Vec<String>)> = HashMap::new();
+            for lookup in lookups {
+                let scope = match lookup.compartment.as_deref() {
+                    None if in_patient_compartments(&lookup.resource_type) => Some(None),
+                    None => Some(Some(0)),
+                    Some(p) => self.compartment_of(conn, p)?.map(Some),
+                };
+                if let Some(scope) = scope {
+                    let entry = asked.entry(scope).or_default();
+                    entry.0.push(name_id(&lookup.resource_type));
+                    entry.1.push(lookup.condition.value.clone());
+                }
+                scopes.push(scope);
+            }
+            let mut rows = Vec::new();
+            for (scope, (tids, codes)) in &asked {
+                rows.extend(writer::live_identifiers(conn, *scope, tids, codes, param)?);
+            }
+            Ok(lookups
+                .iter()
+                .zip(scopes)
+                .map(|(lookup, scope)| match scope {
+                    Some(scope) => writer::matching_ids(
+                        &rows,
+                        name_id(&lookup.resource_type),
+                        scope,
+                        &lookup.condition,
+                    ),
+                    None => Vec::new(),
+                })
+                .collect())
         })
     }
 

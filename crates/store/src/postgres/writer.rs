@@ -799,7 +799,8 @@ struct Res {
 }
 
 /// A live identifier token: (compartment, version seq, type, system, code, resource id).
-struct Ident {
+/// A live `identifier` token row, with its resource's id.
+pub(crate) struct Ident {
     pid: i64,
     seq: i64,
     tid: i64,
@@ -1177,31 +1178,8 @@ impl<'p> Tx<'_, 'p> {
                 .execute("SELECT pg_advisory_xact_lock($1)", &[&lock])?;
         }
         for (scope, (tids, codes)) in scoped {
-            let (pid, every) = match scope {
-                Some(pid) => (pid, false),
-                None => (0, true),
-            };
-            let sql = format!(
-                "SELECT t.pid, t.seq, t.tid, t.sys, t.code, v.id
-                 FROM idx_token t JOIN versions v ON v.pid = t.pid AND v.seq = t.seq
-                 WHERE t.pid {} $1 AND t.tid = ANY($2) AND t.param = $3 AND t.code = ANY($4)
-                   AND t.seq_to = $5",
-                if every { ">=" } else { "=" }
-            );
-            let rows = self.conn.query(
-                &sql,
-                &[&pid, &tids, &self.identifier_param, &codes, &CURRENT],
-            )?;
-            for r in rows {
-                self.idents.push(Ident {
-                    pid: r.try_get(0)?,
-                    seq: r.try_get(1)?,
-                    tid: r.try_get(2)?,
-                    sys: r.try_get(3)?,
-                    code: r.try_get(4)?,
-                    id: r.try_get(5)?,
-                });
-            }
+            let found = live_identifiers(self.conn, scope, &tids, &codes, self.identifier_param)?;
+            self.idents.extend(found);
         }
         Ok(())
     }
@@ -1212,21 +1190,7 @@ impl<'p> Tx<'_, 'p> {
         scope: Option<i64>,
         condition: &crate::IdentifierCondition,
     ) -> Vec<String> {
-        let sys = condition.system.as_deref().map(name_id);
-        let mut ids: Vec<String> = self
-            .idents
-            .iter()
-            .filter(|i| {
-                i.tid == tid
-                    && i.code == condition.value
-                    && scope.is_none_or(|p| i.pid == p)
-                    && sys.is_none_or(|s| i.sys == s)
-            })
-            .map(|i| i.id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
+        matching_ids(&self.idents, tid, scope, condition)
     }
 
     fn apply(
@@ -1625,32 +1589,71 @@ impl<'p> Tx<'_, 'p> {
     }
 }
 
-// ---- reads the writer shares with `find_by_identifier`.
+// ---- reads the writer shares with `find_by_identifier(s)`.
 
-/// Ids of current, live resources of type `tid` with this identifier, in compartment `pid`
-/// (every compartment when None).
-pub fn live_ids_with_identifier(
+/// The live `identifier` rows of types `tids` with one of `codes`, in compartment `scope`
+/// (every compartment when None): one statement, which the planner prunes to one partition
+/// when the compartment is given.
+pub(crate) fn live_identifiers(
     conn: &mut Conn,
-    tid: i64,
-    pid: Option<i64>,
-    param: i64,
-    sys: Option<i64>,
-    value: &str,
-) -> Result<Vec<String>, PgError> {
+    scope: Option<i64>,
+    tids: &[i64],
+    codes: &[String],
+    identifier_param: i64,
+) -> Result<Vec<Ident>, PgError> {
     let sql = format!(
-        "SELECT DISTINCT v.id FROM idx_token t JOIN versions v ON v.pid = t.pid AND v.seq = t.seq
-         WHERE t.pid {} $1 AND t.tid = $2 AND t.param = $3 AND t.code = $4 AND t.seq_to = $5
-           AND ($6::bigint IS NULL OR t.sys = $6)
-         ORDER BY v.id",
-        if pid.is_some() { "=" } else { ">=" }
+        "SELECT t.pid, t.seq, t.tid, t.sys, t.code, v.id
+         FROM idx_token t JOIN versions v ON v.pid = t.pid AND v.seq = t.seq
+         WHERE t.pid {} $1 AND t.tid = ANY($2) AND t.param = $3 AND t.code = ANY($4)
+           AND t.seq_to = $5",
+        if scope.is_some() { "=" } else { ">=" }
     );
     let rows = conn.query(
         &sql,
-        &[&pid.unwrap_or(0), &tid, &param, &value, &CURRENT, &sys],
+        &[
+            &scope.unwrap_or(0),
+            &tids,
+            &identifier_param,
+            &codes,
+            &CURRENT,
+        ],
     )?;
     rows.iter()
-        .map(|r| r.try_get::<_, String>(0).map_err(PgError::from))
+        .map(|r| {
+            Ok(Ident {
+                pid: r.try_get(0)?,
+                seq: r.try_get(1)?,
+                tid: r.try_get(2)?,
+                sys: r.try_get(3)?,
+                code: r.try_get(4)?,
+                id: r.try_get(5)?,
+            })
+        })
         .collect()
+}
+
+/// The ids, sorted and distinct, of the rows that answer `condition` for type `tid` in
+/// compartment `scope` (every compartment when None).
+pub(crate) fn matching_ids(
+    rows: &[Ident],
+    tid: i64,
+    scope: Option<i64>,
+    condition: &crate::IdentifierCondition,
+) -> Vec<String> {
+    let sys = condition.system.as_deref().map(name_id);
+    let mut ids: Vec<String> = rows
+        .iter()
+        .filter(|i| {
+            i.tid == tid
+                && i.code == condition.value
+                && scope.is_none_or(|p| i.pid == p)
+                && sys.is_none_or(|s| i.sys == s)
+        })
+        .map(|i| i.id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 // ---- erasure.
