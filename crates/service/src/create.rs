@@ -2,7 +2,7 @@
 //! match (Kanta's idempotent sync: conditional create by identifier).
 
 use phr_auth::Interaction;
-use phr_store::{Atomicity, NewVersion, Rejection, WriteOp, WriteOutcome};
+use phr_store::{NewVersion, Rejection, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use crate::caller::Caller;
@@ -23,12 +23,7 @@ impl FhirService {
         if_none_exist: Option<&str>,
     ) -> Result<Written> {
         let op = self.prepare_create(caller, resource, if_none_exist, &mut self.patients())?;
-        let result = self
-            .storage
-            .write(vec![op.clone()], Atomicity::Independent)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("storage answered a create with nothing"))?;
+        let result = self.write_one(&op)?;
         self.finish_create(op, result)
     }
 

@@ -3,7 +3,7 @@
 
 use phr_auth::Interaction;
 use phr_fhir::IssueType;
-use phr_store::{Atomicity, Rejection, WriteOp};
+use phr_store::{Rejection, WriteOp};
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
@@ -30,13 +30,7 @@ impl FhirService {
             let Some(op) = self.prepare_delete(caller, resource_type, id, if_match)? else {
                 return Ok(());
             };
-            let result = self
-                .storage
-                .write(vec![op], Atomicity::Independent)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::internal("storage answered a delete with nothing"))?;
-            match result {
+            match self.write_one(&op)? {
                 Ok(_) => return Ok(()),
                 Err(Rejection::VersionConflict { .. }) if if_match.is_none() => continue,
                 Err(other) => return Err(rejection(other)),

@@ -655,12 +655,7 @@ impl FhirService {
             }
             other => other,
         };
-        let result = self
-            .storage
-            .write(vec![op.clone()], phr_store::Atomicity::Independent)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("storage answered an update with nothing"))?;
+        let result = self.write_one(&op)?;
         crate::update::finish_update(op, result).map(Some)
     }
 

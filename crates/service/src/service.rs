@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use phr_store::Storage;
+use phr_store::{Atomicity, Rejection, Storage, WriteOp, WriteOutcome};
 
 use crate::conformance::{self, Conformance};
 use crate::error::{Error, Result};
@@ -68,6 +68,18 @@ impl FhirService {
     /// A Patient lookup for one request (cached: a Bundle's entries mostly name one Patient).
     pub fn patients(&self) -> Patients<'_> {
         Patients::new(self.storage.as_ref())
+    }
+
+    /// Stores one operation on its own and gives its outcome.
+    pub(crate) fn write_one(
+        &self,
+        op: &WriteOp,
+    ) -> Result<std::result::Result<WriteOutcome, Rejection>> {
+        self.storage
+            .write(vec![op.clone()], Atomicity::Independent)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("storage answered a write with nothing"))
     }
 
     /// `fullUrl` of a resource.

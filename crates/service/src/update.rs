@@ -3,7 +3,7 @@
 
 use phr_auth::Interaction;
 use phr_fhir::IssueType;
-use phr_store::{Atomicity, Rejection, WriteOp, WriteOutcome};
+use phr_store::{Rejection, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use crate::caller::Caller;
@@ -41,13 +41,7 @@ impl FhirService {
                 if_match,
                 &mut self.patients(),
             )?;
-            let result = self
-                .storage
-                .write(vec![op.clone()], Atomicity::Independent)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::internal("storage answered an update with nothing"))?;
-            match result {
+            match self.write_one(&op)? {
                 Err(Rejection::VersionConflict { .. }) if if_match.is_none() => continue,
                 result => return finish_update(op, result),
             }
