@@ -391,6 +391,19 @@ fn a_certificate_bound_token_needs_its_certificate() {
             .authenticate_presenting(Some(&header), Some(&presenting("thumb", Ok(()))))
             .is_ok()
     );
+    // Known from that check, the token still needs its certificate.
+    assert!(
+        f.enforcer
+            .authenticate_known(Some(&header), Some(&presenting("thumb", Ok(()))))
+            .is_some()
+    );
+    for unknown in [
+        f.enforcer.authenticate_known(Some(&header), None),
+        f.enforcer
+            .authenticate_known(Some(&header), Some(&presenting("other", Ok(())))),
+    ] {
+        assert_eq!(unknown, None);
+    }
     for refused in [
         f.enforcer.authenticate(Some(&header)),
         f.enforcer
@@ -480,34 +493,4 @@ fn every_change_sends_a_known_token_back_to_the_full_check() {
     f.clock.advance(600);
     assert_eq!(known(), None);
     assert_eq!(f.check(&claims), Err(AccessError::Expired));
-}
-
-#[test]
-fn a_known_certificate_bound_token_still_needs_its_certificate() {
-    use crate::certificate::{Confirmation, PresentedCertificate};
-    let f = fixture();
-    let mut claims = f.claims();
-    claims.cnf = Some(Confirmation {
-        x5t_s256: "thumb".into(),
-    });
-    let header = f.header(&claims);
-    let presenting = |thumbprint: &str| PresentedCertificate {
-        thumbprint: thumbprint.into(),
-        serial_number: Some("1.2.246.10.1".into()),
-        trust: Ok(()),
-    };
-    f.enforcer
-        .authenticate_presenting(Some(&header), Some(&presenting("thumb")))
-        .unwrap();
-    assert!(
-        f.enforcer
-            .authenticate_known(Some(&header), Some(&presenting("thumb")))
-            .is_some()
-    );
-    assert_eq!(f.enforcer.authenticate_known(Some(&header), None), None);
-    assert_eq!(
-        f.enforcer
-            .authenticate_known(Some(&header), Some(&presenting("other"))),
-        None
-    );
 }
