@@ -112,6 +112,15 @@ impl AccessContext {
     }
 }
 
+/// Where the status checks may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Memory, then storage on a miss (and the status signal when due).
+    Stored,
+    /// Memory alone: an answer that needs storage is "not known".
+    CachedOnly,
+}
+
 /// What a request may do, from its token's verified claims and its application's standing.
 fn context(claims: AccessClaims, standing: AppStanding) -> Result<AccessContext, AccessError> {
     let scopes = ScopeSet::parse(&claims.scope).map_err(|_| AccessError::InvalidToken)?;
@@ -289,29 +298,7 @@ impl Enforcer {
         {
             return None;
         }
-        if claims.exp <= self.clock.now()
-            || self.signal.latest_known()? != self.seen.load(Ordering::Relaxed)
-            || self.status.is_revoked(&claims.jti)
-        {
-            return None;
-        }
-        let standing = self.status.app(&claims.client_id)?;
-        if !standing.status.is_usable(self.expected.mode) {
-            return None;
-        }
-        if let Some(grant) = &claims.gid
-            && !self.status.grant(grant)?
-        {
-            return None;
-        }
-        if let Some(family) = &claims.fid
-            && !self.status.family(family)?
-        {
-            return None;
-        }
-        if claims.patient.is_some() && claims.gid.is_none() {
-            return None;
-        }
+        let standing = self.standing(&claims, Lookup::CachedOnly).ok()??;
         context(claims, standing).ok()
     }
 
@@ -387,10 +374,29 @@ impl Enforcer {
     /// Expiry, revocation, app, grant and family status of verified claims; returns the
     /// app's standing (name and content limits).
     pub fn check(&self, claims: &AccessClaims) -> Result<AppStanding, AccessError> {
+        // A look-up that may read storage always comes to an answer.
+        self.standing(claims, Lookup::Stored)?
+            .ok_or(AccessError::Internal)
+    }
+
+    /// The checks of [`Enforcer::check`], in its order. With [`Lookup::CachedOnly`],
+    /// `Ok(None)` when a status is not in memory or the status signal must be read first.
+    fn standing(
+        &self,
+        claims: &AccessClaims,
+        lookup: Lookup,
+    ) -> Result<Option<AppStanding>, AccessError> {
         if claims.exp <= self.clock.now() {
             return Err(AccessError::Expired);
         }
-        self.sync();
+        match lookup {
+            Lookup::Stored => self.sync(),
+            Lookup::CachedOnly => {
+                if self.signal.latest_known() != Some(self.seen.load(Ordering::Relaxed)) {
+                    return Ok(None);
+                }
+            }
+        }
         if self.status.is_revoked(&claims.jti) {
             return Err(AccessError::Revoked);
         }
@@ -398,33 +404,44 @@ impl Enforcer {
             tracing::error!(error = %e, "authorization status lookup failed");
             AccessError::from_storage(&e)
         };
-        let standing = self
-            .app(&claims.client_id)
-            .map_err(internal)?
-            .ok_or(AccessError::InvalidToken)?;
+        let Some(standing) = self.app(&claims.client_id, lookup).map_err(internal)? else {
+            return match lookup {
+                Lookup::Stored => Err(AccessError::InvalidToken),
+                Lookup::CachedOnly => Ok(None),
+            };
+        };
         if !standing.status.is_usable(self.expected.mode) {
             return Err(AccessError::AppInactive(standing.status.code().to_owned()));
         }
-        if let Some(grant) = &claims.gid
-            && !self.grant_active(grant).map_err(internal)?
-        {
-            return Err(AccessError::GrantWithdrawn);
+        if let Some(grant) = &claims.gid {
+            match self.grant_active(grant, lookup).map_err(internal)? {
+                None => return Ok(None),
+                Some(false) => return Err(AccessError::GrantWithdrawn),
+                Some(true) => {}
+            }
         }
-        if let Some(family) = &claims.fid
-            && !self.family_active(family).map_err(internal)?
-        {
-            return Err(AccessError::Revoked);
+        if let Some(family) = &claims.fid {
+            match self.family_active(family, lookup).map_err(internal)? {
+                None => return Ok(None),
+                Some(false) => return Err(AccessError::Revoked),
+                Some(true) => {}
+            }
         }
         if claims.patient.is_some() && claims.gid.is_none() {
             // Patient tokens are always issued under a grant.
             return Err(AccessError::InvalidToken);
         }
-        Ok(standing)
+        Ok(Some(standing))
     }
 
-    fn app(&self, app_id: &str) -> Result<Option<AppStanding>> {
+    /// The app's standing; `None` when it does not exist, or is not cached and `lookup`
+    /// allows no read.
+    fn app(&self, app_id: &str, lookup: Lookup) -> Result<Option<AppStanding>> {
         if let Some(hit) = self.status.app(app_id) {
             return Ok(Some(hit));
+        }
+        if lookup == Lookup::CachedOnly {
+            return Ok(None);
         }
         let found = self.source.app(app_id)?;
         if let Some(found) = &found {
@@ -433,24 +450,33 @@ impl Enforcer {
         Ok(found)
     }
 
-    fn grant_active(&self, grant_id: &str) -> Result<bool> {
+    /// Whether the grant is active; `None` when it is not cached and `lookup` allows no read.
+    fn grant_active(&self, grant_id: &str, lookup: Lookup) -> Result<Option<bool>> {
         if let Some(hit) = self.status.grant(grant_id) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        if lookup == Lookup::CachedOnly {
+            return Ok(None);
         }
         let state = self.source.grant(grant_id)?;
         if state.cacheable {
             self.status.set_grant(grant_id, state.active);
         }
-        Ok(state.active)
+        Ok(Some(state.active))
     }
 
-    fn family_active(&self, family_id: &str) -> Result<bool> {
+    /// Whether the refresh family is active; `None` when it is not cached and `lookup`
+    /// allows no read.
+    fn family_active(&self, family_id: &str, lookup: Lookup) -> Result<Option<bool>> {
         if let Some(hit) = self.status.family(family_id) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        if lookup == Lookup::CachedOnly {
+            return Ok(None);
         }
         let active = self.source.family_active(family_id)?;
         self.status.set_family(family_id, active);
-        Ok(active)
+        Ok(Some(active))
     }
 
     /// Drops every cached status when another process changed one (as the signal tells).
