@@ -1184,15 +1184,6 @@ impl<'p> Tx<'_, 'p> {
         Ok(())
     }
 
-    fn live_ids(
-        &self,
-        tid: i64,
-        scope: Option<i64>,
-        condition: &crate::IdentifierCondition,
-    ) -> Vec<String> {
-        matching_ids(&self.idents, tid, scope, condition)
-    }
-
     fn apply(
         &mut self,
         op: &'p WriteOp,
@@ -1202,7 +1193,7 @@ impl<'p> Tx<'_, 'p> {
             (WriteOp::Create { new, if_none_exist }, Some(p)) => {
                 if let Some(condition) = if_none_exist {
                     let scope = (new.resource_type != "Patient").then_some(p.pid);
-                    let ids = self.live_ids(p.tid, scope, condition);
+                    let ids = matching_ids(&self.idents, p.tid, scope, condition);
                     if !ids.is_empty() {
                         return Ok(Ok(WriteOutcome::Existing { ids }));
                     }
