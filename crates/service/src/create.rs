@@ -2,7 +2,7 @@
 //! match (Kanta's idempotent sync: conditional create by identifier).
 
 use phr_auth::Interaction;
-use phr_store::{NewVersion, Rejection, WriteOp, WriteOutcome};
+use phr_store::{NewVersion, Rejection, StoredResource, WriteOp, WriteOutcome};
 use serde_json::Value;
 
 use crate::caller::Caller;
@@ -53,6 +53,23 @@ impl FhirService {
         })
     }
 
+    /// Reads a resource an identifier lookup in `compartment` matched. Storage looked for it
+    /// in that compartment (among every Patient for a Patient), so it is read from there: on
+    /// PostgreSQL that is the citizen's partition, not every partition.
+    pub(crate) fn read_match(
+        &self,
+        resource_type: &str,
+        compartment: Option<&str>,
+        id: &str,
+    ) -> Result<Option<StoredResource>> {
+        Ok(match compartment {
+            Some(patient) if resource_type != "Patient" => {
+                self.storage.read_in(patient, resource_type, id)?
+            }
+            _ => self.storage.read(resource_type, id)?,
+        })
+    }
+
     /// The second half of a create: turns the storage outcome into a result.
     pub(crate) fn finish_create(
         &self,
@@ -74,18 +91,11 @@ impl FhirService {
         }
     }
 
-    /// The resource a conditional create matched. Storage looked for it in the new
-    /// version's compartment (among every Patient for a Patient), so it is read from there:
-    /// on PostgreSQL that is the citizen's partition, not every partition.
+    /// The resource a conditional create matched.
     fn existing(&self, new: &NewVersion, id: &str) -> Result<Written> {
-        let resource_type = new.resource_type.as_str();
-        let stored = match new.patient.as_deref() {
-            Some(patient) if resource_type != "Patient" => {
-                self.storage.read_in(patient, resource_type, id)?
-            }
-            _ => self.storage.read(resource_type, id)?,
-        }
-        .ok_or_else(|| Error::internal("a conditional match vanished while being read"))?;
+        let stored = self
+            .read_match(&new.resource_type, new.patient.as_deref(), id)?
+            .ok_or_else(|| Error::internal("a conditional match vanished while being read"))?;
         Ok(Written {
             change: Change::Existing,
             version: Version::from(stored),

@@ -44,10 +44,10 @@ pub(super) fn transaction(
         let (Method::Post, [rtype]) = (entry.method, entry.path.as_slice()) else {
             continue;
         };
-        let id = targets
-            .get(&entry.index)
-            .cloned()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = match targets.get(&entry.index) {
+            Some(target) => target.id.clone(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
         if let Some(full_url) = &entry.full_url {
             resolved.insert(full_url.clone(), format!("{rtype}/{id}"));
         }
@@ -97,8 +97,10 @@ pub(super) fn transaction(
         let id = assigned
             .get(&index)
             .ok_or_else(|| fail(Error::internal("the entry was given no id")))?;
-        if entry.if_none_exist.is_some()
-            && let Some(existing) = fhir.storage.read(&rtype, id).map_err(|e| fail(e.into()))?
+        if let Some(target) = targets.get(&index)
+            && let Some(existing) = fhir
+                .read_match(&rtype, target.compartment.as_deref(), id)
+                .map_err(fail)?
             && !existing.deleted
         {
             answers.insert(index, EntryOutcome::Existing(Version::from(existing)));
@@ -172,13 +174,20 @@ pub(super) fn transaction(
     }))
 }
 
+/// The existing resource a conditional create matched, and the compartment it was looked
+/// for in.
+struct Target {
+    id: String,
+    compartment: Option<String>,
+}
+
 /// The existing resources the transaction's conditional creates resolve to, by entry
 /// index: every lookup in one storage request.
 fn conditional_targets(
     fhir: &FhirService,
     caller: &Caller,
     entries: &[Entry],
-) -> Result<HashMap<usize, String>> {
+) -> Result<HashMap<usize, Target>> {
     let mut asking = Vec::new();
     let mut lookups = Vec::new();
     for entry in entries {
@@ -205,11 +214,17 @@ fn conditional_targets(
     }
     let answers = fhir.storage.find_by_identifiers(&lookups)?;
     let mut targets = HashMap::new();
-    for (index, ids) in asking.into_iter().zip(answers) {
+    for ((index, lookup), ids) in asking.into_iter().zip(lookups).zip(answers) {
         match ids.as_slice() {
             [] => {}
             [id] => {
-                targets.insert(index, id.clone());
+                targets.insert(
+                    index,
+                    Target {
+                        id: id.clone(),
+                        compartment: lookup.compartment,
+                    },
+                );
             }
             _ => {
                 return Err(entry_failure(
