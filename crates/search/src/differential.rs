@@ -246,3 +246,59 @@ fn compiled_paths_reach_the_same_nodes_as_the_engine_on_generated_resources() {
         "generated resources reach at least 95% of the compiled parameters"
     );
 }
+
+/// The values of a `Registry::stored_union` parameter, as a set of canonical texts.
+fn entry_set(entries: &[crate::IndexEntry], params: &[&str]) -> BTreeSet<String> {
+    entries
+        .iter()
+        .filter(|e| params.contains(&e.param.as_str()))
+        .map(|e| format!("{:?}", e.value))
+        .collect()
+}
+
+#[test]
+fn stored_unions_hold_for_every_resource() {
+    let registry = Registry::global();
+    let generator = Generator::new(&registry.model);
+    let mut rng = Rng::new(20_261_207);
+    let mut resources = kanta_resources();
+    resources.extend((0..600).map(|_| generator.resource("Observation", &mut rng)));
+    let mut reached: BTreeSet<(String, String)> = BTreeSet::new();
+    for resource in &resources {
+        let rt = resource["resourceType"].as_str().unwrap_or_default();
+        let Ok(entries) = registry.extract(resource) else {
+            continue;
+        };
+        for param in registry.params(rt) {
+            let Some(sources) = registry.stored_union(rt, &param.code) else {
+                continue;
+            };
+            for source in sources {
+                let source_param = registry.param(rt, source).expect("a source exists");
+                assert_eq!(source_param.param_type, param.param_type, "{rt}.{source}");
+            }
+            let own = entry_set(&entries, &[param.code.as_str()]);
+            assert_eq!(
+                own,
+                entry_set(&entries, sources),
+                "{rt}.{} of {}",
+                param.code,
+                resource["id"]
+            );
+            if !own.is_empty() {
+                reached.insert((rt.to_owned(), param.code.clone()));
+            }
+        }
+    }
+    for rt in registry.resource_types() {
+        for param in registry.params(rt) {
+            if registry.stored_union(rt, &param.code).is_some() {
+                assert!(
+                    reached.contains(&(rt.clone(), param.code.clone())),
+                    "no resource gave {rt}.{} a value",
+                    param.code
+                );
+            }
+        }
+    }
+}

@@ -32,6 +32,8 @@ pub(crate) trait Engine: Sized {
     fn schema_is_current(&self) -> bool;
     /// Index rows kept only for open cursors (superseded).
     fn stale_index_rows(&self) -> i64;
+    /// Index rows of the search parameter `param`, in every index table.
+    fn index_rows_of(&self, param: &str) -> i64;
     /// The keys of every stored version of the resources with these ids.
     fn versions_of(&self, ids: &[&str]) -> Vec<(i64, i64)>;
     /// What identifies `patient`'s compartment in the tables.
@@ -45,7 +47,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, lookups_by_identifier_answer_in_order_as_one_by_one, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, lookups_by_identifier_answer_in_order_as_one_by_one, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot, union_parameters_are_answered_from_the_rows_they_unite);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -2470,4 +2472,172 @@ pub(crate) fn aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_ca
             "{query:?} {agg:?}"
         );
     }
+}
+
+/// An Observation as the server stores it: its index entries extracted from its JSON.
+fn extracted(id: &str, patient: &str, body: serde_json::Value) -> NewVersion {
+    let mut body = body;
+    body["resourceType"] = "Observation".into();
+    body["id"] = id.into();
+    body["subject"] = serde_json::json!({ "reference": format!("Patient/{patient}") });
+    NewVersion {
+        resource_type: "Observation".into(),
+        id: id.into(),
+        version: 1,
+        last_updated: JAN1,
+        index: phr_search::extract(&body).expect("an Observation"),
+        body: body.to_string().into_bytes(),
+        patient: Some(patient.into()),
+        app: None,
+    }
+}
+
+fn ucum(value: f64, unit: &str) -> serde_json::Value {
+    serde_json::json!({ "value": value, "system": "http://unitsofmeasure.org", "code": unit })
+}
+
+fn at_least(value: f64) -> QueryValue {
+    QueryValue::Quantity {
+        prefix: Prefix::Ge,
+        value,
+        low: value,
+        high: value,
+        system: None,
+        code: None,
+    }
+}
+
+/// `combo-code` and the other `Registry::stored_union` parameters have no rows of their
+/// own; a search on one reads the rows of the parameters it unites, finds a resource once
+/// when both hold the value, and sorts and tests `:missing` over all of them.
+pub(crate) fn union_parameters_are_answered_from_the_rows_they_unite<E: Engine>() {
+    const SYSTOLIC: &str = "8480-6";
+    const DIASTOLIC: &str = "8462-4";
+    let db = E::new();
+    let store = db.open();
+    let coded = |c: &str| serde_json::json!({ "coding": [{ "system": LOINC, "code": c }] });
+    let component = |c: &str, v: f64| serde_json::json!({ "code": coded(c), "valueQuantity": ucum(v, "mm[Hg]") });
+    let panel = serde_json::json!({
+        "status": "final", "code": coded("85354-9"),
+        "component": [component(SYSTOLIC, 120.0), component(DIASTOLIC, 80.0)],
+    });
+    let systolic = serde_json::json!({
+        "status": "final", "code": coded(SYSTOLIC), "valueQuantity": ucum(130.0, "mm[Hg]"),
+    });
+    // The same code in `code` and in `component.code`.
+    let twice = serde_json::json!({
+        "status": "final", "code": coded(GLUCOSE), "valueQuantity": ucum(5.5, "mmol/L"),
+        "component": [{ "code": coded(GLUCOSE), "valueQuantity": ucum(6.1, "mmol/L") }],
+    });
+    let unvalued = serde_json::json!({ "status": "final", "code": coded(WEIGHT) });
+    for (id, body) in [
+        ("bp", panel),
+        ("sys", systolic),
+        ("glu", twice),
+        ("w", unvalued),
+    ] {
+        let new = extracted(id, "p1", body);
+        assert!(new.index.iter().any(|e| e.param == "combo-code"));
+        create(&store, new);
+    }
+    for param in [
+        "combo-code",
+        "combo-value-quantity",
+        "combo-code-value-quantity",
+    ] {
+        assert_eq!(db.index_rows_of(param), 0, "{param} has no rows of its own");
+    }
+    assert!(db.index_rows_of("component-code") > 0);
+
+    let combo = |param: &str, values: Vec<QueryValue>| query("p1", vec![clause(param, values)]);
+    assert_eq!(
+        search_ids(&store, &combo("combo-code", vec![code(SYSTOLIC)])),
+        vec!["bp", "sys"]
+    );
+    let mut once = combo("combo-code", vec![code(GLUCOSE)]);
+    once.total = TotalMode::Accurate;
+    let page = store.search(&once, None).expect("searches");
+    assert_eq!(
+        ids(&page),
+        vec!["glu"],
+        "found once though both hold the code"
+    );
+    assert_eq!(page.total, Some(1));
+    assert_eq!(
+        search_ids(
+            &store,
+            &combo("combo-value-quantity", vec![at_least(125.0)])
+        ),
+        vec!["sys"]
+    );
+    assert_eq!(
+        search_ids(&store, &combo("combo-value-quantity", vec![at_least(6.0)])),
+        vec!["bp", "glu", "sys"]
+    );
+    let pair = |c: &str, v: f64| QueryValue::Composite(vec![code(c), at_least(v)]);
+    assert_eq!(
+        search_ids(
+            &store,
+            &combo("combo-code-value-quantity", vec![pair(SYSTOLIC, 125.0)])
+        ),
+        vec!["sys"]
+    );
+    assert_eq!(
+        search_ids(
+            &store,
+            &combo("combo-code-value-quantity", vec![pair(SYSTOLIC, 100.0)])
+        ),
+        vec!["bp", "sys"]
+    );
+    assert_eq!(
+        search_ids(
+            &store,
+            &combo("combo-code-value-quantity", vec![pair(GLUCOSE, 6.0)])
+        ),
+        vec!["glu"]
+    );
+    let mut missing = clause("combo-value-quantity", vec![]);
+    missing.modifier = Some(Modifier::Missing(true));
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![missing.clone()])),
+        vec!["w"]
+    );
+    missing.modifier = Some(Modifier::Missing(false));
+    assert_eq!(
+        search_ids(&store, &query("p1", vec![missing])),
+        vec!["bp", "glu", "sys"]
+    );
+
+    // Sorted by the smallest value ascending and the largest descending, over both sources;
+    // without a value last.
+    for (descending, expected) in [
+        (false, ["glu", "bp", "sys", "w"]),
+        (true, ["sys", "bp", "glu", "w"]),
+    ] {
+        let mut sorted = query("p1", vec![]);
+        sorted.sort = vec![SortKey {
+            param: "combo-value-quantity".into(),
+            descending,
+        }];
+        let page = store.search(&sorted, None).expect("searches");
+        assert_eq!(ids(&page), expected, "descending: {descending}");
+    }
+
+    // Reached through a reverse chain from the Patient.
+    create(&store, patient("p1", "Virtanen"));
+    let has = |c: &str| Clause {
+        param: "_has".into(),
+        modifier: None,
+        chain: Some(Box::new(Chain::Reverse {
+            source_type: "Observation".into(),
+            reference_param: "subject".into(),
+            inner: clause("combo-code", vec![code(c)]),
+        })),
+        values: vec![],
+    };
+    let mut patients = query("p1", vec![has(DIASTOLIC)]);
+    patients.resource_type = "Patient".into();
+    assert_eq!(search_ids(&store, &patients), vec!["p1"]);
+    patients.clauses = vec![has("no-such-code")];
+    assert!(search_ids(&store, &patients).is_empty());
 }

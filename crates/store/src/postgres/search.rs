@@ -24,7 +24,8 @@ use std::error::Error;
 use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use bytes::BytesMut;
 use phr_search::{
-    Chain, Clause, Include, Modifier, Prefix, QueryValue, SortKey, Summary, TokenSystem, TotalMode,
+    Chain, Clause, Include, Modifier, Prefix, QueryValue, Registry, SortKey, Summary, TokenSystem,
+    TotalMode,
 };
 use rusqlite::types::Value;
 
@@ -874,6 +875,8 @@ fn walk_rows(
 struct Scope {
     pids: Vec<i64>,
     tid: i64,
+    /// The type `tid` names: which parameters are `Registry::stored_union`s.
+    resource_type: String,
 }
 
 impl Scope {
@@ -898,6 +901,7 @@ impl Ctx<'_> {
         Scope {
             pids: vec![self.pid],
             tid: self.tid,
+            resource_type: String::new(),
         }
         .pids_sql(&mut self.sql)
     }
@@ -952,7 +956,10 @@ impl Ctx<'_> {
         let Some(key) = query.sort.first() else {
             return Ok(None);
         };
-        let param = name_id(&key.param);
+        let [param] = stored_params(&query.resource_type, &key.param)[..] else {
+            // A union: no one index holds the key in order.
+            return Ok(None);
+        };
         let kind = match self.kinds(self.tid, param)?.as_slice() {
             [k] if *k != Kind::Composite => *k,
             _ => return Ok(None),
@@ -1245,8 +1252,15 @@ impl Ctx<'_> {
         }
         // 3. an equality on a token or a reference.
         if from.is_none() {
+            let registry = Registry::global();
             for (i, clause) in query.clauses.iter().enumerate() {
-                if clause.modifier.is_some() || clause.chain.is_some() {
+                // A union's driver would give a resource once per parameter holding the value.
+                if clause.modifier.is_some()
+                    || clause.chain.is_some()
+                    || registry
+                        .stored_union(&query.resource_type, &clause.param)
+                        .is_some()
+                {
                     continue;
                 }
                 let [value] = clause.values.as_slice() else {
@@ -1315,6 +1329,7 @@ impl Ctx<'_> {
             let scope = Scope {
                 pids: vec![self.pid],
                 tid: self.tid,
+                resource_type: query.resource_type.clone(),
             };
             let cond = self.clause_cond(&scope, clause, "c")?;
             if cond == NEVER {
@@ -1331,6 +1346,7 @@ impl Ctx<'_> {
             let mut keys = Vec::new();
             for (n, key) in query.sort.iter().enumerate() {
                 if let Some(k) = self.sort_key(
+                    &query.resource_type,
                     key,
                     n,
                     driver_date_param.as_deref(),
@@ -1443,6 +1459,7 @@ impl Ctx<'_> {
     #[allow(clippy::too_many_arguments)]
     fn sort_key(
         &mut self,
+        resource_type: &str,
         key: &SortKey,
         n: usize,
         driver_date_param: Option<&str>,
@@ -1465,8 +1482,8 @@ impl Ctx<'_> {
                 descending,
             }));
         }
-        let param = name_id(&key.param);
-        let kinds = self.kinds(self.tid, param)?;
+        let params = stored_params(resource_type, &key.param);
+        let kinds = self.kinds_of_all(self.tid, &params)?;
         let Some(kind) = kinds.first().copied() else {
             return Ok(None);
         };
@@ -1486,16 +1503,29 @@ impl Ctx<'_> {
             Kind::Composite => return Ok(None),
         };
         let agg = if descending { "max" } else { "min" };
-        let p = self.sql.bind(param);
+        let p = self.sql.bind_any(&params);
         let alias = format!("s{n}");
         joins.push(format!(
-            "LEFT JOIN (SELECT pid, seq, {agg}({column}) AS k FROM {table} WHERE pid {pid_sql} AND tid = {tid_sql} AND param = {p} GROUP BY pid, seq) {alias} ON {alias}.pid = c.pid AND {alias}.seq = c.seq"
+            "LEFT JOIN (SELECT pid, seq, {agg}({column}) AS k FROM {table} WHERE pid {pid_sql} AND tid = {tid_sql} AND param {p} GROUP BY pid, seq) {alias} ON {alias}.pid = c.pid AND {alias}.seq = c.seq"
         ));
         let sentinel = if descending { sentinel_lo } else { sentinel_hi };
         Ok(Some(Key {
             expr: format!("coalesce({alias}.k, {sentinel})"),
             descending,
         }))
+    }
+
+    /// The index tables any of `params` were written to on type `tid`.
+    fn kinds_of_all(&mut self, tid: i64, params: &[i64]) -> Result<Vec<Kind>, PgError> {
+        let mut kinds = Vec::new();
+        for &param in params {
+            for kind in self.kinds(tid, param)? {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        Ok(kinds)
     }
 
     fn kinds(&mut self, tid: i64, param: i64) -> Result<Vec<Kind>, PgError> {
@@ -1519,10 +1549,10 @@ impl Ctx<'_> {
         }
         let pids = scope.pids_sql(&mut self.sql);
         let tid = self.sql.bind(scope.tid);
-        let param = name_id(&clause.param);
-        let p = self.sql.bind(param);
+        let params = stored_params(&scope.resource_type, &clause.param);
+        let p = self.sql.bind_any(&params);
         if let Some(Modifier::Missing(missing)) = clause.modifier {
-            let kinds = self.kinds(scope.tid, param)?;
+            let kinds = self.kinds_of_all(scope.tid, &params)?;
             if kinds.is_empty() {
                 return Ok(if missing { ALWAYS.into() } else { NEVER.into() });
             }
@@ -1535,7 +1565,7 @@ impl Ctx<'_> {
                         ""
                     };
                     format!(
-                        "SELECT pid, seq FROM {} WHERE pid {pids} AND tid = {tid} AND param = {p}{real}",
+                        "SELECT pid, seq FROM {} WHERE pid {pids} AND tid = {tid} AND param {p}{real}",
                         k.table()
                     )
                 })
@@ -1564,7 +1594,7 @@ impl Ctx<'_> {
             .iter()
             .map(|(kind, conds)| {
                 format!(
-                    "SELECT x.pid, x.seq FROM {} x WHERE x.pid {pids} AND x.tid = {tid} AND x.param = {p} AND ({})",
+                    "SELECT x.pid, x.seq FROM {} x WHERE x.pid {pids} AND x.tid = {tid} AND x.param {p} AND ({})",
                     kind.table(),
                     conds.join(" OR ")
                 )
@@ -1588,6 +1618,7 @@ impl Ctx<'_> {
         let wide = Scope {
             pids: vec![own, 0],
             tid: 0,
+            resource_type: String::new(),
         };
         let id_param = name_id("_id");
         match chain {
@@ -1596,6 +1627,7 @@ impl Ctx<'_> {
                 let param = name_id(&clause.param);
                 let inner_scope = Scope {
                     tid: ttid,
+                    resource_type: target_type.clone(),
                     ..wide.clone()
                 };
                 let inner_cond = self.clause_cond(&inner_scope, inner, "i")?;
@@ -1630,6 +1662,7 @@ impl Ctx<'_> {
                 let rparam = name_id(reference_param);
                 let inner_scope = Scope {
                     tid: stid,
+                    resource_type: source_type.clone(),
                     ..wide.clone()
                 };
                 let inner_cond = self.clause_cond(&inner_scope, inner, "s")?;
@@ -1984,6 +2017,16 @@ fn reach(ctx: &Ctx<'_>) -> Scope {
             vec![ctx.pid, 0]
         },
         tid: 0,
+        resource_type: String::new(),
+    }
+}
+
+/// The ids of the parameters whose rows hold `name`'s values on `resource_type`: its own,
+/// or those a `Registry::stored_union` parameter unites.
+fn stored_params(resource_type: &str, name: &str) -> Vec<i64> {
+    match Registry::global().stored_union(resource_type, name) {
+        Some(sources) => sources.iter().map(|s| name_id(s)).collect(),
+        None => vec![name_id(name)],
     }
 }
 

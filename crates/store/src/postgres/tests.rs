@@ -55,6 +55,28 @@ impl Engine for Db {
         self.count("SELECT max(version) FROM schema_migrations", &[]) == schema::schema_version()
     }
 
+    fn index_rows_of(&self, param: &str) -> i64 {
+        let id = crate::postgres::names::name_id(param);
+        [
+            "idx_token",
+            "idx_string",
+            "idx_date",
+            "idx_number",
+            "idx_quantity",
+            "idx_reference",
+            "idx_uri",
+            "idx_composite",
+        ]
+        .iter()
+        .map(|table| {
+            self.count(
+                &format!("SELECT count(*) FROM {table} WHERE param = $1"),
+                &[&id],
+            )
+        })
+        .sum()
+    }
+
     fn stale_index_rows(&self) -> i64 {
         self.count(
             "SELECT count(*) FROM idx_token WHERE seq_to <> $1",

@@ -281,8 +281,8 @@ pub fn entry_rows(
 }
 
 /// Every index row of a new version: `_id` and `_lastUpdated` from the version itself, the
-/// caller's entries, and for the configured code x date `pairs` of its type (token param,
-/// date param) the pair rows.
+/// caller's entries except those of a `Registry::stored_union` parameter, and for the
+/// configured code x date `pairs` of its type (token param, date param) the pair rows.
 pub fn version_rows(
     new: &crate::NewVersion,
     id_param: i64,
@@ -304,8 +304,15 @@ pub fn version_rows(
         high: new.last_updated,
     });
     let mut ord = 0;
+    let registry = phr_search::Registry::global();
     for entry in &new.index {
-        if entry.param == "_id" || entry.param == "_lastUpdated" {
+        if entry.param == "_id"
+            || entry.param == "_lastUpdated"
+            // Searches read the rows of the parameters a union unites.
+            || registry
+                .stored_union(&new.resource_type, &entry.param)
+                .is_some()
+        {
             continue;
         }
         let param = names.param(&entry.param)?;

@@ -15,7 +15,8 @@
 use std::collections::HashSet;
 
 use phr_search::{
-    Chain, Clause, Include, Modifier, Prefix, QueryValue, SortKey, Summary, TokenSystem, TotalMode,
+    Chain, Clause, Include, Modifier, Prefix, QueryValue, Registry, SortKey, Summary, TokenSystem,
+    TotalMode,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -56,6 +57,17 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
+    /// `= ?N` for one id, `IN (?N, ...)` for several.
+    pub(crate) fn bind_any(&mut self, ids: &[i64]) -> String {
+        match ids {
+            [one] => format!("= {}", self.bind(*one)),
+            _ => {
+                let list: Vec<String> = ids.iter().map(|id| self.bind(*id)).collect();
+                format!("IN ({})", list.join(", "))
+            }
+        }
+    }
+
     pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
         self.values.push(v.into());
         format!("?{}", self.values.len())
@@ -960,6 +972,32 @@ impl Ctx<'_> {
         self.store.param_id(self.conn, name)
     }
 
+    /// The ids of the parameters whose rows hold `name`'s values on `resource_type`: its
+    /// own, or those a `Registry::stored_union` parameter unites; only names stored so far.
+    fn stored_params(&self, resource_type: &str, name: &str) -> Result<Vec<i64>, StoreError> {
+        let Some(sources) = Registry::global().stored_union(resource_type, name) else {
+            return Ok(self.param(name)?.into_iter().collect());
+        };
+        let mut ids = Vec::with_capacity(sources.len());
+        for source in sources {
+            ids.extend(self.param(source)?);
+        }
+        Ok(ids)
+    }
+
+    /// The index tables `params` were written to on the scope's type.
+    fn kinds_of_all(&self, tid: i64, params: &[i64]) -> Result<Vec<Kind>, StoreError> {
+        let mut kinds = Vec::new();
+        for &param in params {
+            for kind in kinds_of(self.conn, tid, param)? {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        Ok(kinds)
+    }
+
     /// The plan of a query: its driver and clauses; a single sort key the driver does not
     /// order by is read by walking that parameter's index.
     fn plan(&mut self, query: &SearchQuery) -> Result<Plan, StoreError> {
@@ -985,7 +1023,8 @@ impl Ctx<'_> {
         let Some(key) = query.sort.first() else {
             return Ok(None);
         };
-        let Some(param) = self.param(&key.param)? else {
+        let [param] = self.stored_params(&query.resource_type, &key.param)?[..] else {
+            // Nothing stored, or a union: no one index holds the key in order.
             return Ok(None);
         };
         let kind = match self.kinds(param)?.as_slice() {
@@ -1298,8 +1337,15 @@ impl Ctx<'_> {
         }
         // 3. an equality on a token or a reference.
         if from.is_none() {
+            let registry = Registry::global();
             for (i, clause) in query.clauses.iter().enumerate() {
-                if clause.modifier.is_some() || clause.chain.is_some() {
+                // A union's driver would give a resource once per parameter holding the value.
+                if clause.modifier.is_some()
+                    || clause.chain.is_some()
+                    || registry
+                        .stored_union(&query.resource_type, &clause.param)
+                        .is_some()
+                {
                     continue;
                 }
                 let [value] = clause.values.as_slice() else {
@@ -1381,6 +1427,7 @@ impl Ctx<'_> {
             let scope = Scope {
                 pids: vec![self.pid],
                 tid: self.tid,
+                resource_type: query.resource_type.clone(),
             };
             let cond = self.clause_cond(&scope, clause, "c.seq")?;
             if cond == NEVER {
@@ -1397,6 +1444,7 @@ impl Ctx<'_> {
             let mut keys = Vec::new();
             for (n, key) in query.sort.iter().enumerate() {
                 if let Some(k) = self.sort_key(
+                    &query.resource_type,
                     key,
                     n,
                     driver_date_param.as_deref(),
@@ -1529,6 +1577,7 @@ impl Ctx<'_> {
     #[allow(clippy::too_many_arguments)]
     fn sort_key(
         &mut self,
+        resource_type: &str,
         key: &SortKey,
         n: usize,
         driver_date_param: Option<&str>,
@@ -1551,10 +1600,8 @@ impl Ctx<'_> {
                 descending,
             }));
         }
-        let Some(param) = self.param(&key.param)? else {
-            return Ok(None);
-        };
-        let kinds = self.kinds(param)?;
+        let params = self.stored_params(resource_type, &key.param)?;
+        let kinds = self.kinds_of_all(self.tid, &params)?;
         let Some(kind) = kinds.first().copied() else {
             return Ok(None);
         };
@@ -1574,10 +1621,10 @@ impl Ctx<'_> {
             Kind::Composite => return Ok(None),
         };
         let agg = if descending { "max" } else { "min" };
-        let p = self.sql.bind(param);
+        let p = self.sql.bind_any(&params);
         let alias = format!("s{n}");
         joins.push(format!(
-            "LEFT JOIN (SELECT seq, {agg}({column}) AS k FROM {table} WHERE pid {pid_sql} AND tid = {tid_sql} AND param = {p} GROUP BY seq) {alias} ON {alias}.seq = c.seq"
+            "LEFT JOIN (SELECT seq, {agg}({column}) AS k FROM {table} WHERE pid {pid_sql} AND tid = {tid_sql} AND param {p} GROUP BY seq) {alias} ON {alias}.seq = c.seq"
         ));
         // Resources without a value sort last in either direction.
         let sentinel = if descending { sentinel_lo } else { sentinel_hi };
@@ -1603,15 +1650,16 @@ impl Ctx<'_> {
         }
         let pids = scope.pids_sql(&mut self.sql);
         let tid = self.sql.bind(scope.tid);
-        let Some(param) = self.param(&clause.param)? else {
+        let params = self.stored_params(&scope.resource_type, &clause.param)?;
+        if params.is_empty() {
             return Ok(match clause.modifier {
                 Some(Modifier::Missing(true)) | Some(Modifier::Not) => ALWAYS.into(),
                 _ => NEVER.into(),
             });
-        };
-        let p = self.sql.bind(param);
+        }
+        let p = self.sql.bind_any(&params);
         if let Some(Modifier::Missing(missing)) = clause.modifier {
-            let kinds = kinds_of(self.conn, scope.tid, param)?;
+            let kinds = self.kinds_of_all(scope.tid, &params)?;
             if kinds.is_empty() {
                 return Ok(if missing { ALWAYS.into() } else { NEVER.into() });
             }
@@ -1624,7 +1672,7 @@ impl Ctx<'_> {
                         ""
                     };
                     format!(
-                        "SELECT seq FROM {} WHERE pid {pids} AND tid = {tid} AND param = {p}{real}",
+                        "SELECT seq FROM {} WHERE pid {pids} AND tid = {tid} AND param {p}{real}",
                         k.table()
                     )
                 })
@@ -1653,7 +1701,7 @@ impl Ctx<'_> {
             .iter()
             .map(|(kind, conds)| {
                 format!(
-                    "SELECT x.seq FROM {} x WHERE x.pid {pids} AND x.tid = {tid} AND x.param = {p} AND ({})",
+                    "SELECT x.seq FROM {} x WHERE x.pid {pids} AND x.tid = {tid} AND x.param {p} AND ({})",
                     kind.table(),
                     conds.join(" OR ")
                 )
@@ -1677,6 +1725,7 @@ impl Ctx<'_> {
         let wide = Scope {
             pids: vec![scope.pids.first().copied().unwrap_or(0), 0],
             tid: 0,
+            resource_type: String::new(),
         };
         let Some(id_param) = self.param("_id")? else {
             return Ok(NEVER.into());
@@ -1692,6 +1741,7 @@ impl Ctx<'_> {
                 let inner_cond = self.clause_cond(
                     &Scope {
                         tid: ttid,
+                        resource_type: target_type.clone(),
                         ..wide.clone()
                     },
                     inner,
@@ -1732,6 +1782,7 @@ impl Ctx<'_> {
                 let inner_cond = self.clause_cond(
                     &Scope {
                         tid: stid,
+                        resource_type: source_type.clone(),
                         ..wide.clone()
                     },
                     inner,
@@ -2063,6 +2114,8 @@ impl Ctx<'_> {
 struct Scope {
     pids: Vec<i64>,
     tid: i64,
+    /// The type `tid` names: which parameters are `Registry::stored_union`s.
+    resource_type: String,
 }
 
 impl Scope {

@@ -65,6 +65,21 @@ impl Engine for TempDir {
         version as usize == schema::schema_version()
     }
 
+    fn index_rows_of(&self, param: &str) -> i64 {
+        let conn = self.conn();
+        ["idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri", "idx_composite"]
+            .iter()
+            .map(|table| {
+                conn.query_row(
+                    &format!("SELECT count(*) FROM {table} WHERE param = (SELECT param FROM params WHERE name = ?1)"),
+                    [param],
+                    |r| r.get::<_, i64>(0),
+                )
+                .expect("counts")
+            })
+            .sum()
+    }
+
     fn stale_index_rows(&self) -> i64 {
         self.conn()
             .query_row(
