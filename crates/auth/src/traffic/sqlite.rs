@@ -45,7 +45,7 @@ impl TrafficStore for SqliteTrafficStore {
         self.db.run(|conn| {
             let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare(
+                let mut stmt = tx.prepare_cached(
                     "INSERT INTO sandbox_traffic (app_id, at_us, kind, interaction, resource_type, status, content, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
