@@ -2622,6 +2622,33 @@ pub(crate) fn union_parameters_are_answered_from_the_rows_they_unite<E: Engine>(
         let page = store.search(&sorted, None).expect("searches");
         assert_eq!(ids(&page), expected, "descending: {descending}");
     }
+    // Codes sort as text; a page of one at a time visits each resource once, though
+    // `glu` holds its code in both united parameters.
+    let status = clause(
+        "status",
+        vec![QueryValue::Token {
+            system: None,
+            code: Some("final".into()),
+        }],
+    );
+    for (descending, expected) in [
+        (false, ["glu", "w", "bp", "sys"]),
+        (true, ["bp", "sys", "w", "glu"]),
+    ] {
+        for clauses in [vec![], vec![status.clone()]] {
+            let mut sorted = query("p1", clauses);
+            sorted.count = 1;
+            sorted.sort = vec![SortKey {
+                param: "combo-code".into(),
+                descending,
+            }];
+            assert_eq!(
+                all_pages(&store, &sorted),
+                expected,
+                "descending: {descending}"
+            );
+        }
+    }
 
     // Reached through a reverse chain from the Patient.
     create(&store, patient("p1", "Virtanen"));

@@ -888,6 +888,8 @@ fn shapes(engine: &Engine, args: &Args, mut summary: Vec<String>) {
         "performer",
         "_profile",
         "component-code",
+        "combo-code",
+        "combo-value-quantity",
     ];
     for key in sort_keys {
         for descending in [false, true] {

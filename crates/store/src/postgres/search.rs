@@ -173,7 +173,8 @@ struct Plan {
 #[derive(Clone)]
 struct Walk {
     rows: Plan,
-    param: i64,
+    /// The parameters whose rows hold the sort key (several for a `stored_union`).
+    params: Vec<i64>,
     kind: Kind,
     descending: bool,
     rest: Plan,
@@ -847,7 +848,7 @@ fn walk_rows(
                         continue;
                     }
                     let manifest = rows::decode_manifest(&row.1.manifest)?;
-                    let key = walk_key(&manifest, walk.param, walk.kind, walk.descending);
+                    let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
                     if key.as_deref() == row.0.get(..width) {
                         seen.insert(seq);
                         out.push(with_phase(1, row));
@@ -956,11 +957,8 @@ impl Ctx<'_> {
         let Some(key) = query.sort.first() else {
             return Ok(None);
         };
-        let [param] = stored_params(&query.resource_type, &key.param)[..] else {
-            // A union: no one index holds the key in order.
-            return Ok(None);
-        };
-        let kind = match self.kinds(self.tid, param)?.as_slice() {
+        let params = stored_params(&query.resource_type, &key.param);
+        let kind = match self.kinds_of_all(self.tid, &params)?.as_slice() {
             [k] if *k != Kind::Composite => *k,
             _ => return Ok(None),
         };
@@ -976,9 +974,9 @@ impl Ctx<'_> {
         let pid_sql = self.pid_test();
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snap.own);
-        let p = self.sql.bind(param);
+        let p = self.sql.bind_any(&params);
         let mut conds = vec![
-            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"),
+            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param {p}"),
             format!("c.seq <= {snap} AND c.seq_to > {snap}"),
         ];
         if !query.clauses.is_empty() {
@@ -1014,21 +1012,32 @@ impl Ctx<'_> {
                 descending,
             })
             .collect();
+        // The index is in key order within one parameter (and one unit, for quantities):
+        // one arm per parameter of a union and per unit.
         let mut arms = Vec::new();
-        if kind == Kind::Quantity {
-            for (sys, code) in self.units(param)? {
-                arms.push(format!(
-                    "c.sys = {} AND c.code = {}",
-                    self.sql.bind(sys),
-                    self.sql.bind(code)
-                ));
+        for &param in &params {
+            let own = if params.len() > 1 {
+                format!("c.param = {} AND ", self.sql.bind(param))
+            } else {
+                String::new()
+            };
+            if kind == Kind::Quantity {
+                for (sys, code) in self.units(param)? {
+                    arms.push(format!(
+                        "{own}c.sys = {} AND c.code = {}",
+                        self.sql.bind(sys),
+                        self.sql.bind(code)
+                    ));
+                }
+            } else if !own.is_empty() {
+                arms.push(own.trim_end_matches(" AND ").to_owned());
             }
-            if arms.len() > MAX_CODE_ARMS {
-                return Ok(None);
-            }
-            if arms.is_empty() {
-                conds.push(NEVER.into());
-            }
+        }
+        if arms.len() > MAX_CODE_ARMS {
+            return Ok(None);
+        }
+        if kind == Kind::Quantity && arms.is_empty() {
+            conds.push(NEVER.into());
         }
         let rows = Plan {
             from: format!("{} c", kind.table()),
@@ -1041,17 +1050,17 @@ impl Ctx<'_> {
         let (pid_p, tid_p, p2) = (
             self.pid_test(),
             self.sql.bind(self.tid),
-            self.sql.bind(param),
+            self.sql.bind_any(&params),
         );
         let mut rest = base.clone();
         rest.conds.push(format!(
-            "c.seq NOT IN (SELECT x.seq FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param = {p2})",
+            "c.seq NOT IN (SELECT x.seq FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param {p2})",
             kind.table()
         ));
         Ok(Some(Plan {
             walk: Some(Box::new(Walk {
                 rows,
-                param,
+                params,
                 kind,
                 descending,
                 rest,

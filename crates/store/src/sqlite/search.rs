@@ -91,7 +91,8 @@ struct Plan {
     keys: Vec<Key>,
     /// The driver as a union of arms, each one ordered range scan (an OR of codes on the
     /// code x date pairs, the units of a quantity sort): every arm's own condition, AND-ed
-    /// with `conds`. Arms never yield the same version twice. Empty: `conds` alone.
+    /// with `conds`. A driver's arms never yield the same version twice (a walk's may: it
+    /// keeps a version's first row). Empty: `conds` alone.
     arms: Vec<String>,
     /// Sorted by a parameter the driver does not order by: the page is read by walking that
     /// parameter's index instead (`from`/`conds`/`arms` above stay the unsorted plan, used
@@ -108,7 +109,8 @@ struct Plan {
 struct Walk {
     /// The parameter's rows with every clause; `keys` are the row's sort columns.
     rows: Plan,
-    param: i64,
+    /// The parameters whose rows hold the sort key (several for a `stored_union`).
+    params: Vec<i64>,
     kind: Kind,
     descending: bool,
     /// The matches without a value, in the unsorted plan's order.
@@ -815,7 +817,7 @@ fn walk_rows(
                         continue;
                     }
                     let manifest = ctx.store.manifest(ctx.conn, *seq)?;
-                    let key = walk_key(&manifest, walk.param, walk.kind, walk.descending);
+                    let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
                     if key.as_deref() == row.get(..width) {
                         seen.insert(*seq);
                         out.push(with_phase(1, row.clone()));
@@ -844,21 +846,21 @@ fn with_phase(phase: i64, mut row: Vec<Value>) -> Vec<Value> {
     row
 }
 
-/// A version's sort key for `param` from its manifest: the columns the walk selects, of
+/// A version's sort key for `params` from its manifest: the columns the walk selects, of
 /// the smallest row ascending or the largest descending; None without any row.
 pub(crate) fn walk_key(
     rows: &[Row],
-    param: i64,
+    params: &[i64],
     kind: Kind,
     descending: bool,
 ) -> Option<Vec<Value>> {
     let mut best: Option<Vec<Value>> = None;
     for row in rows {
         let key = match (row, kind) {
-            (Row::Token { param: p, code, .. }, Kind::Token) if *p == param => {
+            (Row::Token { param: p, code, .. }, Kind::Token) if params.contains(p) => {
                 vec![Value::Text(code.clone())]
             }
-            (Row::String { param: p, norm, .. }, Kind::String) if *p == param => {
+            (Row::String { param: p, norm, .. }, Kind::String) if params.contains(p) => {
                 vec![Value::Text(norm.clone())]
             }
             (
@@ -868,7 +870,7 @@ pub(crate) fn walk_key(
                     high,
                 },
                 Kind::Date,
-            ) if *p == param => {
+            ) if params.contains(p) => {
                 vec![Value::Integer(if descending { *high } else { *low })]
             }
             (
@@ -876,7 +878,7 @@ pub(crate) fn walk_key(
                     param: p, value, ..
                 },
                 Kind::Number,
-            ) if *p == param => {
+            ) if params.contains(p) => {
                 vec![Value::Real(*value)]
             }
             (
@@ -884,7 +886,7 @@ pub(crate) fn walk_key(
                     param: p, value, ..
                 },
                 Kind::Quantity,
-            ) if *p == param => {
+            ) if params.contains(p) => {
                 vec![Value::Real(*value)]
             }
             (
@@ -896,12 +898,12 @@ pub(crate) fn walk_key(
                     ..
                 },
                 Kind::Reference,
-            ) if *p == param => vec![
+            ) if params.contains(p) => vec![
                 Value::Text(target_id.clone()),
                 Value::Integer(*ttype),
                 Value::Text(url.clone()),
             ],
-            (Row::Uri { param: p, uri }, Kind::Uri) if *p == param => {
+            (Row::Uri { param: p, uri }, Kind::Uri) if params.contains(p) => {
                 vec![Value::Text(uri.clone())]
             }
             _ => continue,
@@ -1023,11 +1025,8 @@ impl Ctx<'_> {
         let Some(key) = query.sort.first() else {
             return Ok(None);
         };
-        let [param] = self.stored_params(&query.resource_type, &key.param)?[..] else {
-            // Nothing stored, or a union: no one index holds the key in order.
-            return Ok(None);
-        };
-        let kind = match self.kinds(param)?.as_slice() {
+        let params = self.stored_params(&query.resource_type, &key.param)?;
+        let kind = match self.kinds_of_all(self.tid, &params)?.as_slice() {
             [k] if *k != Kind::Composite => *k,
             _ => return Ok(None),
         };
@@ -1043,9 +1042,9 @@ impl Ctx<'_> {
         let pid_sql = pid_test(self.pid, &mut self.sql);
         let tid_sql = self.sql.bind(self.tid);
         let snap = self.sql.bind(self.snapshot);
-        let p = self.sql.bind(param);
+        let p = self.sql.bind_any(&params);
         let mut conds = vec![
-            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param = {p}"),
+            format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param {p}"),
             format!("c.seq <= {snap} AND c.seq_to > {snap}"),
         ];
         if !query.clauses.is_empty() {
@@ -1081,22 +1080,32 @@ impl Ctx<'_> {
                 descending,
             })
             .collect();
+        // The index is in key order within one parameter (and one unit, for quantities):
+        // one arm per parameter of a union and per unit.
         let mut arms = Vec::new();
-        if kind == Kind::Quantity {
-            // The index is in value order within a unit: one arm per unit.
-            for (sys, code) in self.units(param)? {
-                arms.push(format!(
-                    "c.sys = {} AND c.code = {}",
-                    self.sql.bind(sys),
-                    self.sql.bind(code)
-                ));
+        for &param in &params {
+            let own = if params.len() > 1 {
+                format!("c.param = {} AND ", self.sql.bind(param))
+            } else {
+                String::new()
+            };
+            if kind == Kind::Quantity {
+                for (sys, code) in self.units(param)? {
+                    arms.push(format!(
+                        "{own}c.sys = {} AND c.code = {}",
+                        self.sql.bind(sys),
+                        self.sql.bind(code)
+                    ));
+                }
+            } else if !own.is_empty() {
+                arms.push(own.trim_end_matches(" AND ").to_owned());
             }
-            if arms.len() > MAX_CODE_ARMS {
-                return Ok(None);
-            }
-            if arms.is_empty() {
-                conds.push(NEVER.into());
-            }
+        }
+        if arms.len() > MAX_CODE_ARMS {
+            return Ok(None);
+        }
+        if kind == Kind::Quantity && arms.is_empty() {
+            conds.push(NEVER.into());
         }
         let from = match kind {
             Kind::Date if descending => "idx_date c INDEXED BY idx_date_high".to_owned(),
@@ -1113,17 +1122,17 @@ impl Ctx<'_> {
         let (pid_p, tid_p, p2) = (
             pid_test(self.pid, &mut self.sql),
             self.sql.bind(self.tid),
-            self.sql.bind(param),
+            self.sql.bind_any(&params),
         );
         let mut rest = base.clone();
         rest.conds.push(format!(
-            "c.seq NOT IN (SELECT seq FROM {} WHERE pid {pid_p} AND tid = {tid_p} AND param = {p2})",
+            "c.seq NOT IN (SELECT seq FROM {} WHERE pid {pid_p} AND tid = {tid_p} AND param {p2})",
             kind.table()
         ));
         Ok(Some(Plan {
             walk: Some(Box::new(Walk {
                 rows,
-                param,
+                params,
                 kind,
                 descending,
                 rest,
@@ -1632,10 +1641,6 @@ impl Ctx<'_> {
             expr: format!("coalesce({alias}.k, {sentinel})"),
             descending,
         }))
-    }
-
-    fn kinds(&self, param: i64) -> Result<Vec<Kind>, StoreError> {
-        kinds_of(self.conn, self.tid, param)
     }
 
     /// The condition that `seq_expr` (a version) satisfies `clause`, within `scope`.
