@@ -22,6 +22,7 @@
 
 pub mod applist;
 pub mod audit;
+pub mod bulk;
 pub mod config;
 pub mod developer;
 pub mod fhir;
@@ -76,6 +77,8 @@ pub struct Inner {
     pub client_certificates: Option<Arc<tls::client::ClientCertificates>>,
     /// The TLS acceptor, when the server speaks HTTPS itself.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Lower-priority threads for Bundles.
+    pub bulk: bulk::BulkLane,
 }
 
 impl Deref for AppState {
@@ -94,6 +97,8 @@ pub enum OpenError {
     Package(#[from] phr_service::PackageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot start the bulk threads: {0}")]
+    Threads(#[from] std::io::Error),
 }
 
 // Not `#[from]`: the message already holds the cause, which must not be printed twice.
@@ -202,6 +207,7 @@ impl AppState {
         let limits = limits::Limits::new(config.limits.clone());
         let client_certificates = tls::client_certificates(&config.tls)?.map(Arc::new);
         let tls = tls::acceptor(&config.tls, client_certificates.as_deref())?;
+        let bulk = bulk::BulkLane::start()?;
         build_definitions();
         Ok(AppState(Arc::new(Inner {
             config,
@@ -215,6 +221,7 @@ impl AppState {
             limits,
             client_certificates,
             tls,
+            bulk,
         })))
     }
 }

@@ -12,7 +12,7 @@ use phr_service::{BundleResponse, EntryOutcome, Error, Version};
 use serde_json::{Value, json};
 
 use super::error::{FhirError, status_line, status_of, success_status};
-use super::request::{Fhir, blocking, json_body, parse_json};
+use super::request::{Fhir, bulk, json_body, parse_json};
 use super::respond::{self, Return};
 use crate::AppState;
 use crate::traffic::ResourceFacts;
@@ -28,7 +28,7 @@ pub async fn transaction_or_batch(
     let body = bytes.clone();
     let caller = req.caller.clone();
     let audit = req.audit.clone();
-    let (notes, response) = blocking(&state, move |fhir| {
+    let (notes, response) = bulk(&state, move |fhir| {
         let bundle = parse_json(&bytes)?;
         if bundle.get("type").and_then(Value::as_str) == Some("transaction") {
             audit.interaction("transaction", None);

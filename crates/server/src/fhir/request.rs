@@ -201,6 +201,21 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(FhirError)
 }
 
+/// Runs Bundle `work` on the bulk lane (threads of lower CPU priority), so reads and searches
+/// do not wait behind uploads for a core.
+pub async fn bulk<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&FhirService) -> Result<T, Error> + Send + 'static,
+) -> Result<T, FhirError> {
+    let fhir = state.fhir.clone();
+    state
+        .bulk
+        .run(move || work(&fhir))
+        .await
+        .ok_or_else(|| Error::internal("the request handler stopped unexpectedly"))?
+        .map_err(FhirError)
+}
+
 /// Reads a FHIR JSON body within the configured size limit. It is parsed by [`parse_json`]
 /// where the work runs.
 pub async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Error> {
