@@ -38,8 +38,8 @@ use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
     EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_statement,
     aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
-    is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, like_escape,
-    number_cond, presence_statement, uri_prefixes, walk_key,
+    is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, kinds_of_each,
+    like_escape, number_cond, presence_statement, uri_prefixes, walk_arms, walk_key,
 };
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
@@ -1012,27 +1012,17 @@ impl Ctx<'_> {
                 descending,
             })
             .collect();
-        // The index is in key order within one parameter (and one unit, for quantities):
-        // one arm per parameter of a union and per unit.
-        let mut arms = Vec::new();
-        for &param in &params {
-            let own = if params.len() > 1 {
-                format!("c.param = {} AND ", self.sql.bind(param))
-            } else {
-                String::new()
-            };
-            if kind == Kind::Quantity {
-                for (sys, code) in self.units(param)? {
-                    arms.push(format!(
-                        "{own}c.sys = {} AND c.code = {}",
-                        self.sql.bind(sys),
-                        self.sql.bind(code)
-                    ));
-                }
-            } else if !own.is_empty() {
-                arms.push(own.trim_end_matches(" AND ").to_owned());
-            }
-        }
+        let units = if kind == Kind::Quantity {
+            Some(
+                params
+                    .iter()
+                    .map(|&param| self.units(param))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        let arms = walk_arms(&mut self.sql, &params, units.as_deref());
         if arms.len() > MAX_CODE_ARMS {
             return Ok(None);
         }
@@ -1526,15 +1516,7 @@ impl Ctx<'_> {
 
     /// The index tables any of `params` were written to on type `tid`.
     fn kinds_of_all(&mut self, tid: i64, params: &[i64]) -> Result<Vec<Kind>, PgError> {
-        let mut kinds = Vec::new();
-        for &param in params {
-            for kind in self.kinds(tid, param)? {
-                if !kinds.contains(&kind) {
-                    kinds.push(kind);
-                }
-            }
-        }
-        Ok(kinds)
+        kinds_of_each(params, |param| self.kinds(tid, param))
     }
 
     fn kinds(&mut self, tid: i64, param: i64) -> Result<Vec<Kind>, PgError> {

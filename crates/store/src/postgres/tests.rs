@@ -57,24 +57,16 @@ impl Engine for Db {
 
     fn index_rows_of(&self, param: &str) -> i64 {
         let id = crate::postgres::names::name_id(param);
-        [
-            "idx_token",
-            "idx_string",
-            "idx_date",
-            "idx_number",
-            "idx_quantity",
-            "idx_reference",
-            "idx_uri",
-            "idx_composite",
-        ]
-        .iter()
-        .map(|table| {
-            self.count(
-                &format!("SELECT count(*) FROM {table} WHERE param = $1"),
-                &[&id],
-            )
-        })
-        .sum()
+        crate::sqlite::rows::Kind::ALL
+            .iter()
+            .map(|kind| {
+                let table = kind.table();
+                self.count(
+                    &format!("SELECT count(*) FROM {table} WHERE param = $1"),
+                    &[&id],
+                )
+            })
+            .sum()
     }
 
     fn stale_index_rows(&self) -> i64 {

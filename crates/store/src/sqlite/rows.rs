@@ -22,18 +22,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, one index table each.
+    pub const ALL: [Kind; 8] = [
+        Kind::Token,
+        Kind::String,
+        Kind::Date,
+        Kind::Number,
+        Kind::Quantity,
+        Kind::Reference,
+        Kind::Uri,
+        Kind::Composite,
+    ];
+
     pub fn from_i64(v: i64) -> Option<Kind> {
-        Some(match v {
-            1 => Kind::Token,
-            2 => Kind::String,
-            3 => Kind::Date,
-            4 => Kind::Number,
-            5 => Kind::Quantity,
-            6 => Kind::Reference,
-            7 => Kind::Uri,
-            8 => Kind::Composite,
-            _ => return None,
-        })
+        Kind::ALL.into_iter().find(|kind| *kind as i64 == v)
     }
 
     pub fn table(self) -> &'static str {

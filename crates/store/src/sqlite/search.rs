@@ -987,17 +987,9 @@ impl Ctx<'_> {
         Ok(ids)
     }
 
-    /// The index tables `params` were written to on the scope's type.
+    /// The index tables `params` were written to on type `tid`.
     fn kinds_of_all(&self, tid: i64, params: &[i64]) -> Result<Vec<Kind>, StoreError> {
-        let mut kinds = Vec::new();
-        for &param in params {
-            for kind in kinds_of(self.conn, tid, param)? {
-                if !kinds.contains(&kind) {
-                    kinds.push(kind);
-                }
-            }
-        }
-        Ok(kinds)
+        kinds_of_each(params, |param| kinds_of(self.conn, tid, param))
     }
 
     /// The plan of a query: its driver and clauses; a single sort key the driver does not
@@ -1080,27 +1072,17 @@ impl Ctx<'_> {
                 descending,
             })
             .collect();
-        // The index is in key order within one parameter (and one unit, for quantities):
-        // one arm per parameter of a union and per unit.
-        let mut arms = Vec::new();
-        for &param in &params {
-            let own = if params.len() > 1 {
-                format!("c.param = {} AND ", self.sql.bind(param))
-            } else {
-                String::new()
-            };
-            if kind == Kind::Quantity {
-                for (sys, code) in self.units(param)? {
-                    arms.push(format!(
-                        "{own}c.sys = {} AND c.code = {}",
-                        self.sql.bind(sys),
-                        self.sql.bind(code)
-                    ));
-                }
-            } else if !own.is_empty() {
-                arms.push(own.trim_end_matches(" AND ").to_owned());
-            }
-        }
+        let units = if kind == Kind::Quantity {
+            Some(
+                params
+                    .iter()
+                    .map(|&param| self.units(param))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        let arms = walk_arms(&mut self.sql, &params, units.as_deref());
         if arms.len() > MAX_CODE_ARMS {
             return Ok(None);
         }
@@ -2147,6 +2129,53 @@ fn kinds_of(conn: &Connection, tid: i64, param: i64) -> Result<Vec<Kind>, StoreE
         .query_map([tid, param], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(kinds.into_iter().filter_map(Kind::from_i64).collect())
+}
+
+/// The distinct kinds `kinds` gives for `params`, in the order first found.
+pub(crate) fn kinds_of_each<E>(
+    params: &[i64],
+    mut kinds: impl FnMut(i64) -> Result<Vec<Kind>, E>,
+) -> Result<Vec<Kind>, E> {
+    let mut all = Vec::new();
+    for &param in params {
+        for kind in kinds(param)? {
+            if !all.contains(&kind) {
+                all.push(kind);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The arms of a walk over the rows of `params`: an index is in key order within one
+/// parameter, and for a quantity within one of its `units` (per parameter, when the key is a
+/// quantity), so one arm per parameter of a union and per unit; none for one parameter of
+/// another kind.
+pub(crate) fn walk_arms(
+    sql: &mut Sql,
+    params: &[i64],
+    units: Option<&[Vec<(i64, String)>]>,
+) -> Vec<String> {
+    let mut arms = Vec::new();
+    for (i, &param) in params.iter().enumerate() {
+        let own = (params.len() > 1).then(|| format!("c.param = {}", sql.bind(param)));
+        let Some(units) = units.and_then(|u| u.get(i)) else {
+            arms.extend(own);
+            continue;
+        };
+        for (sys, code) in units {
+            let unit = format!(
+                "c.sys = {} AND c.code = {}",
+                sql.bind(*sys),
+                sql.bind(code.clone())
+            );
+            arms.push(match &own {
+                Some(own) => format!("{own} AND {unit}"),
+                None => unit,
+            });
+        }
+    }
+    arms
 }
 
 /// At most this many codes in an OR are driven by the code x date pairs (one scan each).

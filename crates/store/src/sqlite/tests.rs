@@ -67,9 +67,10 @@ impl Engine for TempDir {
 
     fn index_rows_of(&self, param: &str) -> i64 {
         let conn = self.conn();
-        ["idx_token", "idx_string", "idx_date", "idx_number", "idx_quantity", "idx_reference", "idx_uri", "idx_composite"]
+        crate::sqlite::rows::Kind::ALL
             .iter()
-            .map(|table| {
+            .map(|kind| {
+                let table = kind.table();
                 conn.query_row(
                     &format!("SELECT count(*) FROM {table} WHERE param = (SELECT param FROM params WHERE name = ?1)"),
                     [param],
