@@ -39,7 +39,7 @@ use crate::sqlite::search::{
     EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_statement,
     aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
     is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, kinds_of_each,
-    like_escape, number_cond, presence_statement, uri_prefixes, walk_arms, walk_key,
+    like_escape, number_cond, pid_test, presence_statement, uri_prefixes, walk_arms, walk_key,
 };
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
@@ -899,12 +899,7 @@ impl Scope {
 
 impl Ctx<'_> {
     fn pid_test(&mut self) -> String {
-        Scope {
-            pids: vec![self.pid],
-            tid: self.tid,
-            resource_type: String::new(),
-        }
-        .pids_sql(&mut self.sql)
+        pid_test(self.pid, &mut self.sql)
     }
 
     /// Rows of alias `a` visible at the page's snapshots, within `scope`.

@@ -42,7 +42,7 @@ pub(crate) fn in_patient_compartments(resource_type: &str) -> bool {
 }
 
 /// The SQL test of a `pid` column against one compartment (or every one).
-fn pid_test(pid: i64, sql: &mut Sql) -> String {
+pub(crate) fn pid_test(pid: i64, sql: &mut Sql) -> String {
     if pid == EVERY_COMPARTMENT {
         ">= 0".to_owned()
     } else {
