@@ -80,7 +80,8 @@ impl Layout {
 /// One migration: SQL with `{partitioned}` where a patient table's `PARTITION BY` clause goes.
 /// New patient tables must also be added to [`PATIENT_TABLES`] (partitions and Citus
 /// distribution are made from that list).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT COLLATE "C" PRIMARY KEY,
     value BYTEA NOT NULL
@@ -243,7 +244,16 @@ CREATE TABLE idx_code_date (
 ) {partitioned};
 CREATE INDEX idx_code_date_high ON idx_code_date (pid, tid, tparam, dparam, code, sys, high, seq)
     INCLUDE (low, seq_to);
-"#];
+"#,
+    r#"
+-- A code x date row's quantity (unit system, unit code, value) when the version's
+-- code-value-quantity has exactly one for the row's code: a chart's aggregate reads it
+-- without joining idx_composite. Rows without one (none, several, or written before this
+-- migration) are joined as before.
+ALTER TABLE idx_code_date ADD COLUMN usys BIGINT, ADD COLUMN ucode TEXT COLLATE "C",
+    ADD COLUMN num DOUBLE PRECISION;
+"#,
+];
 
 /// The schema version this program writes and reads.
 pub fn schema_version() -> i64 {

@@ -409,6 +409,7 @@ pub fn aggregate(
             &plan.conds,
             &plan.arms,
             &value_join,
+            matches!(aggregation.value, AggregateValue::Value),
             &format!("{from_p}::bigint"),
             &format!("{to_p}::bigint"),
             &format!("{width_p}::bigint"),

@@ -55,6 +55,15 @@ impl Engine for Db {
         self.count("SELECT max(version) FROM schema_migrations", &[]) == schema::schema_version()
     }
 
+    fn forget_inline_values_below(&self, value: f64) -> i64 {
+        self.client()
+            .execute(
+                "UPDATE idx_code_date SET usys = NULL, ucode = NULL, num = NULL WHERE num < $1",
+                &[&value],
+            )
+            .expect("updates") as i64
+    }
+
     fn index_rows_of(&self, param: &str) -> i64 {
         let id = crate::postgres::names::name_id(param);
         crate::sqlite::rows::Kind::ALL

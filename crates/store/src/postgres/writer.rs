@@ -210,6 +210,7 @@ fn row_key(row: &Row) -> RowKey<'_> {
             sys,
             low,
             high,
+            ..
         } => RowKey::CodeDate(*tparam, *dparam, code, *sys, *low, *high),
     }
 }
@@ -369,7 +370,12 @@ const TABLES: [TableDef; 9] = [
             ("seq", Ty::I),
             ("high", Ty::I),
         ],
-        rest: &[("seq_to", Ty::I)],
+        rest: &[
+            ("seq_to", Ty::I),
+            ("usys", Ty::OptI),
+            ("ucode", Ty::OptT),
+            ("num", Ty::OptF),
+        ],
     },
 ];
 
@@ -568,6 +574,7 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
             sys,
             low,
             high,
+            value,
         } => (
             8,
             vec![
@@ -581,6 +588,9 @@ fn row_values(pid: i64, tid: i64, seq: i64, row: &Row, seq_to: i64) -> (usize, V
                 I(seq),
                 I(*high),
                 I(seq_to),
+                OptI(value.as_ref().map(|v| v.sys)),
+                OptT(value.as_ref().map(|v| v.code.as_str())),
+                OptF(value.as_ref().map(|v| v.value)),
             ],
         ),
     }

@@ -132,7 +132,51 @@ pub enum Row {
         sys: i64,
         low: Micros,
         high: Micros,
+        /// Not part of the row's key, so not in the manifest (decoded as None).
+        value: Option<InlineValue>,
     },
+}
+
+/// The parameter whose quantity a code x date row carries inline.
+pub const INLINE_VALUE_PARAM: &str = "code-value-quantity";
+
+/// The one quantity that a version's [`INLINE_VALUE_PARAM`] pairs with a code x date row's
+/// code, kept on that row so that a chart's aggregate reads values without joining
+/// `idx_composite`. A row gets none when the version has no such quantity or several (an
+/// aggregate then joins, as for rows written before the columns existed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineValue {
+    /// The unit's system and code.
+    pub sys: i64,
+    pub code: String,
+    pub value: f64,
+}
+
+/// The quantity of `rows`' only `param` composite row for (`code`, `sys`), if there is
+/// exactly one.
+fn only_quantity(rows: &[Row], param: i64, code: &str, sys: i64) -> Option<InlineValue> {
+    let mut matches = rows.iter().filter_map(|row| match row {
+        Row::Composite {
+            param: p,
+            code1,
+            sys1,
+            second:
+                Second::Number {
+                    value,
+                    sys: unit_sys,
+                    code: unit,
+                    ..
+                },
+            ..
+        } if *p == param && code1 == code && *sys1 == sys => Some(InlineValue {
+            sys: *unit_sys,
+            code: unit.clone(),
+            value: *value,
+        }),
+        _ => None,
+    });
+    let only = matches.next()?;
+    matches.next().is_none().then_some(only)
 }
 
 impl Row {
@@ -306,6 +350,7 @@ pub fn version_rows(
         high: new.last_updated,
     });
     let mut ord = 0;
+    let mut inline_param = None;
     let registry = phr_search::Registry::global();
     for entry in &new.index {
         if entry.param == "_id"
@@ -318,6 +363,9 @@ pub fn version_rows(
             continue;
         }
         let param = names.param(&entry.param)?;
+        if entry.param == INLINE_VALUE_PARAM {
+            inline_param = Some(param);
+        }
         entry_rows(param, &entry.value, &mut ord, names, &mut rows)?;
     }
     if !pairs.is_empty() {
@@ -348,6 +396,7 @@ pub fn version_rows(
                 if *param != tparam {
                     continue;
                 }
+                let value = inline_param.and_then(|p| only_quantity(&rows, p, code, *sys));
                 for date in &rows {
                     if let Row::Date { param, low, high } = date
                         && *param == dparam
@@ -359,6 +408,7 @@ pub fn version_rows(
                             sys: *sys,
                             low: *low,
                             high: *high,
+                            value: value.clone(),
                         });
                     }
                 }
@@ -467,13 +517,18 @@ pub fn insert(conn: &Connection, pid: i64, tid: i64, seq: i64, row: &Row) -> rus
                 dhigh2, text2, MAX
             ])
         }
-        Row::CodeDate { tparam, dparam, code, sys, low, high } => conn
+        Row::CodeDate { tparam, dparam, code, sys, low, high, value } => conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO idx_code_date
-                 (pid, tid, tparam, dparam, code, sys, low, seq, high, seq_to)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 (pid, tid, tparam, dparam, code, sys, low, seq, high, seq_to, usys, ucode, num)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
-            .execute(params![pid, tid, tparam, dparam, code, sys, low, seq, high, MAX]),
+            .execute(params![
+                pid, tid, tparam, dparam, code, sys, low, seq, high, MAX,
+                value.as_ref().map(|v| v.sys),
+                value.as_ref().map(|v| v.code.as_str()),
+                value.as_ref().map(|v| v.value)
+            ]),
     }
     .map(|_| ())
 }
@@ -616,6 +671,7 @@ fn key(
             sys,
             low,
             high,
+            ..
         } => {
             let v = vec![
                 V::Integer(pid),
@@ -794,6 +850,7 @@ pub fn encode_manifest(rows: &[Row]) -> Vec<u8> {
                 sys,
                 low,
                 high,
+                ..
             } => {
                 out.push(9);
                 put_i(&mut out, *tparam);
@@ -892,6 +949,7 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<Vec<Row>, EngineError> {
                 sys: r.i()?,
                 low: r.i()?,
                 high: r.i()?,
+                value: None,
             },
             _ => return Err(EngineError::Corrupt("manifest tag")),
         };
@@ -1069,12 +1127,138 @@ mod tests {
                 sys: 3,
                 low: 10,
                 high: 20,
+                value: None,
             },
         ];
         assert_eq!(
             decode_manifest(&encode_manifest(&rows)).expect("decodes"),
             rows
         );
+    }
+
+    #[test]
+    fn manifest_keeps_a_code_date_rows_key_not_its_inline_value() {
+        let row = |value| Row::CodeDate {
+            tparam: 1,
+            dparam: 3,
+            code: "x".into(),
+            sys: 3,
+            low: 10,
+            high: 20,
+            value,
+        };
+        let with_value = row(Some(InlineValue {
+            sys: 4,
+            code: "mmol/L".into(),
+            value: 5.5,
+        }));
+        assert_eq!(
+            decode_manifest(&encode_manifest(&[with_value])).expect("decodes"),
+            vec![row(None)]
+        );
+    }
+
+    /// Interns names by order of first use, from 1.
+    #[derive(Default)]
+    struct Names(Vec<String>);
+
+    impl Names {
+        fn id(&mut self, name: &str) -> i64 {
+            let at = match self.0.iter().position(|n| n == name) {
+                Some(at) => at,
+                None => {
+                    self.0.push(name.to_string());
+                    self.0.len() - 1
+                }
+            };
+            at as i64 + 1
+        }
+    }
+
+    impl Interner for Names {
+        fn param(&mut self, name: &str) -> Result<i64, EngineError> {
+            Ok(self.id(&format!("param {name}")))
+        }
+        fn system(&mut self, uri: Option<&str>) -> Result<i64, EngineError> {
+            Ok(uri.map_or(0, |u| self.id(&format!("system {u}"))))
+        }
+        fn resource_type(&mut self, name: &str) -> Result<i64, EngineError> {
+            Ok(self.id(&format!("type {name}")))
+        }
+    }
+
+    /// The inline values of the code x date rows of an Observation with `codes` and one
+    /// `code-value-quantity` entry per (code, value) of `values`.
+    fn inline_values(codes: &[&str], values: &[(&str, f64)]) -> Vec<(String, Option<f64>)> {
+        let token = |code: &str| IndexValue::Token {
+            system: Some("http://loinc.org".into()),
+            code: Some(code.into()),
+            text: None,
+        };
+        let mut index = vec![phr_search::IndexEntry {
+            param: "date".into(),
+            value: IndexValue::Date { low: 5, high: 5 },
+        }];
+        for code in codes {
+            index.push(phr_search::IndexEntry {
+                param: "code".into(),
+                value: token(code),
+            });
+        }
+        for (code, value) in values {
+            let quantity = IndexValue::Quantity {
+                value: *value,
+                low: *value,
+                high: *value,
+                system: Some("http://unitsofmeasure.org".into()),
+                code: Some("mmol/L".into()),
+                unit: None,
+            };
+            index.push(phr_search::IndexEntry {
+                param: INLINE_VALUE_PARAM.into(),
+                value: IndexValue::Composite(vec![token(code), quantity]),
+            });
+        }
+        let new = crate::NewVersion {
+            resource_type: "Observation".into(),
+            id: "o1".into(),
+            version: 1,
+            last_updated: 7,
+            body: vec![],
+            patient: None,
+            app: None,
+            index,
+        };
+        let mut names = Names::default();
+        let pair = (names.id("param code"), names.id("param date"));
+        let (id, updated) = (names.id("param _id"), names.id("param _lastUpdated"));
+        version_rows(&new, id, updated, &[pair], &mut names)
+            .expect("rows")
+            .into_iter()
+            .filter_map(|row| match row {
+                Row::CodeDate { code, value, .. } => Some((code, value.map(|v| v.value))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_code_date_row_carries_its_codes_only_quantity() {
+        assert_eq!(
+            inline_values(&["a"], &[("a", 5.5)]),
+            vec![("a".to_string(), Some(5.5))]
+        );
+        // A second code without a quantity of its own gets none.
+        assert_eq!(
+            inline_values(&["a", "b"], &[("a", 5.5)]),
+            vec![("a".to_string(), Some(5.5)), ("b".to_string(), None)]
+        );
+        // Two quantities for one code: neither is the value, an aggregate joins.
+        assert_eq!(
+            inline_values(&["a"], &[("a", 5.5), ("a", 6.0)]),
+            vec![("a".to_string(), None)]
+        );
+        assert_eq!(inline_values(&["a"], &[]), vec![("a".to_string(), None)]);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use super::EngineError;
 pub const CURRENT: i64 = i64::MAX;
 
 /// Migrations in order; `meta.schema_version` is the number applied so far.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -167,7 +168,17 @@ CREATE TABLE idx_code_date (
     PRIMARY KEY (pid, tid, tparam, dparam, code, sys, low, seq, high)
 ) WITHOUT ROWID;
 CREATE INDEX idx_code_date_high ON idx_code_date (pid, tid, tparam, dparam, code, sys, high, seq);
-"#];
+"#,
+    r#"
+-- A code x date row's quantity (unit system, unit code, value) when the version's
+-- code-value-quantity has exactly one for the row's code: a chart's aggregate reads it
+-- without joining idx_composite. Rows without one (none, several, or written before this
+-- migration) are joined as before.
+ALTER TABLE idx_code_date ADD COLUMN usys INTEGER;
+ALTER TABLE idx_code_date ADD COLUMN ucode TEXT;
+ALTER TABLE idx_code_date ADD COLUMN num REAL;
+"#,
+];
 
 /// Brings the schema up to date and makes sure the cursor signing key exists.
 pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {

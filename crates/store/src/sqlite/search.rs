@@ -197,7 +197,7 @@ pub fn run(
 /// quantity (the resource's own value, a component's value).
 pub(crate) fn aggregate_value_param(value: &AggregateValue) -> &'static str {
     match value {
-        AggregateValue::Value => "code-value-quantity",
+        AggregateValue::Value => rows::INLINE_VALUE_PARAM,
         AggregateValue::Component { .. } => "component-code-value-quantity",
     }
 }
@@ -231,13 +231,16 @@ pub(crate) fn check_aggregation(
 /// The statement of an aggregate over a code x date driver plan (alias `c`): the matched
 /// versions' values joined by key (`value_join`, alias `v`, an `idx_composite` row), one row
 /// per (interval, unit): index, unit system, unit code, count, min, max, sum, below, within,
-/// above. `from_p`, `to_p`, `width_p`, `low_p`, `high_p` are bound placeholders.
+/// above. With `inline`, a row's own value (`usys`, `ucode`, `num`) is taken where it has one
+/// and only the rows without one are joined. `from_p`, `to_p`, `width_p`, `low_p`, `high_p`
+/// are bound placeholders.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn aggregate_statement(
     from_sql: &str,
     conds: &[String],
     arms: &[String],
     value_join: &str,
+    inline: bool,
     from_p: &str,
     to_p: &str,
     width_p: &str,
@@ -249,9 +252,19 @@ pub(crate) fn aggregate_statement(
     let where_sql = conds.join(" AND ");
     let arm = |extra: Option<&String>| {
         let extra = extra.map(|a| format!(" AND {a}")).unwrap_or_default();
-        format!(
+        let joined = format!(
             "SELECT (c.low - {from_p}) / {width_p} AS b, v.sys2 AS usys, v.code2 AS ucode, v.num2 AS x \
              FROM {from_sql} JOIN idx_composite v ON {value_join} WHERE {where_sql}{extra}"
+        );
+        if !inline {
+            return joined;
+        }
+        // Rows with their own value, then the others joined. One scan with a LEFT JOIN
+        // would look the composite row up for every row, value or not.
+        format!(
+            "SELECT (c.low - {from_p}) / {width_p} AS b, c.usys AS usys, c.ucode AS ucode, c.num AS x \
+             FROM {from_sql} WHERE {where_sql}{extra} AND c.num IS NOT NULL \
+             UNION ALL {joined} AND c.num IS NULL"
         )
     };
     let inner = if arms.is_empty() {
@@ -485,6 +498,7 @@ pub fn aggregate(
             &plan.conds,
             &plan.arms,
             &value_join,
+            matches!(aggregation.value, AggregateValue::Value),
             &from_p,
             &to_p,
             &width_p,

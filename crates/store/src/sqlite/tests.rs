@@ -65,6 +65,15 @@ impl Engine for TempDir {
         version as usize == schema::schema_version()
     }
 
+    fn forget_inline_values_below(&self, value: f64) -> i64 {
+        self.conn()
+            .execute(
+                "UPDATE idx_code_date SET usys = NULL, ucode = NULL, num = NULL WHERE num < ?1",
+                [value],
+            )
+            .expect("updates") as i64
+    }
+
     fn index_rows_of(&self, param: &str) -> i64 {
         let conn = self.conn();
         crate::sqlite::rows::Kind::ALL
