@@ -36,7 +36,7 @@ use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
-    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_statement,
+    EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_rows_statement,
     aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
     is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, kinds_of_each,
     like_escape, number_cond, pid_test, presence_statement, uri_prefixes, walk_arms, walk_key,
@@ -47,6 +47,21 @@ use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 /// A condition that always holds / never holds.
 const ALWAYS: &str = "true";
 const NEVER: &str = "false";
+
+/// The statement of an aggregate: the values of `rows` (an `aggregate_rows_statement`)
+/// grouped per (interval, unit): index, unit system, unit code, count, min, max, sum, below,
+/// within, above. `low_p` and `high_p` are the band's bound placeholders. The database
+/// groups them: sending every value to this process would cost more than its sort.
+fn aggregate_statement(rows: &str, low_p: &str, high_p: &str) -> String {
+    format!(
+        "SELECT m.b, coalesce(s.uri, ''), coalesce(m.ucode, ''), count(*), min(m.x), max(m.x), sum(m.x), \
+         sum(CASE WHEN m.x < {low_p} THEN 1 ELSE 0 END), \
+         sum(CASE WHEN m.x >= {low_p} AND m.x <= {high_p} THEN 1 ELSE 0 END), \
+         sum(CASE WHEN m.x > {high_p} THEN 1 ELSE 0 END) \
+         FROM ({rows}) m LEFT JOIN systems s ON s.sys = m.usys \
+         GROUP BY m.b, s.uri, m.ucode ORDER BY m.b, s.uri, m.ucode"
+    )
+}
 
 /// A bound value as PostgreSQL wants it: the planner binds SQLite values; the server infers
 /// each parameter's type from where it is used.
@@ -404,7 +419,7 @@ pub fn aggregate(
         };
         let low_p = ctx.sql.bind(low);
         let high_p = ctx.sql.bind(high);
-        let text = aggregate_statement(
+        let rows_sql = aggregate_rows_statement(
             "idx_code_date c",
             &plan.conds,
             &plan.arms,
@@ -413,6 +428,9 @@ pub fn aggregate(
             &format!("{from_p}::bigint"),
             &format!("{to_p}::bigint"),
             &format!("{width_p}::bigint"),
+        );
+        let text = aggregate_statement(
+            &rows_sql,
             &format!("{low_p}::float8"),
             &format!("{high_p}::float8"),
         );

@@ -12,14 +12,14 @@
 //! Paging is keyset paging on the sort keys plus `seq`, pinned to a snapshot sequence
 //! number carried in a signed cursor; nothing is cached on the server.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use phr_search::{
     Chain, Clause, Include, Modifier, Prefix, QueryValue, Registry, SortKey, Summary, TokenSystem,
     TotalMode,
 };
-use rusqlite::Connection;
 use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::cursor::{self, Cursor, Direction};
 use super::rows::{self, Kind, Row};
@@ -228,14 +228,14 @@ pub(crate) fn check_aggregation(
     Ok(())
 }
 
-/// The statement of an aggregate over a code x date driver plan (alias `c`): the matched
-/// versions' values joined by key (`value_join`, alias `v`, an `idx_composite` row), one row
-/// per (interval, unit): index, unit system, unit code, count, min, max, sum, below, within,
-/// above. With `inline`, a row's own value (`usys`, `ucode`, `num`) is taken where it has one
-/// and only the rows without one are joined. `from_p`, `to_p`, `width_p`, `low_p`, `high_p`
-/// are bound placeholders.
+/// The rows of an aggregate over a code x date driver plan (alias `c`), one per matched
+/// value: its interval's index, unit system id, unit code and value (`b`, `usys`, `ucode`,
+/// `x`). Values come from the matched versions' `idx_composite` rows joined by key
+/// (`value_join`, alias `v`); with `inline`, a row's own value (`usys`, `ucode`, `num`) is
+/// taken where it has one and only the rows without one are joined. `from_p`, `to_p` and
+/// `width_p` are bound placeholders.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn aggregate_statement(
+pub(crate) fn aggregate_rows_statement(
     from_sql: &str,
     conds: &[String],
     arms: &[String],
@@ -244,8 +244,6 @@ pub(crate) fn aggregate_statement(
     from_p: &str,
     to_p: &str,
     width_p: &str,
-    low_p: &str,
-    high_p: &str,
 ) -> String {
     let mut conds = conds.to_vec();
     conds.push(format!("c.low >= {from_p} AND c.low < {to_p}"));
@@ -267,22 +265,104 @@ pub(crate) fn aggregate_statement(
              UNION ALL {joined} AND c.num IS NULL"
         )
     };
-    let inner = if arms.is_empty() {
+    if arms.is_empty() {
         arm(None)
     } else {
         arms.iter()
             .map(|a| arm(Some(a)))
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
-    };
-    format!(
-        "SELECT m.b, coalesce(s.uri, ''), coalesce(m.ucode, ''), count(*), min(m.x), max(m.x), sum(m.x), \
-         sum(CASE WHEN m.x < {low_p} THEN 1 ELSE 0 END), \
-         sum(CASE WHEN m.x >= {low_p} AND m.x <= {high_p} THEN 1 ELSE 0 END), \
-         sum(CASE WHEN m.x > {high_p} THEN 1 ELSE 0 END) \
-         FROM ({inner}) m LEFT JOIN systems s ON s.sys = m.usys \
-         GROUP BY m.b, s.uri, m.ucode ORDER BY m.b, s.uri, m.ucode"
-    )
+    }
+}
+
+/// Buckets folded from an aggregate's rows in one pass, in the order of [`Bucket`]'s
+/// (interval, unit system, unit). SQLite hands rows over in-process, so folding them here
+/// spares the sort of every value that its GROUP BY makes.
+struct Fold {
+    bands: Option<(f64, f64)>,
+    /// Buckets with their unit system id, in order of first value.
+    buckets: Vec<(i64, Bucket)>,
+    at: HashMap<(i64, i64, String), usize>,
+}
+
+impl Fold {
+    fn new(bands: Option<(f64, f64)>) -> Fold {
+        Fold {
+            bands,
+            buckets: Vec::new(),
+            at: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, index: i64, usys: i64, unit: &str, x: f64) {
+        // Values arrive mostly in interval order, one unit: the last bucket is the usual one.
+        let last = self.buckets.len().checked_sub(1).filter(|&i| {
+            let (sys, b) = &self.buckets[i];
+            b.index == index && *sys == usys && b.unit == unit
+        });
+        let i = match last {
+            Some(i) => i,
+            None => *self
+                .at
+                .entry((index, usys, unit.to_string()))
+                .or_insert_with(|| {
+                    self.buckets.push((
+                        usys,
+                        Bucket {
+                            index,
+                            unit_system: String::new(),
+                            unit: unit.to_string(),
+                            count: 0,
+                            min: f64::INFINITY,
+                            max: f64::NEG_INFINITY,
+                            sum: 0.0,
+                            below: 0,
+                            within: 0,
+                            above: 0,
+                        },
+                    ));
+                    self.buckets.len() - 1
+                }),
+        };
+        let b = &mut self.buckets[i].1;
+        b.count += 1;
+        b.min = b.min.min(x);
+        b.max = b.max.max(x);
+        b.sum += x;
+        if let Some((low, high)) = self.bands {
+            if x < low {
+                b.below += 1;
+            } else if x > high {
+                b.above += 1;
+            } else {
+                b.within += 1;
+            }
+        }
+    }
+
+    /// The buckets with their unit systems named by `uri` (empty when unknown), sorted.
+    fn finish(
+        self,
+        mut uri: impl FnMut(i64) -> Result<String, StoreError>,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let mut uris: HashMap<i64, String> = HashMap::new();
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (sys, mut bucket) in self.buckets {
+            bucket.unit_system = match uris.get(&sys) {
+                Some(u) => u.clone(),
+                None => {
+                    let u = uri(sys)?;
+                    uris.insert(sys, u.clone());
+                    u
+                }
+            };
+            out.push(bucket);
+        }
+        out.sort_by(|a, b| {
+            (a.index, &a.unit_system, &a.unit).cmp(&(b.index, &b.unit_system, &b.unit))
+        });
+        Ok(out)
+    }
 }
 
 /// The clause of `query` an aggregate is driven by (the token parameter of one of `pairs`
@@ -487,13 +567,7 @@ pub fn aggregate(
         let from_p = ctx.sql.bind(aggregation.from);
         let to_p = ctx.sql.bind(aggregation.to);
         let width_p = ctx.sql.bind(aggregation.interval);
-        let (low, high) = match aggregation.bands {
-            Some((l, h)) => (Value::Real(l), Value::Real(h)),
-            None => (Value::Null, Value::Null),
-        };
-        let low_p = ctx.sql.bind(low);
-        let high_p = ctx.sql.bind(high);
-        let text = aggregate_statement(
+        let text = aggregate_rows_statement(
             from_sql,
             &plan.conds,
             &plan.arms,
@@ -502,30 +576,35 @@ pub fn aggregate(
             &from_p,
             &to_p,
             &width_p,
-            &low_p,
-            &high_p,
         );
-        let mut stmt = conn.prepare_cached(&text)?;
-        let values = &ctx.sql.values;
-        let values = values.get(..stmt.parameter_count()).unwrap_or(values);
-        #[cfg(test)]
-        plans::record(conn, &text, values);
-        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
-            let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-            Ok(Bucket {
-                index: r.get(0)?,
-                unit_system: r.get(1)?,
-                unit: r.get(2)?,
-                count: n(3)?,
-                min: r.get(4)?,
-                max: r.get(5)?,
-                sum: r.get(6)?,
-                below: n(7)?,
-                within: n(8)?,
-                above: n(9)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut fold = Fold::new(aggregation.bands);
+        {
+            let mut stmt = conn.prepare_cached(&text)?;
+            let values = &ctx.sql.values;
+            let values = values.get(..stmt.parameter_count()).unwrap_or(values);
+            #[cfg(test)]
+            plans::record(conn, &text, values);
+            let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+            while let Some(r) = rows.next()? {
+                // A quantity's value is a number: JSON has no NaN to store as NULL.
+                let Some(x) = r.get::<_, Option<f64>>(3)? else {
+                    continue;
+                };
+                let usys = r.get::<_, Option<i64>>(1)?.unwrap_or(0);
+                let unit = r
+                    .get_ref(2)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?;
+                fold.add(r.get(0)?, usys, unit.unwrap_or(""), x);
+            }
+        }
+        fold.finish(|sys| {
+            Ok(conn
+                .prepare_cached("SELECT uri FROM systems WHERE sys = ?1")?
+                .query_row([sys], |r| r.get(0))
+                .optional()?
+                .unwrap_or_default())
+        })
     })
 }
 
@@ -1152,7 +1231,6 @@ impl Ctx<'_> {
         let mut out: Vec<(i64, String)> = Vec::new();
         let mut last: (i64, String) = (i64::MIN, String::new());
         loop {
-            use rusqlite::OptionalExtension;
             let next: Option<(i64, String)> = stmt
                 .query_row(
                     rusqlite::params![self.pid, self.tid, param, last.0, last.1],
@@ -1499,7 +1577,6 @@ impl Ctx<'_> {
 
     /// The widest period (high - low) stored for this parameter in this compartment.
     fn span(&self, param: i64) -> Result<i64, StoreError> {
-        use rusqlite::OptionalExtension;
         Ok(self
             .conn
             .prepare_cached(if self.pid == EVERY_COMPARTMENT {
@@ -2424,7 +2501,6 @@ fn include_targets(
             "SELECT {VERSION_COLUMNS} FROM resources r JOIN versions v ON v.rid = r.rid
              WHERE r.tid = ?1 AND r.id = ?2 AND v.seq <= ?3 ORDER BY v.seq DESC LIMIT 1"
         );
-        use rusqlite::OptionalExtension;
         let found = ctx
             .conn
             .prepare_cached(&sql)?
