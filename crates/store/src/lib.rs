@@ -337,8 +337,8 @@ pub trait Storage: Send + Sync {
     /// The first page of `query`, or the page `page` (a cursor from an earlier page of the
     /// same query) points at.
     fn search(&self, query: &SearchQuery, page: Option<&str>) -> Result<SearchPage>;
-    /// Aggregates the numeric values of the current versions `query` matches, one SQL
-    /// statement grouped by interval and unit. The query must name a compartment and a
+    /// Aggregates the numeric values of the current versions `query` matches, per interval
+    /// and unit, from one SQL statement over the index. The query must name a compartment and a
     /// token parameter of a configured code x date pair with system|code values (say
     /// `Observation?patient=p&code=http://loinc.org|15074-8`); its other clauses (security
     /// labels, profiles, a caller's scope filters) hold as in a search. Buckets come ordered
