@@ -275,56 +275,49 @@ pub(crate) fn aggregate_rows_statement(
     }
 }
 
-/// Buckets folded from an aggregate's rows in one pass, in the order of [`Bucket`]'s
-/// (interval, unit system, unit). SQLite hands rows over in-process, so folding them here
-/// spares the sort of every value that its GROUP BY makes.
+/// Buckets folded from an aggregate's rows in one pass. SQLite hands rows over in-process,
+/// so folding them here spares the sort of every value that its GROUP BY makes.
 struct Fold {
     bands: Option<(f64, f64)>,
-    /// Buckets with their unit system id, in order of first value.
-    buckets: Vec<(i64, Bucket)>,
-    at: HashMap<(i64, i64, String), usize>,
+    /// The (unit system id, unit code) pairs seen: a series has one or a few.
+    units: Vec<(i64, String)>,
+    /// By (interval, position in `units`).
+    buckets: HashMap<(i64, usize), Bucket>,
 }
 
 impl Fold {
     fn new(bands: Option<(f64, f64)>) -> Fold {
         Fold {
             bands,
-            buckets: Vec::new(),
-            at: HashMap::new(),
+            units: Vec::new(),
+            buckets: HashMap::new(),
         }
     }
 
     fn add(&mut self, index: i64, usys: i64, unit: &str, x: f64) {
-        // Values arrive mostly in interval order, one unit: the last bucket is the usual one.
-        let last = self.buckets.len().checked_sub(1).filter(|&i| {
-            let (sys, b) = &self.buckets[i];
-            b.index == index && *sys == usys && b.unit == unit
-        });
-        let i = match last {
-            Some(i) => i,
-            None => *self
-                .at
-                .entry((index, usys, unit.to_string()))
-                .or_insert_with(|| {
-                    self.buckets.push((
-                        usys,
-                        Bucket {
-                            index,
-                            unit_system: String::new(),
-                            unit: unit.to_string(),
-                            count: 0,
-                            min: f64::INFINITY,
-                            max: f64::NEG_INFINITY,
-                            sum: 0.0,
-                            below: 0,
-                            within: 0,
-                            above: 0,
-                        },
-                    ));
-                    self.buckets.len() - 1
-                }),
+        let u = match self
+            .units
+            .iter()
+            .position(|(sys, code)| *sys == usys && code == unit)
+        {
+            Some(u) => u,
+            None => {
+                self.units.push((usys, unit.to_string()));
+                self.units.len() - 1
+            }
         };
-        let b = &mut self.buckets[i].1;
+        let b = self.buckets.entry((index, u)).or_insert_with(|| Bucket {
+            index,
+            unit_system: String::new(),
+            unit: unit.to_string(),
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            below: 0,
+            within: 0,
+            above: 0,
+        });
         b.count += 1;
         b.min = b.min.min(x);
         b.max = b.max.max(x);
@@ -340,24 +333,25 @@ impl Fold {
         }
     }
 
-    /// The buckets with their unit systems named by `uri` (empty when unknown), sorted.
+    /// The buckets, their unit systems named by `uri` (empty when unknown), ordered by
+    /// interval, unit system and unit.
     fn finish(
         self,
-        mut uri: impl FnMut(i64) -> Result<String, StoreError>,
+        uri: impl Fn(i64) -> Result<String, StoreError>,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let mut uris: HashMap<i64, String> = HashMap::new();
-        let mut out = Vec::with_capacity(self.buckets.len());
-        for (sys, mut bucket) in self.buckets {
-            bucket.unit_system = match uris.get(&sys) {
-                Some(u) => u.clone(),
-                None => {
-                    let u = uri(sys)?;
-                    uris.insert(sys, u.clone());
-                    u
-                }
-            };
-            out.push(bucket);
-        }
+        let uris = self
+            .units
+            .iter()
+            .map(|(sys, _)| uri(*sys))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out: Vec<Bucket> = self
+            .buckets
+            .into_iter()
+            .map(|((_, u), mut bucket)| {
+                bucket.unit_system = uris.get(u).cloned().unwrap_or_default();
+                bucket
+            })
+            .collect();
         out.sort_by(|a, b| {
             (a.index, &a.unit_system, &a.unit).cmp(&(b.index, &b.unit_system, &b.unit))
         });
