@@ -11,6 +11,7 @@
 // bodies of any shape.
 pub mod alloc;
 pub mod cursor;
+pub(crate) mod row_test;
 pub(crate) mod rows;
 pub mod schema;
 pub(crate) mod search;

@@ -22,6 +22,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::cursor::{self, Cursor, Direction};
+use super::row_test::{ClauseTest, RowTest, ValueTest};
 use super::rows::{self, Kind, Row};
 use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
 use crate::{
@@ -115,6 +116,36 @@ struct Walk {
     descending: bool,
     /// The matches without a value, in the unsorted plan's order.
     rest: Plan,
+    /// Read before `rows` when every clause has a [`RowTest`].
+    probe: Option<Probe>,
+}
+
+/// The walk's rows without the clauses, each version met tested on its own index rows
+/// instead: `rows` first collects every match of the clauses (for a year of 5-minute
+/// glucose, 105,000 of them) to test against, while matches that are dense among the sort
+/// parameter's rows fill a page after a few hundred. The probe reads rows up to a budget
+/// (see [`probe_budget`]), then the walk goes on with `rows` from where the probe stopped.
+#[derive(Clone)]
+struct Probe {
+    rows: Plan,
+    test: RowTest,
+}
+
+/// Testing a version on its rows costs about as much as collecting this many matches
+/// (measured on a year of 5-minute glucose: about 3.7 µs a version, 0.22 µs a match).
+const MATCHES_PER_PROBED_ROW: u64 = 16;
+/// Without a count of the matches, the probe reads at most this many rows per row of the
+/// page: matches sparser than that among the sort parameter's rows are collected.
+const PROBE_ROWS_PER_MATCH: usize = 8;
+
+/// How many rows the probe reads before the walk collects the matches. With the matches
+/// counted, as many as cost what collecting them would, so that a walk costs at most
+/// about twice the cheaper way whether the matches are dense or sparse.
+fn probe_budget(matches: Option<u64>, limit: usize) -> usize {
+    match matches {
+        Some(n) => usize::try_from(n / MATCHES_PER_PROBED_ROW).unwrap_or(usize::MAX),
+        None => limit.saturating_mul(PROBE_ROWS_PER_MATCH),
+    }
 }
 
 struct Ctx<'a> {
@@ -640,8 +671,12 @@ fn execute(
     }
     let backward = cursor.direction == Direction::Before;
     let limit = query.count + 1;
+    if plan.walk.is_some() && wants_total && total.is_none() {
+        // Counted first: the walk weighs its two ways by the count.
+        total = Some(count_plan(ctx, &plan)?);
+    }
     let mut rows: Vec<Vec<Value>> = match &plan.walk {
-        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit)?,
+        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit, total)?,
         None => {
             let after = match cursor.direction {
                 Direction::Start => None,
@@ -861,71 +896,135 @@ fn page_rows(
 }
 
 /// The rows of a walk's page: phase 1 (the sort parameter's index, one row per version),
-/// then phase 2 (versions without a value), each key list prefixed by its phase.
+/// then phase 2 (versions without a value), each key list prefixed by its phase. `matches`:
+/// how many versions match, when counted.
 fn walk_rows(
     ctx: &Ctx<'_>,
     walk: &Walk,
     cursor: &Cursor,
     backward: bool,
     limit: usize,
+    matches: Option<u64>,
 ) -> Result<Vec<Vec<Value>>, StoreError> {
     let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
-    let (start, mut after) = match cursor.direction {
+    let (start, after) = match cursor.direction {
         Direction::Start => (phases[0], None),
         _ => match cursor.keys.split_first() {
             Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
             _ => return Err(StoreError::BadCursor),
         },
     };
-    let mut out: Vec<Vec<Value>> = Vec::new();
+    let mut page = WalkPage {
+        after,
+        seen: HashSet::new(),
+        out: Vec::new(),
+        backward,
+        limit,
+    };
     let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
     for &phase in phases.iter().skip(skip) {
         if phase == 2 {
             let rows = page_rows(
                 ctx,
                 &walk.rest,
-                after.as_deref(),
+                page.after.as_deref(),
                 backward,
-                limit - out.len(),
+                limit - page.out.len(),
             )?;
-            out.extend(rows.into_iter().map(|r| with_phase(2, r)));
+            page.out.extend(rows.into_iter().map(|r| with_phase(2, r)));
         } else {
-            let width = walk.rows.keys.len();
-            let mut chunk = (limit * 2).max(64);
-            let mut seen: HashSet<i64> = HashSet::new();
-            loop {
-                let rows = page_rows(ctx, &walk.rows, after.as_deref(), backward, chunk)?;
-                let exhausted = rows.len() < chunk;
-                for row in &rows {
-                    let Some(Value::Integer(seq)) = row.last() else {
-                        return Err(StoreError::Engine("a walk row without a sequence".into()));
-                    };
-                    if seen.contains(seq) {
-                        continue;
-                    }
-                    let manifest = ctx.store.manifest(ctx.conn, *seq)?;
-                    let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
-                    if key.as_deref() == row.get(..width) {
-                        seen.insert(*seq);
-                        out.push(with_phase(1, row.clone()));
-                        if out.len() >= limit {
-                            return Ok(out);
-                        }
-                    }
-                }
-                after = rows.last().cloned();
-                if exhausted {
-                    break;
-                }
-                chunk = chunk.saturating_mul(4);
+            let mut go_on = true;
+            if let Some(probe) = &walk.probe {
+                let probed = Walked {
+                    plan: &probe.rows,
+                    test: Some(&probe.test),
+                    budget: probe_budget(matches, limit),
+                };
+                go_on = walk_chunks(ctx, walk, probed, &mut page)?;
+            }
+            if go_on {
+                let collected = Walked {
+                    plan: &walk.rows,
+                    test: None,
+                    budget: usize::MAX,
+                };
+                walk_chunks(ctx, walk, collected, &mut page)?;
             }
         }
-        if out.len() >= limit {
+        if page.out.len() >= limit {
             break;
         }
-        after = None;
+        page.after = None;
     }
-    Ok(out)
+    Ok(page.out)
+}
+
+/// A walk's page as it fills: the keys of the last row read, the versions met, the rows kept.
+struct WalkPage {
+    after: Option<Vec<Value>>,
+    seen: HashSet<i64>,
+    out: Vec<Vec<Value>>,
+    backward: bool,
+    limit: usize,
+}
+
+/// The rows a phase-1 walk reads: `plan`'s, each version tested by `test` when given, at
+/// most `budget` of them.
+#[derive(Clone, Copy)]
+struct Walked<'a> {
+    plan: &'a Plan,
+    test: Option<&'a RowTest>,
+    budget: usize,
+}
+
+/// Reads the rows of `walked` in growing chunks strictly after `page.after` (which follows
+/// the last row read), keeping each version once, at the row that holds its sort key, if it
+/// passes the test. Stops when the page is full or the rows run out (false), or when the
+/// budget is spent (true: the page may go on from `page.after`).
+fn walk_chunks(
+    ctx: &Ctx<'_>,
+    walk: &Walk,
+    walked: Walked<'_>,
+    page: &mut WalkPage,
+) -> Result<bool, StoreError> {
+    let width = walk.rows.keys.len();
+    let mut chunk = (page.limit * 2).max(64);
+    let mut read = 0usize;
+    while page.out.len() < page.limit {
+        let left = walked.budget.saturating_sub(read);
+        if left == 0 {
+            return Ok(true);
+        }
+        let want = chunk.min(left);
+        let rows = page_rows(ctx, walked.plan, page.after.as_deref(), page.backward, want)?;
+        read += rows.len();
+        for row in &rows {
+            let Some(Value::Integer(seq)) = row.last() else {
+                return Err(StoreError::Engine("a walk row without a sequence".into()));
+            };
+            if page.seen.contains(seq) {
+                continue;
+            }
+            let manifest = ctx.store.manifest(ctx.conn, *seq)?;
+            let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
+            if key.as_deref() != row.get(..width) {
+                continue;
+            }
+            page.seen.insert(*seq);
+            if walked.test.is_none_or(|t| t.matches(&manifest)) {
+                page.out.push(with_phase(1, row.clone()));
+                if page.out.len() >= page.limit {
+                    return Ok(false);
+                }
+            }
+        }
+        page.after = rows.last().cloned();
+        if rows.len() < want {
+            return Ok(false);
+        }
+        chunk = chunk.saturating_mul(4);
+    }
+    Ok(false)
 }
 
 fn with_phase(phase: i64, mut row: Vec<Value>) -> Vec<Value> {
@@ -1126,6 +1225,7 @@ impl Ctx<'_> {
             format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param {p}"),
             format!("c.seq <= {snap} AND c.seq_to > {snap}"),
         ];
+        let bare_conds = conds.clone();
         if !query.clauses.is_empty() {
             // The matches, as one semi-join on the unsorted plan (its driver range scan and
             // clauses): cheaper than each clause on its own.
@@ -1193,6 +1293,17 @@ impl Ctx<'_> {
             self.sql.bind(self.tid),
             self.sql.bind_any(&params),
         );
+        let probe = if query.clauses.is_empty() || rows.conds.iter().any(|c| c == NEVER) {
+            None
+        } else {
+            self.row_test(query)?.map(|test| Probe {
+                rows: Plan {
+                    conds: bare_conds,
+                    ..rows.clone()
+                },
+                test,
+            })
+        };
         let mut rest = base.clone();
         rest.conds.push(format!(
             "c.seq NOT IN (SELECT seq FROM {} WHERE pid {pid_p} AND tid = {tid_p} AND param {p2})",
@@ -1205,9 +1316,82 @@ impl Ctx<'_> {
                 kind,
                 descending,
                 rest,
+                probe,
             })),
             ..base
         }))
+    }
+
+    /// The query's clauses as a test on a version's index rows, when every clause is one
+    /// a [`RowTest`] expresses: no modifier or chain, token, reference and date values (not
+    /// `ap`). Values the SQL leaves out (an unknown system or type) are left out here too.
+    fn row_test(&self, query: &SearchQuery) -> Result<Option<RowTest>, StoreError> {
+        let mut clauses = Vec::with_capacity(query.clauses.len());
+        for clause in &query.clauses {
+            if clause.modifier.is_some() || clause.chain.is_some() {
+                return Ok(None);
+            }
+            let params = self.stored_params(&query.resource_type, &clause.param)?;
+            if params.is_empty() {
+                return Ok(None);
+            }
+            let mut values = Vec::with_capacity(clause.values.len());
+            for value in &clause.values {
+                let test = match value {
+                    QueryValue::Token { system, code } => {
+                        let sys = match system {
+                            Some(TokenSystem::Is(s)) => match self.store.system_id(self.conn, s)? {
+                                Some(sys) => Some(sys),
+                                None => continue,
+                            },
+                            Some(TokenSystem::None) => Some(0),
+                            None => None,
+                        };
+                        if code.is_none() && sys.is_none() {
+                            continue;
+                        }
+                        ValueTest::Token {
+                            code: code.clone(),
+                            sys,
+                        }
+                    }
+                    QueryValue::Reference {
+                        target_type,
+                        id,
+                        url,
+                        ..
+                    } => {
+                        let (target_id, ttype) = match (id.is_empty(), target_type) {
+                            (true, _) => (None, None),
+                            (false, None) => (Some(id.clone()), None),
+                            (false, Some(t)) => match self.store.type_id(self.conn, t)? {
+                                Some(ttype) => (Some(id.clone()), Some(ttype)),
+                                None => continue,
+                            },
+                        };
+                        if target_id.is_none() && url.is_none() {
+                            continue;
+                        }
+                        ValueTest::Reference {
+                            target_id,
+                            ttype,
+                            url: url.clone(),
+                        }
+                    }
+                    QueryValue::Date { prefix, low, high } if *prefix != Prefix::Ap => {
+                        ValueTest::Date {
+                            prefix: *prefix,
+                            low: *low,
+                            high: *high,
+                        }
+                    }
+                    _ => return Ok(None),
+                };
+                values.push(test);
+            }
+            clauses.push(ClauseTest { params, values });
+        }
+        Ok(Some(RowTest { clauses }))
     }
 
     /// The units (system, code) a quantity parameter was stored with in the compartment:

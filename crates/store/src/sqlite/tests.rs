@@ -229,3 +229,75 @@ fn portal_timeline_is_one_ordered_range_scan_of_the_pair_index() {
         }
     }
 }
+
+/// A walk over the sort parameter's index tests each version on its own rows while the
+/// matches are dense, and collects the matches first (a subquery) only once they prove
+/// sparse; either way the page holds the matches in sort order.
+#[test]
+fn a_sorted_walk_collects_the_matches_only_when_they_are_sparse() {
+    const WEIGHT: &str = crate::suite::WEIGHT;
+    let dir = TempDir::new();
+    let store = dir.open();
+    // 3,000 readings an hour apart, every tenth a weight; a value-quantity sort orders them
+    // by value, which runs against the order of time.
+    let ops = (0..3000i64)
+        .map(|i| WriteOp::Create {
+            new: crate::suite::observation(
+                &format!("o{i:04}"),
+                "p1",
+                if i % 10 == 0 { WEIGHT } else { GLUCOSE },
+                JAN1 + i * 3_600_000_000,
+                (3000 - i) as f64,
+            ),
+            if_none_exist: None,
+        })
+        .collect();
+    store.write(ops, Atomicity::AllOrNothing).expect("writes");
+    let from = JAN1 + 1000 * 3_600_000_000;
+    // Counted or not, the walk tells dense matches from sparse ones.
+    let cases = [TotalMode::None, TotalMode::Estimate]
+        .into_iter()
+        .flat_map(|total| [(GLUCOSE, true, total), (WEIGHT, false, total)]);
+    for (code_value, dense, total) in cases {
+        let mut q = query(
+            "p1",
+            vec![
+                clause("code", vec![code(code_value)]),
+                clause("date", vec![date(Prefix::Ge, from, from)]),
+            ],
+        );
+        q.sort = vec![SortKey {
+            param: "value-quantity".into(),
+            descending: false,
+        }];
+        q.count = 10;
+        q.total = total;
+        search::plans::take();
+        let page = store.search(&q, None).expect("searches");
+        let plans = search::plans::take();
+        // The smallest values are the latest readings.
+        let expected: Vec<String> = (1000..3000i64)
+            .rev()
+            .filter(|i| (i % 10 == 0) != dense)
+            .take(10)
+            .map(|i| format!("o{i:04}"))
+            .collect();
+        assert_eq!(
+            crate::suite::ids(&page),
+            expected,
+            "{code_value}, {total:?}"
+        );
+        let collected = plans.iter().filter(|p| p.contains("SUBQUERY")).count();
+        if dense {
+            assert_eq!(
+                collected, 0,
+                "dense matches are tested one by one ({total:?}): {plans:?}"
+            );
+        } else {
+            assert!(
+                collected > 0,
+                "sparse matches are collected ({total:?}): {plans:?}"
+            );
+        }
+    }
+}
