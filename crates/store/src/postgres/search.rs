@@ -34,12 +34,14 @@ use super::pool::Conn;
 use super::{Param, PgError, PostgresStore, VERSION_COLUMNS, VersionRow};
 use crate::sqlite::cursor::{self, Cursor, Direction};
 use crate::sqlite::now_micros;
+use crate::sqlite::row_test::{self, RowTest};
 use crate::sqlite::rows::{self, Kind, Row};
 use crate::sqlite::search::{
     EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_rows_statement,
     aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
     is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, kinds_of_each,
-    like_escape, number_cond, pid_test, presence_statement, uri_prefixes, walk_arms, walk_key,
+    like_escape, number_cond, pid_test, presence_statement, probe_budget, uri_prefixes, walk_arms,
+    walk_key,
 };
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
@@ -193,6 +195,25 @@ struct Walk {
     kind: Kind,
     descending: bool,
     rest: Plan,
+    /// As in the SQLite planner: the rows without the clauses and the clauses as a test on
+    /// each version's rows, read first up to a budget.
+    probe: Option<(Plan, RowTest)>,
+}
+
+/// Ids here are hashes of the names: every name has one, stored or not.
+struct HashedNames;
+
+impl row_test::Names for HashedNames {
+    type Error = Fail;
+    fn params(&self, resource_type: &str, name: &str) -> Result<Vec<i64>, Fail> {
+        Ok(stored_params(resource_type, name))
+    }
+    fn system(&self, uri: &str) -> Result<Option<i64>, Fail> {
+        Ok(Some(name_id(uri)))
+    }
+    fn resource_type(&self, name: &str) -> Result<Option<i64>, Fail> {
+        Ok(Some(name_id(name)))
+    }
 }
 
 struct Ctx<'a> {
@@ -603,8 +624,12 @@ fn execute(
     }
     let backward = cursor.direction == Direction::Before;
     let limit = query.count + 1;
+    if plan.walk.is_some() && wants_total && total.is_none() {
+        // Counted first: the walk weighs its two ways by the count.
+        total = Some(count_plan(ctx, &plan)?);
+    }
     let mut rows: Vec<(Vec<Value>, VersionRow)> = match &plan.walk {
-        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit)?,
+        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit, total)?,
         None => {
             let after = match cursor.direction {
                 Direction::Start => None,
@@ -828,66 +853,115 @@ fn walk_rows(
     cursor: &Cursor,
     backward: bool,
     limit: usize,
+    matches: Option<u64>,
 ) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
     let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
-    let (start, mut after) = match cursor.direction {
+    let (start, after) = match cursor.direction {
         Direction::Start => (phases[0], None),
         _ => match cursor.keys.split_first() {
             Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
             _ => return Err(Fail::Store(StoreError::BadCursor)),
         },
     };
-    let with_phase = |phase: i64, (mut keys, v): (Vec<Value>, VersionRow)| {
-        keys.insert(0, Value::Integer(phase));
-        (keys, v)
+    let mut page = WalkPage {
+        after,
+        seen: HashSet::new(),
+        out: Vec::new(),
+        backward,
+        limit,
     };
-    let mut out = Vec::new();
     let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
     for &phase in phases.iter().skip(skip) {
         if phase == 2 {
             let rows = page_rows(
                 ctx,
                 &walk.rest,
-                after.as_deref(),
+                page.after.as_deref(),
                 backward,
-                limit - out.len(),
+                limit - page.out.len(),
             )?;
-            out.extend(rows.into_iter().map(|r| with_phase(2, r)));
+            page.out.extend(rows.into_iter().map(|r| with_phase(2, r)));
         } else {
-            let width = walk.rows.keys.len();
-            let mut chunk = (limit * 2).max(64);
-            let mut seen: HashSet<i64> = HashSet::new();
-            loop {
-                let rows = page_rows(ctx, &walk.rows, after.as_deref(), backward, chunk)?;
-                let exhausted = rows.len() < chunk;
-                after = rows.last().map(|r| r.0.clone());
-                for row in rows {
-                    let seq = row.1.seq;
-                    if seen.contains(&seq) {
-                        continue;
-                    }
-                    let manifest = rows::decode_manifest(&row.1.manifest)?;
-                    let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
-                    if key.as_deref() == row.0.get(..width) {
-                        seen.insert(seq);
-                        out.push(with_phase(1, row));
-                        if out.len() >= limit {
-                            return Ok(out);
-                        }
-                    }
-                }
-                if exhausted {
-                    break;
-                }
-                chunk = chunk.saturating_mul(4);
+            let mut go_on = true;
+            if let Some((rows, test)) = &walk.probe {
+                let budget = probe_budget(matches, limit);
+                go_on = walk_chunks(ctx, walk, rows, Some(test), budget, &mut page)?;
+            }
+            if go_on {
+                walk_chunks(ctx, walk, &walk.rows, None, usize::MAX, &mut page)?;
             }
         }
-        if out.len() >= limit {
+        if page.out.len() >= limit {
             break;
         }
-        after = None;
+        page.after = None;
     }
-    Ok(out)
+    Ok(page.out)
+}
+
+fn with_phase(phase: i64, (mut keys, v): (Vec<Value>, VersionRow)) -> (Vec<Value>, VersionRow) {
+    keys.insert(0, Value::Integer(phase));
+    (keys, v)
+}
+
+/// A walk's page as it fills (as in the SQLite planner).
+struct WalkPage {
+    after: Option<Vec<Value>>,
+    seen: HashSet<i64>,
+    out: Vec<(Vec<Value>, VersionRow)>,
+    backward: bool,
+    limit: usize,
+}
+
+/// As the SQLite planner's: reads `plan`'s rows in growing chunks after `page.after`,
+/// keeping each version once at the row holding its sort key if it passes `test`; true
+/// when `budget` rows were read before the page filled or the rows ran out.
+fn walk_chunks(
+    ctx: &mut Ctx<'_>,
+    walk: &Walk,
+    plan: &Plan,
+    test: Option<&RowTest>,
+    budget: usize,
+    page: &mut WalkPage,
+) -> Result<bool, Fail> {
+    let width = walk.rows.keys.len();
+    let mut chunk = (page.limit * 2).max(64);
+    let mut read = 0usize;
+    while page.out.len() < page.limit {
+        let left = budget.saturating_sub(read);
+        if left == 0 {
+            return Ok(true);
+        }
+        let want = chunk.min(left);
+        let rows = page_rows(ctx, plan, page.after.as_deref(), page.backward, want)?;
+        let got = rows.len();
+        read += got;
+        let last = rows.last().map(|r| r.0.clone());
+        for row in rows {
+            let seq = row.1.seq;
+            if page.seen.contains(&seq) {
+                continue;
+            }
+            let manifest = rows::decode_manifest(&row.1.manifest)?;
+            let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
+            if key.as_deref() != row.0.get(..width) {
+                continue;
+            }
+            page.seen.insert(seq);
+            if test.is_none_or(|t| t.matches(&manifest)) {
+                page.out.push(with_phase(1, row));
+                if page.out.len() >= page.limit {
+                    return Ok(false);
+                }
+            }
+        }
+        page.after = last;
+        if got < want {
+            return Ok(false);
+        }
+        chunk = chunk.saturating_mul(4);
+    }
+    Ok(false)
 }
 
 /// Compartments a subquery may look in.
@@ -993,6 +1067,7 @@ impl Ctx<'_> {
             format!("c.pid {pid_sql} AND c.tid = {tid_sql} AND c.param {p}"),
             format!("c.seq <= {snap} AND c.seq_to > {snap}"),
         ];
+        let bare_conds = conds.clone();
         if !query.clauses.is_empty() {
             // The matches, as one semi-join on the unsorted plan (its driver range scan and
             // clauses): cheaper than each clause on its own.
@@ -1056,6 +1131,17 @@ impl Ctx<'_> {
             self.sql.bind(self.tid),
             self.sql.bind_any(&params),
         );
+        let probe = if query.clauses.is_empty() || rows.conds.iter().any(|c| c == NEVER) {
+            None
+        } else {
+            RowTest::of(query, &HashedNames)?.map(|test| {
+                let bare = Plan {
+                    conds: bare_conds,
+                    ..rows.clone()
+                };
+                (bare, test)
+            })
+        };
         let mut rest = base.clone();
         rest.conds.push(format!(
             "c.seq NOT IN (SELECT x.seq FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param {p2})",
@@ -1068,6 +1154,7 @@ impl Ctx<'_> {
                 kind,
                 descending,
                 rest,
+                probe,
             })),
             ..base
         }))

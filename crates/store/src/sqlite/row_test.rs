@@ -7,9 +7,21 @@
 //! Each test means what the planner's SQL for the same clause means (`value_cond`,
 //! `token_cond`, `date_cond`): the store suite runs sorted walks both ways and compares.
 
-use phr_search::{Micros, Prefix};
+use phr_search::{Micros, Prefix, QueryValue, SearchQuery, TokenSystem};
 
 use super::rows::Row;
+
+/// The ids an engine stores names under.
+pub(crate) trait Names {
+    type Error;
+    /// The parameters whose rows hold `name`'s values (several for a stored union); none
+    /// when nothing was ever stored under it.
+    fn params(&self, resource_type: &str, name: &str) -> Result<Vec<i64>, Self::Error>;
+    /// A code system's id; None when nothing was ever stored with it.
+    fn system(&self, uri: &str) -> Result<Option<i64>, Self::Error>;
+    /// A resource type's id; None when nothing was ever stored with it.
+    fn resource_type(&self, name: &str) -> Result<Option<i64>, Self::Error>;
+}
 
 /// Every clause must hold (AND).
 #[derive(Debug, Clone)]
@@ -47,7 +59,46 @@ pub(crate) enum ValueTest {
     },
 }
 
+/// What a searched value becomes.
+enum Made {
+    Test(ValueTest),
+    /// It matches nothing (an unknown system or type; nothing to compare): the SQL leaves
+    /// it out of the clause's OR.
+    Never,
+    /// No test expresses it.
+    Unsupported,
+}
+
 impl RowTest {
+    /// The query's clauses as a test, when every clause is one a test expresses: no
+    /// modifier or chain; token, reference and date values (not `ap`). Values the SQL leaves
+    /// out (an unknown system or type) are left out here too.
+    pub(crate) fn of<N: Names>(
+        query: &SearchQuery,
+        names: &N,
+    ) -> Result<Option<RowTest>, N::Error> {
+        let mut clauses = Vec::with_capacity(query.clauses.len());
+        for clause in &query.clauses {
+            if clause.modifier.is_some() || clause.chain.is_some() {
+                return Ok(None);
+            }
+            let params = names.params(&query.resource_type, &clause.param)?;
+            if params.is_empty() {
+                return Ok(None);
+            }
+            let mut values = Vec::with_capacity(clause.values.len());
+            for value in &clause.values {
+                match ValueTest::of(value, names)? {
+                    Made::Test(test) => values.push(test),
+                    Made::Never => {}
+                    Made::Unsupported => return Ok(None),
+                }
+            }
+            clauses.push(ClauseTest { params, values });
+        }
+        Ok(Some(RowTest { clauses }))
+    }
+
     pub(crate) fn matches(&self, rows: &[Row]) -> bool {
         self.clauses.iter().all(|clause| clause.matches(rows))
     }
@@ -77,6 +128,54 @@ fn row_param(row: &Row) -> Option<i64> {
 }
 
 impl ValueTest {
+    fn of<N: Names>(value: &QueryValue, names: &N) -> Result<Made, N::Error> {
+        let test = match value {
+            QueryValue::Token { system, code } => {
+                let sys = match system {
+                    Some(TokenSystem::Is(s)) => match names.system(s)? {
+                        Some(sys) => Some(sys),
+                        None => return Ok(Made::Never),
+                    },
+                    Some(TokenSystem::None) => Some(0),
+                    None => None,
+                };
+                (code.is_some() || sys.is_some()).then(|| ValueTest::Token {
+                    code: code.clone(),
+                    sys,
+                })
+            }
+            QueryValue::Reference {
+                target_type,
+                id,
+                url,
+                ..
+            } => {
+                let (target_id, ttype) = match (id.is_empty(), target_type) {
+                    (true, _) => (None, None),
+                    (false, None) => (Some(id.clone()), None),
+                    (false, Some(t)) => match names.resource_type(t)? {
+                        Some(ttype) => (Some(id.clone()), Some(ttype)),
+                        None => return Ok(Made::Never),
+                    },
+                };
+                (target_id.is_some() || url.is_some()).then(|| ValueTest::Reference {
+                    target_id,
+                    ttype,
+                    url: url.clone(),
+                })
+            }
+            QueryValue::Date { prefix, low, high } if *prefix != Prefix::Ap => {
+                Some(ValueTest::Date {
+                    prefix: *prefix,
+                    low: *low,
+                    high: *high,
+                })
+            }
+            _ => return Ok(Made::Unsupported),
+        };
+        Ok(test.map_or(Made::Never, Made::Test))
+    }
+
     fn matches(&self, row: &Row) -> bool {
         match (self, row) {
             (

@@ -22,7 +22,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::cursor::{self, Cursor, Direction};
-use super::row_test::{ClauseTest, RowTest, ValueTest};
+use super::row_test::{self, RowTest};
 use super::rows::{self, Kind, Row};
 use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
 use crate::{
@@ -141,7 +141,7 @@ const PROBE_ROWS_PER_MATCH: usize = 8;
 /// How many rows the probe reads before the walk collects the matches. With the matches
 /// counted, as many as cost what collecting them would, so that a walk costs at most
 /// about twice the cheaper way whether the matches are dense or sparse.
-fn probe_budget(matches: Option<u64>, limit: usize) -> usize {
+pub(crate) fn probe_budget(matches: Option<u64>, limit: usize) -> usize {
     match matches {
         Some(n) => usize::try_from(n / MATCHES_PER_PROBED_ROW).unwrap_or(usize::MAX),
         None => limit.saturating_mul(PROBE_ROWS_PER_MATCH),
@@ -1155,6 +1155,19 @@ pub(crate) fn keyset(sql: &mut Sql, keys: &[Key], values: &[Value], backward: bo
     text
 }
 
+impl row_test::Names for Ctx<'_> {
+    type Error = StoreError;
+    fn params(&self, resource_type: &str, name: &str) -> Result<Vec<i64>, StoreError> {
+        self.stored_params(resource_type, name)
+    }
+    fn system(&self, uri: &str) -> Result<Option<i64>, StoreError> {
+        self.store.system_id(self.conn, uri)
+    }
+    fn resource_type(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.store.type_id(self.conn, name)
+    }
+}
+
 impl Ctx<'_> {
     fn param(&self, name: &str) -> Result<Option<i64>, StoreError> {
         self.store.param_id(self.conn, name)
@@ -1296,7 +1309,7 @@ impl Ctx<'_> {
         let probe = if query.clauses.is_empty() || rows.conds.iter().any(|c| c == NEVER) {
             None
         } else {
-            self.row_test(query)?.map(|test| Probe {
+            RowTest::of(query, self)?.map(|test| Probe {
                 rows: Plan {
                     conds: bare_conds,
                     ..rows.clone()
@@ -1320,78 +1333,6 @@ impl Ctx<'_> {
             })),
             ..base
         }))
-    }
-
-    /// The query's clauses as a test on a version's index rows, when every clause is one
-    /// a [`RowTest`] expresses: no modifier or chain, token, reference and date values (not
-    /// `ap`). Values the SQL leaves out (an unknown system or type) are left out here too.
-    fn row_test(&self, query: &SearchQuery) -> Result<Option<RowTest>, StoreError> {
-        let mut clauses = Vec::with_capacity(query.clauses.len());
-        for clause in &query.clauses {
-            if clause.modifier.is_some() || clause.chain.is_some() {
-                return Ok(None);
-            }
-            let params = self.stored_params(&query.resource_type, &clause.param)?;
-            if params.is_empty() {
-                return Ok(None);
-            }
-            let mut values = Vec::with_capacity(clause.values.len());
-            for value in &clause.values {
-                let test = match value {
-                    QueryValue::Token { system, code } => {
-                        let sys = match system {
-                            Some(TokenSystem::Is(s)) => match self.store.system_id(self.conn, s)? {
-                                Some(sys) => Some(sys),
-                                None => continue,
-                            },
-                            Some(TokenSystem::None) => Some(0),
-                            None => None,
-                        };
-                        if code.is_none() && sys.is_none() {
-                            continue;
-                        }
-                        ValueTest::Token {
-                            code: code.clone(),
-                            sys,
-                        }
-                    }
-                    QueryValue::Reference {
-                        target_type,
-                        id,
-                        url,
-                        ..
-                    } => {
-                        let (target_id, ttype) = match (id.is_empty(), target_type) {
-                            (true, _) => (None, None),
-                            (false, None) => (Some(id.clone()), None),
-                            (false, Some(t)) => match self.store.type_id(self.conn, t)? {
-                                Some(ttype) => (Some(id.clone()), Some(ttype)),
-                                None => continue,
-                            },
-                        };
-                        if target_id.is_none() && url.is_none() {
-                            continue;
-                        }
-                        ValueTest::Reference {
-                            target_id,
-                            ttype,
-                            url: url.clone(),
-                        }
-                    }
-                    QueryValue::Date { prefix, low, high } if *prefix != Prefix::Ap => {
-                        ValueTest::Date {
-                            prefix: *prefix,
-                            low: *low,
-                            high: *high,
-                        }
-                    }
-                    _ => return Ok(None),
-                };
-                values.push(test);
-            }
-            clauses.push(ClauseTest { params, values });
-        }
-        Ok(Some(RowTest { clauses }))
     }
 
     /// The units (system, code) a quantity parameter was stored with in the compartment:
