@@ -935,20 +935,11 @@ fn walk_rows(
         } else {
             let mut go_on = true;
             if let Some(probe) = &walk.probe {
-                let probed = Walked {
-                    plan: &probe.rows,
-                    test: Some(&probe.test),
-                    budget: probe_budget(matches, limit),
-                };
-                go_on = walk_chunks(ctx, walk, probed, &mut page)?;
+                let budget = probe_budget(matches, limit);
+                go_on = walk_chunks(ctx, walk, &probe.rows, Some(&probe.test), budget, &mut page)?;
             }
             if go_on {
-                let collected = Walked {
-                    plan: &walk.rows,
-                    test: None,
-                    budget: usize::MAX,
-                };
-                walk_chunks(ctx, walk, collected, &mut page)?;
+                walk_chunks(ctx, walk, &walk.rows, None, usize::MAX, &mut page)?;
             }
         }
         if page.out.len() >= limit {
@@ -968,35 +959,28 @@ struct WalkPage {
     limit: usize,
 }
 
-/// The rows a phase-1 walk reads: `plan`'s, each version tested by `test` when given, at
-/// most `budget` of them.
-#[derive(Clone, Copy)]
-struct Walked<'a> {
-    plan: &'a Plan,
-    test: Option<&'a RowTest>,
-    budget: usize,
-}
-
-/// Reads the rows of `walked` in growing chunks strictly after `page.after` (which follows
-/// the last row read), keeping each version once, at the row that holds its sort key, if it
-/// passes the test. Stops when the page is full or the rows run out (false), or when the
-/// budget is spent (true: the page may go on from `page.after`).
+/// Reads `plan`'s rows in growing chunks strictly after `page.after` (which follows the last
+/// row read), keeping each version once, at the row that holds its sort key, if it passes
+/// `test`. Stops when the page is full or the rows run out (false), or when `budget` rows
+/// were read (true: the page may go on from `page.after`).
 fn walk_chunks(
     ctx: &Ctx<'_>,
     walk: &Walk,
-    walked: Walked<'_>,
+    plan: &Plan,
+    test: Option<&RowTest>,
+    budget: usize,
     page: &mut WalkPage,
 ) -> Result<bool, StoreError> {
     let width = walk.rows.keys.len();
     let mut chunk = (page.limit * 2).max(64);
     let mut read = 0usize;
     while page.out.len() < page.limit {
-        let left = walked.budget.saturating_sub(read);
+        let left = budget.saturating_sub(read);
         if left == 0 {
             return Ok(true);
         }
         let want = chunk.min(left);
-        let rows = page_rows(ctx, walked.plan, page.after.as_deref(), page.backward, want)?;
+        let rows = page_rows(ctx, plan, page.after.as_deref(), page.backward, want)?;
         read += rows.len();
         for row in &rows {
             let Some(Value::Integer(seq)) = row.last() else {
@@ -1011,7 +995,7 @@ fn walk_chunks(
                 continue;
             }
             page.seen.insert(*seq);
-            if walked.test.is_none_or(|t| t.matches(&manifest)) {
+            if test.is_none_or(|t| t.matches(&manifest)) {
                 page.out.push(with_phase(1, row.clone()));
                 if page.out.len() >= page.limit {
                     return Ok(false);
