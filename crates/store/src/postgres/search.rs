@@ -40,9 +40,9 @@ use crate::sqlite::search::{
     EVERY_COMPARTMENT, Key, MAX_CODE_ARMS, Sql, aggregate_code_clause, aggregate_rows_statement,
     aggregate_value_param, check_aggregation, clause_codes, date_cond, in_patient_compartments,
     is_plain_date, is_single_system_code, is_system_codes, keep_codes, keyset, kinds_of_each,
-    like_escape, number_cond, pid_test, presence_statement, probe_budget, uri_prefixes, walk_arms,
-    walk_key,
+    like_escape, number_cond, pid_test, presence_statement, uri_prefixes, walk_arms,
 };
+use crate::sqlite::walk::{Probe, Walk, WalkReader, walk_rows};
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
@@ -184,20 +184,7 @@ struct Plan {
     arms: Vec<String>,
     /// A walk over the sort parameter's index (as in the SQLite planner); compartment
     /// searches only.
-    walk: Option<Box<Walk>>,
-}
-
-#[derive(Clone)]
-struct Walk {
-    rows: Plan,
-    /// The parameters whose rows hold the sort key (several for a `stored_union`).
-    params: Vec<i64>,
-    kind: Kind,
-    descending: bool,
-    rest: Plan,
-    /// As in the SQLite planner: the rows without the clauses and the clauses as a test on
-    /// each version's rows, read first up to a budget.
-    probe: Option<(Plan, RowTest)>,
+    walk: Option<Box<Walk<Plan>>>,
 }
 
 /// Ids here are hashes of the names: every name has one, stored or not.
@@ -565,6 +552,12 @@ impl From<PgError> for Fail {
     }
 }
 
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
 impl From<::postgres::Error> for Fail {
     fn from(e: ::postgres::Error) -> Self {
         Fail::Pg(e.into())
@@ -629,7 +622,7 @@ fn execute(
         total = Some(count_plan(ctx, &plan)?);
     }
     let mut rows: Vec<(Vec<Value>, VersionRow)> = match &plan.walk {
-        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit, total)?,
+        Some(walk) => walk_rows(&mut PgWalk(ctx), walk, &cursor, backward, limit, total)?,
         None => {
             let after = match cursor.direction {
                 Direction::Start => None,
@@ -845,123 +838,38 @@ fn page_rows(
     Ok(rows)
 }
 
-/// As the SQLite planner's walk: phase 1 the sort parameter's rows, one per version (by
-/// its manifest), then phase 2 the versions without a value; keys prefixed by the phase.
-fn walk_rows(
-    ctx: &mut Ctx<'_>,
-    walk: &Walk,
-    cursor: &Cursor,
-    backward: bool,
-    limit: usize,
-    matches: Option<u64>,
-) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
-    let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
-    let (start, after) = match cursor.direction {
-        Direction::Start => (phases[0], None),
-        _ => match cursor.keys.split_first() {
-            Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
-            _ => return Err(Fail::Store(StoreError::BadCursor)),
-        },
-    };
-    let mut page = WalkPage {
-        after,
-        seen: HashSet::new(),
-        out: Vec::new(),
-        backward,
-        limit,
-    };
-    let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
-    for &phase in phases.iter().skip(skip) {
-        if phase == 2 {
-            let rows = page_rows(
-                ctx,
-                &walk.rest,
-                page.after.as_deref(),
-                backward,
-                limit - page.out.len(),
-            )?;
-            page.out.extend(rows.into_iter().map(|r| with_phase(2, r)));
-        } else {
-            let mut go_on = true;
-            if let Some((rows, test)) = &walk.probe {
-                let budget = probe_budget(matches, limit);
-                go_on = walk_chunks(ctx, walk, rows, Some(test), budget, &mut page)?;
-            }
-            if go_on {
-                walk_chunks(ctx, walk, &walk.rows, None, usize::MAX, &mut page)?;
-            }
-        }
-        if page.out.len() >= limit {
-            break;
-        }
-        page.after = None;
+/// A walk over PostgreSQL's plans: each row comes with its version (one round trip).
+struct PgWalk<'c, 'a>(&'c mut Ctx<'a>);
+
+impl WalkReader for PgWalk<'_, '_> {
+    type Plan = Plan;
+    type Row = (Vec<Value>, VersionRow);
+    type Error = Fail;
+    fn rows(
+        &mut self,
+        plan: &Plan,
+        after: Option<&[Value]>,
+        backward: bool,
+        limit: usize,
+    ) -> Result<Vec<Self::Row>, Fail> {
+        page_rows(self.0, plan, after, backward, limit)
     }
-    Ok(page.out)
-}
-
-fn with_phase(phase: i64, (mut keys, v): (Vec<Value>, VersionRow)) -> (Vec<Value>, VersionRow) {
-    keys.insert(0, Value::Integer(phase));
-    (keys, v)
-}
-
-/// A walk's page as it fills (as in the SQLite planner).
-struct WalkPage {
-    after: Option<Vec<Value>>,
-    seen: HashSet<i64>,
-    out: Vec<(Vec<Value>, VersionRow)>,
-    backward: bool,
-    limit: usize,
-}
-
-/// As the SQLite planner's: reads `plan`'s rows in growing chunks after `page.after`,
-/// keeping each version once at the row holding its sort key if it passes `test`; true
-/// when `budget` rows were read before the page filled or the rows ran out.
-fn walk_chunks(
-    ctx: &mut Ctx<'_>,
-    walk: &Walk,
-    plan: &Plan,
-    test: Option<&RowTest>,
-    budget: usize,
-    page: &mut WalkPage,
-) -> Result<bool, Fail> {
-    let width = walk.rows.keys.len();
-    let mut chunk = (page.limit * 2).max(64);
-    let mut read = 0usize;
-    while page.out.len() < page.limit {
-        let left = budget.saturating_sub(read);
-        if left == 0 {
-            return Ok(true);
-        }
-        let want = chunk.min(left);
-        let rows = page_rows(ctx, plan, page.after.as_deref(), page.backward, want)?;
-        let got = rows.len();
-        read += got;
-        let last = rows.last().map(|r| r.0.clone());
-        for row in rows {
-            let seq = row.1.seq;
-            if page.seen.contains(&seq) {
-                continue;
-            }
-            let manifest = rows::decode_manifest(&row.1.manifest)?;
-            let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
-            if key.as_deref() != row.0.get(..width) {
-                continue;
-            }
-            page.seen.insert(seq);
-            if test.is_none_or(|t| t.matches(&manifest)) {
-                page.out.push(with_phase(1, row));
-                if page.out.len() >= page.limit {
-                    return Ok(false);
-                }
-            }
-        }
-        page.after = last;
-        if got < want {
-            return Ok(false);
-        }
-        chunk = chunk.saturating_mul(4);
+    fn sort_width(plan: &Plan) -> usize {
+        plan.keys.len()
     }
-    Ok(false)
+    fn keys(row: &Self::Row) -> &[Value] {
+        &row.0
+    }
+    fn with_phase((mut keys, v): Self::Row, phase: i64) -> Self::Row {
+        keys.insert(0, Value::Integer(phase));
+        (keys, v)
+    }
+    fn seq(row: &Self::Row) -> Result<i64, Fail> {
+        Ok(row.1.seq)
+    }
+    fn manifest(&mut self, row: &Self::Row) -> Result<Vec<Row>, Fail> {
+        Ok(rows::decode_manifest(&row.1.manifest)?)
+    }
 }
 
 /// Compartments a subquery may look in.
@@ -1139,7 +1047,7 @@ impl Ctx<'_> {
                     conds: bare_conds,
                     ..rows.clone()
                 };
-                (bare, test)
+                Probe { rows: bare, test }
             })
         };
         let mut rest = base.clone();

@@ -15,6 +15,7 @@ pub(crate) mod row_test;
 pub(crate) mod rows;
 pub mod schema;
 pub(crate) mod search;
+pub(crate) mod walk;
 mod writer;
 
 use std::collections::HashMap;

@@ -24,6 +24,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::cursor::{self, Cursor, Direction};
 use super::row_test::{self, RowTest};
 use super::rows::{self, Kind, Row};
+use super::walk::{Probe, Walk, WalkReader, walk_rows};
 use super::{SqliteStore, VERSION_COLUMNS, VersionRow, now_micros};
 use crate::{
     AggregateValue, Aggregation, Bucket, SearchPage, SearchQuery, StoreError, StoredResource,
@@ -98,55 +99,7 @@ struct Plan {
     /// Sorted by a parameter the driver does not order by: the page is read by walking that
     /// parameter's index instead (`from`/`conds`/`arms` above stay the unsorted plan, used
     /// for the total).
-    walk: Option<Box<Walk>>,
-}
-
-/// A sort by a parameter that is not the driver's: walk the parameter's index rows in sort
-/// order (the matches' other clauses as subqueries), keeping for each version only the row
-/// that holds its sort key (the smallest value ascending, the largest descending: a version
-/// may have several), then the matches without any value for it, last in either direction.
-/// Cursor keys start with the phase (1: walking the values, 2: the rest).
-#[derive(Clone)]
-struct Walk {
-    /// The parameter's rows with every clause; `keys` are the row's sort columns.
-    rows: Plan,
-    /// The parameters whose rows hold the sort key (several for a `stored_union`).
-    params: Vec<i64>,
-    kind: Kind,
-    descending: bool,
-    /// The matches without a value, in the unsorted plan's order.
-    rest: Plan,
-    /// Read before `rows` when every clause has a [`RowTest`].
-    probe: Option<Probe>,
-}
-
-/// The walk's rows without the clauses, each version met tested on its own index rows
-/// instead: `rows` first collects every match of the clauses (for a year of 5-minute
-/// glucose, 105,000 of them) to test against, while matches that are dense among the sort
-/// parameter's rows fill a page after a few hundred. The probe reads rows up to a budget
-/// (see [`probe_budget`]), then the walk goes on with `rows` from where the probe stopped.
-#[derive(Clone)]
-struct Probe {
-    rows: Plan,
-    test: RowTest,
-}
-
-/// Testing a version on its rows costs about as much as collecting this many matches
-/// (estimated from the walks over a year of 5-minute glucose: about 3.7 µs a version,
-/// 0.22 µs a match).
-const MATCHES_PER_PROBED_ROW: u64 = 16;
-/// Without a count of the matches, the probe reads at most this many rows per row of the
-/// page: matches sparser than that among the sort parameter's rows are collected.
-const PROBE_ROWS_PER_MATCH: usize = 8;
-
-/// How many rows the probe reads before the walk collects the matches. With the matches
-/// counted, as many as cost what collecting them would, so that a walk costs at most
-/// about twice the cheaper way whether the matches are dense or sparse.
-pub(crate) fn probe_budget(matches: Option<u64>, limit: usize) -> usize {
-    match matches {
-        Some(n) => usize::try_from(n / MATCHES_PER_PROBED_ROW).unwrap_or(usize::MAX),
-        None => limit.saturating_mul(PROBE_ROWS_PER_MATCH),
-    }
+    walk: Option<Box<Walk<Plan>>>,
 }
 
 struct Ctx<'a> {
@@ -677,7 +630,7 @@ fn execute(
         total = Some(count_plan(ctx, &plan)?);
     }
     let mut rows: Vec<Vec<Value>> = match &plan.walk {
-        Some(walk) => walk_rows(ctx, walk, &cursor, backward, limit, total)?,
+        Some(walk) => walk_rows(&mut SqliteWalk(ctx), walk, &cursor, backward, limit, total)?,
         None => {
             let after = match cursor.direction {
                 Direction::Start => None,
@@ -896,125 +849,41 @@ fn page_rows(
     Ok(rows)
 }
 
-/// The rows of a walk's page: phase 1 (the sort parameter's index, one row per version),
-/// then phase 2 (versions without a value), each key list prefixed by its phase. `matches`:
-/// how many versions match, when counted.
-fn walk_rows(
-    ctx: &Ctx<'_>,
-    walk: &Walk,
-    cursor: &Cursor,
-    backward: bool,
-    limit: usize,
-    matches: Option<u64>,
-) -> Result<Vec<Vec<Value>>, StoreError> {
-    let phases: [i64; 2] = if backward { [2, 1] } else { [1, 2] };
-    let (start, after) = match cursor.direction {
-        Direction::Start => (phases[0], None),
-        _ => match cursor.keys.split_first() {
-            Some((Value::Integer(p @ (1 | 2)), rest)) => (*p, Some(rest.to_vec())),
-            _ => return Err(StoreError::BadCursor),
-        },
-    };
-    let mut page = WalkPage {
-        after,
-        seen: HashSet::new(),
-        out: Vec::new(),
-        backward,
-        limit,
-    };
-    let skip = phases.iter().position(|p| *p == start).unwrap_or(0);
-    for &phase in phases.iter().skip(skip) {
-        if phase == 2 {
-            let rows = page_rows(
-                ctx,
-                &walk.rest,
-                page.after.as_deref(),
-                backward,
-                limit - page.out.len(),
-            )?;
-            page.out.extend(rows.into_iter().map(|r| with_phase(2, r)));
-        } else {
-            let mut go_on = true;
-            if let Some(probe) = &walk.probe {
-                let budget = probe_budget(matches, limit);
-                go_on = walk_chunks(ctx, walk, &probe.rows, Some(&probe.test), budget, &mut page)?;
-            }
-            if go_on {
-                walk_chunks(ctx, walk, &walk.rows, None, usize::MAX, &mut page)?;
-            }
-        }
-        if page.out.len() >= limit {
-            break;
-        }
-        page.after = None;
+/// A walk over SQLite's plans: rows are their keys, then `seq`; the manifest is read by `seq`.
+struct SqliteWalk<'c, 'a>(&'c Ctx<'a>);
+
+impl WalkReader for SqliteWalk<'_, '_> {
+    type Plan = Plan;
+    type Row = Vec<Value>;
+    type Error = StoreError;
+    fn rows(
+        &mut self,
+        plan: &Plan,
+        after: Option<&[Value]>,
+        backward: bool,
+        limit: usize,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        page_rows(self.0, plan, after, backward, limit)
     }
-    Ok(page.out)
-}
-
-/// A walk's page as it fills: the keys of the last row read, the versions met, the rows kept.
-struct WalkPage {
-    after: Option<Vec<Value>>,
-    seen: HashSet<i64>,
-    out: Vec<Vec<Value>>,
-    backward: bool,
-    limit: usize,
-}
-
-/// Reads `plan`'s rows in growing chunks strictly after `page.after` (which follows the last
-/// row read), keeping each version once, at the row that holds its sort key, if it passes
-/// `test`. Stops when the page is full or the rows run out (false), or when `budget` rows
-/// were read (true: the page may go on from `page.after`).
-fn walk_chunks(
-    ctx: &Ctx<'_>,
-    walk: &Walk,
-    plan: &Plan,
-    test: Option<&RowTest>,
-    budget: usize,
-    page: &mut WalkPage,
-) -> Result<bool, StoreError> {
-    let width = walk.rows.keys.len();
-    let mut chunk = (page.limit * 2).max(64);
-    let mut read = 0usize;
-    while page.out.len() < page.limit {
-        let left = budget.saturating_sub(read);
-        if left == 0 {
-            return Ok(true);
-        }
-        let want = chunk.min(left);
-        let rows = page_rows(ctx, plan, page.after.as_deref(), page.backward, want)?;
-        read += rows.len();
-        for row in &rows {
-            let Some(Value::Integer(seq)) = row.last() else {
-                return Err(StoreError::Engine("a walk row without a sequence".into()));
-            };
-            if page.seen.contains(seq) {
-                continue;
-            }
-            let manifest = ctx.store.manifest(ctx.conn, *seq)?;
-            let key = walk_key(&manifest, &walk.params, walk.kind, walk.descending);
-            if key.as_deref() != row.get(..width) {
-                continue;
-            }
-            page.seen.insert(*seq);
-            if test.is_none_or(|t| t.matches(&manifest)) {
-                page.out.push(with_phase(1, row.clone()));
-                if page.out.len() >= page.limit {
-                    return Ok(false);
-                }
-            }
-        }
-        page.after = rows.last().cloned();
-        if rows.len() < want {
-            return Ok(false);
-        }
-        chunk = chunk.saturating_mul(4);
+    fn sort_width(plan: &Plan) -> usize {
+        plan.keys.len()
     }
-    Ok(false)
-}
-
-fn with_phase(phase: i64, mut row: Vec<Value>) -> Vec<Value> {
-    row.insert(0, Value::Integer(phase));
-    row
+    fn keys(row: &Vec<Value>) -> &[Value] {
+        row
+    }
+    fn with_phase(mut row: Vec<Value>, phase: i64) -> Vec<Value> {
+        row.insert(0, Value::Integer(phase));
+        row
+    }
+    fn seq(row: &Vec<Value>) -> Result<i64, StoreError> {
+        match row.last() {
+            Some(Value::Integer(seq)) => Ok(*seq),
+            _ => Err(StoreError::Engine("a walk row without a sequence".into())),
+        }
+    }
+    fn manifest(&mut self, row: &Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        self.0.store.manifest(self.0.conn, Self::seq(row)?)
+    }
 }
 
 /// A version's sort key for `params` from its manifest: the columns the walk selects, of
