@@ -622,7 +622,10 @@ fn execute(
         total = Some(count_plan(ctx, &plan)?);
     }
     let mut rows: Vec<(Vec<Value>, VersionRow)> = match &plan.walk {
-        Some(walk) => walk_rows(&mut PgWalk(ctx), walk, &cursor, backward, limit, total)?,
+        Some(walk) => {
+            let rows = walk_rows(&mut PgWalk(ctx), walk, &cursor, backward, limit, total)?;
+            versions_at(ctx, rows)?
+        }
         None => {
             let after = match cursor.direction {
                 Direction::Start => None,
@@ -738,6 +741,28 @@ fn page_rows(
     backward: bool,
     limit: usize,
 ) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
+    rows_of(
+        ctx,
+        plan,
+        after,
+        backward,
+        limit,
+        VERSION_COLUMNS,
+        VersionRow::from_row_at,
+    )
+}
+
+/// [`page_rows`] with `columns` of each row's version (aliased `v`), read by `decode` from
+/// the column after the keys.
+fn rows_of<T>(
+    ctx: &mut Ctx<'_>,
+    plan: &Plan,
+    after: Option<&[Value]>,
+    backward: bool,
+    limit: usize,
+    columns: &str,
+    decode: fn(&::postgres::Row, usize) -> Result<T, PgError>,
+) -> Result<Vec<(Vec<Value>, T)>, Fail> {
     let mut keys = plan.keys.clone();
     let seq_desc = keys.last().is_some_and(|k| k.descending);
     if ctx.pid == EVERY_COMPARTMENT {
@@ -777,7 +802,7 @@ fn page_rows(
             .collect();
         let select: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
         format!(
-            "SELECT {}, {VERSION_COLUMNS} FROM {} {} JOIN versions v ON v.pid = c.pid AND v.seq = c.seq
+            "SELECT {}, {columns} FROM {} {} JOIN versions v ON v.pid = c.pid AND v.seq = c.seq
              WHERE {} ORDER BY {} LIMIT {limit}",
             select.join(", "),
             plan.from,
@@ -819,7 +844,7 @@ fn page_rows(
             })
             .collect();
         format!(
-            "SELECT {}, {VERSION_COLUMNS} FROM ({}) u JOIN versions v ON v.pid = u.kpid AND v.seq = {seq_name}
+            "SELECT {}, {columns} FROM ({}) u JOIN versions v ON v.pid = u.kpid AND v.seq = {seq_name}
              ORDER BY {} LIMIT {limit}",
             names.join(", "),
             parts.join(" UNION ALL "),
@@ -828,22 +853,44 @@ fn page_rows(
     };
     let result = query_values(ctx.conn, &text, &sql.values)?;
     let width = keys.len();
-    let mut rows: Vec<(Vec<Value>, VersionRow)> = Vec::with_capacity(result.len());
+    let mut rows = Vec::with_capacity(result.len());
     for r in &result {
         let values: Vec<Value> = (0..width)
             .map(|i| key_value(r, i))
             .collect::<Result<_, _>>()?;
-        rows.push((values, VersionRow::from_row_at(r, width)?));
+        rows.push((values, decode(r, width)?));
     }
     Ok(rows)
 }
 
-/// A walk over PostgreSQL's plans: each row comes with its version (one round trip).
+/// A walk over PostgreSQL's plans. Its rows carry only what the walk reads of a version,
+/// its key and manifest: most rows it reads are not kept (a version is kept at one of its
+/// rows only, and the probe tests every version it meets), so the versions of the rows
+/// kept are read after, in one round trip ([`versions_at`]).
 struct PgWalk<'c, 'a>(&'c mut Ctx<'a>);
+
+/// A version as a walk reads it.
+struct WalkRow {
+    pid: i64,
+    seq: i64,
+    manifest: Vec<u8>,
+}
+
+const WALK_COLUMNS: &str = "v.pid, v.seq, v.manifest";
+
+impl WalkRow {
+    fn from_row_at(r: &::postgres::Row, at: usize) -> Result<WalkRow, PgError> {
+        Ok(WalkRow {
+            pid: r.try_get(at)?,
+            seq: r.try_get(at + 1)?,
+            manifest: r.try_get(at + 2)?,
+        })
+    }
+}
 
 impl WalkReader for PgWalk<'_, '_> {
     type Plan = Plan;
-    type Row = (Vec<Value>, VersionRow);
+    type Row = (Vec<Value>, WalkRow);
     type Error = Fail;
     fn rows(
         &mut self,
@@ -852,7 +899,15 @@ impl WalkReader for PgWalk<'_, '_> {
         backward: bool,
         limit: usize,
     ) -> Result<Vec<Self::Row>, Fail> {
-        page_rows(self.0, plan, after, backward, limit)
+        rows_of(
+            self.0,
+            plan,
+            after,
+            backward,
+            limit,
+            WALK_COLUMNS,
+            WalkRow::from_row_at,
+        )
     }
     fn sort_width(plan: &Plan) -> usize {
         plan.keys.len()
@@ -870,6 +925,40 @@ impl WalkReader for PgWalk<'_, '_> {
     fn manifest(&mut self, row: &Self::Row) -> Result<Vec<Row>, Fail> {
         Ok(rows::decode_manifest(&row.1.manifest)?)
     }
+}
+
+/// The versions of a walk's rows, in their order. The search's snapshot still holds every
+/// one of them.
+fn versions_at(
+    ctx: &mut Ctx<'_>,
+    rows: Vec<(Vec<Value>, WalkRow)>,
+) -> Result<Vec<(Vec<Value>, VersionRow)>, Fail> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut sql = Sql { values: vec![] };
+    let pairs: Vec<String> = rows
+        .iter()
+        .map(|(_, w)| format!("({}, {})", sql.bind(w.pid), sql.bind(w.seq)))
+        .collect();
+    let text = format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v WHERE (v.pid, v.seq) IN ({})",
+        pairs.join(", ")
+    );
+    let mut found: HashMap<(i64, i64), VersionRow> = HashMap::with_capacity(rows.len());
+    for r in &query_values(ctx.conn, &text, &sql.values)? {
+        let v = VersionRow::from_row(r)?;
+        found.insert((v.pid, v.seq), v);
+    }
+    rows.into_iter()
+        .map(|(keys, w)| match found.remove(&(w.pid, w.seq)) {
+            Some(v) => Ok((keys, v)),
+            None => Err(Fail::Store(StoreError::Engine(format!(
+                "version {} of compartment {} vanished within a search's snapshot",
+                w.seq, w.pid
+            )))),
+        })
+        .collect()
 }
 
 /// Compartments a subquery may look in.

@@ -49,6 +49,11 @@ const MATCHES_PER_PROBED_ROW: u64 = 16;
 /// Without a count of the matches, the probe reads at most this many rows per row of the
 /// page: matches sparser than that among the sort parameter's rows are collected.
 const PROBE_ROWS_PER_MATCH: usize = 8;
+/// How much each chunk of rows grows on the last. A probe's query is cheap to start again,
+/// so its chunks grow slowly and it reads few rows past the page's last; the collected
+/// walk's query builds its list of matches anew each time, so its chunks grow fast.
+const PROBE_CHUNK_GROWTH: usize = 2;
+const COLLECTED_CHUNK_GROWTH: usize = 4;
 
 /// How many rows the probe reads before the walk collects the matches. With the matches
 /// counted, as many as cost what collecting them would, so that a walk costs at most
@@ -203,7 +208,11 @@ fn walk_chunks<R: WalkReader>(
         if got < want {
             return Ok(false);
         }
-        chunk = chunk.saturating_mul(4);
+        chunk = chunk.saturating_mul(if test.is_some() {
+            PROBE_CHUNK_GROWTH
+        } else {
+            COLLECTED_CHUNK_GROWTH
+        });
     }
     Ok(false)
 }
