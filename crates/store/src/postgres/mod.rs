@@ -396,18 +396,24 @@ impl PostgresStore {
     }
 
     /// Runs `f` inside one read-only REPEATABLE READ transaction: every statement sees the
-    /// same snapshot (a search's count, page and includes agree). `first` (plain SQL, no
-    /// parameters, `;`-separated statements) is sent with the BEGIN, in the same round trip;
-    /// `f` gets the rows of each of its statements as text.
+    /// same snapshot (a search's count, page and includes agree). `settings` (`SET LOCAL`
+    /// statements) and `first` (plain SQL, no parameters, `;`-separated statements) are sent
+    /// with the BEGIN, in the same round trip; `f` gets the rows of each statement of
+    /// `first` as text.
     fn with_snapshot<T>(
         &self,
+        settings: &[&str],
         first: &str,
         mut f: impl FnMut(&mut Conn, Vec<Vec<Vec<Option<String>>>>) -> Result<T, PgError>,
     ) -> Result<T, StoreError> {
         self.with_conn(|conn| {
-            let answer = conn.client.simple_query(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {first}"
-            ));
+            let mut batch = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;");
+            for setting in settings {
+                batch.push_str(setting);
+                batch.push(';');
+            }
+            batch.push_str(first);
+            let answer = conn.client.simple_query(&batch);
             let messages = match answer {
                 Ok(m) => m,
                 Err(e) => {
@@ -429,9 +435,8 @@ impl PostgresStore {
                     _ => {}
                 }
             }
-            if !results.is_empty() {
-                results.remove(0);
-            }
+            // Not BEGIN's nor the settings'.
+            results.drain(..results.len().min(1 + settings.len()));
             let result = f(conn, results);
             let ended =
                 conn.client
