@@ -2243,13 +2243,21 @@ pub(crate) mod plans {
             .client
             .prepare_typed(&format!("EXPLAIN {sql}"), types)
             .expect("explains");
-        let lines: Vec<String> = conn
+        let mut lines: Vec<String> = conn
             .client
             .query(&explain, params)
             .expect("explains")
             .iter()
             .map(|r| r.get::<_, String>(0))
             .collect();
+        // EXPLAIN plans with the values, so it cannot show the generic plan the statement
+        // runs; what that plan may do is told by the settings it was made with.
+        let sorts: String = conn
+            .client
+            .query_one("SHOW enable_sort", &[])
+            .expect("shows")
+            .get(0);
+        lines.push(format!("Setting: enable_sort = {sorts}"));
         PLANS.with(|p| {
             if let Some(v) = p.borrow_mut().as_mut() {
                 v.push(lines.join("\n"));
