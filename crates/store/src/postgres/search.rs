@@ -46,7 +46,6 @@ use crate::sqlite::walk::{Probe, Walk, WalkReader, walk_rows};
 use crate::{AggregateValue, Aggregation, Bucket};
 use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 
-/// A condition that always holds / never holds.
 /// What a search's statements are planned with. Statements run their generic plan (see
 /// `pool`), which cannot know the citizen: once the tables have statistics, PostgreSQL
 /// estimates a handful of rows for any one citizen and sorts a page's rows instead of
@@ -56,6 +55,7 @@ use crate::{SearchPage, SearchQuery, StoreError, StoredResource};
 /// Aggregates group rows, and keep sorts.
 const SEARCH_SETTINGS: &[&str] = &["SET LOCAL enable_sort = off"];
 
+/// A condition that always holds / never holds.
 const ALWAYS: &str = "true";
 const NEVER: &str = "false";
 
