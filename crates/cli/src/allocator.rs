@@ -8,9 +8,9 @@
 //! resident long after: the server idled at 280 MiB, of which 100 MiB were freed pages. Here
 //! pages are given back after [`PURGE_DELAY_MS`], arenas are committed as used and never
 //! backed by transparent huge pages (one 2 MiB page stays resident while any 4 KiB of it is
-//! in use). Giving pages back at once (a delay of 0) cost a third of the ingest throughput:
-//! the store's writer frees and reallocates SQLite's sub-journal pages for every Bundle
-//! entry, and each `madvise` also stops the other core to flush its TLB.
+//! in use). Giving pages back at once (a delay of 0) cost a third of the ingest throughput
+//! when measured: the store's writer then freed and reallocated SQLite's sub-journal pages
+//! for every Bundle entry, and each `madvise` also stops the other core to flush its TLB.
 //! An operator who prefers the defaults sets mimalloc's own environment variables
 //! (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ARENA_EAGER_COMMIT`, `MIMALLOC_ALLOW_THP`), which are
 //! then left alone.

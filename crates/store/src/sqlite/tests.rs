@@ -23,7 +23,7 @@ impl TempDir {
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }
-    fn db(&self) -> PathBuf {
+    pub(crate) fn db(&self) -> PathBuf {
         self.0.join("phr.db")
     }
 }

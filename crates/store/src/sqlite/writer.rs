@@ -1,10 +1,11 @@
 //! The single writer thread and its group commit.
 //!
 //! Every `write()` / `erase()` call sends a command over a channel and waits. The writer
-//! takes everything queued (up to a bound), opens one transaction, applies each request
-//! inside its own SAVEPOINT (an all-or-nothing request is rolled back whole when any op is
+//! takes everything queued (up to a bound), opens one transaction, applies each request in
+//! it (an all-or-nothing request inside a SAVEPOINT, rolled back whole when any op is
 //! rejected; in an independent request a rejected op has written nothing), commits once and
-//! only then answers every caller. With `journal_mode=WAL` and `synchronous=FULL` the commit
+//! only then answers every caller. A request that fails is answered with its error and the
+//! group is applied again without it. With `journal_mode=WAL` and `synchronous=FULL` the commit
 //! fsyncs the WAL, so an answered write survives a crash or power loss; many requests share
 //! that one fsync. Conditional creates and version checks run here, serialized, so two
 //! racing requests can never both succeed.
@@ -42,6 +43,52 @@ pub enum Command {
         older_than: Duration,
         reply: Sender<Result<u64, StoreError>>,
     },
+}
+
+impl Command {
+    /// Write operations in this command, for the statistics.
+    fn ops(&self) -> u64 {
+        match self {
+            Command::Write { ops, .. } => ops.len() as u64,
+            Command::Erase { .. } | Command::Prune { .. } => 0,
+        }
+    }
+
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Command::Write { reply, .. }, Outcome::Write(results)) => {
+                drop(reply.send(Ok(results)))
+            }
+            (Command::Erase { reply, .. } | Command::Prune { reply, .. }, Outcome::Count(n)) => {
+                drop(reply.send(Ok(n)))
+            }
+            (command, _) => command.fail(StoreError::Engine(
+                "the writer answered a request with another kind's outcome".into(),
+            )),
+        }
+    }
+
+    fn fail(self, error: StoreError) {
+        match self {
+            Command::Write { reply, .. } => drop(reply.send(Err(error))),
+            Command::Erase { reply, .. } | Command::Prune { reply, .. } => {
+                drop(reply.send(Err(error)))
+            }
+        }
+    }
+}
+
+/// What an applied command came to; it is sent once the group has committed.
+enum Outcome {
+    Write(Vec<Result<WriteOutcome, Rejection>>),
+    Count(u64),
+}
+
+/// Why a group's transaction was given up: it could not begin, or the command at this
+/// index failed (and the transaction was rolled back).
+enum Stopped {
+    Begin(EngineError),
+    Failed(usize, EngineError),
 }
 
 /// Interned-name caches with an undo journal: names interned inside a savepoint that is
@@ -298,71 +345,37 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, batch: Vec<Command>) {
-        enum Answer {
-            Write(Sender<WriteReply>, WriteReply),
-            Count(Sender<Result<u64, StoreError>>, Result<u64, StoreError>),
-        }
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut requests = 0u64;
-        let mut ops_count = 0u64;
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = EngineError::from(e);
-            for command in batch {
-                match command {
-                    Command::Write { reply, .. } => drop(reply.send(Err(err.to_store()))),
-                    Command::Erase { reply, .. } | Command::Prune { reply, .. } => {
-                        drop(reply.send(Err(err.to_store())))
+    /// Applies `batch` in one transaction and answers every caller once its fate is known.
+    ///
+    /// A request whose work fails (an engine error, not a rejection) may have written part
+    /// of itself: its caller gets the error, the transaction is rolled back, and the other
+    /// requests are applied again in a new one. Every attempt drops one request, so this
+    /// ends. Requests need no savepoint of their own, which SQLite would pay for by copying
+    /// each page a request touches into its statement journal first (a fifth of the
+    /// writer's time in a Bundle ingest).
+    fn commit_group(&mut self, mut batch: Vec<Command>) {
+        let outcomes = loop {
+            match self.apply_group(&batch) {
+                Ok(outcomes) => break outcomes,
+                Err(Stopped::Begin(e)) => {
+                    for command in batch {
+                        command.fail(e.to_store());
+                    }
+                    return;
+                }
+                Err(Stopped::Failed(index, e)) => {
+                    batch.remove(index).fail(e.to_store());
+                    if batch.is_empty() {
+                        return;
                     }
                 }
             }
-            return;
-        }
-        // Another process (an operator command such as `phr care add` or `phr consent give`
-        // while this server runs) may have written since: continue after its versions.
-        // Cheap under the write lock just taken.
-        if let Ok(last) =
-            self.conn
-                .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-        {
-            self.next_seq = self.next_seq.max(last + 1);
-        }
-        let seq_before = self.next_seq;
-        for command in batch {
-            requests += 1;
-            match command {
-                Command::Write {
-                    ops,
-                    atomicity,
-                    reply,
-                } => {
-                    ops_count += ops.len() as u64;
-                    let result = self.apply_request(ops, atomicity);
-                    answers.push(Answer::Write(reply, result.map_err(|e| e.to_store())));
-                }
-                Command::Erase {
-                    patient,
-                    what,
-                    reply,
-                } => {
-                    let result = self.in_savepoint(|w| w.erase(&patient, &what));
-                    answers.push(Answer::Count(reply, result.map_err(|e| e.to_store())));
-                }
-                Command::Prune { older_than, reply } => {
-                    let result = self.in_savepoint(|w| w.prune(older_than));
-                    answers.push(Answer::Count(reply, result.map_err(|e| e.to_store())));
-                }
-            }
-        }
+        };
         let started = Instant::now();
         let committed = (|| -> Result<(), EngineError> {
-            if self.next_seq != seq_before {
-                self.conn
-                    .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
-                    .execute([self.next_seq - 1])?;
-            }
+            self.conn
+                .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
+                .execute([self.next_seq - 1])?;
             self.conn.execute_batch("COMMIT")?;
             Ok(())
         })();
@@ -371,27 +384,18 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
             // Nothing of this group is stored: forget what it interned and reload the sequence.
             self.caches = Caches::default();
-            if let Ok(last) =
-                self.conn
-                    .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
-                        r.get::<_, i64>(0)
-                    })
-            {
-                self.next_seq = self.next_seq.max(last + 1);
-            }
-            for answer in answers {
-                match answer {
-                    Answer::Write(reply, _) => drop(reply.send(Err(e.to_store()))),
-                    Answer::Count(reply, _) => drop(reply.send(Err(e.to_store()))),
-                }
+            self.reload_seq();
+            for command in batch {
+                command.fail(e.to_store());
             }
             return;
         }
         self.caches.journal.clear();
+        let requests = batch.len() as u64;
         if let Ok(mut stats) = self.stats.lock() {
             stats.commits += 1;
             stats.requests += requests;
-            stats.ops += ops_count;
+            stats.ops += batch.iter().map(Command::ops).sum::<u64>();
             stats.max_batch = stats.max_batch.max(requests);
             stats.commit_micros += commit_micros;
             let bucket = (63 - requests.max(1).leading_zeros()) as usize;
@@ -399,78 +403,83 @@ impl Writer {
                 *count += 1;
             }
         }
-        for answer in answers {
-            match answer {
-                Answer::Write(reply, r) => drop(reply.send(r)),
-                Answer::Count(reply, r) => drop(reply.send(r)),
-            }
+        for (command, outcome) in batch.into_iter().zip(outcomes) {
+            command.answer(outcome);
         }
     }
 
-    /// Runs `f` inside a savepoint, rolled back when it fails.
-    fn in_savepoint<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
+    /// Opens the group's transaction and applies each command in it. When one fails, the
+    /// transaction is rolled back with everything it interned, and the failure names it.
+    fn apply_group(&mut self, batch: &[Command]) -> Result<Vec<Outcome>, Stopped> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| Stopped::Begin(e.into()))?;
+        // Another process (an operator command such as `phr care add` or `phr consent give`
+        // while this server runs) may have written since: continue after its versions.
+        // Cheap under the write lock just taken.
+        self.reload_seq();
         let mark = self.caches.journal.len();
-        self.exec("SAVEPOINT request")?;
-        match f(self) {
-            Ok(v) => {
-                self.exec("RELEASE request")?;
-                Ok(v)
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (index, command) in batch.iter().enumerate() {
+            let outcome = match command {
+                Command::Write { ops, atomicity, .. } => {
+                    self.apply_request(ops, *atomicity).map(Outcome::Write)
+                }
+                Command::Erase { patient, what, .. } => {
+                    self.erase(patient, what).map(Outcome::Count)
+                }
+                Command::Prune { older_than, .. } => self.prune(*older_than).map(Outcome::Count),
+            };
+            match outcome {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    self.caches.undo_to(mark);
+                    return Err(Stopped::Failed(index, e));
+                }
             }
-            Err(e) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO request; RELEASE request")?;
-                self.caches.undo_to(mark);
-                Err(e)
-            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Continues the sequence after the last one stored, whoever stored it.
+    fn reload_seq(&mut self) {
+        if let Ok(last) =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+        {
+            self.next_seq = self.next_seq.max(last + 1);
         }
     }
 
     fn apply_request(
         &mut self,
-        ops: Vec<WriteOp>,
+        ops: &[WriteOp],
         atomicity: Atomicity,
     ) -> Result<Vec<Result<WriteOutcome, Rejection>>, EngineError> {
         match atomicity {
             Atomicity::AllOrNothing => {
+                // A rejected op undoes the ops before it, and only those: a savepoint.
                 let mark = self.caches.journal.len();
                 self.exec("SAVEPOINT request")?;
                 let mut results = Vec::with_capacity(ops.len());
-                let mut failed: Option<EngineError> = None;
-                for op in &ops {
-                    match self.apply_op(op) {
-                        Ok(r) => results.push(r),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
+                for op in ops {
+                    results.push(self.apply_op(op)?);
                 }
-                let rejected = results.iter().any(|r| r.is_err());
-                if failed.is_some() || rejected {
+                if results.iter().any(|r| r.is_err()) {
                     self.conn
                         .execute_batch("ROLLBACK TO request; RELEASE request")?;
                     self.caches.undo_to(mark);
                 } else {
                     self.exec("RELEASE request")?;
                 }
-                match failed {
-                    Some(e) => Err(e),
-                    None => Ok(results),
-                }
+                Ok(results)
             }
-            Atomicity::Independent => {
-                // One savepoint for the request, not one per op: `apply_op` decides every
-                // rejection before it writes anything (only names it interned stay, which
-                // are kept anyway), so a rejected op leaves nothing to roll back. A
-                // savepoint per op made SQLite copy each page an op touched into its
-                // statement journal first: a fifth of the writer's time in a Bundle ingest.
-                // A failure (not a rejection) rolls the whole request back, so a caller told
-                // it failed finds nothing of it stored.
-                self.in_savepoint(|w| ops.iter().map(|op| w.apply_op(op)).collect())
-            }
+            // `apply_op` decides every rejection before it writes anything (only names it
+            // interned stay, which are kept anyway), so a rejected op leaves nothing to undo.
+            Atomicity::Independent => ops.iter().map(|op| self.apply_op(op)).collect(),
         }
     }
 
@@ -884,4 +893,109 @@ pub fn live_ids_with_identifier(
         |r| r.get::<_, String>(0),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::tests::TempDir;
+    use crate::suite::{GLUCOSE, JAN1, observation};
+
+    fn writer(dir: &TempDir) -> Writer {
+        let mut conn = Connection::open(dir.db()).expect("opens");
+        super::super::schema::migrate(&mut conn).expect("migrates");
+        Writer::new(conn, &StoreConfig::default(), Arc::default()).expect("starts")
+    }
+
+    fn write(ids: &[(&str, &str)], atomicity: Atomicity) -> (Command, Receiver<WriteReply>) {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let ops = ids
+            .iter()
+            .map(|(id, patient)| WriteOp::Create {
+                new: observation(id, patient, GLUCOSE, JAN1, 5.5),
+                if_none_exist: None,
+            })
+            .collect();
+        let command = Command::Write {
+            ops,
+            atomicity,
+            reply,
+        };
+        (command, answer)
+    }
+
+    fn stored(writer: &Writer) -> Vec<(String, String)> {
+        let mut stmt = writer
+            .conn
+            .prepare("SELECT r.id, p.id FROM resources r JOIN patients p USING (pid) ORDER BY r.id")
+            .expect("prepares");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("queries");
+        rows.collect::<Result<_, _>>().expect("reads")
+    }
+
+    fn created(answer: &Receiver<WriteReply>) -> usize {
+        let results = answer.recv().expect("answered").expect("succeeded");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(WriteOutcome::Created { .. })))
+        );
+        results.len()
+    }
+
+    #[test]
+    fn a_failing_request_leaves_nothing_and_the_rest_of_its_group_is_stored() {
+        let dir = TempDir::new();
+        let mut writer = writer(&dir);
+        // The database itself refuses one resource: an engine failure halfway through a
+        // request, after its first resource and a new compartment were written.
+        writer
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON resources WHEN NEW.id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("creates the trigger");
+        let (a, a_answer) = write(&[("a1", "pa"), ("a2", "pa")], Atomicity::Independent);
+        let (b, b_answer) = write(&[("b1", "pb"), ("poison", "pb")], Atomicity::Independent);
+        let (c, c_answer) = write(&[("c1", "pc")], Atomicity::AllOrNothing);
+        writer.commit_group(vec![a, b, c]);
+
+        assert_eq!(created(&a_answer), 2);
+        assert!(matches!(b_answer.recv(), Ok(Err(StoreError::Engine(_)))));
+        assert_eq!(created(&c_answer), 1);
+        let pair = |r: &str, p: &str| (r.to_owned(), p.to_owned());
+        assert_eq!(
+            stored(&writer),
+            vec![pair("a1", "pa"), pair("a2", "pa"), pair("c1", "pc")]
+        );
+
+        // The writer forgot the compartment the failed request interned: writing into it
+        // again creates it, rather than pointing at a patient row that was rolled back.
+        let (d, d_answer) = write(&[("b1", "pb")], Atomicity::Independent);
+        writer.commit_group(vec![d]);
+        assert_eq!(created(&d_answer), 1);
+        assert!(stored(&writer).contains(&pair("b1", "pb")));
+    }
+
+    #[test]
+    fn a_group_whose_every_request_fails_answers_each_and_stores_nothing() {
+        let dir = TempDir::new();
+        let mut writer = writer(&dir);
+        writer
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON versions
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .expect("creates the trigger");
+        let (a, a_answer) = write(&[("a1", "pa")], Atomicity::Independent);
+        let (b, b_answer) = write(&[("b1", "pb")], Atomicity::AllOrNothing);
+        writer.commit_group(vec![a, b]);
+        assert!(matches!(a_answer.recv(), Ok(Err(StoreError::Engine(_)))));
+        assert!(matches!(b_answer.recv(), Ok(Err(StoreError::Engine(_)))));
+        assert!(stored(&writer).is_empty());
+    }
 }
