@@ -54,15 +54,27 @@ impl Command {
         }
     }
 
+    /// Where this command is answered; the work it carried is freed.
+    fn into_reply(self) -> Reply {
+        match self {
+            Command::Write { reply, .. } => Reply::Write(reply),
+            Command::Erase { reply, .. } | Command::Prune { reply, .. } => Reply::Count(reply),
+        }
+    }
+}
+
+/// Where a command is answered.
+enum Reply {
+    Write(Sender<WriteReply>),
+    Count(Sender<Result<u64, StoreError>>),
+}
+
+impl Reply {
     fn answer(self, outcome: Outcome) {
         match (self, outcome) {
-            (Command::Write { reply, .. }, Outcome::Write(results)) => {
-                drop(reply.send(Ok(results)))
-            }
-            (Command::Erase { reply, .. } | Command::Prune { reply, .. }, Outcome::Count(n)) => {
-                drop(reply.send(Ok(n)))
-            }
-            (command, _) => command.fail(StoreError::Engine(
+            (Reply::Write(reply), Outcome::Write(results)) => drop(reply.send(Ok(results))),
+            (Reply::Count(reply), Outcome::Count(n)) => drop(reply.send(Ok(n))),
+            (reply, _) => reply.fail(StoreError::Engine(
                 "the writer answered a request with another kind's outcome".into(),
             )),
         }
@@ -70,10 +82,8 @@ impl Command {
 
     fn fail(self, error: StoreError) {
         match self {
-            Command::Write { reply, .. } => drop(reply.send(Err(error))),
-            Command::Erase { reply, .. } | Command::Prune { reply, .. } => {
-                drop(reply.send(Err(error)))
-            }
+            Reply::Write(reply) => drop(reply.send(Err(error))),
+            Reply::Count(reply) => drop(reply.send(Err(error))),
         }
     }
 }
@@ -359,18 +369,22 @@ impl Writer {
                 Ok(outcomes) => break outcomes,
                 Err(Stopped::Begin(e)) => {
                     for command in batch {
-                        command.fail(e.to_store());
+                        command.into_reply().fail(e.to_store());
                     }
                     return;
                 }
                 Err(Stopped::Failed(index, e)) => {
-                    batch.remove(index).fail(e.to_store());
+                    batch.remove(index).into_reply().fail(e.to_store());
                     if batch.is_empty() {
                         return;
                     }
                 }
             }
         };
+        let requests = batch.len() as u64;
+        let ops_count = batch.iter().map(Command::ops).sum::<u64>();
+        // The work is done: free it before the commit, not while callers wait for answers.
+        let replies: Vec<Reply> = batch.into_iter().map(Command::into_reply).collect();
         let started = Instant::now();
         let committed = (|| -> Result<(), EngineError> {
             self.conn
@@ -385,17 +399,16 @@ impl Writer {
             // Nothing of this group is stored: forget what it interned and reload the sequence.
             self.caches = Caches::default();
             self.reload_seq();
-            for command in batch {
-                command.fail(e.to_store());
+            for reply in replies {
+                reply.fail(e.to_store());
             }
             return;
         }
         self.caches.journal.clear();
-        let requests = batch.len() as u64;
         if let Ok(mut stats) = self.stats.lock() {
             stats.commits += 1;
             stats.requests += requests;
-            stats.ops += batch.iter().map(Command::ops).sum::<u64>();
+            stats.ops += ops_count;
             stats.max_batch = stats.max_batch.max(requests);
             stats.commit_micros += commit_micros;
             let bucket = (63 - requests.max(1).leading_zeros()) as usize;
@@ -403,8 +416,8 @@ impl Writer {
                 *count += 1;
             }
         }
-        for (command, outcome) in batch.into_iter().zip(outcomes) {
-            command.answer(outcome);
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            reply.answer(outcome);
         }
     }
 
