@@ -43,7 +43,7 @@ impl FhirService {
         self.check_writable(&resource_type)?;
         caller.permit_resource(Interaction::Create, &resource)?;
         let condition = if_none_exist.map(parse_if_none_exist).transpose()?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_resource_id();
         let new = self
             .pipeline
             .prepare(caller, resource, &id, 1, now_micros(), patients)?;
@@ -100,5 +100,31 @@ impl FhirService {
             change: Change::Existing,
             version: Version::from(stored),
         })
+    }
+}
+
+/// The id of a resource created here: a UUID whose first 48 bits are the time in
+/// milliseconds and whose other 74 random (version 7). Ids created together sort together,
+/// so the store's indexes by id grow at their end instead of at a random page each: with
+/// random (version 4) ids every created resource rewrote one more page of each. The time
+/// they show is the creation time, which `meta.lastUpdated` of the first version shows too.
+pub(crate) fn new_resource_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_resource_id;
+
+    #[test]
+    fn resource_ids_are_version_7_uuids_in_the_order_they_were_created() {
+        // Many within one millisecond: the order holds there too.
+        let ids: Vec<String> = (0..2000).map(|_| new_resource_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 7);
+            assert_eq!(uuid.hyphenated().to_string(), *id);
+        }
     }
 }

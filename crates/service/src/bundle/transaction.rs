@@ -46,7 +46,7 @@ pub(super) fn transaction(
         };
         let id = match targets.get(&entry.index) {
             Some(target) => target.id.clone(),
-            None => uuid::Uuid::new_v4().to_string(),
+            None => crate::create::new_resource_id(),
         };
         if let Some(full_url) = &entry.full_url {
             resolved.insert(full_url.clone(), format!("{rtype}/{id}"));
