@@ -510,19 +510,25 @@ impl Writer {
                         return Ok(Ok(WriteOutcome::Existing { ids }));
                     }
                 }
-                if self.current(tid, &new.id)?.is_some() {
-                    return Ok(Err(Rejection::AlreadyExists {
+                let already_exists = || {
+                    Ok(Err(Rejection::AlreadyExists {
                         resource_type: new.resource_type.clone(),
                         id: new.id.clone(),
-                    }));
-                }
+                    }))
+                };
                 if new.version != 1 {
+                    if self.current(tid, &new.id)?.is_some() {
+                        return already_exists();
+                    }
                     return Ok(Err(Rejection::VersionConflict {
                         expected: Some(new.version.saturating_sub(1)),
                         current: None,
                     }));
                 }
-                self.insert_new(tid, pid, new)?;
+                // The insert itself finds a taken id, without a lookup of its own first.
+                if !self.insert_new(tid, pid, new)? {
+                    return already_exists();
+                }
                 Ok(Ok(WriteOutcome::Created { version: 1 }))
             }
             WriteOp::Update {
@@ -533,7 +539,12 @@ impl Writer {
                 let pid = self.names().patient(new.patient.as_deref())?;
                 match self.current(tid, &new.id)? {
                     None if *create_if_missing && new.version == 1 => {
-                        self.insert_new(tid, pid, new)?;
+                        if !self.insert_new(tid, pid, new)? {
+                            return Ok(Err(Rejection::AlreadyExists {
+                                resource_type: new.resource_type.clone(),
+                                id: new.id.clone(),
+                            }));
+                        }
                         Ok(Ok(WriteOutcome::Created { version: 1 }))
                     }
                     None if *create_if_missing => Ok(Err(Rejection::VersionConflict {
@@ -656,15 +667,24 @@ impl Writer {
         live_ids_with_identifier(&self.conn, tid, pid, param, sys, &condition.value)
     }
 
-    fn insert_new(&mut self, tid: i64, pid: i64, new: &NewVersion) -> Result<(), EngineError> {
-        let seq = self.take_seq();
-        self.conn
+    /// Stores a new resource with its first version. False, and nothing written, when its
+    /// id is taken.
+    fn insert_new(&mut self, tid: i64, pid: i64, new: &NewVersion) -> Result<bool, EngineError> {
+        let seq = self.next_seq;
+        let inserted = self
+            .conn
             .prepare_cached(
-                "INSERT INTO resources (tid, id, pid, version, seq, deleted, created_by) VALUES (?1, ?2, ?3, 1, ?4, 0, ?5)",
+                "INSERT INTO resources (tid, id, pid, version, seq, deleted, created_by) VALUES (?1, ?2, ?3, 1, ?4, 0, ?5)
+                 ON CONFLICT (tid, id) DO NOTHING",
             )?
             .execute(params![tid, new.id, pid, seq, new.app])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.take_seq();
         let rid = self.conn.last_insert_rowid();
-        self.store_version(rid, tid, pid, seq, new)
+        self.store_version(rid, tid, pid, seq, new)?;
+        Ok(true)
     }
 
     /// Writes the version row and its index rows.
