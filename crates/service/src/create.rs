@@ -103,8 +103,8 @@ impl FhirService {
     }
 }
 
-/// The id of a resource created here: a UUID whose first 48 bits are the time in
-/// milliseconds and whose other 74 random (version 7). Ids created together sort together,
+/// The id of a resource created here: a version 7 UUID, whose first 48 bits are the time in
+/// milliseconds and 74 of the rest random. Ids created together sort together,
 /// so the store's indexes by id grow at their end instead of at a random page each: with
 /// random (version 4) ids every created resource rewrote one more page of each. The time
 /// they show is the creation time, which `meta.lastUpdated` of the first version shows too.
