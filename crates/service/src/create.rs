@@ -103,11 +103,13 @@ impl FhirService {
     }
 }
 
-/// The id of a resource created here: a version 7 UUID, whose first 48 bits are the time in
-/// milliseconds and 74 of the rest random. Ids created together sort together,
-/// so the store's indexes by id grow at their end instead of at a random page each: with
-/// random (version 4) ids every created resource rewrote one more page of each. The time
-/// they show is the creation time, which `meta.lastUpdated` of the first version shows too.
+/// The id of a resource created here: a version 7 UUID. Its first 48 bits are the time in
+/// milliseconds; then comes a counter that starts at a random value each millisecond (so
+/// the ids of this process stay in order), then 32 random bits. Ids created together sort
+/// together, so the store's indexes by id grow at their end instead of at a random page
+/// each: with random (version 4) ids every created resource rewrote one more page of each.
+/// The time they show is the creation time, which `meta.lastUpdated` of the first version
+/// shows too.
 pub(crate) fn new_resource_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
