@@ -1150,7 +1150,7 @@ impl Ctx<'_> {
         };
         let mut rest = base.clone();
         rest.conds.push(format!(
-            "c.seq NOT IN (SELECT x.seq FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param {p2})",
+            "NOT EXISTS (SELECT 1 FROM {} x WHERE x.pid {pid_p} AND x.tid = {tid_p} AND x.param {p2} AND x.seq = c.seq)",
             kind.table()
         ));
         Ok(Some(Plan {
