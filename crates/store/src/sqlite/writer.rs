@@ -976,6 +976,18 @@ mod tests {
         rows.collect::<Result<_, _>>().expect("reads")
     }
 
+    /// Makes the database fail every insert into `target` (a table, and optionally the
+    /// trigger's `WHEN` condition): an engine failure, not a rejection.
+    fn refuse_inserts(writer: &Writer, target: &str) {
+        writer
+            .conn
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON {target}
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+            ))
+            .expect("creates the trigger");
+    }
+
     fn created(answer: &Receiver<WriteReply>) -> usize {
         let results = answer.recv().expect("answered").expect("succeeded");
         assert!(
@@ -992,13 +1004,7 @@ mod tests {
         let mut writer = writer(&dir);
         // The database itself refuses one resource: an engine failure halfway through a
         // request, after its first resource and a new compartment were written.
-        writer
-            .conn
-            .execute_batch(
-                "CREATE TRIGGER refuse BEFORE INSERT ON resources WHEN NEW.id = 'poison'
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .expect("creates the trigger");
+        refuse_inserts(&writer, "resources WHEN NEW.id = 'poison'");
         let (a, a_answer) = write(&[("a1", "pa"), ("a2", "pa")], Atomicity::Independent);
         let (b, b_answer) = write(&[("b1", "pb"), ("poison", "pb")], Atomicity::Independent);
         let (c, c_answer) = write(&[("c1", "pc")], Atomicity::AllOrNothing);
@@ -1054,13 +1060,7 @@ mod tests {
     fn a_group_whose_every_request_fails_answers_each_and_stores_nothing() {
         let dir = TempDir::new();
         let mut writer = writer(&dir);
-        writer
-            .conn
-            .execute_batch(
-                "CREATE TRIGGER refuse BEFORE INSERT ON versions
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .expect("creates the trigger");
+        refuse_inserts(&writer, "versions");
         let (a, a_answer) = write(&[("a1", "pa")], Atomicity::Independent);
         let (b, b_answer) = write(&[("b1", "pb")], Atomicity::AllOrNothing);
         writer.commit_group(vec![a, b]);
