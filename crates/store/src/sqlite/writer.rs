@@ -518,15 +518,9 @@ impl Writer {
                         return Ok(Ok(WriteOutcome::Existing { ids }));
                     }
                 }
-                let already_exists = || {
-                    Ok(Err(Rejection::AlreadyExists {
-                        resource_type: new.resource_type.clone(),
-                        id: new.id.clone(),
-                    }))
-                };
                 if new.version != 1 {
                     if self.current(tid, &new.id)?.is_some() {
-                        return already_exists();
+                        return Ok(Err(already_exists(new)));
                     }
                     return Ok(Err(Rejection::VersionConflict {
                         expected: Some(new.version.saturating_sub(1)),
@@ -535,7 +529,7 @@ impl Writer {
                 }
                 // The insert itself finds a taken id, without a lookup of its own first.
                 if !self.insert_new(tid, pid, new)? {
-                    return already_exists();
+                    return Ok(Err(already_exists(new)));
                 }
                 Ok(Ok(WriteOutcome::Created { version: 1 }))
             }
@@ -548,10 +542,7 @@ impl Writer {
                 match self.current(tid, &new.id)? {
                     None if *create_if_missing && new.version == 1 => {
                         if !self.insert_new(tid, pid, new)? {
-                            return Ok(Err(Rejection::AlreadyExists {
-                                resource_type: new.resource_type.clone(),
-                                id: new.id.clone(),
-                            }));
+                            return Ok(Err(already_exists(new)));
                         }
                         Ok(Ok(WriteOutcome::Created { version: 1 }))
                     }
@@ -892,6 +883,14 @@ impl Writer {
                 .execute([through])?;
         }
         Ok(due.len() as u64)
+    }
+}
+
+/// The rejection of a new resource whose id is taken.
+fn already_exists(new: &NewVersion) -> Rejection {
+    Rejection::AlreadyExists {
+        resource_type: new.resource_type.clone(),
+        id: new.id.clone(),
     }
 }
 
