@@ -388,6 +388,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Forbidden);
         assert!(fhir.read(&caller, "Patient", PATIENT).is_ok());
+        // A read answered at once (the reader connection the reads above used is idle) says
+        // what a read says, refusals included; a professional's never runs at once.
+        for id in [mine.version.id.as_str(), &theirs.version.id, "nope"] {
+            let now = fhir
+                .read_shown_now(&caller, "Observation", id)
+                .expect("a reader connection is idle");
+            let read = fhir.read(&caller, "Observation", id);
+            assert_eq!(
+                now.map(|(stored, _)| stored).map_err(|e| e.kind()),
+                read.map_err(|e| e.kind())
+            );
+        }
+        let Caller::App(context) = &caller else {
+            unreachable!()
+        };
+        let professional = Caller::Professional(context.clone());
+        assert!(
+            fhir.read_shown_now(&professional, "Observation", &mine.version.id)
+                .is_none()
+        );
 
         let params = vec![("patient".to_string(), PATIENT.to_string())];
         let result = fhir

@@ -26,21 +26,65 @@ impl FhirService {
         resource_type: &str,
         id: &str,
     ) -> Result<(StoredResource, Option<Shown>)> {
-        self.check_type(resource_type)?;
-        let access = caller.permit(resource_type, Interaction::Read)?;
+        let access = self.read_access(caller, resource_type)?;
         if conformance::is_conformance_type(resource_type) {
             return Ok((self.conformance_read(resource_type, id)?, None));
         }
-        let stored = self
-            .current_for(caller, resource_type, id)?
-            .ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
+        let found = self.current_for(caller, resource_type, id)?;
+        self.shown_read(caller, &access, resource_type, id, found)
+    }
+
+    /// [`FhirService::read_shown`] if it can be answered at once, without waiting for a
+    /// storage connection or the authorization database; `None` when it cannot, and the
+    /// caller then calls `read_shown` on a thread that may block. A professional's read
+    /// checks the consent in the database, so it never runs here.
+    pub fn read_shown_now(
+        &self,
+        caller: &Caller,
+        resource_type: &str,
+        id: &str,
+    ) -> Option<Result<(StoredResource, Option<Shown>)>> {
+        if caller.professional().is_some() || conformance::is_conformance_type(resource_type) {
+            return None;
+        }
+        let access = match self.read_access(caller, resource_type) {
+            Ok(access) => access,
+            Err(e) => return Some(Err(e)),
+        };
+        let found = match caller.compartment() {
+            Some(patient) => self.storage.read_in_now(patient, resource_type, id)?,
+            None => self.storage.read_now(resource_type, id)?,
+        };
+        Some(
+            found
+                .map_err(Error::from)
+                .and_then(|found| self.shown_read(caller, &access, resource_type, id, found)),
+        )
+    }
+
+    fn read_access(&self, caller: &Caller, resource_type: &str) -> Result<Access> {
+        self.check_type(resource_type)?;
+        caller.permit(resource_type, Interaction::Read)
+    }
+
+    /// What a read of `resource_type/id` answers `caller`, given the current version found.
+    fn shown_read(
+        &self,
+        caller: &Caller,
+        access: &Access,
+        resource_type: &str,
+        id: &str,
+        found: Option<StoredResource>,
+    ) -> Result<(StoredResource, Option<Shown>)> {
+        let stored =
+            found.ok_or_else(|| Error::not_found(format!("{resource_type}/{id} is not known")))?;
         caller.may_see(&stored)?;
         let permit = self.professional_may_see(caller, &stored)?;
         if stored.deleted {
             return Err(Error::gone(format!("{resource_type}/{id} was deleted")));
         }
         crate::contents::check_read(caller, &stored)?;
-        check_filtered(&access, &stored)?;
+        check_filtered(access, &stored)?;
         let shown = permit.map(|p| p.shown([&stored]));
         Ok((stored, shown))
     }

@@ -8,8 +8,8 @@
 //! (it executes a parsed [`phr_search::SearchQuery`]) and never validates resources (callers
 //! hand it prepared, validated versions with their index entries).
 //!
-//! All methods block; async callers use `spawn_blocking`. A write returns only after its data
-//! is durable (committed).
+//! All methods block, except the `_now` reads that answer only when they need not wait; async
+//! callers use `spawn_blocking`. A write returns only after its data is durable (committed).
 
 #![deny(
     clippy::unwrap_used,
@@ -281,6 +281,13 @@ pub trait Storage: Send + Sync {
     /// that places data by citizen may have to ask every node: callers that act for one
     /// citizen use [`Storage::read_in`].
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>>;
+    /// [`Storage::read`] if the engine can answer at once: with a connection that is free
+    /// now, no network and no lock to wait for. `None` when it cannot; the caller then reads
+    /// with [`Storage::read`] on a thread that may block. Lets an async worker answer a read
+    /// by id itself instead of handing it to another thread and back.
+    fn read_now(&self, _resource_type: &str, _id: &str) -> Option<Result<Option<StoredResource>>> {
+        None
+    }
     fn vread(&self, resource_type: &str, id: &str, version: u64) -> Result<Option<StoredResource>>;
     /// [`Storage::read`] confined to `patient`'s compartment: the current version only when
     /// it is in that compartment (`StoredResource::patient == Some(patient)`), else `None`.
@@ -294,6 +301,16 @@ pub trait Storage: Send + Sync {
         Ok(self
             .read(resource_type, id)?
             .filter(|r| r.patient.as_deref() == Some(patient)))
+    }
+    /// [`Storage::read_in`] if the engine can answer at once, as [`Storage::read_now`].
+    fn read_in_now(
+        &self,
+        patient: &str,
+        resource_type: &str,
+        id: &str,
+    ) -> Option<Result<Option<StoredResource>>> {
+        let read = self.read_now(resource_type, id)?;
+        Some(read.map(|found| found.filter(|r| r.patient.as_deref() == Some(patient))))
     }
     /// [`Storage::vread`] confined to `patient`'s compartment: the version only when it was
     /// written in that compartment.

@@ -50,7 +50,7 @@ pub(crate) trait Engine: Sized {
 /// `#[test]` functions running every behaviour of this module on `$engine`.
 macro_rules! behaviour_tests {
     ($engine:ty) => {
-        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, lookups_by_identifier_answer_in_order_as_one_by_one, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot, aggregates_join_the_values_a_row_does_not_carry, union_parameters_are_answered_from_the_rows_they_unite);
+        $crate::suite::behaviour_tests!(@each $engine; reads_in_a_compartment_see_only_that_compartment, a_read_now_answers_as_a_read_or_not_at_all, an_update_can_move_a_resource_to_another_compartment, create_then_read_returns_the_body_as_written, data_survives_reopening_and_the_schema_is_versioned, update_needs_the_next_version_and_keeps_every_version, update_of_a_missing_resource_creates_only_when_allowed, delete_writes_a_tombstone_and_hides_the_resource_from_search, transaction_with_a_rejected_op_stores_nothing, batch_rejects_ops_one_by_one, names_interned_by_a_rolled_back_transaction_do_not_leak_into_later_writes, conditional_create_returns_the_existing_resource_by_identifier, lookups_by_identifier_answer_in_order_as_one_by_one, racing_conditional_creates_create_only_one, history_lists_versions_newest_first_with_since_and_paging, portal_timeline_finds_one_code_in_a_period_sorted_by_date, search_never_crosses_the_compartment, date_prefixes_follow_the_fhir_definitions, quantity_prefixes_and_units_match, or_within_a_clause_and_and_across_clauses, token_modifiers_not_text_and_missing, string_and_uri_matching, references_chains_and_has, include_and_revinclude_add_referenced_resources, sort_by_several_keys_with_ties_broken_stably, totals_accurate_estimate_and_none, a_count_of_a_search_sorted_through_a_join_counts, a_search_that_can_match_nothing_counts_zero, paging_forward_and_back_visits_every_match_once, paging_under_concurrent_writes_sees_the_first_pages_snapshot, tampered_or_foreign_cursors_are_rejected, pruning_drops_superseded_rows_and_refuses_older_cursors, erasure_leaves_no_rows_in_any_table, stats_count_commits_requests_and_batches, writes_after_close_fail_with_closed, resources_without_a_date_are_found_and_sorted_last, every_sort_key_pages_like_a_naive_sort, an_or_of_codes_finds_each_match_once_in_date_order, aggregates_agree_with_a_naive_computation_of_current_versions, aggregates_keep_units_apart_honour_clauses_and_refuse_what_they_cannot, aggregates_join_the_values_a_row_does_not_carry, union_parameters_are_answered_from_the_rows_they_unite);
     };
     (@each $engine:ty; $($name:ident),* $(,)?) => {
         $(
@@ -1661,6 +1661,50 @@ pub(crate) fn resources_without_a_date_are_found_and_sorted_last<E: Engine>() {
         search_ids(&store, &query("p1", vec![missing])),
         vec!["undated"]
     );
+}
+
+pub(crate) fn a_read_now_answers_as_a_read_or_not_at_all<E: Engine>() {
+    let db = E::new();
+    let store = db.open();
+    create(&store, patient("p1", "Mäkinen"));
+    create(&store, observation("o1", "p1", GLUCOSE, JAN1, 5.5));
+    create(&store, observation("gone", "p1", GLUCOSE, JAN1, 6.5));
+    let delete = WriteOp::Delete {
+        resource_type: "Observation".into(),
+        id: "gone".into(),
+        version: 2,
+        last_updated: JAN1 + DAY,
+        app: None,
+    };
+    let results = store
+        .write(vec![delete], Atomicity::AllOrNothing)
+        .expect("writes");
+    assert_eq!(results[0], Ok(WriteOutcome::Deleted { version: 2 }));
+    let reads = [
+        ("Observation", "o1"),
+        ("Observation", "gone"),
+        ("Observation", "nope"),
+        ("Patient", "p1"),
+        ("NoSuchType", "o1"),
+    ];
+    for (resource_type, id) in reads {
+        let read = store.read(resource_type, id).expect("reads");
+        if let Some(now) = store.read_now(resource_type, id) {
+            assert_eq!(now.expect("reads"), read, "{resource_type}/{id}");
+        }
+        for compartment in ["p1", "p2"] {
+            let read = store
+                .read_in(compartment, resource_type, id)
+                .expect("reads");
+            if let Some(now) = store.read_in_now(compartment, resource_type, id) {
+                assert_eq!(
+                    now.expect("reads"),
+                    read,
+                    "{resource_type}/{id} in {compartment}"
+                );
+            }
+        }
+    }
 }
 
 pub(crate) fn reads_in_a_compartment_see_only_that_compartment<E: Engine>() {

@@ -216,6 +216,16 @@ impl ReaderPool {
         }
     }
 
+    /// An idle connection, if there is one. Never waits and never opens a connection (an
+    /// open reads the file), so an async worker may call it.
+    fn lease_idle(&self) -> Option<Lease<'_>> {
+        let conn = self.state.lock().ok()?.idle.pop()?;
+        Some(Lease {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+
     fn free_place(&self) {
         if let Ok(mut state) = self.state.lock() {
             state.open = state.open.saturating_sub(1);
@@ -373,6 +383,16 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let lease = self.readers.lease(|| self.open_reader())?;
+        self.in_read_transaction(lease, f)
+    }
+
+    /// Runs `f` on `lease`'s connection inside one read transaction, and gives the connection
+    /// back unless the transaction failed to end.
+    fn in_read_transaction<T>(
+        &self,
+        lease: Lease<'_>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = lease.connection();
         // Cached statements: preparing BEGIN and COMMIT anew cost about 4 % of a search.
         conn.prepare_cached("BEGIN")?.execute([])?;
@@ -385,6 +405,26 @@ impl SqliteStore {
             lease.give_back();
         }
         result
+    }
+
+    /// The current version of `resource_type/id`, read on `conn`.
+    fn current(
+        &self,
+        conn: &Connection,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let Some(tid) = self.type_id(conn, resource_type)? else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.tid = ?1 AND r.id = ?2"
+        );
+        let row = conn
+            .prepare_cached(&sql)?
+            .query_row(params![tid, id], VersionRow::from_row)
+            .optional()?;
+        row.map(|row| self.stored(conn, &row)).transpose()
     }
 
     fn type_id(&self, conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
@@ -614,14 +654,18 @@ impl Drop for SqliteStore {
 
 impl Storage for SqliteStore {
     fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        self.with_reader(|conn| {
-            let Some(tid) = self.type_id(conn, resource_type)? else { return Ok(None) };
-            let sql = format!(
-                "SELECT {VERSION_COLUMNS} FROM resources r JOIN versions v ON v.seq = r.seq WHERE r.tid = ?1 AND r.id = ?2"
-            );
-            let row = conn.prepare_cached(&sql)?.query_row(params![tid, id], VersionRow::from_row).optional()?;
-            row.map(|row| self.stored(conn, &row)).transpose()
-        })
+        self.with_reader(|conn| self.current(conn, resource_type, id))
+    }
+
+    /// A read by id is a few pages of two indexes, as a rule in the page cache; it runs at
+    /// once when a reader connection is idle.
+    fn read_now(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Option<Result<Option<StoredResource>, StoreError>> {
+        let lease = self.readers.lease_idle()?;
+        Some(self.in_read_transaction(lease, |conn| self.current(conn, resource_type, id)))
     }
 
     fn vread(
@@ -841,6 +885,26 @@ mod reader_pool_tests {
         let state = pool.state.lock().unwrap();
         assert_eq!(state.open, 1, "the dropped lease closed its connection");
         assert_eq!(state.idle.len(), 1);
+    }
+
+    #[test]
+    fn an_idle_lease_takes_only_an_idle_connection_and_never_opens_one() {
+        let pool = ReaderPool::new(2);
+        assert!(
+            pool.lease_idle().is_none(),
+            "an empty pool has nothing idle"
+        );
+        let first = pool.lease(memory).unwrap();
+        assert!(
+            pool.lease_idle().is_none(),
+            "a free place is no idle connection"
+        );
+        first.give_back();
+        let idle = pool.lease_idle().expect("the returned connection");
+        assert!(pool.lease_idle().is_none(), "it is lent once");
+        idle.give_back();
+        let state = pool.state.lock().unwrap();
+        assert_eq!((state.open, state.idle.len()), (1, 1));
     }
 
     #[test]

@@ -192,6 +192,36 @@ impl TempDir {
 
 behaviour_tests!(TempDir);
 
+/// A read now needs an idle reader connection: none before the first read, one after it,
+/// none while every connection is lent out.
+#[test]
+fn a_read_now_answers_only_with_an_idle_connection() {
+    let dir = TempDir::new();
+    let config = StoreConfig {
+        readers: 1,
+        ..StoreConfig::default()
+    };
+    let store = SqliteStore::open_with(&dir.db(), config).expect("opens");
+    crate::suite::create(&store, crate::suite::patient("p1", "Mäkinen"));
+    assert!(
+        store.read_now("Patient", "p1").is_none(),
+        "no connection yet"
+    );
+    let read = store.read("Patient", "p1").expect("reads");
+    assert!(read.is_some());
+    let now = store
+        .read_now("Patient", "p1")
+        .expect("the connection is idle");
+    assert_eq!(now.expect("reads"), read);
+    let lent = store.readers.lease_idle().expect("the idle connection");
+    assert!(
+        store.read_now("Patient", "p1").is_none(),
+        "the only connection is lent out"
+    );
+    lent.give_back();
+    assert!(store.read_now("Patient", "p1").is_some());
+}
+
 #[test]
 fn portal_timeline_is_one_ordered_range_scan_of_the_pair_index() {
     let dir = TempDir::new();
