@@ -15,7 +15,7 @@ use super::error::{FhirError, status_line, status_of, success_status};
 use super::request::{Fhir, bulk, json_body, parse_json};
 use super::respond::{self, Return};
 use crate::AppState;
-use crate::traffic::ResourceFacts;
+use crate::traffic::{ResourceFacts, TrafficSlot};
 
 pub async fn transaction_or_batch(
     State(state): State<AppState>,
@@ -25,27 +25,30 @@ pub async fn transaction_or_batch(
     req.audit.interaction("batch", None);
     let bytes = json_body(&state, &req.headers, body).await?;
     let sandbox = state.auth.config().mode.is_sandbox();
-    let body = bytes.clone();
     let caller = req.caller.clone();
     let audit = req.audit.clone();
-    let (notes, response) = bulk(&state, move |fhir| {
+    let traffic = req.traffic.clone();
+    let return_ = req.prefer.return_;
+    // Everything from parsing to the answer's bytes runs on the bulk lane: each of a
+    // Bundle's steps is done per entry, and on an async worker it would hold up the reads
+    // and searches waiting there.
+    let body = bulk(&state, move |fhir| {
         let bundle = parse_json(&bytes)?;
         if bundle.get("type").and_then(Value::as_str) == Some("transaction") {
             audit.interaction("transaction", None);
         }
         let notes = sandbox.then(|| entry_notes(&bundle));
-        Ok((notes, fhir.process_bundle(&caller, bundle)))
+        if let Some(notes) = &notes {
+            traffic.note("entries", json!(notes.len()));
+        }
+        let response = fhir.process_bundle(&caller, bundle)?;
+        if let Some(notes) = &notes {
+            note_entries(&traffic, notes, &bytes, &response);
+        }
+        audit.touched(response.touched());
+        to_json(&response, &fhir.settings.base_url, return_)
     })
     .await?;
-    if let Some(notes) = &notes {
-        req.traffic.note("entries", json!(notes.len()));
-    }
-    let response = response?;
-    if let Some(notes) = &notes {
-        note_entries(&req, notes, &body, &response);
-    }
-    req.audit.touched(response.touched());
-    let body = to_json(&response, &state.fhir.settings.base_url, req.prefer.return_)?;
     Ok(respond::resource_response(
         StatusCode::OK,
         &body,
@@ -88,7 +91,12 @@ fn entry_notes(bundle: &Value) -> Vec<EntryNote> {
 
 /// Notes every written entry of a processed Bundle in the sandbox traffic record. A refused
 /// entry's body is read again from the request only when its digest is wanted.
-fn note_entries(req: &Fhir, notes: &[EntryNote], body: &[u8], response: &BundleResponse) {
+fn note_entries(
+    traffic: &TrafficSlot,
+    notes: &[EntryNote],
+    body: &[u8],
+    response: &BundleResponse,
+) {
     let mut bundle = None;
     for (i, (note, outcome)) in notes.iter().zip(&response.entries).enumerate() {
         let Some(interaction) = note.interaction else {
@@ -98,7 +106,7 @@ fn note_entries(req: &Fhir, notes: &[EntryNote], body: &[u8], response: &BundleR
             Ok(success) => Ok(success_status(success).as_u16()),
             Err(error) => Err(error),
         };
-        req.traffic.resource(
+        traffic.resource(
             interaction,
             note.facts.as_ref(),
             note.conditional,
