@@ -199,9 +199,9 @@ impl Caller {
     /// found, so that not even its existence leaks.
     pub fn may_see(&self, stored: &StoredResource) -> Result<()> {
         let hidden = match self {
-            Caller::App(_) | Caller::Citizen { .. } => self
-                .compartment()
-                .is_some_and(|own| stored.patient.as_deref() != Some(own)),
+            Caller::App(_) | Caller::Citizen { .. } => {
+                self.compartment().is_some_and(|own| !stored.is_in(own))
+            }
             // Decided with the consent and the care relationship (`crate::professional`).
             Caller::Professional(_) => false,
             Caller::Operator { .. } | Caller::System | Caller::OpenSandbox => false,

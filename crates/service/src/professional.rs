@@ -152,7 +152,7 @@ impl Permit {
 
     /// Whether `stored` (a version in the citizen's compartment) may be shown.
     pub fn covers(&self, stored: &StoredResource) -> bool {
-        if stored.patient.as_deref() != Some(self.patient.as_str()) {
+        if !stored.is_in(&self.patient) {
             return false;
         }
         if stored.resource_type == "Patient" {

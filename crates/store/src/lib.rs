@@ -64,6 +64,13 @@ pub struct StoredResource {
     pub created_by: Option<String>,
 }
 
+impl StoredResource {
+    /// Whether `patient`'s compartment holds this version.
+    pub fn is_in(&self, patient: &str) -> bool {
+        self.patient.as_deref() == Some(patient)
+    }
+}
+
 /// A new version, fully prepared by the caller: id, version number, timestamp and the final
 /// JSON body are decided before the write is queued; the writer only checks preconditions
 /// and stores.
@@ -298,9 +305,7 @@ pub trait Storage: Send + Sync {
         resource_type: &str,
         id: &str,
     ) -> Result<Option<StoredResource>> {
-        Ok(self
-            .read(resource_type, id)?
-            .filter(|r| r.patient.as_deref() == Some(patient)))
+        Ok(self.read(resource_type, id)?.filter(|r| r.is_in(patient)))
     }
     /// [`Storage::read_in`] if the engine can answer at once, as [`Storage::read_now`].
     fn read_in_now(
@@ -310,7 +315,7 @@ pub trait Storage: Send + Sync {
         id: &str,
     ) -> Option<Result<Option<StoredResource>>> {
         let read = self.read_now(resource_type, id)?;
-        Some(read.map(|found| found.filter(|r| r.patient.as_deref() == Some(patient))))
+        Some(read.map(|found| found.filter(|r| r.is_in(patient))))
     }
     /// [`Storage::vread`] confined to `patient`'s compartment: the version only when it was
     /// written in that compartment.
@@ -323,7 +328,7 @@ pub trait Storage: Send + Sync {
     ) -> Result<Option<StoredResource>> {
         Ok(self
             .vread(resource_type, id, version)?
-            .filter(|r| r.patient.as_deref() == Some(patient)))
+            .filter(|r| r.is_in(patient)))
     }
     /// Ids of live resources of `resource_type` in `compartment` with this identifier.
     fn find_by_identifier(
